@@ -1,0 +1,71 @@
+// The one module that loads the native addon. Everything else imports the
+// typed surface from here, never the .node file itself.
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export interface NativeNetlink {
+  /** socket(AF_NETLINK, SOCK_RAW, protocol) bound to `groups`, inside netnsPath if given. */
+  open(protocol: number, groups: number, netnsPath?: string): { fd: number; portId: number };
+  /** One datagram to the kernel. Throws an Error with `code`/`errno` on failure. */
+  send(fd: number, message: Buffer): void;
+  /** One datagram from the kernel, or null when none arrived within timeoutMs (-1: wait forever). */
+  recv(fd: number, timeoutMs: number): Buffer | null;
+}
+
+export interface NativeTun {
+  /** Opens /dev/net/tun and attaches (creating if needed) the named device, inside netnsPath if given. */
+  open(name: string, flags: number, netnsPath?: string): { fd: number; name: string };
+  readonly IFF_TUN: number;
+  readonly IFF_NO_PI: number;
+  readonly IFF_VNET_HDR: number;
+}
+
+export interface NativeAddon {
+  close(fd: number): void;
+  readonly netlink: NativeNetlink;
+  readonly tun: NativeTun;
+}
+
+/** Native errors carry the errno name and number of the failed system call. */
+export interface NativeError extends Error {
+  code: string;
+  errno: number;
+}
+
+export function isNativeError(e: unknown): e is NativeError {
+  return e instanceof Error && typeof (e as NativeError).errno === 'number';
+}
+
+const here = dirname(fileURLToPath(import.meta.url));
+// dist/agent/native.js -> <root>/build/...; also works from a source checkout.
+const candidates = [
+  process.env.WEFT_NATIVE_PATH,
+  join(here, '..', '..', 'build', 'Release', 'weft_native.node'),
+  join(here, '..', '..', 'build', 'Debug', 'weft_native.node'),
+  join(here, '..', 'build', 'Release', 'weft_native.node'),
+].filter((p): p is string => typeof p === 'string' && p.length > 0);
+
+function load(): NativeAddon {
+  const require = createRequire(import.meta.url);
+  const failures: string[] = [];
+  for (const path of candidates) {
+    try {
+      return require(path) as NativeAddon;
+    } catch (e) {
+      failures.push(`  ${path}: ${(e as Error).message.split('\n')[0]}`);
+    }
+  }
+  throw new Error(
+    `cannot load the weft native addon; tried:\n${failures.join('\n')}\n` +
+      `build it with 'npm run install' (node-gyp rebuild) in the weft checkout`,
+  );
+}
+
+let addon: NativeAddon | undefined;
+
+/** Loads the addon on first use, so pure modules and unit tests never need it. */
+export function native(): NativeAddon {
+  addon ??= load();
+  return addon;
+}

@@ -1,0 +1,13 @@
+{
+  "targets": [
+    {
+      "target_name": "weft_native",
+      "sources": ["native/addon.cc", "native/netlink.cc", "native/tun.cc"],
+      "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
+      "defines": ["NAPI_VERSION=8", "NAPI_CPP_EXCEPTIONS"],
+      "cflags!": ["-fno-exceptions"],
+      "cflags_cc!": ["-fno-exceptions"],
+      "cflags_cc": ["-std=c++17", "-fexceptions", "-Wall", "-Wextra", "-O2"]
+    }
+  ]
+}

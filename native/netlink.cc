@@ -1,0 +1,120 @@
+// NETLINK_ROUTE (and other netlink protocol) sockets: open, send, receive.
+// Message encoding and decoding is entirely TypeScript (agent/netlink/).
+#include "common.h"
+
+#include <cerrno>
+#include <cstring>
+#include <linux/netlink.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+namespace weft {
+
+namespace {
+
+struct OpenArgs {
+  int protocol;
+  uint32_t groups;
+};
+
+int DoOpen(void* p) {
+  auto* a = static_cast<OpenArgs*>(p);
+  int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, a->protocol);
+  if (fd < 0) return -1;
+  int one = 1;
+  // Extended ACKs give the kernel's own reason text for an error.
+  setsockopt(fd, SOL_NETLINK, NETLINK_EXT_ACK, &one, sizeof one);
+  setsockopt(fd, SOL_NETLINK, NETLINK_CAP_ACK, &one, sizeof one);
+  int rcvbuf = 4 * 1024 * 1024;
+  setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
+  sockaddr_nl sa{};
+  sa.nl_family = AF_NETLINK;
+  sa.nl_groups = a->groups;
+  if (bind(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) != 0) {
+    int e = errno;
+    close(fd);
+    errno = e;
+    return -1;
+  }
+  return fd;
+}
+
+// open(protocol, groups, netnsPath?) -> { fd, portId }
+Napi::Value Open(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  OpenArgs a{info[0].As<Napi::Number>().Int32Value(),
+             info[1].As<Napi::Number>().Uint32Value()};
+  std::string ns = info.Length() > 2 && info[2].IsString() ? info[2].As<Napi::String>().Utf8Value() : "";
+  int err = 0;
+  int fd = InNetns(ns, DoOpen, &a, &err);
+  if (fd < 0) ThrowErrno(env, ns.empty() ? "netlink socket" : "netlink socket in " + ns, err);
+  sockaddr_nl sa{};
+  socklen_t len = sizeof sa;
+  getsockname(fd, reinterpret_cast<sockaddr*>(&sa), &len);
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("fd", fd);
+  o.Set("portId", Napi::Number::New(env, sa.nl_pid));
+  return o;
+}
+
+// send(fd, buffer): one datagram to the kernel.
+Napi::Value Send(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fd = info[0].As<Napi::Number>().Int32Value();
+  auto buf = info[1].As<Napi::Buffer<uint8_t>>();
+  sockaddr_nl sa{};
+  sa.nl_family = AF_NETLINK;
+  for (;;) {
+    ssize_t n = sendto(fd, buf.Data(), buf.Length(), 0, reinterpret_cast<sockaddr*>(&sa), sizeof sa);
+    if (n >= 0) break;
+    if (errno == EINTR) continue;
+    ThrowErrno(env, "netlink send", errno);
+  }
+  return env.Undefined();
+}
+
+// recv(fd, timeoutMs) -> Buffer, or null when nothing arrived in time.
+// timeoutMs = 0 polls without waiting; -1 waits forever.
+Napi::Value Recv(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fd = info[0].As<Napi::Number>().Int32Value();
+  int timeout = info[1].As<Napi::Number>().Int32Value();
+  pollfd pfd{fd, POLLIN, 0};
+  for (;;) {
+    int r = poll(&pfd, 1, timeout);
+    if (r == 0) return env.Null();
+    if (r > 0) break;
+    if (errno == EINTR) continue;
+    ThrowErrno(env, "netlink poll", errno);
+  }
+  // Peek for the datagram's size so large dump parts are never truncated.
+  ssize_t size;
+  for (;;) {
+    size = recv(fd, nullptr, 0, MSG_PEEK | MSG_TRUNC);
+    if (size >= 0) break;
+    if (errno == EINTR) continue;
+    ThrowErrno(env, "netlink recv", errno);
+  }
+  Napi::Buffer<uint8_t> out = Napi::Buffer<uint8_t>::New(env, size > 0 ? size : 1);
+  ssize_t n;
+  for (;;) {
+    n = recv(fd, out.Data(), out.Length(), 0);
+    if (n >= 0) break;
+    if (errno == EINTR) continue;
+    ThrowErrno(env, "netlink recv", errno);
+  }
+  return Napi::Buffer<uint8_t>::Copy(env, out.Data(), n);
+}
+
+}  // namespace
+
+void InitNetlink(Napi::Env env, Napi::Object exports) {
+  Napi::Object nl = Napi::Object::New(env);
+  nl.Set("open", Napi::Function::New(env, Open));
+  nl.Set("send", Napi::Function::New(env, Send));
+  nl.Set("recv", Napi::Function::New(env, Recv));
+  exports.Set("netlink", nl);
+}
+
+}  // namespace weft

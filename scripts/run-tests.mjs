@@ -1,0 +1,94 @@
+#!/usr/bin/env node
+// Runs every *.test.js under the given directories, each in its own Node
+// process with a time limit, sums uvu's per-file summaries and ends with the
+// line "N passed, N failed". A file that crashes or times out before its
+// summary counts as one failure. After each file, any network namespace or
+// process a lab left behind (prefix "wt") is removed as a safety net.
+import { spawn, spawnSync } from 'node:child_process';
+import { readdirSync, statSync } from 'node:fs';
+import { join, relative } from 'node:path';
+
+const args = process.argv.slice(2);
+const fileTimeoutMs = Number(process.env.WEFT_TEST_FILE_TIMEOUT_MS ?? 10 * 60 * 1000);
+const filter = process.env.WEFT_TEST_FILTER ? new RegExp(process.env.WEFT_TEST_FILTER) : null;
+
+function findTests(dir) {
+  const out = [];
+  for (const name of readdirSync(dir).sort()) {
+    const p = join(dir, name);
+    if (statSync(p).isDirectory()) out.push(...findTests(p));
+    else if (name.endsWith('.test.js') && (!filter || filter.test(p))) out.push(p);
+  }
+  return out;
+}
+
+const strip = (s) => s.replace(/\x1b\[[0-9;]*m/g, '');
+
+function sweepLabLeftovers() {
+  if (process.getuid?.() !== 0) return;
+  const r = spawnSync('ip', ['netns', 'list'], { encoding: 'utf8' });
+  for (const line of (r.stdout ?? '').split('\n')) {
+    const name = line.split(' ')[0];
+    if (!/^wt[a-z0-9]+-/.test(name)) continue;
+    const pids = spawnSync('ip', ['netns', 'pids', name], { encoding: 'utf8' }).stdout ?? '';
+    for (const pid of pids.split('\n').filter(Boolean)) {
+      try { process.kill(Number(pid), 'SIGKILL'); } catch { /* already gone */ }
+    }
+    spawnSync('ip', ['netns', 'del', name]);
+    process.stdout.write(`  (cleanup) removed leftover namespace ${name}\n`);
+  }
+}
+
+function runFile(file) {
+  return new Promise((resolve) => {
+    const started = Date.now();
+    const child = spawn(process.execPath, ['--enable-source-maps', file], {
+      env: { ...process.env, FORCE_COLOR: '0', NO_COLOR: '1' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+      detached: true,
+    });
+    let out = '';
+    child.stdout.on('data', (d) => { out += d; process.stdout.write(d); });
+    child.stderr.on('data', (d) => { out += d; process.stderr.write(d); });
+    const timer = setTimeout(() => {
+      out += `\n${file}: timed out after ${fileTimeoutMs} ms\n`;
+      try { process.kill(-child.pid, 'SIGKILL'); } catch { /* gone */ }
+    }, fileTimeoutMs);
+    child.on('close', (code, signal) => {
+      clearTimeout(timer);
+      const text = strip(out);
+      const total = Number(/Total:\s+(\d+)/.exec(text)?.[1] ?? NaN);
+      const passed = Number(/Passed:\s+(\d+)/.exec(text)?.[1] ?? NaN);
+      const skipped = Number(/Skipped:\s+(\d+)/.exec(text)?.[1] ?? 0);
+      let p = 0, f = 0;
+      if (Number.isFinite(total) && Number.isFinite(passed)) {
+        p = passed;
+        f = total - passed - skipped;
+        if (f === 0 && code !== 0) f = 1; // summary printed, then the process failed
+      } else {
+        f = 1;
+      }
+      resolve({ file, passed: p, failed: f, skipped, code, signal, ms: Date.now() - started });
+    });
+  });
+}
+
+const files = args.flatMap((d) => findTests(d));
+if (files.length === 0) {
+  console.log(`no test files under ${args.join(' ')}`);
+  console.log('0 passed, 1 failed');
+  process.exit(1);
+}
+let passed = 0, failed = 0, skipped = 0;
+const failedFiles = [];
+for (const file of files) {
+  process.stdout.write(`\n=== ${relative(process.cwd(), file)}\n`);
+  const r = await runFile(file);
+  sweepLabLeftovers();
+  passed += r.passed; failed += r.failed; skipped += r.skipped;
+  if (r.failed > 0) failedFiles.push(`${relative(process.cwd(), r.file)} (exit ${r.code ?? r.signal})`);
+  process.stdout.write(`--- ${relative(process.cwd(), file)}: ${r.passed} passed, ${r.failed} failed (${(r.ms / 1000).toFixed(1)} s)\n`);
+}
+if (failedFiles.length) console.log(`\nfailing files:\n  ${failedFiles.join('\n  ')}`);
+console.log(`\n${passed} passed, ${failed} failed${skipped ? `, ${skipped} skipped` : ''}`);
+process.exit(failed > 0 ? 1 : 0);

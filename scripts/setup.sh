@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Idempotent set-up for a Debian machine: the system packages weft's lab and
+# tests use, the npm dependencies and the build (native addon + TypeScript).
+# Safe to run again; it only does what is missing or out of date.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need_pkgs=(etcd-server etcd-client iproute2 iptables iperf3 iputils-ping containernetworking-plugins openssl python3 make g++)
+missing=()
+for p in "${need_pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  if [[ $(id -u) -ne 0 ]]; then
+    echo "weft setup: missing Debian packages: ${missing[*]}; run as root or: apt-get install ${missing[*]}" >&2
+    exit 1
+  fi
+  echo "weft setup: installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+if ! command -v node >/dev/null || ! node -e 'process.exit(Number(process.versions.node.split(".")[0]) >= 20 ? 0 : 1)'; then
+  echo "weft setup: Node.js >= 20 is required (found: $(node --version 2>/dev/null || echo none))" >&2
+  exit 1
+fi
+
+# npm ci only when the lockfile changed since the last install.
+stamp=node_modules/.weft-lock-stamp
+if [[ ! -f $stamp ]] || ! cmp -s package-lock.json "$stamp"; then
+  echo "weft setup: npm ci"
+  npm ci --no-audit --no-fund --loglevel=error
+  cp package-lock.json "$stamp"
+else
+  [[ -f build/Release/weft_native.node ]] || npm run --silent install
+fi
+npm run --silent build
