@@ -73,7 +73,7 @@ function runFile(file) {
   });
 }
 
-const files = args.flatMap((d) => findTests(d));
+const files = args.filter((d) => { try { return statSync(d).isDirectory(); } catch { return false; } }).flatMap((d) => findTests(d));
 if (files.length === 0) {
   console.log(`no test files under ${args.join(' ')}`);
   console.log('0 passed, 1 failed');
