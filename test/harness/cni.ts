@@ -1,0 +1,103 @@
+// Invokes real CNI plugins (containernetworking-plugins) as the CNI spec says:
+// the plugin binary is exec'd with CNI_* variables in its environment and the
+// network configuration on stdin; it prints a result (ADD) or an error object.
+// The plugin runs inside the HOST namespace (`ip netns exec HOST plugin`):
+// bridge creates the veth pair from the host side and the bridge lives there.
+import { exec } from './netns.js';
+
+export const CNI_PATH = '/usr/lib/cni';
+
+export interface BridgeNetConfOptions {
+  bridge: string;
+  /** e.g. 10.244.3.0/24 */
+  subnet: string;
+  /** e.g. 10.244.3.1 */
+  gateway: string;
+  mtu: number;
+  /** host-local's state directory; one per host, since all hosts share the filesystem. */
+  ipamDataDir: string;
+}
+
+/** The bridge plugin's network config with host-local IPAM and a default route via the bridge. */
+export function bridgeNetConf(o: BridgeNetConfOptions): Record<string, unknown> {
+  return {
+    cniVersion: '1.0.0',
+    name: 'weft',
+    type: 'bridge',
+    bridge: o.bridge,
+    isGateway: true,
+    ipMasq: false,
+    mtu: o.mtu,
+    ipam: {
+      type: 'host-local',
+      ranges: [[{ subnet: o.subnet, gateway: o.gateway }]],
+      routes: [{ dst: '0.0.0.0/0' }],
+      dataDir: o.ipamDataDir,
+    },
+  };
+}
+
+export interface CniInvocation {
+  /** Namespace the plugin runs in (the container's host). */
+  hostNs: string;
+  /** Container namespace path, e.g. /run/netns/wtk3f9a-h1c1 */
+  netnsPath: string;
+  containerId: string;
+  ifName?: string;
+  conf: Record<string, unknown>;
+}
+
+export interface CniIp { address: string; gateway?: string; interface?: number }
+export interface CniResult { cniVersion: string; interfaces?: { name: string; mac?: string; sandbox?: string }[]; ips?: CniIp[]; routes?: { dst: string; gw?: string }[] }
+
+export class CniError extends Error {
+  readonly code = 'ECNI';
+  constructor(readonly plugin: string, readonly command: string, message: string, readonly cniCode?: number) {
+    super(`CNI ${plugin} ${command}: ${message}`);
+    this.name = 'CniError';
+  }
+}
+
+async function invoke(command: 'ADD' | 'DEL', inv: CniInvocation): Promise<string> {
+  const plugin = String(inv.conf['type']);
+  const env = {
+    ...process.env,
+    CNI_COMMAND: command,
+    CNI_CONTAINERID: inv.containerId,
+    CNI_NETNS: inv.netnsPath,
+    CNI_IFNAME: inv.ifName ?? 'eth0',
+    CNI_PATH,
+  };
+  const r = await exec('ip', ['netns', 'exec', inv.hostNs, `${CNI_PATH}/${plugin}`], {
+    env, input: JSON.stringify(inv.conf), timeoutMs: 20_000,
+  });
+  if (r.code !== 0) {
+    let msg = (r.stderr || r.stdout).trim() || `exit ${r.code ?? r.signal}`;
+    let cniCode: number | undefined;
+    try {
+      const e = JSON.parse(r.stdout) as { code?: number; msg?: string; details?: string };
+      if (e.msg) msg = e.details ? `${e.msg}: ${e.details}` : e.msg;
+      cniCode = e.code;
+    } catch { /* not a CNI error object: keep stderr */ }
+    throw new CniError(plugin, command, msg, cniCode);
+  }
+  return r.stdout;
+}
+
+/** CNI ADD; resolves to the parsed result, which must hold at least one IP. */
+export async function cniAdd(inv: CniInvocation): Promise<CniResult> {
+  const out = await invoke('ADD', inv);
+  let result: CniResult;
+  try {
+    result = JSON.parse(out) as CniResult;
+  } catch {
+    throw new CniError(String(inv.conf['type']), 'ADD', `result is not JSON: ${JSON.stringify(out.slice(0, 200))}`);
+  }
+  if (!result.ips?.length) throw new CniError(String(inv.conf['type']), 'ADD', `result has no ips: ${out.trim()}`);
+  return result;
+}
+
+/** CNI DEL (idempotent by the spec: deleting what is already gone succeeds). */
+export async function cniDel(inv: CniInvocation): Promise<void> {
+  await invoke('DEL', inv);
+}

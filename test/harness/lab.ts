@@ -1,0 +1,323 @@
+// The test lab: an overlay-ready network on one machine, built only from
+// network namespaces. Nothing is configured in the machine's own namespace.
+//
+//   <id>-ul      underlay: bridge ul0 (MTU underlayMtu), one veth port per host below
+//   <id>-h<i>    host i: eth0 = 192.0.2.<10+i>/24, default via 192.0.2.1 (unassigned)
+//   <id>-etcd    etcd host: eth0 = 192.0.2.2/24, etcd started by ./etcd.ts (opts.etcd)
+//   <id>-out     optional "outside" host on the underlay, not in the overlay: 192.0.2.250/24
+//   <id>-h<i>c<j> container j of host i, attached to a bridge in the host by the real CNI
+//                bridge plugin with host-local IPAM (state under <dir>/ipam/h<i>)
+// id = "wt" + 5 random base36 characters; the runner sweeps leftover "wt*-" namespaces.
+//
+// API
+//   Lab.create(opts?: LabOptions): Promise<Lab>           (cleans up after itself if setup fails)
+//   withLab(opts, fn: (lab) => Promise<T>): Promise<T>     (always destroys)
+//   lab.id, lab.dir, lab.hosts: LabHost[], lab.etcd?, lab.outside?, lab.containers: LabContainer[]
+//   lab.namespaces: string[]                               (every namespace it made, in order)
+//   lab.host(i | 'h1'): LabHost
+//   lab.addContainer(host, { bridge, subnet, gateway, mtu, name? }): Promise<LabContainer>
+//   lab.removeContainer(c): Promise<void>
+//   lab.spawnIn(ns, cmd, args, { env?, cwd?, logName? }): TrackedProcess   (log under <dir>/logs)
+//   lab.stop(p, { signal?, graceMs? }): Promise<void>      (group SIGTERM, SIGKILL after grace)
+//   lab.readLog(p): string
+//   lab.execIn(ns, cmd, args, opts?): Promise<ExecResult>  (never rejects on exit code; on timeout yes)
+//   lab.ipJson(ns, args), lab.bridgeJson(ns, args)         (parsed `ip -j` / `bridge -j`)
+//   lab.destroy(): Promise<void>                           (idempotent; throws the collected errors at the end)
+import { randomBytes } from 'node:crypto';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { bridgeNetConf, cniAdd, cniDel, type CniInvocation } from './cni.js';
+import {
+  NETNS_DIR, addNetns, bridgeJson, delNetns, delNetnsSync, execIn, ip, ipJson, onExitCleanup, readLog, spawnIn,
+  stopProcess, type ExecOptions, type ExecResult, type TrackedProcess,
+} from './netns.js';
+import type { EtcdCluster } from './etcd.js';
+
+export type { ExecResult, TrackedProcess } from './netns.js';
+
+export interface LabOptions {
+  /** Number of hosts h1..hN. Default 3. */
+  hosts?: number;
+  /** MTU of the underlay bridge and every underlay veth. Default 1500. */
+  underlayMtu?: number;
+  /** Add <id>-out at 192.0.2.250: on the underlay, not in the overlay. Default false. */
+  outsideHost?: boolean;
+  /** Start etcd in <id>-etcd at 192.0.2.2. Default true. */
+  etcd?: boolean;
+  etcdMembers?: 1 | 3;
+  /** Give each host `default via 192.0.2.1 dev eth0` (the agent picks its interface from it). Default true. */
+  defaultRoute?: boolean;
+}
+
+export interface LabHost {
+  index: number;
+  /** 'h1' */
+  name: string;
+  ns: string;
+  /** /run/netns/<ns> */
+  nsPath: string;
+  underlayIp: string;
+  /** Per-host directory for the subnet file, configs, sockets. */
+  dir: string;
+}
+
+export interface LabContainer {
+  host: LabHost;
+  /** 'h1c1' */
+  name: string;
+  ns: string;
+  nsPath: string;
+  /** Without prefix length, e.g. 10.244.1.2 */
+  ip: string;
+  /** As CNI returned it, e.g. 10.244.1.2/24 */
+  cidr: string;
+}
+
+export interface AddContainerOptions { bridge: string; subnet: string; gateway: string; mtu: number; name?: string }
+
+export const UNDERLAY_PREFIX = '192.0.2';
+export const UNDERLAY_GATEWAY = '192.0.2.1';
+export const ETCD_IP = '192.0.2.2';
+export const OUTSIDE_IP = '192.0.2.250';
+export const hostUnderlayIp = (index: number): string => `${UNDERLAY_PREFIX}.${10 + index}`;
+
+export class Lab {
+  readonly id: string;
+  readonly dir: string;
+  readonly ulNs: string;
+  readonly hosts: LabHost[] = [];
+  readonly containers: LabContainer[] = [];
+  readonly namespaces: string[] = [];
+  etcd?: EtcdCluster;
+  outside?: { ns: string; ip: string };
+  etcdNs?: string;
+
+  private readonly processes = new Set<TrackedProcess>();
+  private readonly cni = new Map<LabContainer, CniInvocation>();
+  private readonly containerCount = new Map<LabHost, number>();
+  private readonly removeExitHook: () => void;
+  private destroying: Promise<void> | undefined;
+  private logSeq = 0;
+
+  private constructor(readonly opts: Readonly<Required<Omit<LabOptions, 'etcdMembers'>>> & { etcdMembers: 1 | 3 }) {
+    this.id = `wt${randomBase36(5)}`;
+    this.ulNs = `${this.id}-ul`;
+    this.dir = mkdtempSync(join(tmpdir(), `weft-lab-${this.id}-`));
+    mkdirSync(join(this.dir, 'logs'));
+    this.removeExitHook = onExitCleanup(() => this.destroySync());
+  }
+
+  static async create(opts: LabOptions = {}): Promise<Lab> {
+    const o = {
+      hosts: opts.hosts ?? 3,
+      underlayMtu: opts.underlayMtu ?? 1500,
+      outsideHost: opts.outsideHost ?? false,
+      etcd: opts.etcd ?? true,
+      etcdMembers: opts.etcdMembers ?? 1,
+      defaultRoute: opts.defaultRoute ?? true,
+    };
+    if (!Number.isInteger(o.hosts) || o.hosts < 1 || o.hosts > 200) throw new Error(`hosts must be 1..200, got ${o.hosts}`);
+    if (!Number.isInteger(o.underlayMtu) || o.underlayMtu < 1280 || o.underlayMtu > 9000) {
+      throw new Error(`underlayMtu must be 1280..9000, got ${o.underlayMtu}`);
+    }
+    const lab = new Lab(Object.freeze(o));
+    try {
+      await lab.setup();
+    } catch (err) {
+      await lab.destroy().catch(() => { /* the setup error is the one to report */ });
+      throw err;
+    }
+    return lab;
+  }
+
+  private async setup(): Promise<void> {
+    await this.newNs(this.ulNs);
+    await ip(this.ulNs, ['link', 'add', 'ul0', 'mtu', String(this.opts.underlayMtu), 'type', 'bridge']);
+    await ip(this.ulNs, ['link', 'set', 'ul0', 'up']);
+
+    for (let i = 1; i <= this.opts.hosts; i++) {
+      const name = `h${i}`;
+      const ns = `${this.id}-${name}`;
+      const dir = join(this.dir, name);
+      mkdirSync(dir);
+      await this.newNs(ns);
+      const host: LabHost = { index: i, name, ns, nsPath: `${NETNS_DIR}/${ns}`, underlayIp: hostUnderlayIp(i), dir };
+      this.hosts.push(host);
+      await this.plugIntoUnderlay(ns, name, host.underlayIp, this.opts.defaultRoute);
+    }
+    if (this.opts.outsideHost) {
+      const ns = `${this.id}-out`;
+      await this.newNs(ns);
+      await this.plugIntoUnderlay(ns, 'out', OUTSIDE_IP, this.opts.defaultRoute);
+      this.outside = { ns, ip: OUTSIDE_IP };
+    }
+    if (this.opts.etcd) {
+      const ns = `${this.id}-etcd`;
+      await this.newNs(ns);
+      this.etcdNs = ns;
+      await this.plugIntoUnderlay(ns, 'etcd', ETCD_IP, false);
+      const { startEtcd } = await import('./etcd.js');
+      this.etcd = await startEtcd({ members: this.opts.etcdMembers, netns: ns, clientIp: ETCD_IP });
+    }
+  }
+
+  private async newNs(ns: string): Promise<void> {
+    await addNetns(ns);
+    this.namespaces.push(ns);
+    await ip(ns, ['link', 'set', 'lo', 'up']);
+  }
+
+  /** veth: `u-<role>` on ul0 in the underlay namespace, `eth0` in ns. */
+  private async plugIntoUnderlay(ns: string, role: string, addr: string, defaultRoute: boolean): Promise<void> {
+    const mtu = String(this.opts.underlayMtu);
+    const port = `u-${role}`;
+    await ip(this.ulNs, ['link', 'add', port, 'mtu', mtu, 'type', 'veth', 'peer', 'name', 'eth0', 'mtu', mtu, 'netns', ns]);
+    await ip(this.ulNs, ['link', 'set', port, 'master', 'ul0', 'up']);
+    await ip(ns, ['addr', 'add', `${addr}/24`, 'dev', 'eth0']);
+    await ip(ns, ['link', 'set', 'eth0', 'up']);
+    if (defaultRoute) await ip(ns, ['route', 'add', 'default', 'via', UNDERLAY_GATEWAY, 'dev', 'eth0']);
+  }
+
+  /** Host by 1-based index or name ('h2'). */
+  host(which: number | string): LabHost {
+    const h = this.hosts.find((x) => x.index === which || x.name === which);
+    if (!h) throw new Error(`lab ${this.id} has no host ${JSON.stringify(which)}`);
+    return h;
+  }
+
+  /** New namespace <id>-h<i>c<j>, attached to `bridge` in the host by the CNI bridge plugin (which creates the bridge if missing). */
+  async addContainer(host: LabHost, o: AddContainerOptions): Promise<LabContainer> {
+    this.assertAlive();
+    const j = (this.containerCount.get(host) ?? 0) + 1;
+    this.containerCount.set(host, j);
+    const name = o.name ?? `${host.name}c${j}`;
+    const ns = `${this.id}-${name}`;
+    if (Buffer.byteLength(ns) > 64) throw new Error(`container namespace name too long: ${ns}`);
+    await this.newNs(ns);
+    const ipamDataDir = join(this.dir, 'ipam', host.name);
+    mkdirSync(ipamDataDir, { recursive: true });
+    const inv: CniInvocation = {
+      hostNs: host.ns,
+      netnsPath: `${NETNS_DIR}/${ns}`,
+      containerId: ns,
+      ifName: 'eth0',
+      conf: bridgeNetConf({ bridge: o.bridge, subnet: o.subnet, gateway: o.gateway, mtu: o.mtu, ipamDataDir }),
+    };
+    const c: LabContainer = { host, name, ns, nsPath: inv.netnsPath, ip: '', cidr: '' };
+    // Recorded before ADD so that a half-done ADD is still DEL'd on destroy.
+    this.cni.set(c, inv);
+    const result = await cniAdd(inv);
+    c.cidr = result.ips![0]!.address;
+    c.ip = c.cidr.split('/')[0]!;
+    this.containers.push(c);
+    return c;
+  }
+
+  async removeContainer(c: LabContainer): Promise<void> {
+    const inv = this.cni.get(c);
+    if (!inv) throw new Error(`container ${c.name} is not in lab ${this.id}`);
+    await cniDel(inv);
+    this.cni.delete(c);
+    await delNetns(c.ns);
+    this.namespaces.splice(this.namespaces.indexOf(c.ns), 1);
+    this.containers.splice(this.containers.indexOf(c), 1);
+  }
+
+  /** Tracked process inside ns; stdout and stderr go to <dir>/logs/<logName>.log. */
+  spawnIn(ns: string, cmd: string, args: readonly string[], opts: { env?: NodeJS.ProcessEnv; cwd?: string; logName?: string } = {}): TrackedProcess {
+    this.assertAlive();
+    const base = opts.logName ?? `${ns.slice(this.id.length + 1)}-${cmd.split('/').pop()}-${++this.logSeq}`;
+    const p = spawnIn(ns, cmd, args, { ...opts, logPath: join(this.dir, 'logs', `${base}.log`) });
+    this.processes.add(p);
+    void p.exited.then(() => this.processes.delete(p));
+    return p;
+  }
+
+  stop(p: TrackedProcess, opts: { signal?: NodeJS.Signals; graceMs?: number } = {}): Promise<void> {
+    return stopProcess(p, opts);
+  }
+
+  readLog(p: TrackedProcess): string {
+    return readLog(p);
+  }
+
+  execIn(ns: string, cmd: string, args: readonly string[], opts?: ExecOptions): Promise<ExecResult> {
+    return execIn(ns, cmd, args, opts);
+  }
+
+  ipJson<T = any>(ns: string, args: readonly string[]): Promise<T> { // eslint-disable-line @typescript-eslint/no-explicit-any
+    return ipJson<T>(ns, args);
+  }
+
+  bridgeJson<T = any>(ns: string, args: readonly string[]): Promise<T> { // eslint-disable-line @typescript-eslint/no-explicit-any
+    return bridgeJson<T>(ns, args);
+  }
+
+  /** Still-running processes started with spawnIn. */
+  get runningProcesses(): TrackedProcess[] {
+    return [...this.processes];
+  }
+
+  /**
+   * Kills tracked processes, stops etcd, CNI DELs every container, deletes
+   * every namespace this lab made and its temp dir. Idempotent; errors are
+   * collected and thrown together at the end.
+   */
+  destroy(): Promise<void> {
+    this.destroying ??= this.doDestroy();
+    return this.destroying;
+  }
+
+  private async doDestroy(): Promise<void> {
+    const errors: unknown[] = [];
+    const attempt = async (what: string, fn: () => Promise<void>) => {
+      try { await fn(); } catch (err) { errors.push(new Error(`${what}: ${(err as Error).message ?? err}`)); }
+    };
+    await Promise.all([...this.processes].map((p) => attempt(`stop pid ${p.pid}`, () => stopProcess(p))));
+    if (this.etcd) await attempt('stop etcd', () => this.etcd!.stop());
+    for (const [c, inv] of this.cni) await attempt(`CNI DEL ${c.name}`, () => cniDel(inv));
+    this.cni.clear();
+    for (const ns of [...this.namespaces].reverse()) await attempt(`delete namespace ${ns}`, () => delNetns(ns));
+    this.namespaces.length = 0;
+    await attempt(`remove ${this.dir}`, () => rm(this.dir, { recursive: true, force: true }));
+    this.removeExitHook();
+    if (errors.length) throw new AggregateError(errors, `lab ${this.id} teardown: ${errors.map((e) => (e as Error).message).join('; ')}`);
+  }
+
+  /** Last-resort cleanup on process exit: no CNI DEL (the namespaces and the lab dir go anyway). */
+  private destroySync(): void {
+    for (const p of this.processes) {
+      try { process.kill(-p.pid!, 'SIGKILL'); } catch { /* gone */ }
+    }
+    for (const ns of [...this.namespaces].reverse()) delNetnsSync(ns);
+    this.namespaces.length = 0;
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+
+  private assertAlive(): void {
+    if (this.destroying) throw new Error(`lab ${this.id} is destroyed`);
+  }
+}
+
+/** Creates a lab, runs fn, and always destroys the lab; fn's error wins over a teardown error. */
+export async function withLab<T>(opts: LabOptions, fn: (lab: Lab) => Promise<T>): Promise<T> {
+  const lab = await Lab.create(opts);
+  let result: T;
+  try {
+    result = await fn(lab);
+  } catch (err) {
+    await lab.destroy().catch(() => { /* report fn's error */ });
+    throw err;
+  }
+  await lab.destroy();
+  return result;
+}
+
+function randomBase36(n: number): string {
+  const bytes = randomBytes(n);
+  let s = '';
+  for (const b of bytes) s += (b % 36).toString(36);
+  return s;
+}
