@@ -1,0 +1,44 @@
+// Errors of the control plane. Each has a stable `code` for callers to branch
+// on and says whether retrying the same call later can succeed.
+
+export abstract class SubnetManagerError extends Error {
+  abstract readonly code: string;
+  abstract readonly retryable: boolean;
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = new.target.name;
+  }
+}
+
+/** The network config (from etcd or a file) is missing or invalid. */
+export class ConfigError extends SubnetManagerError {
+  readonly code = 'EBADCONFIG';
+  readonly retryable = false;
+}
+
+/** A lease key or value cannot be parsed or is not acceptable. */
+export class LeaseError extends SubnetManagerError {
+  readonly code = 'EBADLEASE';
+  readonly retryable = false;
+}
+
+/**
+ * Every subnet between SubnetMin and SubnetMax is taken. Not retryable in the
+ * sense of "try again now"; leases of dead hosts expire after their TTL.
+ */
+export class OutOfSubnetsError extends SubnetManagerError {
+  readonly code = 'ENOSUBNETS';
+  readonly retryable = false;
+}
+
+/** etcd could not be reached (all endpoints) or timed out. Transient. */
+export class EtcdUnavailableError extends SubnetManagerError {
+  readonly code = 'EUNAVAILABLE';
+  readonly retryable = true;
+}
+
+/** The manager was closed or the operation was aborted by its signal. */
+export class AbortedError extends SubnetManagerError {
+  readonly code = 'EABORTED';
+  readonly retryable = false;
+}

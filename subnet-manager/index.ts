@@ -1,0 +1,9 @@
+// Public API of the control plane.
+export { IP4Net, IP6Net, parseIP4, formatIP4, parseIP6, formatIP6, mask4 } from './ip.js';
+export { type BackendConfig, type BackendType, type NetworkConfig, BACKEND_TYPES, parseNetworkConfig } from './config.js';
+export { type Lease, type LeaseAttrs, leaseKeySuffix, parseLeaseKeySuffix, encodeLeaseAttrs, decodeLeaseAttrs } from './lease.js';
+export { type LeaseEvent, type LeaseBatch, type RawKV, LeaseTable, diffLeaseMaps, leaseFromKV } from './lease-table.js';
+export { type SubnetSpace, subnetCount, subnetAt, isAllocatable, isFree, freeSubnetIndexes, chooseFreeSubnet } from './allocate.js';
+export { SubnetManagerError, ConfigError, LeaseError, OutOfSubnetsError, EtcdUnavailableError, AbortedError } from './errors.js';
+export { type SubnetManagerOptions, type AcquireRequest, SubnetManager, AcquireConflictError } from './manager.js';
+export { type ManagerStats } from './watch.js';

@@ -1,0 +1,96 @@
+// Lease keys and values, byte-compatible with flannel (pkg/subnet, pkg/lease):
+//   key   <prefix>/subnets/10.244.3.0-24   (dual stack: 10.244.3.0-24&fd00:0:0:3::-64)
+//   value {"PublicIP":"192.0.2.11","PublicIPv6":null,"BackendType":"vxlan","BackendData":{...}}
+import { LeaseError } from './errors.js';
+import { IP4Net, IP6Net, parseIP4, parseIP6 } from './ip.js';
+
+export interface LeaseAttrs {
+  readonly publicIP: string;
+  readonly publicIPv6: string | null;
+  /**
+   * "vxlan", "udp", ... flannel's udp backend writes no BackendType at all, and
+   * udp was flannel's original default, so an absent or empty BackendType is
+   * decoded as "udp".
+   */
+  readonly backendType: string;
+  readonly backendData: unknown;
+}
+
+export interface Lease {
+  readonly subnet: IP4Net;
+  readonly ipv6Subnet?: IP6Net;
+  readonly attrs: LeaseAttrs;
+  /** Full etcd key. */
+  readonly key: string;
+  /** undefined = reservation (a key without an etcd lease; never expires). */
+  readonly expiration?: Date;
+  readonly modRevision?: number;
+  /** etcd lease id (decimal string) the key is attached to; undefined for reservations. */
+  readonly leaseId?: string;
+}
+
+export function leaseKeySuffix(subnet: IP4Net, ipv6?: IP6Net): string {
+  const v4 = `${subnet.address(0)}-${subnet.prefixLen}`;
+  if (!ipv6) return v4;
+  const s6 = ipv6.toString();
+  return `${v4}&${s6.slice(0, s6.lastIndexOf('/'))}-${ipv6.prefixLen}`;
+}
+
+export function parseLeaseKeySuffix(s: string): { subnet: IP4Net; ipv6Subnet?: IP6Net } {
+  if (typeof s !== 'string') throw new LeaseError(`invalid lease key ${JSON.stringify(s)}`);
+  const [v4, v6, ...rest] = s.split('&');
+  const m4 = /^([0-9.]+)-(\d{1,2})$/.exec(v4 ?? '');
+  if (!m4 || rest.length > 0) throw new LeaseError(`invalid lease key ${JSON.stringify(s)}: want "10.244.3.0-24" or "10.244.3.0-24&fd00::-64"`);
+  let subnet: IP4Net;
+  try { subnet = IP4Net.parse(`${m4[1]}/${m4[2]}`); } catch (e) {
+    throw new LeaseError(`invalid lease key ${JSON.stringify(s)}: ${(e as Error).message}`);
+  }
+  if (v6 === undefined) return { subnet };
+  const m6 = /^([0-9a-fA-F:.]+)-(\d{1,3})$/.exec(v6);
+  if (!m6) throw new LeaseError(`invalid lease key ${JSON.stringify(s)}: bad IPv6 part ${JSON.stringify(v6)}`);
+  try {
+    return { subnet, ipv6Subnet: IP6Net.parse(`${m6[1]}/${m6[2]}`) };
+  } catch (e) {
+    throw new LeaseError(`invalid lease key ${JSON.stringify(s)}: ${(e as Error).message}`);
+  }
+}
+
+/** Exactly flannel's JSON (Go struct field order, PublicIPv6 null when absent). */
+export function encodeLeaseAttrs(a: LeaseAttrs): string {
+  return JSON.stringify({
+    PublicIP: a.publicIP,
+    PublicIPv6: a.publicIPv6 ?? null,
+    BackendType: a.backendType,
+    BackendData: a.backendData === undefined ? null : a.backendData,
+  });
+}
+
+/** Parses a lease value; throws LeaseError naming the bad field and value. */
+export function decodeLeaseAttrs(json: string): LeaseAttrs {
+  let v: unknown;
+  try { v = JSON.parse(json); } catch (e) {
+    throw new LeaseError(`lease value is not valid JSON (${(e as Error).message}): ${JSON.stringify(String(json).slice(0, 80))}`);
+  }
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new LeaseError(`lease value must be a JSON object, got ${JSON.stringify(v)}`);
+  const o = v as Record<string, unknown>;
+  const ip = o['PublicIP'];
+  if (typeof ip !== 'string') throw new LeaseError(`lease PublicIP must be an IPv4 address string, got ${JSON.stringify(ip)}`);
+  try { parseIP4(ip); } catch { throw new LeaseError(`lease PublicIP ${JSON.stringify(ip)} is not a valid IPv4 address`); }
+  const ip6 = o['PublicIPv6'] ?? null;
+  if (ip6 !== null) {
+    if (typeof ip6 !== 'string') throw new LeaseError(`lease PublicIPv6 must be a string or null, got ${JSON.stringify(ip6)}`);
+    try { parseIP6(ip6); } catch { throw new LeaseError(`lease PublicIPv6 ${JSON.stringify(ip6)} is not a valid IPv6 address`); }
+  }
+  const bt = o['BackendType'] ?? '';
+  if (typeof bt !== 'string') throw new LeaseError(`lease BackendType must be a string, got ${JSON.stringify(bt)}`);
+  const backendData = o['BackendData'] ?? null;
+  return deepFreeze({ publicIP: ip, publicIPv6: ip6 as string | null, backendType: bt === '' ? 'udp' : bt, backendData });
+}
+
+function deepFreeze<T>(o: T): T {
+  if (typeof o === 'object' && o !== null && !Object.isFrozen(o)) {
+    Object.freeze(o);
+    for (const x of Object.values(o as Record<string, unknown>)) deepFreeze(x);
+  }
+  return o;
+}

@@ -1,0 +1,291 @@
+// SubnetManager: acquire, renew and release this host's subnet lease and
+// watch everyone else's, against etcd in flannel's layout.
+import type { Logger } from '../agent/logger.js';
+import { type SubnetSpace, chooseFreeSubnet, isAllocatable, isFree, outOfSubnets } from './allocate.js';
+import { type NetworkConfig, parseNetworkConfig } from './config.js';
+import { AbortedError, ConfigError, LeaseError, SubnetManagerError } from './errors.js';
+import { IP4Net, IP6Net, parseIP4, parseIP6 } from './ip.js';
+import { type Lease, type LeaseAttrs, decodeLeaseAttrs, encodeLeaseAttrs, leaseKeySuffix, parseLeaseKeySuffix } from './lease.js';
+import type { LeaseBatch, RawKV } from './lease-table.js';
+import { Registry } from './registry.js';
+import { BACKOFF_MAX_MS, BACKOFF_MIN_MS, type ManagerStats, runLeaseWatch, sleep } from './watch.js';
+
+export interface SubnetManagerOptions {
+  endpoints: string[];
+  /** Default '/coreos.com/network'. */
+  prefix?: string;
+  /** etcd lease TTL of our subnet; default 86400 (flannel). */
+  ttlSeconds?: number;
+  /** Renew this long before expiry; default 3600 (flannel). Capped at 2/3 of the TTL. */
+  renewMarginSeconds?: number;
+  logger: Logger;
+  /** Passed through to new Etcd3({...}) (credentials, auth, grpcOptions, ...). */
+  etcdOptions?: Record<string, unknown>;
+}
+
+export interface AcquireRequest {
+  publicIP: string;
+  publicIPv6?: string | null;
+  backendType: string;
+  backendData: unknown;
+  /** Subnet from the previous run's subnet file; reused if free. */
+  previousSubnet?: IP4Net;
+}
+
+/** Conflicting creates exhausted the retries (many hosts racing); retryable. */
+export class AcquireConflictError extends SubnetManagerError {
+  readonly code = 'ECONFLICT';
+  readonly retryable = true;
+}
+
+const MAX_ACQUIRE_ATTEMPTS = 16;
+
+export class SubnetManager {
+  readonly stats: ManagerStats = { invalidLeases: 0, watchResyncs: 0, reconnects: 0 };
+  private readonly reg: Registry;
+  private readonly log: Logger;
+  private readonly ttl: number;
+  private readonly margin: number;
+  private readonly closer = new AbortController();
+  /** What each live lease was acquired with, to re-acquire it when it vanishes. */
+  private readonly origins = new Map<string, { cfg: NetworkConfig; req: AcquireRequest }>();
+
+  constructor(opts: SubnetManagerOptions) {
+    this.log = opts.logger.child({ component: 'subnet-manager' });
+    this.ttl = opts.ttlSeconds ?? 86400;
+    if (!Number.isInteger(this.ttl) || this.ttl < 1) throw new TypeError(`ttlSeconds must be a positive integer, got ${opts.ttlSeconds}`);
+    this.margin = opts.renewMarginSeconds ?? 3600;
+    if (!(this.margin >= 0)) throw new TypeError(`renewMarginSeconds must be >= 0, got ${opts.renewMarginSeconds}`);
+    this.reg = new Registry({
+      endpoints: opts.endpoints,
+      prefix: opts.prefix ?? '/coreos.com/network',
+      ...(opts.etcdOptions ? { etcdOptions: opts.etcdOptions } : {}),
+      onContact: () => { this.stats.lastContact = new Date(); },
+    });
+  }
+
+  /** Reads and parses <prefix>/config. */
+  async getNetworkConfig(): Promise<NetworkConfig> {
+    const text = await this.reg.getConfig();
+    if (text === null) throw new ConfigError(`network config not found: etcd key ${this.reg.configKey} does not exist`);
+    try {
+      return parseNetworkConfig(text);
+    } catch (e) {
+      if (e instanceof ConfigError) throw new ConfigError(`${this.reg.configKey}: ${e.message}`);
+      throw e;
+    }
+  }
+
+  /**
+   * Leases a subnet: (1) the lease already holding our PublicIP (value
+   * refreshed, fresh TTL; a reservation is kept without TTL), (2) previousSubnet
+   * if free, (3) a random free subnet. Creates are `if version(key)==0` txns.
+   */
+  async acquireLease(cfg: NetworkConfig, req: AcquireRequest): Promise<Lease> {
+    this.checkOpen();
+    try { parseIP4(req.publicIP); } catch { throw new LeaseError(`publicIP ${JSON.stringify(req.publicIP)} is not a valid IPv4 address`); }
+    if (req.publicIPv6 != null) {
+      try { parseIP6(req.publicIPv6); } catch { throw new LeaseError(`publicIPv6 ${JSON.stringify(req.publicIPv6)} is not a valid IPv6 address`); }
+    }
+    const attrs: LeaseAttrs = Object.freeze({
+      publicIP: req.publicIP, publicIPv6: req.publicIPv6 ?? null, backendType: req.backendType, backendData: req.backendData,
+    });
+    const value = encodeLeaseAttrs(attrs);
+    let leaseId: string | null = null;
+    try {
+      for (let attempt = 0; attempt < MAX_ACQUIRE_ATTEMPTS; attempt++) {
+        const { kvs } = await this.reg.listSubnets();
+        const taken: IP4Net[] = [];
+        let mine: { kv: RawKV; subnet: IP4Net; ipv6Subnet?: IP6Net } | null = null;
+        for (const kv of kvs) {
+          const sn = this.takenSubnet(kv.key);
+          if (sn) taken.push(sn);
+          if (mine) continue;
+          try {
+            const a = decodeLeaseAttrs(kv.value);
+            if (a.publicIP !== req.publicIP) continue;
+            const k = parseLeaseKeySuffix(kv.key.slice(this.reg.subnetsPrefix.length));
+            mine = { kv, ...k };
+          } catch { /* not ours or unreadable; already counted as taken */ }
+        }
+
+        if (mine) {
+          const isReservation = mine.kv.leaseId === '0';
+          if (isReservation ? cfg.network.containsNet(mine.subnet) : isAllocatable(cfg, mine.subnet)) {
+            if (isReservation) {
+              // flannel: a reservation is used as-is, value refreshed, never given a TTL.
+              const r = await this.reg.putIf(mine.kv.key, 'Lease', 0, value, '0');
+              if (!r.ok) continue;
+              return this.made(cfg, req, mine.kv.key, mine.subnet, mine.ipv6Subnet, attrs, undefined, r.revision);
+            }
+            leaseId ??= await this.reg.grant(this.ttl);
+            const r = await this.reg.putIf(mine.kv.key, 'Mod', mine.kv.modRevision, value, leaseId);
+            if (!r.ok) continue;
+            this.reg.revoke(mine.kv.leaseId).catch(() => {}); // the old lease now holds no key
+            const l = this.made(cfg, req, mine.kv.key, mine.subnet, mine.ipv6Subnet, attrs, leaseId, r.revision);
+            leaseId = null;
+            this.log.info('reusing the subnet leased to our public IP', { subnet: String(l.subnet), publicIP: req.publicIP });
+            return l;
+          }
+          // Left over from a different Network/SubnetLen: give it up, as flannel
+          // does. A reservation that no longer fits is left to the operator.
+          if (!isReservation) {
+            this.log.warn('our old lease does not fit the network config, releasing it', { key: mine.kv.key });
+            await this.reg.deleteIfLease(mine.kv.key, mine.kv.leaseId);
+            continue;
+          }
+        }
+
+        let sn: IP4Net | null = null;
+        if (req.previousSubnet && isFree(cfg, req.previousSubnet, taken)) sn = req.previousSubnet;
+        sn ??= chooseFreeSubnet(cfg, taken);
+        if (!sn) throw outOfSubnets(cfg);
+        const sn6 = this.ipv6For(cfg, sn);
+        const key = this.reg.subnetsPrefix + leaseKeySuffix(sn, sn6);
+        leaseId ??= await this.reg.grant(this.ttl);
+        const r = await this.reg.createIfAbsent(key, value, leaseId);
+        if (!r.ok) {
+          this.log.debug('subnet taken concurrently, choosing again', { key });
+          continue;
+        }
+        const l = this.made(cfg, req, key, sn, sn6, attrs, leaseId, r.revision);
+        leaseId = null;
+        this.log.info('leased subnet', { subnet: String(sn), publicIP: req.publicIP });
+        return l;
+      }
+      throw new AcquireConflictError(`could not lease a subnet: ${MAX_ACQUIRE_ATTEMPTS} attempts lost races to other hosts`);
+    } finally {
+      if (leaseId !== null) this.reg.revoke(leaseId).catch(() => {});
+    }
+  }
+
+  /**
+   * Keeps `lease` alive until signal aborts: renews (fresh etcd lease, re-put
+   * if the key still carries ours) `renewMargin` before expiry. If the key or
+   * its etcd lease vanished, re-acquires (the same subnet if still free) and
+   * calls onChange. etcd outages are retried with capped backoff.
+   */
+  async keepLease(lease: Lease, opts: { signal: AbortSignal; onChange?: (l: Lease) => void }): Promise<void> {
+    const { signal } = opts;
+    const stop = AbortSignal.any([signal, this.closer.signal]);
+    let cur = lease;
+    let delay = BACKOFF_MIN_MS;
+    let due = cur.expiration ? cur.expiration.getTime() - this.marginMs() : Infinity;
+    while (!stop.aborted) {
+      if (!cur.expiration || !cur.leaseId) { await sleep(2 ** 31 - 1, stop); continue; } // reservation: nothing to renew
+      await sleep(Math.max(0, due - Date.now()), stop);
+      if (stop.aborted) break;
+      try {
+        const renewed = await this.renew(cur);
+        if (renewed) {
+          cur = renewed;
+        } else {
+          const origin = this.origins.get(cur.key) ?? this.originFrom(cur);
+          this.log.warn('our lease vanished from etcd, re-acquiring', { key: cur.key });
+          const next = await this.acquireLease(origin.cfg, { ...origin.req, previousSubnet: cur.subnet });
+          cur = next;
+          opts.onChange?.(next);
+        }
+        delay = BACKOFF_MIN_MS;
+        due = cur.expiration ? cur.expiration.getTime() - this.marginMs() : Infinity;
+      } catch (e) {
+        if (!(e as SubnetManagerError).retryable) throw e;
+        this.log.warn('renewing the lease failed, retrying', { err: e as Error, retryInMs: delay });
+        due = Date.now() + delay;
+        delay = Math.min(delay * 2, BACKOFF_MAX_MS);
+      }
+    }
+  }
+
+  /** Deletes the key and revokes its etcd lease. A reservation is left alone. */
+  async releaseLease(lease: Lease): Promise<void> {
+    this.origins.delete(lease.key);
+    if (!lease.leaseId) {
+      this.log.info('not releasing a reservation', { key: lease.key });
+      return;
+    }
+    await this.reg.deleteIfLease(lease.key, lease.leaseId);
+    await this.reg.revoke(lease.leaseId);
+  }
+
+  /** Snapshot, then changes, of everyone's leases; resolves when signal aborts. */
+  watchLeases(cfg: NetworkConfig, opts: { signal: AbortSignal; ownSubnet?: IP4Net; onBatch: (b: LeaseBatch) => void | Promise<void> }): Promise<void> {
+    this.checkOpen();
+    const signal = AbortSignal.any([opts.signal, this.closer.signal]);
+    return runLeaseWatch(this.reg, cfg, { ...opts, signal }, this.stats, this.log);
+  }
+
+  async close(): Promise<void> {
+    if (this.closer.signal.aborted) return;
+    this.closer.abort();
+    await sleep(0);
+    this.reg.close();
+  }
+
+  /** Test/ops access to the raw registry (same client). */
+  get registry(): Registry { return this.reg; }
+
+  private checkOpen(): void {
+    if (this.closer.signal.aborted) throw new AbortedError('SubnetManager is closed');
+  }
+
+  private marginMs(): number {
+    return Math.min(this.margin, (this.ttl * 2) / 3) * 1000;
+  }
+
+  /** Fresh etcd lease onto our key if the key still carries our old one; null if it vanished. */
+  private async renew(cur: Lease): Promise<Lease | null> {
+    const id = await this.reg.grant(this.ttl);
+    const started = Date.now();
+    let r;
+    try {
+      r = await this.reg.putIf(cur.key, 'Lease', cur.leaseId!, encodeLeaseAttrs(cur.attrs), id);
+    } catch (e) {
+      this.reg.revoke(id).catch(() => {});
+      throw e;
+    }
+    if (!r.ok) {
+      this.reg.revoke(id).catch(() => {});
+      return null;
+    }
+    this.reg.revoke(cur.leaseId!).catch(() => {});
+    const origin = this.origins.get(cur.key);
+    const next: Lease = Object.freeze({ ...cur, leaseId: id, expiration: new Date(started + this.ttl * 1000), modRevision: r.revision });
+    if (origin) this.origins.set(cur.key, origin);
+    this.log.debug('renewed lease', { key: cur.key, expiration: next.expiration!.toISOString() });
+    return next;
+  }
+
+  private originFrom(l: Lease): { cfg: NetworkConfig; req: AcquireRequest } {
+    throw new LeaseError(`lease ${l.key} was not acquired by this SubnetManager; cannot re-acquire it`);
+  }
+
+  /** Any parseable subnet key counts as taken, masked if misaligned. */
+  private takenSubnet(key: string): IP4Net | null {
+    const m = /^([0-9.]+)-(\d{1,2})(&|$)/.exec(key.slice(this.reg.subnetsPrefix.length));
+    if (!m) return null;
+    try { return IP4Net.parse(`${m[1]}/${m[2]}`, { mask: true }); } catch { return null; }
+  }
+
+  /** Dual stack: the IPv6 subnet with the same index in IPv6Network as sn has in Network. */
+  private ipv6For(cfg: NetworkConfig, sn: IP4Net): IP6Net | undefined {
+    if (!cfg.enableIPv6 || !cfg.ipv6Network || !cfg.ipv6SubnetLen) return undefined;
+    const index = BigInt((sn.ip - cfg.network.ip) / sn.size);
+    const bits = BigInt(cfg.ipv6SubnetLen - cfg.ipv6Network.prefixLen);
+    if (bits < 32n && index >= 1n << bits) throw new ConfigError(`IPv6Network ${cfg.ipv6Network} has too few /${cfg.ipv6SubnetLen} subnets for Network ${cfg.network}`);
+    return new IP6Net(cfg.ipv6Network.ip + (index << BigInt(128 - cfg.ipv6SubnetLen)), cfg.ipv6SubnetLen);
+  }
+
+  private made(cfg: NetworkConfig, req: AcquireRequest, key: string, subnet: IP4Net, ipv6Subnet: IP6Net | undefined,
+    attrs: LeaseAttrs, leaseId: string | undefined, revision: number): Lease {
+    const l: Lease = Object.freeze({
+      subnet, ...(ipv6Subnet ? { ipv6Subnet } : {}), attrs, key,
+      ...(leaseId ? { leaseId, expiration: new Date(Date.now() + this.ttl * 1000) } : {}),
+      modRevision: revision,
+    });
+    this.origins.set(key, { cfg, req });
+    return l;
+  }
+}
+
+export type { SubnetSpace };

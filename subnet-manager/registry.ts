@@ -1,0 +1,129 @@
+// Raw etcd operations on the flannel layout, one method per request, with
+// etcd3's transport errors turned into EtcdUnavailableError. Policy (what to
+// acquire, when to renew) lives in manager.ts; watching in watch.ts.
+import { Etcd3, type IOptions } from 'etcd3';
+import { EtcdUnavailableError, SubnetManagerError } from './errors.js';
+import type { RawKV } from './lease-table.js';
+
+/** Per-request deadline, so a hung member cannot stall a call forever. */
+export const CALL_TIMEOUT_MS = 5000;
+
+export interface RegistryOptions {
+  endpoints: string[];
+  prefix: string;
+  etcdOptions?: Record<string, unknown>;
+  /** Called after every successful request. */
+  onContact?: () => void;
+}
+
+export function toUnavailable(e: unknown, endpoints: readonly string[]): unknown {
+  if (e instanceof SubnetManagerError) return e;
+  const err = e as Error;
+  const name = err?.constructor?.name ?? '';
+  // Permission/auth problems are not transient; everything else from the
+  // transport (unavailable, deadline, broken circuit, closed stream) is.
+  if (/PermissionDenied|Authentication|InvalidAuthToken|RoleNotGranted/.test(name)) return e;
+  return new EtcdUnavailableError(`etcd unavailable (${endpoints.join(', ')}): ${err?.message ?? String(e)}`, { cause: e });
+}
+
+export class Registry {
+  readonly client: Etcd3;
+  readonly prefix: string;
+  readonly subnetsPrefix: string;
+  readonly configKey: string;
+  private readonly endpoints: string[];
+  private readonly onContact: () => void;
+
+  constructor(o: RegistryOptions) {
+    if (!Array.isArray(o.endpoints) || o.endpoints.length === 0) throw new TypeError('endpoints must be a non-empty array of URLs');
+    this.endpoints = [...o.endpoints];
+    this.prefix = o.prefix.replace(/\/+$/, '');
+    this.subnetsPrefix = `${this.prefix}/subnets/`;
+    this.configKey = `${this.prefix}/config`;
+    this.onContact = o.onContact ?? (() => {});
+    const opts: IOptions = {
+      hosts: this.endpoints,
+      dialTimeout: 3000,
+      defaultCallOptions: (ctx) => (ctx.isStream ? {} : { deadline: new Date(Date.now() + CALL_TIMEOUT_MS) }),
+      grpcOptions: { 'grpc.keepalive_time_ms': 10_000, 'grpc.keepalive_timeout_ms': 5_000 },
+      ...(o.etcdOptions as Partial<IOptions> | undefined),
+    };
+    this.client = new Etcd3(opts);
+  }
+
+  private async call<T>(fn: () => Promise<T>): Promise<T> {
+    try {
+      const r = await fn();
+      this.onContact();
+      return r;
+    } catch (e) {
+      throw toUnavailable(e, this.endpoints);
+    }
+  }
+
+  getConfig(): Promise<string | null> {
+    return this.call(() => this.client.get(this.configKey).string());
+  }
+
+  /** All keys under <prefix>/subnets/ and the store revision of the listing. */
+  listSubnets(): Promise<{ revision: number; kvs: RawKV[] }> {
+    return this.call(async () => {
+      const res = await this.client.getAll().prefix(this.subnetsPrefix).exec();
+      return {
+        revision: Number(res.header.revision),
+        kvs: res.kvs.map((kv) => ({
+          key: kv.key.toString(), value: kv.value.toString(),
+          modRevision: Number(kv.mod_revision), leaseId: String(kv.lease ?? '0'),
+        })),
+      };
+    });
+  }
+
+  grant(ttlSeconds: number): Promise<string> {
+    return this.call(async () => String((await this.client.leaseClient.leaseGrant({ TTL: ttlSeconds, ID: 0 })).ID));
+  }
+
+  /** Revokes an etcd lease (deleting its keys); an unknown lease is not an error. */
+  revoke(leaseId: string): Promise<void> {
+    return this.call(async () => {
+      try {
+        await this.client.leaseClient.leaseRevoke({ ID: leaseId });
+      } catch (e) {
+        if (/lease not found/i.test((e as Error).message)) return;
+        throw e;
+      }
+    });
+  }
+
+  /** txn: if version(key) == 0 then put(key, value, lease). */
+  createIfAbsent(key: string, value: string, leaseId: string): Promise<{ ok: boolean; revision: number }> {
+    return this.call(async () => {
+      const put = this.client.put(key).value(value);
+      if (leaseId !== '0') put.lease(leaseId);
+      const r = await this.client.if(key, 'Version', '==', 0).then(put).commit();
+      return { ok: r.succeeded, revision: Number(r.header.revision) };
+    });
+  }
+
+  /** txn: if <column>(key) == expected then put(key, value, lease or none). */
+  putIf(key: string, column: 'Lease' | 'Mod', expected: string | number, value: string, leaseId: string): Promise<{ ok: boolean; revision: number }> {
+    return this.call(async () => {
+      const put = this.client.put(key).value(value);
+      if (leaseId !== '0') put.lease(leaseId);
+      const r = await this.client.if(key, column, '==', expected).then(put).commit();
+      return { ok: r.succeeded, revision: Number(r.header.revision) };
+    });
+  }
+
+  /** txn: if lease(key) == leaseId then delete(key). */
+  deleteIfLease(key: string, leaseId: string): Promise<boolean> {
+    return this.call(async () => {
+      const r = await this.client.if(key, 'Lease', '==', leaseId).then(this.client.delete().key(key)).commit();
+      return r.succeeded;
+    });
+  }
+
+  close(): void {
+    this.client.close();
+  }
+}
