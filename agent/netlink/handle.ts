@@ -1,0 +1,339 @@
+// NetlinkHandle: rtnetlink operations bound to one network namespace. Each
+// method mirrors one iproute2 command (named in the comment above it).
+// Requests are synchronous: rtnetlink handles a request inside sendmsg, so the
+// answer is already queued when recv runs; the timeout only guards bugs.
+import { closeSync, openSync } from 'node:fs';
+import {
+  NLMSG_DONE, NLMSG_ERROR, NLMSG_NOOP, NLMSG_OVERRUN, NLM_F_DUMP, NLM_F_DUMP_INTR, RT_TABLE_MAIN,
+  RTM_NEWADDR, RTM_NEWLINK, RTM_NEWNEIGH, RTM_NEWROUTE, RT_TABLE_UNSPEC,
+} from './constants.js';
+import { addrDumpRequest, addrRequest, decodeAddr } from './addr.js';
+import { isNotFound, NetlinkError, NetlinkParseError } from './errors.js';
+import {
+  linkAddRequest, linkDelRequest, linkDumpRequest, linkGetRequest, linkSetHwAddrRequest,
+  linkSetMasterRequest, linkSetMtuRequest, linkSetUpRequest, decodeLink,
+} from './link.js';
+import { decodeFdb, decodeNeigh, fdbDumpRequest, fdbRequest, neighDelRequest, neighDumpRequest, neighReplaceRequest } from './neigh.js';
+import { type Request, toMessage } from './request.js';
+import { decodeRoute, routeDumpRequest, routeRequest } from './route.js';
+import { fromNative, type NetlinkSocket, openRouteSocket, resolveNetns } from './socket.js';
+import type { Addr, AddrSpec, Fdb, FdbSpec, Link, LinkSpec, Neigh, NeighSpec, Route, RouteSpec } from './types.js';
+import { type NlMsg, parseDone, parseError, parseMessages } from './wire.js';
+
+export interface HandleOptions {
+  /** Namespace path (/run/netns/h1) or bare name (h1). Default: the process's namespace. */
+  netns?: string;
+  /** How long to wait for the kernel's answer to one request. Default 5000 ms. */
+  timeoutMs?: number;
+}
+
+const DUMP_ATTEMPTS = 3;
+
+export class NetlinkHandle {
+  readonly netns: string | undefined;
+  private readonly sock: NetlinkSocket;
+  private readonly timeoutMs: number;
+  private seq: number;
+  private closed = false;
+
+  /** Opens an rtnetlink socket in `netns` (or the current namespace). */
+  static open(opts: HandleOptions = {}): NetlinkHandle {
+    const netns = opts.netns === undefined ? undefined : resolveNetns(opts.netns);
+    return new NetlinkHandle(openRouteSocket(netns === undefined ? {} : { netns }), { ...opts, ...(netns ? { netns } : {}) });
+  }
+
+  /** Wraps an already open socket (tests pass a fake). The handle owns it from now on. */
+  constructor(sock: NetlinkSocket, opts: HandleOptions = {}) {
+    this.sock = sock;
+    this.netns = opts.netns;
+    this.timeoutMs = opts.timeoutMs ?? 5000;
+    // A random start keeps two handles on one port from confusing each other's answers after a restart.
+    this.seq = (Math.random() * 0x7fffffff) >>> 0;
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.sock.close();
+  }
+
+  // ------------------------------------------------------------ transport
+
+  private nextSeq(): number {
+    this.seq = (this.seq + 1) >>> 0 || 1;
+    return this.seq;
+  }
+
+  /**
+   * Sends one request and collects the messages answering it: up to the ACK
+   * (NLM_F_ACK requests) or NLMSG_DONE (dumps). Throws NetlinkError for a
+   * kernel error, a socket error, garbage, or no answer within the timeout.
+   */
+  private transact(req: Request): { msgs: NlMsg[]; interrupted: boolean } {
+    if (this.closed) throw new NetlinkError(req.op, 9, { detail: 'handle is closed' });
+    const dump = (req.flags & NLM_F_DUMP) === NLM_F_DUMP;
+    const seq = this.nextSeq();
+    try {
+      this.sock.send(toMessage(req, seq, 0, !dump));
+    } catch (e) {
+      throw fromNative(req.op, e);
+    }
+    const deadline = Date.now() + this.timeoutMs;
+    const msgs: NlMsg[] = [];
+    let interrupted = false;
+    for (;;) {
+      const left = deadline - Date.now();
+      let dgram: Buffer | null = null;
+      if (left > 0) {
+        try {
+          dgram = this.sock.recv(left);
+        } catch (e) {
+          throw fromNative(req.op, e);
+        }
+      }
+      if (dgram === null) {
+        throw new NetlinkError(req.op, 110, { detail: `no answer from the kernel within ${this.timeoutMs} ms` });
+      }
+      let parts: NlMsg[];
+      try {
+        parts = parseMessages(dgram);
+      } catch (e) {
+        if (e instanceof NetlinkParseError) throw new NetlinkError(req.op, 74, { detail: e.message });
+        throw e;
+      }
+      for (const m of parts) {
+        // Not ours: a late answer to an earlier request that timed out.
+        if (m.seq !== seq || (m.pid !== 0 && m.pid !== this.sock.portId)) continue;
+        if (m.flags & NLM_F_DUMP_INTR) interrupted = true;
+        if (m.type === NLMSG_ERROR) {
+          const e = parseError(m);
+          if (e.errno !== 0) throw new NetlinkError(req.op, e.errno, e.extAck ? { extAck: e.extAck } : {});
+          if (!dump) return { msgs, interrupted };
+          continue;
+        }
+        if (m.type === NLMSG_DONE) {
+          const d = parseDone(m);
+          if (d.errno !== 0) throw new NetlinkError(req.op, d.errno, d.extAck ? { extAck: d.extAck } : {});
+          return { msgs, interrupted };
+        }
+        if (m.type === NLMSG_NOOP || m.type === NLMSG_OVERRUN) continue;
+        msgs.push(m);
+      }
+    }
+  }
+
+  /** A modifying or get request: NLM_F_ACK, returns any replies before the ACK. */
+  private exec(req: Request): NlMsg[] {
+    return this.transact(req).msgs;
+  }
+
+  /** A dump; restarted when the kernel flags it inconsistent (NLM_F_DUMP_INTR). */
+  private dump(req: Request): NlMsg[] {
+    for (let attempt = 1; ; attempt++) {
+      const { msgs, interrupted } = this.transact(req);
+      if (!interrupted) return msgs;
+      if (attempt >= DUMP_ATTEMPTS) {
+        throw new NetlinkError(req.op, 4, { detail: `dump kept changing underneath us (${attempt} attempts)` });
+      }
+    }
+  }
+
+  // ------------------------------------------------------------ links
+
+  // ip -d link show
+  linkList(): Link[] {
+    return this.dump(linkDumpRequest()).filter((m) => m.type === RTM_NEWLINK).map(decodeLink);
+  }
+
+  private linkGet(key: string | number): Link | undefined {
+    try {
+      const m = this.exec(linkGetRequest(key)).find((x) => x.type === RTM_NEWLINK);
+      return m ? decodeLink(m) : undefined;
+    } catch (e) {
+      if (isNotFound(e)) return undefined;
+      throw e;
+    }
+  }
+
+  // ip -d link show NAME
+  linkByName(name: string): Link | undefined {
+    return this.linkGet(name);
+  }
+
+  // ip -d link show dev INDEX
+  linkByIndex(index: number): Link | undefined {
+    return this.linkGet(index);
+  }
+
+  // ip link add NAME [mtu M] [address MAC] type vxlan id VNI dstport PORT [nolearning] [local IP] [dev LINK]
+  // ip link add NAME type bridge | type dummy | type veth peer name PEER [netns NS]
+  linkAdd(spec: LinkSpec): Link {
+    let fd: number | undefined;
+    let s = spec;
+    if (spec.kind === 'veth' && spec.peerNetns !== undefined && spec.peerNetnsFd === undefined) {
+      const path = resolveNetns(spec.peerNetns);
+      try {
+        fd = openSync(path, 'r');
+      } catch (e) {
+        const err = e as NodeJS.ErrnoException;
+        throw new NetlinkError(`link add ${spec.name} type veth peer name ${spec.peerName} netns ${path}`, Math.abs(err.errno ?? 2), { code: err.code ?? 'ENOENT' });
+      }
+      s = { ...spec, peerNetnsFd: fd };
+    }
+    const req = linkAddRequest(s);
+    if (fd !== undefined && spec.kind === 'veth') req.op = req.op.replace(`netns fd ${fd}`, `netns ${spec.peerNetns}`);
+    try {
+      this.exec(req);
+    } finally {
+      if (fd !== undefined) closeSync(fd);
+    }
+    const link = this.linkByName(spec.name);
+    if (!link) throw new NetlinkError(req.op, 19, { detail: 'created, but gone when read back' });
+    return link;
+  }
+
+  // ip link del NAME | ip link del dev INDEX
+  linkDel(nameOrIndex: string | number): void {
+    this.exec(linkDelRequest(nameOrIndex));
+  }
+
+  // ip link set dev INDEX up
+  linkSetUp(index: number): void {
+    this.exec(linkSetUpRequest(index, true));
+  }
+
+  // ip link set dev INDEX down
+  linkSetDown(index: number): void {
+    this.exec(linkSetUpRequest(index, false));
+  }
+
+  // ip link set dev INDEX mtu MTU
+  linkSetMtu(index: number, mtu: number): void {
+    this.exec(linkSetMtuRequest(index, mtu));
+  }
+
+  // ip link set dev INDEX master MASTER   (0: nomaster)
+  linkSetMaster(index: number, masterIndex: number): void {
+    this.exec(linkSetMasterRequest(index, masterIndex));
+  }
+
+  // ip link set dev INDEX address MAC
+  linkSetHwAddr(index: number, mac: string): void {
+    this.exec(linkSetHwAddrRequest(index, mac));
+  }
+
+  // ------------------------------------------------------------ addresses
+
+  // ip [-4|-6] addr show [dev INDEX]
+  addrList(filter: { index?: number; family?: 4 | 6 } = {}): Addr[] {
+    const out: Addr[] = [];
+    for (const m of this.dump(addrDumpRequest(filter.family))) {
+      if (m.type !== RTM_NEWADDR) continue;
+      const a = decodeAddr(m);
+      if (!a || (filter.index !== undefined && a.index !== filter.index) || (filter.family !== undefined && a.family !== filter.family)) continue;
+      out.push(a);
+    }
+    return out;
+  }
+
+  // ip addr add ADDRESS/PLEN dev INDEX
+  addrAdd(a: AddrSpec): void {
+    this.exec(addrRequest('add', a));
+  }
+
+  // ip addr replace ADDRESS/PLEN dev INDEX
+  addrReplace(a: AddrSpec): void {
+    this.exec(addrRequest('replace', a));
+  }
+
+  // ip addr del ADDRESS/PLEN dev INDEX
+  addrDel(a: AddrSpec): void {
+    this.exec(addrRequest('del', a));
+  }
+
+  // ------------------------------------------------------------ routes
+
+  // ip [-4|-6] route show [table T|all] [dev INDEX]   (table: default main, 0 = all tables)
+  routeList(filter: { index?: number; family?: 4 | 6; table?: number } = {}): Route[] {
+    const table = filter.table ?? RT_TABLE_MAIN;
+    const out: Route[] = [];
+    for (const m of this.dump(routeDumpRequest(filter.family))) {
+      if (m.type !== RTM_NEWROUTE) continue;
+      const r = decodeRoute(m);
+      if (!r) continue;
+      if (table !== RT_TABLE_UNSPEC && r.table !== table) continue;
+      if (filter.index !== undefined && r.index !== filter.index) continue;
+      if (filter.family !== undefined && r.family !== filter.family) continue;
+      out.push(r);
+    }
+    return out;
+  }
+
+  // ip route add DST [via GW] dev INDEX [onlink] ...
+  routeAdd(r: RouteSpec): void {
+    this.exec(routeRequest('add', r));
+  }
+
+  // ip route replace DST [via GW] dev INDEX [onlink] ...
+  routeReplace(r: RouteSpec): void {
+    this.exec(routeRequest('replace', r));
+  }
+
+  // ip route del DST [via GW] [dev INDEX] ...
+  routeDel(r: RouteSpec): void {
+    this.exec(routeRequest('del', r));
+  }
+
+  // ------------------------------------------------------------ neighbours
+
+  // ip [-4|-6] neigh show [dev INDEX]
+  neighList(filter: { index?: number; family?: 4 | 6 } = {}): Neigh[] {
+    const out: Neigh[] = [];
+    for (const m of this.dump(neighDumpRequest(filter.family))) {
+      if (m.type !== RTM_NEWNEIGH) continue;
+      const n = decodeNeigh(m);
+      if (!n || (filter.index !== undefined && n.index !== filter.index) || (filter.family !== undefined && n.family !== filter.family)) continue;
+      out.push(n);
+    }
+    return out;
+  }
+
+  // ip neigh replace IP lladdr MAC dev INDEX nud permanent
+  neighReplace(n: NeighSpec): void {
+    this.exec(neighReplaceRequest(n));
+  }
+
+  // ip neigh del IP dev INDEX   (mac and state of a NeighSpec are accepted and ignored)
+  neighDel(n: { index: number; ip: string; mac?: string; state?: number }): void {
+    this.exec(neighDelRequest(n));
+  }
+
+  // ------------------------------------------------------------ fdb
+
+  // bridge fdb show [dev INDEX]
+  fdbList(filter: { index?: number } = {}): Fdb[] {
+    const out: Fdb[] = [];
+    for (const m of this.dump(fdbDumpRequest())) {
+      if (m.type !== RTM_NEWNEIGH) continue;
+      const f = decodeFdb(m);
+      if (!f || (filter.index !== undefined && f.index !== filter.index)) continue;
+      out.push(f);
+    }
+    return out;
+  }
+
+  // bridge fdb append MAC dev INDEX dst IP self permanent
+  fdbAppend(f: FdbSpec): void {
+    this.exec(fdbRequest('append', f));
+  }
+
+  // bridge fdb replace MAC dev INDEX dst IP self permanent
+  fdbReplace(f: FdbSpec): void {
+    this.exec(fdbRequest('replace', f));
+  }
+
+  // bridge fdb del MAC dev INDEX [dst IP] self
+  fdbDel(f: FdbSpec): void {
+    this.exec(fdbRequest('del', f));
+  }
+}

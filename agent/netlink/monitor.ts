@@ -1,0 +1,121 @@
+// NetlinkMonitor: a second socket bound to rtnetlink multicast groups; poll()
+// drains what arrived and decodes it with the same parsers the handle uses.
+import { decodeAddr } from './addr.js';
+import {
+  AF_BRIDGE, NDMSG_LEN, RTM_DELADDR, RTM_DELLINK, RTM_DELNEIGH, RTM_DELROUTE, RTM_NEWADDR,
+  RTM_NEWLINK, RTM_NEWNEIGH, RTM_NEWROUTE, RTMGRP_IPV4_ROUTE, RTMGRP_LINK, RTMGRP_NEIGH,
+} from './constants.js';
+import { NetlinkError, NetlinkParseError } from './errors.js';
+import { decodeLink } from './link.js';
+import { decodeFdb, decodeNeigh } from './neigh.js';
+import { decodeRoute } from './route.js';
+import { fromNative, type NetlinkSocket, openRouteSocket } from './socket.js';
+import type { Addr, Fdb, Link, Neigh, Route } from './types.js';
+import { type NlMsg, parseMessages } from './wire.js';
+
+export type Action = 'new' | 'del';
+
+export type Notification =
+  | { kind: 'link'; action: Action; link: Link }
+  | { kind: 'addr'; action: Action; addr: Addr }
+  | { kind: 'route'; action: Action; route: Route }
+  | { kind: 'neigh'; action: Action; neigh: Neigh }
+  | { kind: 'fdb'; action: Action; fdb: Fdb }
+  /** The socket buffer overflowed (ENOBUFS): events were lost; list again to resync. */
+  | { kind: 'overrun' };
+
+export const DEFAULT_MONITOR_GROUPS = RTMGRP_LINK | RTMGRP_NEIGH | RTMGRP_IPV4_ROUTE;
+
+/** One rtnetlink notification → Notification; undefined for types and families we do not model. */
+export function decodeNotification(m: NlMsg): Notification | undefined {
+  switch (m.type) {
+    case RTM_NEWLINK:
+    case RTM_DELLINK:
+      return { kind: 'link', action: m.type === RTM_NEWLINK ? 'new' : 'del', link: decodeLink(m) };
+    case RTM_NEWADDR:
+    case RTM_DELADDR: {
+      const addr = decodeAddr(m);
+      return addr && { kind: 'addr', action: m.type === RTM_NEWADDR ? 'new' : 'del', addr };
+    }
+    case RTM_NEWROUTE:
+    case RTM_DELROUTE: {
+      const route = decodeRoute(m);
+      return route && { kind: 'route', action: m.type === RTM_NEWROUTE ? 'new' : 'del', route };
+    }
+    case RTM_NEWNEIGH:
+    case RTM_DELNEIGH: {
+      const action = m.type === RTM_NEWNEIGH ? 'new' : 'del';
+      if (m.data.length >= NDMSG_LEN && m.data[0] === AF_BRIDGE) {
+        const fdb = decodeFdb(m);
+        return fdb && { kind: 'fdb', action, fdb };
+      }
+      const neigh = decodeNeigh(m);
+      return neigh && { kind: 'neigh', action, neigh };
+    }
+    default:
+      return undefined;
+  }
+}
+
+/** Decodes one datagram of notifications; throws NetlinkParseError on garbage. */
+export function decodeNotifications(dgram: Buffer): Notification[] {
+  const out: Notification[] = [];
+  for (const m of parseMessages(dgram)) {
+    const n = decodeNotification(m);
+    if (n) out.push(n);
+  }
+  return out;
+}
+
+export class NetlinkMonitor {
+  private readonly sock: NetlinkSocket;
+  private closed = false;
+
+  /** groups: RTMGRP_* bitmask, default RTMGRP_LINK | RTMGRP_NEIGH | RTMGRP_IPV4_ROUTE. */
+  static open(opts: { netns?: string; groups?: number } = {}): NetlinkMonitor {
+    const groups = opts.groups ?? DEFAULT_MONITOR_GROUPS;
+    return new NetlinkMonitor(openRouteSocket(opts.netns === undefined ? { groups } : { groups, netns: opts.netns }));
+  }
+
+  constructor(sock: NetlinkSocket) {
+    this.sock = sock;
+  }
+
+  /**
+   * Everything queued right now, without waiting (timeoutMs 0), or up to
+   * timeoutMs for the first datagram. Bounded by maxDatagrams per call.
+   */
+  poll(timeoutMs = 0, maxDatagrams = 4096): Notification[] {
+    if (this.closed) throw new NetlinkError('monitor poll', 9, { detail: 'monitor is closed' });
+    const out: Notification[] = [];
+    let wait = timeoutMs;
+    for (let i = 0; i < maxDatagrams; i++) {
+      let dgram: Buffer | null;
+      try {
+        dgram = this.sock.recv(wait);
+      } catch (e) {
+        const err = fromNative('monitor poll', e);
+        if (err instanceof NetlinkError && err.code === 'ENOBUFS') {
+          out.push({ kind: 'overrun' });
+          continue;
+        }
+        throw err;
+      }
+      if (dgram === null) break;
+      wait = 0;
+      try {
+        out.push(...decodeNotifications(dgram));
+      } catch (e) {
+        if (e instanceof NetlinkParseError) throw new NetlinkError('monitor poll', 74, { detail: e.message });
+        throw e;
+      }
+    }
+    return out;
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.sock.close();
+  }
+}

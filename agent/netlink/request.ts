@@ -1,0 +1,26 @@
+import { NLM_F_ACK, NLM_F_REQUEST } from './constants.js';
+import { encodeMessage } from './wire.js';
+
+/** One rtnetlink request before framing: what a handle sends and tests compare. */
+export interface Request {
+  type: number;
+  /** NLM_F_* beyond NLM_F_REQUEST (added on framing), e.g. NLM_F_CREATE|NLM_F_EXCL. */
+  flags: number;
+  /** Fixed struct + attributes. */
+  body: Buffer;
+  /** iproute2-style description used in errors: 'route replace 10.0.0.0/24 dev 7'. */
+  op: string;
+}
+
+/** Frames a request; ack=true adds NLM_F_ACK (every modifying request, and gets). */
+export function toMessage(r: Request, seq: number, pid = 0, ack = true): Buffer {
+  return encodeMessage(r.type, r.flags | NLM_F_REQUEST | (ack ? NLM_F_ACK : 0), seq, pid, r.body);
+}
+
+export function checkIndex(what: string, v: number): void {
+  if (!Number.isInteger(v) || v <= 0 || v > 0x7fffffff) throw new TypeError(`${what} must be a positive interface index, got ${v}`);
+}
+
+export function checkUint(what: string, v: number, max: number, min = 0): void {
+  if (!Number.isInteger(v) || v < min || v > max) throw new TypeError(`${what} must be an integer in ${min}..${max}, got ${v}`);
+}

@@ -1,0 +1,364 @@
+// Wire layer: nlmsghdr framing, rtattr TLVs (4-byte aligned, nestable) and the
+// fixed rtnetlink structs. Pure functions over Buffers; no sockets here.
+// Everything is host byte order (little-endian on every platform weft targets)
+// except where the kernel says __be16/__be32 (IFLA_VXLAN_PORT, NDA_PORT).
+import {
+  IFADDRMSG_LEN, IFINFOMSG_LEN, NDMSG_LEN, NLA_F_NESTED, NLA_F_NET_BYTEORDER, NLA_HDRLEN,
+  NLA_TYPE_MASK, NLMSG_ALIGNTO, NLMSG_DONE, NLMSG_ERROR, NLMSG_HDRLEN, NLMSGERR_ATTR_MSG,
+  NLMSGERR_ATTR_OFFS, NLM_F_ACK_TLVS, NLM_F_CAPPED, RTMSG_LEN,
+} from './constants.js';
+import { NetlinkParseError } from './errors.js';
+
+export const align = (n: number): number => (n + NLMSG_ALIGNTO - 1) & ~(NLMSG_ALIGNTO - 1);
+
+// ---------------------------------------------------------------- nlmsghdr
+
+/** struct nlmsghdr plus the bytes after it (exactly nlmsg_len - 16 of them). */
+export interface NlMsg {
+  type: number;
+  flags: number;
+  seq: number;
+  pid: number;
+  data: Buffer;
+}
+
+/** One message: header + body parts, each part padded to 4 bytes. */
+export function encodeMessage(type: number, flags: number, seq: number, pid: number, ...parts: Buffer[]): Buffer {
+  const body = Buffer.concat(parts.map(pad));
+  const b = Buffer.alloc(NLMSG_HDRLEN + body.length);
+  b.writeUInt32LE(b.length, 0);
+  b.writeUInt16LE(type, 4);
+  b.writeUInt16LE(flags, 6);
+  b.writeUInt32LE(seq >>> 0, 8);
+  b.writeUInt32LE(pid >>> 0, 12);
+  body.copy(b, NLMSG_HDRLEN);
+  return b;
+}
+
+export function encodeNlMsg(m: NlMsg): Buffer {
+  return encodeMessage(m.type, m.flags, m.seq, m.pid, m.data);
+}
+
+function pad(b: Buffer): Buffer {
+  const n = align(b.length);
+  return n === b.length ? b : Buffer.concat([b, Buffer.alloc(n - b.length)]);
+}
+
+/**
+ * Splits one datagram into its messages. Throws NetlinkParseError on a
+ * truncated header or a length that is too small or runs past the end.
+ */
+export function parseMessages(buf: Buffer): NlMsg[] {
+  const out: NlMsg[] = [];
+  let off = 0;
+  while (off < buf.length) {
+    const left = buf.length - off;
+    if (left < NLMSG_HDRLEN) {
+      throw new NetlinkParseError(`truncated nlmsghdr: ${left} bytes left, a header needs ${NLMSG_HDRLEN}`, off);
+    }
+    const len = buf.readUInt32LE(off);
+    if (len < NLMSG_HDRLEN) throw new NetlinkParseError(`nlmsg_len ${len} is shorter than the header`, off);
+    if (len > left) throw new NetlinkParseError(`nlmsg_len ${len} runs past the end (${left} bytes left)`, off);
+    out.push({
+      type: buf.readUInt16LE(off + 4),
+      flags: buf.readUInt16LE(off + 6),
+      seq: buf.readUInt32LE(off + 8),
+      pid: buf.readUInt32LE(off + 12),
+      data: buf.subarray(off + NLMSG_HDRLEN, off + len),
+    });
+    off += align(len);
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------- rtattr
+
+export interface NlAttr {
+  /** Attribute type with NLA_F_NESTED / NLA_F_NET_BYTEORDER masked off. */
+  type: number;
+  nested: boolean;
+  netByteOrder: boolean;
+  data: Buffer;
+}
+
+/** Parses a run of attributes. `base` is only used to report offsets in errors. */
+export function parseAttrs(buf: Buffer, base = 0): NlAttr[] {
+  const out: NlAttr[] = [];
+  let off = 0;
+  while (off < buf.length) {
+    const left = buf.length - off;
+    if (left < NLA_HDRLEN) throw new NetlinkParseError(`truncated attribute header: ${left} bytes left`, base + off);
+    const len = buf.readUInt16LE(off);
+    const rawType = buf.readUInt16LE(off + 2);
+    if (len < NLA_HDRLEN) throw new NetlinkParseError(`attribute type ${rawType & NLA_TYPE_MASK} has length ${len} < ${NLA_HDRLEN}`, base + off);
+    if (len > left) {
+      throw new NetlinkParseError(`attribute type ${rawType & NLA_TYPE_MASK} length ${len} runs past the end (${left} bytes left)`, base + off);
+    }
+    out.push({
+      type: rawType & NLA_TYPE_MASK,
+      nested: (rawType & NLA_F_NESTED) !== 0,
+      netByteOrder: (rawType & NLA_F_NET_BYTEORDER) !== 0,
+      data: buf.subarray(off + NLA_HDRLEN, off + len),
+    });
+    off += align(len);
+  }
+  return out;
+}
+
+/** One attribute: header, value, zero padding to 4 bytes. */
+export function attr(type: number, data: Buffer = Buffer.alloc(0)): Buffer {
+  const len = NLA_HDRLEN + data.length;
+  if (len > 0xffff) throw new RangeError(`attribute type ${type} is too long (${len} bytes)`);
+  const b = Buffer.alloc(align(len));
+  b.writeUInt16LE(len, 0);
+  b.writeUInt16LE(type, 2);
+  data.copy(b, NLA_HDRLEN);
+  return b;
+}
+
+export function encodeAttr(a: NlAttr): Buffer {
+  return attr(a.type | (a.nested ? NLA_F_NESTED : 0) | (a.netByteOrder ? NLA_F_NET_BYTEORDER : 0), a.data);
+}
+
+export function encodeAttrs(list: NlAttr[]): Buffer {
+  return Buffer.concat(list.map(encodeAttr));
+}
+
+const num = (size: number, write: (b: Buffer, v: number) => void) => (type: number, v: number): Buffer => {
+  const b = Buffer.alloc(size);
+  write(b, v);
+  return attr(type, b);
+};
+export const attrU8 = num(1, (b, v) => b.writeUInt8(v));
+export const attrU16 = num(2, (b, v) => b.writeUInt16LE(v));
+export const attrU16BE = num(2, (b, v) => b.writeUInt16BE(v));
+export const attrU32 = num(4, (b, v) => b.writeUInt32LE(v >>> 0));
+export const attrS32 = num(4, (b, v) => b.writeInt32LE(v));
+/** NUL-terminated string, as the kernel's NLA_STRING / NLA_NUL_STRING want. */
+export const attrStr = (type: number, s: string): Buffer => attr(type, Buffer.concat([Buffer.from(s, 'utf8'), Buffer.alloc(1)]));
+/** Zero-length flag attribute (NLA_FLAG). */
+export const attrFlag = (type: number): Buffer => attr(type);
+/**
+ * Nested attribute. NLA_F_NESTED is left clear, as iproute2 does for
+ * IFLA_LINKINFO: older kernels reject unknown flag bits in some families.
+ */
+export const attrNested = (type: number, ...children: Buffer[]): Buffer => attr(type, Buffer.concat(children));
+
+/** Typed read access to a parsed attribute run; later duplicates win, like nla_parse. */
+export class Attrs {
+  readonly list: NlAttr[];
+  private readonly byType = new Map<number, NlAttr>();
+
+  constructor(list: NlAttr[]) {
+    this.list = list;
+    for (const a of list) this.byType.set(a.type, a);
+  }
+
+  static parse(buf: Buffer, base = 0): Attrs {
+    return new Attrs(parseAttrs(buf, base));
+  }
+
+  has(type: number): boolean {
+    return this.byType.has(type);
+  }
+
+  get(type: number): Buffer | undefined {
+    return this.byType.get(type)?.data;
+  }
+
+  private sized(type: number, size: number): Buffer | undefined {
+    const d = this.get(type);
+    if (d !== undefined && d.length < size) {
+      throw new NetlinkParseError(`attribute type ${type} has ${d.length} bytes, expected at least ${size}`, 0);
+    }
+    return d;
+  }
+
+  u8(type: number): number | undefined {
+    return this.sized(type, 1)?.readUInt8(0);
+  }
+  u16(type: number): number | undefined {
+    return this.sized(type, 2)?.readUInt16LE(0);
+  }
+  u16be(type: number): number | undefined {
+    return this.sized(type, 2)?.readUInt16BE(0);
+  }
+  u32(type: number): number | undefined {
+    return this.sized(type, 4)?.readUInt32LE(0);
+  }
+  s32(type: number): number | undefined {
+    return this.sized(type, 4)?.readInt32LE(0);
+  }
+  /** String attribute; stops at the first NUL. */
+  str(type: number): string | undefined {
+    const d = this.get(type);
+    if (d === undefined) return undefined;
+    const nul = d.indexOf(0);
+    return d.subarray(0, nul < 0 ? d.length : nul).toString('utf8');
+  }
+  nested(type: number): Attrs | undefined {
+    const d = this.get(type);
+    return d === undefined ? undefined : Attrs.parse(d);
+  }
+}
+
+// ---------------------------------------------------------------- fixed structs
+
+function need(buf: Buffer, size: number, what: string): void {
+  if (buf.length < size) throw new NetlinkParseError(`truncated ${what}: ${buf.length} bytes, need ${size}`, NLMSG_HDRLEN);
+}
+
+/** struct ifinfomsg { u8 family; u8 pad; u16 type; s32 index; u32 flags; u32 change; } */
+export interface IfInfoMsg {
+  family: number;
+  type: number;
+  index: number;
+  flags: number;
+  change: number;
+}
+export function encodeIfInfoMsg(m: Partial<IfInfoMsg>): Buffer {
+  const b = Buffer.alloc(IFINFOMSG_LEN);
+  b.writeUInt8(m.family ?? 0, 0);
+  b.writeUInt16LE(m.type ?? 0, 2);
+  b.writeInt32LE(m.index ?? 0, 4);
+  b.writeUInt32LE((m.flags ?? 0) >>> 0, 8);
+  b.writeUInt32LE((m.change ?? 0) >>> 0, 12);
+  return b;
+}
+export function decodeIfInfoMsg(b: Buffer): IfInfoMsg {
+  need(b, IFINFOMSG_LEN, 'ifinfomsg');
+  return { family: b.readUInt8(0), type: b.readUInt16LE(2), index: b.readInt32LE(4), flags: b.readUInt32LE(8), change: b.readUInt32LE(12) };
+}
+
+/** struct ifaddrmsg { u8 family, prefixlen, flags, scope; u32 index; } */
+export interface IfAddrMsg {
+  family: number;
+  prefixLen: number;
+  flags: number;
+  scope: number;
+  index: number;
+}
+export function encodeIfAddrMsg(m: Partial<IfAddrMsg>): Buffer {
+  const b = Buffer.alloc(IFADDRMSG_LEN);
+  b.writeUInt8(m.family ?? 0, 0);
+  b.writeUInt8(m.prefixLen ?? 0, 1);
+  b.writeUInt8(m.flags ?? 0, 2);
+  b.writeUInt8(m.scope ?? 0, 3);
+  b.writeUInt32LE(m.index ?? 0, 4);
+  return b;
+}
+export function decodeIfAddrMsg(b: Buffer): IfAddrMsg {
+  need(b, IFADDRMSG_LEN, 'ifaddrmsg');
+  return { family: b[0]!, prefixLen: b[1]!, flags: b[2]!, scope: b[3]!, index: b.readUInt32LE(4) };
+}
+
+/** struct rtmsg { u8 family, dst_len, src_len, tos, table, protocol, scope, type; u32 flags; } */
+export interface RtMsg {
+  family: number;
+  dstLen: number;
+  srcLen: number;
+  tos: number;
+  table: number;
+  protocol: number;
+  scope: number;
+  type: number;
+  flags: number;
+}
+export function encodeRtMsg(m: Partial<RtMsg>): Buffer {
+  const b = Buffer.alloc(RTMSG_LEN);
+  [m.family, m.dstLen, m.srcLen, m.tos, m.table, m.protocol, m.scope, m.type].forEach((v, i) => b.writeUInt8(v ?? 0, i));
+  b.writeUInt32LE((m.flags ?? 0) >>> 0, 8);
+  return b;
+}
+export function decodeRtMsg(b: Buffer): RtMsg {
+  need(b, RTMSG_LEN, 'rtmsg');
+  return {
+    family: b[0]!, dstLen: b[1]!, srcLen: b[2]!, tos: b[3]!, table: b[4]!, protocol: b[5]!, scope: b[6]!, type: b[7]!,
+    flags: b.readUInt32LE(8),
+  };
+}
+
+/** struct ndmsg { u8 family, pad1; u16 pad2; s32 ifindex; u16 state; u8 flags, type; } */
+export interface NdMsg {
+  family: number;
+  index: number;
+  state: number;
+  flags: number;
+  type: number;
+}
+export function encodeNdMsg(m: Partial<NdMsg>): Buffer {
+  const b = Buffer.alloc(NDMSG_LEN);
+  b.writeUInt8(m.family ?? 0, 0);
+  b.writeInt32LE(m.index ?? 0, 4);
+  b.writeUInt16LE(m.state ?? 0, 8);
+  b.writeUInt8(m.flags ?? 0, 10);
+  b.writeUInt8(m.type ?? 0, 11);
+  return b;
+}
+export function decodeNdMsg(b: Buffer): NdMsg {
+  need(b, NDMSG_LEN, 'ndmsg');
+  return { family: b[0]!, index: b.readInt32LE(4), state: b.readUInt16LE(8), flags: b[10]!, type: b[11]! };
+}
+
+/** The fixed struct, then attributes: how every rtnetlink message body is laid out. */
+export function splitBody(m: NlMsg, fixedLen: number): { fixed: Buffer; attrs: Attrs } {
+  need(m.data, fixedLen, `message type ${m.type} body`);
+  return { fixed: m.data.subarray(0, fixedLen), attrs: Attrs.parse(m.data.subarray(align(fixedLen)), NLMSG_HDRLEN + align(fixedLen)) };
+}
+
+// ---------------------------------------------------------------- NLMSG_ERROR / NLMSG_DONE
+
+export interface NlError {
+  /** 0 for an ACK, otherwise the positive errno. */
+  errno: number;
+  /** Header of the request this answers. */
+  orig: { len: number; type: number; flags: number; seq: number; pid: number };
+  /** NLMSGERR_ATTR_MSG: the kernel's human-readable reason, when it gave one. */
+  extAck?: string;
+  /** NLMSGERR_ATTR_OFFS: byte offset of the offending attribute in the request. */
+  extAckOffset?: number;
+}
+
+function parseExtAck(tlvs: Buffer, base: number): Pick<NlError, 'extAck' | 'extAckOffset'> {
+  const out: Pick<NlError, 'extAck' | 'extAckOffset'> = {};
+  const a = Attrs.parse(tlvs, base);
+  const msg = a.str(NLMSGERR_ATTR_MSG);
+  if (msg) out.extAck = msg;
+  const offs = a.u32(NLMSGERR_ATTR_OFFS);
+  if (offs !== undefined) out.extAckOffset = offs;
+  return out;
+}
+
+/** struct nlmsgerr { int error; struct nlmsghdr msg; } [+ original payload] [+ ext-ack TLVs]. */
+export function parseError(m: NlMsg): NlError {
+  if (m.type !== NLMSG_ERROR) throw new TypeError(`not an NLMSG_ERROR (type ${m.type})`);
+  const d = m.data;
+  if (d.length < 4 + NLMSG_HDRLEN) throw new NetlinkParseError(`truncated nlmsgerr: ${d.length} bytes, need ${4 + NLMSG_HDRLEN}`, NLMSG_HDRLEN);
+  const error = d.readInt32LE(0);
+  const orig = { len: d.readUInt32LE(4), type: d.readUInt16LE(8), flags: d.readUInt16LE(10), seq: d.readUInt32LE(12), pid: d.readUInt32LE(16) };
+  const e: NlError = { errno: -error, orig };
+  if (m.flags & NLM_F_ACK_TLVS) {
+    // Uncapped errors echo the whole request before the TLVs.
+    let off = 4 + NLMSG_HDRLEN;
+    if (!(m.flags & NLM_F_CAPPED)) off += align(Math.max(0, orig.len - NLMSG_HDRLEN));
+    if (off < d.length) Object.assign(e, parseExtAck(d.subarray(off), NLMSG_HDRLEN + off));
+  }
+  return e;
+}
+
+/** NLMSG_DONE carries an int: 0, or a negative errno when a dump failed part way. */
+export function parseDone(m: NlMsg): { errno: number; extAck?: string } {
+  if (m.type !== NLMSG_DONE) throw new TypeError(`not an NLMSG_DONE (type ${m.type})`);
+  if (m.data.length < 4) return { errno: 0 };
+  const errno = -m.data.readInt32LE(0);
+  const out: { errno: number; extAck?: string } = { errno };
+  if (m.flags & NLM_F_ACK_TLVS && m.data.length > 4) {
+    const x = parseExtAck(m.data.subarray(4), NLMSG_HDRLEN + 4);
+    if (x.extAck) out.extAck = x.extAck;
+  }
+  return out;
+}
+
+/** Hex with no separators, for fixtures and debugging. */
+export const toHex = (b: Buffer): string => b.toString('hex');
+export const fromHex = (s: string): Buffer => Buffer.from(s.replace(/[^0-9a-fA-F]/g, ''), 'hex');
