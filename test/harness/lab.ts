@@ -3,7 +3,7 @@
 //
 //   <id>-ul      underlay: bridge ul0 (MTU underlayMtu), one veth port per host below
 //   <id>-h<i>    host i: eth0 = 192.0.2.<10+i>/24, default via 192.0.2.1 (unassigned)
-//   <id>-etcd    etcd host: eth0 = 192.0.2.2/24, etcd started by ./etcd.ts (opts.etcd)
+//   <id>-etcd    etcd host: eth0 = 192.0.2.2/24, etcd started by ./etcd.ts (opts.etcd; data under <dir>)
 //   <id>-out     optional "outside" host on the underlay, not in the overlay: 192.0.2.250/24
 //   <id>-h<i>c<j> container j of host i, attached to a bridge in the host by the real CNI
 //                bridge plugin with host-local IPAM (state under <dir>/ipam/h<i>)
@@ -33,7 +33,7 @@ import {
   NETNS_DIR, addNetns, bridgeJson, delNetns, delNetnsSync, execIn, ip, ipJson, onExitCleanup, readLog, spawnIn,
   stopProcess, type ExecOptions, type ExecResult, type TrackedProcess,
 } from './netns.js';
-import type { EtcdCluster } from './etcd.js';
+import { startEtcd, type EtcdCluster } from './etcd.js';
 
 export type { ExecResult, TrackedProcess } from './netns.js';
 
@@ -158,8 +158,7 @@ export class Lab {
       await this.newNs(ns);
       this.etcdNs = ns;
       await this.plugIntoUnderlay(ns, 'etcd', ETCD_IP, false);
-      const { startEtcd } = await import('./etcd.js');
-      this.etcd = await startEtcd({ members: this.opts.etcdMembers, netns: ns, clientIp: ETCD_IP });
+      this.etcd = await startEtcd({ members: this.opts.etcdMembers, netns: ns, clientIp: ETCD_IP, dataDirRoot: this.dir });
     }
   }
 
@@ -206,9 +205,16 @@ export class Lab {
       conf: bridgeNetConf({ bridge: o.bridge, subnet: o.subnet, gateway: o.gateway, mtu: o.mtu, ipamDataDir }),
     };
     const c: LabContainer = { host, name, ns, nsPath: inv.netnsPath, ip: '', cidr: '' };
-    // Recorded before ADD so that a half-done ADD is still DEL'd on destroy.
+    let result;
+    try {
+      result = await cniAdd(inv);
+    } catch (err) {
+      // As a runtime must: DEL after a failed ADD (best effort; a bad config fails DEL too), then drop the namespace.
+      await cniDel(inv).catch(() => {});
+      await delNetns(ns).then(() => { this.namespaces.splice(this.namespaces.indexOf(ns), 1); }, () => { /* destroy() retries */ });
+      throw err;
+    }
     this.cni.set(c, inv);
-    const result = await cniAdd(inv);
     c.cidr = result.ips![0]!.address;
     c.ip = c.cidr.split('/')[0]!;
     this.containers.push(c);

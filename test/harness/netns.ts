@@ -177,6 +177,17 @@ export function readLog(p: { logPath: string | undefined }): string {
   try { return readFileSync(p.logPath, 'utf8'); } catch { return ''; }
 }
 
+/** Alive and not a zombie (a killed orphan stays a zombie until init reaps it). */
+export function isPidAlive(pid: number): boolean {
+  try { return !/^\d+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, 'utf8')); } catch { return false; }
+}
+
+/** Polls until pid is gone; resolves false if it is still alive after ms. */
+export async function waitPidGone(pid: number, ms = 2000): Promise<boolean> {
+  for (const end = Date.now() + ms; Date.now() < end; await new Promise((r) => setTimeout(r, 20))) if (!isPidAlive(pid)) return true;
+  return !isPidAlive(pid);
+}
+
 function killGroup(p: ChildProcess, signal: NodeJS.Signals): void {
   if (p.pid === undefined) return;
   try { process.kill(-p.pid, signal); } catch { /* group gone */ }

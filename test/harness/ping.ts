@@ -94,6 +94,8 @@ export interface PingerStats {
   lostSeqs: number[];
   /** Trailing unanswered requests sent in the last ~30 ms before stop(): not counted as sent. */
   inFlight: number;
+  /** Errors ping reported in its statistics (+N errors: ICMP errors, e.g. host unreachable). */
+  errors: number;
   output: string;
 }
 
@@ -105,6 +107,9 @@ export interface Pinger {
 /**
  * Starts `ping -n -l 2 -i <intervalMs/1000> dstIp` in ns (whole ms only); stop() sends SIGINT and
  * counts replies by icmp_seq. Run it shorter than 65536 × interval (seq wraps).
+ * Silent drops keep the rate; an unresolved neighbour (no ARP answer) makes
+ * iputils back off to a few packets per second, so assert on `lost`, not on
+ * `sent`, when the path may break.
  */
 export function startPinger(ns: string, dstIp: string, intervalMs = 10): Pinger {
   // -l 2: iputils paces intervals >= 10 ms (one CLK_TCK) coarsely, ~16 ms for 10 ms; a preload
@@ -134,7 +139,8 @@ export function startPinger(ns: string, dstIp: string, intervalMs = 10): Pinger 
         for (let seq = 1; seq <= sent; seq++) {
           if (!answered.has(seq)) { lost++; if (lostSeqs.length < 50) lostSeqs.push(seq); }
         }
-        return { sent, received: sent - lost, lost, lostSeqs, inFlight, output };
+        const errors = Number(/\+(\d+) errors/.exec(output)?.[1] ?? 0);
+        return { sent, received: sent - lost, lost, lostSeqs, inFlight, errors, output };
       })();
       return stopped;
     },
