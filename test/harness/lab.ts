@@ -14,6 +14,8 @@
 //   withLab(opts, fn: (lab) => Promise<T>): Promise<T>     (always destroys)
 //   lab.id, lab.dir, lab.hosts: LabHost[], lab.etcd?, lab.outside?, lab.containers: LabContainer[]
 //   lab.namespaces: string[]                               (every namespace it made, in order)
+//   lab.ulNs, lab.etcdNs?                                  (underlay / etcd namespace names)
+//   lab.runningProcesses: TrackedProcess[]                 (spawnIn processes still running)
 //   lab.host(i | 'h1'): LabHost
 //   lab.addContainer(host, { bridge, subnet, gateway, mtu, name? }): Promise<LabContainer>
 //   lab.removeContainer(c): Promise<void>
@@ -23,6 +25,10 @@
 //   lab.execIn(ns, cmd, args, opts?): Promise<ExecResult>  (never rejects on exit code; on timeout yes)
 //   lab.ipJson(ns, args), lab.bridgeJson(ns, args)         (parsed `ip -j` / `bridge -j`)
 //   lab.destroy(): Promise<void>                           (idempotent; throws the collected errors at the end)
+// Also exported: UNDERLAY_GATEWAY, ETCD_IP, OUTSIDE_IP, hostUnderlayIp(i). Lower layers:
+// ./netns.ts (exec, execIn, ip, ipJson, bridgeJson, spawnIn, stopProcess, isPidAlive, ...),
+// ./cni.ts (cniAdd, cniDel, bridgeNetConf, CniError), ./ping.ts (ping, pingMatrix, startPinger).
+// If the test process exits or gets SIGINT/SIGTERM, live labs are removed synchronously.
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { rm } from 'node:fs/promises';

@@ -1,12 +1,15 @@
 // A lab leaves nothing behind when the test fails: a throw inside withLab, a
-// failed CNI ADD, a test process stopped by SIGTERM or SIGINT mid-test.
+// failed CNI ADD, a setup that fails half-way, a test process stopped by
+// SIGTERM or SIGINT mid-test.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { isPidAlive, listNetns, waitPidGone } from '../harness/netns.js';
-import { withLab, type Lab } from '../harness/lab.js';
+import { Lab, withLab } from '../harness/lab.js';
 import { CniError } from '../harness/cni.js';
 
 const LAB_JS = fileURLToPath(new URL('../harness/lab.js', import.meta.url));
@@ -57,6 +60,34 @@ test('a failed CNI ADD is an error naming the plugin; the half-made container is
     assert.is(good.ip, '10.244.3.2');
   });
   await assertGone(seen!.id, seen!.dir, []);
+});
+
+test('Lab.create failing half-way (host 2 address rejected) removes what it made and reports the error', async () => {
+  // A stand-in `ip` first on PATH: refuses to add host 2's underlay address, runs the real ip otherwise.
+  const bin = mkdtempSync(join(tmpdir(), 'weft-fake-ip-'));
+  const realIp = spawnSync('sh', ['-c', 'command -v ip'], { encoding: 'utf8' }).stdout.trim();
+  writeFileSync(join(bin, 'ip'), `#!/bin/sh
+case "$*" in *"addr add 192.0.2.12/24"*) echo "RTNETLINK answers: injected failure" >&2; exit 2;; esac
+exec ${realIp} "$@"
+`, { mode: 0o755 });
+  const before = new Set(await listNetns());
+  const savedPath = process.env['PATH'];
+  process.env['PATH'] = `${bin}:${savedPath}`;
+  let err: unknown;
+  try {
+    err = await Lab.create({ hosts: 3, etcd: false }).then(async (lab) => { await lab.destroy(); }, (e: unknown) => e);
+  } finally {
+    process.env['PATH'] = savedPath;
+    rmSync(bin, { recursive: true, force: true });
+  }
+  assert.instance(err, Error);
+  assert.match((err as Error).message, /addr add 192\.0\.2\.12\/24 dev eth0: exit 2: RTNETLINK answers: injected failure/);
+  const after = await listNetns();
+  assert.equal(after.filter((ns) => !before.has(ns) && /^wt[0-9a-z]{5}-/.test(ns)), [], 'namespaces of the failed lab');
+  const dirs = readdirSync(tmpdir()).filter((d) => d.startsWith('weft-lab-'));
+  const id = /ip -n (wt[0-9a-z]{5})-h2 /.exec((err as Error).message)?.[1];
+  assert.ok(id, 'error names the namespace');
+  assert.equal(dirs.filter((d) => d.startsWith(`weft-lab-${id}-`)), [], 'lab dir removed');
 });
 
 for (const signal of ['SIGTERM', 'SIGINT'] as const) {
