@@ -78,7 +78,8 @@ export function linkAddRequest(s: LinkSpec): Request {
     attrs.push(attrU32(IFLA_MTU, s.mtu));
   }
   if (s.mac !== undefined) attrs.push(attr(IFLA_ADDRESS, parseMac(s.mac)));
-  const info: Buffer[] = [attrStr(IFLA_INFO_KIND, s.kind)];
+  // iproute2 sends the kind without its NUL (addattr_l(..., strlen(type))); the kernel accepts both.
+  const info: Buffer[] = [attr(IFLA_INFO_KIND, Buffer.from(s.kind))];
   switch (s.kind) {
     case 'vxlan':
       info.push(attrNested(IFLA_INFO_DATA, ...vxlanData(s)));
