@@ -11,6 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { isPidAlive, listNetns, waitPidGone } from '../harness/netns.js';
 import { Lab, withLab } from '../harness/lab.js';
 import { CniError } from '../harness/cni.js';
+import { ping } from '../harness/ping.js';
 
 const LAB_JS = fileURLToPath(new URL('../harness/lab.js', import.meta.url));
 
@@ -32,6 +33,9 @@ test('a throw inside withLab propagates and leaves nothing behind', async () => 
     const q = lab.spawnIn(lab.outside!.ns, 'sh', ['-c', 'sleep 617 & sleep 617']); // a grandchild in the same group
     seen = { id: lab.id, dir: lab.dir, pids: [p.pid!, q.pid!] };
     assert.equal(lab.namespaces.map((ns) => ns.slice(lab.id.length + 1)), ['ul', 'h1', 'h2', 'out', 'h1c1']);
+    assert.is(lab.outside!.ip, '192.0.2.250');
+    const r = await ping(lab.outside!.ns, lab.hosts[1]!.underlayIp, { count: 1, intervalMs: 10 });
+    assert.is(r.received, 1, r.output);
     await new Promise((r) => setTimeout(r, 100));
     throw boom;
   }).then(() => undefined, (e: unknown) => e);
