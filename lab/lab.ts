@@ -36,10 +36,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { bridgeNetConf, cniAdd, cniDel, type CniInvocation } from './cni.js';
 import {
-  NETNS_DIR, addNetns, bridgeJson, delNetns, delNetnsSync, execIn, ip, ipJson, onExitCleanup, readLog, spawnIn,
+  NETNS_DIR, addNetns, bridgeJson, delNetns, delNetnsSync, execIn, ip, ipJson, onExitCleanup, readLog, spawnIn, waitPidGone,
   stopProcess, type ExecOptions, type ExecResult, type TrackedProcess,
 } from './netns.js';
-import { startEtcd, type EtcdCluster } from './etcd.js';
+import { startEtcd, type EtcdCluster } from '../test/harness/etcd.js';
 
 export type { ExecResult, TrackedProcess } from './netns.js';
 
@@ -296,6 +296,40 @@ export class Lab {
     await attempt(`remove ${this.dir}`, () => rm(this.dir, { recursive: true, force: true }));
     this.removeExitHook();
     if (errors.length) throw new AggregateError(errors, `lab ${this.id} teardown: ${errors.map((e) => (e as Error).message).join('; ')}`);
+  }
+
+  /**
+   * Leaves the lab running after this process exits (weft lab --keep): its
+   * processes are no longer killed at exit and the exit-time teardown is off.
+   * Remove it later with Lab.removeDetached(lab.state()).
+   */
+  detach(): void {
+    for (const p of this.processes) p.detach();
+    // etcd members are plain processes in the etcd namespace; stop tracking them too (if the harness can).
+    (this.etcd as (EtcdCluster & { detach?: () => void }) | undefined)?.detach?.();
+    this.removeExitHook();
+  }
+
+  /** Pids of every process the lab runs (agents, helpers, etcd members). */
+  pids(): number[] {
+    const own = [...this.processes].map((p) => p.pid).filter((x): x is number => x !== undefined);
+    return [...own, ...(this.etcd?.members.map((m) => m.pid).filter((x): x is number => typeof x === 'number') ?? [])];
+  }
+
+  /** Removes a detached lab from its recorded state: kills its processes, deletes its namespaces and directory. */
+  static async removeDetached(st: { id: string; dir: string; namespaces: string[]; pids: number[] }): Promise<void> {
+    for (const pid of st.pids) {
+      try { process.kill(pid, 'SIGTERM'); } catch { /* gone */ }
+    }
+    await Promise.all(st.pids.map((pid) => waitPidGone(pid, 3000)));
+    for (const pid of st.pids) {
+      try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ }
+    }
+    for (const ns of [...st.namespaces].reverse()) {
+      if (!ns.startsWith(`${st.id}-`)) continue; // only what that lab made
+      await delNetns(ns);
+    }
+    if (st.dir.includes(`weft-lab-${st.id}`)) await rm(st.dir, { recursive: true, force: true });
   }
 
   /** Last-resort cleanup on process exit: no CNI DEL (the namespaces and the lab dir go anyway). */

@@ -111,6 +111,8 @@ export interface TrackedProcess extends ChildProcess {
   readonly logPath: string | undefined;
   /** Settles when the process has exited (never rejects). */
   readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  /** Stops tracking: the process is no longer killed when this process exits (weft lab --keep). */
+  detach(): void;
 }
 
 export interface SpawnInOptions {
@@ -145,7 +147,11 @@ export function spawnIn(ns: string, cmd: string, args: readonly string[], opts: 
     child.once('exit', (code, signal) => { untrack(); resolve({ code, signal }); });
     child.once('error', () => { untrack(); resolve({ code: null, signal: null }); });
   });
-  return Object.assign(child, { ns, logPath: opts.logPath, exited });
+  const detach = () => {
+    untrack();
+    child.unref();
+  };
+  return Object.assign(child, { ns, logPath: opts.logPath, exited, detach });
 }
 
 export function isRunning(p: ChildProcess): boolean {

@@ -2,8 +2,8 @@
 // Runs every *.test.js under the given directories, each in its own Node
 // process with a time limit, sums uvu's per-file summaries and ends with the
 // line "N passed, N failed". A file that crashes or times out before its
-// summary counts as one failure. After each file, any network namespace or
-// process a lab left behind (prefix "wt") is removed as a safety net.
+// summary counts as one failure. After each file, any lab namespace (prefix
+// "wt") that appeared during it, and its processes, are removed as a safety net.
 import { spawn, spawnSync } from 'node:child_process';
 import { readdirSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
@@ -24,12 +24,16 @@ function findTests(dir) {
 
 const strip = (s) => s.replace(/\x1b\[[0-9;]*m/g, '');
 
-function sweepLabLeftovers() {
-  if (process.getuid?.() !== 0) return;
+function labNamespaces() {
+  if (process.getuid?.() !== 0) return new Set();
   const r = spawnSync('ip', ['netns', 'list'], { encoding: 'utf8' });
-  for (const line of (r.stdout ?? '').split('\n')) {
-    const name = line.split(' ')[0];
-    if (!/^wt[a-z0-9]+-/.test(name)) continue;
+  return new Set((r.stdout ?? '').split('\n').map((l) => l.split(' ')[0]).filter((n) => /^wt[a-z0-9]+-/.test(n)));
+}
+
+// Only namespaces that appeared while this file ran: another run's lab is not ours to remove.
+function sweepLabLeftovers(before) {
+  for (const name of labNamespaces()) {
+    if (before.has(name)) continue;
     const pids = spawnSync('ip', ['netns', 'pids', name], { encoding: 'utf8' }).stdout ?? '';
     for (const pid of pids.split('\n').filter(Boolean)) {
       try { process.kill(Number(pid), 'SIGKILL'); } catch { /* already gone */ }
@@ -83,8 +87,9 @@ let passed = 0, failed = 0, skipped = 0;
 const failedFiles = [];
 for (const file of files) {
   process.stdout.write(`\n=== ${relative(process.cwd(), file)}\n`);
+  const before = labNamespaces();
   const r = await runFile(file);
-  sweepLabLeftovers();
+  sweepLabLeftovers(before);
   passed += r.passed; failed += r.failed; skipped += r.skipped;
   if (r.failed > 0) failedFiles.push(`${relative(process.cwd(), r.file)} (exit ${r.code ?? r.signal})`);
   process.stdout.write(`--- ${relative(process.cwd(), file)}: ${r.passed} passed, ${r.failed} failed (${(r.ms / 1000).toFixed(1)} s)\n`);

@@ -4,9 +4,9 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { exec, isPidAlive as isAlive, listNetns, waitPidGone } from '../harness/netns.js';
-import { Lab, type LabContainer, type TrackedProcess } from '../harness/lab.js';
-import { formatPingMatrix, ping, pingMatrix } from '../harness/ping.js';
+import { exec, isPidAlive as isAlive, listNetns, waitPidGone } from '../../lab/netns.js';
+import { Lab, type LabContainer, type TrackedProcess } from '../../lab/lab.js';
+import { formatPingMatrix, ping, pingMatrix } from '../../lab/ping.js';
 
 const BRIDGE = 'wtest0';
 const MTU = 1400;

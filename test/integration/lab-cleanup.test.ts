@@ -8,12 +8,12 @@ import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'nod
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { isPidAlive, listNetns, waitPidGone } from '../harness/netns.js';
-import { Lab, withLab } from '../harness/lab.js';
-import { CniError } from '../harness/cni.js';
-import { ping } from '../harness/ping.js';
+import { isPidAlive, listNetns, waitPidGone } from '../../lab/netns.js';
+import { Lab, withLab } from '../../lab/lab.js';
+import { CniError } from '../../lab/cni.js';
+import { ping } from '../../lab/ping.js';
 
-const LAB_JS = fileURLToPath(new URL('../harness/lab.js', import.meta.url));
+const LAB_JS = fileURLToPath(new URL('../../lab/lab.js', import.meta.url));
 
 const isAlive = isPidAlive;
 

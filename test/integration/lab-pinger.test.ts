@@ -3,8 +3,8 @@
 // holds it loses them all; ping() parses iputils output.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { withLab } from '../harness/lab.js';
-import { parsePing, ping, startPinger } from '../harness/ping.js';
+import { withLab } from '../../lab/lab.js';
+import { parsePing, ping, startPinger } from '../../lab/ping.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 

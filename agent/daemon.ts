@@ -1,0 +1,241 @@
+// weftd's life: network config → underlay → backend device → lease →
+// device address, bridge, ip_forward, masquerade, subnet.env → peers from the
+// watch, kept in step with periodic resyncs. On abort (SIGTERM/SIGINT) it
+// returns and leaves kernel state and the lease in place, so a restarted
+// agent picks both up without cutting traffic.
+import { readFileSync } from 'node:fs';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { IP4Net, SubnetManager, type Lease, type NetworkConfig } from '../subnet-manager/index.js';
+import type { Backend } from './backend/backend.js';
+import { VxlanBackend } from './backend/vxlan.js';
+import { ensureBridge } from './bridge.js';
+import type { AgentConfig } from './flags.js';
+import type { Logger } from './logger.js';
+import { ensureMasquerade, removeMasquerade } from './masquerade.js';
+import { NetlinkHandle } from './netlink/index.js';
+import { readPreviousSubnet, writeSubnetEnv } from './subnet-env.js';
+import { ensureSysctl } from './sysctl.js';
+import { findUnderlay } from './underlay.js';
+import { stableVtepMac } from './vtep-mac.js';
+
+/** A problem with the network config or flags: exit status 2, no retry helps. */
+export class FatalConfigError extends Error {
+  readonly code = 'EBADCONFIG';
+}
+
+export interface DaemonStatus {
+  phase: 'starting' | 'waiting-for-etcd' | 'acquiring' | 'syncing' | 'ready' | 'stopped';
+  lease?: Lease;
+  network?: NetworkConfig;
+  backend?: Backend;
+}
+
+function isRetryable(e: unknown): boolean {
+  return typeof e === 'object' && e !== null && (e as { retryable?: boolean }).retryable === true;
+}
+
+/** Retries a retryable etcd operation with capped backoff until it succeeds or the signal aborts. */
+async function retrying<T>(what: string, log: Logger, signal: AbortSignal, fn: () => Promise<T>): Promise<T> {
+  let delay = 200;
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await fn();
+    } catch (e) {
+      if (!isRetryable(e) || signal.aborted) throw e;
+      log.warn(`${what} failed; retrying`, { attempt, retryInMs: delay, err: e });
+      await sleep(delay, undefined, { signal }).catch(() => undefined);
+      if (signal.aborted) throw e;
+      delay = Math.min(delay * 2, 5000);
+    }
+  }
+}
+
+export function etcdOptionsFrom(cfg: AgentConfig): Record<string, unknown> {
+  const o: Record<string, unknown> = {};
+  const read = (flag: string, path: string) => {
+    try {
+      return readFileSync(path);
+    } catch (e) {
+      throw new FatalConfigError(`${flag} ${path}: ${(e as Error).message}`);
+    }
+  };
+  if (cfg.etcdCaFile || cfg.etcdCertFile) {
+    o.credentials = {
+      rootCertificate: cfg.etcdCaFile ? read('--etcd-cafile', cfg.etcdCaFile) : undefined,
+      certChain: cfg.etcdCertFile ? read('--etcd-certfile', cfg.etcdCertFile) : undefined,
+      privateKey: cfg.etcdKeyFile ? read('--etcd-keyfile', cfg.etcdKeyFile) : undefined,
+    };
+  }
+  if (cfg.etcdUsername) o.auth = { username: cfg.etcdUsername, password: cfg.etcdPassword };
+  return o;
+}
+
+export class Daemon {
+  readonly status: DaemonStatus = { phase: 'starting' };
+
+  constructor(
+    private readonly cfg: AgentConfig,
+    private readonly log: Logger,
+  ) {}
+
+  async run(signal: AbortSignal): Promise<void> {
+    const { cfg, log } = this;
+    const sm = new SubnetManager({
+      endpoints: [...cfg.etcdEndpoints],
+      prefix: cfg.etcdPrefix,
+      ttlSeconds: cfg.subnetLeaseTtlSeconds,
+      renewMarginSeconds: Math.round(cfg.subnetLeaseRenewMarginMinutes * 60),
+      logger: log.child({ component: 'subnet' }),
+      etcdOptions: etcdOptionsFrom(cfg),
+    });
+    const nl = NetlinkHandle.open();
+    try {
+      await this.serve(sm, nl, signal);
+    } finally {
+      this.status.phase = 'stopped';
+      await this.status.backend?.close();
+      await sm.close().catch((e) => log.warn('closing the etcd client failed', { err: e }));
+      nl.close();
+    }
+  }
+
+  private async serve(sm: SubnetManager, nl: NetlinkHandle, signal: AbortSignal): Promise<void> {
+    const { cfg, log } = this;
+    this.status.phase = 'waiting-for-etcd';
+    let network: NetworkConfig;
+    try {
+      network = await retrying('reading the network config', log, signal, () => sm.getNetworkConfig());
+    } catch (e) {
+      if (!isRetryable(e) && !signal.aborted) throw new FatalConfigError((e as Error).message);
+      throw e;
+    }
+    this.status.network = network;
+    log.info('network config', { network: network.network.toString(), subnetLen: network.subnetLen, backend: network.backend.type });
+
+    const underlay = findUnderlay(nl, cfg.iface, cfg.publicIp);
+    log.info('underlay', { iface: underlay.name, publicIp: underlay.ip, mtu: underlay.mtu });
+
+    const backend = this.createBackend(network, nl, underlay);
+    this.status.backend = backend;
+
+    this.status.phase = 'acquiring';
+    const prev = readPreviousSubnet(cfg.subnetFile);
+    let previousSubnet: IP4Net | undefined;
+    if (prev) {
+      try {
+        previousSubnet = IP4Net.parse(prev);
+      } catch {
+        previousSubnet = undefined;
+      }
+    }
+    const lease = await retrying('acquiring a subnet lease', log, signal, () =>
+      sm.acquireLease(network, {
+        publicIP: underlay.ip,
+        backendType: backend.type,
+        backendData: backend.leaseData,
+        previousSubnet,
+      }),
+    );
+    this.status.lease = lease;
+    log.info('lease acquired', { subnet: lease.subnet.toString(), expires: lease.expiration?.toISOString() ?? 'never (reservation)' });
+
+    await this.configureHost(nl, network, lease, backend);
+
+    // Lease renewal and the watch run until the signal aborts; either one failing stops the agent.
+    const inner = new AbortController();
+    const stop = () => inner.abort();
+    signal.addEventListener('abort', stop, { once: true });
+    let failure: unknown;
+    const fail = (e: unknown) => {
+      failure ??= e;
+      inner.abort();
+    };
+    const keep = sm
+      .keepLease(lease, {
+        signal: inner.signal,
+        onChange: (l) => {
+          if (!l.subnet.equals(lease.subnet)) {
+            fail(new Error(`lease for ${lease.subnet} was lost and re-acquired as ${l.subnet}; restarting to reconfigure`));
+            return;
+          }
+          this.status.lease = l;
+          log.info('lease renewed', { subnet: l.subnet.toString(), expires: l.expiration?.toISOString() });
+        },
+      })
+      .catch(fail);
+
+    this.status.phase = 'syncing';
+    let first = true;
+    const watch = sm
+      .watchLeases(network, {
+        signal: inner.signal,
+        ownSubnet: lease.subnet,
+        onBatch: async (b) => {
+          await backend.apply(b);
+          if (first) {
+            first = false;
+            this.status.phase = 'ready';
+            const s = backend.stats();
+            log.info('ready', { subnet: lease.subnet.toString(), peers: s.peersKnown, programmed: s.peersProgrammed });
+          }
+        },
+      })
+      .catch(fail);
+
+    const resync = this.resyncLoop(backend, inner.signal).catch(fail);
+    await Promise.all([keep, watch, resync]);
+    signal.removeEventListener('abort', stop);
+    if (failure !== undefined && !signal.aborted) throw failure;
+  }
+
+  private createBackend(network: NetworkConfig, nl: NetlinkHandle, underlay: ReturnType<typeof findUnderlay>): Backend {
+    const b = network.backend;
+    switch (b.type) {
+      case 'vxlan':
+        return new VxlanBackend({
+          nl,
+          log: this.log.child({ component: 'vxlan' }),
+          network: network.network,
+          vni: b.vni,
+          port: b.port,
+          device: this.cfg.vxlanDevice ?? `weft.${b.vni}`,
+          mac: stableVtepMac(underlay.ip, b.vni, this.cfg.etcdPrefix),
+          underlay,
+          mtu: b.mtu,
+        });
+      default:
+        throw new FatalConfigError(`Backend.Type ${JSON.stringify(b.type)} is not supported by this weftd yet (supported: vxlan)`);
+    }
+  }
+
+  private async configureHost(nl: NetlinkHandle, network: NetworkConfig, lease: Lease, backend: Backend): Promise<void> {
+    const { cfg, log } = this;
+    await backend.configure(lease);
+    ensureBridge(nl, log, cfg.bridge, lease.subnet, network.network, backend.mtu);
+    if (ensureSysctl('net/ipv4/ip_forward', '1')) log.info('enabled net.ipv4.ip_forward');
+    if (cfg.ipMasq) {
+      await ensureMasquerade(network.network.toString(), lease.subnet.toString());
+    } else {
+      await removeMasquerade().catch((e) => log.debug('no masquerade rules to remove', { err: e }));
+    }
+    writeSubnetEnv(cfg.subnetFile, {
+      network: network.network.toString(),
+      subnet: `${lease.subnet.address(1)}/${lease.subnet.prefixLen}`,
+      mtu: backend.mtu,
+      ipMasq: cfg.ipMasq,
+    });
+    log.info('host configured', { bridge: cfg.bridge, subnetFile: cfg.subnetFile, mtu: backend.mtu });
+  }
+
+  /** Every second: cheap checks (device present, failed entries retried); every --resync-interval: full list/diff/apply. */
+  private async resyncLoop(backend: Backend, signal: AbortSignal): Promise<void> {
+    let last = Date.now();
+    while (!signal.aborted) {
+      await sleep(1000, undefined, { signal }).catch(() => undefined);
+      if (signal.aborted || this.status.phase !== 'ready') continue;
+      const full = Date.now() - last >= this.cfg.resyncIntervalSeconds * 1000;
+      if (full) last = Date.now();
+      await backend.resync(full);
+    }
+  }
+}

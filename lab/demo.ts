@@ -1,0 +1,182 @@
+// `weft lab`: a whole weft cluster on this machine, in network namespaces:
+// an etcd host, N hosts running weftd, containers attached through CNI; a
+// ping matrix with RTTs; then everything is removed (unless --keep).
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { parseCliArgs, CliUsageError, type CliSpec } from '../agent/cli-args.js';
+import { putNetworkConfig, startAgent, waitReady, type AgentReady } from './agent.js';
+import { Lab, type LabContainer } from './lab.js';
+import { pingMatrix } from './ping.js';
+
+const SPEC: CliSpec = {
+  usage: 'weft lab [--hosts N] [--containers N] [--backend vxlan] [--network CIDR] [--keep] | weft lab down',
+  flags: {
+    hosts: { kind: 'int', def: 3, min: 1, max: 20, help: 'hosts running weftd' },
+    containers: { kind: 'int', def: 2, min: 1, max: 8, help: 'containers per host' },
+    backend: { kind: 'string', def: 'vxlan', choices: ['vxlan'], help: 'data path between hosts' },
+    network: { kind: 'string', def: '10.244.0.0/16', help: 'the overlay network (Network in the config)' },
+    keep: { kind: 'bool', help: 'leave the lab up and print how to enter it; remove it with: weft lab down' },
+  },
+};
+
+/** Where kept labs are recorded, for `weft lab down`. */
+export const STATE_DIR = '/run/weft-lab';
+
+interface Missing { what: string; how: string }
+
+function preflight(): Missing[] {
+  const out: Missing[] = [];
+  if (process.getuid?.() !== 0) out.push({ what: 'root privileges (network namespaces, netlink)', how: 'run it as root, e.g. sudo bash scripts/demo.sh' });
+  const need: Array<[string, string]> = [
+    ['/usr/bin/etcd', 'apt-get install etcd-server'],
+    ['/usr/sbin/ip', 'apt-get install iproute2'],
+    ['/usr/sbin/bridge', 'apt-get install iproute2'],
+    ['/usr/bin/ping', 'apt-get install iputils-ping'],
+    ['/usr/lib/cni/bridge', 'apt-get install containernetworking-plugins'],
+    ['/usr/lib/cni/host-local', 'apt-get install containernetworking-plugins'],
+  ];
+  for (const [path, how] of need) if (!existsSync(path)) out.push({ what: path, how });
+  return out;
+}
+
+class Progress {
+  private n = 0;
+  constructor(private readonly total: number) {}
+  async step<T>(what: string, fn: (tick: (detail: string) => void) => Promise<T>): Promise<T> {
+    this.n++;
+    const start = Date.now();
+    const head = `[${this.n}/${this.total}] ${what}`;
+    const tty = process.stdout.isTTY;
+    if (tty) process.stdout.write(`${head} ...`);
+    const tick = (detail: string) => {
+      if (tty) process.stdout.write(`\r${head} ... ${detail}   `);
+    };
+    try {
+      const r = await fn(tick);
+      const line = `${head} ... done (${((Date.now() - start) / 1000).toFixed(1)} s)`;
+      process.stdout.write(tty ? `\r${line}          \n` : `${line}\n`);
+      return r;
+    } catch (e) {
+      process.stdout.write(tty ? ` failed\n` : `${head} ... failed\n`);
+      throw e;
+    }
+  }
+}
+
+function matrixTable(containers: LabContainer[], rtt: Map<string, number | undefined>): string {
+  const names = containers.map((c) => c.name);
+  const w = Math.max(8, ...names.map((n) => n.length + 1));
+  const lines = [''.padEnd(w) + names.map((n) => n.padStart(w)).join('')];
+  for (const from of names) {
+    let row = from.padEnd(w);
+    for (const to of names) {
+      if (from === to) row += '-'.padStart(w);
+      else {
+        const v = rtt.get(`${from}>${to}`);
+        row += (v === undefined ? 'FAIL' : `${v.toFixed(2)}ms`).padStart(w);
+      }
+    }
+    lines.push(row);
+  }
+  return lines.join('\n');
+}
+
+export async function labCommand(argv: readonly string[]): Promise<number> {
+  const args = parseCliArgs(SPEC, argv);
+  if (args.help) {
+    const lines = [`Usage: ${SPEC.usage}`, ''];
+    for (const [name, f] of Object.entries(SPEC.flags)) lines.push(`  --${name}`.padEnd(18) + f.help + (f.kind !== 'bool' ? ` (default ${f.def})` : ''));
+    lines.push('', 'Needs root, etcd-server, iproute2, iputils-ping and containernetworking-plugins.');
+    process.stdout.write(lines.join('\n') + '\n');
+    return 0;
+  }
+  if (args.positional[0] === 'down') return labDown();
+  if (args.positional.length) throw new CliUsageError(`unexpected argument ${JSON.stringify(args.positional[0])}; usage: ${SPEC.usage}`);
+  const missing = preflight();
+  if (missing.length) {
+    process.stderr.write('weft lab cannot start; missing:\n' + missing.map((m) => `  ${m.what}: ${m.how}\n`).join(''));
+    return 1;
+  }
+  const hosts = Number(args.values.hosts);
+  const perHost = Number(args.values.containers);
+  const keep = args.values.keep === true;
+  const progress = new Progress(5);
+  let lab: Lab | undefined;
+  const started = Date.now();
+  try {
+    lab = await progress.step(`creating the lab: underlay, etcd host and ${hosts} hosts`, () => Lab.create({ hosts, outsideHost: false }));
+    const l = lab;
+    await putNetworkConfig(l, { Network: args.values.network, Backend: { Type: args.values.backend } });
+    const ready = await progress.step(`starting weftd on ${hosts} hosts`, async (tick) => {
+      const agents = l.hosts.map((h) => startAgent(l, h, ['--log-level', 'info']));
+      const out: AgentReady[] = [];
+      for (const a of agents) {
+        out.push(await waitReady(l, a));
+        tick(`${out.length}/${hosts} ready`);
+      }
+      return out;
+    });
+    await progress.step(`attaching ${hosts * perHost} containers through CNI (bridge + host-local)`, async (tick) => {
+      for (const [i, h] of l.hosts.entries()) {
+        const r = ready[i]!;
+        for (let j = 0; j < perHost; j++) {
+          await l.addContainer(h, { bridge: 'weft0', subnet: r.subnet, gateway: r.gateway, mtu: r.mtu });
+          tick(`${l.containers.length}/${hosts * perHost}`);
+        }
+      }
+    });
+    const pairs = await progress.step(`pinging every container from every other (${l.containers.length * (l.containers.length - 1)} pairs)`, () =>
+      pingMatrix(l, l.containers, { count: 3, intervalMs: 100, timeoutS: 1 }),
+    );
+    const rtt = new Map<string, number | undefined>();
+    for (const p of pairs) rtt.set(`${p.from}>${p.to}`, p.result.received > 0 ? p.result.rttAvgMs : undefined);
+    const ok = pairs.filter((p) => p.result.received === p.result.sent && p.result.sent > 0);
+    process.stdout.write('\nHosts:\n');
+    for (const [i, h] of l.hosts.entries()) process.stdout.write(`  ${h.name}  underlay ${h.underlayIp}  subnet ${ready[i]!.subnet}  MTU ${ready[i]!.mtu}\n`);
+    process.stdout.write(`\nPing matrix (average RTT of 3 pings, rows ping columns):\n${matrixTable(l.containers, rtt)}\n`);
+    const rtts = ok.map((p) => p.result.rttAvgMs).sort((a, b) => a - b);
+    const median = rtts.length ? rtts[Math.floor(rtts.length / 2)]! : NaN;
+    process.stdout.write(
+      `\nSummary: ${hosts} hosts, ${l.containers.length} containers, backend ${args.values.backend}: ` +
+        `${ok.length}/${pairs.length} pairs reachable, median RTT ${median.toFixed(2)} ms, ` +
+        `${((Date.now() - started) / 1000).toFixed(1)} s\n`,
+    );
+    if (keep) {
+      l.detach();
+      mkdirSync(STATE_DIR, { recursive: true });
+      writeFileSync(join(STATE_DIR, `${l.id}.json`), JSON.stringify({ id: l.id, dir: l.dir, namespaces: l.namespaces, pids: l.pids() }, null, 2));
+      const c = l.containers[0]!;
+      process.stdout.write(
+        `\nThe lab ${l.id} is left up.\n` +
+          `  enter a container:  ip netns exec ${c.ns} bash\n` +
+          `  enter a host:       ip netns exec ${l.hosts[0]!.ns} bash\n` +
+          `  see its VXLAN peers: ip netns exec ${l.hosts[0]!.ns} bridge fdb show dev weft.1\n` +
+          `  agent logs:         ${join(l.dir, 'logs')}\n` +
+          `  remove it:          node dist/agent/weft.js lab down\n`,
+      );
+      lab = undefined;
+    }
+    return ok.length === pairs.length ? 0 : 1;
+  } finally {
+    if (lab) await progress.step('removing the lab (processes, namespaces, files)', () => lab!.destroy()).catch((e) => {
+      process.stderr.write(`weft lab: cleanup: ${(e as Error).message}\n`);
+    });
+  }
+}
+
+/** Removes every lab left up with --keep. */
+export async function labDown(): Promise<number> {
+  if (!existsSync(STATE_DIR)) {
+    process.stdout.write('no kept labs\n');
+    return 0;
+  }
+  const files = readdirSync(STATE_DIR).filter((f) => f.endsWith('.json'));
+  if (!files.length) process.stdout.write('no kept labs\n');
+  for (const f of files) {
+    const st = JSON.parse(readFileSync(join(STATE_DIR, f), 'utf8')) as { id: string; dir: string; namespaces: string[]; pids: number[] };
+    await Lab.removeDetached(st);
+    rmSync(join(STATE_DIR, f), { force: true });
+    process.stdout.write(`removed lab ${st.id} (${st.namespaces.length} namespaces)\n`);
+  }
+  return 0;
+}
