@@ -5,7 +5,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { Lab, type LabContainer, type LabHost } from '../../lab/lab.js';
 import { formatPingMatrix, ping, pingMatrix, startPinger } from '../../lab/ping.js';
-import { PREFIX, putNetworkConfig, restartAgent, startAgent, waitFor, waitReady, logRecords, type AgentReady, type LabAgent } from '../../lab/agent.js';
+import { PREFIX, WEFTD, putNetworkConfig, restartAgent, startAgent, waitFor, waitReady, logRecords, type AgentReady, type LabAgent } from '../../lab/agent.js';
 
 const DEV = 'weft.1';
 let lab: Lab;
@@ -121,6 +121,19 @@ test('neighbour, FDB and route entries are exactly one per peer', async () => {
 test('every container pings every other container, across hosts and on the same host', async () => {
   const pairs = await allPairsPing();
   assert.is(pairs.length, 6 * 5);
+});
+
+test('weft leases lists every host\'s lease with its VTEP MAC and expiry, from inside a host', async () => {
+  const weft = WEFTD.replace(/weftd\.js$/, 'weft.js');
+  const r = await lab.execIn(lab.host(1).ns, process.execPath, [weft, 'leases', '--json', '--etcd-endpoints', lab.etcd!.labEndpoints.join(',')]);
+  assert.is(r.code, 0, r.stderr);
+  const rows = JSON.parse(r.stdout) as Array<{ subnet: string; publicIp: string; backend: string; vtepMac: string; ttlSeconds: number | null }>;
+  const want = (await leases()).map((l) => `${l.subnet} ${l.publicIp} vxlan ${l.mac}`).sort();
+  assert.equal(rows.map((x) => `${x.subnet} ${x.publicIp} ${x.backend} ${x.vtepMac}`).sort(), want);
+  for (const x of rows) assert.ok(x.ttlSeconds !== null && x.ttlSeconds > 86000 && x.ttlSeconds <= 86400, `ttl ${x.ttlSeconds}`);
+  const table = await lab.execIn(lab.host(1).ns, process.execPath, [weft, 'leases', '--etcd-endpoints', lab.etcd!.labEndpoints.join(',')]);
+  assert.match(table.stdout, /^SUBNET\s+PUBLIC IP\s+BACKEND\s+VTEP MAC\s+EXPIRES IN\n/);
+  assert.is(table.stdout.trim().split('\n').length, 4);
 });
 
 test('a garbage lease in etcd changes nothing for the good peers', async () => {
