@@ -38,8 +38,13 @@ async function main(): Promise<number> {
     });
   }
   log.info('starting', { version: version(), pid: process.pid });
+  const daemon = new Daemon(cfg, log);
+  // SIGUSR1: one log line with the data plane's counters (what /metrics also serves).
+  process.on('SIGUSR1', () => {
+    log.info('stats', { phase: daemon.status.phase, subnet: daemon.status.lease?.subnet.toString(), ...daemon.status.backend?.stats() });
+  });
   try {
-    await new Daemon(cfg, log).run(ac.signal);
+    await daemon.run(ac.signal);
     log.info('stopped');
     return 0;
   } catch (e) {

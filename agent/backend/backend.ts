@@ -15,6 +15,8 @@ export interface BackendStats {
   invalidPeers: number;
   /** times the device had to be recreated */
   deviceRecreated: number;
+  /** Userspace forwarder counters (udp backend): totals, drops by reason, per peer. */
+  forwarder?: Record<string, unknown>;
 }
 
 export interface Backend {
