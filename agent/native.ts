@@ -23,6 +23,8 @@ export interface NativeTun {
 
 export interface NativeAddon {
   close(fd: number): void;
+  /** One AF_UNIX datagram to a systemd notify socket (a path, or "@name" for the abstract namespace). */
+  sdNotify(socketPath: string, message: string): void;
   readonly netlink: NativeNetlink;
   readonly tun: NativeTun;
 }

@@ -78,6 +78,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("close", Napi::Function::New(env, CloseFd));
   InitNetlink(env, exports);
   InitTun(env, exports);
+  InitNotify(env, exports);
   return exports;
 }
 
