@@ -3,7 +3,8 @@
 // themselves (not from etcd3's watcher, which advances its start revision to
 // the response header's revision and can skip events after a reconnect), and
 // a fresh etcd watcher is created from it after every disconnect. When that
-// revision has been compacted away, the set is re-listed and diffed.
+// revision has been compacted away (etcd cancels the watch), the set is
+// re-listed and diffed against the known one.
 import type { Logger } from '../agent/logger.js';
 import type { NetworkConfig } from './config.js';
 import type { IP4Net } from './ip.js';
@@ -41,7 +42,7 @@ export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
   });
 }
 
-type SessionEnd = { kind: 'aborted' } | { kind: 'compacted' } | { kind: 'disconnected'; err: unknown } | { kind: 'failed'; err: unknown };
+type SessionEnd = { kind: 'aborted' } | { kind: 'canceled'; err: Error } | { kind: 'disconnected'; err: unknown } | { kind: 'failed'; err: unknown };
 
 export async function runLeaseWatch(reg: Registry, cfg: NetworkConfig, opts: WatchOptions, stats: ManagerStats, logger: Logger): Promise<void> {
   const { signal, onBatch } = opts;
@@ -112,10 +113,16 @@ export async function runLeaseWatch(reg: Registry, cfg: NetworkConfig, opts: Wat
       chain.catch((err) => finish({ kind: 'failed', err }, true));
     });
     w.on('disconnected', (err) => finish({ kind: 'disconnected', err }, true));
-    // 'error' is a cancellation by the server; etcd3 has already dropped the watcher.
-    w.on('error', (err: Error) => finish(/compacted/i.test(err.message) ? { kind: 'compacted' } : { kind: 'disconnected', err }, false));
+    // 'error' is a cancellation by the server; etcd3 has already dropped the
+    // watcher. etcd 3.4 signals compaction only by compact_revision with an
+    // empty cancel_reason, which etcd3 does not pass on ("Watcher canceled: "),
+    // so every server cancel is handled as a compaction: re-list and diff is
+    // correct whatever the cause.
+    w.on('error', (err: Error) => finish({ kind: 'canceled', err }, false));
   });
 
+  let lastCanceledAt = -1;
+  let cancelDelay = BACKOFF_MIN_MS;
   while (!signal.aborted) {
     const end = await session(rev + 1);
     switch (end.kind) {
@@ -123,11 +130,19 @@ export async function runLeaseWatch(reg: Registry, cfg: NetworkConfig, opts: Wat
         return;
       case 'failed':
         throw end.err;
-      case 'compacted': {
+      case 'canceled': {
         stats.watchResyncs++;
-        log.warn('watch revision was compacted, re-listing leases', { fromRevision: rev + 1 });
+        // Back off only if cancels repeat without progress (a cause other than compaction).
+        if (rev === lastCanceledAt) {
+          await sleep(cancelDelay, signal);
+          cancelDelay = Math.min(cancelDelay * 2, BACKOFF_MAX_MS);
+        } else {
+          cancelDelay = BACKOFF_MIN_MS;
+        }
+        log.warn('watch canceled by etcd (revision compacted), re-listing leases', { fromRevision: rev + 1, reason: end.err.message });
         const events = await relist();
         if (events === null) return;
+        lastCanceledAt = rev;
         if (events.length > 0) await onBatch({ snapshot: false, events });
         break;
       }
