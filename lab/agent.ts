@@ -26,7 +26,7 @@ export function startAgent(lab: Lab, host: LabHost, extra: readonly string[] = [
     WEFTD,
     '--etcd-endpoints', lab.etcd!.labEndpoints.join(','),
     '--subnet-file', subnetFile,
-    '--log-level', 'debug',
+    ...(extra.includes('--log-level') ? [] : ['--log-level', 'debug']),
     ...extra,
   ];
   const proc = lab.spawnIn(host.ns, process.execPath, ['--enable-source-maps', ...args], { logName: `weftd-${host.name}` });

@@ -39,7 +39,7 @@ import {
   NETNS_DIR, addNetns, bridgeJson, delNetns, delNetnsSync, execIn, ip, ipJson, onExitCleanup, readLog, spawnIn, waitPidGone,
   stopProcess, type ExecOptions, type ExecResult, type TrackedProcess,
 } from './netns.js';
-import { startEtcd, type EtcdCluster } from '../test/harness/etcd.js';
+import { startEtcd, type EtcdCluster } from './etcd.js';
 
 export type { ExecResult, TrackedProcess } from './netns.js';
 
@@ -305,8 +305,7 @@ export class Lab {
    */
   detach(): void {
     for (const p of this.processes) p.detach();
-    // etcd members are plain processes in the etcd namespace; stop tracking them too (if the harness can).
-    (this.etcd as (EtcdCluster & { detach?: () => void }) | undefined)?.detach?.();
+    this.etcd?.detach();
     this.removeExitHook();
   }
 

@@ -2,7 +2,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { createLogger } from '../../agent/logger.js';
 import { IP4Net, OutOfSubnetsError, SubnetManager, parseNetworkConfig, type Lease } from '../../subnet-manager/index.js';
-import { type EtcdCluster, startEtcd } from '../harness/etcd.js';
+import { type EtcdCluster, startEtcd } from '../../lab/etcd.js';
 
 const log = createLogger('silent');
 let etcd: EtcdCluster;

@@ -3,7 +3,7 @@ import * as assert from 'uvu/assert';
 import { Etcd3 } from 'etcd3';
 import { createLogger } from '../../agent/logger.js';
 import { SubnetManager, parseNetworkConfig, type LeaseBatch } from '../../subnet-manager/index.js';
-import { type EtcdCluster, compact, startEtcd } from '../harness/etcd.js';
+import { type EtcdCluster, compact, startEtcd } from '../../lab/etcd.js';
 
 const cfg = parseNetworkConfig('{"Network":"10.244.0.0/16"}');
 const P = '/coreos.com/network/subnets/';

@@ -1,4 +1,4 @@
-// A real etcd (3.4) for tests: 1 or 3 members on 127.0.0.1 with free ports,
+// A real etcd (3.4) for the lab and the tests: 1 or 3 members on 127.0.0.1 with free ports,
 // or one member inside a lab network namespace reached from the test process
 // through a unix socket + TCP relay. Every process and temp dir is tracked and
 // removed by stop(), and also when the test process exits or is interrupted.
@@ -32,6 +32,8 @@ export interface EtcdCluster {
   pauseRelay(): void;
   resumeRelay(): void;
   stop(): Promise<void>;
+  /** Lets the members outlive this process (weft lab --keep): no kill or cleanup at exit. */
+  detach(): void;
 }
 
 export interface StartEtcdOptions {
@@ -261,6 +263,14 @@ export async function startEtcd(opts: StartEtcdOptions = {}): Promise<EtcdCluste
     pauseRelay() { if (!relay) throw new Error('no relay: start with unixSocket or netns'); relay.pause(); },
     resumeRelay() { if (!relay) throw new Error('no relay: start with unixSocket or netns'); relay.resume(); },
     stop,
+    detach() {
+      for (const m of members) {
+        if (!m.proc) continue;
+        live.delete(m.proc);
+        m.proc.unref();
+      }
+      dirs.delete(root);
+    },
   };
 }
 
