@@ -9,6 +9,9 @@ import { IP4Net, SubnetManager, type Lease, type NetworkConfig } from '../subnet
 import type { Backend } from './backend/backend.js';
 import { VxlanBackend } from './backend/vxlan.js';
 import { ensureBridge } from './bridge.js';
+import { writeCniConf } from './cni-conf.js';
+import { HealthServer } from './health.js';
+import { SystemdNotifier } from './systemd.js';
 import type { AgentConfig } from './flags.js';
 import type { Logger } from './logger.js';
 import { ensureMasquerade, removeMasquerade } from './masquerade.js';
@@ -72,11 +75,20 @@ export function etcdOptionsFrom(cfg: AgentConfig): Record<string, unknown> {
 
 export class Daemon {
   readonly status: DaemonStatus = { phase: 'starting' };
+  private readonly systemd: SystemdNotifier;
 
   constructor(
     private readonly cfg: AgentConfig,
     private readonly log: Logger,
-  ) {}
+  ) {
+    this.systemd = new SystemdNotifier(log.child({ component: 'systemd' }));
+  }
+
+  /** Moves to a new phase and tells systemd what weftd is doing. */
+  private phase(p: DaemonStatus['phase'], text: string): void {
+    this.status.phase = p;
+    this.systemd.status(text);
+  }
 
   async run(signal: AbortSignal): Promise<void> {
     const { cfg, log } = this;
@@ -89,10 +101,15 @@ export class Daemon {
       etcdOptions: etcdOptionsFrom(cfg),
     });
     const nl = NetlinkHandle.open();
+    // Up before etcd is: /healthz must say "etcd unreachable" rather than nothing.
+    const health = cfg.healthzPort > 0 ? new HealthServer(this.healthSource(sm), log.child({ component: 'health' })) : undefined;
     try {
+      await health?.listen(cfg.healthzIp, cfg.healthzPort);
       await this.serve(sm, nl, signal);
     } finally {
+      this.systemd.stopping();
       this.status.phase = 'stopped';
+      await health?.close();
       await this.status.backend?.close();
       await sm.close().catch((e) => log.warn('closing the etcd client failed', { err: e }));
       nl.close();
@@ -101,7 +118,7 @@ export class Daemon {
 
   private async serve(sm: SubnetManager, nl: NetlinkHandle, signal: AbortSignal): Promise<void> {
     const { cfg, log } = this;
-    this.status.phase = 'waiting-for-etcd';
+    this.phase('waiting-for-etcd', `reading the network config from ${cfg.etcdEndpoints.join(',')}`);
     let network: NetworkConfig;
     try {
       network = await retrying('reading the network config', log, signal, () => sm.getNetworkConfig());
@@ -118,7 +135,7 @@ export class Daemon {
     const backend = this.createBackend(network, nl, underlay);
     this.status.backend = backend;
 
-    this.status.phase = 'acquiring';
+    this.phase('acquiring', `acquiring a subnet lease for ${underlay.ip}`);
     const prev = readPreviousSubnet(cfg.subnetFile);
     let previousSubnet: IP4Net | undefined;
     if (prev) {
@@ -164,7 +181,7 @@ export class Daemon {
       })
       .catch(fail);
 
-    this.status.phase = 'syncing';
+    this.phase('syncing', `lease ${lease.subnet}; programming peers`);
     let first = true;
     const watch = sm
       .watchLeases(network, {
@@ -177,6 +194,8 @@ export class Daemon {
             this.status.phase = 'ready';
             const s = backend.stats();
             log.info('ready', { subnet: lease.subnet.toString(), peers: s.peersKnown, programmed: s.peersProgrammed });
+            // Only now: lease held, device, bridge and subnet file exist, first peer sync applied.
+            this.systemd.ready(`ready: subnet ${lease.subnet}, ${s.peersProgrammed}/${s.peersKnown} peers programmed`);
           }
         },
       })
@@ -224,7 +243,35 @@ export class Daemon {
       mtu: backend.mtu,
       ipMasq: cfg.ipMasq,
     });
+    if (cfg.cniConf) {
+      writeCniConf(cfg.cniConf, {
+        bridge: cfg.bridge,
+        subnet: lease.subnet.toString(),
+        gateway: lease.subnet.address(1),
+        mtu: backend.mtu,
+        ipamDataDir: cfg.cniIpamDataDir,
+      });
+    }
     log.info('host configured', { bridge: cfg.bridge, subnetFile: cfg.subnetFile, mtu: backend.mtu });
+  }
+
+  private healthSource(sm: SubnetManager) {
+    return {
+      phase: () => this.status.phase,
+      leaseExpiry: () => this.status.lease?.expiration,
+      subnet: () => this.status.lease?.subnet.toString(),
+      backend: () => this.status.backend,
+      etcd: () => sm.stats,
+      probeEtcd: async () => {
+        try {
+          await sm.getNetworkConfig();
+        } catch (e) {
+          // etcd answered, the config is just not there (or bad): still reachable.
+          if ((e as { code?: string }).code !== 'ENOCONFIG' && (e as { code?: string }).code !== 'EBADCONFIG') throw e;
+        }
+        return true;
+      },
+    };
   }
 
   /** Every second: cheap checks (device present, failed entries retried); every --resync-interval: full list/diff/apply. */

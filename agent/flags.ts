@@ -1,7 +1,7 @@
 // weftd's command line: flanneld's flag names where flanneld has the flag,
 // each also readable from WEFTD_<NAME> in the environment (flag wins).
 // Parsed once into a frozen AgentConfig; everything after trusts it.
-import { isIPv4 } from 'node:net';
+import { isIP, isIPv4 } from 'node:net';
 import { isLogLevel, type LogLevel } from './logger.js';
 
 export class UsageError extends Error {
@@ -29,6 +29,11 @@ export interface AgentConfig {
   readonly bridge: string;
   readonly vxlanDevice?: string;
   readonly resyncIntervalSeconds: number;
+  readonly healthzIp: string;
+  /** 0 = no health/metrics server. */
+  readonly healthzPort: number;
+  readonly cniConf?: string;
+  readonly cniIpamDataDir?: string;
   readonly logLevel: LogLevel;
   readonly help: boolean;
   readonly version: boolean;
@@ -78,6 +83,10 @@ export const FLAGS: readonly FlagDef[] = [
   { name: 'bridge', key: 'bridge', kind: 'string', def: 'weft0', check: ifaceName, help: 'docker0-style bridge for this host\'s containers' },
   { name: 'vxlan-device', key: 'vxlanDevice', kind: 'string', check: ifaceName, help: 'name of the VXLAN device (default: weft.<VNI>)' },
   { name: 'resync-interval', key: 'resyncIntervalSeconds', kind: 'int', def: '10', min: 1, max: 3600, help: 'seconds between full reconciliations of the kernel state' },
+  { name: 'healthz-ip', key: 'healthzIp', kind: 'string', def: '0.0.0.0', check: (v) => (isIP(v) ? undefined : 'must be an IP address'), help: 'address of the /healthz, /readyz and /metrics server' },
+  { name: 'healthz-port', key: 'healthzPort', kind: 'int', def: '0', min: 0, max: 65535, help: 'port of the health and metrics server; 0 disables it' },
+  { name: 'cni-conf', key: 'cniConf', kind: 'string', check: (v) => (v.startsWith('/') ? undefined : 'must be an absolute path'), help: 'write a CNI conflist (bridge + host-local) for this host\'s subnet here' },
+  { name: 'cni-ipam-data-dir', key: 'cniIpamDataDir', kind: 'string', check: (v) => (v.startsWith('/') ? undefined : 'must be an absolute path'), help: 'host-local state directory written into --cni-conf (default: the plugin\'s own)' },
   { name: 'log-level', key: 'logLevel', kind: 'string', def: 'info', check: (v) => (isLogLevel(v) ? undefined : 'must be one of debug, info, warn, error, silent'), help: 'least severe log level printed' },
   { name: 'help', key: 'help', kind: 'bool', def: 'false', help: 'print this help and exit' },
   { name: 'version', key: 'version', kind: 'bool', def: 'false', help: 'print the version and exit' },

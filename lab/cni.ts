@@ -44,7 +44,10 @@ export interface CniInvocation {
   netnsPath: string;
   containerId: string;
   ifName?: string;
+  /** One plugin's network config... */
   conf: Record<string, unknown>;
+  /** ...or a whole conflist: plugins run in order for ADD (each gets the previous result), in reverse for DEL. */
+  list?: { cniVersion: string; name: string; plugins: Record<string, unknown>[] };
 }
 
 export interface CniIp { address: string; gateway?: string; interface?: number }
@@ -84,8 +87,24 @@ async function invoke(command: 'ADD' | 'DEL', inv: CniInvocation): Promise<strin
   return r.stdout;
 }
 
+function listConf(list: NonNullable<CniInvocation['list']>, plugin: Record<string, unknown>, prevResult?: unknown): Record<string, unknown> {
+  return { ...plugin, cniVersion: list.cniVersion, name: list.name, ...(prevResult ? { prevResult } : {}) };
+}
+
 /** CNI ADD; resolves to the parsed result, which must hold at least one IP. */
 export async function cniAdd(inv: CniInvocation): Promise<CniResult> {
+  if (inv.list) {
+    let prev: CniResult | undefined;
+    for (const plugin of inv.list.plugins) {
+      prev = await cniAddOne({ ...inv, conf: listConf(inv.list, plugin, prev), list: undefined }, prev === undefined);
+    }
+    if (!prev) throw new CniError('conflist', 'ADD', `conflist ${inv.list.name} has no plugins`);
+    return prev;
+  }
+  return cniAddOne(inv, true);
+}
+
+async function cniAddOne(inv: CniInvocation, mustHaveIps: boolean): Promise<CniResult> {
   const out = await invoke('ADD', inv);
   let result: CniResult;
   try {
@@ -93,11 +112,15 @@ export async function cniAdd(inv: CniInvocation): Promise<CniResult> {
   } catch {
     throw new CniError(String(inv.conf['type']), 'ADD', `result is not JSON: ${JSON.stringify(out.slice(0, 200))}`);
   }
-  if (!result.ips?.length) throw new CniError(String(inv.conf['type']), 'ADD', `result has no ips: ${out.trim()}`);
+  if (mustHaveIps && !result.ips?.length) throw new CniError(String(inv.conf['type']), 'ADD', `result has no ips: ${out.trim()}`);
   return result;
 }
 
 /** CNI DEL (idempotent by the spec: deleting what is already gone succeeds). */
 export async function cniDel(inv: CniInvocation): Promise<void> {
+  if (inv.list) {
+    for (const plugin of [...inv.list.plugins].reverse()) await invoke('DEL', { ...inv, conf: listConf(inv.list, plugin), list: undefined });
+    return;
+  }
   await invoke('DEL', inv);
 }

@@ -30,7 +30,7 @@
 // ./cni.ts (cniAdd, cniDel, bridgeNetConf, CniError), ./ping.ts (ping, pingMatrix, startPinger).
 // If the test process exits or gets SIGINT/SIGTERM, live labs are removed synchronously.
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -82,6 +82,8 @@ export interface LabContainer {
 }
 
 export interface AddContainerOptions { bridge: string; subnet: string; gateway: string; mtu: number; name?: string }
+/** Attach through a CNI conflist file alone (e.g. the one weftd --cni-conf wrote). */
+export interface AddContainerFromConflist { conflist: string; name?: string }
 
 export const UNDERLAY_PREFIX = '192.0.2';
 export const UNDERLAY_GATEWAY = '192.0.2.1';
@@ -193,7 +195,7 @@ export class Lab {
   }
 
   /** New namespace <id>-h<i>c<j>, attached to `bridge` in the host by the CNI bridge plugin (which creates the bridge if missing). */
-  async addContainer(host: LabHost, o: AddContainerOptions): Promise<LabContainer> {
+  async addContainer(host: LabHost, o: AddContainerOptions | AddContainerFromConflist): Promise<LabContainer> {
     this.assertAlive();
     const j = (this.containerCount.get(host) ?? 0) + 1;
     this.containerCount.set(host, j);
@@ -208,7 +210,8 @@ export class Lab {
       netnsPath: `${NETNS_DIR}/${ns}`,
       containerId: ns,
       ifName: 'eth0',
-      conf: bridgeNetConf({ bridge: o.bridge, subnet: o.subnet, gateway: o.gateway, mtu: o.mtu, ipamDataDir }),
+      conf: 'conflist' in o ? {} : bridgeNetConf({ bridge: o.bridge, subnet: o.subnet, gateway: o.gateway, mtu: o.mtu, ipamDataDir }),
+      ...('conflist' in o ? { list: JSON.parse(readFileSync(o.conflist, 'utf8')) as NonNullable<CniInvocation['list']> } : {}),
     };
     const c: LabContainer = { host, name, ns, nsPath: inv.netnsPath, ip: '', cidr: '' };
     let result;

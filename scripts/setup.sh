@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-need_pkgs=(etcd-server etcd-client iproute2 iptables iperf3 iputils-ping containernetworking-plugins openssl python3 make g++)
+need_pkgs=(etcd-server etcd-client iproute2 iptables iperf3 iputils-ping containernetworking-plugins openssl python3 make g++ systemd)
 missing=()
 for p in "${need_pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -16,6 +16,15 @@ export class ConfigError extends SubnetManagerError {
   readonly retryable = false;
 }
 
+/**
+ * The network config key does not exist (yet). Retryable: like flanneld,
+ * an agent started before the operator wrote the config waits for it.
+ */
+export class ConfigMissingError extends SubnetManagerError {
+  readonly code = 'ENOCONFIG';
+  readonly retryable = true;
+}
+
 /** A lease key or value cannot be parsed or is not acceptable. */
 export class LeaseError extends SubnetManagerError {
   readonly code = 'EBADLEASE';

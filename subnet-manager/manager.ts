@@ -3,7 +3,7 @@
 import type { Logger } from '../agent/logger.js';
 import { type SubnetSpace, chooseFreeSubnet, isAllocatable, isFree, outOfSubnets } from './allocate.js';
 import { type NetworkConfig, parseNetworkConfig } from './config.js';
-import { AbortedError, ConfigError, LeaseError, SubnetManagerError } from './errors.js';
+import { AbortedError, ConfigError, ConfigMissingError, LeaseError, SubnetManagerError } from './errors.js';
 import { IP4Net, IP6Net, parseIP4, parseIP6 } from './ip.js';
 import { type Lease, type LeaseAttrs, decodeLeaseAttrs, encodeLeaseAttrs, leaseKeySuffix, parseLeaseKeySuffix } from './lease.js';
 import type { LeaseBatch, RawKV } from './lease-table.js';
@@ -67,7 +67,7 @@ export class SubnetManager {
   /** Reads and parses <prefix>/config. */
   async getNetworkConfig(): Promise<NetworkConfig> {
     const text = await this.reg.getConfig();
-    if (text === null) throw new ConfigError(`network config not found: etcd key ${this.reg.configKey} does not exist`);
+    if (text === null) throw new ConfigMissingError(`network config not found: etcd key ${this.reg.configKey} does not exist`);
     try {
       return parseNetworkConfig(text);
     } catch (e) {
