@@ -46,6 +46,15 @@ export class EtcdUnavailableError extends SubnetManagerError {
   readonly retryable = true;
 }
 
+/**
+ * TLS to etcd failed: a certificate was rejected or could not be verified.
+ * Not transient: retrying with the same files cannot succeed.
+ */
+export class EtcdTlsError extends SubnetManagerError {
+  readonly code = 'EETCDTLS';
+  readonly retryable = false;
+}
+
 /** The manager was closed or the operation was aborted by its signal. */
 export class AbortedError extends SubnetManagerError {
   readonly code = 'EABORTED';

@@ -2,7 +2,7 @@
 // etcd3's transport errors turned into EtcdUnavailableError. Policy (what to
 // acquire, when to renew) lives in manager.ts; watching in watch.ts.
 import { Etcd3, type IOptions } from 'etcd3';
-import { EtcdUnavailableError, SubnetManagerError } from './errors.js';
+import { EtcdTlsError, EtcdUnavailableError, SubnetManagerError } from './errors.js';
 import type { RawKV } from './lease-table.js';
 
 /** Per-request deadline, so a hung member cannot stall a call forever. */
@@ -16,10 +16,26 @@ export interface RegistryOptions {
   onContact?: () => void;
 }
 
+/** What a TLS failure from grpc/OpenSSL means for the operator, or undefined if it is not one. */
+export function explainTlsFailure(message: string): string | undefined {
+  if (/alert (bad certificate|certificate required|unknown ca|certificate unknown|access denied)|SSL alert number (42|46|48|116)\b/i.test(message)) {
+    return 'etcd rejected our client certificate (none given, or not signed by a CA etcd trusts); check --etcd-certfile and --etcd-keyfile';
+  }
+  if (/unable to verify|self[- ]signed certificate|certificate verify failed|unable to get (local )?issuer|certificate has expired|Hostname\/IP does not match|ERR_TLS_CERT/i.test(message)) {
+    return "cannot verify etcd's server certificate; check --etcd-cafile (and that the certificate names the endpoint's address)";
+  }
+  if (/wrong version number|packet length too long|http_request|unknown protocol/i.test(message)) {
+    return 'TLS handshake failed: is this endpoint plain http while the URL says https (or the other way round)?';
+  }
+  return undefined;
+}
+
 export function toUnavailable(e: unknown, endpoints: readonly string[]): unknown {
   if (e instanceof SubnetManagerError) return e;
   const err = e as Error;
   const name = err?.constructor?.name ?? '';
+  const tls = explainTlsFailure(err?.message ?? '');
+  if (tls) return new EtcdTlsError(`TLS to etcd (${endpoints.join(', ')}) failed: ${tls} (${(err.message ?? '').split('\n')[0]!.slice(0, 300)})`, { cause: e });
   // Permission/auth problems are not transient; everything else from the
   // transport (unavailable, deadline, broken circuit, closed stream) is.
   if (/PermissionDenied|Authentication|InvalidAuthToken|RoleNotGranted/.test(name)) return e;
