@@ -14,6 +14,7 @@ Commands:
              then tear it down; 'weft lab --help' for its flags
   lab down   remove a lab left up with 'weft lab --keep'
   leases     list every subnet lease in etcd
+  status     this node's lease, device and bridge, and every peer's reachability
   help       show this help
 
 Run 'weft <command> --help' for a command's flags. weft ${VERSION}`;
@@ -24,6 +25,17 @@ const LEASES: CliSpec = {
     'etcd-endpoints': { kind: 'string', def: process.env.WEFTD_ETCD_ENDPOINTS ?? 'http://127.0.0.1:2379', help: 'comma-separated etcd client URLs (env WEFTD_ETCD_ENDPOINTS)' },
     'etcd-prefix': { kind: 'string', def: process.env.WEFTD_ETCD_PREFIX ?? '/coreos.com/network', help: 'etcd key prefix (env WEFTD_ETCD_PREFIX)' },
     json: { kind: 'bool', help: 'print JSON instead of a table' },
+  },
+};
+
+const STATUS: CliSpec = {
+  usage: 'weft status [--etcd-endpoints URLS] [--etcd-prefix PREFIX] [--subnet-file PATH] [--bridge NAME] [--timeout-ms N] [--json]',
+  flags: {
+    ...LEASES.flags,
+    'subnet-file': { kind: 'string', def: process.env.WEFTD_SUBNET_FILE ?? '/run/flannel/subnet.env', help: 'the subnet file weftd wrote (env WEFTD_SUBNET_FILE)' },
+    bridge: { kind: 'string', def: process.env.WEFTD_BRIDGE ?? 'weft0', help: 'the containers\' bridge (env WEFTD_BRIDGE)' },
+    'timeout-ms': { kind: 'int', def: 1000, min: 10, max: 60000, help: 'how long to wait for echo replies' },
+    json: { kind: 'bool', help: 'print JSON instead of text' },
   },
 };
 
@@ -45,12 +57,26 @@ async function main(argv: string[]): Promise<number> {
       const { listLeases } = await import('./leases-command.js');
       return listLeases(String(a.values['etcd-endpoints']).split(','), String(a.values['etcd-prefix']), a.values.json === true);
     }
+    case 'status': {
+      const a = parseCliArgs(STATUS, rest);
+      if (a.help) return printHelp(STATUS);
+      const { gatherStatus, formatStatus } = await import('./status-command.js');
+      const s = await gatherStatus({
+        endpoints: String(a.values['etcd-endpoints']).split(','),
+        prefix: String(a.values['etcd-prefix']),
+        subnetFile: String(a.values['subnet-file']),
+        bridge: String(a.values.bridge),
+        timeoutMs: Number(a.values['timeout-ms']),
+      });
+      process.stdout.write((a.values.json ? JSON.stringify(s, null, 2) : formatStatus(s)) + '\n');
+      return s.etcd.ok && s.peers.every((p) => p.reachable) ? 0 : 1;
+    }
     case 'lab': {
       const { labCommand } = await import('../lab/demo.js');
       return labCommand(rest);
     }
     default:
-      throw new CliUsageError(`unknown command ${JSON.stringify(cmd)}; commands: lab, lab down, leases, help`);
+      throw new CliUsageError(`unknown command ${JSON.stringify(cmd)}; commands: lab, lab down, leases, status, help`);
   }
 }
 

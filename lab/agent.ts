@@ -74,7 +74,7 @@ export interface AgentReady {
   mtu: number;
 }
 
-/** Waits for the agent's "ready" log line and returns what its subnet file says. */
+/** Waits for the agent's "ready" log line (so its --log-level must be info or debug) and returns what its subnet file says. */
 export async function waitReady(lab: Lab, a: LabAgent, timeoutMs = 20_000): Promise<AgentReady> {
   await waitFor(`weftd on ${a.host.name} to be ready`, timeoutMs, () => {
     if (a.proc.exitCode !== null || a.proc.signalCode !== null) {

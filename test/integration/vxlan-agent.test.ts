@@ -136,6 +136,44 @@ test('weft leases lists every host\'s lease with its VTEP MAC and expiry, from i
   assert.is(table.stdout.trim().split('\n').length, 4);
 });
 
+test('weft status: the node\'s lease, device and bridge, every peer answering ICMP over the overlay; an unreachable peer is named', async () => {
+  const weft = WEFTD.replace(/weftd\.js$/, 'weft.js');
+  const h = lab.host(1);
+  const run = () => lab.execIn(h.ns, process.execPath, [weft, 'status', '--json', '--timeout-ms', '500', '--etcd-endpoints', lab.etcd!.labEndpoints.join(','), '--subnet-file', agents.get('h1')!.subnetFile]);
+  let r = await run();
+  assert.is(r.code, 0, r.stdout + r.stderr);
+  const s = JSON.parse(r.stdout);
+  assert.is(s.node.subnet, ready.get('h1')!.subnet);
+  assert.is(s.node.publicIp, h.underlayIp);
+  assert.is(s.node.backend, 'vxlan');
+  assert.equal(s.node.device, { name: DEV, kind: 'vxlan', up: true, mtu: 1450 });
+  assert.equal(s.node.bridge.addresses, [`${ready.get('h1')!.gateway}/24`]);
+  assert.is(s.peers.length, 2);
+  for (const p of s.peers) {
+    assert.is(p.reachable, true, JSON.stringify(p));
+    assert.ok(p.rttMs > 0 && p.rttMs < 100, `rtt ${p.rttMs}`);
+  }
+  // A valid lease whose host does not exist: programmed, but nobody answers.
+  const c = lab.etcd!.client();
+  const ghost = `${PREFIX}/subnets/10.244.250.0-24`;
+  await c.put(ghost).value(JSON.stringify({ PublicIP: '192.0.2.77', PublicIPv6: null, BackendType: 'vxlan', BackendData: { VNI: 1, VtepMAC: '02:00:00:00:77:77' } }));
+  try {
+    await waitFor('h1 to program the ghost peer', 3000, async () => (await kernelView(h)).route.some((x) => x.startsWith('10.244.250.0/24')));
+    r = await run();
+    assert.is(r.code, 1, 'exit 1 when a peer does not answer');
+    const ghostPeer = JSON.parse(r.stdout).peers.find((p: { subnet: string }) => p.subnet === '10.244.250.0/24');
+    assert.equal([ghostPeer.reachable, ghostPeer.received, ghostPeer.target], [false, 0, '10.244.250.1']);
+    const text = await lab.execIn(h.ns, process.execPath, [weft, 'status', '--timeout-ms', '300', '--etcd-endpoints', lab.etcd!.labEndpoints.join(','), '--subnet-file', agents.get('h1')!.subnetFile]);
+    assert.match(text.stdout, /10\.244\.250\.0\/24\s+192\.0\.2\.77\s+vxlan\s+10\.244\.250\.1\s+0\/3\s+UNREACHABLE/);
+  } finally {
+    await c.delete().key(ghost);
+  }
+  const down = await lab.execIn(h.ns, process.execPath, [weft, 'status', '--timeout-ms', '300', '--etcd-endpoints', 'http://192.0.2.3:2379', '--subnet-file', agents.get('h1')!.subnetFile]);
+  assert.is(down.code, 1);
+  assert.match(down.stdout, /etcd {6}cannot reach etcd at http:\/\/192\.0\.2\.3:2379/);
+  assert.match(down.stdout, /^Device {4}weft\.1 \(vxlan\), up, MTU 1450$/m);
+});
+
 test('a garbage lease in etcd changes nothing for the good peers', async () => {
   const c = lab.etcd!.client();
   await c.put(`${PREFIX}/subnets/10.244.200.0-24`).value('{not json');

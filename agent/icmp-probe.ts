@@ -1,0 +1,80 @@
+// ICMP echo over the overlay (raw-socket, needs CAP_NET_RAW): used by
+// `weft status` to say whether each peer answers and how fast.
+import raw from 'raw-socket';
+
+export interface ProbeResult {
+  readonly target: string;
+  readonly sent: number;
+  readonly received: number;
+  /** Round-trip times of the replies, ms. */
+  readonly rttsMs: readonly number[];
+}
+
+const ECHO_REQUEST = 8;
+const ECHO_REPLY = 0;
+
+/** An echo request with the given id and sequence, checksummed. */
+export function echoRequest(id: number, seq: number, payload: Buffer = Buffer.from('weft status probe')): Buffer {
+  const b = Buffer.alloc(8 + payload.length);
+  b.writeUInt8(ECHO_REQUEST, 0);
+  b.writeUInt16BE(id & 0xffff, 4);
+  b.writeUInt16BE(seq & 0xffff, 6);
+  payload.copy(b, 8);
+  raw.writeChecksum(b, 2, raw.createChecksum(b));
+  return b;
+}
+
+/** Reads an echo reply out of an IPv4 datagram (raw ICMP sockets deliver the IP header). */
+export function parseEchoReply(dgram: Buffer): { id: number; seq: number } | undefined {
+  if (dgram.length < 20 || dgram[0]! >> 4 !== 4) return undefined;
+  const ihl = (dgram[0]! & 0x0f) * 4;
+  if (dgram.length < ihl + 8 || dgram[ihl] !== ECHO_REPLY) return undefined;
+  return { id: dgram.readUInt16BE(ihl + 4), seq: dgram.readUInt16BE(ihl + 6) };
+}
+
+/**
+ * Sends `count` echo requests to each target, `intervalMs` apart, and waits
+ * up to `timeoutMs` after the last for replies. One socket for all targets.
+ */
+export async function probeAll(targets: readonly string[], opts: { count?: number; intervalMs?: number; timeoutMs?: number } = {}): Promise<Map<string, ProbeResult>> {
+  const count = opts.count ?? 3;
+  const intervalMs = opts.intervalMs ?? 50;
+  const timeoutMs = opts.timeoutMs ?? 1000;
+  const id = process.pid & 0xffff;
+  const sock = raw.createSocket({ protocol: raw.Protocol.ICMP });
+  const sentAt = new Map<number, { target: string; at: bigint }>();
+  const results = new Map<string, { sent: number; rtts: number[] }>(targets.map((t) => [t, { sent: 0, rtts: [] }]));
+  sock.on('message', (buf, source) => {
+    const r = parseEchoReply(buf);
+    if (!r || r.id !== id) return;
+    const s = sentAt.get(r.seq);
+    if (!s || s.target !== source) return;
+    sentAt.delete(r.seq);
+    results.get(s.target)!.rtts.push(Number(process.hrtime.bigint() - s.at) / 1e6);
+  });
+  const errors: Error[] = [];
+  sock.on('error', (e) => errors.push(e));
+  try {
+    let seq = 0;
+    for (let round = 0; round < count; round++) {
+      for (const target of targets) {
+        const mySeq = ++seq;
+        const pkt = echoRequest(id, mySeq);
+        await new Promise<void>((resolve) => {
+          sock.send(pkt, 0, pkt.length, target, () => sentAt.set(mySeq, { target, at: process.hrtime.bigint() }), (err) => {
+            if (err) errors.push(new Error(`ICMP echo to ${target}: ${err.message}`));
+            else results.get(target)!.sent++;
+            resolve();
+          });
+        });
+      }
+      if (round < count - 1) await new Promise((r) => setTimeout(r, intervalMs));
+    }
+    const deadline = Date.now() + timeoutMs;
+    while (sentAt.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+  } finally {
+    sock.close();
+  }
+  if (errors.length && [...results.values()].every((r) => r.sent === 0)) throw errors[0]!;
+  return new Map([...results].map(([t, r]) => [t, { target: t, sent: r.sent, received: r.rtts.length, rttsMs: r.rtts }]));
+}
