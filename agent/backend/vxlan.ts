@@ -142,6 +142,10 @@ export class VxlanBackend implements Backend {
   async apply(batch: LeaseBatch): Promise<void> {
     const changes = this.table.apply(batch);
     if (batch.snapshot) {
+      for (const c of changes) {
+        const p = c.after ?? c.before!;
+        this.o.log.info(c.after ? (c.before ? 'peer updated' : 'peer added') : 'peer removed', { subnet: c.subnet, publicIp: p.publicIp, vtepMac: p.mac });
+      }
       this.reconcile();
       return;
     }
