@@ -21,12 +21,54 @@ export interface NativeTun {
   readonly IFF_VNET_HDR: number;
 }
 
+/** One forwarding entry: the peer at peerIp:port owns subnet/prefixLen. */
+export interface NativeForwarderRoute {
+  subnet: string;
+  prefixLen: number;
+  peerIp: string;
+  port: number;
+}
+
+export interface NativeForwarderCounters {
+  txPackets: number;
+  txBytes: number;
+  rxPackets: number;
+  rxBytes: number;
+}
+
+export interface NativeForwarderStats extends NativeForwarderCounters {
+  icmpSent: number;
+  drops: Record<'no_route' | 'ttl' | 'unknown_peer' | 'spoofed_source' | 'malformed' | 'tun_write_error' | 'send_error', number>;
+  /** Keyed "peerIp:port"; only peers in the current table. */
+  peers: Record<string, NativeForwarderCounters>;
+  /** errno that ended a thread (0 while it runs), and the last errno of a failed send / TUN write. */
+  errno: { tunThread: number; udpThread: number; lastSend: number; lastTunWrite: number };
+}
+
+declare const forwarderHandle: unique symbol;
+export type NativeForwarderHandle = { readonly [forwarderHandle]: true };
+
+export interface NativeForwarder {
+  /**
+   * Binds a UDP socket to bindIp:port and starts the TUN->UDP and UDP->TUN threads on tunFd
+   * (set O_NONBLOCK; the caller keeps owning and closes it after stop). ownIp is the ICMP source.
+   * Throws with `code`/`errno` when the socket cannot be made.
+   */
+  start(o: { tunFd: number; bindIp: string; port: number; ownIp: string; bufferBytes?: number }): NativeForwarderHandle;
+  /** Replaces the whole table atomically; per-peer counters carry over for peers that stay. */
+  setTable(h: NativeForwarderHandle, routes: readonly NativeForwarderRoute[]): void;
+  stats(h: NativeForwarderHandle): NativeForwarderStats;
+  /** Wakes and joins both threads, closes the UDP socket. Idempotent. */
+  stop(h: NativeForwarderHandle): void;
+}
+
 export interface NativeAddon {
   close(fd: number): void;
   /** One AF_UNIX datagram to a systemd notify socket (a path, or "@name" for the abstract namespace). */
   sdNotify(socketPath: string, message: string): void;
   readonly netlink: NativeNetlink;
   readonly tun: NativeTun;
+  readonly forwarder: NativeForwarder;
 }
 
 /** Native errors carry the errno name and number of the failed system call. */

@@ -79,6 +79,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   InitNetlink(env, exports);
   InitTun(env, exports);
   InitNotify(env, exports);
+  InitForwarder(env, exports);
   return exports;
 }
 

@@ -19,5 +19,6 @@ int InNetns(const std::string& netnsPath, int (*fn)(void*), void* arg, int* err)
 void InitNetlink(Napi::Env env, Napi::Object exports);
 void InitTun(Napi::Env env, Napi::Object exports);
 void InitNotify(Napi::Env env, Napi::Object exports);
+void InitForwarder(Napi::Env env, Napi::Object exports);
 
 }  // namespace weft
