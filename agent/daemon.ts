@@ -15,7 +15,7 @@ import { SystemdNotifier } from './systemd.js';
 import type { AgentConfig } from './flags.js';
 import type { Logger } from './logger.js';
 import { ensureMasquerade, removeMasquerade } from './masquerade.js';
-import { NetlinkHandle } from './netlink/index.js';
+import { NetlinkHandle, NetlinkMonitor } from './netlink/index.js';
 import { readPreviousSubnet, writeSubnetEnv } from './subnet-env.js';
 import { ensureSysctl } from './sysctl.js';
 import { findUnderlay } from './underlay.js';
@@ -112,6 +112,7 @@ export class Daemon {
       await health?.close();
       await this.status.backend?.close();
       await sm.close().catch((e) => log.warn('closing the etcd client failed', { err: e }));
+      for (const c of this.closers.splice(0)) c.close();
       nl.close();
     }
   }
@@ -213,6 +214,7 @@ export class Daemon {
       case 'vxlan':
         return new VxlanBackend({
           nl,
+          monitor: this.track(NetlinkMonitor.open()),
           log: this.log.child({ component: 'vxlan' }),
           network: network.network,
           vni: b.vni,
@@ -225,6 +227,14 @@ export class Daemon {
       default:
         throw new FatalConfigError(`Backend.Type ${JSON.stringify(b.type)} is not supported by this weftd yet (supported: vxlan)`);
     }
+  }
+
+  private readonly closers: Array<{ close(): void }> = [];
+
+  /** Remembers something to close when the daemon stops. */
+  private track<T extends { close(): void }>(x: T): T {
+    this.closers.push(x);
+    return x;
   }
 
   private async configureHost(nl: NetlinkHandle, network: NetworkConfig, lease: Lease, backend: Backend): Promise<void> {

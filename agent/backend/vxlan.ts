@@ -8,7 +8,7 @@
 import type { IP4Net, Lease, LeaseBatch } from '../../subnet-manager/index.js';
 import type { Logger } from '../logger.js';
 import { RT_TABLE_MAIN } from '../netlink/constants.js';
-import { isNotFound, type Link, type NetlinkHandle } from '../netlink/index.js';
+import { isNotFound, type Link, type NetlinkHandle, type Notification } from '../netlink/index.js';
 import { validVtepMac } from '../vtep-mac.js';
 import type { Backend, BackendStats } from './backend.js';
 import { PeerTable, type PeerChange } from './peer-table.js';
@@ -20,8 +20,24 @@ export interface Underlay {
   readonly mtu: number;
 }
 
+/** The netlink operations the VXLAN backend uses (a NetlinkHandle; a fake in unit tests). */
+export type VxlanNetlink = Pick<
+  NetlinkHandle,
+  | 'linkByName' | 'linkByIndex' | 'linkAdd' | 'linkDel' | 'linkSetUp' | 'linkSetMtu' | 'linkSetHwAddr'
+  | 'addrList' | 'addrReplace' | 'addrDel'
+  | 'routeList' | 'routeReplace' | 'routeDel'
+  | 'neighList' | 'neighReplace' | 'neighDel'
+  | 'fdbList' | 'fdbReplace' | 'fdbDel'
+>;
+
+/** Kernel notifications (a NetlinkMonitor): a deletion on our device triggers a full reconcile at once. */
+export interface VxlanMonitor {
+  poll(timeoutMs?: number): Notification[];
+}
+
 export interface VxlanOptions {
-  readonly nl: NetlinkHandle;
+  readonly nl: VxlanNetlink;
+  readonly monitor?: VxlanMonitor;
   readonly log: Logger;
   readonly network: IP4Net;
   readonly vni: number;
@@ -242,7 +258,23 @@ export class VxlanBackend implements Backend {
     }
   }
 
+  /** True when someone (not only us) removed something from our device since the last look. */
+  private somethingDeleted(): boolean {
+    const notes = this.o.monitor?.poll(0) ?? [];
+    const index = this.link.index;
+    return notes.some(
+      (n) =>
+        n.kind === 'overrun' ||
+        (n.kind === 'route' && n.action === 'del' && n.route.index === index) ||
+        (n.kind === 'neigh' && n.action === 'del' && n.neigh.index === index) ||
+        (n.kind === 'fdb' && n.action === 'del' && n.fdb.index === index) ||
+        (n.kind === 'link' && n.action === 'del' && n.link.index === index),
+    );
+  }
+
   async resync(full: boolean): Promise<void> {
+    // Our own deletions show up here too; the extra reconcile they cause is a no-op.
+    if (this.somethingDeleted()) full = true;
     const current = this.o.nl.linkByIndex(this.link.index);
     if (!current || current.name !== this.o.device || !current.up) {
       this.o.log.warn('VXLAN device missing or down; restoring it with all peers', { device: this.o.device });

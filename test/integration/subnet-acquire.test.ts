@@ -21,11 +21,18 @@ test.after(async () => {
   await etcd?.stop();
 });
 
-test('getNetworkConfig: missing key names it; stored config is parsed', async () => {
+test('getNetworkConfig: a missing key names it and is retryable (agents wait for the config); stored config is parsed', async () => {
   const m = mk({ prefix: '/t0' });
   await m.getNetworkConfig().then(() => assert.unreachable(), (e) => {
-    assert.is(e.code, 'EBADCONFIG');
+    assert.is(e.code, 'ENOCONFIG');
+    assert.is(e.retryable, true);
     assert.ok(e.message.includes('/t0/config'), e.message);
+  });
+  await etcd.client().put('/t0/config').value('{"Network":"10.9.0.0/16","SubnetLen":31}');
+  await m.getNetworkConfig().then(() => assert.unreachable(), (e) => {
+    assert.is(e.code, 'EBADCONFIG');
+    assert.is(e.retryable, false);
+    assert.match(e.message, /^\/t0\/config: SubnetLen must be at most 30, got 31/);
   });
   await etcd.client().put('/t0/config').value('{"Network":"10.9.0.0/16","Backend":{"Type":"udp"}}');
   const c = await m.getNetworkConfig();
