@@ -8,6 +8,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { IP4Net, SubnetManager, type Lease, type NetworkConfig } from '../subnet-manager/index.js';
 import type { Backend } from './backend/backend.js';
 import { VxlanBackend } from './backend/vxlan.js';
+import { UdpBackend } from './backend/udp.js';
 import { ensureBridge } from './bridge.js';
 import { writeCniConf } from './cni-conf.js';
 import { HealthServer } from './health.js';
@@ -224,8 +225,19 @@ export class Daemon {
           underlay,
           mtu: b.mtu,
         });
+      case 'udp':
+        return new UdpBackend({
+          nl,
+          log: this.log.child({ component: 'udp' }),
+          network: network.network,
+          port: b.port,
+          device: this.cfg.tunDevice,
+          underlay,
+          engine: this.cfg.udpEngine ?? b.engine ?? 'native', // the flag wins over Backend.Engine
+          mtu: b.mtu,
+        });
       default:
-        throw new FatalConfigError(`Backend.Type ${JSON.stringify(b.type)} is not supported by this weftd yet (supported: vxlan)`);
+        throw new FatalConfigError(`Backend.Type ${JSON.stringify(b.type)} is not supported by this weftd yet (supported: vxlan, udp)`);
     }
   }
 
