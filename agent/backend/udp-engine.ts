@@ -1,0 +1,44 @@
+// What the udp backend needs from a forwarding engine (native threads or the
+// dgram reference): take a whole new table, report counters, stop cleanly.
+// Both engines count the same things under the same names.
+import type { DropReason } from './packet.js';
+import type { ForwardingTable } from './udp-table.js';
+
+export type UdpEngineName = 'native' | 'dgram';
+
+export interface PeerCounters {
+  txPackets: number;
+  txBytes: number;
+  rxPackets: number;
+  rxBytes: number;
+}
+
+export interface ForwarderStats extends PeerCounters {
+  engine: UdpEngineName;
+  /** false once the engine stopped on its own (e.g. the TUN device vanished); the backend then rebuilds it. */
+  running: boolean;
+  /** Why it stopped, or the last send / TUN write error. */
+  error?: string;
+  icmpSent: number;
+  drops: Record<DropReason, number>;
+  /** Keyed "peerIp:port", peers of the current table only. */
+  peers: Record<string, PeerCounters>;
+}
+
+export interface UdpEngineOptions {
+  /** The TUN device's fd (IFF_TUN|IFF_NO_PI); the backend keeps owning it. */
+  readonly tunFd: number;
+  /** Local address and port of the UDP socket (this host's public IP, Backend.Port). */
+  readonly bindIp: string;
+  readonly port: number;
+  /** The TUN's own address, source of ICMP errors. */
+  readonly ownIp: string;
+}
+
+export interface UdpEngine {
+  readonly name: UdpEngineName;
+  setTable(t: ForwardingTable): void;
+  stats(): ForwarderStats;
+  /** Stops forwarding and releases the UDP socket; the TUN fd stays open. Idempotent. */
+  stop(): Promise<void>;
+}

@@ -1,0 +1,52 @@
+// The native engine: native/forwarder.cc's two threads. TypeScript hands it
+// whole tables and polls its counters; no JavaScript runs per packet.
+import { native, type NativeForwarderHandle } from '../native.js';
+import type { ForwarderStats, UdpEngine, UdpEngineOptions } from './udp-engine.js';
+import type { ForwardingTable } from './udp-table.js';
+import { formatIP4 } from '../../subnet-manager/ip.js';
+
+export class NativeEngine implements UdpEngine {
+  readonly name = 'native';
+  private stopped = false;
+
+  private constructor(private readonly h: NativeForwarderHandle) {}
+
+  /** Binds the UDP socket and starts the threads; throws (with code/errno) when the socket cannot be made. */
+  static start(o: UdpEngineOptions): NativeEngine {
+    return new NativeEngine(native().forwarder.start({ tunFd: o.tunFd, bindIp: o.bindIp, port: o.port, ownIp: o.ownIp }));
+  }
+
+  setTable(t: ForwardingTable): void {
+    if (this.stopped) return;
+    native().forwarder.setTable(
+      this.h,
+      t.routes.map((r) => ({ subnet: formatIP4(r.net), prefixLen: r.prefixLen, peerIp: r.peerIp, port: r.port })),
+    );
+  }
+
+  stats(): ForwarderStats {
+    const s = native().forwarder.stats(this.h);
+    const e = s.errno;
+    const ended = e.tunThread !== 0 ? `TUN thread ended: errno ${e.tunThread}` : e.udpThread !== 0 ? `UDP thread ended: errno ${e.udpThread}` : undefined;
+    const last = e.lastSend !== 0 ? `last send errno ${e.lastSend}` : e.lastTunWrite !== 0 ? `last TUN write errno ${e.lastTunWrite}` : undefined;
+    const error = ended ?? last;
+    return {
+      engine: 'native',
+      running: !this.stopped && ended === undefined,
+      ...(error ? { error } : {}),
+      txPackets: s.txPackets,
+      txBytes: s.txBytes,
+      rxPackets: s.rxPackets,
+      rxBytes: s.rxBytes,
+      icmpSent: s.icmpSent,
+      drops: { ...s.drops },
+      peers: s.peers,
+    };
+  }
+
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    native().forwarder.stop(this.h);
+  }
+}
