@@ -4,7 +4,7 @@
 // die with the test: each is spawned as its own process group and killed as a
 // group by stopProcess(), and with SIGKILL on process exit, SIGINT or SIGTERM.
 import { spawn, spawnSync, type ChildProcess, type StdioOptions } from 'node:child_process';
-import { closeSync, openSync, readFileSync } from 'node:fs';
+import { appendFileSync, closeSync, openSync, readFileSync } from 'node:fs';
 
 export const NETNS_DIR = '/run/netns';
 
@@ -78,8 +78,19 @@ export async function listNetns(): Promise<string[]> {
   return out.split('\n').map((l) => l.split(' ')[0]!).filter(Boolean);
 }
 
+/**
+ * The test runner names a file in WEFT_NETNS_REGISTRY; every namespace made
+ * here is listed in it first, so the runner can remove exactly what a test
+ * file left behind, and never another run's namespaces.
+ */
+export function registerNetns(name: string): void {
+  const reg = process.env.WEFT_NETNS_REGISTRY;
+  if (reg) appendFileSync(reg, `${name}\n`);
+}
+
 /** `ip netns add NAME` (the caller records it, then brings lo up: nothing may be lost in between). */
 export async function addNetns(name: string): Promise<void> {
+  registerNetns(name);
   await execOk('ip', ['netns', 'add', name]);
 }
 

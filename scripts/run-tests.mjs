@@ -2,10 +2,11 @@
 // Runs every *.test.js under the given directories, each in its own Node
 // process with a time limit, sums uvu's per-file summaries and ends with the
 // line "N passed, N failed". A file that crashes or times out before its
-// summary counts as one failure. After each file, any lab namespace (prefix
-// "wt") that appeared during it, and its processes, are removed as a safety net.
+// summary counts as one failure. After each file, any namespace it made and
+// left behind (listed in WEFT_NETNS_REGISTRY), and its processes, are removed.
 import { spawn, spawnSync } from 'node:child_process';
-import { readdirSync, statSync } from 'node:fs';
+import { readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 
 const args = process.argv.slice(2);
@@ -24,16 +25,17 @@ function findTests(dir) {
 
 const strip = (s) => s.replace(/\x1b\[[0-9;]*m/g, '');
 
-function labNamespaces() {
-  if (process.getuid?.() !== 0) return new Set();
-  const r = spawnSync('ip', ['netns', 'list'], { encoding: 'utf8' });
-  return new Set((r.stdout ?? '').split('\n').map((l) => l.split(' ')[0]).filter((n) => /^wt[a-z0-9]+-/.test(n)));
-}
-
-// Only namespaces that appeared while this file ran: another run's lab is not ours to remove.
-function sweepLabLeftovers(before) {
-  for (const name of labNamespaces()) {
-    if (before.has(name)) continue;
+// Test processes list every namespace they make in WEFT_NETNS_REGISTRY
+// (lab/netns.ts registerNetns); after each file, those still present, and
+// their processes, are removed. Another run's namespaces are never touched.
+function sweepLabLeftovers(registry) {
+  let names = [];
+  try { names = readFileSync(registry, 'utf8').split('\n').filter(Boolean); } catch { return; }
+  rmSync(registry, { force: true });
+  if (process.getuid?.() !== 0) return;
+  const existing = new Set((spawnSync('ip', ['netns', 'list'], { encoding: 'utf8' }).stdout ?? '').split('\n').map((l) => l.split(' ')[0]));
+  for (const name of new Set(names)) {
+    if (!existing.has(name)) continue;
     const pids = spawnSync('ip', ['netns', 'pids', name], { encoding: 'utf8' }).stdout ?? '';
     for (const pid of pids.split('\n').filter(Boolean)) {
       try { process.kill(Number(pid), 'SIGKILL'); } catch { /* already gone */ }
@@ -43,11 +45,11 @@ function sweepLabLeftovers(before) {
   }
 }
 
-function runFile(file) {
+function runFile(file, registry) {
   return new Promise((resolve) => {
     const started = Date.now();
     const child = spawn(process.execPath, ['--enable-source-maps', file], {
-      env: { ...process.env, FORCE_COLOR: '0', NO_COLOR: '1' },
+      env: { ...process.env, FORCE_COLOR: '0', NO_COLOR: '1', WEFT_NETNS_REGISTRY: registry },
       stdio: ['ignore', 'pipe', 'pipe'],
       detached: true,
     });
@@ -87,9 +89,9 @@ let passed = 0, failed = 0, skipped = 0;
 const failedFiles = [];
 for (const file of files) {
   process.stdout.write(`\n=== ${relative(process.cwd(), file)}\n`);
-  const before = labNamespaces();
-  const r = await runFile(file);
-  sweepLabLeftovers(before);
+  const registry = join(tmpdir(), `weft-netns-${process.pid}-${Date.now()}.list`);
+  const r = await runFile(file, registry);
+  sweepLabLeftovers(registry);
   passed += r.passed; failed += r.failed; skipped += r.skipped;
   if (r.failed > 0) failedFiles.push(`${relative(process.cwd(), r.file)} (exit ${r.code ?? r.signal})`);
   process.stdout.write(`--- ${relative(process.cwd(), file)}: ${r.passed} passed, ${r.failed} failed (${(r.ms / 1000).toFixed(1)} s)\n`);

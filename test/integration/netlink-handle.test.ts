@@ -7,6 +7,7 @@ import * as assert from 'uvu/assert';
 import {
   IF_OPER_UNKNOWN, isNotFound, type Link, NetlinkError, NetlinkHandle, NetlinkMonitor, type Notification, RTPROT_BOOT,
 } from '../../agent/netlink/index.js';
+import { registerNetns } from '../../lab/netns.js';
 
 const NS = `wtnl${randomBytes(3).toString('hex')}-a`;
 const PEER_NS = NS.replace(/-a$/, '-b');
@@ -51,6 +52,7 @@ const MAC = 'c6:d2:32:6f:8f:44';
 
 test.before(() => {
   for (const ns of [NS, PEER_NS]) {
+    registerNetns(ns); // so the test runner can remove it if this process dies
     sh('ip', 'netns', 'add', ns);
     created.push(ns);
   }

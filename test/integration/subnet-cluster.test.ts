@@ -5,7 +5,8 @@ import { createLogger } from '../../agent/logger.js';
 import { SubnetManager, parseNetworkConfig } from '../../subnet-manager/index.js';
 import { type EtcdCluster, startEtcd } from '../../lab/etcd.js';
 
-const cfg = parseNetworkConfig('{"Network":"10.244.0.0/16"}');
+// Acquired subnets stay below 10.244.200.0, where the test writes leases by hand.
+const cfg = parseNetworkConfig('{"Network":"10.244.0.0/16","SubnetMax":"10.244.199.0"}');
 const P = '/coreos.com/network/subnets/';
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 async function until(what: string, f: () => boolean, ms = 15000) {
