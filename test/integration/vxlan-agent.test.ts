@@ -212,6 +212,14 @@ test('--ip-masq: a container reaches a host outside the overlay, which sees the 
   // Overlay-to-overlay traffic is not masqueraded: the nat chain says so and cross-host pings still work above.
   const rules = await lab.execIn(lab.host(1).ns, 'iptables', ['-t', 'nat', '-S', 'WEFT-POSTRTG']);
   assert.match(rules.stdout, /-s 10\.244\.0\.0\/16 -d 10\.244\.0\.0\/16 .*-j RETURN/);
+  // Idempotent across restarts: the same rules once, not twice.
+  const a = agents.get('h1')!;
+  await lab.stop(a.proc, { signal: 'SIGTERM' });
+  await restartAgent(lab, a);
+  await waitReady(lab, a);
+  const all = (await lab.execIn(lab.host(1).ns, 'iptables', ['-t', 'nat', '-S'])).stdout.split('\n');
+  assert.is(all.filter((l) => l.startsWith('-A POSTROUTING') && l.includes('-j WEFT-POSTRTG')).length, 1, all.join('\n'));
+  assert.is(all.filter((l) => l.startsWith('-A WEFT-POSTRTG')).length, 4, all.join('\n'));
 });
 
 test('kill -9 and restart of an agent while containers ping every 10 ms: zero lost pings, same subnet, same VTEP MAC', async () => {
