@@ -208,6 +208,19 @@ export function udpAgentSuite(engine: 'native' | 'dgram'): void {
     assert.is(Number(want[1]), 8 << 20);
   });
 
+  test(`[${engine}] the TUN device deleted by hand: engine and device rebuilt, pinging again within 5 s`, async () => {
+    const a = agents.get('h3')!;
+    await lab.execIn(a.host.ns, 'ip', ['link', 'del', TUN]);
+    const ms = await waitFor('pings from h3 to h1 again', 5000, async () => (await ping(on(3).ns, on(1).ip, { count: 1, timeoutS: 1 })).received === 1);
+    console.log(`  [${engine}] TUN deleted -> pinging again after ${ms} ms`);
+    assert.ok(logRecords(lab, a).some((r) => r.msg === 'TUN device or forwarder gone; recreating both'));
+    const f = await stats(a);
+    assert.is(f.running, true);
+    assert.is(Object.keys(f.peers).length, 2);
+    const routes = (await lab.ipJson(a.host.ns, ['route', 'show', 'dev', TUN])) as any[];
+    assert.equal(routes.map((x) => x.dst), ['10.244.0.0/16']);
+  });
+
   test(`[${engine}] kill -9 and restart: the TUN vanishes with the agent, comes back, traffic within 1 s of ready, same subnet`, async () => {
     const a = agents.get('h2')!;
     const subnet = ready.get('h2')!.subnet;
