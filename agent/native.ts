@@ -36,11 +36,13 @@ export interface NativeForwarderCounters {
   rxBytes: number;
 }
 
+export type NativeDropReason = 'no_route' | 'ttl' | 'unknown_peer' | 'spoofed_source' | 'malformed' | 'tun_write_error' | 'send_error';
+
 export interface NativeForwarderStats extends NativeForwarderCounters {
   icmpSent: number;
-  drops: Record<'no_route' | 'ttl' | 'unknown_peer' | 'spoofed_source' | 'malformed' | 'tun_write_error' | 'send_error', number>;
-  /** Keyed "peerIp:port"; only peers in the current table. */
-  peers: Record<string, NativeForwarderCounters>;
+  drops: Record<NativeDropReason, number>;
+  /** Keyed "peerIp:port"; only peers in the current table; drops: those attributable to the peer. */
+  peers: Record<string, NativeForwarderCounters & { drops: Record<NativeDropReason, number> }>;
   /** errno that ended a thread (0 while it runs), and the last errno of a failed send / TUN write. */
   errno: { tunThread: number; udpThread: number; lastSend: number; lastTunWrite: number };
 }

@@ -41,6 +41,9 @@ const char* const kDropNames[kDropCount] = {"no_route", "ttl", "unknown_peer", "
 
 struct PeerCounters {
   std::atomic<uint64_t> txPackets{0}, txBytes{0}, rxPackets{0}, rxBytes{0};
+  // Drops that belong to this peer: ttl / send_error on the way to it; malformed,
+  // spoofed_source and tun_write_error for datagrams from it.
+  std::atomic<uint64_t> drops[kDropCount] = {};
 };
 
 struct Route {
@@ -171,7 +174,10 @@ class Forwarder {
   bool stopped_ = false;
 
  private:
-  void Count(Drop d) { drops[d].fetch_add(1, std::memory_order_relaxed); }
+  void Count(Drop d, PeerCounters* pc = nullptr) {
+    drops[d].fetch_add(1, std::memory_order_relaxed);
+    if (pc) pc->drops[d].fetch_add(1, std::memory_order_relaxed);
+  }
 
   void TunWrite(const uint8_t* p, size_t n) {
     ssize_t w;
@@ -232,7 +238,7 @@ class Forwarder {
             }
             continue;
           }
-          if (p[8] <= 1) { Count(kTtl); continue; }
+          if (p[8] <= 1) { Count(kTtl, rt->counters.get()); continue; }
           DecrementTtl(p);
           iov[n] = {p, static_cast<size_t>(len)};
           std::memset(&msgs[n].msg_hdr, 0, sizeof msgs[n].msg_hdr);
@@ -250,7 +256,7 @@ class Forwarder {
             if (errno == EINTR) continue;
             // The datagram at `off` failed: count it and go on with the rest.
             lastSendErrno.store(errno, std::memory_order_relaxed);
-            Count(kSendError);
+            Count(kSendError, peer[off]);
             off++;
             continue;
           }
@@ -272,6 +278,7 @@ class Forwarder {
   int Check(const Table& t, uint32_t src, const uint8_t* p, size_t len, PeerCounters** pc) const {
     auto it = t.byPeer.find(src);
     if (it == t.byPeer.end()) return kUnknownPeer;
+    *pc = t.routes[it->second.front()].counters.get();  // drops from here on are this peer's
     if (len < 1) return kMalformed;
     int v = p[0] >> 4;
     if (v == 4) {
@@ -285,10 +292,7 @@ class Forwarder {
     uint32_t inner = Be32(p + 12);
     for (uint32_t i : it->second) {
       const Route& r = t.routes[i];
-      if ((inner & Mask(r.prefixLen)) == r.net) {
-        *pc = r.counters.get();
-        return -1;
-      }
+      if ((inner & Mask(r.prefixLen)) == r.net) return -1;
     }
     return kSpoofedSource;
   }
@@ -331,17 +335,17 @@ class Forwarder {
           const uint8_t* p = &bufs[i * kSlot];
           size_t len = msgs[i].msg_len;
           PeerCounters* pc = nullptr;
-          int why = (msgs[i].msg_hdr.msg_flags & MSG_TRUNC) ? static_cast<int>(kMalformed)
-                    : Check(*table, ntohl(from[i].sin_addr.s_addr), p, len, &pc);
+          int why = Check(*table, ntohl(from[i].sin_addr.s_addr), p, len, &pc);
+          if (why < 0 && (msgs[i].msg_hdr.msg_flags & MSG_TRUNC)) why = kMalformed;
           if (why >= 0) {
-            Count(static_cast<Drop>(why));
+            Count(static_cast<Drop>(why), pc);
             continue;
           }
           ssize_t w;
           do w = write(tun_, p, len); while (w < 0 && errno == EINTR);
           if (w < 0) {
             lastTunWriteErrno.store(errno, std::memory_order_relaxed);
-            Count(kTunWriteError);
+            Count(kTunWriteError, pc);
             continue;
           }
           pc->rxPackets.fetch_add(1, std::memory_order_relaxed);
@@ -497,6 +501,9 @@ Napi::Value Stats(const Napi::CallbackInfo& info) {
     p.Set("txBytes", n(r.counters->txBytes));
     p.Set("rxPackets", n(r.counters->rxPackets));
     p.Set("rxBytes", n(r.counters->rxBytes));
+    Napi::Object pd = Napi::Object::New(env);
+    for (int i = 0; i < kDropCount; i++) pd.Set(kDropNames[i], n(r.counters->drops[i]));
+    p.Set("drops", pd);
     peers.Set(r.peerKey, p);
   }
   o.Set("peers", peers);

@@ -139,7 +139,7 @@ export interface ForwardRoute {
 /** What to do with a packet read from the TUN. */
 export type TunVerdict<R> =
   | { action: 'send'; route: R }
-  | { action: 'drop'; reason: DropReason; icmp?: Buffer };
+  | { action: 'drop'; reason: DropReason; icmp?: Buffer; route?: R };
 
 /**
  * Decides where a packet read from the TUN goes; on 'send' the TTL has been decremented in place.
@@ -154,7 +154,7 @@ export function routeFromTun<R extends ForwardRoute>(p: Uint8Array, lookup: (dst
   if (!route) {
     return icmpErrorAllowed(p, h) ? { action: 'drop', reason: 'no_route', icmp: buildNetUnreachable(p, ownIp) } : { action: 'drop', reason: 'no_route' };
   }
-  if (h.ttl <= 1) return { action: 'drop', reason: 'ttl' };
+  if (h.ttl <= 1) return { action: 'drop', reason: 'ttl', route };
   decrementTtl(p);
   return { action: 'send', route };
 }

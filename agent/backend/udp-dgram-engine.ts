@@ -16,10 +16,12 @@ import { read, writeSync } from 'node:fs';
 import { parseIP4 } from '../../subnet-manager/ip.js';
 import type { Logger } from '../logger.js';
 import { checkDatagram, DROP_REASONS, routeFromTun, type DropReason } from './packet.js';
-import type { ForwarderStats, PeerCounters, UdpEngine, UdpEngineOptions } from './udp-engine.js';
+import type { ForwarderStats, PeerCounters, PeerStats, UdpEngine, UdpEngineOptions } from './udp-engine.js';
 import { ForwardingTable } from './udp-table.js';
 
 const SOCKET_BUFFER_BYTES = 8 << 20;
+
+const noDrops = () => Object.fromEntries(DROP_REASONS.map((r) => [r, 0])) as Record<DropReason, number>;
 
 export interface DgramEngineOptions extends UdpEngineOptions {
   readonly log: Logger;
@@ -30,9 +32,9 @@ export interface DgramEngineOptions extends UdpEngineOptions {
 export class DgramEngine implements UdpEngine {
   readonly name = 'dgram';
   private table = new ForwardingTable([]);
-  private readonly peers = new Map<string, PeerCounters>();
+  private readonly peers = new Map<string, PeerStats>();
   private readonly totals: PeerCounters = { txPackets: 0, txBytes: 0, rxPackets: 0, rxBytes: 0 };
-  private readonly drops = Object.fromEntries(DROP_REASONS.map((r) => [r, 0])) as Record<DropReason, number>;
+  private readonly drops = noDrops();
   private icmpSent = 0;
   private error: string | undefined;
   private stopping = false;
@@ -73,7 +75,7 @@ export class DgramEngine implements UdpEngine {
     this.table = t;
     const keep = new Set(t.routes.map((r) => `${r.peerIp}:${r.port}`));
     for (const k of this.peers.keys()) if (!keep.has(k)) this.peers.delete(k);
-    for (const k of keep) if (!this.peers.has(k)) this.peers.set(k, { txPackets: 0, txBytes: 0, rxPackets: 0, rxBytes: 0 });
+    for (const k of keep) if (!this.peers.has(k)) this.peers.set(k, { txPackets: 0, txBytes: 0, rxPackets: 0, rxBytes: 0, drops: noDrops() });
   }
 
   private readNext(): void {
@@ -96,14 +98,14 @@ export class DgramEngine implements UdpEngine {
     const table = this.table;
     const v = routeFromTun(p, (dst) => table.lookup(dst), this.ownIp);
     if (v.action === 'drop') {
-      this.drops[v.reason]++;
+      this.drop(v.reason, v.route && this.peers.get(`${v.route.peerIp}:${v.route.port}`));
       if (v.icmp && this.writeTun(v.icmp)) this.icmpSent++;
       return;
     }
     const key = `${v.route.peerIp}:${v.route.port}`;
     this.sock.send(p, v.route.port, v.route.peerIp, (err) => {
       if (err) {
-        this.drops.send_error++;
+        this.drop('send_error', this.peers.get(key));
         this.error = `last send: ${(err as NodeJS.ErrnoException).code ?? err.message}`;
         return;
       }
@@ -112,20 +114,27 @@ export class DgramEngine implements UdpEngine {
   }
 
   private fromWire(msg: Buffer, from: string): void {
-    const c = checkDatagram(msg, this.table.routesOf(from));
+    const routes = this.table.routesOf(from);
+    const peer = routes && this.peers.get(`${from}:${routes[0]!.port}`);
+    const c = checkDatagram(msg, routes);
     if (!c.ok) {
-      this.drops[c.reason]++;
+      this.drop(c.reason, peer);
       return;
     }
-    if (this.writeTun(msg)) this.count(this.totals, this.peers.get(`${from}:${c.route.port}`), 'rx', msg.length);
+    if (this.writeTun(msg, peer)) this.count(this.totals, peer, 'rx', msg.length);
   }
 
-  private writeTun(p: Buffer): boolean {
+  private drop(reason: DropReason, peer: PeerStats | undefined): void {
+    this.drops[reason]++;
+    if (peer) peer.drops[reason]++;
+  }
+
+  private writeTun(p: Buffer, peer?: PeerStats): boolean {
     try {
       writeSync(this.o.tunFd, p);
       return true;
     } catch (e) {
-      this.drops.tun_write_error++;
+      this.drop('tun_write_error', peer);
       this.error = `last TUN write: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`;
       return false;
     }
@@ -151,7 +160,7 @@ export class DgramEngine implements UdpEngine {
       ...this.totals,
       icmpSent: this.icmpSent,
       drops: { ...this.drops },
-      peers: Object.fromEntries([...this.peers].map(([k, v]) => [k, { ...v }])),
+      peers: Object.fromEntries([...this.peers].map(([k, v]) => [k, { ...v, drops: { ...v.drops } }])),
     };
   }
 

@@ -13,6 +13,11 @@ export interface PeerCounters {
   rxBytes: number;
 }
 
+/** Per peer: traffic, and the drops attributable to it (ttl and send_error towards it; malformed, spoofed_source, tun_write_error from it). */
+export interface PeerStats extends PeerCounters {
+  drops: Record<DropReason, number>;
+}
+
 export interface ForwarderStats extends PeerCounters {
   engine: UdpEngineName;
   /** false once the engine stopped on its own (e.g. the TUN device vanished); the backend then rebuilds it. */
@@ -22,7 +27,7 @@ export interface ForwarderStats extends PeerCounters {
   icmpSent: number;
   drops: Record<DropReason, number>;
   /** Keyed "peerIp:port", peers of the current table only. */
-  peers: Record<string, PeerCounters>;
+  peers: Record<string, PeerStats>;
 }
 
 export interface UdpEngineOptions {

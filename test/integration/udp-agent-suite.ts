@@ -166,6 +166,11 @@ export function udpAgentSuite(engine: 'native' | 'dgram'): void {
     assert.is(d('unknown_peer'), 5);
     assert.is(d('spoofed_source'), 5);
     assert.is(d('malformed'), 4);
+    // The peer h2 is charged with what came from it; the stranger is no peer.
+    const p = (f: any) => f.peers[`${h2.underlayIp}:${PORT}`].drops;
+    assert.is(p(after).spoofed_source - p(before).spoofed_source, 5);
+    assert.is(p(after).malformed - p(before).malformed, 4);
+    assert.is(p(after).unknown_peer, 0);
     assert.is(after.rxPackets - before.rxPackets >= 1, true);
     await lab.stop(listener);
   });

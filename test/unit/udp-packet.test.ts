@@ -167,7 +167,7 @@ test('routeFromTun: TTL 1 and 0 are ttl drops, untouched', () => {
   for (const ttl of [0, 1]) {
     const p = ipv4('10.244.1.2', '10.244.2.3', { ttl });
     const copy = Buffer.from(p);
-    assert.equal(routeFromTun(p, lookup, own), { action: 'drop', reason: 'ttl' });
+    assert.equal(routeFromTun(p, lookup, own), { action: 'drop', reason: 'ttl', route: table.routesOf('192.0.2.12')![0] }, 'counted against the peer it was for');
     assert.equal(p, copy);
   }
 });
