@@ -169,6 +169,10 @@ export class DgramEngine implements UdpEngine {
     this.stopping = true;
     await new Promise<void>((r) => this.sock.close(() => r()));
     if (!this.readerEnded) this.o.wakeTunReader();
-    await this.readerDone;
+    // The read wakes as soon as the device is gone; never let a stuck one hold up shutdown.
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<'late'>((r) => (timer = setTimeout(() => r('late'), 2000).unref()));
+    if ((await Promise.race([this.readerDone, late])) === 'late') this.o.log.warn('the TUN read did not end within 2 s of stop; leaving it');
+    clearTimeout(timer);
   }
 }
