@@ -64,6 +64,19 @@ export interface NativeForwarder {
   stop(h: NativeForwarderHandle): void;
 }
 
+/**
+ * The offload packet surgery (native/offload.h), exposed for unit tests only: the engine calls
+ * it in C++ on its own threads. Errors carry a stable `code` ("truncated", "bad_gso_size", ...).
+ */
+export interface NativeOffload {
+  /** Splits an IP packet read from a TUN with IFF_VNET_HDR (vnetHdr: its 10-byte virtio_net_hdr). */
+  segment(pkt: Buffer, vnetHdr: Buffer): Buffer[];
+  /** Coalesces IP packets (arrival order) into packets to write to the TUN, each with its virtio_net_hdr. */
+  coalesce(pkts: readonly Buffer[]): { hdr: Buffer; pkt: Buffer }[];
+  /** The Internet checksum of buf (RFC 1071), as stored in a header. */
+  checksum(buf: Buffer): number;
+}
+
 export interface NativeAddon {
   close(fd: number): void;
   /** One AF_UNIX datagram to a systemd notify socket (a path, or "@name" for the abstract namespace). */
@@ -71,6 +84,7 @@ export interface NativeAddon {
   readonly netlink: NativeNetlink;
   readonly tun: NativeTun;
   readonly forwarder: NativeForwarder;
+  readonly offload: NativeOffload;
 }
 
 /** Native errors carry the errno name and number of the failed system call. */

@@ -80,6 +80,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   InitTun(env, exports);
   InitNotify(env, exports);
   InitForwarder(env, exports);
+  InitOffload(env, exports);
   return exports;
 }
 

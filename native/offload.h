@@ -1,0 +1,204 @@
+// Packet surgery for the offload fast path (issue #6): the virtio_net_hdr a
+// TUN opened with IFF_VNET_HDR puts before every packet, splitting a TSO/USO
+// super-packet read from the TUN into MTU-sized packets, and coalescing
+// consecutive TCP segments received from the wire into one super-packet to
+// write to the TUN. Pure functions over byte buffers: no system calls, no Node
+// types, no locks, so the forwarder threads can call them directly.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+namespace weft {
+namespace offload {
+
+// virtio_net_hdr (include/uapi/linux/virtio_net.h). The names drop the
+// kernel's VIRTIO_NET_HDR_ prefix so they never collide with its macros.
+// Values checked against include/uapi/linux/virtio_net.h (GSO_UDP_L4: Linux
+// 6.2); that header cannot be included from C++ (a member named `class`).
+constexpr uint8_t F_NEEDS_CSUM = 1;  // checksum from csum_start to the end, stored at csum_start + csum_offset
+constexpr uint8_t F_DATA_VALID = 2;  // kernel -> user only: the checksum was verified
+constexpr uint8_t GSO_NONE = 0;
+constexpr uint8_t GSO_TCPV4 = 1;
+constexpr uint8_t GSO_UDP = 3;  // UFO (IP fragmentation); never enabled, always rejected
+constexpr uint8_t GSO_TCPV6 = 4;
+constexpr uint8_t GSO_UDP_L4 = 5;  // USO, Linux >= 6.2
+constexpr uint8_t GSO_ECN = 0x80;  // TCP with CWR on the first segment
+
+constexpr size_t kVirtioNetHdrLen = 10;
+// The largest IP packet an IPv4 total length (and the TUN's legacy GSO limit) allows.
+constexpr size_t kMaxIpPacket = 65535;
+
+// The 10-byte header, host values. On the wire every 16-bit field is
+// little-endian: a TUN uses the host's byte order unless TUNSETVNETLE/BE,
+// so the engine sets TUNSETVNETLE and these functions always use LE.
+struct VirtioNetHdr {
+  uint8_t flags = 0;
+  uint8_t gso_type = GSO_NONE;
+  uint16_t hdr_len = 0;      // IP + L4 header bytes (no Ethernet on a TUN)
+  uint16_t gso_size = 0;     // L4 payload bytes per segment
+  uint16_t csum_start = 0;   // offset of the L4 header
+  uint16_t csum_offset = 0;  // 16 for TCP, 6 for UDP
+};
+
+// False when fewer than kVirtioNetHdrLen bytes are given.
+bool ParseVirtioNetHdr(const uint8_t* p, size_t len, VirtioNetHdr* out);
+void WriteVirtioNetHdr(const VirtioNetHdr& h, uint8_t* out);  // writes kVirtioNetHdrLen bytes
+
+enum class Status : uint8_t {
+  kOk = 0,
+  kTruncated,           // shorter than a header the packet must have
+  kBadIpVersion,        // neither IPv4 nor IPv6, or not the version gso_type names
+  kBadIpHeader,         // IPv4 IHL below 5 or options beyond the buffer
+  kBadIpLength,         // IP total/payload length beyond the buffer or below the headers
+  kFragment,            // an IPv4 fragment
+  kUnsupportedProtocol, // not the L4 protocol gso_type names, or IPv6 extension headers
+  kBadL4Header,         // TCP data offset below 5 or beyond the packet
+  kBadGsoType,          // unknown gso_type, or UFO
+  kBadGsoSize,          // gso_size 0 for a GSO packet
+  kBadHdrLen,           // hdr_len beyond the packet
+  kBadCsumOffsets,      // csum_start/csum_offset outside the packet, or not the L4 checksum field
+  kNoSpace,             // the output buffer is too small (SegmentLayout::bytes says how much is needed)
+};
+// Stable lower-case name ("truncated", "bad_gso_size", ...), used as the JS error code.
+const char* StatusName(Status s);
+
+// ---- Internet checksum (RFC 1071) ----
+
+// Ones'-complement sum of n bytes as 16-bit big-endian words (an odd last byte
+// is padded with zero), added to `initial`. Not folded: fold with Fold().
+// n may be any size; the result stays below 2^32 for n < 2^31 and initial < 2^31.
+uint32_t Sum(const uint8_t* p, size_t n, uint32_t initial = 0);
+// Folds a Sum() to 16 bits, not complemented (what a CHECKSUM_PARTIAL field holds).
+uint16_t Fold(uint32_t sum);
+// The checksum to store: ~Fold(Sum(p, n, initial)).
+uint16_t Checksum(const uint8_t* p, size_t n, uint32_t initial = 0);
+// Pseudo-header sums (RFC 793/768 for IPv4, RFC 8200 8.1 for IPv6), unfolded.
+uint32_t PseudoHeaderSumV4(const uint8_t* src4, const uint8_t* dst4, uint8_t proto, uint32_t l4Len);
+uint32_t PseudoHeaderSumV6(const uint8_t* src16, const uint8_t* dst16, uint8_t proto, uint32_t l4Len);
+
+// ---- Transmit: split a super-packet read from the TUN ----
+
+// Segments are written back to back: segment i starts at out + i * stride and is
+// stride bytes long, except the last, which may be shorter. That is exactly the
+// buffer one UDP_SEGMENT send with segment size `stride` turns into `count`
+// datagrams, one inner packet each.
+struct SegmentLayout {
+  size_t count = 0;
+  size_t stride = 0;
+  size_t bytes = 0;  // total written (or needed, with kNoSpace)
+};
+
+// Splits pkt (len bytes, the IP packet after the virtio header h) into packets
+// of at most h.gso_size L4 payload bytes:
+//   GSO_TCPV4/TCPV6 (ECN bit allowed): per segment the IPv4 total length, IP ID
+//     (+1 per segment) and header checksum, or the IPv6 payload length; TCP
+//     sequence number advanced by the payload offset; CWR only on the first
+//     segment, FIN and PSH only on the last; the full TCP checksum.
+//   GSO_UDP_L4: per segment the IP fields as above, UDP length and full checksum.
+//   GSO_NONE: one packet, with the checksum completed when F_NEEDS_CSUM is set
+//     (the field at csum_start + csum_offset held only the pseudo-header sum).
+// hdr_len is only bounds-checked; header lengths come from the packet itself
+// (the kernel reports skb_headlen there, not always the header length).
+// Never reads pkt[len] or beyond, never writes out[cap] or beyond.
+Status Segment(const uint8_t* pkt, size_t len, const VirtioNetHdr& h, uint8_t* out, size_t cap, SegmentLayout* layout);
+// The same, one vector per segment (tests and slow paths).
+Status Segment(const uint8_t* pkt, size_t len, const VirtioNetHdr& h, std::vector<std::vector<uint8_t>>* out);
+
+// ---- Receive: coalesce TCP segments into super-packets for the TUN ----
+
+struct Slice {
+  const uint8_t* data;
+  size_t len;
+};
+
+// One packet to write to the TUN: the virtio header, then the slices in order
+// (for writev). A merged packet's first slice is its rewritten IP+TCP header
+// (owned by the Coalescer), the rest point at the payloads of the input
+// packets; a single packet is one slice, the input packet unchanged.
+struct CoalescedPacket {
+  VirtioNetHdr hdr;
+  const Slice* slices;
+  size_t sliceCount;
+  size_t bytes;  // sum of the slice lengths
+};
+
+// Usage per receive batch: Reset(); Add() each packet in arrival order; Finish();
+// then write Output(0 .. OutputCount()-1). Input packets must stay valid and
+// unchanged until the next Reset(). Allocations are kept across batches.
+//
+// Segments merge when they are TCP over IPv4 (IHL 5, DF, not a fragment) or IPv6
+// (no extension headers), of the same flow, contiguous in sequence, with the same
+// ACK number, window, option bytes, IP TOS/traffic class+flow label and TTL/hop
+// limit, flags equal to the first segment's except PSH/FIN on the last one (no
+// SYN/RST/URG anywhere, CWR only on the first), all carrying the first segment's
+// payload size except a shorter last one, within kMaxIpPacket, and (by default)
+// with valid IPv4 header and TCP checksums. Everything else passes through alone.
+// Order within a flow is kept; different flows may be reordered among themselves.
+class Coalescer {
+ public:
+  struct Options {
+    size_t maxPacketBytes = kMaxIpPacket;
+    // Verify each segment's checksums before merging: the super-packet is
+    // written with a partial checksum that the kernel trusts, so merging
+    // unverified segments would launder a corrupt one.
+    bool verifyChecksums = true;
+    // Flows that may still take segments at once; the oldest is closed beyond it.
+    size_t maxOpenFlows = 64;
+  };
+
+  Coalescer();
+  explicit Coalescer(const Options& o);
+
+  void Reset();
+  void Add(const uint8_t* pkt, size_t len);
+  void Finish();
+
+  size_t OutputCount() const { return used_; }
+  CoalescedPacket Output(size_t i) const;
+
+  // Since construction: packets given to Add, super-packets emitted, and the
+  // segments that went into them.
+  uint64_t packetsIn() const { return packetsIn_; }
+  uint64_t superPackets() const { return superPackets_; }
+  uint64_t mergedSegments() const { return mergedSegments_; }
+
+ private:
+  struct Item {
+    VirtioNetHdr hdr;
+    uint8_t head[128];             // rewritten IP+TCP header of a merged packet
+    std::vector<Slice> slices;     // slices[0] is the header (merged) or the whole packet (single)
+    const uint8_t* first = nullptr;  // the first segment
+    size_t firstLen = 0;
+    size_t ipHdrLen = 0, tcpHdrLen = 0;
+    size_t gsoSize = 0;             // payload bytes of the first segment
+    size_t payload = 0;             // payload bytes so far
+    size_t segs = 0;
+    uint32_t nextSeq = 0;
+    uint8_t lastFlags = 0;          // TCP flags of the last segment
+    bool open = false;
+    size_t bytes = 0;
+  };
+
+  Item& NewItem();
+  void Close(size_t openIndex);
+  void FinishItem(Item& it);
+
+  Options opt_;
+  std::vector<Item> items_;
+  size_t used_ = 0;
+  std::vector<size_t> open_;  // indices into items_ of items that can still take segments, oldest first
+  bool finished_ = false;
+  uint64_t packetsIn_ = 0, superPackets_ = 0, mergedSegments_ = 0;
+};
+
+// Function-level form for tests and slow paths: coalesces `in` (IP packets in
+// arrival order) into linear packets, each with its virtio header.
+struct OutPacket {
+  VirtioNetHdr hdr;
+  std::vector<uint8_t> bytes;
+};
+std::vector<OutPacket> Coalesce(const std::vector<std::vector<uint8_t>>& in, const Coalescer::Options& o = Coalescer::Options());
+
+}  // namespace offload
+}  // namespace weft
