@@ -13,6 +13,8 @@ Commands:
              running weftd, containers attached through CNI), show a ping matrix,
              then tear it down; 'weft lab --help' for its flags
   lab down   remove a lab left up with 'weft lab --keep'
+  bench      measure the data paths (underlay, kernel VXLAN, UDP native/dgram)
+             and the control plane in labs; 'weft bench --help' for its flags
   leases     list every subnet lease in etcd
   status     this node's lease, device and bridge, and every peer's reachability
   help       show this help
@@ -75,8 +77,12 @@ async function main(argv: string[]): Promise<number> {
       const { labCommand } = await import('../lab/demo.js');
       return labCommand(rest);
     }
+    case 'bench': {
+      const { benchCommand } = await import('../bench/bench-command.js');
+      return benchCommand(rest);
+    }
     default:
-      throw new CliUsageError(`unknown command ${JSON.stringify(cmd)}; commands: lab, lab down, leases, status, help`);
+      throw new CliUsageError(`unknown command ${JSON.stringify(cmd)}; commands: lab, lab down, bench, leases, status, help`);
   }
 }
 

@@ -1,0 +1,187 @@
+// Control-plane scale, in its own lab (3 hosts running weftd with kernel VXLAN):
+//  1. N remote leases written into etcd at once → time until each agent's host
+//     holds all 3N kernel entries (neighbour + FDB + route, counted from netlink
+//     dumps), and the agents' resident memory before and after;
+//  2. then, with those N peers in place, one new lease at a time → the time
+//     from its put to its route existing on every host (netlink monitor).
+// The fake leases are valid vxlan leases; their PublicIPs lie in 198.51.100.0/24
+// (TEST-NET-2), never reached: the entries are PERMANENT and no traffic flows.
+import { performance } from 'node:perf_hooks';
+import { PREFIX, putNetworkConfig, startAgent, waitReady, type AgentReady, type LabAgent } from '../lab/agent.js';
+import type { Lab } from '../lab/lab.js';
+import { NetlinkHandle, NetlinkMonitor, RTMGRP_IPV4_ROUTE } from '../agent/netlink/index.js';
+import { rssBytes } from './proc-stats.js';
+import { percentile } from './stats.js';
+import type { Step } from './measure.js';
+
+/** 4096 /24s: room for 1000+ fake peers, the propagation leases and the real hosts. */
+export const SCALE_CONFIG = { Network: '10.192.0.0/12', SubnetLen: 24, Backend: { Type: 'vxlan', VNI: 1, Port: 8472 } } as const;
+const VXLAN_DEV = 'weft.1';
+
+export interface ControlPlaneSettings {
+  hosts: number;
+  leases: number;
+  puts: number;
+  /** Give up waiting for convergence after this long. */
+  timeoutMs: number;
+}
+
+export interface ControlPlaneResult {
+  hosts: number;
+  leases: number;
+  /** Kernel entries expected per host: 3 × leases. */
+  entriesExpected: number;
+  /** Time to write every lease into etcd. */
+  putSeconds: number;
+  /** Per host: seconds from the first put until the dump shows every entry (undefined: not within the timeout). */
+  convergeSeconds: (number | undefined)[];
+  /** The slowest host. */
+  convergeSecondsMax: number | undefined;
+  /** Per host, what the last dump found: [neigh, fdb, route]. */
+  entriesFound: [number, number, number][];
+  rssBeforeMiB: number[];
+  rssAfterMiB: number[];
+  propagation: {
+    puts: number;
+    /** Every (put, host) sample, in ms. */
+    samples: number;
+    p50Ms: number | undefined;
+    p99Ms: number | undefined;
+    maxMs: number | undefined;
+    /** Samples that did not arrive within the timeout. */
+    missing: number;
+  };
+}
+
+export interface FakeLease { key: string; subnet: string; vtep: string; mac: string; publicIp: string; value: string }
+
+/** The k-th fake lease: subnet 10.200.0.0/24 + k, VtepMAC 02:b5:… + k, PublicIP 198.51.100.(1 + k mod 254). */
+export function fakeLease(k: number, base = 200): FakeLease {
+  const b = base + (k >> 8);
+  const c = k & 255;
+  const subnet = `10.${b}.${c}.0/24`;
+  const mac = `02:b5:${hex(base)}:${hex((k >> 16) & 255)}:${hex((k >> 8) & 255)}:${hex(c)}`;
+  const publicIp = `198.51.100.${1 + (k % 254)}`;
+  const value = JSON.stringify({ PublicIP: publicIp, PublicIPv6: null, BackendType: 'vxlan', BackendData: { VNI: 1, VtepMAC: mac } });
+  return { key: `${PREFIX}/subnets/10.${b}.${c}.0-24`, subnet, vtep: `10.${b}.${c}.0`, mac, publicIp, value };
+}
+const hex = (n: number) => n.toString(16).padStart(2, '0');
+
+export async function runControlPlane(lab: Lab, s: ControlPlaneSettings, step: Step): Promise<ControlPlaneResult> {
+  if (s.leases > 4000 || s.puts > 250) throw new Error(`at most 4000 leases and 250 puts fit the bench network, got ${s.leases} and ${s.puts}`);
+  await putNetworkConfig(lab, SCALE_CONFIG);
+  // Default flags (info logs, 10 s resync): the agent as it runs in production.
+  const agents: LabAgent[] = lab.hosts.map((h) => startAgent(lab, h, ['--log-level', 'info']));
+  const ready: AgentReady[] = [];
+  for (const a of agents) ready.push(await waitReady(lab, a));
+  step(`${agents.length} agents up: ${ready.map((r) => r.subnet).join(', ')}`);
+
+  const taken = new Set(ready.map((r) => r.subnet));
+  const fakes: FakeLease[] = [];
+  for (let k = 0; fakes.length < s.leases; k++) {
+    const f = fakeLease(k);
+    if (!taken.has(f.subnet)) fakes.push(f);
+  }
+  const handles = lab.hosts.map((h) => NetlinkHandle.open({ netns: h.ns }));
+  const monitors: NetlinkMonitor[] = [];
+  try {
+    const rssBefore = agents.map((a) => mib(rssBytes(a.proc.pid!)));
+    const etcd = lab.etcd!.client();
+    const t0 = performance.now();
+    // "At once": every put in flight together on the client's one connection.
+    const putting = Promise.all(fakes.map((f) => etcd.put(f.key).value(f.value))).then(() => (performance.now() - t0) / 1000);
+    const want = new Map(fakes.map((f) => [f.subnet, f]));
+    const converge: (number | undefined)[] = handles.map(() => undefined);
+    const found: [number, number, number][] = handles.map(() => [0, 0, 0]);
+    const deadline = t0 + s.timeoutMs;
+    let putSeconds: number | undefined;
+    void putting.then((x) => { putSeconds = x; });
+    let lastReport = 0;
+    while (converge.some((c) => c === undefined) && performance.now() < deadline) {
+      for (const [i, nl] of handles.entries()) {
+        if (converge[i] !== undefined) continue;
+        found[i] = countEntries(nl, want);
+        if (found[i].every((n) => n === fakes.length)) converge[i] = (performance.now() - t0) / 1000;
+      }
+      if (performance.now() - lastReport > 2000) {
+        lastReport = performance.now();
+        step(`  ${((performance.now() - t0) / 1000).toFixed(1)} s: entries per host ${found.map((f) => f.reduce((a, b) => a + b, 0)).join(', ')} of ${3 * fakes.length}`);
+      }
+      await sleep(100);
+    }
+    putSeconds ??= await putting;
+    const rssAfter = agents.map((a) => mib(rssBytes(a.proc.pid!)));
+    const done = converge.filter((c): c is number => c !== undefined);
+    step(`${fakes.length} leases (${putSeconds.toFixed(2)} s to put): all ${3 * fakes.length} entries after ${converge.map((c) => (c === undefined ? 'TIMEOUT' : `${c.toFixed(2)} s`)).join(', ')}; RSS ${rssAfter.map((r) => `${r.toFixed(0)} MiB`).join(', ')}`);
+
+    // One lease at a time: put → route on every host, watched through a netlink monitor per host.
+    for (const h of lab.hosts) monitors.push(NetlinkMonitor.open({ netns: h.ns, groups: RTMGRP_IPV4_ROUTE }));
+    const samples: number[] = [];
+    let missing = 0;
+    for (let i = 0; i < s.puts; i++) {
+      const f = fakeLease(i, 206);
+      for (const m of monitors) m.poll(0);
+      const seen: (number | undefined)[] = monitors.map(() => undefined);
+      const start = performance.now();
+      // exec(): the etcd3 builder is lazy, it sends nothing until awaited.
+      const put = etcd.put(f.key).value(f.value).exec();
+      while (seen.some((x) => x === undefined) && performance.now() - start < 10_000) {
+        for (const [j, m] of monitors.entries()) {
+          if (seen[j] !== undefined) continue;
+          const ns = m.poll(0);
+          const overrun = ns.some((n) => n.kind === 'overrun');
+          if (ns.some((n) => n.kind === 'route' && n.action === 'new' && n.route.dst === f.subnet) ||
+              (overrun && handles[j]!.routeList({ family: 4 }).some((r) => r.dst === f.subnet))) {
+            seen[j] = performance.now() - start;
+          }
+        }
+        await sleep(1);
+      }
+      await put;
+      for (const x of seen) {
+        if (x === undefined) missing++;
+        else samples.push(x);
+      }
+      await sleep(20);
+    }
+    const prop = {
+      puts: s.puts,
+      samples: samples.length,
+      p50Ms: percentile(samples, 50),
+      p99Ms: percentile(samples, 99),
+      maxMs: samples.length ? Math.max(...samples) : undefined,
+      missing,
+    };
+    step(`${s.puts} single puts x ${lab.hosts.length} hosts: put -> route p50 ${prop.p50Ms?.toFixed(1)} ms, p99 ${prop.p99Ms?.toFixed(1)} ms${missing ? `, ${missing} missing` : ''}`);
+    return {
+      hosts: lab.hosts.length,
+      leases: fakes.length,
+      entriesExpected: 3 * fakes.length,
+      putSeconds,
+      convergeSeconds: converge,
+      convergeSecondsMax: done.length === converge.length ? Math.max(...done) : undefined,
+      entriesFound: found,
+      rssBeforeMiB: rssBefore,
+      rssAfterMiB: rssAfter,
+      propagation: prop,
+    };
+  } finally {
+    for (const m of monitors) m.close();
+    for (const h of handles) h.close();
+  }
+}
+
+/** [neigh, fdb, route] entries on the VXLAN device that match a wanted fake lease exactly. */
+function countEntries(nl: NetlinkHandle, want: Map<string, FakeLease>): [number, number, number] {
+  const dev = nl.linkByName(VXLAN_DEV);
+  if (!dev) return [0, 0, 0];
+  const byVtep = new Map([...want.values()].map((f) => [f.vtep, f]));
+  const byMac = new Map([...want.values()].map((f) => [f.mac, f]));
+  const neigh = nl.neighList({ index: dev.index, family: 4 }).filter((n) => n.mac !== undefined && byVtep.get(n.ip)?.mac === n.mac).length;
+  const fdb = nl.fdbList({ index: dev.index }).filter((x) => x.dst !== undefined && byMac.get(x.mac)?.publicIp === x.dst).length;
+  const route = nl.routeList({ index: dev.index, family: 4 }).filter((r) => want.get(r.dst)?.vtep === r.gateway).length;
+  return [neigh, fdb, route];
+}
+
+const mib = (b: number | undefined) => (b === undefined ? NaN : b / 2 ** 20);
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

@@ -1,0 +1,98 @@
+// The data paths the bench compares. Each is one entry: how to build it in a
+// fresh lab (2 hosts; etcd, agents and one container per host when it is an
+// overlay), and which two namespaces and which agent processes to measure.
+// Adding a mode (host-gw, say) is one more entry here.
+import { logRecords, putNetworkConfig, startAgent, waitReady, type LabAgent } from '../lab/agent.js';
+import type { Lab, LabOptions } from '../lab/lab.js';
+
+export const OVERLAY_NETWORK = '10.244.0.0/16';
+
+/** Where traffic goes from and to, and whose CPU time counts as the data path's cost. */
+export interface PathEndpoints {
+  fromNs: string;
+  toNs: string;
+  dstIp: string;
+  /** The weftd processes of the lab (empty for the underlay: nothing of ours forwards). */
+  agentPids: number[];
+  /** One line for the progress output, e.g. "h1c1 10.244.7.2 -> h2c1 10.244.9.2". */
+  describe: string;
+}
+
+export interface DataPath {
+  readonly id: string;
+  readonly label: string;
+  readonly lab: LabOptions;
+  setup(lab: Lab): Promise<PathEndpoints>;
+}
+
+/** The mode cannot run on this build or machine (e.g. weftd refused the backend); reported, not fatal. */
+export class PathUnavailableError extends Error {
+  readonly code = 'EUNAVAILABLE';
+}
+
+const underlay: DataPath = {
+  id: 'underlay',
+  label: 'underlay (host to host)',
+  lab: { hosts: 2, etcd: false },
+  async setup(lab) {
+    const [a, b] = [lab.host(1), lab.host(2)];
+    return { fromNs: a.ns, toNs: b.ns, dstIp: b.underlayIp, agentPids: [], describe: `${a.name} ${a.underlayIp} -> ${b.name} ${b.underlayIp}` };
+  },
+};
+
+/** An overlay path: network config in etcd, weftd on both hosts, one container per host, container to container. */
+export function overlay(id: string, label: string, backend: Record<string, unknown>, agentFlags: readonly string[]): DataPath {
+  return {
+    id,
+    label,
+    lab: { hosts: 2 },
+    async setup(lab) {
+      await putNetworkConfig(lab, { Network: OVERLAY_NETWORK, Backend: backend });
+      const agents = lab.hosts.map((h) => startAgent(lab, h, ['--log-level', 'info', ...agentFlags]));
+      const ready = [];
+      for (const a of agents) {
+        try {
+          ready.push(await waitReady(lab, a, 20_000));
+        } catch (e) {
+          if (a.proc.exitCode === null && a.proc.signalCode === null) throw e;
+          const why = `weftd on ${a.host.name} exited with ${a.proc.exitCode ?? a.proc.signalCode}: ${agentFailure(lab, a)}`;
+          // Exit 2 is weftd refusing its configuration (e.g. a backend this build lacks): the mode is unavailable, not broken.
+          throw a.proc.exitCode === 2 ? new PathUnavailableError(why) : new Error(why);
+        }
+      }
+      const [c1, c2] = [
+        await lab.addContainer(lab.host(1), { bridge: 'weft0', subnet: ready[0]!.subnet, gateway: ready[0]!.gateway, mtu: ready[0]!.mtu }),
+        await lab.addContainer(lab.host(2), { bridge: 'weft0', subnet: ready[1]!.subnet, gateway: ready[1]!.gateway, mtu: ready[1]!.mtu }),
+      ];
+      return {
+        fromNs: c1.ns,
+        toNs: c2.ns,
+        dstIp: c2.ip,
+        agentPids: agents.map((a) => a.proc.pid!),
+        describe: `${c1.name} ${c1.ip} -> ${c2.name} ${c2.ip}, MTU ${ready[0]!.mtu}`,
+      };
+    },
+  };
+}
+
+/** The agent's own words for why it stopped: its last error record, else the tail of its log. */
+function agentFailure(lab: Lab, a: LabAgent): string {
+  const errs = logRecords(lab, a).filter((r) => typeof r.level === 'number' ? r.level >= 50 : r.level === 'error' || r.level === 'fatal');
+  const last = errs[errs.length - 1];
+  if (last) {
+    const err = last.err as { message?: string } | undefined;
+    return [last.msg, err?.message].filter(Boolean).join(': ');
+  }
+  const tail = lab.readLog(a.proc).trim().split('\n').slice(-2).join(' | ');
+  return tail || '(no log output)';
+}
+
+export const DATA_PATHS: readonly DataPath[] = [
+  underlay,
+  overlay('vxlan', 'kernel VXLAN', { Type: 'vxlan' }, []),
+  overlay('udp-native', 'UDP, native engine', { Type: 'udp', Engine: 'native' }, ['--udp-engine', 'native']),
+  overlay('udp-dgram', 'UDP, dgram engine', { Type: 'udp', Engine: 'dgram' }, ['--udp-engine', 'dgram']),
+];
+
+/** The references every figure is divided by. */
+export const REFERENCE_PATHS = { vxlan: 'vxlan', underlay: 'underlay' } as const;

@@ -1,0 +1,87 @@
+// One repetition of the data-path measurements between two namespaces:
+// ping RTTs on the idle path first, then iperf3 TCP with 1 and N streams (the
+// agents' CPU time is read around these), then iperf3 UDP with small packets.
+import { iperf, type IperfTcpResult, type IperfUdpResult } from '../lab/iperf.js';
+import type { Lab } from '../lab/lab.js';
+import { ping } from '../lab/ping.js';
+import type { PathEndpoints } from './data-paths.js';
+import { totalCpuSeconds } from './proc-stats.js';
+import { percentile } from './stats.js';
+
+export interface MeasureSettings {
+  /** iperf3 -t for each run. */
+  seconds: number;
+  /** Parallel TCP streams of the second TCP run. */
+  streams: number;
+  /** UDP payload length (-l) and rate (-b). */
+  udpLength: number;
+  udpBitrate: string;
+  pings: number;
+  pingIntervalMs: number;
+}
+
+/** One repetition's figures; undefined where a figure does not apply (no agents on the underlay). */
+export interface RepFigures {
+  tcp1Gbps: number;
+  tcpNGbps: number;
+  tcp1Retransmits: number;
+  tcpNRetransmits: number;
+  udpKpps: number;
+  udpLossPct: number;
+  pingP50Ms: number | undefined;
+  pingP99Ms: number | undefined;
+  pingLossPct: number;
+  /** Agent CPU seconds (utime+stime of every weftd) during both TCP runs. */
+  agentCpuSeconds: number | undefined;
+  /** Bytes the receiver got in both TCP runs. */
+  tcpBytes: number;
+  agentCpuSecondsPerGB: number | undefined;
+}
+
+export type Step = (what: string) => void;
+
+export async function measureOnce(lab: Lab, ep: PathEndpoints, s: MeasureSettings, step: Step): Promise<RepFigures> {
+  const base = { fromNs: ep.fromNs, toNs: ep.toNs, dstIp: ep.dstIp, seconds: s.seconds };
+
+  const p = await ping(ep.fromNs, ep.dstIp, { count: s.pings, intervalMs: s.pingIntervalMs, timeoutS: 1 });
+  const p50 = percentile(p.rtts, 50);
+  const p99 = percentile(p.rtts, 99);
+  step(`ping x${s.pings}: p50 ${fmt(p50, 3)} ms, p99 ${fmt(p99, 3)} ms, loss ${p.lossPct}%`);
+
+  const cpu0 = ep.agentPids.length ? totalCpuSeconds(ep.agentPids) : undefined;
+  const t1 = (await iperf(lab, { ...base, streams: 1 })) as IperfTcpResult;
+  step(`TCP 1 stream: ${(t1.bitsPerSecond / 1e9).toFixed(2)} Gbit/s (${t1.retransmits} retransmits)`);
+  const tN = (await iperf(lab, { ...base, streams: s.streams })) as IperfTcpResult;
+  step(`TCP ${s.streams} streams: ${(tN.bitsPerSecond / 1e9).toFixed(2)} Gbit/s (${tN.retransmits} retransmits)`);
+  const cpu1 = ep.agentPids.length ? totalCpuSeconds(ep.agentPids) : undefined;
+
+  const u = (await iperf(lab, { ...base, udp: { length: s.udpLength, bitrate: s.udpBitrate } })) as IperfUdpResult;
+  step(`UDP ${s.udpLength} B: ${(u.deliveredPerSecond / 1e3).toFixed(1)} kpps delivered, ${u.lostPct.toFixed(1)}% lost`);
+
+  const tcpBytes = t1.bytes + tN.bytes;
+  const agentCpuSeconds = cpu0 !== undefined && cpu1 !== undefined ? cpu1 - cpu0 : undefined;
+  return {
+    tcp1Gbps: t1.bitsPerSecond / 1e9,
+    tcpNGbps: tN.bitsPerSecond / 1e9,
+    tcp1Retransmits: t1.retransmits,
+    tcpNRetransmits: tN.retransmits,
+    udpKpps: u.deliveredPerSecond / 1e3,
+    udpLossPct: u.lostPct,
+    pingP50Ms: p50,
+    pingP99Ms: p99,
+    pingLossPct: p.lossPct,
+    agentCpuSeconds,
+    tcpBytes,
+    agentCpuSecondsPerGB: agentCpuSeconds !== undefined && tcpBytes > 0 ? agentCpuSeconds / (tcpBytes / 1e9) : undefined,
+  };
+}
+
+/** A short check that the path carries packets at all, before anything is timed. */
+export async function checkReachable(ep: PathEndpoints): Promise<void> {
+  const r = await ping(ep.fromNs, ep.dstIp, { count: 3, intervalMs: 100, timeoutS: 2 });
+  if (r.received === 0) throw new Error(`no ping reply from ${ep.dstIp} (${ep.describe}):\n${r.output.trim().split('\n').slice(-3).join('\n')}`);
+}
+
+export function fmt(v: number | undefined, digits: number): string {
+  return v === undefined || !Number.isFinite(v) ? 'n/a' : v.toFixed(digits);
+}

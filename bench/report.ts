@@ -1,0 +1,224 @@
+// The bench's outputs from one BenchReport: a markdown summary (stdout and
+// latest.md), the JSON itself (latest.json) and a hand-written SVG chart of the
+// throughput ratios (throughput.svg). No dependencies.
+import type { ControlPlaneResult } from './control-plane.js';
+import type { RepFigures } from './measure.js';
+
+export type MetricKey = Exclude<keyof RepFigures, 'tcp1Retransmits' | 'tcpNRetransmits' | 'agentCpuSeconds' | 'tcpBytes' | 'pingLossPct'>;
+
+export interface Metric {
+  key: MetricKey;
+  label: string;
+  unit: string;
+  digits: number;
+  /** Whether a ratio of this figure means something (a ratio of loss percentages does not). */
+  ratio: boolean;
+  /** Drawn in the chart (throughput figures). */
+  throughput: boolean;
+}
+
+export function metrics(s: { streams: number; udpLength: number }): Metric[] {
+  return [
+    { key: 'tcp1Gbps', label: 'TCP 1 stream', unit: 'Gbit/s', digits: 2, ratio: true, throughput: true },
+    { key: 'tcpNGbps', label: `TCP ${s.streams} streams`, unit: 'Gbit/s', digits: 2, ratio: true, throughput: true },
+    { key: 'udpKpps', label: `UDP ${s.udpLength} B delivered`, unit: 'kpps', digits: 0, ratio: true, throughput: true },
+    { key: 'udpLossPct', label: `UDP ${s.udpLength} B loss`, unit: '%', digits: 1, ratio: false, throughput: false },
+    { key: 'pingP50Ms', label: 'ping p50', unit: 'ms', digits: 3, ratio: true, throughput: false },
+    { key: 'pingP99Ms', label: 'ping p99', unit: 'ms', digits: 3, ratio: true, throughput: false },
+    // No ratio: the kernel paths' agents are idle, so their figure is ~0 (/proc counts in 10 ms ticks) and a ratio to it is noise.
+    { key: 'agentCpuSecondsPerGB', label: 'agent CPU', unit: 's/GB', digits: 2, ratio: false, throughput: false },
+  ];
+}
+
+export type Figures = Partial<Record<MetricKey, number | null>>;
+
+export interface PathReport {
+  id: string;
+  label: string;
+  status: 'ok' | 'unavailable' | 'failed';
+  /** Why there are no figures (status unavailable or failed). */
+  reason?: string;
+  endpoints?: string;
+  reps: RepFigures[];
+  median: Figures;
+  ratioToVxlan: Figures;
+  ratioToUnderlay: Figures;
+}
+
+export interface Machine {
+  nproc: number;
+  cpuModel: string;
+  kernel: string;
+  memoryGiB: number;
+  node: string;
+  iperf3: string;
+}
+
+export interface BenchSettings {
+  reps: number;
+  seconds: number;
+  streams: number;
+  udpLength: number;
+  udpBitrate: string;
+  pings: number;
+  pingIntervalMs: number;
+  leases: number;
+  puts: number;
+  scaleHosts: number;
+}
+
+export interface BenchReport {
+  tool: 'weft bench';
+  version: string;
+  command: string;
+  quick: boolean;
+  startedAt: string;
+  durationSeconds: number;
+  machine: Machine;
+  settings: BenchSettings;
+  dataPaths: PathReport[];
+  controlPlane: ({ status: 'ok' } & ControlPlaneResult) | { status: 'failed' | 'skipped'; reason: string };
+}
+
+/** JSON with undefined and non-finite numbers as null, so every figure is a number or null. */
+export function toJson(r: BenchReport): string {
+  return JSON.stringify(r, (_k, v: unknown) => (v === undefined || (typeof v === 'number' && !Number.isFinite(v)) ? null : v), 2) + '\n';
+}
+
+const cell = (s: string) => s.replace(/\|/g, '\\|').replace(/\n/g, ' ');
+const num = (v: number | null | undefined, digits: number) => (v === null || v === undefined || !Number.isFinite(v) ? 'n/a' : v.toFixed(digits));
+const x = (v: number | null | undefined) => (v === null || v === undefined || !Number.isFinite(v) ? '–' : `${v.toFixed(2)}×`);
+
+export function toMarkdown(r: BenchReport): string {
+  const ms = metrics(r.settings);
+  const s = r.settings;
+  const out: string[] = [];
+  out.push(`### Data paths (median of ${s.reps} repetition${s.reps === 1 ? '' : 's'}${r.quick ? ', QUICK smoke run' : ''})`, '');
+  out.push(
+    `iperf3 -t ${s.seconds} per run, TCP with 1 and ${s.streams} streams, UDP -l ${s.udpLength} -b ${s.udpBitrate}; ` +
+      `ping: ${s.pings} echoes every ${s.pingIntervalMs} ms; agent CPU = utime+stime of the weftd processes during the TCP runs, per GB received. ` +
+      `Overlays: container to container across two hosts.`,
+    '',
+  );
+  out.push(`| data path | ${ms.map((m) => `${m.label} (${m.unit})`).join(' | ')} |`);
+  out.push(`| --- | ${ms.map(() => '---:').join(' | ')} |`);
+  for (const p of r.dataPaths) {
+    if (p.status !== 'ok') {
+      out.push(`| ${cell(p.label)} | ${cell(`${p.status}: ${shorten(p.reason ?? '', 140)}`)} | ${ms.slice(1).map(() => '–').join(' | ')} |`);
+      continue;
+    }
+    out.push(`| ${cell(p.label)} | ${ms.map((m) => num(p.median[m.key], m.digits)).join(' | ')} |`);
+  }
+  const rm = ms.filter((m) => m.ratio);
+  out.push('', 'Ratios, as × kernel VXLAN / × underlay of the same run (throughput: higher is better; RTT: lower is better). ' +
+    'Agent CPU has no ratio: with kernel VXLAN the agent is idle during transfers (~0 s/GB), which is the point.', '');
+  out.push(`| data path | ${rm.map((m) => m.label).join(' | ')} |`);
+  out.push(`| --- | ${rm.map(() => '---:').join(' | ')} |`);
+  for (const p of r.dataPaths) {
+    if (p.status !== 'ok') {
+      out.push(`| ${cell(p.label)} | ${p.status} | ${rm.slice(1).map(() => '–').join(' | ')} |`);
+      continue;
+    }
+    out.push(`| ${cell(p.label)} | ${rm.map((m) => `${x(p.ratioToVxlan[m.key])} / ${x(p.ratioToUnderlay[m.key])}`).join(' | ')} |`);
+  }
+  out.push('', `### Control plane`, '');
+  const c = r.controlPlane;
+  if (c.status !== 'ok') {
+    out.push(`${c.status}: ${c.reason}`);
+  } else {
+    const perHost = c.convergeSeconds.map((v, i) => `h${i + 1} ${v === undefined || v === null ? 'TIMEOUT' : `${v.toFixed(2)} s`}`).join(', ');
+    out.push('| measurement | result |', '| --- | --- |');
+    out.push(`| ${c.leases} remote leases put into etcd at once | ${c.putSeconds.toFixed(2)} s to write |`);
+    out.push(`| until every host holds all ${c.entriesExpected} kernel entries (neigh + fdb + route, netlink dump) | ${num(c.convergeSecondsMax, 2)} s (${perHost}) |`);
+    out.push(`| agent RSS before → after the ${c.leases} peers | ${c.rssBeforeMiB.map((v) => v.toFixed(0)).join(', ')} → ${c.rssAfterMiB.map((v) => v.toFixed(0)).join(', ')} MiB |`);
+    out.push(
+      `| one new lease: put → route on each of ${c.hosts} hosts (${c.propagation.puts} puts, ${c.propagation.samples} samples) | ` +
+        `p50 ${num(c.propagation.p50Ms, 1)} ms, p99 ${num(c.propagation.p99Ms, 1)} ms, max ${num(c.propagation.maxMs, 1)} ms${c.propagation.missing ? `, ${c.propagation.missing} missing` : ''} |`,
+    );
+  }
+  const m = r.machine;
+  out.push('', `Machine: ${m.nproc} CPUs (${m.cpuModel}), ${m.memoryGiB} GiB, Linux ${m.kernel}, Node ${m.node}, ${m.iperf3}. ` +
+    `${r.startedAt.slice(0, 10)}, ${r.durationSeconds.toFixed(0)} s. Reproduce: \`${r.command}\``);
+  return out.join('\n') + '\n';
+}
+
+function shorten(s: string, n: number): string {
+  const one = s.replace(/\s+/g, ' ').trim();
+  return one.length > n ? `${one.slice(0, n - 1)}…` : one;
+}
+
+const COLORS = ['#6b7280', '#2563eb', '#16a34a', '#ea580c', '#9333ea', '#0891b2'];
+const esc = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
+
+/** Grouped bars: one panel per reference (kernel VXLAN, underlay), one group per throughput figure, one bar per data path. */
+export function toSvg(r: BenchReport): string {
+  const ms = metrics(r.settings).filter((m) => m.throughput);
+  const paths = r.dataPaths;
+  const W = 820;
+  const panelH = 280;
+  const top = 56;
+  const left = 56;
+  const right = 16;
+  const plotH = 190;
+  const legendH = 28;
+  const H = top + 2 * panelH + legendH;
+  const out: string[] = [];
+  out.push(`<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="sans-serif" font-size="12">`);
+  out.push(`<rect width="${W}" height="${H}" fill="#ffffff"/>`);
+  out.push(`<text x="${W / 2}" y="22" text-anchor="middle" font-size="16" font-weight="bold">weft bench: throughput as a ratio of the same run's reference</text>`);
+  out.push(`<text x="${W / 2}" y="40" text-anchor="middle" fill="#555">${esc(`median of ${r.settings.reps}, iperf3 -t ${r.settings.seconds}; ${r.machine.nproc} CPUs, Linux ${r.machine.kernel}${r.quick ? '; QUICK smoke run' : ''}`)}</text>`);
+  const panels: Array<{ title: string; key: 'ratioToVxlan' | 'ratioToUnderlay' }> = [
+    { title: '× kernel VXLAN', key: 'ratioToVxlan' },
+    { title: '× underlay (host to host)', key: 'ratioToUnderlay' },
+  ];
+  for (const [pi, panel] of panels.entries()) {
+    const y0 = top + pi * panelH + 20;
+    const values = paths.flatMap((p) => ms.map((m) => p[panel.key][m.key])).filter((v): v is number => typeof v === 'number' && Number.isFinite(v));
+    const maxV = Math.max(1.2, ...values.map((v) => v * 1.15));
+    const yOf = (v: number) => y0 + plotH - (Math.min(v, maxV) / maxV) * plotH;
+    const plotW = W - left - right;
+    out.push(`<text x="${left}" y="${y0 - 8}" font-size="13" font-weight="bold">${esc(panel.title)}</text>`);
+    // Axis and grid.
+    const step = niceStep(maxV);
+    for (let v = 0; v <= maxV + 1e-9; v += step) {
+      out.push(`<line x1="${left}" x2="${W - right}" y1="${yOf(v).toFixed(1)}" y2="${yOf(v).toFixed(1)}" stroke="#e5e7eb"/>`);
+      out.push(`<text x="${left - 6}" y="${(yOf(v) + 4).toFixed(1)}" text-anchor="end" fill="#555">${v.toFixed(step < 1 ? 1 : 0)}×</text>`);
+    }
+    out.push(`<line x1="${left}" x2="${W - right}" y1="${yOf(1).toFixed(1)}" y2="${yOf(1).toFixed(1)}" stroke="#111" stroke-dasharray="4 3"/>`);
+    const groupW = plotW / ms.length;
+    const barW = Math.min(48, (groupW - 24) / Math.max(1, paths.length));
+    for (const [gi, m] of ms.entries()) {
+      const gx = left + gi * groupW + (groupW - barW * paths.length) / 2;
+      out.push(`<text x="${(left + gi * groupW + groupW / 2).toFixed(1)}" y="${y0 + plotH + 18}" text-anchor="middle">${esc(m.label)}</text>`);
+      for (const [bi, p] of paths.entries()) {
+        const v = p[panel.key][m.key];
+        const bx = gx + bi * barW;
+        const cx = (bx + barW / 2).toFixed(1);
+        if (typeof v !== 'number' || !Number.isFinite(v)) {
+          out.push(`<text x="${cx}" y="${y0 + plotH - 4}" text-anchor="middle" font-size="10" fill="#999">n/a</text>`);
+          continue;
+        }
+        const y = yOf(v);
+        out.push(`<rect x="${(bx + 2).toFixed(1)}" y="${y.toFixed(1)}" width="${(barW - 4).toFixed(1)}" height="${(y0 + plotH - y).toFixed(1)}" fill="${COLORS[bi % COLORS.length]}"><title>${esc(`${p.label}, ${m.label}: ${v.toFixed(3)}×`)}</title></rect>`);
+        out.push(`<text x="${cx}" y="${(y - 4).toFixed(1)}" text-anchor="middle" font-size="10">${v.toFixed(2)}</text>`);
+      }
+    }
+    out.push(`<line x1="${left}" x2="${W - right}" y1="${y0 + plotH}" y2="${y0 + plotH}" stroke="#111"/>`);
+  }
+  // Legend.
+  let lx = left;
+  const ly = top + 2 * panelH + 6;
+  for (const [i, p] of paths.entries()) {
+    const text = p.status === 'ok' ? p.label : `${p.label} (${p.status})`;
+    out.push(`<rect x="${lx}" y="${ly}" width="12" height="12" fill="${COLORS[i % COLORS.length]}"/>`);
+    out.push(`<text x="${lx + 16}" y="${ly + 10}">${esc(text)}</text>`);
+    lx += 28 + text.length * 6.5;
+  }
+  out.push('</svg>');
+  return out.join('\n') + '\n';
+}
+
+function niceStep(max: number): number {
+  for (const s of [0.2, 0.25, 0.5, 1, 2, 5, 10, 20, 50]) if (max / s <= 6) return s;
+  return 100;
+}
