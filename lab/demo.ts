@@ -9,11 +9,12 @@ import { Lab, type LabContainer } from './lab.js';
 import { pingMatrix } from './ping.js';
 
 const SPEC: CliSpec = {
-  usage: 'weft lab [--hosts N] [--containers N] [--backend vxlan] [--network CIDR] [--keep] | weft lab down',
+  usage: 'weft lab [--hosts N] [--containers N] [--backend vxlan|udp] [--udp-engine native|dgram] [--network CIDR] [--keep] | weft lab down',
   flags: {
     hosts: { kind: 'int', def: 3, min: 1, max: 20, help: 'hosts running weftd' },
     containers: { kind: 'int', def: 2, min: 1, max: 8, help: 'containers per host' },
-    backend: { kind: 'string', def: 'vxlan', choices: ['vxlan'], help: 'data path between hosts' },
+    backend: { kind: 'string', def: 'vxlan', choices: ['vxlan', 'udp'], help: 'data path between hosts: kernel VXLAN or the userspace UDP forwarder' },
+    'udp-engine': { kind: 'string', def: 'native', choices: ['native', 'dgram'], help: 'forwarder engine for --backend udp' },
     network: { kind: 'string', def: '10.244.0.0/16', help: 'the overlay network (Network in the config)' },
     keep: { kind: 'bool', help: 'leave the lab up and print how to enter it; remove it with: weft lab down' },
   },
@@ -106,7 +107,8 @@ export async function labCommand(argv: readonly string[]): Promise<number> {
   try {
     lab = await progress.step(`creating the lab: underlay, etcd host and ${hosts} hosts`, () => Lab.create({ hosts, outsideHost: false }));
     const l = lab;
-    await putNetworkConfig(l, { Network: args.values.network, Backend: { Type: args.values.backend } });
+    const backend = args.values.backend === 'udp' ? { Type: 'udp', Engine: args.values['udp-engine'] } : { Type: 'vxlan' };
+    await putNetworkConfig(l, { Network: args.values.network, Backend: backend });
     const ready = await progress.step(`starting weftd on ${hosts} hosts`, async (tick) => {
       const agents = l.hosts.map((h) => startAgent(l, h, ['--log-level', 'info']));
       const out: AgentReady[] = [];
@@ -137,7 +139,7 @@ export async function labCommand(argv: readonly string[]): Promise<number> {
     const rtts = ok.map((p) => p.result.rttAvgMs).sort((a, b) => a - b);
     const median = rtts.length ? rtts[Math.floor(rtts.length / 2)]! : NaN;
     process.stdout.write(
-      `\nSummary: ${hosts} hosts, ${l.containers.length} containers, backend ${args.values.backend}: ` +
+      `\nSummary: ${hosts} hosts, ${l.containers.length} containers, backend ${args.values.backend}${args.values.backend === 'udp' ? ` (${args.values['udp-engine']} engine)` : ''}: ` +
         `${ok.length}/${pairs.length} pairs reachable, median RTT ${median.toFixed(2)} ms, ` +
         `${((Date.now() - started) / 1000).toFixed(1)} s\n`,
     );
@@ -150,7 +152,9 @@ export async function labCommand(argv: readonly string[]): Promise<number> {
         `\nThe lab ${l.id} is left up.\n` +
           `  enter a container:  ip netns exec ${c.ns} bash\n` +
           `  enter a host:       ip netns exec ${l.hosts[0]!.ns} bash\n` +
-          `  see its VXLAN peers: ip netns exec ${l.hosts[0]!.ns} bridge fdb show dev weft.1\n` +
+          (args.values.backend === 'udp'
+            ? `  see its routes:     ip netns exec ${l.hosts[0]!.ns} ip route show dev weft-tun\n`
+            : `  see its VXLAN peers: ip netns exec ${l.hosts[0]!.ns} bridge fdb show dev weft.1\n`) +
           `  agent logs:         ${join(l.dir, 'logs')}\n` +
           `  remove it:          node dist/agent/weft.js lab down\n`,
       );
