@@ -125,7 +125,9 @@ struct CoalescedPacket {
 
 // Usage per receive batch: Reset(); Add() each packet in arrival order; Finish();
 // then write Output(0 .. OutputCount()-1). Input packets must stay valid and
-// unchanged until the next Reset(). Allocations are kept across batches.
+// unchanged until the next Reset() (an Add() after Finish() also starts a new
+// batch). Allocations are kept across batches, so a warm Coalescer allocates
+// nothing per packet.
 //
 // Segments merge when they are TCP over IPv4 (IHL 5, DF, not a fragment) or IPv6
 // (no extension headers), of the same flow, contiguous in sequence, with the same
