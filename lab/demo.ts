@@ -1,11 +1,12 @@
 // `weft lab`: a whole weft cluster on this machine, in network namespaces:
 // an etcd host, N hosts running weftd, containers attached through CNI; a
 // ping matrix with RTTs; then everything is removed (unless --keep).
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { accessSync, constants, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseCliArgs, CliUsageError, type CliSpec } from '../agent/cli-args.js';
 import { putNetworkConfig, startAgent, waitReady, type AgentReady } from './agent.js';
 import { Lab, type LabContainer } from './lab.js';
+import { iperf, type IperfTcpResult } from './iperf.js';
 import { pingMatrix } from './ping.js';
 
 const SPEC: CliSpec = {
@@ -20,23 +21,40 @@ const SPEC: CliSpec = {
   },
 };
 
-/** Where kept labs are recorded, for `weft lab down`. */
-export const STATE_DIR = '/run/weft-lab';
+/** Where kept labs are recorded, for `weft lab down` (WEFT_LAB_STATE_DIR overrides, for tests). */
+export const STATE_DIR = process.env.WEFT_LAB_STATE_DIR || '/run/weft-lab';
 
 interface Missing { what: string; how: string }
 
-function preflight(): Missing[] {
+/** The first executable called `name` on PATH, or undefined. */
+export function which(name: string, path = process.env.PATH ?? ''): string | undefined {
+  for (const dir of path.split(':').filter(Boolean)) {
+    const p = join(dir, name);
+    try {
+      accessSync(p, constants.X_OK);
+      return p;
+    } catch {
+      /* not here */
+    }
+  }
+  return undefined;
+}
+
+/** Everything weft lab needs that this machine lacks, each with how to get it. */
+export function preflight(env: { uid: number | undefined; path: string; cniDir: string } = { uid: process.getuid?.(), path: process.env.PATH ?? '', cniDir: '/usr/lib/cni' }): Missing[] {
   const out: Missing[] = [];
-  if (process.getuid?.() !== 0) out.push({ what: 'root privileges (network namespaces, netlink)', how: 'run it as root, e.g. sudo bash scripts/demo.sh' });
-  const need: Array<[string, string]> = [
-    ['/usr/bin/etcd', 'apt-get install etcd-server'],
-    ['/usr/sbin/ip', 'apt-get install iproute2'],
-    ['/usr/sbin/bridge', 'apt-get install iproute2'],
-    ['/usr/bin/ping', 'apt-get install iputils-ping'],
-    ['/usr/lib/cni/bridge', 'apt-get install containernetworking-plugins'],
-    ['/usr/lib/cni/host-local', 'apt-get install containernetworking-plugins'],
+  if (env.uid !== 0) out.push({ what: 'root privileges (network namespaces, netlink)', how: 'run it as root, e.g. sudo bash scripts/demo.sh' });
+  const tools: Array<[string, string]> = [
+    ['etcd', 'apt-get install etcd-server'],
+    ['ip', 'apt-get install iproute2'],
+    ['bridge', 'apt-get install iproute2'],
+    ['ping', 'apt-get install iputils-ping'],
+    ['iperf3', 'apt-get install iperf3'],
   ];
-  for (const [path, how] of need) if (!existsSync(path)) out.push({ what: path, how });
+  for (const [tool, how] of tools) if (!which(tool, env.path)) out.push({ what: `${tool} (not on PATH)`, how });
+  for (const plugin of ['bridge', 'host-local']) {
+    if (!existsSync(join(env.cniDir, plugin))) out.push({ what: `CNI plugin ${join(env.cniDir, plugin)}`, how: 'apt-get install containernetworking-plugins' });
+  }
   return out;
 }
 
@@ -87,7 +105,7 @@ export async function labCommand(argv: readonly string[]): Promise<number> {
   if (args.help) {
     const lines = [`Usage: ${SPEC.usage}`, ''];
     for (const [name, f] of Object.entries(SPEC.flags)) lines.push(`  --${name}`.padEnd(18) + f.help + (f.kind !== 'bool' ? ` (default ${f.def})` : ''));
-    lines.push('', 'Needs root, etcd-server, iproute2, iputils-ping and containernetworking-plugins.');
+    lines.push('', 'Needs root and the Debian packages etcd-server, iproute2, iputils-ping, iperf3 and containernetworking-plugins.');
     process.stdout.write(lines.join('\n') + '\n');
     return 0;
   }
@@ -95,18 +113,19 @@ export async function labCommand(argv: readonly string[]): Promise<number> {
   if (args.positional.length) throw new CliUsageError(`unexpected argument ${JSON.stringify(args.positional[0])}; usage: ${SPEC.usage}`);
   const missing = preflight();
   if (missing.length) {
-    process.stderr.write('weft lab cannot start; missing:\n' + missing.map((m) => `  ${m.what}: ${m.how}\n`).join(''));
+    process.stderr.write('weft lab cannot start; missing:\n' + missing.map((m) => `  ${m.what}: ${m.how}\n`).join('') + 'Nothing was created.\n');
     return 1;
   }
   const hosts = Number(args.values.hosts);
   const perHost = Number(args.values.containers);
   const keep = args.values.keep === true;
-  const progress = new Progress(5);
+  const progress = new Progress(hosts >= 2 ? 6 : 5);
   let lab: Lab | undefined;
   const started = Date.now();
   try {
     lab = await progress.step(`creating the lab: underlay, etcd host and ${hosts} hosts`, () => Lab.create({ hosts, outsideHost: false }));
     const l = lab;
+    process.stdout.write(`      lab ${l.id}: namespaces ${l.id}-*, files and logs in ${l.dir}\n`);
     const backend = args.values.backend === 'udp' ? { Type: 'udp', Engine: args.values['udp-engine'] } : { Type: 'vxlan' };
     await putNetworkConfig(l, { Network: args.values.network, Backend: backend });
     const ready = await progress.step(`starting weftd on ${hosts} hosts`, async (tick) => {
@@ -130,12 +149,30 @@ export async function labCommand(argv: readonly string[]): Promise<number> {
     const pairs = await progress.step(`pinging every container from every other (${l.containers.length * (l.containers.length - 1)} pairs)`, () =>
       pingMatrix(l, l.containers, { count: 3, intervalMs: 100, timeoutS: 1 }),
     );
+    let throughput: { underlay: number; overlay: number } | undefined;
+    if (hosts >= 2) {
+      const [h1, h2] = [l.hosts[0]!, l.hosts[1]!];
+      const c1 = l.containers.find((c) => c.host === h1)!;
+      const c2 = l.containers.find((c) => c.host === h2)!;
+      throughput = await progress.step('measuring TCP throughput with iperf3, 2 s each: underlay h1->h2, overlay ' + `${c1.name}->${c2.name}`, async () => {
+        const underlay = await iperf(l, { fromNs: h1.ns, toNs: h2.ns, dstIp: h2.underlayIp, seconds: 2 });
+        const overlay = await iperf(l, { fromNs: c1.ns, toNs: c2.ns, dstIp: c2.ip, seconds: 2 });
+        return { underlay: (underlay as IperfTcpResult).bitsPerSecond, overlay: (overlay as IperfTcpResult).bitsPerSecond };
+      });
+    }
     const rtt = new Map<string, number | undefined>();
     for (const p of pairs) rtt.set(`${p.from}>${p.to}`, p.result.received > 0 ? p.result.rttAvgMs : undefined);
     const ok = pairs.filter((p) => p.result.received === p.result.sent && p.result.sent > 0);
     process.stdout.write('\nHosts:\n');
     for (const [i, h] of l.hosts.entries()) process.stdout.write(`  ${h.name}  underlay ${h.underlayIp}  subnet ${ready[i]!.subnet}  MTU ${ready[i]!.mtu}\n`);
     process.stdout.write(`\nPing matrix (average RTT of 3 pings, rows ping columns):\n${matrixTable(l.containers, rtt)}\n`);
+    if (throughput) {
+      const g = (bps: number) => `${(bps / 1e9).toFixed(2)} Gbit/s`;
+      process.stdout.write(
+        `\nThroughput (one TCP stream, 2 s): underlay ${g(throughput.underlay)}, overlay ${g(throughput.overlay)} ` +
+          `(${(throughput.overlay / throughput.underlay).toFixed(2)}x the underlay). For every mode side by side: weft bench\n`,
+      );
+    }
     const rtts = ok.map((p) => p.result.rttAvgMs).sort((a, b) => a - b);
     const median = rtts.length ? rtts[Math.floor(rtts.length / 2)]! : NaN;
     process.stdout.write(
