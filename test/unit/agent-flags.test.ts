@@ -1,6 +1,8 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { envName, parseFlags, usage, UsageError } from '../../agent/flags.js';
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { envName, FLAGS, parseFlags, usage, UsageError } from '../../agent/flags.js';
 
 test('defaults follow flanneld and weft conventions', () => {
   const c = parseFlags([]);
@@ -67,6 +69,12 @@ test('usage lists every flag with its environment variable', () => {
     assert.ok(u.includes(f), f);
   }
   assert.ok(u.includes('WEFTD_SUBNET_LEASE_RENEW_MARGIN'));
+});
+
+test('the README documents every weftd flag', () => {
+  const readme = readFileSync(fileURLToPath(new URL('../../../README.md', import.meta.url)), 'utf8');
+  const missing = FLAGS.filter((f) => !readme.includes(`\`--${f.name}\``)).map((f) => `--${f.name}`);
+  assert.equal(missing, []);
 });
 
 test.run();
