@@ -130,6 +130,11 @@ export class Daemon {
     }
     this.status.network = network;
     log.info('network config', { network: network.network.toString(), subnetLen: network.subnetLen, backend: network.backend.type });
+    // Accepted for flannel compatibility, not implemented: say so rather than ignore it silently.
+    if (network.backend.type === 'vxlan' && network.backend.directRouting) {
+      log.warn('Backend.DirectRouting is not supported by weftd yet; every peer is reached through VXLAN');
+    }
+    if (network.enableIPv6) log.warn('EnableIPv6 is not supported by weftd yet; only the IPv4 overlay is configured');
 
     const underlay = findUnderlay(nl, cfg.iface, cfg.publicIp);
     log.info('underlay', { iface: underlay.name, publicIp: underlay.ip, mtu: underlay.mtu });
