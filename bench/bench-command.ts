@@ -4,7 +4,7 @@
 // throughput.svg. It measures and reports; it asserts nothing about speed.
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { availableParallelism, release, totalmem } from 'node:os';
+import { availableParallelism, loadavg, release, totalmem } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { CliUsageError, parseCliArgs, type CliSpec } from '../agent/cli-args.js';
@@ -81,6 +81,10 @@ export async function benchCommand(argv: readonly string[]): Promise<number> {
   const elapsed = () => `${((Date.now() - started) / 1000).toFixed(0).padStart(4)} s`;
   say(`weft bench${quick ? ' --quick' : ''}: ${paths.length} data paths x ${settings.reps} reps, iperf3 -t ${settings.seconds}; ` +
     `${machine.nproc} CPUs (${machine.cpuModel}), Linux ${machine.kernel}`);
+  const loadStart = loadavg()[0]!;
+  if (loadStart > machine.nproc / 2) {
+    say(`note: load average ${loadStart.toFixed(2)} on ${machine.nproc} CPUs: other work is running here, the figures will be noisy`);
+  }
 
   const reports: PathReport[] = [];
   for (const [i, path] of paths.entries()) {
@@ -114,6 +118,7 @@ export async function benchCommand(argv: readonly string[]): Promise<number> {
     startedAt: new Date(started).toISOString(),
     durationSeconds: (Date.now() - started) / 1000,
     machine,
+    loadAverage: { start: loadStart, end: loadavg()[0]! },
     settings,
     dataPaths: reports,
     controlPlane,
@@ -133,12 +138,13 @@ async function benchPath(path: DataPath, s: BenchSettings, step: (what: string) 
     seconds: s.seconds, streams: s.streams, udpLength: s.udpLength, udpBitrate: s.udpBitrate, pings: s.pings, pingIntervalMs: s.pingIntervalMs,
   };
   step(`${path.label}: building the lab`);
+  // Kept when a later repetition fails: the JSON shows what was measured before.
+  const reps: RepFigures[] = [];
   try {
     return await withLab(path.lab, async (lab) => {
       const ep = await path.setup(lab);
       step(`ready: ${ep.describe}`);
       await checkReachable(ep);
-      const reps: RepFigures[] = [];
       for (let r = 1; r <= s.reps; r++) reps.push(await measureOnce(lab, ep, ms, (what) => step(`rep ${r}/${s.reps}: ${what}`)));
       step('removing the lab');
       const med: Figures = {};
@@ -149,7 +155,7 @@ async function benchPath(path: DataPath, s: BenchSettings, step: (what: string) 
     const unavailable = e instanceof PathUnavailableError;
     const reason = (e as Error).message;
     step(`${unavailable ? 'unavailable' : 'FAILED'}: ${reason.split('\n')[0]}`);
-    return { ...base, status: unavailable ? 'unavailable' : 'failed', reason };
+    return { ...base, status: unavailable ? 'unavailable' : 'failed', reason, reps };
   }
 }
 

@@ -14,8 +14,11 @@ import { rssBytes } from './proc-stats.js';
 import { percentile } from './stats.js';
 import type { Step } from './measure.js';
 
-/** 4096 /24s: room for 1000+ fake peers, the propagation leases and the real hosts. */
-export const SCALE_CONFIG = { Network: '10.192.0.0/12', SubnetLen: 24, Backend: { Type: 'vxlan', VNI: 1, Port: 8472 } } as const;
+/**
+ * 8192 /24s (10.192.0.0 – 10.223.255.255): the fake peers from 10.200.0.0 (at most 4000, up to
+ * 10.215.159.0), the propagation leases from 10.220.0.0, the real hosts anywhere (skipped).
+ */
+export const SCALE_CONFIG = { Network: '10.192.0.0/11', SubnetLen: 24, Backend: { Type: 'vxlan', VNI: 1, Port: 8472 } } as const;
 const VXLAN_DEV = 'weft.1';
 
 export interface ControlPlaneSettings {
@@ -118,8 +121,12 @@ export async function runControlPlane(lab: Lab, s: ControlPlaneSettings, step: S
     for (const h of lab.hosts) monitors.push(NetlinkMonitor.open({ netns: h.ns, groups: RTMGRP_IPV4_ROUTE }));
     const samples: number[] = [];
     let missing = 0;
-    for (let i = 0; i < s.puts; i++) {
-      const f = fakeLease(i, 206);
+    const single: FakeLease[] = [];
+    for (let k = 0; single.length < s.puts; k++) {
+      const f = fakeLease(k, 220);
+      if (!taken.has(f.subnet)) single.push(f);
+    }
+    for (const f of single) {
       for (const m of monitors) m.poll(0);
       const seen: (number | undefined)[] = monitors.map(() => undefined);
       const start = performance.now();

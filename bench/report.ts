@@ -75,6 +75,8 @@ export interface BenchReport {
   startedAt: string;
   durationSeconds: number;
   machine: Machine;
+  /** 1-minute load average before and after: other work on the machine makes every figure noisier. */
+  loadAverage: { start: number; end: number };
   settings: BenchSettings;
   dataPaths: PathReport[];
   controlPlane: ({ status: 'ok' } & ControlPlaneResult) | { status: 'failed' | 'skipped'; reason: string };
@@ -138,7 +140,8 @@ export function toMarkdown(r: BenchReport): string {
   }
   const m = r.machine;
   out.push('', `Machine: ${m.nproc} CPUs (${m.cpuModel}), ${m.memoryGiB} GiB, Linux ${m.kernel}, Node ${m.node}, ${m.iperf3}. ` +
-    `${r.startedAt.slice(0, 10)}, ${r.durationSeconds.toFixed(0)} s. Reproduce: \`${r.command}\``);
+    `${r.startedAt.slice(0, 10)}, ${r.durationSeconds.toFixed(0)} s, load average ${r.loadAverage.start.toFixed(2)} at the start and ${r.loadAverage.end.toFixed(2)} at the end. ` +
+    `Reproduce: \`${r.command}\``);
   return out.join('\n') + '\n';
 }
 
@@ -155,7 +158,7 @@ export function toSvg(r: BenchReport): string {
   const ms = metrics(r.settings).filter((m) => m.throughput);
   const paths = r.dataPaths;
   const W = 820;
-  const panelH = 280;
+  const panelH = 256;
   const top = 56;
   const left = 56;
   const right = 16;
