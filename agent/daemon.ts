@@ -23,6 +23,14 @@ import { findUnderlay } from './underlay.js';
 import { stableVtepMac } from './vtep-mac.js';
 
 /** A problem with the network config or flags: exit status 2, no retry helps. */
+/** Backend.Offload of a udp network config: a boolean, or absent. */
+function backendOffload(raw: Readonly<Record<string, unknown>>): boolean | undefined {
+  const v = raw.Offload;
+  if (v === undefined || v === null) return undefined;
+  if (typeof v !== 'boolean') throw new FatalConfigError(`Backend.Offload must be true or false, got ${JSON.stringify(v)}`);
+  return v;
+}
+
 export class FatalConfigError extends Error {
   readonly code = 'EBADCONFIG';
 }
@@ -239,6 +247,7 @@ export class Daemon {
           device: this.cfg.tunDevice,
           underlay,
           engine: this.cfg.udpEngine ?? b.engine ?? 'native', // the flag wins over Backend.Engine
+          offload: this.cfg.udpOffload ?? backendOffload(b.raw) ?? true, // and over Backend.Offload
           mtu: b.mtu,
         });
       default:

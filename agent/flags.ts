@@ -31,6 +31,8 @@ export interface AgentConfig {
   readonly tunDevice: string;
   /** udp backend engine; unset = Backend.Engine of the network config, else native. */
   readonly udpEngine?: 'native' | 'dgram';
+  /** native udp engine: TUN and UDP offloads; unset = Backend.Offload of the network config, else on. */
+  readonly udpOffload?: boolean;
   readonly resyncIntervalSeconds: number;
   readonly healthzIp: string;
   /** 0 = no health/metrics server. */
@@ -87,6 +89,7 @@ export const FLAGS: readonly FlagDef[] = [
   { name: 'vxlan-device', key: 'vxlanDevice', kind: 'string', check: ifaceName, help: 'name of the VXLAN device (default: weft.<VNI>)' },
   { name: 'tun-device', key: 'tunDevice', kind: 'string', def: 'weft-tun', check: ifaceName, help: 'name of the udp backend\'s TUN device' },
   { name: 'udp-engine', key: 'udpEngine', kind: 'string', check: (v) => (v === 'native' || v === 'dgram' ? undefined : 'must be native or dgram'), help: 'udp backend forwarding engine, native or dgram (default: Backend.Engine, else native)' },
+  { name: 'udp-offload', key: 'udpOffload', kind: 'bool', help: 'native udp engine: TUN TSO/GSO and UDP GSO/GRO offloads (default: Backend.Offload, else true); --udp-offload=false for one packet per datagram and syscall slot' },
   { name: 'resync-interval', key: 'resyncIntervalSeconds', kind: 'int', def: '10', min: 1, max: 3600, help: 'seconds between full reconciliations of the kernel state' },
   { name: 'healthz-ip', key: 'healthzIp', kind: 'string', def: '0.0.0.0', check: (v) => (isIP(v) ? undefined : 'must be an IP address'), help: 'address of the /healthz, /readyz and /metrics server' },
   { name: 'healthz-port', key: 'healthzPort', kind: 'int', def: '0', min: 0, max: 65535, help: 'port of the health and metrics server; 0 disables it' },

@@ -19,6 +19,18 @@ export interface NativeTun {
   readonly IFF_TUN: number;
   readonly IFF_NO_PI: number;
   readonly IFF_VNET_HDR: number;
+  /**
+   * For a TUN opened with IFF_VNET_HDR: TUNSETVNETHDRSZ 10, TUNSETVNETLE, TUNSETOFFLOAD with
+   * CSUM|TSO4|TSO6|TSO_ECN|USO4|USO6, asking again with fewer bits on EINVAL. Returns the
+   * TUN_F_* bits the kernel accepted; throws (code/errno) when none.
+   */
+  enableOffload(fd: number): number;
+  readonly TUN_F_CSUM: number;
+  readonly TUN_F_TSO4: number;
+  readonly TUN_F_TSO6: number;
+  readonly TUN_F_TSO_ECN: number;
+  readonly TUN_F_USO4: number;
+  readonly TUN_F_USO6: number;
 }
 
 /** One forwarding entry: the peer at peerIp:port owns subnet/prefixLen. */
@@ -45,6 +57,33 @@ export interface NativeForwarderStats extends NativeForwarderCounters {
   peers: Record<string, NativeForwarderCounters & { drops: Record<NativeDropReason, number> }>;
   /** errno that ended a thread (0 while it runs), and the last errno of a failed send / TUN write. */
   errno: { tunThread: number; udpThread: number; lastSend: number; lastTunWrite: number };
+  /** Which offload paths are on and how much each carried (all 0 with vnetHdr off). */
+  offload: NativeOffloadStats;
+}
+
+export interface NativeOffloadStats {
+  vnetHdr: boolean;
+  /** UDP_SEGMENT sends tried (they turn off by themselves after EIO/ENOPROTOOPT). */
+  udpGso: boolean;
+  /** setsockopt(UDP_GRO) succeeded. */
+  udpGro: boolean;
+  verifyChecksums: boolean;
+  /** TUN reads that were TSO/USO super-packets. */
+  tsoReads: number;
+  /** UDP_SEGMENT messages sent and the datagrams they carried. */
+  gsoSends: number;
+  gsoSegments: number;
+  /** GSO messages the socket refused, resent as single datagrams; errno of the last. */
+  gsoFallbacks: number;
+  lastGsoErrno: number;
+  /** Received messages holding several datagrams (UDP_GRO) and those datagrams. */
+  groReceives: number;
+  groSegments: number;
+  /** Super-packets written to the TUN with a virtio GSO header, and the segments in them. */
+  coalescedWrites: number;
+  mergedSegments: number;
+  /** Super-packets the TUN refused (EINVAL), written again segment by segment. */
+  mergeFallbacks: number;
 }
 
 declare const forwarderHandle: unique symbol;
@@ -56,7 +95,20 @@ export interface NativeForwarder {
    * (set O_NONBLOCK; the caller keeps owning and closes it after stop). ownIp is the ICMP source.
    * Throws with `code`/`errno` when the socket cannot be made.
    */
-  start(o: { tunFd: number; bindIp: string; port: number; ownIp: string; bufferBytes?: number }): NativeForwarderHandle;
+  start(o: {
+    tunFd: number;
+    bindIp: string;
+    port: number;
+    ownIp: string;
+    bufferBytes?: number;
+    /** The TUN has IFF_VNET_HDR and tun.enableOffload was called: split TSO reads, GSO sends, GRO receives, coalesced writes. */
+    vnetHdr?: boolean;
+    /** With vnetHdr: try UDP_SEGMENT (default true) / set UDP_GRO (default true). */
+    udpGso?: boolean;
+    udpGro?: boolean;
+    /** Verify each received TCP segment's checksum before merging it (default false). */
+    verifyChecksums?: boolean;
+  }): NativeForwarderHandle;
   /** Replaces the whole table atomically; per-peer counters carry over for peers that stay. */
   setTable(h: NativeForwarderHandle, routes: readonly NativeForwarderRoute[]): void;
   stats(h: NativeForwarderHandle): NativeForwarderStats;

@@ -7,10 +7,21 @@
 //   UDP -> TUN: recvmmsg in batches; accept only datagrams from a known peer
 //               whose inner source lies in that peer's subnet; write to TUN.
 // Wire format (flannel udp): the UDP payload is the raw inner IP packet.
+// With offloads (TUN opened with IFF_VNET_HDR, see tun.cc enableOffload) the
+// wire format stays the same, only the system calls carry more per call:
+//   TUN -> UDP: a read may be a TSO super-packet (up to 64 KiB); it is split
+//               in C++ (offload::Segment) into MTU-sized inner packets laid
+//               out back to back, and each peer's run of them leaves in one
+//               UDP_SEGMENT (GSO) message; plain datagrams where GSO fails.
+//   UDP -> TUN: UDP_GRO hands over runs of datagrams from one sender at once;
+//               each inner packet is checked as before, consecutive segments
+//               of one TCP flow are merged (offload::Coalescer) and written as
+//               one super-packet with a virtio GSO header (one writev).
 // The table is owned by TypeScript and handed over whole; each batch takes
 // one reference to the current immutable table (std::atomic_load of a
 // shared_ptr), so a swap never blocks or tears a lookup in progress.
 #include "common.h"
+#include "offload.h"
 
 #include <algorithm>
 #include <arpa/inet.h>
@@ -21,9 +32,11 @@
 #include <fcntl.h>
 #include <memory>
 #include <netinet/in.h>
+#include <netinet/udp.h>
 #include <poll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <thread>
 #include <unistd.h>
 #include <unordered_map>
@@ -36,6 +49,19 @@ namespace {
 constexpr int kBatch = 64;
 constexpr size_t kSlot = 65536;  // a whole IP packet always fits; TUN reads never truncate
 
+// Offload mode. A TUN read is the 10-byte virtio_net_hdr and an IP packet of up to 64 KiB.
+constexpr size_t kVnetSlot = offload::kVirtioNetHdrLen + offload::kMaxIpPacket + 1;
+// Split packets collect here until a flush; a flush every ~256 KiB keeps the
+// just-read super-packet and its copy in cache.
+constexpr size_t kSegBuf = 512 * 1024;
+constexpr size_t kSegFlushAt = 256 * 1024;
+constexpr int kMaxMsgs = 256;  // messages per sendmmsg
+// UDP_SEGMENT limits: at most UDP_MAX_SEGMENTS (64 before Linux 6.9) segments, and one
+// IPv4 datagram's worth of payload (65535 - 20 - 8) per message.
+constexpr size_t kGsoMaxSegs = 64;
+constexpr size_t kGsoMaxBytes = 65507;
+// Merged packets and their headers per receive batch: a GRO message holds at most 64 datagrams.
+constexpr size_t kMaxIov = 1 + 64 + 1;
 enum Drop { kNoRoute, kTtl, kUnknownPeer, kSpoofedSource, kMalformed, kTunWriteError, kSendError, kDropCount };
 const char* const kDropNames[kDropCount] = {"no_route", "ttl", "unknown_peer", "spoofed_source", "malformed", "tun_write_error", "send_error"};
 
@@ -132,15 +158,28 @@ size_t BuildNetUnreachable(const uint8_t* orig, size_t len, uint32_t ownIp, uint
   return total;
 }
 
+struct OffloadConfig {
+  bool vnetHdr = false;          // the TUN was opened with IFF_VNET_HDR (+ enableOffload)
+  bool udpGso = false;           // try UDP_SEGMENT sends (falls back on its own)
+  bool udpGro = false;           // UDP_GRO is on for the socket
+  bool verifyChecksums = false;  // Coalescer option, see Start()
+};
+
 class Forwarder {
  public:
-  Forwarder(int tunFd, int udpFd, int eventFd, uint32_t ownIp) : tun_(tunFd), udp_(udpFd), ev_(eventFd), ownIp_(ownIp) {
+  Forwarder(int tunFd, int udpFd, int eventFd, uint32_t ownIp, OffloadConfig oc)
+      : oc_(oc), tun_(tunFd), udp_(udpFd), ev_(eventFd), ownIp_(ownIp), gsoOn_(oc.udpGso) {
     std::atomic_store(&table_, std::make_shared<const Table>());
   }
 
   void Start() {
-    tunThread_ = std::thread([this] { TunLoop(); });
-    udpThread_ = std::thread([this] { UdpLoop(); });
+    if (oc_.vnetHdr) {
+      tunThread_ = std::thread([this] { TunLoopOffload(); });
+      udpThread_ = std::thread([this] { UdpLoopOffload(); });
+    } else {
+      tunThread_ = std::thread([this] { TunLoop(); });
+      udpThread_ = std::thread([this] { UdpLoop(); });
+    }
   }
 
   // Wakes both threads through the eventfd, joins them and closes what the forwarder owns (UDP socket, eventfd).
@@ -171,6 +210,16 @@ class Forwarder {
   // The first error that ended a thread (errno), and which call failed; 0 while healthy.
   std::atomic<int> tunThreadErrno{0}, udpThreadErrno{0};
   std::atomic<int> lastSendErrno{0}, lastTunWriteErrno{0};
+  // Offload paths. tsoReads: TUN reads that were GSO super-packets. gsoSends: UDP_SEGMENT
+  // messages sent, gsoSegments: datagrams they carried; gsoFallbacks: GSO messages resent
+  // as single datagrams (errno in lastGsoErrno). groReceives: received messages holding
+  // more than one datagram, groSegments: their datagrams. coalescedWrites: super-packets
+  // written to the TUN, mergedSegments: segments in them; mergeFallbacks: super-packets the
+  // TUN refused, written again segment by segment.
+  std::atomic<uint64_t> tsoReads{0}, gsoSends{0}, gsoSegments{0}, gsoFallbacks{0};
+  std::atomic<uint64_t> groReceives{0}, groSegments{0}, coalescedWrites{0}, mergedSegments{0}, mergeFallbacks{0};
+  std::atomic<int> lastGsoErrno{0};
+  const OffloadConfig oc_;
   bool stopped_ = false;
 
  private:
@@ -358,8 +407,377 @@ class Forwarder {
     }
   }
 
+  // ---- offload mode ----
+
+  // What one message of a send batch carries: `segs` inner packets of `stride` bytes
+  // (the last may be shorter), `bytes` in all, to one peer.
+  struct TxMeta {
+    PeerCounters* peer;
+    uint8_t* data;
+    size_t bytes, stride, segs;
+  };
+
+  // Writes a packet that is no super-packet to the TUN, behind an all-zero virtio header.
+  bool TunWritePlain(const uint8_t* p, size_t n) {
+    static const uint8_t zero[offload::kVirtioNetHdrLen] = {};
+    iovec v[2] = {{const_cast<uint8_t*>(zero), sizeof zero}, {const_cast<uint8_t*>(p), n}};
+    ssize_t w;
+    do w = writev(tun_, v, 2); while (w < 0 && errno == EINTR);
+    if (w < 0) {
+      lastTunWriteErrno.store(errno, std::memory_order_relaxed);
+      return false;
+    }
+    return true;
+  }
+
+  void CountTx(const TxMeta& m, size_t segs, size_t bytes) {
+    m.peer->txPackets.fetch_add(segs, std::memory_order_relaxed);
+    m.peer->txBytes.fetch_add(bytes, std::memory_order_relaxed);
+    txPackets.fetch_add(segs, std::memory_order_relaxed);
+    txBytes.fetch_add(bytes, std::memory_order_relaxed);
+  }
+
+  // Sends the segments of one message as plain datagrams (GSO refused, or no GSO).
+  void SendSingly(const TxMeta& m, const sockaddr_in* dst) {
+    mmsghdr msgs[kGsoMaxSegs];
+    iovec iov[kGsoMaxSegs];
+    size_t done = 0;
+    while (done < m.segs) {
+      size_t n = std::min(m.segs - done, kGsoMaxSegs);
+      for (size_t i = 0; i < n; i++) {
+        size_t off = (done + i) * m.stride;
+        iov[i] = {m.data + off, std::min(m.stride, m.bytes - off)};
+        std::memset(&msgs[i].msg_hdr, 0, sizeof msgs[i].msg_hdr);
+        msgs[i].msg_hdr.msg_name = const_cast<sockaddr_in*>(dst);
+        msgs[i].msg_hdr.msg_namelen = sizeof *dst;
+        msgs[i].msg_hdr.msg_iov = &iov[i];
+        msgs[i].msg_hdr.msg_iovlen = 1;
+      }
+      size_t off = 0;
+      while (off < n) {
+        int s = sendmmsg(udp_, msgs + off, static_cast<unsigned>(n - off), 0);
+        if (s < 0) {
+          if (errno == EINTR) continue;
+          lastSendErrno.store(errno, std::memory_order_relaxed);
+          Count(kSendError, m.peer);
+          off++;
+          continue;
+        }
+        for (size_t i = off; i < off + static_cast<size_t>(s); i++) CountTx(m, 1, iov[i].iov_len);
+        off += static_cast<size_t>(s);
+      }
+      done += n;
+    }
+  }
+
+  // Sends msgs[0..n); a GSO message the socket refuses goes again as single datagrams.
+  void FlushTx(mmsghdr* msgs, const TxMeta* meta, int n) {
+    int off = 0;
+    while (off < n) {
+      int s = sendmmsg(udp_, msgs + off, static_cast<unsigned>(n - off), 0);
+      if (s < 0) {
+        if (errno == EINTR) continue;
+        int e = errno;
+        const TxMeta& m = meta[off];
+        const auto* dst = static_cast<const sockaddr_in*>(msgs[off].msg_hdr.msg_name);
+        if (m.segs > 1 && (e == EIO || e == EINVAL || e == ENOPROTOOPT || e == EOPNOTSUPP)) {
+          // EIO: the route's device cannot checksum (GSO needs it); ENOPROTOOPT/EOPNOTSUPP: no
+          // UDP_SEGMENT in this kernel. Both stay so: GSO goes off. EINVAL is about this message
+          // (e.g. a segment larger than the path MTU): resend it, keep GSO.
+          lastGsoErrno.store(e, std::memory_order_relaxed);
+          gsoFallbacks.fetch_add(1, std::memory_order_relaxed);
+          if (e != EINVAL) gsoOn_ = false;
+          SendSingly(m, dst);
+        } else {
+          lastSendErrno.store(e, std::memory_order_relaxed);
+          Count(kSendError, m.peer);
+        }
+        off++;
+        continue;
+      }
+      for (int i = off; i < off + s; i++) {
+        CountTx(meta[i], meta[i].segs, meta[i].bytes);
+        if (meta[i].segs > 1) {
+          gsoSends.fetch_add(1, std::memory_order_relaxed);
+          gsoSegments.fetch_add(meta[i].segs, std::memory_order_relaxed);
+        }
+      }
+      off += s;
+    }
+  }
+
+  void TunLoopOffload() {
+    std::vector<uint8_t> slot(kVnetSlot);
+    std::vector<uint8_t> seg(kSegBuf);
+    std::vector<mmsghdr> msgs(kMaxMsgs);
+    std::vector<iovec> iov(kMaxMsgs);
+    std::vector<TxMeta> meta(kMaxMsgs);
+    constexpr size_t kCmsgSpace = CMSG_SPACE(sizeof(uint16_t));
+    std::vector<uint8_t> cmsgs(kMaxMsgs * kCmsgSpace);
+    std::vector<std::vector<uint8_t>> slow;  // segments of a packet too big for `seg` (a tiny gso_size)
+    uint8_t icmp[28 + 60 + 8];
+    pollfd pfd[2] = {{tun_, POLLIN, 0}, {ev_, POLLIN, 0}};
+    int n = 0;       // messages pending
+    size_t used = 0;  // bytes of `seg` pending
+    auto flush = [&] {
+      FlushTx(msgs.data(), meta.data(), n);
+      n = 0;
+      used = 0;
+    };
+    // Queues `count` segments laid out at `data` with `stride` for `rt`: GSO chunks, or one message each.
+    auto queue = [&](const Route* rt, uint8_t* data, size_t bytes, size_t stride, size_t count) {
+      size_t per = gsoOn_ ? std::max<size_t>(1, std::min(kGsoMaxSegs, kGsoMaxBytes / stride)) : 1;
+      for (size_t first = 0; first < count; first += per) {
+        if (n == kMaxMsgs) {
+          // Only the message array is full; `seg` stays valid since nothing is overwritten before the next read.
+          FlushTx(msgs.data(), meta.data(), n);
+          n = 0;
+        }
+        size_t segs = std::min(per, count - first);
+        size_t off = first * stride;
+        size_t len = std::min(segs * stride, bytes - off);
+        iov[n] = {data + off, len};
+        mmsghdr& m = msgs[n];
+        std::memset(&m.msg_hdr, 0, sizeof m.msg_hdr);
+        m.msg_hdr.msg_name = const_cast<sockaddr_in*>(&rt->dst);
+        m.msg_hdr.msg_namelen = sizeof rt->dst;
+        m.msg_hdr.msg_iov = &iov[n];
+        m.msg_hdr.msg_iovlen = 1;
+        if (segs > 1) {
+          uint8_t* c = &cmsgs[static_cast<size_t>(n) * kCmsgSpace];
+          std::memset(c, 0, kCmsgSpace);
+          m.msg_hdr.msg_control = c;
+          m.msg_hdr.msg_controllen = kCmsgSpace;
+          cmsghdr* cm = CMSG_FIRSTHDR(&m.msg_hdr);
+          cm->cmsg_level = SOL_UDP;
+          cm->cmsg_type = UDP_SEGMENT;
+          cm->cmsg_len = CMSG_LEN(sizeof(uint16_t));
+          uint16_t gs = static_cast<uint16_t>(stride);
+          std::memcpy(CMSG_DATA(cm), &gs, sizeof gs);
+        }
+        meta[n] = TxMeta{rt->counters.get(), data + off, len, stride, segs};
+        n++;
+      }
+    };
+    for (;;) {
+      int r = poll(pfd, 2, -1);
+      if (r < 0) {
+        if (errno == EINTR) continue;
+        tunThreadErrno.store(errno);
+        return;
+      }
+      if (pfd[1].revents) return;
+      if (pfd[0].revents & (POLLERR | POLLHUP | POLLNVAL)) {
+        tunThreadErrno.store(EBADFD);
+        return;
+      }
+      std::shared_ptr<const Table> table = std::atomic_load(&table_);
+      for (int reads = 0;; reads++) {
+        if (stopping_.load(std::memory_order_relaxed)) break;
+        if (reads == kBatch) {  // take a fresh table now and then on a busy TUN
+          flush();
+          table = std::atomic_load(&table_);
+          reads = 0;
+        }
+        ssize_t got = read(tun_, slot.data(), slot.size());
+        if (got < 0) {
+          if (errno == EINTR) continue;
+          if (errno == EAGAIN) break;
+          tunThreadErrno.store(errno);
+          stopping_.store(true);
+          break;
+        }
+        offload::VirtioNetHdr h;
+        if (!offload::ParseVirtioNetHdr(slot.data(), static_cast<size_t>(got), &h)) { Count(kMalformed); continue; }
+        uint8_t* p = slot.data() + offload::kVirtioNetHdrLen;
+        size_t len = static_cast<size_t>(got) - offload::kVirtioNetHdrLen;
+        if (len == 0) continue;
+        if ((p[0] >> 4) == 6) { Count(kNoRoute); continue; }  // the overlay is IPv4
+        if (len < 20 || (p[0] >> 4) != 4 || (p[0] & 0x0f) < 5 || static_cast<size_t>((p[0] & 0x0f) * 4) > len) {
+          Count(kMalformed);
+          continue;
+        }
+        const Route* rt = table->Lookup(Be32(p + 16));
+        if (!rt) {
+          Count(kNoRoute);
+          if (IcmpAllowed(p, len)) {
+            size_t m = BuildNetUnreachable(p, len, ownIp_, icmp);
+            if (!TunWritePlain(icmp, m)) Count(kTunWriteError);
+            icmpSent.fetch_add(1, std::memory_order_relaxed);
+          }
+          continue;
+        }
+        if (p[8] <= 1) { Count(kTtl, rt->counters.get()); continue; }
+        DecrementTtl(p);  // Segment copies the header, TTL included, into every segment
+        if (h.gso_type != offload::GSO_NONE) tsoReads.fetch_add(1, std::memory_order_relaxed);
+        offload::SegmentLayout lay;
+        offload::Status st = offload::Segment(p, len, h, seg.data() + used, seg.size() - used, &lay);
+        if (st == offload::Status::kNoSpace && used > 0) {
+          flush();
+          st = offload::Segment(p, len, h, seg.data(), seg.size(), &lay);
+        }
+        if (st == offload::Status::kNoSpace) {
+          // Larger than the whole buffer (a tiny gso_size): the vector form, sent right away.
+          st = offload::Segment(p, len, h, &slow);
+          if (st != offload::Status::kOk) { Count(kMalformed, rt->counters.get()); continue; }
+          for (auto& v : slow) {
+            TxMeta m{rt->counters.get(), v.data(), v.size(), v.size(), 1};
+            SendSingly(m, &rt->dst);
+          }
+          continue;
+        }
+        if (st != offload::Status::kOk) { Count(kMalformed, rt->counters.get()); continue; }
+        queue(rt, seg.data() + used, lay.bytes, lay.stride, lay.count);
+        used += lay.bytes;
+        if (used >= kSegFlushAt) flush();
+      }
+      flush();
+      if (tunThreadErrno.load() != 0) return;
+    }
+  }
+
+  void UdpLoopOffload() {
+    constexpr size_t kRxSlot = 65536;  // a GRO message never exceeds 64 KiB
+    constexpr size_t kCmsgSpace = CMSG_SPACE(sizeof(int));
+    std::vector<uint8_t> bufs(kBatch * kRxSlot);
+    std::vector<uint8_t> cmsgs(kBatch * kCmsgSpace);
+    mmsghdr msgs[kBatch];
+    iovec iov[kBatch];
+    sockaddr_in from[kBatch];
+    PeerCounters* peerOf[kBatch];
+    offload::Coalescer::Options co;
+    co.verifyChecksums = oc_.verifyChecksums;
+    offload::Coalescer coal(co);
+    uint8_t vh[offload::kVirtioNetHdrLen];
+    iovec wv[kMaxIov];
+    pollfd pfd[2] = {{udp_, POLLIN, 0}, {ev_, POLLIN, 0}};
+    for (;;) {
+      int r = poll(pfd, 2, -1);
+      if (r < 0) {
+        if (errno == EINTR) continue;
+        udpThreadErrno.store(errno);
+        return;
+      }
+      if (pfd[1].revents) return;
+      for (;;) {
+        if (stopping_.load(std::memory_order_relaxed)) return;
+        for (int i = 0; i < kBatch; i++) {
+          iov[i] = {&bufs[i * kRxSlot], kRxSlot};
+          std::memset(&msgs[i].msg_hdr, 0, sizeof msgs[i].msg_hdr);
+          msgs[i].msg_hdr.msg_name = &from[i];
+          msgs[i].msg_hdr.msg_namelen = sizeof from[i];
+          msgs[i].msg_hdr.msg_iov = &iov[i];
+          msgs[i].msg_hdr.msg_iovlen = 1;
+          msgs[i].msg_hdr.msg_control = &cmsgs[i * kCmsgSpace];
+          msgs[i].msg_hdr.msg_controllen = kCmsgSpace;
+        }
+        int n = recvmmsg(udp_, msgs, kBatch, MSG_DONTWAIT, nullptr);
+        if (n < 0) {
+          if (errno == EINTR) continue;
+          if (errno == EAGAIN) break;
+          if (errno == ECONNREFUSED || errno == EHOSTUNREACH || errno == ENETUNREACH) continue;
+          udpThreadErrno.store(errno);
+          return;
+        }
+        std::shared_ptr<const Table> table = std::atomic_load(&table_);
+        coal.Reset();
+        for (int i = 0; i < n; i++) {
+          const uint8_t* base = &bufs[i * kRxSlot];
+          size_t len = msgs[i].msg_len;
+          size_t gso = len;
+          for (cmsghdr* c = CMSG_FIRSTHDR(&msgs[i].msg_hdr); c; c = CMSG_NXTHDR(&msgs[i].msg_hdr, c)) {
+            if (c->cmsg_level == SOL_UDP && c->cmsg_type == UDP_GRO) {
+              int g;
+              std::memcpy(&g, CMSG_DATA(c), sizeof g);
+              if (g > 0) gso = static_cast<size_t>(g);
+            }
+          }
+          uint32_t src = ntohl(from[i].sin_addr.s_addr);
+          peerOf[i] = nullptr;
+          if (msgs[i].msg_hdr.msg_flags & MSG_TRUNC) {
+            PeerCounters* pc = nullptr;
+            int why = Check(*table, src, base, 0, &pc);
+            Count(why == kUnknownPeer ? kUnknownPeer : kMalformed, pc);
+            continue;
+          }
+          if (gso < len) {
+            groReceives.fetch_add(1, std::memory_order_relaxed);
+            groSegments.fetch_add((len + gso - 1) / gso, std::memory_order_relaxed);
+          }
+          if (len == 0) {
+            PeerCounters* pc = nullptr;
+            Count(static_cast<Drop>(Check(*table, src, base, 0, &pc)), pc);
+            continue;
+          }
+          // One sender for the whole message; each datagram in it is checked on its own.
+          for (size_t off = 0; off < len; off += gso) {
+            const uint8_t* p = base + off;
+            size_t l = std::min(gso, len - off);
+            PeerCounters* pc = nullptr;
+            int why = Check(*table, src, p, l, &pc);
+            if (why >= 0) {
+              Count(static_cast<Drop>(why), pc);
+              continue;
+            }
+            peerOf[i] = pc;
+            coal.Add(p, l);
+          }
+        }
+        coal.Finish();
+        for (size_t k = 0; k < coal.OutputCount(); k++) {
+          offload::CoalescedPacket cp = coal.Output(k);
+          bool merged = cp.hdr.gso_type != offload::GSO_NONE;
+          size_t hl = cp.hdr.hdr_len;
+          // The segment that opened this packet locates its message, hence its peer.
+          const uint8_t* first = merged ? cp.slices[1].data - hl : cp.slices[0].data;
+          PeerCounters* pc = peerOf[(first - bufs.data()) / static_cast<std::ptrdiff_t>(kRxSlot)];
+          size_t segs = merged ? cp.sliceCount - 1 : 1;
+          size_t bytes = cp.bytes + (segs - 1) * hl;  // the inner packets as they arrived
+          offload::WriteVirtioNetHdr(cp.hdr, vh);
+          wv[0] = {vh, sizeof vh};
+          for (size_t s = 0; s < cp.sliceCount; s++) wv[1 + s] = {const_cast<uint8_t*>(cp.slices[s].data), cp.slices[s].len};
+          ssize_t w;
+          do w = writev(tun_, wv, static_cast<int>(1 + cp.sliceCount)); while (w < 0 && errno == EINTR);
+          if (w < 0 && merged && errno == EINVAL) {
+            // The TUN refused the super-packet: write the segments as they came.
+            mergeFallbacks.fetch_add(1, std::memory_order_relaxed);
+            for (size_t s = 1; s < cp.sliceCount; s++) {
+              const uint8_t* seg = cp.slices[s].data - hl;
+              size_t sl = hl + cp.slices[s].len;
+              if (TunWritePlain(seg, sl)) {
+                CountRx(pc, 1, sl);
+              } else {
+                Count(kTunWriteError, pc);
+              }
+            }
+            continue;
+          }
+          if (w < 0) {
+            lastTunWriteErrno.store(errno, std::memory_order_relaxed);
+            for (size_t s = 0; s < segs; s++) Count(kTunWriteError, pc);
+            continue;
+          }
+          if (merged) {
+            coalescedWrites.fetch_add(1, std::memory_order_relaxed);
+            mergedSegments.fetch_add(segs, std::memory_order_relaxed);
+          }
+          CountRx(pc, segs, bytes);
+        }
+        if (n < kBatch) break;
+      }
+    }
+  }
+
+  void CountRx(PeerCounters* pc, size_t segs, size_t bytes) {
+    pc->rxPackets.fetch_add(segs, std::memory_order_relaxed);
+    pc->rxBytes.fetch_add(bytes, std::memory_order_relaxed);
+    rxPackets.fetch_add(segs, std::memory_order_relaxed);
+    rxBytes.fetch_add(bytes, std::memory_order_relaxed);
+  }
+
   int tun_, udp_, ev_;
   uint32_t ownIp_;
+  bool gsoOn_;  // TUN thread only
   std::shared_ptr<const Table> table_;
   std::atomic<bool> stopping_{false};
   std::thread tunThread_, udpThread_;
@@ -392,7 +810,14 @@ void SetBuf(int fd, int force, int plain, int bytes) {
   setsockopt(fd, SOL_SOCKET, plain, &bytes, sizeof bytes);  // capped by the sysctl; never fatal
 }
 
-// start({ tunFd, bindIp, port, ownIp, bufferBytes? }) -> handle
+bool BoolField(const Napi::Object& o, const char* key, bool def) {
+  Napi::Value v = o.Get(key);
+  return v.IsBoolean() ? v.As<Napi::Boolean>().Value() : def;
+}
+
+// start({ tunFd, bindIp, port, ownIp, bufferBytes?, vnetHdr?, udpGso?, udpGro?, verifyChecksums? }) -> handle
+// vnetHdr: the TUN was opened with IFF_VNET_HDR and its offloads enabled (tun.enableOffload);
+// then UDP_SEGMENT sends (udpGso, default on) and UDP_GRO receives (udpGro, default on) are tried.
 Napi::Value Start(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (info.Length() < 1 || !info[0].IsObject()) throw Napi::TypeError::New(env, "forwarder.start expects an options object");
@@ -402,6 +827,11 @@ Napi::Value Start(const Napi::CallbackInfo& info) {
   int port = IntField(env, o, "port", 1, 65535);
   uint32_t ownIp = ParseIp(env, o.Get("ownIp"), "ownIp");
   int bufBytes = o.Has("bufferBytes") && o.Get("bufferBytes").IsNumber() ? IntField(env, o, "bufferBytes", 65536, 1 << 30) : 8 << 20;
+  OffloadConfig oc;
+  oc.vnetHdr = BoolField(o, "vnetHdr", false);
+  oc.udpGso = oc.vnetHdr && BoolField(o, "udpGso", true);
+  bool wantGro = oc.vnetHdr && BoolField(o, "udpGro", true);
+  oc.verifyChecksums = BoolField(o, "verifyChecksums", false);
 
   int fl = fcntl(tunFd, F_GETFL);
   if (fl < 0) ThrowErrno(env, "fcntl(tunFd F_GETFL)", errno);
@@ -411,6 +841,10 @@ Napi::Value Start(const Napi::CallbackInfo& info) {
   if (udp < 0) ThrowErrno(env, "socket(AF_INET, SOCK_DGRAM)", errno);
   SetBuf(udp, SO_RCVBUFFORCE, SO_RCVBUF, bufBytes);
   SetBuf(udp, SO_SNDBUFFORCE, SO_SNDBUF, bufBytes);
+  if (wantGro) {
+    int one = 1;
+    oc.udpGro = setsockopt(udp, SOL_UDP, UDP_GRO, &one, sizeof one) == 0;  // absent before Linux 5.0: then none
+  }
   sockaddr_in sa{};
   sa.sin_family = AF_INET;
   sa.sin_port = htons(static_cast<uint16_t>(port));
@@ -428,7 +862,7 @@ Napi::Value Start(const Napi::CallbackInfo& info) {
     close(udp);
     ThrowErrno(env, "eventfd", e);
   }
-  auto* f = new Forwarder(tunFd, udp, ev, ownIp);
+  auto* f = new Forwarder(tunFd, udp, ev, ownIp, oc);
   f->Start();
   // A handle dropped without stop() still stops its threads when collected (or at env teardown).
   return Napi::External<Forwarder>::New(env, f, [](Napi::Env, Forwarder* p) { delete p; });
@@ -513,6 +947,22 @@ Napi::Value Stats(const Napi::CallbackInfo& info) {
   e.Set("lastSend", f->lastSendErrno.load());
   e.Set("lastTunWrite", f->lastTunWriteErrno.load());
   o.Set("errno", e);
+  Napi::Object of = Napi::Object::New(env);
+  of.Set("vnetHdr", f->oc_.vnetHdr);
+  of.Set("udpGso", f->oc_.udpGso);
+  of.Set("udpGro", f->oc_.udpGro);
+  of.Set("verifyChecksums", f->oc_.verifyChecksums);
+  of.Set("tsoReads", n(f->tsoReads));
+  of.Set("gsoSends", n(f->gsoSends));
+  of.Set("gsoSegments", n(f->gsoSegments));
+  of.Set("gsoFallbacks", n(f->gsoFallbacks));
+  of.Set("lastGsoErrno", f->lastGsoErrno.load());
+  of.Set("groReceives", n(f->groReceives));
+  of.Set("groSegments", n(f->groSegments));
+  of.Set("coalescedWrites", n(f->coalescedWrites));
+  of.Set("mergedSegments", n(f->mergedSegments));
+  of.Set("mergeFallbacks", n(f->mergeFallbacks));
+  o.Set("offload", of);
   return o;
 }
 

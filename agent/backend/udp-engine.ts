@@ -1,6 +1,7 @@
 // What the udp backend needs from a forwarding engine (native threads or the
 // dgram reference): take a whole new table, report counters, stop cleanly.
 // Both engines count the same things under the same names.
+import type { NativeOffloadStats } from '../native.js';
 import type { DropReason } from './packet.js';
 import type { ForwardingTable } from './udp-table.js';
 
@@ -28,11 +29,23 @@ export interface ForwarderStats extends PeerCounters {
   drops: Record<DropReason, number>;
   /** Keyed "peerIp:port", peers of the current table only. */
   peers: Record<string, PeerStats>;
+  /** Native engine: which offload paths are on and what they carried (see NativeOffloadStats). */
+  offload?: OffloadStats;
+}
+
+export interface OffloadStats extends NativeOffloadStats {
+  /** TUN offloads the kernel accepted ("csum", "tso4", ...); empty without IFF_VNET_HDR. */
+  tun: string[];
 }
 
 export interface UdpEngineOptions {
   /** The TUN device's fd (IFF_TUN|IFF_NO_PI); the backend keeps owning it. */
   readonly tunFd: number;
+  /**
+   * Native engine only: the TUN also has IFF_VNET_HDR with these TUN_F_* offloads on
+   * (tun.enableOffload), so the engine uses the offload paths. 0/absent: plain packets.
+   */
+  readonly tunOffloads?: number;
   /** Local address and port of the UDP socket (this host's public IP, Backend.Port). */
   readonly bindIp: string;
   readonly port: number;

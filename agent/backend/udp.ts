@@ -17,7 +17,7 @@ import type { Backend, BackendStats } from './backend.js';
 import { PeerTable } from './peer-table.js';
 import { DgramEngine } from './udp-dgram-engine.js';
 import type { UdpEngine, UdpEngineName } from './udp-engine.js';
-import { NativeEngine } from './udp-native-engine.js';
+import { NativeEngine, tunOffloadNames } from './udp-native-engine.js';
 import { ForwardingTable } from './udp-table.js';
 import type { Underlay } from './vxlan.js';
 
@@ -32,6 +32,11 @@ export interface UdpOptions {
   readonly device: string;
   readonly underlay: Underlay;
   readonly engine: UdpEngineName;
+  /**
+   * Native engine: open the TUN with IFF_VNET_HDR and use TSO/GSO/GRO (Backend.Offload,
+   * --udp-offload; default true). The dgram engine always gets a plain TUN.
+   */
+  readonly offload?: boolean;
   /** Backend.MTU from the network config; default underlay MTU - 28. */
   readonly mtu?: number;
 }
@@ -58,6 +63,8 @@ export function parseUdpPeer(lease: Lease, ownPublicIp: string): { peer: UdpPeer
 interface Device {
   readonly fd: number;
   readonly link: Link;
+  /** TUN_F_* offloads on (IFF_VNET_HDR); 0 for a plain TUN. */
+  readonly offloads: number;
 }
 
 export class UdpBackend implements Backend {
@@ -88,22 +95,24 @@ export class UdpBackend implements Backend {
       nl.linkDel(old.index);
     }
     const t = native().tun;
+    const vnetHdr = this.o.engine === 'native' && (this.o.offload ?? true);
     let fd: number;
     try {
-      ({ fd } = t.open(device, t.IFF_TUN | t.IFF_NO_PI));
+      ({ fd } = t.open(device, t.IFF_TUN | t.IFF_NO_PI | (vnetHdr ? t.IFF_VNET_HDR : 0)));
     } catch (e) {
       if ((e as { code?: string }).code === 'EBUSY') throw new Error(`TUN device ${device} is held by another process (another weftd?)`);
       throw e;
     }
     try {
+      const offloads = vnetHdr ? t.enableOffload(fd) : 0;
       const link = nl.linkByName(device);
       if (!link) throw new Error(`TUN device ${device} vanished right after it was opened`);
       if (link.mtu !== this.mtu) nl.linkSetMtu(link.index, this.mtu);
       // A TUN with an address is a router port; accept_local lets our ICMP errors (source: the TUN's own address) in.
       ensureSysctl(`net/ipv4/conf/${device}/accept_local`, '1');
       nl.linkSetUp(link.index);
-      log.info('created TUN device', { device, mtu: this.mtu, engine: this.o.engine });
-      return { fd, link };
+      log.info('created TUN device', { device, mtu: this.mtu, engine: this.o.engine, offloads: tunOffloadNames(offloads).join(',') || 'none' });
+      return { fd, link, offloads };
     } catch (e) {
       native().close(fd);
       throw e;
@@ -134,7 +143,7 @@ export class UdpBackend implements Backend {
     const opts = { tunFd: this.dev.fd, bindIp: underlay.ip, port, ownIp: this.own!.subnet.address(0) };
     this.engine =
       engine === 'native'
-        ? NativeEngine.start(opts)
+        ? NativeEngine.start({ ...opts, tunOffloads: this.dev.offloads })
         : await DgramEngine.start({ ...opts, log: log.child({ engine: 'dgram' }), wakeTunReader: () => this.deleteDevice() });
     this.pushTable();
     log.info('forwarder started', { engine, listen: `${underlay.ip}:${port}` });
