@@ -91,6 +91,8 @@ export const DATA_PATHS: readonly DataPath[] = [
   underlay,
   overlay('vxlan', 'kernel VXLAN', { Type: 'vxlan' }, []),
   overlay('udp-native', 'UDP, native engine', { Type: 'udp', Engine: 'native' }, ['--udp-engine', 'native']),
+  // The same engine with one packet per datagram and syscall slot: what the TUN/UDP offloads buy.
+  overlay('udp-native-no-offload', 'UDP, native, offloads off', { Type: 'udp', Engine: 'native', Offload: false }, ['--udp-engine', 'native', '--udp-offload=false']),
   overlay('udp-dgram', 'UDP, dgram engine', { Type: 'udp', Engine: 'dgram' }, ['--udp-engine', 'dgram']),
 ];
 

@@ -126,7 +126,7 @@ export function toMarkdown(r: BenchReport): string {
   out.push('', `### Control plane`, '');
   const c = r.controlPlane;
   if (c.status !== 'ok') {
-    out.push(`${c.status}: ${c.reason}`);
+    out.push(`${c.status}: ${shorten(c.reason, 300)}`);
   } else {
     const perHost = c.convergeSeconds.map((v, i) => `h${i + 1} ${v === undefined || v === null ? 'TIMEOUT' : `${v.toFixed(2)} s`}`).join(', ');
     out.push('| measurement | result |', '| --- | --- |');
@@ -150,7 +150,7 @@ function shorten(s: string, n: number): string {
   return one.length > n ? `${one.slice(0, n - 1)}…` : one;
 }
 
-const COLORS = ['#6b7280', '#2563eb', '#16a34a', '#ea580c', '#9333ea', '#0891b2'];
+const COLORS = ['#6b7280', '#2563eb', '#16a34a', '#86efac', '#ea580c', '#9333ea', '#0891b2'];
 const esc = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
 
 /** Grouped bars: one panel per reference (kernel VXLAN, underlay), one group per throughput figure, one bar per data path. */
@@ -164,7 +164,7 @@ export function toSvg(r: BenchReport): string {
   const right = 16;
   const plotH = 190;
   const legendH = 28;
-  const H = top + 2 * panelH + legendH;
+  const H = top + 2 * panelH + legendH + 18 * Math.floor(paths.length / 5);
   const out: string[] = [];
   out.push(`<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="sans-serif" font-size="12">`);
   out.push(`<rect width="${W}" height="${H}" fill="#ffffff"/>`);
@@ -210,9 +210,13 @@ export function toSvg(r: BenchReport): string {
   }
   // Legend.
   let lx = left;
-  const ly = top + 2 * panelH + 6;
+  let ly = top + 2 * panelH + 6;
   for (const [i, p] of paths.entries()) {
     const text = p.status === 'ok' ? p.label : `${p.label} (${p.status})`;
+    if (lx > left && lx + 16 + text.length * 6.5 > W - right) {
+      lx = left;
+      ly += 18;
+    }
     out.push(`<rect x="${lx}" y="${ly}" width="12" height="12" fill="${COLORS[i % COLORS.length]}"/>`);
     out.push(`<text x="${lx + 16}" y="${ly + 10}">${esc(text)}</text>`);
     lx += 28 + text.length * 6.5;
