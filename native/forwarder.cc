@@ -62,6 +62,9 @@ constexpr size_t kGsoMaxSegs = 64;
 constexpr size_t kGsoMaxBytes = 65507;
 // Merged packets and their headers per receive batch: a GRO message holds at most 64 datagrams.
 constexpr size_t kMaxIov = 1 + 64 + 1;
+// Receive messages per recvmmsg: each may be a 64 KiB GRO run, and the batch is read
+// again by the TUN writes, so it should stay within L2 (16 x 64 KiB = 1 MiB).
+constexpr int kRxBatch = 16;
 enum Drop { kNoRoute, kTtl, kUnknownPeer, kSpoofedSource, kMalformed, kTunWriteError, kSendError, kDropCount };
 const char* const kDropNames[kDropCount] = {"no_route", "ttl", "unknown_peer", "spoofed_source", "malformed", "tun_write_error", "send_error"};
 
@@ -639,12 +642,12 @@ class Forwarder {
   void UdpLoopOffload() {
     constexpr size_t kRxSlot = 65536;  // a GRO message never exceeds 64 KiB
     constexpr size_t kCmsgSpace = CMSG_SPACE(sizeof(int));
-    std::vector<uint8_t> bufs(kBatch * kRxSlot);
-    std::vector<uint8_t> cmsgs(kBatch * kCmsgSpace);
-    mmsghdr msgs[kBatch];
-    iovec iov[kBatch];
-    sockaddr_in from[kBatch];
-    PeerCounters* peerOf[kBatch];
+    std::vector<uint8_t> bufs(kRxBatch * kRxSlot);
+    std::vector<uint8_t> cmsgs(kRxBatch * kCmsgSpace);
+    mmsghdr msgs[kRxBatch];
+    iovec iov[kRxBatch];
+    sockaddr_in from[kRxBatch];
+    PeerCounters* peerOf[kRxBatch];
     offload::Coalescer::Options co;
     co.verifyChecksums = oc_.verifyChecksums;
     offload::Coalescer coal(co);
@@ -661,7 +664,7 @@ class Forwarder {
       if (pfd[1].revents) return;
       for (;;) {
         if (stopping_.load(std::memory_order_relaxed)) return;
-        for (int i = 0; i < kBatch; i++) {
+        for (int i = 0; i < kRxBatch; i++) {
           iov[i] = {&bufs[i * kRxSlot], kRxSlot};
           std::memset(&msgs[i].msg_hdr, 0, sizeof msgs[i].msg_hdr);
           msgs[i].msg_hdr.msg_name = &from[i];
@@ -671,7 +674,7 @@ class Forwarder {
           msgs[i].msg_hdr.msg_control = &cmsgs[i * kCmsgSpace];
           msgs[i].msg_hdr.msg_controllen = kCmsgSpace;
         }
-        int n = recvmmsg(udp_, msgs, kBatch, MSG_DONTWAIT, nullptr);
+        int n = recvmmsg(udp_, msgs, kRxBatch, MSG_DONTWAIT, nullptr);
         if (n < 0) {
           if (errno == EINTR) continue;
           if (errno == EAGAIN) break;
@@ -763,7 +766,7 @@ class Forwarder {
           }
           CountRx(pc, segs, bytes);
         }
-        if (n < kBatch) break;
+        if (n < kRxBatch) break;
       }
     }
   }
