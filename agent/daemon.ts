@@ -8,7 +8,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { IP4Net, SubnetManager, type Lease, type NetworkConfig } from '../subnet-manager/index.js';
 import type { Backend } from './backend/backend.js';
 import { VxlanBackend } from './backend/vxlan.js';
-import { UdpBackend } from './backend/udp.js';
+import { parseBackendOffload, UdpBackend } from './backend/udp.js';
 import { ensureBridge } from './bridge.js';
 import { writeCniConf } from './cni-conf.js';
 import { HealthServer } from './health.js';
@@ -23,14 +23,6 @@ import { findUnderlay } from './underlay.js';
 import { stableVtepMac } from './vtep-mac.js';
 
 /** A problem with the network config or flags: exit status 2, no retry helps. */
-/** Backend.Offload of a udp network config: a boolean, or absent. */
-function backendOffload(raw: Readonly<Record<string, unknown>>): boolean | undefined {
-  const v = raw.Offload;
-  if (v === undefined || v === null) return undefined;
-  if (typeof v !== 'boolean') throw new FatalConfigError(`Backend.Offload must be true or false, got ${JSON.stringify(v)}`);
-  return v;
-}
-
 export class FatalConfigError extends Error {
   readonly code = 'EBADCONFIG';
 }
@@ -224,6 +216,11 @@ export class Daemon {
 
   private createBackend(network: NetworkConfig, nl: NetlinkHandle, underlay: ReturnType<typeof findUnderlay>): Backend {
     const b = network.backend;
+    const backendOffload = (raw: Readonly<Record<string, unknown>>) => {
+      const o = parseBackendOffload(raw);
+      if ('error' in o) throw new FatalConfigError(o.error);
+      return o.offload;
+    };
     switch (b.type) {
       case 'vxlan':
         return new VxlanBackend({

@@ -1,7 +1,8 @@
 // The userspace fallback: a TUN device and a forwarder that carries each IP
 // packet as the payload of one UDP datagram to the host owning the destination
 // subnet (flannel's udp backend on the wire, port 8285).
-//   TUN weft-tun (IFF_TUN|IFF_NO_PI), MTU underlay - 28, <own subnet>.0/32, up
+//   TUN weft-tun (IFF_TUN|IFF_NO_PI, + IFF_VNET_HDR and TSO for the native engine
+//   with offloads), MTU underlay - 28, <own subnet>.0/32, up
 //   ip route replace <Network> dev weft-tun
 //   forwarding table (remote subnet -> peer PublicIP) handed whole to the engine
 // The TUN is not persistent: it lives as long as this process holds its fd, so
@@ -58,6 +59,14 @@ export function parseUdpPeer(lease: Lease, ownPublicIp: string): { peer: UdpPeer
   if (!isIPv4(a.publicIP)) return { error: `PublicIP ${JSON.stringify(a.publicIP)} is not an IPv4 address` };
   if (a.publicIP === ownPublicIp) return { error: `PublicIP ${a.publicIP} is this host's own address` };
   return { peer: new UdpPeer(lease.subnet, a.publicIP) };
+}
+
+/** Backend.Offload of a udp network config (true/false; absent: undefined), or why it is invalid. */
+export function parseBackendOffload(raw: Readonly<Record<string, unknown>>): { offload?: boolean } | { error: string } {
+  const v = raw.Offload;
+  if (v === undefined || v === null) return {};
+  if (typeof v !== 'boolean') return { error: `Backend.Offload must be true or false, got ${JSON.stringify(v)}` };
+  return { offload: v };
 }
 
 interface Device {
