@@ -106,7 +106,7 @@ export interface NativeForwarder {
     /** With vnetHdr: try UDP_SEGMENT (default true) / set UDP_GRO (default true). */
     udpGso?: boolean;
     udpGro?: boolean;
-    /** Verify each received TCP segment's checksum before merging it (default false). */
+    /** Verify each received TCP segment's checksum before merging it (default true: the kernel trusts a merged packet's partial checksum). */
     verifyChecksums?: boolean;
   }): NativeForwarderHandle;
   /** Replaces the whole table atomically; per-peer counters carry over for peers that stay. */
