@@ -72,7 +72,8 @@ export function udpAgentSuite(engine: 'native' | 'dgram'): void {
 
   test.before(async () => {
     lab = await Lab.create({ hosts: 3, outsideHost: true });
-    await putNetworkConfig(lab, { Network: '10.244.0.0/16', SubnetLen: 24, Backend: { Type: 'udp', Engine: engine } });
+    // Agents lease below 10.244.200.0, so 10.244.250.x is surely in no lease (the no_route test).
+    await putNetworkConfig(lab, { Network: '10.244.0.0/16', SubnetLen: 24, SubnetMax: '10.244.199.0', Backend: { Type: 'udp', Engine: engine } });
     for (const h of lab.hosts) agents.set(h.name, startAgent(lab, h));
     for (const h of lab.hosts) ready.set(h.name, await waitReady(lab, agents.get(h.name)!));
     for (const h of lab.hosts) {
