@@ -2,7 +2,7 @@
 // fresh lab (2 hosts; etcd, agents and one container per host when it is an
 // overlay), and which two namespaces and which agent processes to measure.
 // Adding a mode (host-gw, say) is one more entry here.
-import { logRecords, putNetworkConfig, startAgent, waitReady, type LabAgent } from '../lab/agent.js';
+import { attachContainer, logRecords, putNetworkConfig, startAgent, waitReady, type LabAgent } from '../lab/agent.js';
 import type { Lab, LabOptions } from '../lab/lab.js';
 
 export const OVERLAY_NETWORK = '10.244.0.0/16';
@@ -61,8 +61,8 @@ export function overlay(id: string, label: string, backend: Record<string, unkno
         }
       }
       const [c1, c2] = [
-        await lab.addContainer(lab.host(1), { bridge: 'weft0', subnet: ready[0]!.subnet, gateway: ready[0]!.gateway, mtu: ready[0]!.mtu }),
-        await lab.addContainer(lab.host(2), { bridge: 'weft0', subnet: ready[1]!.subnet, gateway: ready[1]!.gateway, mtu: ready[1]!.mtu }),
+        await attachContainer(lab, lab.host(1), ready[0]!),
+        await attachContainer(lab, lab.host(2), ready[1]!),
       ];
       return {
         fromNs: c1.ns,

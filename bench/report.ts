@@ -2,7 +2,7 @@
 // latest.md), the JSON itself (latest.json) and a hand-written SVG chart of the
 // throughput ratios (throughput.svg). No dependencies.
 import type { ControlPlaneResult } from './control-plane.js';
-import type { RepFigures } from './measure.js';
+import type { MeasureSettings, RepFigures } from './measure.js';
 
 export type MetricKey = Exclude<keyof RepFigures, 'tcp1Retransmits' | 'tcpNRetransmits' | 'agentCpuSeconds' | 'tcpBytes' | 'pingLossPct'>;
 
@@ -54,14 +54,9 @@ export interface Machine {
   iperf3: string;
 }
 
-export interface BenchSettings {
+/** What one data path's measurement uses, plus the run's repetitions and the control-plane sizes. */
+export interface BenchSettings extends MeasureSettings {
   reps: number;
-  seconds: number;
-  streams: number;
-  udpLength: number;
-  udpBitrate: string;
-  pings: number;
-  pingIntervalMs: number;
   leases: number;
   puts: number;
   scaleHosts: number;

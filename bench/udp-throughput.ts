@@ -9,7 +9,7 @@
 // a table of medians with ratios to VXLAN and to dgram.
 import { readFileSync } from 'node:fs';
 import { Lab } from '../lab/lab.js';
-import { logRecords, putNetworkConfig, startAgent, waitFor, waitReady, type LabAgent } from '../lab/agent.js';
+import { attachContainer, logRecords, putNetworkConfig, startAgent, waitFor, waitReady, type LabAgent } from '../lab/agent.js';
 
 type Mode = 'vxlan' | 'native' | 'native-plain' | 'dgram';
 const ALL: Mode[] = ['vxlan', 'native', 'native-plain', 'dgram'];
@@ -72,8 +72,8 @@ async function measure(mode: Mode, seconds: number): Promise<Measurement> {
     const ready = [];
     for (const a of agents) ready.push(await waitReady(lab, a));
     const [c1, c2] = [
-      await lab.addContainer(lab.host(1), { bridge: 'weft0', subnet: ready[0]!.subnet, gateway: ready[0]!.gateway, mtu: ready[0]!.mtu }),
-      await lab.addContainer(lab.host(2), { bridge: 'weft0', subnet: ready[1]!.subnet, gateway: ready[1]!.gateway, mtu: ready[1]!.mtu }),
+      await attachContainer(lab, lab.host(1), ready[0]!),
+      await attachContainer(lab, lab.host(2), ready[1]!),
     ];
     const srv = lab.spawnIn(c2!.ns, 'iperf3', ['-s', '-1', '-B', c2!.ip, '--forceflush'], { logName: `iperf3-${mode}` });
     await waitFor('iperf3 server', 5000, () => lab.readLog(srv).includes('listening'));

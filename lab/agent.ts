@@ -2,7 +2,7 @@
 import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
 import { readFileSync } from 'node:fs';
-import type { Lab, LabHost, TrackedProcess } from './lab.js';
+import type { Lab, LabContainer, LabHost, TrackedProcess } from './lab.js';
 
 export const WEFTD = fileURLToPath(new URL('../agent/weftd.js', import.meta.url));
 export const PREFIX = '/coreos.com/network';
@@ -85,6 +85,11 @@ export async function waitReady(lab: Lab, a: LabAgent, timeoutMs = 20_000): Prom
     throw new Error(`${(e as Error).message}\n--- log of ${a.host.name}:\n${lab.readLog(a.proc).slice(-3000)}`);
   });
   return readSubnetEnv(a.subnetFile);
+}
+
+/** Attaches a new container to weftd's bridge on `host`, with the subnet, gateway and MTU the agent leased. */
+export function attachContainer(lab: Lab, host: LabHost, ready: AgentReady, bridge = 'weft0'): Promise<LabContainer> {
+  return lab.addContainer(host, { bridge, subnet: ready.subnet, gateway: ready.gateway, mtu: ready.mtu });
 }
 
 export function readSubnetEnv(path: string): AgentReady {

@@ -4,7 +4,7 @@
 import { accessSync, constants, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseCliArgs, CliUsageError, type CliSpec } from '../agent/cli-args.js';
-import { putNetworkConfig, startAgent, waitReady, type AgentReady } from './agent.js';
+import { attachContainer, putNetworkConfig, startAgent, waitReady, type AgentReady } from './agent.js';
 import { Lab, type LabContainer } from './lab.js';
 import { iperf, type IperfTcpResult } from './iperf.js';
 import { pingMatrix } from './ping.js';
@@ -141,7 +141,7 @@ export async function labCommand(argv: readonly string[]): Promise<number> {
       for (const [i, h] of l.hosts.entries()) {
         const r = ready[i]!;
         for (let j = 0; j < perHost; j++) {
-          await l.addContainer(h, { bridge: 'weft0', subnet: r.subnet, gateway: r.gateway, mtu: r.mtu });
+          await attachContainer(l, h, r);
           tick(`${l.containers.length}/${hosts * perHost}`);
         }
       }

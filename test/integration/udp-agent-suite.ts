@@ -7,7 +7,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { Lab, type LabContainer, type TrackedProcess } from '../../lab/lab.js';
 import { formatPingMatrix, pingMatrix, ping } from '../../lab/ping.js';
-import { PREFIX, putNetworkConfig, restartAgent, startAgent, waitFor, waitReady, logRecords, type AgentReady, type LabAgent } from '../../lab/agent.js';
+import { attachContainer, PREFIX, putNetworkConfig, restartAgent, startAgent, waitFor, waitReady, logRecords, type AgentReady, type LabAgent } from '../../lab/agent.js';
 
 const TUN = 'weft-tun';
 const PORT = 8285;
@@ -78,7 +78,7 @@ export function udpAgentSuite(engine: 'native' | 'dgram'): void {
     for (const h of lab.hosts) ready.set(h.name, await waitReady(lab, agents.get(h.name)!));
     for (const h of lab.hosts) {
       const r = ready.get(h.name)!;
-      for (let j = 0; j < 2; j++) containers.push(await lab.addContainer(h, { bridge: 'weft0', subnet: r.subnet, gateway: r.gateway, mtu: r.mtu }));
+      for (let j = 0; j < 2; j++) containers.push(await attachContainer(lab, h, r));
     }
   });
 

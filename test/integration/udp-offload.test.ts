@@ -7,7 +7,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { Lab, type LabContainer } from '../../lab/lab.js';
-import { logRecords, putNetworkConfig, startAgent, waitFor, waitReady, type AgentReady, type LabAgent } from '../../lab/agent.js';
+import { attachContainer, logRecords, putNetworkConfig, startAgent, waitFor, waitReady, type AgentReady, type LabAgent } from '../../lab/agent.js';
 import { ping } from '../../lab/ping.js';
 
 const TUN = 'weft-tun';
@@ -60,7 +60,7 @@ test.before(async () => {
   for (const a of agents) ready.push(await waitReady(lab, a));
   for (const [i, h] of lab.hosts.entries()) {
     const r = ready[i]!;
-    cs.push(await lab.addContainer(h, { bridge: 'weft0', subnet: r.subnet, gateway: r.gateway, mtu: r.mtu }));
+    cs.push(await attachContainer(lab, h, r));
   }
 });
 

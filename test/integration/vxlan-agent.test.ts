@@ -5,7 +5,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { Lab, type LabContainer, type LabHost } from '../../lab/lab.js';
 import { formatPingMatrix, ping, pingMatrix, startPinger } from '../../lab/ping.js';
-import { PREFIX, WEFTD, putNetworkConfig, restartAgent, startAgent, waitFor, waitReady, logRecords, type AgentReady, type LabAgent } from '../../lab/agent.js';
+import { attachContainer, PREFIX, WEFTD, putNetworkConfig, restartAgent, startAgent, waitFor, waitReady, logRecords, type AgentReady, type LabAgent } from '../../lab/agent.js';
 
 const DEV = 'weft.1';
 let lab: Lab;
@@ -77,7 +77,7 @@ test.before(async () => {
   for (const h of lab.hosts) ready.set(h.name, await waitReady(lab, agents.get(h.name)!));
   for (const h of lab.hosts) {
     const r = ready.get(h.name)!;
-    for (let j = 0; j < 2; j++) containers.push(await lab.addContainer(h, { bridge: 'weft0', subnet: r.subnet, gateway: r.gateway, mtu: r.mtu }));
+    for (let j = 0; j < 2; j++) containers.push(await attachContainer(lab, h, r));
   }
 });
 
