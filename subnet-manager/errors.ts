@@ -55,6 +55,15 @@ export class EtcdTlsError extends SubnetManagerError {
   readonly retryable = false;
 }
 
+/**
+ * etcd refused our credentials or permissions (authentication enabled and
+ * no, wrong or insufficient user). Not transient.
+ */
+export class EtcdAuthError extends SubnetManagerError {
+  readonly code = 'EETCDAUTH';
+  readonly retryable = false;
+}
+
 /** The manager was closed or the operation was aborted by its signal. */
 export class AbortedError extends SubnetManagerError {
   readonly code = 'EABORTED';

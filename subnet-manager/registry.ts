@@ -2,7 +2,7 @@
 // etcd3's transport errors turned into EtcdUnavailableError. Policy (what to
 // acquire, when to renew) lives in manager.ts; watching in watch.ts.
 import { Etcd3, type IOptions } from 'etcd3';
-import { EtcdTlsError, EtcdUnavailableError, SubnetManagerError } from './errors.js';
+import { EtcdAuthError, EtcdTlsError, EtcdUnavailableError, SubnetManagerError } from './errors.js';
 import type { RawKV } from './lease-table.js';
 
 /** Per-request deadline, so a hung member cannot stall a call forever. */
@@ -30,10 +30,20 @@ export function explainTlsFailure(message: string): string | undefined {
   return undefined;
 }
 
+/** What etcd's answer to an unauthenticated or unauthorised request means, or undefined. */
+export function explainAuthFailure(message: string): string | undefined {
+  if (/user name is empty/i.test(message)) return 'etcd has authentication enabled; give --etcd-username and --etcd-password';
+  if (/authentication failed|invalid user ID or password|user name not found/i.test(message)) return 'etcd rejected the user name or password (--etcd-username, --etcd-password)';
+  if (/permission denied|role not granted|invalid auth token/i.test(message)) return 'etcd denied access: the user needs readwrite on the etcd prefix (--etcd-prefix)';
+  return undefined;
+}
+
 export function toUnavailable(e: unknown, endpoints: readonly string[]): unknown {
   if (e instanceof SubnetManagerError) return e;
   const err = e as Error;
   const name = err?.constructor?.name ?? '';
+  const auth = explainAuthFailure(err?.message ?? '');
+  if (auth) return new EtcdAuthError(`etcd (${endpoints.join(', ')}) refused the request: ${auth} (${(err.message ?? '').split('\n')[0]!.slice(0, 200)})`, { cause: e });
   const tls = explainTlsFailure(err?.message ?? '');
   if (tls) return new EtcdTlsError(`TLS to etcd (${endpoints.join(', ')}) failed: ${tls} (${(err.message ?? '').split('\n')[0]!.slice(0, 300)})`, { cause: e });
   // Permission/auth problems are not transient; everything else from the

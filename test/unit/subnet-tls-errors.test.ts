@@ -1,6 +1,6 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { EtcdTlsError, EtcdUnavailableError } from '../../subnet-manager/errors.js';
+import { EtcdAuthError, EtcdTlsError, EtcdUnavailableError } from '../../subnet-manager/errors.js';
 import { explainTlsFailure, toUnavailable } from '../../subnet-manager/registry.js';
 
 // Messages as grpc-js/OpenSSL print them (seen against etcd 3.4 with --client-cert-auth).
@@ -22,6 +22,19 @@ test('a refused connection stays a retryable outage', () => {
   const e = toUnavailable(new Error(REFUSED), ['https://192.0.2.250:2379']);
   assert.instance(e, EtcdUnavailableError);
   assert.is((e as EtcdUnavailableError).retryable, true);
+});
+
+test('etcd auth refusals are explained and not retryable', () => {
+  for (const [msg, re] of [
+    ['3 INVALID_ARGUMENT: etcdserver: user name is empty', /authentication enabled; give --etcd-username and --etcd-password/],
+    ['etcdserver: authentication failed, invalid user ID or password', /rejected the user name or password/],
+    ['7 PERMISSION_DENIED: etcdserver: permission denied', /needs readwrite on the etcd prefix/],
+  ] as const) {
+    const e = toUnavailable(new Error(msg), ['http://192.0.2.2:2379']);
+    assert.instance(e, EtcdAuthError);
+    assert.is((e as EtcdAuthError).retryable, false);
+    assert.match((e as Error).message, re);
+  }
 });
 
 test.run();
