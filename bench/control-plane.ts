@@ -7,7 +7,7 @@
 // The fake leases are valid vxlan leases; their PublicIPs lie in 198.51.100.0/24
 // (TEST-NET-2), never reached: the entries are PERMANENT and no traffic flows.
 import { performance } from 'node:perf_hooks';
-import { PREFIX, putNetworkConfig, startAgent, waitReady, type AgentReady, type LabAgent } from '../lab/agent.js';
+import { PREFIX, putNetworkConfig, type AgentReady, type LabAgent, startAgents } from '../lab/agent.js';
 import type { Lab } from '../lab/lab.js';
 import { NetlinkHandle, NetlinkMonitor, RTMGRP_IPV4_ROUTE } from '../agent/netlink/index.js';
 import { rssBytes } from './proc-stats.js';
@@ -74,9 +74,9 @@ export async function runControlPlane(lab: Lab, s: ControlPlaneSettings, step: S
   if (s.leases > 4000 || s.puts > 250) throw new Error(`at most 4000 leases and 250 puts fit the bench network, got ${s.leases} and ${s.puts}`);
   await putNetworkConfig(lab, SCALE_CONFIG);
   // Default flags (info logs, 10 s resync): the agent as it runs in production.
-  const agents: LabAgent[] = lab.hosts.map((h) => startAgent(lab, h, ['--log-level', 'info']));
-  const ready: AgentReady[] = [];
-  for (const a of agents) ready.push(await waitReady(lab, a));
+  const up = await startAgents(lab, () => ['--log-level', 'info']);
+  const agents: LabAgent[] = up.map((u) => u.agent);
+  const ready: AgentReady[] = up.map((u) => u.ready);
   step(`${agents.length} agents up: ${ready.map((r) => r.subnet).join(', ')}`);
 
   const taken = new Set(ready.map((r) => r.subnet));

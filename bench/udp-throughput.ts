@@ -9,7 +9,7 @@
 // a table of medians with ratios to VXLAN and to dgram.
 import { readFileSync } from 'node:fs';
 import { Lab } from '../lab/lab.js';
-import { attachContainer, logRecords, putNetworkConfig, startAgent, waitFor, waitReady, type LabAgent } from '../lab/agent.js';
+import { attachContainer, logRecords, putNetworkConfig, waitFor, type LabAgent, startAgents } from '../lab/agent.js';
 
 type Mode = 'vxlan' | 'native' | 'native-plain' | 'dgram';
 const ALL: Mode[] = ['vxlan', 'native', 'native-plain', 'dgram'];
@@ -68,9 +68,9 @@ async function measure(mode: Mode, seconds: number): Promise<Measurement> {
     const backend = mode === 'vxlan' ? { Type: 'vxlan', VNI: 1, Port: 8472 } : { Type: 'udp', Engine: mode === 'dgram' ? 'dgram' : 'native' };
     await putNetworkConfig(lab, { Network: '10.244.0.0/16', SubnetLen: 24, Backend: backend });
     const extra = mode === 'native-plain' ? ['--udp-offload=false'] : [];
-    const agents = lab.hosts.map((h) => startAgent(lab, h, ['--log-level', 'info', ...extra]));
-    const ready = [];
-    for (const a of agents) ready.push(await waitReady(lab, a));
+    const up = await startAgents(lab, () => ['--log-level', 'info', ...extra]);
+    const agents = up.map((u) => u.agent);
+    const ready = up.map((u) => u.ready);
     const [c1, c2] = [
       await attachContainer(lab, lab.host(1), ready[0]!),
       await attachContainer(lab, lab.host(2), ready[1]!),

@@ -87,6 +87,30 @@ export async function waitReady(lab: Lab, a: LabAgent, timeoutMs = 20_000): Prom
   return readSubnetEnv(a.subnetFile);
 }
 
+export interface StartedAgent {
+  readonly host: LabHost;
+  readonly agent: LabAgent;
+  readonly ready: AgentReady;
+}
+
+/**
+ * Starts weftd on every host of the lab at once (argsFor adds per-host flags),
+ * then waits for each to be ready, in host order; onReady counts them.
+ */
+export async function startAgents(
+  lab: Lab,
+  argsFor: (h: LabHost) => readonly string[] = () => [],
+  onReady?: (readyCount: number) => void,
+): Promise<StartedAgent[]> {
+  const agents = lab.hosts.map((h) => startAgent(lab, h, argsFor(h)));
+  const out: StartedAgent[] = [];
+  for (const agent of agents) {
+    out.push({ host: agent.host, agent, ready: await waitReady(lab, agent) });
+    onReady?.(out.length);
+  }
+  return out;
+}
+
 /** Attaches a new container to weftd's bridge on `host`, with the subnet, gateway and MTU the agent leased. */
 export function attachContainer(lab: Lab, host: LabHost, ready: AgentReady, bridge = 'weft0'): Promise<LabContainer> {
   return lab.addContainer(host, { bridge, subnet: ready.subnet, gateway: ready.gateway, mtu: ready.mtu });

@@ -4,7 +4,7 @@
 import { accessSync, constants, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseCliArgs, CliUsageError, type CliSpec } from '../agent/cli-args.js';
-import { attachContainer, putNetworkConfig, startAgent, waitReady, type AgentReady } from './agent.js';
+import { attachContainer, putNetworkConfig, startAgents } from './agent.js';
 import { Lab, type LabContainer } from './lab.js';
 import { iperf, type IperfTcpResult } from './iperf.js';
 import { pingMatrix } from './ping.js';
@@ -128,15 +128,9 @@ export async function labCommand(argv: readonly string[]): Promise<number> {
     process.stdout.write(`      lab ${l.id}: namespaces ${l.id}-*, files and logs in ${l.dir}\n`);
     const backend = args.values.backend === 'udp' ? { Type: 'udp', Engine: args.values['udp-engine'] } : { Type: 'vxlan' };
     await putNetworkConfig(l, { Network: args.values.network, Backend: backend });
-    const ready = await progress.step(`starting weftd on ${hosts} hosts`, async (tick) => {
-      const agents = l.hosts.map((h) => startAgent(l, h, ['--log-level', 'info']));
-      const out: AgentReady[] = [];
-      for (const a of agents) {
-        out.push(await waitReady(l, a));
-        tick(`${out.length}/${hosts} ready`);
-      }
-      return out;
-    });
+    const ready = await progress.step(`starting weftd on ${hosts} hosts`, async (tick) =>
+      (await startAgents(l, () => ['--log-level', 'info'], (n) => tick(`${n}/${hosts} ready`))).map((u) => u.ready),
+    );
     await progress.step(`attaching ${hosts * perHost} containers through CNI (bridge + host-local)`, async (tick) => {
       for (const [i, h] of l.hosts.entries()) {
         const r = ready[i]!;

@@ -7,7 +7,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { Lab, type LabContainer, type TrackedProcess } from '../../lab/lab.js';
 import { formatPingMatrix, pingMatrix, ping } from '../../lab/ping.js';
-import { attachContainer, PREFIX, putNetworkConfig, restartAgent, startAgent, waitFor, waitReady, logRecords, type AgentReady, type LabAgent } from '../../lab/agent.js';
+import { attachContainer, PREFIX, putNetworkConfig, restartAgent, waitFor, waitReady, logRecords, type AgentReady, type LabAgent, startAgents } from '../../lab/agent.js';
 
 const TUN = 'weft-tun';
 const PORT = 8285;
@@ -74,11 +74,10 @@ export function udpAgentSuite(engine: 'native' | 'dgram'): void {
     lab = await Lab.create({ hosts: 3, outsideHost: true });
     // Agents lease below 10.244.200.0, so 10.244.250.x is surely in no lease (the no_route test).
     await putNetworkConfig(lab, { Network: '10.244.0.0/16', SubnetLen: 24, SubnetMax: '10.244.199.0', Backend: { Type: 'udp', Engine: engine } });
-    for (const h of lab.hosts) agents.set(h.name, startAgent(lab, h));
-    for (const h of lab.hosts) ready.set(h.name, await waitReady(lab, agents.get(h.name)!));
-    for (const h of lab.hosts) {
-      const r = ready.get(h.name)!;
-      for (let j = 0; j < 2; j++) containers.push(await attachContainer(lab, h, r));
+    for (const u of await startAgents(lab)) {
+      agents.set(u.host.name, u.agent);
+      ready.set(u.host.name, u.ready);
+      for (let j = 0; j < 2; j++) containers.push(await attachContainer(lab, u.host, u.ready));
     }
   });
 

@@ -7,7 +7,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { Lab, type LabContainer } from '../../lab/lab.js';
-import { attachContainer, logRecords, putNetworkConfig, startAgent, waitFor, waitReady, type AgentReady, type LabAgent } from '../../lab/agent.js';
+import { attachContainer, logRecords, putNetworkConfig, waitFor, type AgentReady, type LabAgent, startAgents } from '../../lab/agent.js';
 import { ping } from '../../lab/ping.js';
 
 const TUN = 'weft-tun';
@@ -56,11 +56,10 @@ test.before(async () => {
   lab = await Lab.create({ hosts: 4 });
   await putNetworkConfig(lab, { Network: '10.244.0.0/16', SubnetLen: 24, Backend: { Type: 'udp', Engine: 'native' } });
   const extra: string[][] = [[], [], ['--udp-offload=false'], ['--udp-engine', 'dgram']];
-  lab.hosts.forEach((h, i) => agents.push(startAgent(lab, h, ['--log-level', 'info', ...extra[i]!])));
-  for (const a of agents) ready.push(await waitReady(lab, a));
-  for (const [i, h] of lab.hosts.entries()) {
-    const r = ready[i]!;
-    cs.push(await attachContainer(lab, h, r));
+  for (const u of await startAgents(lab, (h) => ['--log-level', 'info', ...extra[h.index - 1]!])) {
+    agents.push(u.agent);
+    ready.push(u.ready);
+    cs.push(await attachContainer(lab, u.host, u.ready));
   }
 });
 

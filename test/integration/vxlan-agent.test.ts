@@ -5,7 +5,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { Lab, type LabContainer, type LabHost } from '../../lab/lab.js';
 import { formatPingMatrix, ping, pingMatrix, startPinger } from '../../lab/ping.js';
-import { attachContainer, PREFIX, WEFTD, putNetworkConfig, restartAgent, startAgent, waitFor, waitReady, logRecords, type AgentReady, type LabAgent } from '../../lab/agent.js';
+import { attachContainer, PREFIX, WEFTD, putNetworkConfig, restartAgent, waitFor, waitReady, logRecords, type AgentReady, type LabAgent, startAgents } from '../../lab/agent.js';
 
 const DEV = 'weft.1';
 let lab: Lab;
@@ -73,11 +73,10 @@ test.before(async () => {
   lab = await Lab.create({ hosts: 3, outsideHost: true });
   // Agents lease below 10.244.200.0; the tests write their own leases above it.
   await putNetworkConfig(lab, { Network: '10.244.0.0/16', SubnetLen: 24, SubnetMax: '10.244.199.0', Backend: { Type: 'vxlan', VNI: 1, Port: 8472 } });
-  for (const h of lab.hosts) agents.set(h.name, startAgent(lab, h, h.index === 1 ? ['--ip-masq'] : []));
-  for (const h of lab.hosts) ready.set(h.name, await waitReady(lab, agents.get(h.name)!));
-  for (const h of lab.hosts) {
-    const r = ready.get(h.name)!;
-    for (let j = 0; j < 2; j++) containers.push(await attachContainer(lab, h, r));
+  for (const u of await startAgents(lab, (h) => (h.index === 1 ? ['--ip-masq'] : []))) {
+    agents.set(u.host.name, u.agent);
+    ready.set(u.host.name, u.ready);
+    for (let j = 0; j < 2; j++) containers.push(await attachContainer(lab, u.host, u.ready));
   }
 });
 
