@@ -29,25 +29,58 @@ export function parseCliArgs(spec: CliSpec, argv: readonly string[]): CliArgs {
   for (const [k, f] of Object.entries(spec.flags)) values[k] = f.def ?? (f.kind === 'bool' ? false : undefined);
   const positional: string[] = [];
   let help = false;
+  scanArgv(argv, {
+    special: (arg) => (arg === '--help' || arg === '-h' ? (help = true) : false),
+    kindOf: (name) => (spec.flags[name] ? (spec.flags[name]!.kind === 'bool' ? 'bool' : 'value') : undefined),
+    onFlag: (name, raw) => {
+      values[name] = convert(name, spec.flags[name]!, raw);
+    },
+    onOther: (arg) => positional.push(arg),
+    unknown: (name) => new CliUsageError(`unknown flag --${name}; usage: ${spec.usage}`),
+    fail: (message) => new CliUsageError(message),
+  });
+  return { values, positional, help };
+}
+
+/** What scanArgv needs from its caller; conversion and wording stay the caller's. */
+export interface ArgvScan {
+  /** An argument the caller handles itself (e.g. -h); return true when consumed. */
+  special?(arg: string): boolean;
+  /** 'bool' for a flag that takes no value, 'value' for one that does, undefined when unknown. */
+  kindOf(name: string): 'bool' | 'value' | undefined;
+  onFlag(name: string, raw: string): void;
+  /** An argument that is not a --flag. */
+  onOther(arg: string): void;
+  unknown(name: string): Error;
+  fail(message: string): Error;
+}
+
+/**
+ * Walks argv the way both weftd and weft read it: --name=value, --name value,
+ * and bare --name for booleans (raw value 'true').
+ */
+export function scanArgv(argv: readonly string[], h: ArgvScan): void {
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!;
-    if (arg === '--help' || arg === '-h') { help = true; continue; }
-    if (!arg.startsWith('--')) { positional.push(arg); continue; }
+    if (h.special?.(arg)) continue;
+    if (!arg.startsWith('--')) {
+      h.onOther(arg);
+      continue;
+    }
     const eq = arg.indexOf('=');
     const name = arg.slice(2, eq < 0 ? undefined : eq);
-    const f = spec.flags[name];
-    if (!f) throw new CliUsageError(`unknown flag --${name}; usage: ${spec.usage}`);
+    const kind = h.kindOf(name);
+    if (!kind) throw h.unknown(name);
     let raw: string;
     if (eq >= 0) raw = arg.slice(eq + 1);
-    else if (f.kind === 'bool') raw = 'true';
+    else if (kind === 'bool') raw = 'true';
     else {
       const next = argv[++i];
-      if (next === undefined) throw new CliUsageError(`flag --${name} needs a value`);
+      if (next === undefined) throw h.fail(`flag --${name} needs a value`);
       raw = next;
     }
-    values[name] = convert(name, f, raw);
+    h.onFlag(name, raw);
   }
-  return { values, positional, help };
 }
 
 function convert(name: string, f: CliFlag, raw: string): string | number | boolean {

@@ -2,6 +2,7 @@
 // each also readable from WEFTD_<NAME> in the environment (flag wins).
 // Parsed once into a frozen AgentConfig; everything after trusts it.
 import { isIP, isIPv4 } from 'node:net';
+import { scanArgv } from './cli-args.js';
 import { isLogLevel, type LogLevel } from './logger.js';
 
 export class UsageError extends Error {
@@ -144,25 +145,22 @@ export function parseFlags(argv: readonly string[], env: Readonly<Record<string,
       out[f.key] = convert(f, f.def, `default of --${f.name}`);
     }
   }
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i]!;
-    if (arg === '-h') { out.help = true; continue; }
-    if (!arg.startsWith('--')) throw new UsageError(`unexpected argument ${JSON.stringify(arg)} (weftd takes only --flags; see --help)`);
-    const eq = arg.indexOf('=');
-    const name = arg.slice(2, eq < 0 ? undefined : eq);
-    const def = byName.get(name);
-    if (!def) throw new UsageError(`unknown flag --${name} (see --help)`);
-    let raw: string;
-    if (eq >= 0) raw = arg.slice(eq + 1);
-    else if (def.kind === 'bool') raw = 'true';
-    else {
-      const next = argv[i + 1];
-      if (next === undefined) throw new UsageError(`flag --${name} needs a value`);
-      raw = next;
-      i++;
-    }
-    out[def.key] = convert(def, raw, `--${name}`);
-  }
+  scanArgv(argv, {
+    special: (arg) => (arg === '-h' ? (out.help = true) : false),
+    kindOf: (name) => {
+      const def = byName.get(name);
+      return def ? (def.kind === 'bool' ? 'bool' : 'value') : undefined;
+    },
+    onFlag: (name, raw) => {
+      const def = byName.get(name)!;
+      out[def.key] = convert(def, raw, `--${name}`);
+    },
+    onOther: (arg) => {
+      throw new UsageError(`unexpected argument ${JSON.stringify(arg)} (weftd takes only --flags; see --help)`);
+    },
+    unknown: (name) => new UsageError(`unknown flag --${name} (see --help)`),
+    fail: (message) => new UsageError(message),
+  });
   const certs = [out.etcdCertFile, out.etcdKeyFile].filter((x) => x !== undefined).length;
   if (certs === 1) throw new UsageError('--etcd-certfile and --etcd-keyfile must be given together');
   if ((out.etcdUsername === undefined) !== (out.etcdPassword === undefined)) {
