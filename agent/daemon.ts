@@ -5,7 +5,7 @@
 // agent picks both up without cutting traffic.
 import { readFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { IP4Net, SubnetManager, type Lease, type NetworkConfig } from '../subnet-manager/index.js';
+import { SubnetManager, type Lease, type NetworkConfig } from '../subnet-manager/index.js';
 import type { Backend } from './backend/backend.js';
 import { VxlanBackend } from './backend/vxlan.js';
 import { parseBackendOffload, UdpBackend } from './backend/udp.js';
@@ -143,15 +143,7 @@ export class Daemon {
     this.status.backend = backend;
 
     this.phase('acquiring', `acquiring a subnet lease for ${underlay.ip}`);
-    const prev = readPreviousSubnet(cfg.subnetFile);
-    let previousSubnet: IP4Net | undefined;
-    if (prev) {
-      try {
-        previousSubnet = IP4Net.parse(prev);
-      } catch {
-        previousSubnet = undefined;
-      }
-    }
+    const previousSubnet = readPreviousSubnet(cfg.subnetFile);
     const lease = await retrying('acquiring a subnet lease', log, signal, () =>
       sm.acquireLease(network, {
         publicIP: underlay.ip,

@@ -2,6 +2,7 @@
 // (temp file + rename) so a reader never sees half a file.
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
+import { IP4Net } from '../subnet-manager/index.js';
 
 export interface SubnetEnv {
   readonly network: string; // "10.244.0.0/16"
@@ -40,10 +41,11 @@ export function parseEnvFile(text: string): Map<string, string> {
 }
 
 /**
- * The subnet (network form, "10.244.3.0/24") recorded by a previous run, or
- * undefined when the file is missing or says nothing usable.
+ * The subnet a previous run recorded (FLANNEL_SUBNET's gateway masked to its
+ * network, e.g. 10.244.3.0/24), or undefined when the file is missing or
+ * says nothing usable.
  */
-export function readPreviousSubnet(path: string): string | undefined {
+export function readPreviousSubnet(path: string): IP4Net | undefined {
   let text: string;
   try {
     text = readFileSync(path, 'utf8');
@@ -51,12 +53,10 @@ export function readPreviousSubnet(path: string): string | undefined {
     return undefined;
   }
   const v = parseEnvFile(text).get('FLANNEL_SUBNET');
-  const m = v && /^(\d+)\.(\d+)\.(\d+)\.(\d+)\/(\d+)$/.exec(v);
-  if (!m) return undefined;
-  const len = Number(m[5]);
-  if (len < 1 || len > 32) return undefined;
-  const n = ((Number(m[1]) << 24) | (Number(m[2]) << 16) | (Number(m[3]) << 8) | Number(m[4])) >>> 0;
-  const mask = len === 32 ? 0xffffffff : ~((1 << (32 - len)) - 1) >>> 0;
-  const net = (n & mask) >>> 0;
-  return `${net >>> 24}.${(net >>> 16) & 255}.${(net >>> 8) & 255}.${net & 255}/${len}`;
+  if (!v) return undefined;
+  try {
+    return IP4Net.parse(v, { mask: true });
+  } catch {
+    return undefined;
+  }
 }

@@ -21,7 +21,7 @@ test('subnet.env is written atomically and read back as the previous subnet', ()
     writeSubnetEnv(p, { network: '10.244.0.0/16', subnet: '10.244.3.1/24', mtu: 1450, ipMasq: true });
     assert.match(readFileSync(p, 'utf8'), /FLANNEL_IPMASQ=true/);
     assert.equal(readdirSync(join(dir, 'run', 'flannel')), ['subnet.env']);
-    assert.is(readPreviousSubnet(p), '10.244.3.0/24');
+    assert.is(readPreviousSubnet(p)?.toString(), '10.244.3.0/24');
     writeFileSync(p, 'FLANNEL_SUBNET=garbage\n');
     assert.is(readPreviousSubnet(p), undefined);
     assert.is(readPreviousSubnet(join(dir, 'missing')), undefined);
