@@ -7,7 +7,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { availableParallelism, loadavg, release, totalmem } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { CliUsageError, parseCliArgs, type CliSpec } from '../agent/cli-args.js';
+import { CliUsageError, parseCliArgs, type CliSpec } from '../lib/flags.js';
 import { withLab } from '../lab/lab.js';
 import { runControlPlane } from './control-plane.js';
 import { DATA_PATHS, PathUnavailableError, REFERENCE_PATHS, type DataPath } from './data-paths.js';

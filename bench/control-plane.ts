@@ -9,7 +9,7 @@
 import { performance } from 'node:perf_hooks';
 import { PREFIX, putNetworkConfig, type AgentReady, type LabAgent, startAgents } from '../lab/agent.js';
 import type { Lab } from '../lab/lab.js';
-import { NetlinkHandle, NetlinkMonitor, RTMGRP_IPV4_ROUTE } from '../agent/netlink/index.js';
+import { NetlinkHandle, NetlinkMonitor, RTMGRP_IPV4_ROUTE } from '../netlink/index.js';
 import { rssBytes } from './proc-stats.js';
 import { percentile } from './stats.js';
 import type { Step } from './measure.js';

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { readFileSync } from 'node:fs';
 import type { Lab, LabContainer, LabHost, TrackedProcess } from './lab.js';
 
-export const WEFTD = fileURLToPath(new URL('../agent/weftd.js', import.meta.url));
+export const WEFTD = fileURLToPath(new URL('../cmd/weftd.js', import.meta.url));
 export const PREFIX = '/coreos.com/network';
 
 export interface LabAgent {

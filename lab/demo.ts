@@ -3,7 +3,7 @@
 // ping matrix with RTTs; then everything is removed (unless --keep).
 import { accessSync, constants, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { parseCliArgs, CliUsageError, type CliSpec } from '../agent/cli-args.js';
+import { parseCliArgs, CliUsageError, type CliSpec } from '../lib/flags.js';
 import { attachContainer, putNetworkConfig, startAgents } from './agent.js';
 import { Lab, type LabContainer } from './lab.js';
 import { iperf, type IperfTcpResult } from './iperf.js';
@@ -187,7 +187,7 @@ export async function labCommand(argv: readonly string[]): Promise<number> {
             ? `  see its routes:     ip netns exec ${l.hosts[0]!.ns} ip route show dev weft-tun\n`
             : `  see its VXLAN peers: ip netns exec ${l.hosts[0]!.ns} bridge fdb show dev weft.1\n`) +
           `  agent logs:         ${join(l.dir, 'logs')}\n` +
-          `  remove it:          node dist/agent/weft.js lab down\n`,
+          `  remove it:          node dist/cmd/weft.js lab down\n`,
       );
       lab = undefined;
     }

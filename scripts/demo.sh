@@ -5,4 +5,4 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-exec node dist/agent/weft.js lab "$@"
+exec node dist/cmd/weft.js lab "$@"

@@ -1,6 +1,6 @@
 // SubnetManager: acquire, renew and release this host's subnet lease and
 // watch everyone else's, against etcd in flannel's layout.
-import type { Logger } from '../agent/logger.js';
+import type { Logger } from '../daemon/logger.js';
 import { type SubnetSpace, chooseFreeSubnet, isAllocatable, isFree, outOfSubnets } from './allocate.js';
 import { type NetworkConfig, parseNetworkConfig } from './config.js';
 import { AbortedError, ConfigError, ConfigMissingError, LeaseError, SubnetManagerError } from './errors.js';

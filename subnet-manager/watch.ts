@@ -5,7 +5,7 @@
 // a fresh etcd watcher is created from it after every disconnect. When that
 // revision has been compacted away (etcd cancels the watch), the set is
 // re-listed and diffed against the known one.
-import type { Logger } from '../agent/logger.js';
+import type { Logger } from '../daemon/logger.js';
 import type { NetworkConfig } from './config.js';
 import type { IP4Net } from './ip.js';
 import { type LeaseBatch, type LeaseEvent, LeaseTable } from './lease-table.js';

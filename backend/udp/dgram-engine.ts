@@ -1,0 +1,178 @@
+// The dgram engine: the reference forwarder in plain TypeScript, with Node's
+// dgram socket and the TUN fd. Same checks, counters and ICMP as the native
+// engine (packet.ts holds the rules); simple rather than fast.
+//
+// Reading the TUN: one fs.read at a time on the blocking fd. Each read(2) on a
+// TUN returns exactly one packet, so boundaries are kept (a stream such as
+// fs.createReadStream or net.Socket would be free to merge or split chunks, and
+// net.Socket refuses a character device anyway). Keeping a single read in
+// flight keeps packets in order. It occupies one libuv pool thread while idle;
+// to end it, stop() asks the backend to delete the TUN device, which wakes the
+// blocked read with an error (the kernel shuts the queue down).
+// Writing the TUN: fs.writeSync, which never blocks on a TUN (the packet goes
+// straight into the host's stack) and keeps order with no buffering.
+import dgram from 'node:dgram';
+import { read, writeSync } from 'node:fs';
+import { parseIP4 } from '../../subnet-manager/ip.js';
+import type { Logger } from '../../daemon/logger.js';
+import { checkDatagram, DROP_REASONS, routeFromTun, type DropReason } from './packet.js';
+import type { ForwarderStats, PeerCounters, PeerStats, UdpEngine, UdpEngineOptions } from './engine.js';
+import { ForwardingTable } from './table.js';
+
+const SOCKET_BUFFER_BYTES = 8 << 20;
+
+const noDrops = () => Object.fromEntries(DROP_REASONS.map((r) => [r, 0])) as Record<DropReason, number>;
+
+export interface DgramEngineOptions extends UdpEngineOptions {
+  readonly log: Logger;
+  /** Makes a blocked read on the TUN fd return (the backend deletes the device). */
+  readonly wakeTunReader: () => void;
+}
+
+export class DgramEngine implements UdpEngine {
+  readonly name = 'dgram';
+  private table = new ForwardingTable([]);
+  private readonly peers = new Map<string, PeerStats>();
+  private readonly totals: PeerCounters = { txPackets: 0, txBytes: 0, rxPackets: 0, rxBytes: 0 };
+  private readonly drops = noDrops();
+  private icmpSent = 0;
+  private error: string | undefined;
+  private stopping = false;
+  private readerEnded = false;
+  private readonly readerDone: Promise<void>;
+  private endReader!: () => void;
+  private readonly rbuf = Buffer.allocUnsafe(65536);
+  private readonly ownIp: number;
+
+  private constructor(
+    private readonly o: DgramEngineOptions,
+    private readonly sock: dgram.Socket,
+  ) {
+    this.ownIp = parseIP4(o.ownIp);
+    this.readerDone = new Promise((r) => (this.endReader = r));
+    sock.on('message', (msg, rinfo) => this.fromWire(msg, rinfo.address));
+    sock.on('error', (e) => {
+      this.error = `UDP socket: ${e.message}`;
+      o.log.error('UDP socket error', { err: e });
+    });
+    this.readNext();
+  }
+
+  /** Binds the UDP socket, then starts reading the TUN. Rejects with the bind error (e.g. EADDRINUSE). */
+  static async start(o: DgramEngineOptions): Promise<DgramEngine> {
+    const sock = dgram.createSocket({ type: 'udp4', recvBufferSize: SOCKET_BUFFER_BYTES, sendBufferSize: SOCKET_BUFFER_BYTES });
+    await new Promise<void>((resolve, reject) => {
+      sock.once('error', reject);
+      sock.bind({ address: o.bindIp, port: o.port, exclusive: true }, () => {
+        sock.off('error', reject);
+        resolve();
+      });
+    });
+    return new DgramEngine(o, sock);
+  }
+
+  setTable(t: ForwardingTable): void {
+    this.table = t;
+    const keep = new Set(t.routes.map((r) => `${r.peerIp}:${r.port}`));
+    for (const k of this.peers.keys()) if (!keep.has(k)) this.peers.delete(k);
+    for (const k of keep) if (!this.peers.has(k)) this.peers.set(k, { txPackets: 0, txBytes: 0, rxPackets: 0, rxBytes: 0, drops: noDrops() });
+  }
+
+  private readNext(): void {
+    read(this.o.tunFd, this.rbuf, 0, this.rbuf.length, null, (err, n) => {
+      if (err || this.stopping) {
+        if (err && !this.stopping) {
+          this.error = `TUN read: ${err.code ?? err.message}`;
+          this.o.log.error('reading the TUN failed; forwarding to peers stopped', { err });
+        }
+        this.readerEnded = true;
+        this.endReader();
+        return;
+      }
+      if (n > 0) this.fromTun(Buffer.from(this.rbuf.subarray(0, n)));
+      this.readNext();
+    });
+  }
+
+  private fromTun(p: Buffer): void {
+    const table = this.table;
+    const v = routeFromTun(p, (dst) => table.lookup(dst), this.ownIp);
+    if (v.action === 'drop') {
+      this.drop(v.reason, v.route && this.peers.get(`${v.route.peerIp}:${v.route.port}`));
+      if (v.icmp && this.writeTun(v.icmp)) this.icmpSent++;
+      return;
+    }
+    const key = `${v.route.peerIp}:${v.route.port}`;
+    this.sock.send(p, v.route.port, v.route.peerIp, (err) => {
+      if (err) {
+        this.drop('send_error', this.peers.get(key));
+        this.error = `last send: ${(err as NodeJS.ErrnoException).code ?? err.message}`;
+        return;
+      }
+      this.count(this.totals, this.peers.get(key), 'tx', p.length);
+    });
+  }
+
+  private fromWire(msg: Buffer, from: string): void {
+    const routes = this.table.routesOf(from);
+    const peer = routes && this.peers.get(`${from}:${routes[0]!.port}`);
+    const c = checkDatagram(msg, routes);
+    if (!c.ok) {
+      this.drop(c.reason, peer);
+      return;
+    }
+    if (this.writeTun(msg, peer)) this.count(this.totals, peer, 'rx', msg.length);
+  }
+
+  private drop(reason: DropReason, peer: PeerStats | undefined): void {
+    this.drops[reason]++;
+    if (peer) peer.drops[reason]++;
+  }
+
+  private writeTun(p: Buffer, peer?: PeerStats): boolean {
+    try {
+      writeSync(this.o.tunFd, p);
+      return true;
+    } catch (e) {
+      this.drop('tun_write_error', peer);
+      this.error = `last TUN write: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`;
+      return false;
+    }
+  }
+
+  private count(total: PeerCounters, peer: PeerCounters | undefined, dir: 'tx' | 'rx', bytes: number): void {
+    for (const c of peer ? [total, peer] : [total]) {
+      if (dir === 'tx') {
+        c.txPackets++;
+        c.txBytes += bytes;
+      } else {
+        c.rxPackets++;
+        c.rxBytes += bytes;
+      }
+    }
+  }
+
+  stats(): ForwarderStats {
+    return {
+      engine: 'dgram',
+      running: !this.stopping && !this.readerEnded,
+      ...(this.error ? { error: this.error } : {}),
+      ...this.totals,
+      icmpSent: this.icmpSent,
+      drops: { ...this.drops },
+      peers: Object.fromEntries([...this.peers].map(([k, v]) => [k, { ...v, drops: { ...v.drops } }])),
+    };
+  }
+
+  async stop(): Promise<void> {
+    if (this.stopping) return this.readerDone;
+    this.stopping = true;
+    await new Promise<void>((r) => this.sock.close(() => r()));
+    if (!this.readerEnded) this.o.wakeTunReader();
+    // The read wakes as soon as the device is gone; never let a stuck one hold up shutdown.
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<'late'>((r) => (timer = setTimeout(() => r('late'), 2000).unref()));
+    if ((await Promise.race([this.readerDone, late])) === 'late') this.o.log.warn('the TUN read did not end within 2 s of stop; leaving it');
+    clearTimeout(timer);
+  }
+}

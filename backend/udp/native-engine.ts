@@ -1,0 +1,70 @@
+// The native engine: native/forwarder.cc's two threads. TypeScript hands it
+// whole tables and polls its counters; no JavaScript runs per packet.
+import { native, type NativeForwarderHandle } from '../../native/index.js';
+import type { ForwarderStats, UdpEngine, UdpEngineOptions } from './engine.js';
+import type { ForwardingTable } from './table.js';
+import { formatIP4 } from '../../subnet-manager/ip.js';
+
+/**
+ * Socket buffers with offloads: one GSO/GRO message is up to 64 KiB (and its skb's truesize
+ * more), so the plain engine's 8 MiB holds only ~100 of them.
+ */
+const OFFLOAD_SOCKET_BUFFER = 32 << 20;
+
+/** TUN_F_* bits -> names, as the kernel's if_tun.h spells them (lower case, no prefix). */
+export function tunOffloadNames(bits: number): string[] {
+  const names: Array<[number, string]> = [[0x01, 'csum'], [0x02, 'tso4'], [0x04, 'tso6'], [0x08, 'tso_ecn'], [0x10, 'ufo'], [0x20, 'uso4'], [0x40, 'uso6']];
+  return names.filter(([b]) => (bits & b) !== 0).map(([, n]) => n);
+}
+
+export class NativeEngine implements UdpEngine {
+  readonly name = 'native';
+  private stopped = false;
+
+  private constructor(
+    private readonly h: NativeForwarderHandle,
+    private readonly tunOffloads: string[],
+  ) {}
+
+  /** Binds the UDP socket and starts the threads; throws (with code/errno) when the socket cannot be made. */
+  static start(o: UdpEngineOptions): NativeEngine {
+    const bits = o.tunOffloads ?? 0;
+    const h = native().forwarder.start({ tunFd: o.tunFd, bindIp: o.bindIp, port: o.port, ownIp: o.ownIp, vnetHdr: bits !== 0, ...(bits !== 0 ? { bufferBytes: OFFLOAD_SOCKET_BUFFER } : {}) });
+    return new NativeEngine(h, tunOffloadNames(bits));
+  }
+
+  setTable(t: ForwardingTable): void {
+    if (this.stopped) return;
+    native().forwarder.setTable(
+      this.h,
+      t.routes.map((r) => ({ subnet: formatIP4(r.net), prefixLen: r.prefixLen, peerIp: r.peerIp, port: r.port })),
+    );
+  }
+
+  stats(): ForwarderStats {
+    const s = native().forwarder.stats(this.h);
+    const e = s.errno;
+    const ended = e.tunThread !== 0 ? `TUN thread ended: errno ${e.tunThread}` : e.udpThread !== 0 ? `UDP thread ended: errno ${e.udpThread}` : undefined;
+    const last = e.lastSend !== 0 ? `last send errno ${e.lastSend}` : e.lastTunWrite !== 0 ? `last TUN write errno ${e.lastTunWrite}` : undefined;
+    const error = ended ?? last;
+    return {
+      engine: 'native',
+      running: !this.stopped && ended === undefined,
+      ...(error ? { error } : {}),
+      txPackets: s.txPackets,
+      txBytes: s.txBytes,
+      rxPackets: s.rxPackets,
+      rxBytes: s.rxBytes,
+      icmpSent: s.icmpSent,
+      drops: { ...s.drops },
+      peers: s.peers,
+      offload: { ...s.offload, tun: this.tunOffloads },
+    };
+  }
+
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    native().forwarder.stop(this.h);
+  }
+}

@@ -1,0 +1,141 @@
+// `weft status`: this node (lease, backend device, bridge, MTU) and every
+// peer with reachability and RTT, measured by ICMP echo to the peer's bridge
+// gateway over the overlay. Exit 0 when etcd answered and every peer did.
+import { readFileSync } from 'node:fs';
+import { Etcd3 } from 'etcd3';
+import { IP4Net } from '../subnet-manager/index.js';
+import { probeAll } from './icmp-probe.js';
+import { readLeaseRows, type LeaseRow } from './leases.js';
+import { NetlinkHandle } from '../netlink/index.js';
+import { parseEnvFile } from '../host/subnet-env.js';
+
+export interface StatusOptions {
+  endpoints: string[];
+  prefix: string;
+  subnetFile: string;
+  bridge: string;
+  timeoutMs: number;
+}
+
+export interface PeerStatus {
+  subnet: string;
+  publicIp: string;
+  backend: string;
+  vtepMac: string;
+  target: string;
+  sent: number;
+  received: number;
+  rttMs: number | null;
+  reachable: boolean;
+}
+
+export interface NodeStatus {
+  node: {
+    subnet: string;
+    network: string;
+    mtu: number;
+    ipMasq: boolean;
+    publicIp: string | null;
+    backend: string | null;
+    vtepMac: string | null;
+    leaseExpiresInSeconds: number | null;
+    device: { name: string; kind: string | null; up: boolean; mtu: number } | null;
+    bridge: { name: string; up: boolean; mtu: number; addresses: string[] } | null;
+  };
+  etcd: { ok: boolean; endpoints: string[]; error?: string };
+  peers: PeerStatus[];
+}
+
+function median(xs: readonly number[]): number | null {
+  if (!xs.length) return null;
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)]!;
+}
+
+export async function gatherStatus(o: StatusOptions): Promise<NodeStatus> {
+  let text: string;
+  try {
+    text = readFileSync(o.subnetFile, 'utf8');
+  } catch (e) {
+    throw new Error(`cannot read the subnet file ${o.subnetFile} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}): is weftd running on this host? (--subnet-file)`);
+  }
+  const env = parseEnvFile(text);
+  const gwCidr = env.get('FLANNEL_SUBNET');
+  if (!gwCidr) throw new Error(`${o.subnetFile} has no FLANNEL_SUBNET line`);
+  const own = IP4Net.parse(gwCidr, { mask: true });
+  const nl = NetlinkHandle.open();
+  let device: NodeStatus['node']['device'] = null;
+  let bridge: NodeStatus['node']['bridge'] = null;
+  try {
+    const vtep = nl.addrList({ family: 4 }).find((a) => a.address === own.address(0) && a.prefixLen === 32);
+    const dl = vtep && nl.linkByIndex(vtep.index);
+    if (dl) device = { name: dl.name, kind: dl.kind ?? null, up: dl.up, mtu: dl.mtu };
+    const bl = nl.linkByName(o.bridge);
+    if (bl) bridge = { name: bl.name, up: bl.up, mtu: bl.mtu, addresses: nl.addrList({ index: bl.index, family: 4 }).map((a) => `${a.address}/${a.prefixLen}`) };
+  } finally {
+    nl.close();
+  }
+  const status: NodeStatus = {
+    node: {
+      subnet: own.toString(),
+      network: env.get('FLANNEL_NETWORK') ?? '',
+      mtu: Number(env.get('FLANNEL_MTU') ?? 0),
+      ipMasq: env.get('FLANNEL_IPMASQ') === 'true',
+      publicIp: null,
+      backend: null,
+      vtepMac: null,
+      leaseExpiresInSeconds: null,
+      device,
+      bridge,
+    },
+    etcd: { ok: false, endpoints: o.endpoints },
+    peers: [],
+  };
+  let rows: LeaseRow[] = [];
+  const client = new Etcd3({ hosts: o.endpoints, dialTimeout: 3000 });
+  try {
+    rows = await readLeaseRows(client, o.prefix);
+    status.etcd.ok = true;
+  } catch (e) {
+    status.etcd.error = `cannot reach etcd at ${o.endpoints.join(',')}: ${(e as Error).message.split('\n')[0]} (check --etcd-endpoints, or run on a host that reaches etcd)`;
+  } finally {
+    client.close();
+  }
+  const mine = rows.find((r) => r.subnet === own.toString());
+  if (mine) {
+    status.node.publicIp = mine.publicIp;
+    status.node.backend = mine.backend;
+    status.node.vtepMac = mine.vtepMac || null;
+    status.node.leaseExpiresInSeconds = mine.ttlSeconds;
+  }
+  const peers = rows.filter((r) => !r.error && r.subnet !== own.toString());
+  const targets = peers.map((p) => IP4Net.parse(p.subnet.split(' ')[0]!).address(1));
+  const probes = targets.length ? await probeAll(targets, { count: 3, timeoutMs: o.timeoutMs }) : new Map();
+  status.peers = peers.map((p, i) => {
+    const r = probes.get(targets[i]!)!;
+    const rtt = median(r.rttsMs);
+    return { subnet: p.subnet, publicIp: p.publicIp, backend: p.backend, vtepMac: p.vtepMac, target: targets[i]!, sent: r.sent, received: r.received, rttMs: rtt, reachable: r.received > 0 };
+  });
+  return status;
+}
+
+export function formatStatus(s: NodeStatus): string {
+  const n = s.node;
+  const lines = [
+    `Node      subnet ${n.subnet} of ${n.network}, public IP ${n.publicIp ?? '?'}, backend ${n.backend ?? '?'}${n.vtepMac ? ` (VTEP MAC ${n.vtepMac})` : ''}`,
+    `Lease     ${n.leaseExpiresInSeconds === null ? (s.etcd.ok ? 'reservation or not found' : 'unknown (etcd unreachable)') : `expires in ${n.leaseExpiresInSeconds} s`}`,
+    `Device    ${n.device ? `${n.device.name} (${n.device.kind ?? 'plain'}), ${n.device.up ? 'up' : 'DOWN'}, MTU ${n.device.mtu}` : `none holds ${n.subnet.replace(/\/\d+$/, '')}/32`}`,
+    `Bridge    ${n.bridge ? `${n.bridge.name}, ${n.bridge.up ? 'up' : 'DOWN'}, MTU ${n.bridge.mtu}, ${n.bridge.addresses.join(' ') || 'no address'}` : 'missing'}`,
+    `MTU       ${n.mtu} (containers)${n.ipMasq ? ', masquerading traffic that leaves the overlay' : ''}`,
+    `etcd      ${s.etcd.ok ? `ok (${s.etcd.endpoints.join(',')})` : s.etcd.error}`,
+  ];
+  if (s.peers.length) {
+    lines.push('', 'PEER SUBNET'.padEnd(20) + 'PUBLIC IP'.padEnd(17) + 'BACKEND'.padEnd(9) + 'PROBE'.padEnd(16) + 'REPLIES  RTT');
+    for (const p of s.peers) {
+      lines.push(p.subnet.padEnd(20) + p.publicIp.padEnd(17) + p.backend.padEnd(9) + p.target.padEnd(16) + `${p.received}/${p.sent}`.padEnd(9) + (p.rttMs === null ? 'UNREACHABLE' : `${p.rttMs.toFixed(3)} ms`));
+    }
+  } else if (s.etcd.ok) {
+    lines.push('', 'No peers.');
+  }
+  return lines.join('\n');
+}

@@ -1,0 +1,64 @@
+#!/usr/bin/env node
+// weftd: the per-host overlay agent. See --help.
+import { readFileSync } from 'node:fs';
+import { Daemon, FatalConfigError } from '../daemon/daemon.js';
+import { parseFlags, usage, UsageError } from '../daemon/flags.js';
+import { createLogger } from '../daemon/logger.js';
+
+function version(): string {
+  const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+  return pkg.version;
+}
+
+async function main(): Promise<number> {
+  let cfg;
+  try {
+    cfg = parseFlags(process.argv.slice(2), process.env);
+  } catch (e) {
+    if (e instanceof UsageError) {
+      process.stderr.write(`weftd: ${e.message}\n`);
+      return 2;
+    }
+    throw e;
+  }
+  if (cfg.help) {
+    process.stdout.write(usage() + '\n');
+    return 0;
+  }
+  if (cfg.version) {
+    process.stdout.write(`weftd ${version()}\n`);
+    return 0;
+  }
+  const log = createLogger(cfg.logLevel, { component: 'weftd' });
+  const ac = new AbortController();
+  for (const sig of ['SIGTERM', 'SIGINT'] as const) {
+    process.on(sig, () => {
+      log.info('stopping; kernel state and lease are kept', { signal: sig });
+      ac.abort();
+    });
+  }
+  log.info('starting', { version: version(), pid: process.pid });
+  const daemon = new Daemon(cfg, log);
+  // SIGUSR1: one log line with the data plane's counters (what /metrics also serves).
+  process.on('SIGUSR1', () => {
+    log.info('stats', { phase: daemon.status.phase, subnet: daemon.status.lease?.subnet.toString(), ...daemon.status.backend?.stats() });
+  });
+  try {
+    await daemon.run(ac.signal);
+    log.info('stopped');
+    return 0;
+  } catch (e) {
+    const cfgErr = e instanceof FatalConfigError || (e as { code?: string }).code === 'EBADCONFIG';
+    log.error(cfgErr ? 'bad configuration' : 'failed', { err: e });
+    process.stderr.write(`weftd: ${(e as Error).message}\n`);
+    return cfgErr ? 2 : 1;
+  }
+}
+
+main().then(
+  (code) => process.exit(code),
+  (e) => {
+    process.stderr.write(`weftd: unexpected failure: ${(e as Error).stack ?? e}\n`);
+    process.exit(1);
+  },
+);

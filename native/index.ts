@@ -1,0 +1,183 @@
+// The one module that loads the native addon. Everything else imports the
+// typed surface from here, never the .node file itself.
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export interface NativeNetlink {
+  /** socket(AF_NETLINK, SOCK_RAW, protocol) bound to `groups`, inside netnsPath if given. */
+  open(protocol: number, groups: number, netnsPath?: string): { fd: number; portId: number };
+  /** One datagram to the kernel. Throws an Error with `code`/`errno` on failure. */
+  send(fd: number, message: Buffer): void;
+  /** One datagram from the kernel, or null when none arrived within timeoutMs (-1: wait forever). */
+  recv(fd: number, timeoutMs: number): Buffer | null;
+}
+
+export interface NativeTun {
+  /** Opens /dev/net/tun and attaches (creating if needed) the named device, inside netnsPath if given. */
+  open(name: string, flags: number, netnsPath?: string): { fd: number; name: string };
+  readonly IFF_TUN: number;
+  readonly IFF_NO_PI: number;
+  readonly IFF_VNET_HDR: number;
+  /**
+   * For a TUN opened with IFF_VNET_HDR: TUNSETVNETHDRSZ 10, TUNSETVNETLE, TUNSETOFFLOAD with
+   * CSUM|TSO4|TSO6|TSO_ECN|USO4|USO6, asking again with fewer bits on EINVAL. Returns the
+   * TUN_F_* bits the kernel accepted; throws (code/errno) when none.
+   */
+  enableOffload(fd: number): number;
+  readonly TUN_F_CSUM: number;
+  readonly TUN_F_TSO4: number;
+  readonly TUN_F_TSO6: number;
+  readonly TUN_F_TSO_ECN: number;
+  readonly TUN_F_USO4: number;
+  readonly TUN_F_USO6: number;
+}
+
+/** One forwarding entry: the peer at peerIp:port owns subnet/prefixLen. */
+export interface NativeForwarderRoute {
+  subnet: string;
+  prefixLen: number;
+  peerIp: string;
+  port: number;
+}
+
+export interface NativeForwarderCounters {
+  txPackets: number;
+  txBytes: number;
+  rxPackets: number;
+  rxBytes: number;
+}
+
+export type NativeDropReason = 'no_route' | 'ttl' | 'unknown_peer' | 'spoofed_source' | 'malformed' | 'tun_write_error' | 'send_error';
+
+export interface NativeForwarderStats extends NativeForwarderCounters {
+  icmpSent: number;
+  drops: Record<NativeDropReason, number>;
+  /** Keyed "peerIp:port"; only peers in the current table; drops: those attributable to the peer. */
+  peers: Record<string, NativeForwarderCounters & { drops: Record<NativeDropReason, number> }>;
+  /** errno that ended a thread (0 while it runs), and the last errno of a failed send / TUN write. */
+  errno: { tunThread: number; udpThread: number; lastSend: number; lastTunWrite: number };
+  /** Which offload paths are on and how much each carried (all 0 with vnetHdr off). */
+  offload: NativeOffloadStats;
+}
+
+export interface NativeOffloadStats {
+  vnetHdr: boolean;
+  /** UDP_SEGMENT sends tried (they turn off by themselves after EIO/ENOPROTOOPT). */
+  udpGso: boolean;
+  /** setsockopt(UDP_GRO) succeeded. */
+  udpGro: boolean;
+  verifyChecksums: boolean;
+  /** TUN reads that were TSO/USO super-packets. */
+  tsoReads: number;
+  /** UDP_SEGMENT messages sent and the datagrams they carried. */
+  gsoSends: number;
+  gsoSegments: number;
+  /** GSO messages the socket refused, resent as single datagrams; errno of the last. */
+  gsoFallbacks: number;
+  lastGsoErrno: number;
+  /** Received messages holding several datagrams (UDP_GRO) and those datagrams. */
+  groReceives: number;
+  groSegments: number;
+  /** Super-packets written to the TUN with a virtio GSO header, and the segments in them. */
+  coalescedWrites: number;
+  mergedSegments: number;
+  /** Super-packets the TUN refused (EINVAL), written again segment by segment. */
+  mergeFallbacks: number;
+}
+
+declare const forwarderHandle: unique symbol;
+export type NativeForwarderHandle = { readonly [forwarderHandle]: true };
+
+export interface NativeForwarder {
+  /**
+   * Binds a UDP socket to bindIp:port and starts the TUN->UDP and UDP->TUN threads on tunFd
+   * (set O_NONBLOCK; the caller keeps owning and closes it after stop). ownIp is the ICMP source.
+   * Throws with `code`/`errno` when the socket cannot be made.
+   */
+  start(o: {
+    tunFd: number;
+    bindIp: string;
+    port: number;
+    ownIp: string;
+    bufferBytes?: number;
+    /** The TUN has IFF_VNET_HDR and tun.enableOffload was called: split TSO reads, GSO sends, GRO receives, coalesced writes. */
+    vnetHdr?: boolean;
+    /** With vnetHdr: try UDP_SEGMENT (default true) / set UDP_GRO (default true). */
+    udpGso?: boolean;
+    udpGro?: boolean;
+    /** Verify each received TCP segment's checksum before merging it (default true: the kernel trusts a merged packet's partial checksum). */
+    verifyChecksums?: boolean;
+  }): NativeForwarderHandle;
+  /** Replaces the whole table atomically; per-peer counters carry over for peers that stay. */
+  setTable(h: NativeForwarderHandle, routes: readonly NativeForwarderRoute[]): void;
+  stats(h: NativeForwarderHandle): NativeForwarderStats;
+  /** Wakes and joins both threads, closes the UDP socket. Idempotent. */
+  stop(h: NativeForwarderHandle): void;
+}
+
+/**
+ * The offload packet surgery (native/offload.h), exposed for unit tests only: the engine calls
+ * it in C++ on its own threads. Errors carry a stable `code` ("truncated", "bad_gso_size", ...).
+ */
+export interface NativeOffload {
+  /** Splits an IP packet read from a TUN with IFF_VNET_HDR (vnetHdr: its 10-byte virtio_net_hdr). */
+  segment(pkt: Buffer, vnetHdr: Buffer): Buffer[];
+  /** Coalesces IP packets (arrival order) into packets to write to the TUN, each with its virtio_net_hdr. */
+  coalesce(pkts: readonly Buffer[]): { hdr: Buffer; pkt: Buffer }[];
+  /** The Internet checksum of buf (RFC 1071), as stored in a header. */
+  checksum(buf: Buffer): number;
+}
+
+export interface NativeAddon {
+  close(fd: number): void;
+  /** One AF_UNIX datagram to a systemd notify socket (a path, or "@name" for the abstract namespace). */
+  sdNotify(socketPath: string, message: string): void;
+  readonly netlink: NativeNetlink;
+  readonly tun: NativeTun;
+  readonly forwarder: NativeForwarder;
+  readonly offload: NativeOffload;
+}
+
+/** Native errors carry the errno name and number of the failed system call. */
+export interface NativeError extends Error {
+  code: string;
+  errno: number;
+}
+
+export function isNativeError(e: unknown): e is NativeError {
+  return e instanceof Error && typeof (e as NativeError).errno === 'number';
+}
+
+const here = dirname(fileURLToPath(import.meta.url));
+// dist/native/index.js -> <root>/build/...; also works from a source checkout.
+const candidates = [
+  process.env.WEFT_NATIVE_PATH,
+  join(here, '..', '..', 'build', 'Release', 'weft_native.node'),
+  join(here, '..', '..', 'build', 'Debug', 'weft_native.node'),
+  join(here, '..', 'build', 'Release', 'weft_native.node'),
+].filter((p): p is string => typeof p === 'string' && p.length > 0);
+
+function load(): NativeAddon {
+  const require = createRequire(import.meta.url);
+  const failures: string[] = [];
+  for (const path of candidates) {
+    try {
+      return require(path) as NativeAddon;
+    } catch (e) {
+      failures.push(`  ${path}: ${(e as Error).message.split('\n')[0]}`);
+    }
+  }
+  throw new Error(
+    `cannot load the weft native addon; tried:\n${failures.join('\n')}\n` +
+      `build it with 'npm run install' (node-gyp rebuild) in the weft checkout`,
+  );
+}
+
+let addon: NativeAddon | undefined;
+
+/** Loads the addon on first use, so pure modules and unit tests never need it. */
+export function native(): NativeAddon {
+  addon ??= load();
+  return addon;
+}

@@ -1,0 +1,80 @@
+// Addresses: RTM_NEWADDR / RTM_DELADDR / RTM_GETADDR requests and the Addr decoder.
+import {
+  AF_INET, AF_INET6, AF_UNSPEC, IFADDRMSG_LEN, IFA_ADDRESS, IFA_BROADCAST, IFA_FLAGS, IFA_LABEL,
+  IFA_LOCAL, NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL, NLM_F_REPLACE, RTM_DELADDR, RTM_GETADDR,
+  RTM_NEWADDR, RT_SCOPE_UNIVERSE,
+} from './constants.js';
+import { formatIp, parseIp } from '../lib/ip.js';
+import { checkIndex, checkUint, type Request } from './request.js';
+import type { Addr, AddrSpec } from './types.js';
+import { attr, attrStr, decodeIfAddrMsg, encodeIfAddrMsg, type NlMsg, splitBody } from './wire.js';
+
+export type AddrVerb = 'add' | 'replace' | 'del';
+
+const VERB_FLAGS: Record<AddrVerb, number> = {
+  add: NLM_F_CREATE | NLM_F_EXCL,
+  replace: NLM_F_CREATE | NLM_F_REPLACE,
+  del: 0,
+};
+
+// ip addr add|replace|del ADDRESS/PLEN [broadcast B] [label L] dev INDEX
+export function addrRequest(verb: AddrVerb, a: AddrSpec): Request {
+  checkIndex('addr index', a.index);
+  const ip = parseIp(a.address);
+  checkUint('prefixLen', a.prefixLen, ip.family === 4 ? 32 : 128);
+  const scope = a.scope ?? RT_SCOPE_UNIVERSE;
+  checkUint('scope', scope, 255);
+  // iproute2 sends IFA_LOCAL then IFA_ADDRESS (both the address when there is no peer).
+  const attrs = [attr(IFA_LOCAL, ip.bytes), attr(IFA_ADDRESS, ip.bytes)];
+  let op = `addr ${verb} ${a.address}/${a.prefixLen}`;
+  if (a.broadcast !== undefined) {
+    const b = parseIp(a.broadcast);
+    if (b.family !== 4 || ip.family !== 4) throw new TypeError(`broadcast ${JSON.stringify(a.broadcast)} needs an IPv4 address and broadcast`);
+    attrs.push(attr(IFA_BROADCAST, b.bytes));
+    op += ` broadcast ${a.broadcast}`;
+  }
+  if (a.label !== undefined) {
+    attrs.push(attrStr(IFA_LABEL, a.label));
+    op += ` label ${a.label}`;
+  }
+  op += ` dev ${a.index}`;
+  return {
+    type: verb === 'del' ? RTM_DELADDR : RTM_NEWADDR,
+    flags: VERB_FLAGS[verb],
+    body: Buffer.concat([
+      encodeIfAddrMsg({ family: ip.family === 4 ? AF_INET : AF_INET6, prefixLen: a.prefixLen, scope, index: a.index }),
+      ...attrs,
+    ]),
+    op,
+  };
+}
+
+export function addrDumpRequest(family?: 4 | 6): Request {
+  const fam = family === 4 ? AF_INET : family === 6 ? AF_INET6 : AF_UNSPEC;
+  return { type: RTM_GETADDR, flags: NLM_F_DUMP, body: encodeIfAddrMsg({ family: fam }), op: `addr show${family ? ` -${family}` : ''}` };
+}
+
+/** RTM_NEWADDR / RTM_DELADDR → Addr, or undefined for families other than inet/inet6. */
+export function decodeAddr(m: NlMsg): Addr | undefined {
+  const { fixed, attrs } = splitBody(m, IFADDRMSG_LEN);
+  const ifa = decodeIfAddrMsg(fixed);
+  if (ifa.family !== AF_INET && ifa.family !== AF_INET6) return undefined;
+  const local = attrs.get(IFA_LOCAL);
+  const address = attrs.get(IFA_ADDRESS);
+  const mine = local ?? address;
+  if (!mine) return undefined;
+  const a: Addr = {
+    index: ifa.index,
+    family: ifa.family === AF_INET ? 4 : 6,
+    address: formatIp(mine),
+    prefixLen: ifa.prefixLen,
+    scope: ifa.scope,
+    flags: attrs.u32(IFA_FLAGS) ?? ifa.flags,
+  };
+  if (local && address && !local.equals(address)) a.peer = formatIp(address);
+  const brd = attrs.get(IFA_BROADCAST);
+  if (brd) a.broadcast = formatIp(brd);
+  const label = attrs.str(IFA_LABEL);
+  if (label !== undefined) a.label = label;
+  return a;
+}

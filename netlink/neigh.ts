@@ -1,0 +1,147 @@
+// Neighbours (ARP/NDP, ip neigh) and bridge FDB entries (bridge fdb): both are
+// RTM_NEWNEIGH / RTM_DELNEIGH / RTM_GETNEIGH over struct ndmsg; the family tells them apart.
+import {
+  AF_BRIDGE, AF_INET, AF_INET6, AF_UNSPEC, NDA_DST, NDA_LLADDR, NDA_MASTER, NDA_PORT, NDA_VLAN,
+  NDA_VNI, NDMSG_LEN, NLM_F_APPEND, NLM_F_CREATE, NLM_F_DUMP, NLM_F_REPLACE, NTF_MASTER, NTF_SELF,
+  NUD_PERMANENT, RTM_DELNEIGH, RTM_GETNEIGH, RTM_NEWNEIGH,
+} from './constants.js';
+import { formatIp, formatMac, parseIp, parseMac } from '../lib/ip.js';
+import { checkIndex, checkUint, type Request } from './request.js';
+import type { Fdb, FdbSpec, Neigh, NeighSpec } from './types.js';
+import { attr, attrU16, attrU16BE, attrU32, decodeNdMsg, encodeNdMsg, type NlMsg, splitBody } from './wire.js';
+
+const NUD_NAMES: [number, string][] = [
+  [0x80, 'permanent'], [0x40, 'noarp'], [0x02, 'reachable'], [0x04, 'stale'], [0x08, 'delay'], [0x10, 'probe'],
+  [0x20, 'failed'], [0x01, 'incomplete'],
+];
+export function describeNud(state: number): string {
+  const names = NUD_NAMES.filter(([bit]) => state & bit).map(([, n]) => n);
+  return names.length ? names.join(' ') : 'none';
+}
+
+// ip neigh replace IP lladdr MAC dev INDEX nud permanent
+export function neighReplaceRequest(n: NeighSpec): Request {
+  checkIndex('neigh index', n.index);
+  const ip = parseIp(n.ip);
+  const state = n.state ?? NUD_PERMANENT;
+  checkUint('neigh state', state, 0xffff);
+  return {
+    type: RTM_NEWNEIGH,
+    flags: NLM_F_CREATE | NLM_F_REPLACE,
+    body: Buffer.concat([
+      encodeNdMsg({ family: ip.family === 4 ? AF_INET : AF_INET6, index: n.index, state }),
+      attr(NDA_DST, ip.bytes),
+      attr(NDA_LLADDR, parseMac(n.mac)),
+    ]),
+    op: `neigh replace ${n.ip} lladdr ${n.mac} dev ${n.index} nud ${describeNud(state)}`,
+  };
+}
+
+// ip neigh del IP dev INDEX
+export function neighDelRequest(n: { index: number; ip: string; mac?: string; state?: number }): Request {
+  checkIndex('neigh index', n.index);
+  const ip = parseIp(n.ip);
+  return {
+    type: RTM_DELNEIGH,
+    flags: 0,
+    // iproute2 sends nud permanent on delete too; the kernel ignores the state here.
+    body: Buffer.concat([encodeNdMsg({ family: ip.family === 4 ? AF_INET : AF_INET6, index: n.index, state: NUD_PERMANENT }), attr(NDA_DST, ip.bytes)]),
+    op: `neigh del ${n.ip} dev ${n.index}`,
+  };
+}
+
+export function neighDumpRequest(family?: 4 | 6): Request {
+  const fam = family === 4 ? AF_INET : family === 6 ? AF_INET6 : AF_UNSPEC;
+  return { type: RTM_GETNEIGH, flags: NLM_F_DUMP, body: encodeNdMsg({ family: fam }), op: `neigh show${family ? ` -${family}` : ''}` };
+}
+
+/** RTM_NEWNEIGH / RTM_DELNEIGH of family inet/inet6 → Neigh (undefined for other families). */
+export function decodeNeigh(m: NlMsg): Neigh | undefined {
+  const { fixed, attrs } = splitBody(m, NDMSG_LEN);
+  const nd = decodeNdMsg(fixed);
+  if (nd.family !== AF_INET && nd.family !== AF_INET6) return undefined;
+  const dst = attrs.get(NDA_DST);
+  if (!dst) return undefined;
+  const n: Neigh = { index: nd.index, family: nd.family === AF_INET ? 4 : 6, ip: formatIp(dst), state: nd.state, flags: nd.flags, type: nd.type };
+  const ll = attrs.get(NDA_LLADDR);
+  if (ll && ll.length > 0) n.mac = formatMac(ll);
+  return n;
+}
+
+export type FdbVerb = 'append' | 'replace' | 'del';
+
+const FDB_VERB: Record<FdbVerb, { type: number; flags: number }> = {
+  append: { type: RTM_NEWNEIGH, flags: NLM_F_CREATE | NLM_F_APPEND },
+  replace: { type: RTM_NEWNEIGH, flags: NLM_F_CREATE | NLM_F_REPLACE },
+  del: { type: RTM_DELNEIGH, flags: 0 },
+};
+
+// bridge fdb append|replace|del MAC dev INDEX [dst IP] [port P] [vni V] [vlan V] self|master [permanent]
+export function fdbRequest(verb: FdbVerb, f: FdbSpec): Request {
+  checkIndex('fdb index', f.index);
+  const self = f.self ?? true;
+  const master = f.master ?? false;
+  const state = f.state ?? NUD_PERMANENT;
+  checkUint('fdb state', state, 0xffff);
+  const attrs: Buffer[] = [attr(NDA_LLADDR, parseMac(f.mac))];
+  let op = `fdb ${verb} ${f.mac} dev ${f.index}`;
+  if (f.dst !== undefined) {
+    attrs.push(attr(NDA_DST, parseIp(f.dst).bytes));
+    op += ` dst ${f.dst}`;
+  }
+  if (f.vlan !== undefined) {
+    checkUint('fdb vlan', f.vlan, 4094, 1);
+    attrs.push(attrU16(NDA_VLAN, f.vlan));
+    op += ` vlan ${f.vlan}`;
+  }
+  if (f.port !== undefined) {
+    checkUint('fdb port', f.port, 0xffff, 1);
+    attrs.push(attrU16BE(NDA_PORT, f.port));
+    op += ` port ${f.port}`;
+  }
+  if (f.vni !== undefined) {
+    checkUint('fdb vni', f.vni, 0xffffff);
+    attrs.push(attrU32(NDA_VNI, f.vni));
+    op += ` vni ${f.vni}`;
+  }
+  if (self) op += ' self';
+  if (master) op += ' master';
+  if (verb !== 'del') op += ` ${describeNud(state)}`;
+  return {
+    type: FDB_VERB[verb].type,
+    flags: FDB_VERB[verb].flags,
+    body: Buffer.concat([
+      encodeNdMsg({ family: AF_BRIDGE, index: f.index, state, flags: (self ? NTF_SELF : 0) | (master ? NTF_MASTER : 0) }),
+      ...attrs,
+    ]),
+    op,
+  };
+}
+
+export function fdbDumpRequest(): Request {
+  return { type: RTM_GETNEIGH, flags: NLM_F_DUMP, body: encodeNdMsg({ family: AF_BRIDGE }), op: 'fdb show' };
+}
+
+/** RTM_NEWNEIGH / RTM_DELNEIGH of family AF_BRIDGE → Fdb (undefined for other families). */
+export function decodeFdb(m: NlMsg): Fdb | undefined {
+  const { fixed, attrs } = splitBody(m, NDMSG_LEN);
+  const nd = decodeNdMsg(fixed);
+  if (nd.family !== AF_BRIDGE) return undefined;
+  const ll = attrs.get(NDA_LLADDR);
+  if (!ll) return undefined;
+  const f: Fdb = {
+    index: nd.index, mac: formatMac(ll), state: nd.state, flags: nd.flags,
+    self: (nd.flags & NTF_SELF) !== 0, master: (nd.flags & NTF_MASTER) !== 0,
+  };
+  const dst = attrs.get(NDA_DST);
+  if (dst && (dst.length === 4 || dst.length === 16)) f.dst = formatIp(dst);
+  const masterIndex = attrs.u32(NDA_MASTER);
+  if (masterIndex) f.masterIndex = masterIndex;
+  const vlan = attrs.u16(NDA_VLAN);
+  if (vlan !== undefined) f.vlan = vlan;
+  const port = attrs.u16be(NDA_PORT);
+  if (port !== undefined) f.port = port;
+  const vni = attrs.u32(NDA_VNI);
+  if (vni !== undefined) f.vni = vni;
+  return f;
+}

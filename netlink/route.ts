@@ -1,0 +1,111 @@
+// Routes: RTM_NEWROUTE / RTM_DELROUTE / RTM_GETROUTE requests and the Route decoder.
+import {
+  AF_INET, AF_INET6, AF_UNSPEC, NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL, NLM_F_REPLACE, RTA_DST,
+  RTA_GATEWAY, RTA_METRICS, RTA_OIF, RTA_PREFSRC, RTA_PRIORITY, RTA_TABLE, RTAX_MTU, RTM_DELROUTE,
+  RTM_GETROUTE, RTM_NEWROUTE, RTMSG_LEN, RTN_UNICAST, RTN_UNSPEC, RTNH_F_ONLINK, RTPROT_BOOT,
+  RTPROT_UNSPEC, RT_SCOPE_LINK, RT_SCOPE_NOWHERE, RT_SCOPE_UNIVERSE, RT_TABLE_MAIN, RT_TABLE_UNSPEC,
+} from './constants.js';
+import { formatIp, type IpFamily, parseIp, parsePrefix } from '../lib/ip.js';
+import { checkIndex, checkUint, type Request } from './request.js';
+import type { Route, RouteSpec } from './types.js';
+import { attr, attrNested, attrU32, decodeRtMsg, encodeRtMsg, type NlMsg, splitBody } from './wire.js';
+
+export type RouteVerb = 'add' | 'replace' | 'del';
+
+const VERB: Record<RouteVerb, { type: number; flags: number }> = {
+  add: { type: RTM_NEWROUTE, flags: NLM_F_CREATE | NLM_F_EXCL },
+  replace: { type: RTM_NEWROUTE, flags: NLM_F_CREATE | NLM_F_REPLACE },
+  del: { type: RTM_DELROUTE, flags: 0 },
+};
+
+/** iproute2-style text of a route spec: '10.244.3.0/24 via 10.244.3.0 dev 7 onlink'. */
+export function describeRoute(r: RouteSpec): string {
+  let s = r.dst;
+  if (r.gateway) s += ` via ${r.gateway}`;
+  if (r.index !== undefined) s += ` dev ${r.index}`;
+  if (r.table !== undefined && r.table !== RT_TABLE_MAIN) s += ` table ${r.table}`;
+  if (r.src) s += ` src ${r.src}`;
+  if (r.metric !== undefined) s += ` metric ${r.metric}`;
+  if (r.mtu !== undefined) s += ` mtu ${r.mtu}`;
+  if (r.onlink) s += ' onlink';
+  return s;
+}
+
+// ip route add|replace|del DST [via GW] [dev INDEX] [table T] [src S] [metric M] [mtu N] [onlink]
+export function routeRequest(verb: RouteVerb, r: RouteSpec): Request {
+  const dst = r.dst === 'default' ? undefined : parsePrefix(r.dst);
+  const gw = r.gateway !== undefined ? parseIp(r.gateway) : undefined;
+  const family: IpFamily = dst?.family ?? gw?.family ?? 4;
+  if (gw && gw.family !== family) throw new TypeError(`gateway ${r.gateway} is not in the family of ${r.dst}`);
+  if (r.index !== undefined) checkIndex('route index', r.index);
+  const table = r.table ?? RT_TABLE_MAIN;
+  checkUint('table', table, 0xffffffff);
+  const del = verb === 'del';
+  // iproute2's defaults: deletes match any protocol and scope (NOWHERE acts as wildcard);
+  // adds are proto boot, and scope link when there is no gateway.
+  const protocol = r.protocol ?? (del ? RTPROT_UNSPEC : RTPROT_BOOT);
+  const scope = r.scope ?? (del ? RT_SCOPE_NOWHERE : gw ? RT_SCOPE_UNIVERSE : RT_SCOPE_LINK);
+  const type = r.type ?? (del ? RTN_UNSPEC : RTN_UNICAST);
+  const fixed = encodeRtMsg({
+    family: family === 4 ? AF_INET : AF_INET6,
+    dstLen: dst?.prefixLen ?? 0,
+    table: table < 256 ? table : RT_TABLE_UNSPEC,
+    protocol, scope, type,
+    flags: r.onlink ? RTNH_F_ONLINK : 0,
+  });
+  // Attribute order as iproute2 (dst, gateway, oif) so captures compare byte for byte.
+  const attrs: Buffer[] = [];
+  if (dst) attrs.push(attr(RTA_DST, dst.bytes));
+  if (gw) attrs.push(attr(RTA_GATEWAY, gw.bytes));
+  if (r.index !== undefined) attrs.push(attrU32(RTA_OIF, r.index));
+  if (r.src !== undefined) {
+    const s = parseIp(r.src);
+    if (s.family !== family) throw new TypeError(`src ${r.src} is not in the family of ${r.dst}`);
+    attrs.push(attr(RTA_PREFSRC, s.bytes));
+  }
+  if (r.metric !== undefined) {
+    checkUint('metric', r.metric, 0xffffffff);
+    attrs.push(attrU32(RTA_PRIORITY, r.metric));
+  }
+  if (table >= 256) attrs.push(attrU32(RTA_TABLE, table));
+  if (r.mtu !== undefined) {
+    checkUint('route mtu', r.mtu, 0xffff, 68);
+    attrs.push(attrNested(RTA_METRICS, attrU32(RTAX_MTU, r.mtu)));
+  }
+  return { type: VERB[verb].type, flags: VERB[verb].flags, body: Buffer.concat([fixed, ...attrs]), op: `route ${verb} ${describeRoute(r)}` };
+}
+
+export function routeDumpRequest(family?: 4 | 6): Request {
+  const fam = family === 4 ? AF_INET : family === 6 ? AF_INET6 : AF_UNSPEC;
+  return { type: RTM_GETROUTE, flags: NLM_F_DUMP, body: encodeRtMsg({ family: fam }), op: `route show${family ? ` -${family}` : ''}` };
+}
+
+/** RTM_NEWROUTE / RTM_DELROUTE → Route, or undefined for families other than inet/inet6. */
+export function decodeRoute(m: NlMsg): Route | undefined {
+  const { fixed, attrs } = splitBody(m, RTMSG_LEN);
+  const rt = decodeRtMsg(fixed);
+  if (rt.family !== AF_INET && rt.family !== AF_INET6) return undefined;
+  const family: IpFamily = rt.family === AF_INET ? 4 : 6;
+  const dst = attrs.get(RTA_DST);
+  const r: Route = {
+    family,
+    dst: dst && rt.dstLen > 0 ? `${formatIp(dst)}/${rt.dstLen}` : 'default',
+    onlink: (rt.flags & RTNH_F_ONLINK) !== 0,
+    table: attrs.u32(RTA_TABLE) ?? rt.table,
+    protocol: rt.protocol,
+    scope: rt.scope,
+    type: rt.type,
+    flags: rt.flags,
+  };
+  const gw = attrs.get(RTA_GATEWAY);
+  if (gw) r.gateway = formatIp(gw);
+  const oif = attrs.u32(RTA_OIF);
+  if (oif !== undefined) r.index = oif;
+  const prio = attrs.u32(RTA_PRIORITY);
+  if (prio !== undefined) r.metric = prio;
+  const src = attrs.get(RTA_PREFSRC);
+  if (src) r.src = formatIp(src);
+  const mtu = attrs.nested(RTA_METRICS)?.u32(RTAX_MTU);
+  if (mtu !== undefined) r.mtu = mtu;
+  return r;
+}

@@ -1,0 +1,60 @@
+// The one place netlink touches the native addon. Everything above talks to a
+// NetlinkSocket, so handles and monitors can be driven by a fake in unit tests.
+import { isAbsolute, join } from 'node:path';
+import { isNativeError, native } from '../native/index.js';
+import { NETLINK_ROUTE } from './constants.js';
+import { errnoNumber, NetlinkError } from './errors.js';
+
+export interface NetlinkSocket {
+  /** The socket's netlink port id (nl_pid); kernel replies carry it in nlmsg_pid. */
+  readonly portId: number;
+  send(msg: Buffer): void;
+  /** One datagram, or null when none arrived within timeoutMs (0 polls). */
+  recv(timeoutMs: number): Buffer | null;
+  close(): void;
+}
+
+/** '/run/netns/h1' stays as is; a bare name 'h1' means /run/netns/h1. */
+export function resolveNetns(netns: string): string {
+  if (netns.length === 0) throw new TypeError('netns must not be empty');
+  if (isAbsolute(netns)) return netns;
+  if (netns.includes('/') || netns === '.' || netns === '..') throw new TypeError(`invalid netns name ${JSON.stringify(netns)}`);
+  return join('/run/netns', netns);
+}
+
+/** Converts a native socket error into a NetlinkError naming the operation. */
+export function fromNative(op: string, e: unknown): Error {
+  if (isNativeError(e)) return new NetlinkError(op, Math.abs(e.errno) || errnoNumber(e.code), { code: e.code });
+  return e instanceof Error ? e : new Error(String(e));
+}
+
+export function openRouteSocket(opts: { groups?: number; netns?: string } = {}): NetlinkSocket {
+  const path = opts.netns === undefined ? undefined : resolveNetns(opts.netns);
+  const groups = opts.groups ?? 0;
+  const n = native();
+  let s: { fd: number; portId: number };
+  try {
+    s = path === undefined ? n.netlink.open(NETLINK_ROUTE, groups) : n.netlink.open(NETLINK_ROUTE, groups, path);
+  } catch (e) {
+    throw fromNative(`open rtnetlink socket${path ? ` in ${path}` : ''}`, e);
+  }
+  let fd = s.fd;
+  return {
+    portId: s.portId,
+    send(msg) {
+      if (fd < 0) throw new NetlinkError('netlink send', 9, { detail: 'socket is closed' });
+      n.netlink.send(fd, msg);
+    },
+    recv(timeoutMs) {
+      if (fd < 0) throw new NetlinkError('netlink recv', 9, { detail: 'socket is closed' });
+      return n.netlink.recv(fd, Math.max(-1, Math.min(Math.floor(timeoutMs), 0x7fffffff)));
+    },
+    close() {
+      if (fd >= 0) {
+        const f = fd;
+        fd = -1;
+        n.close(f);
+      }
+    },
+  };
+}

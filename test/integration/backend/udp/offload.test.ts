@@ -1,0 +1,154 @@
+// The native udp engine with TUN and UDP offloads (issue #6), end to end:
+// h1 and h2 run it with offloads (the default), h3 with --udp-offload=false,
+// h4 with the dgram engine, one container each. TCP both ways at once, data
+// checked by sha256, the counters that say GSO sends and coalesced writes
+// happened, and interop with peers that send and expect one plain datagram
+// per packet. No throughput is asserted here: see bench/udp-throughput.ts.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { Lab, type LabContainer } from '../../../../lab/lab.js';
+import { attachContainer, logRecords, putNetworkConfig, waitFor, type AgentReady, type LabAgent, startAgents } from '../../../../lab/agent.js';
+import { ping } from '../../../../lab/ping.js';
+
+const TUN = 'weft-tun';
+let lab: Lab;
+const agents: LabAgent[] = [];
+const ready: AgentReady[] = [];
+const cs: LabContainer[] = [];
+let nextPort = 7100;
+
+/** SIGUSR1 -> the next "stats" log line's forwarder counters. */
+async function stats(a: LabAgent): Promise<any> {
+  const count = () => logRecords(lab, a).filter((r) => r.msg === 'stats').length;
+  const before = count();
+  process.kill(a.proc.pid!, 'SIGUSR1');
+  await waitFor(`a stats line from ${a.host.name}`, 3000, () => count() > before);
+  return logRecords(lab, a).filter((r) => r.msg === 'stats').at(-1)!.forwarder;
+}
+
+/** Streams `mb` MiB of random bytes over TCP from one container to another; resolves once the receiver's sha256 matched the sender's. */
+async function shaTransfer(from: LabContainer, to: LabContainer, mb: number): Promise<void> {
+  const port = nextPort++;
+  const sink = lab.spawnIn(to.ns, process.execPath, ['-e', `
+    const h = require('crypto').createHash('sha256'); let n = 0;
+    const s = require('net').createServer((c) => {
+      c.on('data', (d) => { h.update(d); n += d.length; });
+      c.on('end', () => { console.log('SHA ' + n + ' ' + h.digest('hex')); c.end(); s.close(); });
+    });
+    s.listen(${port}, '${to.ip}', () => console.log('LISTENING'));
+    setTimeout(() => process.exit(3), 60000);`], { logName: `sha-sink-${to.name}-${port}` });
+  await waitFor(`the sink on ${to.name}`, 5000, () => lab.readLog(sink).includes('LISTENING'));
+  const send = await lab.execIn(from.ns, process.execPath, ['-e', `
+    const data = require('crypto').randomBytes(${mb} << 20);
+    console.log('SHA ' + data.length + ' ' + require('crypto').createHash('sha256').update(data).digest('hex'));
+    const c = require('net').connect(${port}, '${to.ip}', () => c.end(data));
+    c.on('close', () => process.exit(0));
+    c.on('error', (e) => { console.error(e.message); process.exit(1); });`], { timeoutMs: 60_000 });
+  assert.is(send.code, 0, `${from.name} -> ${to.name}: ${send.stderr}`);
+  const want = /SHA (\d+) ([0-9a-f]{64})/.exec(send.stdout)!;
+  assert.is(Number(want[1]), mb << 20);
+  await waitFor(`the sink on ${to.name} to report`, 10_000, () => lab.readLog(sink).includes('SHA '));
+  assert.match(lab.readLog(sink), new RegExp(`SHA ${want[1]} ${want[2]}`), `${from.name} -> ${to.name}: data differs`);
+  await lab.stop(sink);
+}
+
+test.before(async () => {
+  lab = await Lab.create({ hosts: 4 });
+  await putNetworkConfig(lab, { Network: '10.244.0.0/16', SubnetLen: 24, Backend: { Type: 'udp', Engine: 'native' } });
+  const extra: string[][] = [[], [], ['--udp-offload=false'], ['--udp-engine', 'dgram']];
+  for (const u of await startAgents(lab, (h) => ['--log-level', 'info', ...extra[h.index - 1]!])) {
+    agents.push(u.agent);
+    ready.push(u.ready);
+    cs.push(await attachContainer(lab, u.host, u.ready));
+  }
+});
+
+test.after(async () => {
+  await lab?.destroy();
+});
+
+test('offloads on by default: TUN with vnet_hdr and TSO, UDP GSO/GRO; --udp-offload=false and dgram get a plain TUN', async () => {
+  for (const [i, a] of agents.entries()) {
+    const [link] = (await lab.ipJson(a.host.ns, ['-d', 'link', 'show', TUN])) as any[];
+    const f = await stats(a);
+    if (i < 2) {
+      assert.is(link.linkinfo.info_data.vnet_hdr, true, a.host.name);
+      assert.equal(f.offload.tun.filter((x: string) => ['csum', 'tso4', 'tso6'].includes(x)), ['csum', 'tso4', 'tso6']);
+      assert.is(f.offload.vnetHdr, true);
+      assert.is(f.offload.udpGso, true);
+      assert.is(f.offload.udpGro, true);
+    } else {
+      assert.is(link.linkinfo.info_data.vnet_hdr, false, a.host.name);
+      if (i === 2) assert.equal([f.offload.vnetHdr, f.offload.tun], [false, []]);
+      else assert.is(f.engine, 'dgram');
+    }
+    assert.is(ready[i]!.mtu, 1472);
+  }
+});
+
+test('every container pings every other (small packets through every engine pair)', async () => {
+  for (const a of cs) {
+    for (const b of cs) {
+      if (a === b) continue;
+      const r = await ping(a.ns, b.ip, { count: 1, timeoutS: 2 });
+      assert.is(r.received, 1, `${a.name} -> ${b.name}`);
+    }
+  }
+});
+
+test('iperf3 TCP in both directions at once between offload hosts completes, both ways carrying data', async () => {
+  const [c1, c2] = [cs[0]!, cs[1]!];
+  const before = [await stats(agents[0]!), await stats(agents[1]!)];
+  const srv = lab.spawnIn(c2.ns, 'iperf3', ['-s', '-1', '-B', c2.ip, '--forceflush'], { logName: 'iperf3-bidir' });
+  await waitFor('iperf3 server', 5000, () => lab.readLog(srv).includes('listening'));
+  const r = await lab.execIn(c1.ns, 'iperf3', ['-c', c2.ip, '--bidir', '-t', '3', '-J'], { timeoutMs: 30_000 });
+  assert.is(r.code, 0, r.stdout.slice(-2000) + r.stderr);
+  const j = JSON.parse(r.stdout);
+  const up = j.end.sum_received.bits_per_second / 1e6;
+  const down = j.end.sum_received_bidir_reverse.bits_per_second / 1e6;
+  console.log(`  iperf3 --bidir -t 3: ${up.toFixed(0)} Mbit/s h1->h2, ${down.toFixed(0)} Mbit/s h2->h1, retransmits ${j.end.sum_sent.retransmits}/${j.end.sum_sent_bidir_reverse.retransmits}`);
+  assert.ok(j.end.sum_received.bytes > 10 << 20, `h1->h2 received ${j.end.sum_received.bytes}`);
+  assert.ok(j.end.sum_received_bidir_reverse.bytes > 10 << 20, `h2->h1 received ${j.end.sum_received_bidir_reverse.bytes}`);
+  await lab.stop(srv);
+  // Both hosts sent GSO messages and wrote coalesced super-packets into their TUN.
+  const after = [await stats(agents[0]!), await stats(agents[1]!)];
+  for (const k of [0, 1]) {
+    const d = (key: string) => after[k].offload[key] - before[k].offload[key];
+    assert.ok(d('tsoReads') > 0 && d('gsoSends') > 0 && d('gsoSegments') > d('gsoSends'), `h${k + 1}: ${JSON.stringify(after[k].offload)}`);
+    assert.ok(d('groReceives') > 0 && d('coalescedWrites') > 0 && d('mergedSegments') > d('coalescedWrites'), `h${k + 1}: ${JSON.stringify(after[k].offload)}`);
+    assert.is(after[k].offload.gsoFallbacks, 0);
+    assert.is(after[k].drops.malformed + after[k].drops.tun_write_error + after[k].drops.send_error, 0, JSON.stringify(after[k].drops));
+  }
+});
+
+test('offloads on both ends: 48 MiB of random bytes each way at once arrive with the same sha256, through GSO and coalesced writes', async () => {
+  const before = [await stats(agents[0]!), await stats(agents[1]!)];
+  await Promise.all([shaTransfer(cs[0]!, cs[1]!, 48), shaTransfer(cs[1]!, cs[0]!, 48)]);
+  const after = [await stats(agents[0]!), await stats(agents[1]!)];
+  for (const k of [0, 1]) {
+    const d = (key: string) => after[k].offload[key] - before[k].offload[key];
+    assert.ok(d('gsoSends') > 0, `h${k + 1} gsoSends`);
+    assert.ok(d('coalescedWrites') > 0, `h${k + 1} coalescedWrites`);
+    // The counters add up: every inner packet the peer sent arrived (pure TCP traffic both ways).
+    assert.ok(after[k].rxPackets - before[k].rxPackets >= d('mergedSegments'));
+  }
+  console.log(`  h1 offload counters: ${JSON.stringify(after[0].offload)}`);
+});
+
+test('interop: offloads on (h1) <-> --udp-offload=false (h3), 24 MiB each way at once, same sha256', async () => {
+  const before = await stats(agents[2]!);
+  await Promise.all([shaTransfer(cs[0]!, cs[2]!, 24), shaTransfer(cs[2]!, cs[0]!, 24)]);
+  const after = await stats(agents[2]!);
+  // h3 sees plain datagrams only: one inner packet each, no GRO.
+  assert.is(after.offload.groReceives, 0);
+  assert.ok(after.rxPackets - before.rxPackets > (24 << 20) / 1472, `h3 rx ${after.rxPackets - before.rxPackets}`);
+  assert.is(after.drops.malformed, 0);
+});
+
+test('interop: offloads on (h2) <-> dgram engine (h4), 16 MiB each way at once, same sha256', async () => {
+  await Promise.all([shaTransfer(cs[1]!, cs[3]!, 16), shaTransfer(cs[3]!, cs[1]!, 16)]);
+  const f = await stats(agents[3]!);
+  assert.is(f.drops.malformed, 0, JSON.stringify(f.drops));
+});
+
+test.run();

@@ -1,0 +1,125 @@
+// `weft bench --quick` once, as CI runs it, so the bench never rots: it must
+// finish, leave no namespace behind, and write well-formed outputs. Nothing
+// here is about speed: every figure only has to be a number (or a reason).
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { spawn } from 'node:child_process';
+import { appendFileSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { listNetns } from '../../../lab/netns.js';
+import { DATA_PATHS } from '../../../bench/data-paths.js';
+
+const WEFT = fileURLToPath(new URL('../../../cmd/weft.js', import.meta.url));
+const FIGURES = ['tcp1Gbps', 'tcpNGbps', 'udpKpps', 'udpLossPct', 'pingP50Ms', 'pingP99Ms'];
+
+let out: string;
+let run: { code: number | null; stdout: string; stderr: string };
+/** The bench lists every namespace it makes here (lab/netns.ts registerNetns); other runs' labs are not ours to judge. */
+let registry: string;
+
+test.before(async () => {
+  out = mkdtempSync(join(tmpdir(), 'weft-bench-'));
+  registry = join(out, 'netns-registry');
+  run = await new Promise((resolve) => {
+    const child = spawn(process.execPath, [WEFT, 'bench', '--quick', '--out', out], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, WEFT_NETNS_REGISTRY: registry },
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.setEncoding('utf8').on('data', (d: string) => { stdout += d; });
+    child.stderr.setEncoding('utf8').on('data', (d: string) => { stderr += d; });
+    const timer = setTimeout(() => child.kill('SIGTERM'), 5 * 60_000);
+    child.on('close', (code) => { clearTimeout(timer); resolve({ code, stdout, stderr }); });
+  });
+});
+
+test.after(() => {
+  // Hand what the bench made on to the runner's safety net before the list goes.
+  if (process.env.WEFT_NETNS_REGISTRY && existsSync(registry)) appendFileSync(process.env.WEFT_NETNS_REGISTRY, readFileSync(registry, 'utf8'));
+  rmSync(out, { recursive: true, force: true });
+});
+
+test('weft bench --quick exits 0, printed progress and wrote latest.json, latest.md, throughput.svg', () => {
+  assert.is(run.code, 0, `exit ${run.code}\n${run.stdout.slice(-3000)}\n${run.stderr.slice(-3000)}`);
+  for (const p of DATA_PATHS) assert.match(run.stdout, ` ${p.id}] `);
+  assert.match(run.stdout, '[control plane]');
+  for (const f of ['latest.json', 'latest.md', 'throughput.svg']) assert.ok(existsSync(join(out, f)), `${f} written`);
+});
+
+test('the JSON has every data path, each with numeric figures or a reason, and the references are measured', () => {
+  const r = JSON.parse(readFileSync(join(out, 'latest.json'), 'utf8'));
+  assert.is(r.tool, 'weft bench');
+  assert.is(r.quick, true);
+  assert.type(r.machine.nproc, 'number');
+  assert.type(r.machine.kernel, 'string');
+  assert.equal(r.dataPaths.map((p: { id: string }) => p.id), DATA_PATHS.map((p) => p.id));
+  for (const p of r.dataPaths) {
+    if (p.status === 'ok') {
+      assert.is(p.reps.length, r.settings.reps, `${p.id} reps`);
+      for (const k of FIGURES) assert.ok(typeof p.median[k] === 'number' && Number.isFinite(p.median[k]), `${p.id} median.${k} = ${p.median[k]}`);
+      for (const k of ['tcp1Gbps', 'tcpNGbps', 'udpKpps']) {
+        assert.type(p.ratioToVxlan[k], 'number', `${p.id} ratioToVxlan.${k}`);
+        assert.type(p.ratioToUnderlay[k], 'number', `${p.id} ratioToUnderlay.${k}`);
+      }
+      if (p.id === 'underlay') assert.is(p.median.agentCpuSecondsPerGB, null, 'no agents on the underlay');
+      else assert.type(p.median.agentCpuSecondsPerGB, 'number', `${p.id} agent CPU`);
+    } else {
+      assert.ok(['unavailable', 'failed'].includes(p.status), `${p.id} status ${p.status}`);
+      assert.type(p.reason, 'string');
+      assert.ok(p.reason.length > 0, `${p.id} has a reason`);
+    }
+  }
+  // The references every ratio divides by must exist; the udp modes may be unavailable on a build without them.
+  for (const id of ['underlay', 'vxlan']) {
+    const p = r.dataPaths.find((x: { id: string }) => x.id === id);
+    assert.is(p.status, 'ok', `${id}: ${p.reason}`);
+  }
+  const c = r.controlPlane;
+  assert.is(c.status, 'ok', c.reason);
+  assert.is(c.leases, 100);
+  assert.is(c.entriesExpected, 300);
+  assert.is(c.convergeSeconds.length, 3);
+  for (const v of c.convergeSeconds) assert.type(v, 'number');
+  for (const v of [...c.rssBeforeMiB, ...c.rssAfterMiB]) assert.ok(v > 0, `RSS ${v}`);
+  assert.is(c.propagation.samples + c.propagation.missing, c.propagation.puts * 3);
+  assert.type(c.propagation.p50Ms, 'number');
+});
+
+test('the markdown has a table row per data path and the control-plane rows', () => {
+  const md = readFileSync(join(out, 'latest.md'), 'utf8');
+  assert.match(md, /^\| data path \| TCP 1 stream \(Gbit\/s\) \|/m);
+  for (const p of DATA_PATHS) assert.match(md, new RegExp(`^\\| ${p.label.replace(/[()]/g, '\\$&')} \\| \\S`, 'm'));
+  assert.match(md, /^\| 100 remote leases put into etcd at once \|/m);
+  assert.match(md, /^\| one new lease: put → route on each of 3 hosts/m);
+  assert.match(md, /Machine: \d+ CPUs/);
+  assert.ok(run.stdout.includes(md.trim().split('\n')[0]!), 'the table is on stdout too');
+});
+
+test('the SVG is one well-formed <svg> document with a bar per measured throughput figure', () => {
+  const svg = readFileSync(join(out, 'throughput.svg'), 'utf8');
+  assert.match(svg, /^<svg xmlns="http:\/\/www\.w3\.org\/2000\/svg"[^>]*>/);
+  assert.match(svg.trim(), /<\/svg>$/);
+  // Tags balance (every element is either self-closing or closed) and no raw '&' or '<' sits in text.
+  const stack: string[] = [];
+  for (const m of svg.matchAll(/<(\/?)([a-zA-Z]+)[^>]*?(\/?)>/g)) {
+    if (m[3]) continue;
+    if (m[1]) assert.is(stack.pop(), m[2], `closing </${m[2]}>`);
+    else stack.push(m[2]!);
+  }
+  assert.equal(stack, []);
+  assert.not.match(svg.replace(/<[^>]*>/g, ''), /[<]|&(?!amp;|lt;|gt;|quot;)/);
+  const ok = JSON.parse(readFileSync(join(out, 'latest.json'), 'utf8')).dataPaths.filter((p: { status: string }) => p.status === 'ok').length;
+  assert.is((svg.match(/<rect [^>]*><title>/g) ?? []).length, ok * 3 * 2, 'bars: ok paths × 3 figures × 2 panels');
+});
+
+test('every namespace the bench made is gone', async () => {
+  const made = readFileSync(registry, 'utf8').split('\n').filter(Boolean);
+  assert.ok(made.length >= 5 * 4, `the bench registered its namespaces (${made.length})`);
+  const now = new Set(await listNetns());
+  assert.equal(made.filter((n) => now.has(n)), []);
+});
+
+test.run();

@@ -1,0 +1,63 @@
+// Bad input to weftd: flags and network config. Each gets exit status 2 and
+// a message naming the bad value; nothing is created.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { spawnSync } from 'node:child_process';
+import { join } from 'node:path';
+import { Lab } from '../../../lab/lab.js';
+import { putNetworkConfig, WEFTD } from '../../../lab/agent.js';
+
+function weftd(args: string[], env: Record<string, string> = {}) {
+  return spawnSync(process.execPath, [WEFTD, ...args], { encoding: 'utf8', env: { PATH: process.env.PATH ?? '', ...env }, timeout: 10_000 });
+}
+
+test('--help lists the flags; --version prints the version; both exit 0', () => {
+  const h = weftd(['--help']);
+  assert.is(h.status, 0);
+  assert.match(h.stdout, /^Usage: weftd \[flags\]/);
+  assert.match(h.stdout, /--etcd-endpoints VALUE\s+comma-separated etcd client URLs \(default http:\/\/127\.0\.0\.1:2379\)/);
+  const v = weftd(['--version']);
+  assert.is(v.status, 0);
+  assert.match(v.stdout, /^weftd \d+\.\d+\.\d+\n$/);
+});
+
+test('a bad flag or environment value exits 2 naming it, before touching anything', () => {
+  for (const [args, env, re] of [
+    [['--subnet-lease-ttl', '-5'], {}, /weftd: invalid --subnet-lease-ttl "-5": must be at least 5/],
+    [['--etcd-endpoints', 'etcd:2379'], {}, /weftd: invalid --etcd-endpoints "etcd:2379": "etcd:2379" must use http:\/\/ or https:\/\//],
+    [[], { WEFTD_PUBLIC_IP: '192.0.2' }, /weftd: invalid WEFTD_PUBLIC_IP= "192.0.2": must be an IPv4 address/],
+    [['--frobnicate'], {}, /weftd: unknown flag --frobnicate/],
+  ] as Array<[string[], Record<string, string>, RegExp]>) {
+    const r = weftd(args, env);
+    assert.is(r.status, 2, `${args} ${JSON.stringify(env)}: ${r.stderr}`);
+    assert.match(r.stderr, re);
+  }
+});
+
+test('an invalid network config in etcd exits 2 naming the key and the value; a missing one is waited for', async () => {
+  const lab = await Lab.create({ hosts: 1 });
+  try {
+    const h = lab.host(1);
+    await putNetworkConfig(lab, { Network: '10.244.0.0/16', SubnetLen: 31 }, '/bad');
+    const r = await lab.execIn(h.ns, process.execPath, [WEFTD, '--etcd-endpoints', lab.etcd!.labEndpoints[0]!, '--etcd-prefix', '/bad', '--subnet-file', join(h.dir, 's.env')], { timeoutMs: 15_000 });
+    assert.is(r.code, 2, r.stderr);
+    assert.match(r.stderr, /weftd: \/bad\/config: SubnetLen must be at most 30, got 31/);
+    const links = (await lab.ipJson(h.ns, ['link', 'show'])) as Array<{ ifname: string }>;
+    assert.equal(links.map((l) => l.ifname).sort(), ['eth0', 'lo'], 'no device was created');
+
+    // No config yet: the agent waits (like flanneld) and starts once it appears.
+    const p = lab.spawnIn(h.ns, process.execPath, [WEFTD, '--etcd-endpoints', lab.etcd!.labEndpoints[0]!, '--etcd-prefix', '/later', '--subnet-file', join(h.dir, 's.env')], { logName: 'weftd-later' });
+    await new Promise((res) => setTimeout(res, 1500));
+    assert.is(p.exitCode, null, 'still waiting');
+    assert.match(lab.readLog(p), /network config not found: etcd key \/later\/config does not exist/);
+    await putNetworkConfig(lab, { Network: '10.244.0.0/16' }, '/later');
+    const t0 = Date.now();
+    while (!lab.readLog(p).includes('"msg":"ready"') && Date.now() - t0 < 10_000) await new Promise((res) => setTimeout(res, 50));
+    assert.ok(lab.readLog(p).includes('"msg":"ready"'), lab.readLog(p).slice(-1500));
+    await lab.stop(p);
+  } finally {
+    await lab.destroy();
+  }
+});
+
+test.run();

@@ -1,0 +1,141 @@
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { createLogger } from '../../../daemon/logger.js';
+import { IP4Net, OutOfSubnetsError, SubnetManager, parseNetworkConfig, type Lease } from '../../../subnet-manager/index.js';
+import { type EtcdCluster, startEtcd } from '../../../lab/etcd.js';
+
+const log = createLogger('silent');
+let etcd: EtcdCluster;
+const managers: SubnetManager[] = [];
+const mk = (o: { ttlSeconds?: number; prefix?: string } = {}) => {
+  const m = new SubnetManager({ endpoints: etcd.endpoints, logger: log, ...o });
+  managers.push(m);
+  return m;
+};
+const req = (ip: string, previousSubnet?: IP4Net) => ({ publicIP: ip, backendType: 'vxlan', backendData: { VNI: 1, VtepMAC: 'c6:d2:32:6f:8f:44' }, ...(previousSubnet ? { previousSubnet } : {}) });
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+
+test.before(async () => { etcd = await startEtcd(); });
+test.after(async () => {
+  for (const m of managers) await m.close().catch(() => {});
+  await etcd?.stop();
+});
+
+test('getNetworkConfig: a missing key names it and is retryable (agents wait for the config); stored config is parsed', async () => {
+  const m = mk({ prefix: '/t0' });
+  await m.getNetworkConfig().then(() => assert.unreachable(), (e) => {
+    assert.is(e.code, 'ENOCONFIG');
+    assert.is(e.retryable, true);
+    assert.ok(e.message.includes('/t0/config'), e.message);
+  });
+  await etcd.client().put('/t0/config').value('{"Network":"10.9.0.0/16","SubnetLen":31}');
+  await m.getNetworkConfig().then(() => assert.unreachable(), (e) => {
+    assert.is(e.code, 'EBADCONFIG');
+    assert.is(e.retryable, false);
+    assert.match(e.message, /^\/t0\/config: SubnetLen must be at most 30, got 31/);
+  });
+  await etcd.client().put('/t0/config').value('{"Network":"10.9.0.0/16","Backend":{"Type":"udp"}}');
+  const c = await m.getNetworkConfig();
+  assert.is(String(c.network), '10.9.0.0/16');
+  assert.is(c.backend.port, 8285);
+});
+
+test('50 concurrent acquirers get 50 distinct subnets; the value is flannel JSON with a TTL lease', async () => {
+  const cfg = parseNetworkConfig('{"Network":"10.244.0.0/16"}');
+  const ms = Array.from({ length: 50 }, () => mk({ prefix: '/t1' }));
+  const leases = await Promise.all(ms.map((m, i) => m.acquireLease(cfg, req(`192.0.2.${i + 1}`))));
+  assert.is(new Set(leases.map((l) => String(l.subnet))).size, 50);
+  for (const l of leases) assert.ok(cfg.network.containsNet(l.subnet) && l.subnet.prefixLen === 24 && l.subnet.ip >= cfg.subnetMin.ip);
+  const c = etcd.client();
+  const all = await c.getAll().prefix('/t1/subnets/').strings();
+  assert.is(Object.keys(all).length, 50);
+  assert.is(all[leases[0]!.key], '{"PublicIP":"192.0.2.1","PublicIPv6":null,"BackendType":"vxlan","BackendData":{"VNI":1,"VtepMAC":"c6:d2:32:6f:8f:44"}}');
+  const ttl = await c.leaseClient.leaseTimeToLive({ ID: leases[0]!.leaseId! });
+  assert.ok(Number(ttl.TTL) > 86000, `TTL ${ttl.TTL}`);
+  assert.ok(leases[0]!.expiration!.getTime() > Date.now() + 86000e3);
+});
+
+test('a 15-subnet space: 15 acquire, the 16th gets OutOfSubnetsError naming the range', async () => {
+  const cfg = parseNetworkConfig('{"Network":"10.10.0.0/24","SubnetLen":28}');
+  const m = mk({ prefix: '/t2' });
+  const leases = await Promise.all(Array.from({ length: 15 }, (_, i) => m.acquireLease(cfg, req(`192.0.2.${i + 1}`))));
+  assert.is(new Set(leases.map((l) => String(l.subnet))).size, 15);
+  try {
+    await m.acquireLease(cfg, req('192.0.2.99'));
+    assert.unreachable();
+  } catch (e) {
+    assert.instance(e, OutOfSubnetsError);
+    assert.is((e as Error).message, 'out of subnets: all 15 /28 subnets between 10.10.0.16 and 10.10.0.240 are leased');
+  }
+});
+
+test('restarted host gets its subnet back by PublicIP (value refreshed), and by previousSubnet after release', async () => {
+  const cfg = parseNetworkConfig('{"Network":"10.20.0.0/16"}');
+  const a = await mk({ prefix: '/t3' }).acquireLease(cfg, req('192.0.2.1'));
+  const again = await mk({ prefix: '/t3' }).acquireLease(cfg, { ...req('192.0.2.1'), backendData: { VNI: 1, VtepMAC: '02:00:00:00:00:02' } });
+  assert.ok(again.subnet.equals(a.subnet));
+  assert.is.not(again.leaseId, a.leaseId);
+  assert.match((await etcd.client().get(a.key).string())!, /02:00:00:00:00:02/);
+  const m = mk({ prefix: '/t3' });
+  await m.releaseLease(again);
+  assert.is(await etcd.client().get(a.key).string(), null);
+  const times: number[] = [];
+  for (let i = 0; i < 20; i++) {
+    const t0 = performance.now();
+    const l = await m.acquireLease(cfg, req('192.0.2.1', a.subnet));
+    times.push(performance.now() - t0);
+    assert.ok(l.subnet.equals(a.subnet), `round ${i}: got ${l.subnet}`);
+    await m.releaseLease(l);
+  }
+  console.log(`  acquire (list + grant + txn), median of 20: ${median(times).toFixed(2)} ms`);
+});
+
+test('reservation (key without etcd lease) is never handed out, and is used as-is by its own PublicIP', async () => {
+  const cfg = parseNetworkConfig('{"Network":"10.30.0.0/24","SubnetLen":28}');
+  const c = etcd.client();
+  await c.put('/t4/subnets/10.30.0.16-28').value('{"PublicIP":"192.0.2.200","PublicIPv6":null,"BackendType":"vxlan","BackendData":null}');
+  const m = mk({ prefix: '/t4' });
+  const got = await Promise.all(Array.from({ length: 14 }, (_, i) => m.acquireLease(cfg, req(`192.0.2.${i + 1}`, IP4Net.parse('10.30.0.16/28')))));
+  assert.not.ok(got.some((l) => String(l.subnet) === '10.30.0.16/28'));
+  await m.acquireLease(cfg, req('192.0.2.50')).then(() => assert.unreachable(), (e) => assert.instance(e, OutOfSubnetsError));
+  const own = await m.acquireLease(cfg, req('192.0.2.200'));
+  assert.is(String(own.subnet), '10.30.0.16/28');
+  assert.is(own.expiration, undefined);
+  const r = await c.get('/t4/subnets/10.30.0.16-28').exec();
+  assert.is(String(r.kvs[0]!.lease), '0', 'still no TTL');
+  assert.match(r.kvs[0]!.value.toString(), /VtepMAC/, 'value refreshed');
+  await m.releaseLease(own);
+  assert.ok(await c.get('/t4/subnets/10.30.0.16-28').string(), 'release leaves a reservation alone');
+});
+
+test('short TTL: unrenewed lease disappears and a watcher sees removed; keepLease keeps it past its TTL', async () => {
+  const cfg = parseNetworkConfig('{"Network":"10.40.0.0/16"}');
+  const m = mk({ prefix: '/t5', ttlSeconds: 2 });
+  const watcher = mk({ prefix: '/t5' });
+  const ac = new AbortController();
+  const removed: string[] = [];
+  const w = watcher.watchLeases(cfg, { signal: ac.signal, onBatch: (b) => { for (const e of b.events) if (e.type === 'removed') removed.push(String(e.lease.subnet)); } });
+  const dying = await m.acquireLease(cfg, req('192.0.2.1'));
+  const kept = await m.acquireLease(cfg, req('192.0.2.2'));
+  const keepAc = new AbortController();
+  const changes: Lease[] = [];
+  const k = m.keepLease(kept, { signal: keepAc.signal, onChange: (l) => changes.push(l) });
+  const t0 = Date.now();
+  while (!removed.includes(String(dying.subnet)) && Date.now() - t0 < 8000) await new Promise((r) => setTimeout(r, 100));
+  assert.ok(removed.includes(String(dying.subnet)), 'watcher saw the expired lease removed');
+  await new Promise((r) => setTimeout(r, Math.max(0, 5000 - (Date.now() - t0))));
+  assert.ok(await etcd.client().get(kept.key).string(), 'kept lease still there after 2.5x its TTL');
+  assert.not.ok(removed.includes(String(kept.subnet)));
+  assert.is(changes.length, 0);
+  // Its key deleted behind its back: keepLease re-acquires the same subnet and reports it.
+  await etcd.client().delete().key(kept.key);
+  const t1 = Date.now();
+  while (changes.length === 0 && Date.now() - t1 < 5000) await new Promise((r) => setTimeout(r, 100));
+  assert.is(changes.length, 1);
+  assert.ok(changes[0]!.subnet.equals(kept.subnet));
+  assert.ok(await etcd.client().get(kept.key).string());
+  keepAc.abort(); ac.abort();
+  await k; await w;
+});
+
+test.run();

@@ -1,5 +1,0 @@
-// weftd's udp backend with the dgram engine: see udp-agent-suite.ts.
-import { test, udpAgentSuite } from './udp-agent-suite.js';
-
-udpAgentSuite('dgram');
-test.run();

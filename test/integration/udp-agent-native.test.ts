@@ -1,5 +1,0 @@
-// weftd's udp backend with the native engine: see udp-agent-suite.ts.
-import { test, udpAgentSuite } from './udp-agent-suite.js';
-
-udpAgentSuite('native');
-test.run();

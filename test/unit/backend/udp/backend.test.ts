@@ -1,0 +1,47 @@
+// The udp backend's reading of leases and its flags.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { parseUdpPeer, UdpPeer, UDP_OVERHEAD } from '../../../../backend/udp/backend.js';
+import { parseFlags, UsageError } from '../../../../daemon/flags.js';
+import { IP4Net } from '../../../../subnet-manager/ip.js';
+import { decodeLeaseAttrs } from '../../../../subnet-manager/lease.js';
+import type { Lease } from '../../../../subnet-manager/lease.js';
+
+const OWN = '192.0.2.11';
+const lease = (subnet: string, json: string): Lease => ({
+  subnet: IP4Net.parse(subnet),
+  attrs: decodeLeaseAttrs(json),
+  key: `/coreos.com/network/subnets/${subnet.replace('/', '-')}`,
+});
+
+test('a weft udp lease and a flannel udp lease (no BackendType) are peers; BackendData is ignored', () => {
+  const w = parseUdpPeer(lease('10.244.3.0/24', '{"PublicIP":"192.0.2.13","BackendType":"udp","BackendData":null}'), OWN);
+  assert.ok('peer' in w);
+  assert.is((w as { peer: UdpPeer }).peer.publicIp, '192.0.2.13');
+  assert.is((w as { peer: UdpPeer }).peer.subnet.toString(), '10.244.3.0/24');
+  const f = parseUdpPeer(lease('10.244.4.0/24', '{"PublicIP":"192.0.2.14"}'), OWN);
+  assert.ok('peer' in f, JSON.stringify(f));
+});
+
+test('vxlan leases, our own address and equality', () => {
+  const v = parseUdpPeer(lease('10.244.3.0/24', '{"PublicIP":"192.0.2.13","BackendType":"vxlan","BackendData":{"VtepMAC":"02:00:00:00:00:01"}}'), OWN);
+  assert.equal(v, { error: 'BackendType "vxlan" is not "udp"' });
+  const me = parseUdpPeer(lease('10.244.3.0/24', `{"PublicIP":"${OWN}","BackendType":"udp"}`), OWN);
+  assert.equal(me, { error: `PublicIP ${OWN} is this host's own address` });
+  const a = new UdpPeer(IP4Net.parse('10.244.3.0/24'), '192.0.2.13');
+  assert.ok(a.equals(new UdpPeer(IP4Net.parse('10.244.3.0/24'), '192.0.2.13')));
+  assert.not.ok(a.equals(new UdpPeer(IP4Net.parse('10.244.3.0/24'), '192.0.2.14')));
+  assert.is(UDP_OVERHEAD, 28);
+});
+
+test('--udp-engine and --tun-device', () => {
+  const d = parseFlags([]);
+  assert.is(d.udpEngine, undefined, 'unset: Backend.Engine decides');
+  assert.is(d.tunDevice, 'weft-tun');
+  assert.is(parseFlags(['--udp-engine', 'dgram']).udpEngine, 'dgram');
+  assert.is(parseFlags([], { WEFTD_UDP_ENGINE: 'native' }).udpEngine, 'native');
+  assert.is(parseFlags(['--tun-device=tun9']).tunDevice, 'tun9');
+  assert.throws(() => parseFlags(['--udp-engine', 'fast']), (e: unknown) => e instanceof UsageError && /invalid --udp-engine "fast": must be native or dgram/.test((e as Error).message));
+});
+
+test.run();

@@ -1,0 +1,57 @@
+// The native engine's offload switch (--udp-offload, Backend.Offload), the names
+// of TUN offload bits in its stats, and the vectorised checksum against a
+// plain RFC 1071 reference (every length and alignment the send path sees).
+import { randomBytes } from 'node:crypto';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { parseBackendOffload } from '../../../../backend/udp/backend.js';
+import { tunOffloadNames } from '../../../../backend/udp/native-engine.js';
+import { parseFlags, UsageError } from '../../../../daemon/flags.js';
+import { native } from '../../../../native/index.js';
+
+test('--udp-offload: unset leaves it to Backend.Offload; =false/=true/bare; env', () => {
+  assert.is(parseFlags([]).udpOffload, undefined);
+  assert.is(parseFlags(['--udp-offload=false']).udpOffload, false);
+  assert.is(parseFlags(['--udp-offload']).udpOffload, true);
+  assert.is(parseFlags([], { WEFTD_UDP_OFFLOAD: '0' }).udpOffload, false);
+  assert.throws(() => parseFlags(['--udp-offload=maybe']), (e: unknown) => e instanceof UsageError && /invalid --udp-offload "maybe": must be true or false/.test((e as Error).message));
+});
+
+test('Backend.Offload: boolean or absent; anything else quoted in the error', () => {
+  assert.equal(parseBackendOffload({ Type: 'udp' }), {});
+  assert.equal(parseBackendOffload({ Type: 'udp', Offload: null }), {});
+  assert.equal(parseBackendOffload({ Type: 'udp', Offload: false }), { offload: false });
+  assert.equal(parseBackendOffload({ Type: 'udp', Offload: true }), { offload: true });
+  assert.equal(parseBackendOffload({ Type: 'udp', Offload: 'no' }), { error: 'Backend.Offload must be true or false, got "no"' });
+});
+
+test('TUN_F_* bits -> names, matching the addon\'s constants', () => {
+  const t = native().tun;
+  assert.equal(tunOffloadNames(0), []);
+  assert.equal(tunOffloadNames(t.TUN_F_CSUM | t.TUN_F_TSO4 | t.TUN_F_TSO6 | t.TUN_F_TSO_ECN | t.TUN_F_USO4 | t.TUN_F_USO6), ['csum', 'tso4', 'tso6', 'tso_ecn', 'uso4', 'uso6']);
+  assert.equal(tunOffloadNames(t.TUN_F_CSUM | t.TUN_F_TSO4), ['csum', 'tso4']);
+});
+
+function reference(b: Buffer): number {
+  let s = 0;
+  for (let i = 0; i + 1 < b.length; i += 2) s += b.readUInt16BE(i);
+  if (b.length & 1) s += b[b.length - 1]! << 8;
+  while (s > 0xffff) s = (s & 0xffff) + (s >>> 16);
+  return ~s & 0xffff;
+}
+
+test('checksum (SIMD sum) equals the RFC 1071 reference for lengths 0..2100 at every alignment 0..15, and 64 KiB of 0xff', () => {
+  const o = native().offload;
+  const pool = randomBytes(4096);
+  for (let n = 0; n <= 2100; n++) {
+    const off = n % 16;
+    const b = pool.subarray(off, off + n);
+    assert.is(o.checksum(b), reference(b), `length ${n} at offset ${off}`);
+  }
+  for (const n of [64, 65, 1472, 65535]) {
+    const ff = Buffer.alloc(n, 0xff); // the largest word sums: carries in every lane
+    assert.is(o.checksum(ff), reference(ff), `0xff x ${n}`);
+  }
+});
+
+test.run();

@@ -1,0 +1,141 @@
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { cniConflist } from '../../../host/cni-conf.js';
+import { forwarderTotals, HealthServer, type HealthSource } from '../../../daemon/health.js';
+import { createLogger } from '../../../daemon/logger.js';
+import { SystemdNotifier } from '../../../daemon/systemd.js';
+import type { Backend, BackendStats } from '../../../backend/backend.js';
+
+const quiet = createLogger('silent');
+
+test('systemd notifier: no NOTIFY_SOCKET, no messages', () => {
+  const sent: string[] = [];
+  const n = new SystemdNotifier(quiet, {}, (_p, m) => sent.push(m));
+  n.status('x');
+  n.ready('y');
+  assert.is(n.enabled, false);
+  assert.equal(sent, []);
+});
+
+test('systemd notifier: READY carries a status line; a send failure is logged, not thrown', () => {
+  const sent: Array<[string, string]> = [];
+  const n = new SystemdNotifier(quiet, { NOTIFY_SOCKET: '@weft-test' }, (p, m) => sent.push([p, m]));
+  n.status('acquiring a subnet lease\nfor 192.0.2.11');
+  n.ready('ready: subnet 10.244.3.0/24');
+  assert.equal(sent, [
+    ['@weft-test', 'STATUS=acquiring a subnet lease for 192.0.2.11'],
+    ['@weft-test', 'READY=1\nSTATUS=ready: subnet 10.244.3.0/24'],
+  ]);
+  const lines: string[] = [];
+  const failing = new SystemdNotifier(createLogger('warn', {}, (l) => lines.push(l)), { NOTIFY_SOCKET: '/run/nope' }, () => {
+    throw Object.assign(new Error('notify /run/nope: No such file or directory'), { code: 'ENOENT' });
+  });
+  failing.ready('x');
+  assert.is(lines.length, 1);
+  assert.match(lines[0]!, /"code":"ENOENT"/);
+});
+
+test('systemd notifier: watchdog only with WATCHDOG_USEC and a matching WATCHDOG_PID', async () => {
+  const sent: string[] = [];
+  const n = new SystemdNotifier(quiet, { NOTIFY_SOCKET: '@w', WATCHDOG_USEC: '100000', WATCHDOG_PID: String(process.pid) }, (_p, m) => sent.push(m));
+  const other = new SystemdNotifier(quiet, { NOTIFY_SOCKET: '@w', WATCHDOG_USEC: '100000', WATCHDOG_PID: '1' }, (_p, m) => sent.push(`other ${m}`));
+  await new Promise((r) => setTimeout(r, 230));
+  n.stopping();
+  other.stopping();
+  const dogs = sent.filter((m) => m === 'WATCHDOG=1').length;
+  assert.ok(dogs >= 3 && dogs <= 6, `WATCHDOG=1 every 50 ms: ${dogs}`);
+  assert.not.ok(sent.includes('other WATCHDOG=1'));
+  assert.ok(sent.includes('STOPPING=1'));
+});
+
+function fakeSource(over: Partial<HealthSource> = {}, stats: Partial<BackendStats> = {}): HealthSource {
+  const s: BackendStats = { peersKnown: 2, peersProgrammed: 2, kernelErrors: 3, invalidPeers: 1, deviceRecreated: 0, ...stats };
+  const backend = { stats: () => s } as unknown as Backend;
+  return {
+    phase: () => 'ready',
+    leaseExpiry: () => new Date(2_000_000_000_000),
+    subnet: () => '10.244.3.0/24',
+    backend: () => backend,
+    etcd: () => ({ lastContact: new Date(), reconnects: 4, watchResyncs: 1, invalidLeases: 5 }),
+    probeEtcd: async () => true,
+    ...over,
+  };
+}
+
+test('health: /readyz is 503 until every known peer is programmed', async () => {
+  const h = new HealthServer(fakeSource({}, { peersProgrammed: 1 }), quiet);
+  const r = await h.handle('/readyz', 'GET');
+  assert.is(r.code, 503);
+  assert.equal(JSON.parse(r.body), { ok: false, phase: 'ready', subnet: '10.244.3.0/24', peersKnown: 2, peersProgrammed: 1 });
+  assert.is((await new HealthServer(fakeSource({ phase: () => 'syncing' }), quiet).handle('/readyz', 'GET')).code, 503);
+  assert.is((await new HealthServer(fakeSource(), quiet).handle('/readyz', 'GET')).code, 200);
+});
+
+test('health: /healthz probes etcd when it has been quiet, and says unreachable when the probe fails', async () => {
+  let probes = 0;
+  const h = new HealthServer(fakeSource({ etcd: () => ({ reconnects: 0, watchResyncs: 0, invalidLeases: 0 }), probeEtcd: async () => { probes++; throw new Error('down'); } }), quiet);
+  const r = await h.handle('/healthz', 'GET');
+  assert.is(r.code, 503);
+  assert.is(JSON.parse(r.body).etcd, 'unreachable');
+  await h.handle('/healthz', 'GET');
+  assert.is(probes, 1, 'at most one probe per second');
+});
+
+test('metrics: counters mirror the backend, etcd and forwarder counters', async () => {
+  const forwarder = { txPackets: 10, rxPackets: 7, txBytes: 1000, rxBytes: 700, drops: { unknown_peer: 2, spoofed_source: 1 } };
+  const h = new HealthServer(fakeSource({}, { forwarder }), quiet);
+  const m = (await h.handle('/metrics', 'GET')).body;
+  for (const line of [
+    'weft_kernel_operation_errors_total 3',
+    'weft_etcd_reconnects_total 4',
+    'weft_invalid_leases_total 5',
+    'weft_lease_expiry_timestamp_seconds 2000000000',
+    'weft_forwarder_packets_total{direction="tx"} 10',
+    'weft_forwarder_drops_total{reason="unknown_peer"} 2',
+  ]) {
+    assert.ok(m.includes(`\n${line}\n`), line);
+  }
+  // Scraped twice, counters do not double.
+  const again = (await h.handle('/metrics', 'GET')).body;
+  assert.ok(again.includes('\nweft_etcd_reconnects_total 4\n'));
+  assert.is(forwarderTotals(undefined), undefined);
+});
+
+test('CNI conflist: bridge + host-local on the leased subnet, the overlay MTU, one default route', () => {
+  const c = cniConflist({ bridge: 'weft0', subnet: '10.244.3.0/24', gateway: '10.244.3.1', mtu: 1450, ipamDataDir: '/var/lib/weft/ipam' });
+  const bridge = (c.plugins as Array<Record<string, any>>)[0]!;
+  assert.is(c.cniVersion, '1.0.0');
+  assert.is(bridge.type, 'bridge');
+  assert.is(bridge.isDefaultGateway, true);
+  assert.is(bridge.mtu, 1450);
+  assert.equal(bridge.ipam.ranges, [[{ subnet: '10.244.3.0/24', gateway: '10.244.3.1' }]]);
+  assert.is(bridge.ipam.routes, undefined, 'isDefaultGateway adds the default route; a second would fail');
+  assert.is(bridge.ipam.dataDir, '/var/lib/weft/ipam');
+});
+
+test('deploy/weftd.service passes systemd-analyze verify without a single warning', () => {
+  const unit = fileURLToPath(new URL('../../../../deploy/weftd.service', import.meta.url));
+  const text = readFileSync(unit, 'utf8');
+  assert.match(text, /^Type=notify$/m);
+  assert.match(text, /^After=network-online\.target etcd\.service$/m);
+  assert.match(text, /^EnvironmentFile=-\/etc\/default\/weftd$/m);
+  // verify checks that ExecStart exists; the binary is installed later, so point it at a stand-in.
+  const dir = mkdtempSync(join(tmpdir(), 'weft-unit-'));
+  try {
+    const copy = join(dir, 'weftd.service');
+    writeFileSync(copy, text.replace(/^ExecStart=\S+/m, 'ExecStart=/bin/true'));
+    const r = spawnSync('systemd-analyze', ['verify', copy], { encoding: 'utf8' });
+    assert.is(r.error, undefined, 'systemd-analyze runs (Debian package systemd)');
+    assert.is(r.status, 0, r.stderr);
+    assert.is((r.stdout + r.stderr).trim(), '', 'no warnings');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test.run();

@@ -1,0 +1,60 @@
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { formatSubnetEnv, readPreviousSubnet, writeSubnetEnv } from '../../../host/subnet-env.js';
+import { stableVtepMac, validVtepMac } from '../../../backend/vxlan/vtep-mac.js';
+import { masqRestoreInput, masqRules } from '../../../host/masquerade.js';
+
+test('subnet.env has flannel\'s four lines', () => {
+  assert.is(
+    formatSubnetEnv({ network: '10.244.0.0/16', subnet: '10.244.3.1/24', mtu: 1450, ipMasq: false }),
+    'FLANNEL_NETWORK=10.244.0.0/16\nFLANNEL_SUBNET=10.244.3.1/24\nFLANNEL_MTU=1450\nFLANNEL_IPMASQ=false\n',
+  );
+});
+
+test('subnet.env is written atomically and read back as the previous subnet', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'weft-env-'));
+  try {
+    const p = join(dir, 'run', 'flannel', 'subnet.env');
+    writeSubnetEnv(p, { network: '10.244.0.0/16', subnet: '10.244.3.1/24', mtu: 1450, ipMasq: true });
+    assert.match(readFileSync(p, 'utf8'), /FLANNEL_IPMASQ=true/);
+    assert.equal(readdirSync(join(dir, 'run', 'flannel')), ['subnet.env']);
+    assert.is(readPreviousSubnet(p)?.toString(), '10.244.3.0/24');
+    writeFileSync(p, 'FLANNEL_SUBNET=garbage\n');
+    assert.is(readPreviousSubnet(p), undefined);
+    assert.is(readPreviousSubnet(join(dir, 'missing')), undefined);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('the VTEP MAC is stable, unicast, locally administered and differs per host and VNI', () => {
+  const a = stableVtepMac('192.0.2.11', 1, '/coreos.com/network');
+  assert.is(a, stableVtepMac('192.0.2.11', 1, '/coreos.com/network'));
+  assert.is.not(a, stableVtepMac('192.0.2.12', 1, '/coreos.com/network'));
+  assert.is.not(a, stableVtepMac('192.0.2.11', 2, '/coreos.com/network'));
+  assert.ok(validVtepMac(a));
+  assert.is(parseInt(a.slice(0, 2), 16) & 3, 2);
+});
+
+test('VTEP MAC validation rejects malformed, multicast and zero addresses', () => {
+  assert.ok(validVtepMac('c6:d2:32:6f:8f:44'));
+  assert.ok(validVtepMac('C6:D2:32:6F:8F:44'));
+  for (const m of ['', 'c6:d2:32:6f:8f', '01:00:5e:00:00:01', '00:00:00:00:00:00', 'zz:d2:32:6f:8f:44', 42, null]) {
+    assert.not.ok(validVtepMac(m), String(m));
+  }
+});
+
+test('masquerade rules: overlay-to-overlay returns, overlay-to-outside masquerades', () => {
+  const r = masqRules('10.244.0.0/16', '10.244.3.0/24').map((x) => x.join(' '));
+  assert.is(r.length, 4);
+  assert.match(r[0]!, /^-s 10\.244\.0\.0\/16 -d 10\.244\.0\.0\/16 .* -j RETURN$/);
+  assert.match(r[2]!, /^-s 10\.244\.0\.0\/16 ! -d 224\.0\.0\.0\/4 .* -j MASQUERADE --random-fully$/);
+  const input = masqRestoreInput('10.244.0.0/16', '10.244.3.0/24');
+  assert.match(input, /^\*nat\n:WEFT-POSTRTG - \[0:0\]\n-F WEFT-POSTRTG\n/);
+  assert.match(input, /COMMIT\n$/);
+});
+
+test.run();
