@@ -3,7 +3,7 @@
 // gateway over the overlay. Exit 0 when etcd answered and every peer did.
 import { readFileSync } from 'node:fs';
 import { Etcd3 } from 'etcd3';
-import { IP4Net } from '../subnet-manager/index.js';
+import { Prefix } from '../lib/ip.js';
 import { probeAll } from './icmp-probe.js';
 import { readLeaseRows, type LeaseRow } from './leases.js';
 import { NetlinkHandle } from '../netlink/index.js';
@@ -62,7 +62,7 @@ export async function gatherStatus(o: StatusOptions): Promise<NodeStatus> {
   const env = parseEnvFile(text);
   const gwCidr = env.get('FLANNEL_SUBNET');
   if (!gwCidr) throw new Error(`${o.subnetFile} has no FLANNEL_SUBNET line`);
-  const own = IP4Net.parse(gwCidr, { mask: true });
+  const own = Prefix.parse(gwCidr, { mask: true, family: 4 });
   const nl = NetlinkHandle.open();
   let device: NodeStatus['node']['device'] = null;
   let bridge: NodeStatus['node']['bridge'] = null;
@@ -109,7 +109,7 @@ export async function gatherStatus(o: StatusOptions): Promise<NodeStatus> {
     status.node.leaseExpiresInSeconds = mine.ttlSeconds;
   }
   const peers = rows.filter((r) => !r.error && r.subnet !== own.toString());
-  const targets = peers.map((p) => IP4Net.parse(p.subnet.split(' ')[0]!).address(1));
+  const targets = peers.map((p) => Prefix.parse(p.subnet.split(' ')[0]!).address(1));
   const probes = targets.length ? await probeAll(targets, { count: 3, timeoutMs: o.timeoutMs }) : new Map();
   status.peers = peers.map((p, i) => {
     const r = probes.get(targets[i]!)!;

@@ -1,10 +1,10 @@
 // The docker0-style bridge containers attach to: <subnet>.1/<len>, overlay MTU, up.
 //   ip link add weft0 type bridge; ip addr replace 10.244.3.1/24 dev weft0; ip link set weft0 mtu 1450 up
-import type { IP4Net } from '../subnet-manager/index.js';
+import type { Prefix } from '../lib/ip.js';
 import type { Logger } from '../daemon/logger.js';
 import type { NetlinkHandle } from '../netlink/index.js';
 
-export function ensureBridge(nl: NetlinkHandle, log: Logger, name: string, subnet: IP4Net, network: IP4Net, mtu: number): number {
+export function ensureBridge(nl: NetlinkHandle, log: Logger, name: string, subnet: Prefix, network: Prefix, mtu: number): number {
   let link = nl.linkByName(name);
   if (link && link.kind !== 'bridge') {
     throw new Error(`--bridge ${name}: an interface of that name exists and is a ${link.kind ?? 'plain device'}, not a bridge`);

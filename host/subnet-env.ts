@@ -2,7 +2,7 @@
 // (temp file + rename) so a reader never sees half a file.
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { IP4Net } from '../subnet-manager/index.js';
+import { Prefix } from '../lib/ip.js';
 
 export interface SubnetEnv {
   readonly network: string; // "10.244.0.0/16"
@@ -45,7 +45,7 @@ export function parseEnvFile(text: string): Map<string, string> {
  * network, e.g. 10.244.3.0/24), or undefined when the file is missing or
  * says nothing usable.
  */
-export function readPreviousSubnet(path: string): IP4Net | undefined {
+export function readPreviousSubnet(path: string): Prefix | undefined {
   let text: string;
   try {
     text = readFileSync(path, 'utf8');
@@ -55,7 +55,7 @@ export function readPreviousSubnet(path: string): IP4Net | undefined {
   const v = parseEnvFile(text).get('FLANNEL_SUBNET');
   if (!v) return undefined;
   try {
-    return IP4Net.parse(v, { mask: true });
+    return Prefix.parse(v, { mask: true, family: 4 });
   } catch {
     return undefined;
   }

@@ -1,14 +1,23 @@
-// Address text <-> bytes, strict and dependency-free. Formatting follows
-// inet_ntop(3) so our strings compare equal to iproute2's output.
+// The one IP model, for both families: address text <-> bytes (strict:
+// dotted quads without leading zeros, as Go's net.ParseIP since 1.17; IPv6
+// without zones), formatted as inet_ntop(3) prints it (RFC 5952), so our
+// strings compare equal to iproute2's and to Go's; one Prefix type for IPv4
+// and IPv6 subnets; and uint32 helpers for the IPv4 packet path.
 
 export type IpFamily = 4 | 6;
+
+/** An address per family, for what a host or peer has in each (a public IP, an underlay address). */
+export interface DualAddress {
+  readonly v4?: string;
+  readonly v6?: string;
+}
 
 export interface ParsedIp {
   family: IpFamily;
   bytes: Buffer;
 }
 
-function bad(what: string, s: string): never {
+function bad(what: string, s: unknown): never {
   throw new TypeError(`invalid ${what} ${JSON.stringify(s)}`);
 }
 
@@ -66,6 +75,7 @@ function parseV6(s: string): Buffer | undefined {
 
 /** "192.0.2.11" or "fd00::1" → family and network-order bytes. Throws TypeError quoting the input. */
 export function parseIp(s: string): ParsedIp {
+  if (typeof s !== 'string') return bad('IP address', s);
   const v4 = parseV4(s);
   if (v4) return { family: 4, bytes: v4 };
   const v6 = s.includes(':') ? parseV6(s) : undefined;
@@ -77,8 +87,23 @@ export function ipFamily(s: string): IpFamily {
   return parseIp(s).family;
 }
 
-/** "10.244.3.0/24" → address bytes and prefix length; a bare address is a host prefix. */
-export function parsePrefix(s: string): ParsedIp & { prefixLen: number } {
+/** True when s is a valid address (of `family`, when given). */
+export function isIp(s: unknown, family?: IpFamily): s is string {
+  if (typeof s !== 'string') return false;
+  try {
+    const p = parseIp(s);
+    return family === undefined || p.family === family;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * "10.244.3.1/24" → address bytes and prefix length, host bits kept (an
+ * interface address, or what the kernel is asked for); a bare address is a
+ * host prefix. For subnets, use Prefix.
+ */
+export function parseCidr(s: string): ParsedIp & { prefixLen: number } {
   const slash = s.indexOf('/');
   const ip = parseIp(slash < 0 ? s : s.slice(0, slash));
   const max = ip.family === 4 ? 32 : 128;
@@ -113,14 +138,145 @@ export function formatIp(b: Uint8Array): string {
   return `${hex(w.slice(0, best))}::${hex(w.slice(best + bestLen))}`;
 }
 
-/** "c6:d2:32:6f:8f:44" → 6 bytes. */
-export function parseMac(s: string): Buffer {
-  const parts = s.split(/[:-]/);
-  if (parts.length !== 6 || !parts.every((p) => /^[0-9a-fA-F]{1,2}$/.test(p))) bad('MAC address', s);
-  return Buffer.from(parts.map((p) => parseInt(p, 16)));
+// ---------------------------------------------------------------- IPv4 as uint32 (the packet path)
+
+/** Parses "10.244.3.1" to a uint32; throws naming the value. */
+export function parseIP4(s: string): number {
+  const b = typeof s === 'string' ? parseV4(s) : undefined;
+  if (!b) throw new TypeError(`invalid IPv4 address ${JSON.stringify(s)}`);
+  return b.readUInt32BE(0);
 }
 
-/** Link-layer address bytes → lowercase colon-separated hex. */
-export function formatMac(b: Uint8Array): string {
-  return Array.from(b, (x) => x.toString(16).padStart(2, '0')).join(':');
+export function formatIP4(n: number): string {
+  return `${(n >>> 24) & 255}.${(n >>> 16) & 255}.${(n >>> 8) & 255}.${n & 255}`;
+}
+
+/** Netmask of a prefix length as a uint32 (prefix 0 -> 0). */
+export function mask4(prefixLen: number): number {
+  return prefixLen === 0 ? 0 : (0xffffffff << (32 - prefixLen)) >>> 0;
+}
+
+// ---------------------------------------------------------------- Prefix
+
+const BITS: Record<IpFamily, number> = { 4: 32, 6: 128 };
+
+function toBigInt(b: Uint8Array): bigint {
+  let n = 0n;
+  for (const x of b) n = (n << 8n) | BigInt(x);
+  return n;
+}
+
+function fromBigInt(n: bigint, family: IpFamily): Buffer {
+  const len = family === 4 ? 4 : 16;
+  const b = Buffer.alloc(len);
+  for (let i = len - 1; i >= 0; i--) {
+    b[i] = Number(n & 0xffn);
+    n >>= 8n;
+  }
+  return b;
+}
+
+/** The address `n` (an integer of the family's width) as text. */
+export function formatIpNumber(n: bigint, family: IpFamily): string {
+  return formatIp(fromBigInt(n, family));
+}
+
+/** An address as an integer of its family's width. */
+export function ipNumber(s: string): { family: IpFamily; n: bigint } {
+  const p = parseIp(s);
+  return { family: p.family, n: toBigInt(p.bytes) };
+}
+
+/**
+ * A subnet of either family: "10.244.3.0/24", "fd00:0:0:3::/64". Immutable;
+ * host bits are never set. Arithmetic is on bigint, so both families share it.
+ */
+export class Prefix {
+  readonly family: IpFamily;
+  /** The network address as an integer of the family's width. */
+  readonly ip: bigint;
+  readonly prefixLen: number;
+
+  constructor(family: IpFamily, ip: bigint, prefixLen: number) {
+    const bits = BITS[family];
+    if (bits === undefined) throw new TypeError(`invalid IP family ${family}`);
+    if (!Number.isInteger(prefixLen) || prefixLen < 0 || prefixLen > bits) throw new TypeError(`invalid IPv${family} prefix length ${prefixLen}`);
+    if (ip < 0n || ip >> BigInt(bits) !== 0n) throw new TypeError(`invalid IPv${family} address number ${ip}`);
+    if ((ip & Prefix.hostMask(family, prefixLen)) !== 0n) throw new TypeError(`IPv${family} prefix ${formatIpNumber(ip, family)}/${prefixLen} has host bits set`);
+    this.family = family;
+    this.ip = ip;
+    this.prefixLen = prefixLen;
+    Object.freeze(this);
+  }
+
+  private static hostMask(family: IpFamily, prefixLen: number): bigint {
+    return (1n << BigInt(BITS[family] - prefixLen)) - 1n;
+  }
+
+  /**
+   * Parses "10.244.3.0/24" or "fd00::/64". Host bits set ("10.244.3.5/24") are
+   * an error naming the value, unless `opts.mask` is true (then they are
+   * cleared, as Go's net.ParseCIDR does for flannel's Network). `opts.family`
+   * restricts the family.
+   */
+  static parse(cidr: string, opts: { mask?: boolean; family?: IpFamily } = {}): Prefix {
+    const what = opts.family ? `IPv${opts.family} CIDR` : 'CIDR';
+    if (typeof cidr !== 'string') throw new TypeError(`invalid ${what} ${JSON.stringify(cidr)}`);
+    const slash = cidr.indexOf('/');
+    const lenStr = slash < 0 ? '' : cidr.slice(slash + 1);
+    let ip: ParsedIp;
+    try {
+      if (slash < 0 || !/^(0|[1-9]\d{0,2})$/.test(lenStr)) throw new Error();
+      ip = parseIp(cidr.slice(0, slash));
+      if ((opts.family && ip.family !== opts.family) || Number(lenStr) > BITS[ip.family]) throw new Error();
+    } catch {
+      throw new TypeError(`invalid ${what} ${JSON.stringify(cidr)}`);
+    }
+    const len = Number(lenStr);
+    const n = toBigInt(ip.bytes);
+    const masked = n & ~Prefix.hostMask(ip.family, len);
+    if (masked !== n && !opts.mask) {
+      throw new TypeError(`IPv${ip.family} CIDR ${JSON.stringify(cidr)} has host bits set (network address is ${formatIpNumber(masked, ip.family)}/${len})`);
+    }
+    return new Prefix(ip.family, masked, len);
+  }
+
+  /** The prefix of length `prefixLen` holding address `addr` (host bits cleared). */
+  static containing(addr: string, prefixLen: number): Prefix {
+    const { family, n } = ipNumber(addr);
+    return new Prefix(family, n & ~Prefix.hostMask(family, prefixLen), prefixLen);
+  }
+
+  get bits(): number { return BITS[this.family]; }
+  /** Number of addresses. */
+  get size(): bigint { return 1n << BigInt(this.bits - this.prefixLen); }
+  /** Last address as an integer. */
+  get last(): bigint { return this.ip + this.size - 1n; }
+  /** The network address as text ("10.244.3.0"). */
+  get networkAddress(): string { return formatIpNumber(this.ip, this.family); }
+  get netmask(): string { return formatIpNumber(~Prefix.hostMask(this.family, this.prefixLen) & ((1n << BigInt(this.bits)) - 1n), this.family); }
+
+  toString(): string { return `${this.networkAddress}/${this.prefixLen}`; }
+  toJSON(): string { return this.toString(); }
+
+  /** The nth address in the prefix: address(1) of 10.244.3.0/24 is "10.244.3.1". */
+  address(n: number | bigint): string {
+    const i = BigInt(n);
+    if (i < 0n || i >= this.size) throw new RangeError(`address index ${n} is outside ${this}`);
+    return formatIpNumber(this.ip + i, this.family);
+  }
+
+  contains(ip: string | bigint): boolean {
+    let n: bigint;
+    if (typeof ip === 'bigint') n = ip;
+    else {
+      const p = parseIp(ip);
+      if (p.family !== this.family) return false;
+      n = toBigInt(p.bytes);
+    }
+    return n >= this.ip && n <= this.last;
+  }
+  containsNet(o: Prefix): boolean { return o.family === this.family && o.prefixLen >= this.prefixLen && this.contains(o.ip); }
+  overlaps(o: Prefix): boolean { return o.family === this.family && (this.contains(o.ip) || o.contains(this.ip)); }
+  equals(o: Prefix): boolean { return o.family === this.family && this.ip === o.ip && this.prefixLen === o.prefixLen; }
 }

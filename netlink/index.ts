@@ -3,7 +3,6 @@
 // NetlinkHandle / NetlinkMonitor that talk to the kernel.
 export * from './constants.js';
 export * from './errors.js';
-export * from '../lib/ip.js';
 export * from './wire.js';
 export * from './types.js';
 export * from './request.js';

@@ -8,7 +8,8 @@ import {
   IFLA_VXLAN_PORT_RANGE, IFLA_VXLAN_TTL, NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL, RTM_DELLINK,
   RTM_GETLINK, RTM_NEWLINK, VETH_INFO_PEER,
 } from './constants.js';
-import { formatIp, formatMac, parseIp, parseMac } from '../lib/ip.js';
+import { formatIp, parseIp } from '../lib/ip.js';
+import { formatMac, parseMac } from '../lib/mac.js';
 import { checkIndex, checkUint, type Request } from './request.js';
 import type { Link, LinkSpec, TunInfo, VxlanInfo } from './types.js';
 import {

@@ -5,7 +5,8 @@ import {
   NDA_VNI, NDMSG_LEN, NLM_F_APPEND, NLM_F_CREATE, NLM_F_DUMP, NLM_F_REPLACE, NTF_MASTER, NTF_SELF,
   NUD_PERMANENT, RTM_DELNEIGH, RTM_GETNEIGH, RTM_NEWNEIGH,
 } from './constants.js';
-import { formatIp, formatMac, parseIp, parseMac } from '../lib/ip.js';
+import { formatIp, parseIp } from '../lib/ip.js';
+import { formatMac, parseMac } from '../lib/mac.js';
 import { checkIndex, checkUint, type Request } from './request.js';
 import type { Fdb, FdbSpec, Neigh, NeighSpec } from './types.js';
 import { attr, attrU16, attrU16BE, attrU32, decodeNdMsg, encodeNdMsg, type NlMsg, splitBody } from './wire.js';

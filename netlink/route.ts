@@ -5,7 +5,7 @@ import {
   RTM_GETROUTE, RTM_NEWROUTE, RTMSG_LEN, RTN_UNICAST, RTN_UNSPEC, RTNH_F_ONLINK, RTPROT_BOOT,
   RTPROT_UNSPEC, RT_SCOPE_LINK, RT_SCOPE_NOWHERE, RT_SCOPE_UNIVERSE, RT_TABLE_MAIN, RT_TABLE_UNSPEC,
 } from './constants.js';
-import { formatIp, type IpFamily, parseIp, parsePrefix } from '../lib/ip.js';
+import { formatIp, type IpFamily, parseCidr, parseIp } from '../lib/ip.js';
 import { checkIndex, checkUint, type Request } from './request.js';
 import type { Route, RouteSpec } from './types.js';
 import { attr, attrNested, attrU32, decodeRtMsg, encodeRtMsg, type NlMsg, splitBody } from './wire.js';
@@ -33,7 +33,7 @@ export function describeRoute(r: RouteSpec): string {
 
 // ip route add|replace|del DST [via GW] [dev INDEX] [table T] [src S] [metric M] [mtu N] [onlink]
 export function routeRequest(verb: RouteVerb, r: RouteSpec): Request {
-  const dst = r.dst === 'default' ? undefined : parsePrefix(r.dst);
+  const dst = r.dst === 'default' ? undefined : parseCidr(r.dst);
   const gw = r.gateway !== undefined ? parseIp(r.gateway) : undefined;
   const family: IpFamily = dst?.family ?? gw?.family ?? 4;
   if (gw && gw.family !== family) throw new TypeError(`gateway ${r.gateway} is not in the family of ${r.dst}`);

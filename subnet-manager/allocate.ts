@@ -1,31 +1,32 @@
 // Pure subnet allocation: enumerate the subnets between SubnetMin and
 // SubnetMax and pick a free one given what is taken. No etcd here, so the
-// bounds logic is unit-testable.
+// bounds logic is unit-testable. Arithmetic is the Prefix's (bigint), so the
+// same code serves an IPv6 space.
+import { Prefix } from '../lib/ip.js';
 import { OutOfSubnetsError } from './errors.js';
-import { IP4Net, formatIP4 } from './ip.js';
 
 export interface SubnetSpace {
-  readonly network: IP4Net;
+  readonly network: Prefix;
   readonly subnetLen: number;
-  readonly subnetMin: IP4Net;
-  readonly subnetMax: IP4Net;
+  readonly subnetMin: Prefix;
+  readonly subnetMax: Prefix;
 }
 
-const step = (s: SubnetSpace): number => 2 ** (32 - s.subnetLen);
+const step = (s: SubnetSpace): bigint => 1n << BigInt(s.subnetMin.bits - s.subnetLen);
 
 /** Number of allocatable subnets, SubnetMin and SubnetMax included. */
 export function subnetCount(s: SubnetSpace): number {
-  return (s.subnetMax.ip - s.subnetMin.ip) / step(s) + 1;
+  return Number((s.subnetMax.ip - s.subnetMin.ip) / step(s)) + 1;
 }
 
-export function subnetAt(s: SubnetSpace, i: number): IP4Net {
+export function subnetAt(s: SubnetSpace, i: number): Prefix {
   if (!Number.isInteger(i) || i < 0 || i >= subnetCount(s)) throw new RangeError(`subnet index ${i} out of range`);
-  return new IP4Net(s.subnetMin.ip + i * step(s), s.subnetLen);
+  return new Prefix(s.subnetMin.family, s.subnetMin.ip + BigInt(i) * step(s), s.subnetLen);
 }
 
 /** True if sn is one of the allocatable subnets (right size, aligned, in [min, max]). */
-export function isAllocatable(s: SubnetSpace, sn: IP4Net): boolean {
-  return sn.prefixLen === s.subnetLen && sn.ip >= s.subnetMin.ip && sn.ip <= s.subnetMax.ip && sn.ip % step(s) === 0;
+export function isAllocatable(s: SubnetSpace, sn: Prefix): boolean {
+  return sn.family === s.subnetMin.family && sn.prefixLen === s.subnetLen && sn.ip >= s.subnetMin.ip && sn.ip <= s.subnetMax.ip;
 }
 
 /**
@@ -33,16 +34,19 @@ export function isAllocatable(s: SubnetSpace, sn: IP4Net): boolean {
  * taken counts, whatever its size or alignment, so a stray key in etcd can
  * never lead to an overlapping subnet being handed out.
  */
-export function freeSubnetIndexes(s: SubnetSpace, taken: Iterable<IP4Net>): number[] {
+export function freeSubnetIndexes(s: SubnetSpace, taken: Iterable<Prefix>): number[] {
   const n = subnetCount(s);
   const used = new Uint8Array(n);
   const size = step(s);
+  const min = s.subnetMin.ip;
+  const max = s.subnetMax.ip + size - 1n;
   for (const t of taken) {
-    const lo = Math.max(t.ip, s.subnetMin.ip);
-    const hi = Math.min(t.last, s.subnetMax.ip + size - 1);
+    if (t.family !== s.subnetMin.family) continue;
+    const lo = t.ip > min ? t.ip : min;
+    const hi = t.last < max ? t.last : max;
     if (lo > hi) continue;
-    const a = Math.floor((lo - s.subnetMin.ip) / size);
-    const b = Math.floor((hi - s.subnetMin.ip) / size);
+    const a = Number((lo - min) / size);
+    const b = Number((hi - min) / size);
     for (let i = a; i <= b; i++) used[i] = 1;
   }
   const out: number[] = [];
@@ -50,14 +54,14 @@ export function freeSubnetIndexes(s: SubnetSpace, taken: Iterable<IP4Net>): numb
   return out;
 }
 
-export function isFree(s: SubnetSpace, sn: IP4Net, taken: Iterable<IP4Net>): boolean {
+export function isFree(s: SubnetSpace, sn: Prefix, taken: Iterable<Prefix>): boolean {
   if (!isAllocatable(s, sn)) return false;
   for (const t of taken) if (t.overlaps(sn)) return false;
   return true;
 }
 
 /** A uniformly random free subnet (as flannel: concurrent starters rarely collide), or null. */
-export function chooseFreeSubnet(s: SubnetSpace, taken: Iterable<IP4Net>, random: () => number = Math.random): IP4Net | null {
+export function chooseFreeSubnet(s: SubnetSpace, taken: Iterable<Prefix>, random: () => number = Math.random): Prefix | null {
   const free = freeSubnetIndexes(s, taken);
   if (free.length === 0) return null;
   return subnetAt(s, free[Math.floor(random() * free.length)]!);
@@ -65,6 +69,6 @@ export function chooseFreeSubnet(s: SubnetSpace, taken: Iterable<IP4Net>, random
 
 export function outOfSubnets(s: SubnetSpace): OutOfSubnetsError {
   return new OutOfSubnetsError(
-    `out of subnets: all ${subnetCount(s)} /${s.subnetLen} subnets between ${formatIP4(s.subnetMin.ip)} and ${formatIP4(s.subnetMax.ip)} are leased`,
+    `out of subnets: all ${subnetCount(s)} /${s.subnetLen} subnets between ${s.subnetMin.networkAddress} and ${s.subnetMax.networkAddress} are leased`,
   );
 }

@@ -6,7 +6,7 @@
 // - SubnetLen defaults to 24 when Network is /22 or shorter, else prefix+2;
 // - SubnetMin/SubnetMax default to the second/last subnet, must be aligned.
 import { ConfigError } from './errors.js';
-import { IP4Net, IP6Net, formatIP4, mask4, parseIP4 } from './ip.js';
+import { Prefix, formatIpNumber, ipNumber, isIp } from '../lib/ip.js';
 
 export type BackendType = 'vxlan' | 'udp' | 'host-gw';
 export const BACKEND_TYPES: readonly BackendType[] = ['vxlan', 'udp', 'host-gw'];
@@ -26,14 +26,15 @@ export interface BackendConfig {
 }
 
 export interface NetworkConfig {
-  readonly network: IP4Net;
+  /** IPv4. */
+  readonly network: Prefix;
   readonly subnetLen: number;
   /** First allocatable subnet (prefix subnetLen). */
-  readonly subnetMin: IP4Net;
+  readonly subnetMin: Prefix;
   /** Last allocatable subnet (prefix subnetLen). */
-  readonly subnetMax: IP4Net;
+  readonly subnetMax: Prefix;
   readonly enableIPv6: boolean;
-  readonly ipv6Network?: IP6Net;
+  readonly ipv6Network?: Prefix;
   readonly ipv6SubnetLen?: number;
   readonly backend: BackendConfig;
 }
@@ -73,16 +74,17 @@ function boolField(o: Obj, name: string, label: string, dflt: boolean): boolean 
   return v;
 }
 
-function subnetBound(o: Obj, name: 'SubnetMin' | 'SubnetMax', network: IP4Net, subnetLen: number, dflt: number): IP4Net {
+function subnetBound(o: Obj, name: 'SubnetMin' | 'SubnetMax', network: Prefix, subnetLen: number, dflt: bigint): Prefix {
   const v = field(o, name);
   let ip = dflt;
   if (v !== undefined && v !== null && v !== '') {
-    if (typeof v !== 'string') throw new ConfigError(`${name} must be a string like "${formatIP4(dflt)}", got ${show(v)}`);
-    try { ip = parseIP4(v); } catch { throw new ConfigError(`${name} ${show(v)} is not a valid IPv4 address`); }
+    if (typeof v !== 'string') throw new ConfigError(`${name} must be a string like "${formatIpNumber(dflt, 4)}", got ${show(v)}`);
+    if (!isIp(v, 4)) throw new ConfigError(`${name} ${show(v)} is not a valid IPv4 address`);
+    ip = ipNumber(v).n;
     if (!network.contains(ip)) throw new ConfigError(`${name} ${v} is not inside Network ${network}`);
-    if (((ip & mask4(subnetLen)) >>> 0) !== ip) throw new ConfigError(`${name} ${v} is not on a /${subnetLen} boundary`);
+    if (Prefix.containing(v, subnetLen).ip !== ip) throw new ConfigError(`${name} ${v} is not on a /${subnetLen} boundary`);
   }
-  return new IP4Net(ip, subnetLen);
+  return new Prefix(4, ip, subnetLen);
 }
 
 function parseBackend(v: unknown): BackendConfig {
@@ -129,8 +131,8 @@ export function parseNetworkConfig(text: string): NetworkConfig {
   const netV = field(doc, 'Network');
   if (netV === undefined || netV === null || netV === '') throw new ConfigError('Network is required, e.g. "10.244.0.0/16"');
   if (typeof netV !== 'string') throw new ConfigError(`Network must be a string like "10.244.0.0/16", got ${show(netV)}`);
-  let network: IP4Net;
-  try { network = IP4Net.parse(netV, { mask: true }); } catch { throw new ConfigError(`Network ${show(netV)} is not a valid IPv4 CIDR like "10.244.0.0/16"`); }
+  let network: Prefix;
+  try { network = Prefix.parse(netV, { mask: true, family: 4 }); } catch { throw new ConfigError(`Network ${show(netV)} is not a valid IPv4 CIDR like "10.244.0.0/16"`); }
 
   const slV = field(doc, 'SubnetLen');
   let subnetLen: number;
@@ -144,21 +146,21 @@ export function parseNetworkConfig(text: string): NetworkConfig {
     subnetLen = slV;
   }
 
-  const subnetSize = 2 ** (32 - subnetLen);
+  const subnetSize = 1n << BigInt(32 - subnetLen);
   const subnetMin = subnetBound(doc, 'SubnetMin', network, subnetLen, network.ip + subnetSize);
-  const subnetMax = subnetBound(doc, 'SubnetMax', network, subnetLen, network.last + 1 - subnetSize);
+  const subnetMax = subnetBound(doc, 'SubnetMax', network, subnetLen, network.last + 1n - subnetSize);
   if (subnetMin.ip > subnetMax.ip) {
-    throw new ConfigError(`SubnetMin ${formatIP4(subnetMin.ip)} is greater than SubnetMax ${formatIP4(subnetMax.ip)}`);
+    throw new ConfigError(`SubnetMin ${subnetMin.networkAddress} is greater than SubnetMax ${subnetMax.networkAddress}`);
   }
 
   const enableIPv6 = boolField(doc, 'EnableIPv6', 'EnableIPv6', false);
-  let ipv6Network: IP6Net | undefined;
+  let ipv6Network: Prefix | undefined;
   let ipv6SubnetLen: number | undefined;
   const v6V = field(doc, 'IPv6Network');
   if (enableIPv6 || (v6V !== undefined && v6V !== null && v6V !== '')) {
     if (v6V === undefined || v6V === null || v6V === '') throw new ConfigError('IPv6Network is required when EnableIPv6 is true');
     if (typeof v6V !== 'string') throw new ConfigError(`IPv6Network must be a string like "fd00::/48", got ${show(v6V)}`);
-    try { ipv6Network = IP6Net.parse(v6V, { mask: true }); } catch { throw new ConfigError(`IPv6Network ${show(v6V)} is not a valid IPv6 CIDR like "fd00::/48"`); }
+    try { ipv6Network = Prefix.parse(v6V, { mask: true, family: 6 }); } catch { throw new ConfigError(`IPv6Network ${show(v6V)} is not a valid IPv6 CIDR like "fd00::/48"`); }
     const l = field(doc, 'IPv6SubnetLen');
     if (l === undefined || l === null || l === 0) {
       ipv6SubnetLen = 64;

@@ -1,5 +1,4 @@
 // Public API of the control plane.
-export { IP4Net, IP6Net, parseIP4, formatIP4, parseIP6, formatIP6, mask4 } from './ip.js';
 export { type BackendConfig, type BackendType, type NetworkConfig, BACKEND_TYPES, parseNetworkConfig } from './config.js';
 export { type Lease, type LeaseAttrs, leaseKeySuffix, parseLeaseKeySuffix, encodeLeaseAttrs, decodeLeaseAttrs } from './lease.js';
 export { type LeaseEvent, type LeaseBatch, type RawKV, LeaseTable, diffLeaseMaps, leaseFromKV } from './lease-table.js';

@@ -3,7 +3,7 @@
 // re-lists into lease events. Pure (no etcd), so it is unit-tested directly.
 import type { Logger } from '../daemon/logger.js';
 import type { SubnetSpace } from './allocate.js';
-import { IP4Net } from './ip.js';
+import type { Prefix } from '../lib/ip.js';
 import { type Lease, decodeLeaseAttrs, encodeLeaseAttrs, parseLeaseKeySuffix } from './lease.js';
 
 export interface LeaseEvent {
@@ -67,7 +67,7 @@ export class LeaseTable {
     private readonly space: SubnetSpace,
     private readonly subnetsPrefix: string,
     private readonly logger: Logger,
-    private readonly ownSubnet?: IP4Net,
+    private readonly ownSubnet?: Prefix,
     private readonly onInvalid: () => void = () => {},
   ) {}
 

@@ -2,7 +2,7 @@
 //   key   <prefix>/subnets/10.244.3.0-24   (dual stack: 10.244.3.0-24&fd00:0:0:3::-64)
 //   value {"PublicIP":"192.0.2.11","PublicIPv6":null,"BackendType":"vxlan","BackendData":{...}}
 import { LeaseError } from './errors.js';
-import { IP4Net, IP6Net, parseIP4, parseIP6 } from './ip.js';
+import { Prefix, isIp } from '../lib/ip.js';
 
 export interface LeaseAttrs {
   readonly publicIP: string;
@@ -17,8 +17,9 @@ export interface LeaseAttrs {
 }
 
 export interface Lease {
-  readonly subnet: IP4Net;
-  readonly ipv6Subnet?: IP6Net;
+  /** IPv4 subnet. */
+  readonly subnet: Prefix;
+  readonly ipv6Subnet?: Prefix;
   readonly attrs: LeaseAttrs;
   /** Full etcd key. */
   readonly key: string;
@@ -29,27 +30,26 @@ export interface Lease {
   readonly leaseId?: string;
 }
 
-export function leaseKeySuffix(subnet: IP4Net, ipv6?: IP6Net): string {
-  const v4 = `${subnet.address(0)}-${subnet.prefixLen}`;
+export function leaseKeySuffix(subnet: Prefix, ipv6?: Prefix): string {
+  const v4 = `${subnet.networkAddress}-${subnet.prefixLen}`;
   if (!ipv6) return v4;
-  const s6 = ipv6.toString();
-  return `${v4}&${s6.slice(0, s6.lastIndexOf('/'))}-${ipv6.prefixLen}`;
+  return `${v4}&${ipv6.networkAddress}-${ipv6.prefixLen}`;
 }
 
-export function parseLeaseKeySuffix(s: string): { subnet: IP4Net; ipv6Subnet?: IP6Net } {
+export function parseLeaseKeySuffix(s: string, opts: { mask?: boolean } = {}): { subnet: Prefix; ipv6Subnet?: Prefix } {
   if (typeof s !== 'string') throw new LeaseError(`invalid lease key ${JSON.stringify(s)}`);
   const [v4, v6, ...rest] = s.split('&');
   const m4 = /^([0-9.]+)-(\d{1,2})$/.exec(v4 ?? '');
   if (!m4 || rest.length > 0) throw new LeaseError(`invalid lease key ${JSON.stringify(s)}: want "10.244.3.0-24" or "10.244.3.0-24&fd00::-64"`);
-  let subnet: IP4Net;
-  try { subnet = IP4Net.parse(`${m4[1]}/${m4[2]}`); } catch (e) {
+  let subnet: Prefix;
+  try { subnet = Prefix.parse(`${m4[1]}/${m4[2]}`, { family: 4, ...opts }); } catch (e) {
     throw new LeaseError(`invalid lease key ${JSON.stringify(s)}: ${(e as Error).message}`);
   }
   if (v6 === undefined) return { subnet };
   const m6 = /^([0-9a-fA-F:.]+)-(\d{1,3})$/.exec(v6);
   if (!m6) throw new LeaseError(`invalid lease key ${JSON.stringify(s)}: bad IPv6 part ${JSON.stringify(v6)}`);
   try {
-    return { subnet, ipv6Subnet: IP6Net.parse(`${m6[1]}/${m6[2]}`) };
+    return { subnet, ipv6Subnet: Prefix.parse(`${m6[1]}/${m6[2]}`, { family: 6, ...opts }) };
   } catch (e) {
     throw new LeaseError(`invalid lease key ${JSON.stringify(s)}: ${(e as Error).message}`);
   }
@@ -75,11 +75,11 @@ export function decodeLeaseAttrs(json: string): LeaseAttrs {
   const o = v as Record<string, unknown>;
   const ip = o['PublicIP'];
   if (typeof ip !== 'string') throw new LeaseError(`lease PublicIP must be an IPv4 address string, got ${JSON.stringify(ip)}`);
-  try { parseIP4(ip); } catch { throw new LeaseError(`lease PublicIP ${JSON.stringify(ip)} is not a valid IPv4 address`); }
+  if (!isIp(ip, 4)) { throw new LeaseError(`lease PublicIP ${JSON.stringify(ip)} is not a valid IPv4 address`); }
   const ip6 = o['PublicIPv6'] ?? null;
   if (ip6 !== null) {
     if (typeof ip6 !== 'string') throw new LeaseError(`lease PublicIPv6 must be a string or null, got ${JSON.stringify(ip6)}`);
-    try { parseIP6(ip6); } catch { throw new LeaseError(`lease PublicIPv6 ${JSON.stringify(ip6)} is not a valid IPv6 address`); }
+    if (!isIp(ip6, 6)) { throw new LeaseError(`lease PublicIPv6 ${JSON.stringify(ip6)} is not a valid IPv6 address`); }
   }
   const bt = o['BackendType'] ?? '';
   if (typeof bt !== 'string') throw new LeaseError(`lease BackendType must be a string, got ${JSON.stringify(bt)}`);

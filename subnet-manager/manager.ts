@@ -4,7 +4,7 @@ import type { Logger } from '../daemon/logger.js';
 import { type SubnetSpace, chooseFreeSubnet, isAllocatable, isFree, outOfSubnets } from './allocate.js';
 import { type NetworkConfig, parseNetworkConfig } from './config.js';
 import { AbortedError, ConfigError, ConfigMissingError, LeaseError, SubnetManagerError } from './errors.js';
-import { IP4Net, IP6Net, parseIP4, parseIP6 } from './ip.js';
+import { Prefix, isIp } from '../lib/ip.js';
 import { type Lease, type LeaseAttrs, decodeLeaseAttrs, encodeLeaseAttrs, leaseKeySuffix, parseLeaseKeySuffix } from './lease.js';
 import type { LeaseBatch, RawKV } from './lease-table.js';
 import { Registry } from './registry.js';
@@ -29,7 +29,7 @@ export interface AcquireRequest {
   backendType: string;
   backendData: unknown;
   /** Subnet from the previous run's subnet file; reused if free. */
-  previousSubnet?: IP4Net;
+  previousSubnet?: Prefix;
 }
 
 /** Conflicting creates exhausted the retries (many hosts racing); retryable. */
@@ -83,9 +83,9 @@ export class SubnetManager {
    */
   async acquireLease(cfg: NetworkConfig, req: AcquireRequest): Promise<Lease> {
     this.checkOpen();
-    try { parseIP4(req.publicIP); } catch { throw new LeaseError(`publicIP ${JSON.stringify(req.publicIP)} is not a valid IPv4 address`); }
+    if (!isIp(req.publicIP, 4)) { throw new LeaseError(`publicIP ${JSON.stringify(req.publicIP)} is not a valid IPv4 address`); }
     if (req.publicIPv6 != null) {
-      try { parseIP6(req.publicIPv6); } catch { throw new LeaseError(`publicIPv6 ${JSON.stringify(req.publicIPv6)} is not a valid IPv6 address`); }
+      if (!isIp(req.publicIPv6, 6)) { throw new LeaseError(`publicIPv6 ${JSON.stringify(req.publicIPv6)} is not a valid IPv6 address`); }
     }
     const attrs: LeaseAttrs = Object.freeze({
       publicIP: req.publicIP, publicIPv6: req.publicIPv6 ?? null, backendType: req.backendType, backendData: req.backendData,
@@ -95,8 +95,8 @@ export class SubnetManager {
     try {
       for (let attempt = 0; attempt < MAX_ACQUIRE_ATTEMPTS; attempt++) {
         const { kvs } = await this.reg.listSubnets();
-        const taken: IP4Net[] = [];
-        let mine: { kv: RawKV; subnet: IP4Net; ipv6Subnet?: IP6Net } | null = null;
+        const taken: Prefix[] = [];
+        let mine: { kv: RawKV; subnet: Prefix; ipv6Subnet?: Prefix } | null = null;
         for (const kv of kvs) {
           const sn = this.takenSubnet(kv.key);
           if (sn) taken.push(sn);
@@ -136,7 +136,7 @@ export class SubnetManager {
           }
         }
 
-        let sn: IP4Net | null = null;
+        let sn: Prefix | null = null;
         if (req.previousSubnet && isFree(cfg, req.previousSubnet, taken)) sn = req.previousSubnet;
         sn ??= chooseFreeSubnet(cfg, taken);
         if (!sn) throw outOfSubnets(cfg);
@@ -209,7 +209,7 @@ export class SubnetManager {
   }
 
   /** Snapshot, then changes, of everyone's leases; resolves when signal aborts. */
-  watchLeases(cfg: NetworkConfig, opts: { signal: AbortSignal; ownSubnet?: IP4Net; onBatch: (b: LeaseBatch) => void | Promise<void> }): Promise<void> {
+  watchLeases(cfg: NetworkConfig, opts: { signal: AbortSignal; ownSubnet?: Prefix; onBatch: (b: LeaseBatch) => void | Promise<void> }): Promise<void> {
     this.checkOpen();
     const signal = AbortSignal.any([opts.signal, this.closer.signal]);
     return runLeaseWatch(this.reg, cfg, { ...opts, signal }, this.stats, this.log);
@@ -249,9 +249,7 @@ export class SubnetManager {
       return null;
     }
     this.reg.revoke(cur.leaseId!).catch(() => {});
-    const origin = this.origins.get(cur.key);
     const next: Lease = Object.freeze({ ...cur, leaseId: id, expiration: new Date(started + this.ttl * 1000), modRevision: r.revision });
-    if (origin) this.origins.set(cur.key, origin);
     this.log.debug('renewed lease', { key: cur.key, expiration: next.expiration!.toISOString() });
     return next;
   }
@@ -260,23 +258,22 @@ export class SubnetManager {
     throw new LeaseError(`lease ${l.key} was not acquired by this SubnetManager; cannot re-acquire it`);
   }
 
-  /** Any parseable subnet key counts as taken, masked if misaligned. */
-  private takenSubnet(key: string): IP4Net | null {
-    const m = /^([0-9.]+)-(\d{1,2})(&|$)/.exec(key.slice(this.reg.subnetsPrefix.length));
-    if (!m) return null;
-    try { return IP4Net.parse(`${m[1]}/${m[2]}`, { mask: true }); } catch { return null; }
+  /** Any key whose IPv4 part parses counts as taken, masked if misaligned (whatever follows its '&'). */
+  private takenSubnet(key: string): Prefix | null {
+    const v4 = key.slice(this.reg.subnetsPrefix.length).split('&')[0]!;
+    try { return parseLeaseKeySuffix(v4, { mask: true }).subnet; } catch { return null; }
   }
 
   /** Dual stack: the IPv6 subnet with the same index in IPv6Network as sn has in Network. */
-  private ipv6For(cfg: NetworkConfig, sn: IP4Net): IP6Net | undefined {
+  private ipv6For(cfg: NetworkConfig, sn: Prefix): Prefix | undefined {
     if (!cfg.enableIPv6 || !cfg.ipv6Network || !cfg.ipv6SubnetLen) return undefined;
-    const index = BigInt((sn.ip - cfg.network.ip) / sn.size);
+    const index = (sn.ip - cfg.network.ip) / sn.size;
     const bits = BigInt(cfg.ipv6SubnetLen - cfg.ipv6Network.prefixLen);
     if (bits < 32n && index >= 1n << bits) throw new ConfigError(`IPv6Network ${cfg.ipv6Network} has too few /${cfg.ipv6SubnetLen} subnets for Network ${cfg.network}`);
-    return new IP6Net(cfg.ipv6Network.ip + (index << BigInt(128 - cfg.ipv6SubnetLen)), cfg.ipv6SubnetLen);
+    return new Prefix(6, cfg.ipv6Network.ip + (index << BigInt(128 - cfg.ipv6SubnetLen)), cfg.ipv6SubnetLen);
   }
 
-  private made(cfg: NetworkConfig, req: AcquireRequest, key: string, subnet: IP4Net, ipv6Subnet: IP6Net | undefined,
+  private made(cfg: NetworkConfig, req: AcquireRequest, key: string, subnet: Prefix, ipv6Subnet: Prefix | undefined,
     attrs: LeaseAttrs, leaseId: string | undefined, revision: number): Lease {
     const l: Lease = Object.freeze({
       subnet, ...(ipv6Subnet ? { ipv6Subnet } : {}), attrs, key,

@@ -7,7 +7,7 @@
 // re-listed and diffed against the known one.
 import type { Logger } from '../daemon/logger.js';
 import type { NetworkConfig } from './config.js';
-import type { IP4Net } from './ip.js';
+import type { Prefix } from '../lib/ip.js';
 import { type LeaseBatch, type LeaseEvent, LeaseTable } from './lease-table.js';
 import type { Registry } from './registry.js';
 import { toUnavailable } from './registry.js';
@@ -25,7 +25,7 @@ export interface ManagerStats {
 
 export interface WatchOptions {
   signal: AbortSignal;
-  ownSubnet?: IP4Net;
+  ownSubnet?: Prefix;
   onBatch: (b: LeaseBatch) => void | Promise<void>;
 }
 

@@ -8,7 +8,8 @@
 // The TUN is not persistent: it lives as long as this process holds its fd, so
 // a killed agent's device vanishes and a restarted one makes it anew.
 import { isIPv4 } from 'node:net';
-import type { IP4Net, Lease, LeaseBatch } from '../../subnet-manager/index.js';
+import type { Prefix } from '../../lib/ip.js';
+import type { Lease, LeaseBatch } from '../../subnet-manager/index.js';
 import type { Logger } from '../../daemon/logger.js';
 import { native } from '../../native/index.js';
 import type { Link, NetlinkHandle } from '../../netlink/index.js';
@@ -28,7 +29,7 @@ export const UDP_OVERHEAD = 28;
 export interface UdpOptions {
   readonly nl: NetlinkHandle;
   readonly log: Logger;
-  readonly network: IP4Net;
+  readonly network: Prefix;
   readonly port: number;
   readonly device: string;
   readonly underlay: Underlay;
@@ -44,7 +45,7 @@ export interface UdpOptions {
 
 export class UdpPeer {
   constructor(
-    readonly subnet: IP4Net,
+    readonly subnet: Prefix,
     readonly publicIp: string,
   ) {}
   equals(o: UdpPeer): boolean {

@@ -13,7 +13,7 @@
 // straight into the host's stack) and keeps order with no buffering.
 import dgram from 'node:dgram';
 import { read, writeSync } from 'node:fs';
-import { parseIP4 } from '../../subnet-manager/ip.js';
+import { parseIP4 } from '../../lib/ip.js';
 import type { Logger } from '../../daemon/logger.js';
 import { checkDatagram, DROP_REASONS, routeFromTun, type DropReason } from './packet.js';
 import type { ForwarderStats, PeerCounters, PeerStats, UdpEngine, UdpEngineOptions } from './engine.js';

@@ -3,7 +3,7 @@
 import { native, type NativeForwarderHandle } from '../../native/index.js';
 import type { ForwarderStats, UdpEngine, UdpEngineOptions } from './engine.js';
 import type { ForwardingTable } from './table.js';
-import { formatIP4 } from '../../subnet-manager/ip.js';
+import { formatIP4 } from '../../lib/ip.js';
 
 /**
  * Socket buffers with offloads: one GSO/GRO message is up to 64 KiB (and its skb's truesize

@@ -3,7 +3,7 @@
 // native engine gets the same entries and builds its own copy).
 //   lookup(dst): longest-prefix match, one Map per distinct prefix length, longest first
 //   routesOf(peerIp): the subnets a sender may use as inner source
-import { formatIP4, mask4, parseIP4 } from '../../subnet-manager/ip.js';
+import { formatIP4, mask4, parseIP4 } from '../../lib/ip.js';
 import type { ForwardRoute } from './packet.js';
 
 export interface UdpRoute extends ForwardRoute {

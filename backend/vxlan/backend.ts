@@ -5,7 +5,8 @@
 //   ip route replace <peer subnet> via <peer subnet>.0 dev weft.1 onlink
 // The kernel is reconciled (list, diff, apply), never flushed, so a restarted
 // agent does not interrupt traffic.
-import type { IP4Net, Lease, LeaseBatch } from '../../subnet-manager/index.js';
+import type { Prefix } from '../../lib/ip.js';
+import type { Lease, LeaseBatch } from '../../subnet-manager/index.js';
 import type { Logger } from '../../daemon/logger.js';
 import { RT_TABLE_MAIN } from '../../netlink/constants.js';
 import { isNotFound, type Link, type NetlinkHandle, type Notification } from '../../netlink/index.js';
@@ -39,7 +40,7 @@ export interface VxlanOptions {
   readonly nl: VxlanNetlink;
   readonly monitor?: VxlanMonitor;
   readonly log: Logger;
-  readonly network: IP4Net;
+  readonly network: Prefix;
   readonly vni: number;
   readonly port: number;
   readonly device: string;
@@ -54,7 +55,7 @@ export const VXLAN_OVERHEAD = 50;
 
 export class VxlanPeer {
   constructor(
-    readonly subnet: IP4Net,
+    readonly subnet: Prefix,
     readonly vtepIp: string, // <subnet>.0, the peer's VTEP address
     readonly mac: string,
     readonly publicIp: string,

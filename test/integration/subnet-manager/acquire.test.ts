@@ -1,7 +1,8 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { createLogger } from '../../../daemon/logger.js';
-import { IP4Net, OutOfSubnetsError, SubnetManager, parseNetworkConfig, type Lease } from '../../../subnet-manager/index.js';
+import { Prefix } from '../../../lib/ip.js';
+import { OutOfSubnetsError, SubnetManager, parseNetworkConfig, type Lease } from '../../../subnet-manager/index.js';
 import { type EtcdCluster, startEtcd } from '../../../lab/etcd.js';
 
 const log = createLogger('silent');
@@ -12,7 +13,7 @@ const mk = (o: { ttlSeconds?: number; prefix?: string } = {}) => {
   managers.push(m);
   return m;
 };
-const req = (ip: string, previousSubnet?: IP4Net) => ({ publicIP: ip, backendType: 'vxlan', backendData: { VNI: 1, VtepMAC: 'c6:d2:32:6f:8f:44' }, ...(previousSubnet ? { previousSubnet } : {}) });
+const req = (ip: string, previousSubnet?: Prefix) => ({ publicIP: ip, backendType: 'vxlan', backendData: { VNI: 1, VtepMAC: 'c6:d2:32:6f:8f:44' }, ...(previousSubnet ? { previousSubnet } : {}) });
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
 test.before(async () => { etcd = await startEtcd(); });
@@ -95,7 +96,7 @@ test('reservation (key without etcd lease) is never handed out, and is used as-i
   const c = etcd.client();
   await c.put('/t4/subnets/10.30.0.16-28').value('{"PublicIP":"192.0.2.200","PublicIPv6":null,"BackendType":"vxlan","BackendData":null}');
   const m = mk({ prefix: '/t4' });
-  const got = await Promise.all(Array.from({ length: 14 }, (_, i) => m.acquireLease(cfg, req(`192.0.2.${i + 1}`, IP4Net.parse('10.30.0.16/28')))));
+  const got = await Promise.all(Array.from({ length: 14 }, (_, i) => m.acquireLease(cfg, req(`192.0.2.${i + 1}`, Prefix.parse('10.30.0.16/28')))));
   assert.not.ok(got.some((l) => String(l.subnet) === '10.30.0.16/28'));
   await m.acquireLease(cfg, req('192.0.2.50')).then(() => assert.unreachable(), (e) => assert.instance(e, OutOfSubnetsError));
   const own = await m.acquireLease(cfg, req('192.0.2.200'));

@@ -4,14 +4,14 @@ import * as assert from 'uvu/assert';
 import { PeerTable } from '../../../backend/peer-table.js';
 import { parseVxlanPeer, VxlanPeer } from '../../../backend/vxlan/backend.js';
 import { createLogger } from '../../../daemon/logger.js';
-import { IP4Net } from '../../../subnet-manager/ip.js';
+import { Prefix } from '../../../lib/ip.js';
 import type { Lease } from '../../../subnet-manager/lease.js';
 
 const OWN_IP = '192.0.2.11';
 
 function lease(subnet: string, publicIP: string, data: unknown, backendType = 'vxlan'): Lease {
   return {
-    subnet: IP4Net.parse(subnet),
+    subnet: Prefix.parse(subnet),
     attrs: { publicIP, publicIPv6: null, backendType, backendData: data },
     key: `/coreos.com/network/subnets/${subnet.replace('/', '-')}`,
   };

@@ -1,13 +1,14 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import {
-  IP4Net, LeaseTable, chooseFreeSubnet, diffLeaseMaps, freeSubnetIndexes, isAllocatable, isFree, parseNetworkConfig, subnetAt, subnetCount,
+  LeaseTable, chooseFreeSubnet, diffLeaseMaps, freeSubnetIndexes, isAllocatable, isFree, parseNetworkConfig, subnetAt, subnetCount,
   type Lease, type RawKV,
 } from '../../../subnet-manager/index.js';
+import { Prefix } from '../../../lib/ip.js';
 import { createLogger } from '../../../daemon/logger.js';
 
 const cfg = parseNetworkConfig('{"Network":"10.10.0.0/24","SubnetLen":28}');
-const net = (s: string) => IP4Net.parse(s);
+const net = (s: string) => Prefix.parse(s);
 
 test('enumerates SubnetMin..SubnetMax inclusive', () => {
   assert.is(subnetCount(cfg), 15);

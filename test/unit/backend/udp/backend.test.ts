@@ -3,13 +3,13 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { parseUdpPeer, UdpPeer, UDP_OVERHEAD } from '../../../../backend/udp/backend.js';
 import { parseFlags, UsageError } from '../../../../daemon/flags.js';
-import { IP4Net } from '../../../../subnet-manager/ip.js';
+import { Prefix } from '../../../../lib/ip.js';
 import { decodeLeaseAttrs } from '../../../../subnet-manager/lease.js';
 import type { Lease } from '../../../../subnet-manager/lease.js';
 
 const OWN = '192.0.2.11';
 const lease = (subnet: string, json: string): Lease => ({
-  subnet: IP4Net.parse(subnet),
+  subnet: Prefix.parse(subnet),
   attrs: decodeLeaseAttrs(json),
   key: `/coreos.com/network/subnets/${subnet.replace('/', '-')}`,
 });
@@ -28,9 +28,9 @@ test('vxlan leases, our own address and equality', () => {
   assert.equal(v, { error: 'BackendType "vxlan" is not "udp"' });
   const me = parseUdpPeer(lease('10.244.3.0/24', `{"PublicIP":"${OWN}","BackendType":"udp"}`), OWN);
   assert.equal(me, { error: `PublicIP ${OWN} is this host's own address` });
-  const a = new UdpPeer(IP4Net.parse('10.244.3.0/24'), '192.0.2.13');
-  assert.ok(a.equals(new UdpPeer(IP4Net.parse('10.244.3.0/24'), '192.0.2.13')));
-  assert.not.ok(a.equals(new UdpPeer(IP4Net.parse('10.244.3.0/24'), '192.0.2.14')));
+  const a = new UdpPeer(Prefix.parse('10.244.3.0/24'), '192.0.2.13');
+  assert.ok(a.equals(new UdpPeer(Prefix.parse('10.244.3.0/24'), '192.0.2.13')));
+  assert.not.ok(a.equals(new UdpPeer(Prefix.parse('10.244.3.0/24'), '192.0.2.14')));
   assert.is(UDP_OVERHEAD, 28);
 });
 

@@ -7,7 +7,7 @@ import {
   buildNetUnreachable, checkDatagram, decrementTtl, icmpErrorAllowed, internetChecksum, parseIpHeader, routeFromTun,
 } from '../../../../backend/udp/packet.js';
 import { ForwardingTable } from '../../../../backend/udp/table.js';
-import { parseIP4 } from '../../../../subnet-manager/ip.js';
+import { parseIP4 } from '../../../../lib/ip.js';
 
 const hex = (s: string) => Buffer.from(s.replace(/\s+/g, ''), 'hex');
 

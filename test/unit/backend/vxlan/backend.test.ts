@@ -6,7 +6,7 @@ import * as assert from 'uvu/assert';
 import { VxlanBackend, type VxlanNetlink } from '../../../../backend/vxlan/backend.js';
 import { createLogger } from '../../../../daemon/logger.js';
 import { NetlinkError, type Fdb, type Link, type Neigh, type Notification, type Route } from '../../../../netlink/index.js';
-import { IP4Net } from '../../../../subnet-manager/ip.js';
+import { Prefix } from '../../../../lib/ip.js';
 import type { Lease } from '../../../../subnet-manager/lease.js';
 import type { LeaseBatch } from '../../../../subnet-manager/lease-table.js';
 
@@ -96,7 +96,7 @@ class FakeKernel implements VxlanNetlink {
 
 function lease(n: number, mac = `02:00:00:00:00:${n.toString(16).padStart(2, '0')}`): Lease {
   return {
-    subnet: IP4Net.parse(`10.244.${n}.0/24`),
+    subnet: Prefix.parse(`10.244.${n}.0/24`),
     attrs: { publicIP: `192.0.2.${20 + n}`, publicIPv6: null, backendType: 'vxlan', backendData: { VNI: 1, VtepMAC: mac } },
     key: `/coreos.com/network/subnets/10.244.${n}.0-24`,
   };
@@ -104,7 +104,7 @@ function lease(n: number, mac = `02:00:00:00:00:${n.toString(16).padStart(2, '0'
 const snapshot = (...ls: Lease[]): LeaseBatch => ({ snapshot: true, events: ls.map((lease) => ({ type: 'added' as const, lease })) });
 
 function backend(k: FakeKernel, monitor?: { poll(): Notification[] }) {
-  return new VxlanBackend({ nl: k, monitor, log: createLogger('silent'), network: IP4Net.parse('10.244.0.0/16'), vni: 1, port: 8472, device: 'weft.1', mac: MAC, underlay: UNDERLAY });
+  return new VxlanBackend({ nl: k, monitor, log: createLogger('silent'), network: Prefix.parse('10.244.0.0/16'), vni: 1, port: 8472, device: 'weft.1', mac: MAC, underlay: UNDERLAY });
 }
 
 test('creates the VTEP as DESIGN.md says and programs one neighbour, FDB and route entry per peer', async () => {

@@ -1,0 +1,79 @@
+// The one IP model: address text as inet_ntop prints it, IPv4 uint32 helpers,
+// and Prefix over both families.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { formatIP4, formatIp, isIp, parseCidr, parseIP4, parseIp, Prefix } from '../../../lib/ip.js';
+import { formatMac, parseMac } from '../../../lib/mac.js';
+
+test('ip text: parse and format as inet_ntop does', () => {
+  assert.is(parseIp('192.0.2.11').bytes.toString('hex'), 'c000020b');
+  for (const [inp, out] of [
+    ['fd00:0:0:3::', 'fd00:0:0:3::'], ['FE80:0:0:0:0:0:0:1', 'fe80::1'], ['::', '::'], ['::1', '::1'],
+    ['2001:db8:0:0:1:0:0:1', '2001:db8::1:0:0:1'], ['::ffff:192.0.2.1', '::ffff:192.0.2.1'], ['2001:db8::', '2001:db8::'],
+    ['1:0:1:0:1:0:1:0', '1:0:1:0:1:0:1:0'], ['ff02::16', 'ff02::16'],
+  ] as const) {
+    const p = parseIp(inp);
+    assert.is(p.family, 6, inp);
+    assert.is(formatIp(p.bytes), out, inp);
+  }
+  for (const bad of ['', '10.0.0', '256.0.0.1', '01.2.3.4', '1::2::3', '1:2:3:4:5:6:7:8:9', 'x', '10.0.0.1/24', ':::']) {
+    assert.throws(() => parseIp(bad), new RegExp(`invalid IP address ${JSON.stringify(bad).replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}`), bad);
+  }
+  assert.equal(parseCidr('10.244.3.0/24').prefixLen, 24);
+  assert.equal(parseCidr('fd00::1').prefixLen, 128);
+  assert.is(formatMac(parseMac('C6:D2:32:6F:8F:44')), 'c6:d2:32:6f:8f:44');
+});
+
+test('IPv4 parsing and net arithmetic', () => {
+  assert.is(parseIP4('10.244.3.1'), 0x0af40301);
+  assert.is(formatIP4(0xffffffff), '255.255.255.255');
+  for (const bad of ['1.2.3', '1.2.3.256', '01.2.3.4', ' 1.2.3.4', '1.2.3.4/8', '']) {
+    assert.throws(() => parseIP4(bad), (e: Error) => e.message.includes(JSON.stringify(bad)));
+  }
+  const n = Prefix.parse('10.244.3.0/24');
+  assert.is(n.toString(), '10.244.3.0/24');
+  assert.is(n.address(0), '10.244.3.0');
+  assert.is(n.address(1), '10.244.3.1');
+  assert.is(n.size, 256n);
+  assert.is(n.netmask, '255.255.255.0');
+  assert.ok(n.contains('10.244.3.255') && !n.contains('10.244.4.0'));
+  assert.ok(Prefix.parse('10.244.0.0/16').containsNet(n) && !n.containsNet(Prefix.parse('10.244.0.0/16')));
+  assert.ok(n.overlaps(Prefix.parse('10.244.3.128/25')) && !n.overlaps(Prefix.parse('10.244.4.0/24')));
+  assert.ok(n.equals(Prefix.parse('10.244.3.0/24')));
+  assert.throws(() => Prefix.parse('10.244.3.5/24'), /"10\.244\.3\.5\/24" has host bits set/);
+  assert.is(String(Prefix.parse('10.244.3.5/24', { mask: true })), '10.244.3.0/24');
+  assert.throws(() => Prefix.parse('10.244.3.0/33'), /"10\.244\.3\.0\/33"/);
+  assert.is(Prefix.parse('0.0.0.0/0').size, 2n ** 32n);
+});
+
+test('IPv6 nets', () => {
+  const n = Prefix.parse('fd00:0:0:3::/64');
+  assert.is(n.toString(), 'fd00:0:0:3::/64');
+  assert.ok(n.contains('fd00:0:0:3::1') && !n.contains('fd00:0:0:4::'));
+  assert.ok(Prefix.parse('fd00::/48').containsNet(n));
+  assert.throws(() => Prefix.parse('fd00::1/64'), /host bits/);
+  assert.throws(() => Prefix.parse('zz::/64'), /"zz::\/64"/);
+});
+
+test('one Prefix type for both families: family, equality and containment never cross families', () => {
+  const v4 = Prefix.parse('10.244.3.0/24');
+  const v6 = Prefix.parse('fd00:0:0:3::/64');
+  assert.equal([v4.family, v4.bits, v6.family, v6.bits], [4, 32, 6, 128]);
+  assert.is(v6.address(1), 'fd00:0:0:3::1');
+  assert.is(v6.size, 2n ** 64n);
+  assert.not.ok(v4.contains('fd00:0:0:3::1'));
+  assert.not.ok(v6.contains('10.244.3.1'));
+  assert.not.ok(v4.overlaps(Prefix.parse('::/0')));
+  assert.not.ok(Prefix.parse('0.0.0.0/0').equals(Prefix.parse('::/0')));
+  assert.is(String(Prefix.containing('10.244.3.77', 24)), '10.244.3.0/24');
+  assert.is(String(Prefix.containing('fd00:0:0:3::77', 64)), 'fd00:0:0:3::/64');
+  assert.throws(() => Prefix.parse('fd00::/64', { family: 4 }), /invalid IPv4 CIDR "fd00::\/64"/);
+  assert.throws(() => Prefix.parse('10.0.0.0/8', { family: 6 }), /invalid IPv6 CIDR/);
+  assert.throws(() => new Prefix(4, 1n, 24), /host bits/);
+  assert.ok(isIp('192.0.2.1', 4) && isIp('fd00::1', 6) && !isIp('fd00::1', 4) && !isIp(7));
+  assert.is(Prefix.parse('10.244.3.0/24').netmask, '255.255.255.0');
+  assert.is(Prefix.parse('fd00::/48').netmask, 'ffff:ffff:ffff::');
+  assert.is(JSON.stringify({ s: v6 }), '{"s":"fd00:0:0:3::/64"}');
+});
+
+test.run();
