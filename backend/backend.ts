@@ -1,8 +1,15 @@
 // A backend connects this host to its peers. Like flannel's, it has two
 // halves: before the lease it says what to publish (e.g. the VTEP MAC); after
 // it, it consumes lease batches and keeps the kernel (or its forwarder) in
-// step. Both backends are fed by the same watch through a PeerTable.
+// step. Each backend is a plug-in (BackendPlugin) that the registry
+// (registry.ts, builtin.ts) finds by the network config's Backend.Type.
+import type { FlagDef } from '../lib/flags.js';
+import type { Prefix } from '../lib/ip.js';
+import type { Logger } from '../lib/log.js';
+import type { NetlinkHandle } from '../netlink/index.js';
+import type { Underlay } from '../host/underlay.js';
 import type { Lease, LeaseBatch } from '../subnet-manager/index.js';
+import type { ForwarderStats } from './udp/engine.js';
 
 export interface BackendStats {
   /** peers wanted (valid leases of other hosts) */
@@ -15,8 +22,8 @@ export interface BackendStats {
   invalidPeers: number;
   /** times the device had to be recreated */
   deviceRecreated: number;
-  /** Userspace forwarder counters (udp backend): totals, drops by reason, per peer. */
-  forwarder?: Record<string, unknown>;
+  /** The userspace forwarder's counters (udp backend): totals, drops by reason, per peer, offloads. */
+  forwarder?: ForwarderStats;
 }
 
 export interface Backend {
@@ -34,4 +41,38 @@ export interface Backend {
   stats(): BackendStats;
   /** Stops background work; leaves kernel state in place so traffic continues. */
   close(): Promise<void>;
+}
+
+/** What a backend is created with: its parsed config, its weftd flags, the host's handles. */
+export interface BackendContext<C> {
+  /** The backend's own section of the network config, as its parseConfig returned it. */
+  readonly config: C;
+  /** Values of the weftd flags this backend contributed (BackendPlugin.flags), by key. */
+  readonly flags: Readonly<Record<string, unknown>>;
+  readonly nl: NetlinkHandle;
+  readonly log: Logger;
+  /** The cluster network (Network of the config). */
+  readonly network: Prefix;
+  readonly underlay: Underlay;
+  /** --etcd-prefix: tells two overlays on one host apart (e.g. in the VTEP MAC). */
+  readonly etcdPrefix: string;
+  /** Registers something the daemon closes when it stops (a netlink monitor, say). */
+  track<T extends { close(): void }>(x: T): T;
+}
+
+/** A backend type: how to read its config, which weftd flags it adds, how to make one. */
+export interface BackendPlugin<C = unknown> {
+  /** Backend.Type in the network config and BackendType in leases ('vxlan'). */
+  readonly type: string;
+  /** weftd flags of this backend (e.g. --vxlan-device); their values reach create() as ctx.flags. */
+  readonly flags: readonly FlagDef[];
+  /** Reads the Backend object of the network config into a frozen config; throws ConfigError naming the field. */
+  parseConfig(raw: Readonly<Record<string, unknown>>): C;
+  /** Makes the backend (creating or adopting its device); throws ConfigError for what the flags or host make impossible. */
+  create(ctx: BackendContext<C>): Backend;
+}
+
+/** Keeps a plug-in's config type when it is listed with others. */
+export function defineBackend<C>(p: BackendPlugin<C>): BackendPlugin<C> {
+  return Object.freeze(p);
 }

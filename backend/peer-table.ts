@@ -2,7 +2,7 @@
 // Each backend supplies a parser that turns a lease into its own peer type or
 // says why the lease is unusable; the table reports what changed.
 import type { Lease, LeaseBatch } from '../subnet-manager/index.js';
-import type { Logger } from '../daemon/logger.js';
+import type { Logger } from '../lib/log.js';
 
 export interface PeerChange<P> {
   readonly subnet: string;

@@ -7,7 +7,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { availableParallelism, loadavg, release, totalmem } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { CliUsageError, parseCliArgs, type CliSpec } from '../lib/flags.js';
+import { UsageError, type Command, type FlagSet, type ParsedFlags } from '../lib/flags.js';
 import { withLab } from '../lab/lab.js';
 import { runControlPlane } from './control-plane.js';
 import { DATA_PATHS, PathUnavailableError, REFERENCE_PATHS, type DataPath } from './data-paths.js';
@@ -17,19 +17,24 @@ import { median, ratio } from './stats.js';
 
 export const DEFAULT_OUT = fileURLToPath(new URL('../../bench/results/', import.meta.url));
 
-const SPEC: CliSpec = {
+const FLAGS: FlagSet = {
+  command: 'weft bench',
   usage: 'weft bench [--quick] [--reps N] [--seconds N] [--paths ID,...] [--leases N] [--puts N] [--no-scale] [--out DIR]',
-  flags: {
-    quick: { kind: 'bool', help: 'short smoke run: 1 rep, iperf3 -t 1, 100 pings, 100 leases, 10 puts' },
-    reps: { kind: 'int', min: 1, max: 20, help: 'repetitions per data path; the median is reported (default 3, quick 1)' },
-    seconds: { kind: 'int', min: 1, max: 5, help: 'iperf3 -t of each run (default 5, quick 1)' },
-    paths: { kind: 'string', help: `data paths to measure (default all: ${DATA_PATHS.map((p) => p.id).join(',')})` },
-    leases: { kind: 'int', min: 1, max: 4000, help: 'remote leases written at once in the scale run (default 1000, quick 100)' },
-    puts: { kind: 'int', min: 1, max: 250, help: 'single lease puts timed to their routes (default 50, quick 10)' },
-    'no-scale': { kind: 'bool', help: 'skip the control-plane scale run' },
-    out: { kind: 'string', help: `directory for latest.json, latest.md and throughput.svg (default ${DEFAULT_OUT})` },
-  },
+  positional: true,
+  flags: [
+    { name: 'quick', kind: 'bool', help: 'short smoke run: 1 rep, iperf3 -t 1, 100 pings, 100 leases, 10 puts' },
+    { name: 'reps', kind: 'int', min: 1, max: 20, help: 'repetitions per data path; the median is reported (default 3, quick 1)' },
+    { name: 'seconds', kind: 'int', min: 1, max: 5, help: 'iperf3 -t of each run (default 5, quick 1)' },
+    { name: 'paths', kind: 'string', help: `data paths to measure (default all: ${DATA_PATHS.map((p) => p.id).join(',')})` },
+    { name: 'leases', kind: 'int', min: 1, max: 4000, help: 'remote leases written at once in the scale run (default 1000, quick 100)' },
+    { name: 'puts', kind: 'int', min: 1, max: 250, help: 'single lease puts timed to their routes (default 50, quick 10)' },
+    { name: 'no-scale', kind: 'bool', help: 'skip the control-plane scale run' },
+    { name: 'out', kind: 'string', help: `directory for latest.json, latest.md and throughput.svg (default ${DEFAULT_OUT})` },
+  ],
+  footer: 'Needs root, iperf3, etcd-server, iproute2, iputils-ping and containernetworking-plugins.',
 };
+
+export const benchCommand: Command = { flags: FLAGS, run: (p) => runBench(p, p.argv) };
 
 const REQUIRED: ReadonlyArray<[string, string]> = [
   ['/usr/bin/iperf3', 'apt-get install iperf3'],
@@ -40,16 +45,8 @@ const REQUIRED: ReadonlyArray<[string, string]> = [
   ['/usr/lib/cni/host-local', 'apt-get install containernetworking-plugins'],
 ];
 
-export async function benchCommand(argv: readonly string[]): Promise<number> {
-  const a = parseCliArgs(SPEC, argv);
-  if (a.help) {
-    const lines = [`Usage: ${SPEC.usage}`, ''];
-    for (const [name, f] of Object.entries(SPEC.flags)) lines.push(`  --${name}`.padEnd(14) + f.help);
-    lines.push('', 'Needs root, iperf3, etcd-server, iproute2, iputils-ping and containernetworking-plugins.');
-    process.stdout.write(lines.join('\n') + '\n');
-    return 0;
-  }
-  if (a.positional.length) throw new CliUsageError(`unexpected argument ${JSON.stringify(a.positional[0])}; usage: ${SPEC.usage}`);
+async function runBench(a: ParsedFlags, argv: readonly string[]): Promise<number> {
+  if (a.positional.length) throw new UsageError(`unexpected argument ${JSON.stringify(a.positional[0])}; usage: ${FLAGS.usage}`);
   const missing = REQUIRED.filter(([p]) => !existsSync(p));
   if (process.getuid?.() !== 0 || missing.length) {
     process.stderr.write('weft bench cannot start; missing:\n' +
@@ -180,7 +177,7 @@ function selectPaths(list: string | undefined): DataPath[] {
   const out: DataPath[] = [];
   for (const id of ids) {
     const p = DATA_PATHS.find((x) => x.id === id);
-    if (!p) throw new CliUsageError(`invalid --paths ${JSON.stringify(list)}: no data path ${JSON.stringify(id)} (known: ${DATA_PATHS.map((x) => x.id).join(', ')})`);
+    if (!p) throw new UsageError(`invalid --paths ${JSON.stringify(list)}: no data path ${JSON.stringify(id)} (known: ${DATA_PATHS.map((x) => x.id).join(', ')})`);
     out.push(p);
   }
   return out;

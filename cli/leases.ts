@@ -1,8 +1,10 @@
 // `weft leases`: every subnet lease in etcd as a table (or JSON): subnet,
 // public IP, backend, VTEP MAC and when it expires. Values that are not
 // valid leases are listed with the reason, since an operator wants to see them.
-import { Etcd3 } from 'etcd3';
-import { decodeLeaseAttrs, parseLeaseKeySuffix } from '../subnet-manager/index.js';
+import { checkEtcdFlags, ENV_PREFIX, ETCD_FLAGS, type EtcdFlags } from '../daemon/etcd-flags.js';
+import type { Command } from '../lib/flags.js';
+import { decodeLeaseAttrs, parseLeaseKeySuffix, type Registry } from '../subnet-manager/index.js';
+import { withSubnetManager } from './etcd.js';
 
 export interface LeaseRow {
   key: string;
@@ -15,17 +17,18 @@ export interface LeaseRow {
   error?: string;
 }
 
-export async function readLeaseRows(client: Etcd3, prefix: string): Promise<LeaseRow[]> {
-  const dir = `${prefix.replace(/\/$/, '')}/subnets/`;
-  const res = await client.getAll().prefix(dir).exec();
-  const rows: LeaseRow[] = [];
-  for (const kv of res.kvs) {
-    const key = kv.key.toString();
-    const row: LeaseRow = { key, subnet: key.slice(dir.length), publicIp: '', backend: '', vtepMac: '', ttlSeconds: null };
+/** Every key under <prefix>/subnets/ as a row; the TTLs of their etcd leases read together. */
+export async function readLeaseRows(reg: Registry): Promise<LeaseRow[]> {
+  const { kvs } = await reg.listSubnets();
+  const ttls = await reg.leaseTtls(kvs.map((kv) => kv.leaseId));
+  return kvs.map((kv) => {
+    const suffix = kv.key.slice(reg.subnetsPrefix.length);
+    const ttl = ttls.get(kv.leaseId);
+    const row: LeaseRow = { key: kv.key, subnet: suffix, publicIp: '', backend: '', vtepMac: '', ttlSeconds: ttl ?? null };
     try {
-      const { subnet, ipv6Subnet } = parseLeaseKeySuffix(key.slice(dir.length));
+      const { subnet, ipv6Subnet } = parseLeaseKeySuffix(suffix);
       row.subnet = subnet.toString() + (ipv6Subnet ? ` ${ipv6Subnet.toString()}` : '');
-      const a = decodeLeaseAttrs(kv.value.toString());
+      const a = decodeLeaseAttrs(kv.value);
       row.publicIp = a.publicIP;
       row.backend = a.backendType;
       const d = a.backendData as { VtepMAC?: unknown } | null;
@@ -33,13 +36,8 @@ export async function readLeaseRows(client: Etcd3, prefix: string): Promise<Leas
     } catch (e) {
       row.error = (e as Error).message;
     }
-    if (kv.lease !== '0') {
-      const t = await client.leaseClient.leaseTimeToLive({ ID: kv.lease });
-      row.ttlSeconds = Number(t.TTL);
-    }
-    rows.push(row);
-  }
-  return rows;
+    return row;
+  });
 }
 
 function human(s: number | null): string {
@@ -57,15 +55,23 @@ export function formatLeaseTable(rows: LeaseRow[]): string {
   return [head, ...body].map((cols) => cols.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd()).join('\n');
 }
 
-export async function listLeases(endpoints: string[], prefix: string, json: boolean): Promise<number> {
-  const client = new Etcd3({ hosts: endpoints, dialTimeout: 3000 });
-  try {
-    const rows = await readLeaseRows(client, prefix).catch((e: Error) => {
-      throw new Error(`cannot read leases from etcd at ${endpoints.join(',')}: ${e.message}`);
-    });
-    process.stdout.write(json ? JSON.stringify(rows, null, 2) + '\n' : rows.length ? formatLeaseTable(rows) + '\n' : `no leases under ${prefix}/subnets/\n`);
-    return 0;
-  } finally {
-    client.close();
-  }
+export async function listLeases(etcd: EtcdFlags, json: boolean): Promise<number> {
+  const rows = await withSubnetManager(etcd, (sm) => readLeaseRows(sm.registry)).catch((e: Error) => {
+    throw new Error(`cannot read leases from etcd at ${etcd.etcdEndpoints.join(',')}: ${e.message}`);
+  });
+  process.stdout.write(json ? JSON.stringify(rows, null, 2) + '\n' : rows.length ? formatLeaseTable(rows) + '\n' : `no leases under ${etcd.etcdPrefix}/subnets/\n`);
+  return 0;
 }
+
+export const leasesCommand: Command = {
+  flags: {
+    command: 'weft leases',
+    about: 'Every subnet lease in etcd: subnet, public IP, backend, VTEP MAC and expiry.',
+    envPrefix: ENV_PREFIX,
+    flags: [...ETCD_FLAGS, { name: 'json', kind: 'bool', env: false, help: 'print JSON instead of a table' }],
+  },
+  run: (p) => {
+    checkEtcdFlags(p.values);
+    return listLeases(p.values as unknown as EtcdFlags, p.values.json === true);
+  },
+};

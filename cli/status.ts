@@ -2,16 +2,18 @@
 // peer with reachability and RTT, measured by ICMP echo to the peer's bridge
 // gateway over the overlay. Exit 0 when etcd answered and every peer did.
 import { readFileSync } from 'node:fs';
-import { Etcd3 } from 'etcd3';
+import { checkEtcdFlags, ENV_PREFIX, ETCD_FLAGS, type EtcdFlags } from '../daemon/etcd-flags.js';
+import { HOST_FLAGS } from '../daemon/flags.js';
+import type { Command } from '../lib/flags.js';
 import { Prefix } from '../lib/ip.js';
+import { withSubnetManager } from './etcd.js';
 import { probeAll } from './icmp-probe.js';
 import { readLeaseRows, type LeaseRow } from './leases.js';
 import { NetlinkHandle } from '../netlink/index.js';
 import { parseEnvFile } from '../host/subnet-env.js';
 
 export interface StatusOptions {
-  endpoints: string[];
-  prefix: string;
+  etcd: EtcdFlags;
   subnetFile: string;
   bridge: string;
   timeoutMs: number;
@@ -88,18 +90,15 @@ export async function gatherStatus(o: StatusOptions): Promise<NodeStatus> {
       device,
       bridge,
     },
-    etcd: { ok: false, endpoints: o.endpoints },
+    etcd: { ok: false, endpoints: [...o.etcd.etcdEndpoints] },
     peers: [],
   };
   let rows: LeaseRow[] = [];
-  const client = new Etcd3({ hosts: o.endpoints, dialTimeout: 3000 });
   try {
-    rows = await readLeaseRows(client, o.prefix);
+    rows = await withSubnetManager(o.etcd, (sm) => readLeaseRows(sm.registry));
     status.etcd.ok = true;
   } catch (e) {
-    status.etcd.error = `cannot reach etcd at ${o.endpoints.join(',')}: ${(e as Error).message.split('\n')[0]} (check --etcd-endpoints, or run on a host that reaches etcd)`;
-  } finally {
-    client.close();
+    status.etcd.error = `cannot reach etcd at ${o.etcd.etcdEndpoints.join(',')}: ${(e as Error).message.split('\n')[0]} (check --etcd-endpoints, or run on a host that reaches etcd)`;
   }
   const mine = rows.find((r) => r.subnet === own.toString());
   if (mine) {
@@ -139,3 +138,24 @@ export function formatStatus(s: NodeStatus): string {
   }
   return lines.join('\n');
 }
+
+export const statusCommand: Command = {
+  flags: {
+    command: 'weft status',
+    about: 'This node\'s lease, device and bridge, and every peer\'s reachability (ICMP echo over the overlay).\nExit status 1 when etcd does not answer or a peer does not reply.',
+    envPrefix: ENV_PREFIX,
+    flags: [
+      ...ETCD_FLAGS,
+      ...HOST_FLAGS.filter((f) => f.name === 'subnet-file' || f.name === 'bridge'),
+      { name: 'timeout-ms', kind: 'int', def: 1000, min: 10, max: 60000, env: false, help: 'how long to wait for echo replies' },
+      { name: 'json', kind: 'bool', env: false, help: 'print JSON instead of text' },
+    ],
+  },
+  async run(p) {
+    checkEtcdFlags(p.values);
+    const v = p.values;
+    const s = await gatherStatus({ etcd: v as unknown as EtcdFlags, subnetFile: String(v.subnetFile), bridge: String(v.bridge), timeoutMs: Number(v['timeout-ms']) });
+    process.stdout.write((v.json === true ? JSON.stringify(s, null, 2) : formatStatus(s)) + '\n');
+    return s.etcd.ok && s.peers.every((p) => p.reachable) ? 0 : 1;
+  },
+};

@@ -1,9 +1,11 @@
 #!/usr/bin/env node
-// weftd: the per-host overlay agent. See --help.
+// weftd: the per-host overlay agent. Flags, signals and exit status only; the
+// agent's life is daemon/daemon.ts. See --help.
 import { readFileSync } from 'node:fs';
-import { Daemon, FatalConfigError } from '../daemon/daemon.js';
-import { parseFlags, usage, UsageError } from '../daemon/flags.js';
+import { Daemon } from '../daemon/daemon.js';
+import { parseWeftdFlags, usage } from '../daemon/flags.js';
 import { createLogger } from '../daemon/logger.js';
+import { errorCode, UsageError } from '../lib/errors.js';
 
 function version(): string {
   const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
@@ -13,7 +15,7 @@ function version(): string {
 async function main(): Promise<number> {
   let cfg;
   try {
-    cfg = parseFlags(process.argv.slice(2), process.env);
+    cfg = parseWeftdFlags(process.argv.slice(2), process.env);
   } catch (e) {
     if (e instanceof UsageError) {
       process.stderr.write(`weftd: ${e.message}\n`);
@@ -48,7 +50,7 @@ async function main(): Promise<number> {
     log.info('stopped');
     return 0;
   } catch (e) {
-    const cfgErr = e instanceof FatalConfigError || (e as { code?: string }).code === 'EBADCONFIG';
+    const cfgErr = errorCode(e) === 'EBADCONFIG';
     log.error(cfgErr ? 'bad configuration' : 'failed', { err: e });
     process.stderr.write(`weftd: ${(e as Error).message}\n`);
     return cfgErr ? 2 : 1;

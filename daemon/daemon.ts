@@ -3,75 +3,31 @@
 // watch, kept in step with periodic resyncs. On abort (SIGTERM/SIGINT) it
 // returns and leaves kernel state and the lease in place, so a restarted
 // agent picks both up without cutting traffic.
-import { readFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { SubnetManager, type Lease, type NetworkConfig } from '../subnet-manager/index.js';
 import type { Backend } from '../backend/backend.js';
-import { VxlanBackend } from '../backend/vxlan/backend.js';
-import { parseBackendOffload, UdpBackend } from '../backend/udp/backend.js';
+import { BACKENDS } from '../backend/builtin.js';
+import type { BackendRegistry } from '../backend/registry.js';
 import { ensureBridge } from '../host/bridge.js';
 import { writeCniConf } from '../host/cni-conf.js';
-import { HealthServer } from './health.js';
-import { SystemdNotifier } from './systemd.js';
-import type { AgentConfig } from './flags.js';
-import type { Logger } from './logger.js';
 import { ensureMasquerade, removeMasquerade } from '../host/masquerade.js';
-import { NetlinkHandle, NetlinkMonitor } from '../netlink/index.js';
 import { readPreviousSubnet, writeSubnetEnv } from '../host/subnet-env.js';
 import { ensureSysctl } from '../host/sysctl.js';
-import { findUnderlay } from '../host/underlay.js';
-import { stableVtepMac } from '../backend/vxlan/vtep-mac.js';
-
-/** A problem with the network config or flags: exit status 2, no retry helps. */
-export class FatalConfigError extends Error {
-  readonly code = 'EBADCONFIG';
-}
+import { findUnderlay, requireV4 } from '../host/underlay.js';
+import { retrying } from '../lib/backoff.js';
+import { ConfigError, errorCode, isRetryable } from '../lib/errors.js';
+import type { Logger } from '../lib/log.js';
+import { NetlinkHandle } from '../netlink/index.js';
+import { SubnetManager, type Lease, type NetworkConfig } from '../subnet-manager/index.js';
+import { etcdOptionsFrom } from './etcd-flags.js';
+import type { AgentConfig } from './flags.js';
+import { HealthServer, type HealthSource } from './health.js';
+import { SystemdNotifier } from './systemd.js';
 
 export interface DaemonStatus {
   phase: 'starting' | 'waiting-for-etcd' | 'acquiring' | 'syncing' | 'ready' | 'stopped';
   lease?: Lease;
   network?: NetworkConfig;
   backend?: Backend;
-}
-
-function isRetryable(e: unknown): boolean {
-  return typeof e === 'object' && e !== null && (e as { retryable?: boolean }).retryable === true;
-}
-
-/** Retries a retryable etcd operation with capped backoff until it succeeds or the signal aborts. */
-async function retrying<T>(what: string, log: Logger, signal: AbortSignal, fn: () => Promise<T>): Promise<T> {
-  let delay = 200;
-  for (let attempt = 1; ; attempt++) {
-    try {
-      return await fn();
-    } catch (e) {
-      if (!isRetryable(e) || signal.aborted) throw e;
-      log.warn(`${what} failed; retrying`, { attempt, retryInMs: delay, err: e });
-      await sleep(delay, undefined, { signal }).catch(() => undefined);
-      if (signal.aborted) throw e;
-      delay = Math.min(delay * 2, 5000);
-    }
-  }
-}
-
-export function etcdOptionsFrom(cfg: AgentConfig): Record<string, unknown> {
-  const o: Record<string, unknown> = {};
-  const read = (flag: string, path: string) => {
-    try {
-      return readFileSync(path);
-    } catch (e) {
-      throw new FatalConfigError(`${flag} ${path}: ${(e as Error).message}`);
-    }
-  };
-  if (cfg.etcdCaFile || cfg.etcdCertFile) {
-    o.credentials = {
-      rootCertificate: cfg.etcdCaFile ? read('--etcd-cafile', cfg.etcdCaFile) : undefined,
-      certChain: cfg.etcdCertFile ? read('--etcd-certfile', cfg.etcdCertFile) : undefined,
-      privateKey: cfg.etcdKeyFile ? read('--etcd-keyfile', cfg.etcdKeyFile) : undefined,
-    };
-  }
-  if (cfg.etcdUsername) o.auth = { username: cfg.etcdUsername, password: cfg.etcdPassword };
-  return o;
 }
 
 export class Daemon {
@@ -81,6 +37,7 @@ export class Daemon {
   constructor(
     private readonly cfg: AgentConfig,
     private readonly log: Logger,
+    private readonly backends: BackendRegistry = BACKENDS,
   ) {
     this.systemd = new SystemdNotifier(log.child({ component: 'systemd' }));
   }
@@ -98,7 +55,7 @@ export class Daemon {
       prefix: cfg.etcdPrefix,
       ttlSeconds: cfg.subnetLeaseTtlSeconds,
       renewMarginSeconds: Math.round(cfg.subnetLeaseRenewMarginMinutes * 60),
-      logger: log.child({ component: 'subnet' }),
+      logger: log,
       etcdOptions: etcdOptionsFrom(cfg),
     });
     const nl = NetlinkHandle.open();
@@ -125,28 +82,37 @@ export class Daemon {
     try {
       network = await retrying('reading the network config', log, signal, () => sm.getNetworkConfig());
     } catch (e) {
-      if (!isRetryable(e) && !signal.aborted) throw new FatalConfigError((e as Error).message);
+      if (!isRetryable(e) && !signal.aborted && !(e instanceof ConfigError)) throw new ConfigError((e as Error).message);
       throw e;
     }
     this.status.network = network;
     log.info('network config', { network: network.network.toString(), subnetLen: network.subnetLen, backend: network.backend.type });
+    // The backend's own config is checked before anything is created: a bad one exits 2 naming the key.
+    const { plugin, config } = this.resolveBackend(network, sm.configKey);
     // Accepted for flannel compatibility, not implemented: say so rather than ignore it silently.
-    if (network.backend.type === 'vxlan' && network.backend.directRouting) {
-      log.warn('Backend.DirectRouting is not supported by weftd yet; every peer is reached through VXLAN');
-    }
     if (network.enableIPv6) log.warn('EnableIPv6 is not supported by weftd yet; only the IPv4 overlay is configured');
 
     const underlay = findUnderlay(nl, cfg.iface, cfg.publicIp);
-    log.info('underlay', { iface: underlay.name, publicIp: underlay.ip, mtu: underlay.mtu });
+    const publicIp = requireV4(underlay, 'the subnet lease');
+    log.info('underlay', { iface: underlay.name, publicIp, ...(underlay.v6 ? { publicIpv6: underlay.v6 } : {}), mtu: underlay.mtu });
 
-    const backend = this.createBackend(network, nl, underlay);
+    const backend = plugin.create({
+      config,
+      flags: cfg.backendFlags,
+      nl,
+      log: log.child({ component: plugin.type }),
+      network: network.network,
+      underlay,
+      etcdPrefix: cfg.etcdPrefix,
+      track: (x) => this.track(x),
+    });
     this.status.backend = backend;
 
-    this.phase('acquiring', `acquiring a subnet lease for ${underlay.ip}`);
+    this.phase('acquiring', `acquiring a subnet lease for ${publicIp}`);
     const previousSubnet = readPreviousSubnet(cfg.subnetFile);
     const lease = await retrying('acquiring a subnet lease', log, signal, () =>
       sm.acquireLease(network, {
-        publicIP: underlay.ip,
+        publicIP: publicIp,
         backendType: backend.type,
         backendData: backend.leaseData,
         previousSubnet,
@@ -206,41 +172,13 @@ export class Daemon {
     if (failure !== undefined && !signal.aborted) throw failure;
   }
 
-  private createBackend(network: NetworkConfig, nl: NetlinkHandle, underlay: ReturnType<typeof findUnderlay>): Backend {
-    const b = network.backend;
-    const backendOffload = (raw: Readonly<Record<string, unknown>>) => {
-      const o = parseBackendOffload(raw);
-      if ('error' in o) throw new FatalConfigError(o.error);
-      return o.offload;
-    };
-    switch (b.type) {
-      case 'vxlan':
-        return new VxlanBackend({
-          nl,
-          monitor: this.track(NetlinkMonitor.open()),
-          log: this.log.child({ component: 'vxlan' }),
-          network: network.network,
-          vni: b.vni,
-          port: b.port,
-          device: this.cfg.vxlanDevice ?? `weft.${b.vni}`,
-          mac: stableVtepMac(underlay.ip, b.vni, this.cfg.etcdPrefix),
-          underlay,
-          mtu: b.mtu,
-        });
-      case 'udp':
-        return new UdpBackend({
-          nl,
-          log: this.log.child({ component: 'udp' }),
-          network: network.network,
-          port: b.port,
-          device: this.cfg.tunDevice,
-          underlay,
-          engine: this.cfg.udpEngine ?? b.engine ?? 'native', // the flag wins over Backend.Engine
-          offload: this.cfg.udpOffload ?? backendOffload(b.raw) ?? true, // and over Backend.Offload
-          mtu: b.mtu,
-        });
-      default:
-        throw new FatalConfigError(`Backend.Type ${JSON.stringify(b.type)} is not supported by this weftd yet (supported: vxlan, udp)`);
+  /** The registered backend for Backend.Type and its parsed config; a ConfigError names the config key. */
+  private resolveBackend(network: NetworkConfig, configKey: string): ReturnType<BackendRegistry['resolve']> {
+    try {
+      return this.backends.resolve(network.backend);
+    } catch (e) {
+      if (e instanceof ConfigError) throw new ConfigError(`${configKey}: ${e.message}`);
+      throw e;
     }
   }
 
@@ -280,7 +218,7 @@ export class Daemon {
     log.info('host configured', { bridge: cfg.bridge, subnetFile: cfg.subnetFile, mtu: backend.mtu });
   }
 
-  private healthSource(sm: SubnetManager) {
+  private healthSource(sm: SubnetManager): HealthSource {
     return {
       phase: () => this.status.phase,
       leaseExpiry: () => this.status.lease?.expiration,
@@ -292,7 +230,7 @@ export class Daemon {
           await sm.getNetworkConfig();
         } catch (e) {
           // etcd answered, the config is just not there (or bad): still reachable.
-          if ((e as { code?: string }).code !== 'ENOCONFIG' && (e as { code?: string }).code !== 'EBADCONFIG') throw e;
+          if (errorCode(e) !== 'ENOCONFIG' && errorCode(e) !== 'EBADCONFIG') throw e;
         }
         return true;
       },

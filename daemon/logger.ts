@@ -1,30 +1,18 @@
-// Structured logs: one JSON object per line on stderr, written by pino.
-// Components receive a Logger and derive children with their own fields;
-// library code never writes to the console directly.
+// weftd's logger: one JSON object per line on stderr, written by pino, behind
+// lib/log.ts's Logger. One `component` key per line: the component is kept
+// apart from pino's bindings and written with each line, so a child's
+// component replaces its parent's (lib/log.ts says why).
 import pino, { type Logger as PinoLogger } from 'pino';
+import { isLogLevel, type LogFields, type Logger, type LogLevel } from '../lib/log.js';
 
-export type LogLevel = 'debug' | 'info' | 'warn' | 'error' | 'silent';
-
-const LEVELS: readonly LogLevel[] = ['debug', 'info', 'warn', 'error', 'silent'];
-
-export interface Logger {
-  debug(msg: string, fields?: Record<string, unknown>): void;
-  info(msg: string, fields?: Record<string, unknown>): void;
-  warn(msg: string, fields?: Record<string, unknown>): void;
-  error(msg: string, fields?: Record<string, unknown>): void;
-  child(fields: Record<string, unknown>): Logger;
-}
-
-export function isLogLevel(s: string): s is LogLevel {
-  return (LEVELS as readonly string[]).includes(s);
-}
+export { isLogLevel, type Logger, type LogLevel };
 
 /** Errors become { message, code, errno, op, ... }: what an operator needs, without a stack per line. */
 function serialize(v: unknown): unknown {
   if (v instanceof Error) {
     const o: Record<string, unknown> = { message: v.message };
-    for (const k of ['code', 'errno', 'op', 'key', 'value', 'extAck']) {
-      const x = (v as unknown as Record<string, unknown>)[k];
+    for (const k of ['code', 'errno', 'op', 'key', 'value', 'extAck'] as const) {
+      const x = (v as Error & Partial<Record<typeof k, unknown>>)[k];
       if (x !== undefined) o[k] = x;
     }
     return o;
@@ -32,19 +20,27 @@ function serialize(v: unknown): unknown {
   return v;
 }
 
-function fieldsOf(fields: Record<string, unknown>): Record<string, unknown> {
-  const out: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(fields)) out[k] = serialize(v);
+function fieldsOf(fields: LogFields, component: string | undefined): LogFields {
+  const out: LogFields = component === undefined ? {} : { component };
+  for (const [k, v] of Object.entries(fields)) if (k !== 'component') out[k] = serialize(v);
   return out;
 }
 
-function wrap(p: PinoLogger): Logger {
+function wrap(p: PinoLogger, component: string | undefined): Logger {
+  const line = (level: 'debug' | 'info' | 'warn' | 'error') => (m: string, f?: LogFields) => {
+    if (!p.isLevelEnabled(level)) return;
+    p[level](fieldsOf(f ?? {}, component), m);
+  };
   return {
-    debug: (m, f) => (f ? p.debug(fieldsOf(f), m) : p.debug(m)),
-    info: (m, f) => (f ? p.info(fieldsOf(f), m) : p.info(m)),
-    warn: (m, f) => (f ? p.warn(fieldsOf(f), m) : p.warn(m)),
-    error: (m, f) => (f ? p.error(fieldsOf(f), m) : p.error(m)),
-    child: (fields) => wrap(p.child(fieldsOf(fields))),
+    debug: line('debug'),
+    info: line('info'),
+    warn: line('warn'),
+    error: line('error'),
+    child: (fields) => {
+      const c = typeof fields.component === 'string' ? fields.component : component;
+      const rest = fieldsOf(fields, undefined);
+      return wrap(Object.keys(rest).length ? p.child(rest) : p, c);
+    },
   };
 }
 
@@ -52,11 +48,7 @@ function wrap(p: PinoLogger): Logger {
  * A logger at `level` with `base` fields on every line. `write` receives each
  * line (without newline) instead of stderr; tests use it.
  */
-export function createLogger(
-  level: LogLevel = 'info',
-  base: Record<string, unknown> = {},
-  write?: (line: string) => void,
-): Logger {
+export function createLogger(level: LogLevel = 'info', base: LogFields = {}, write?: (line: string) => void): Logger {
   // Synchronous stderr: a line logged right before exit is never lost.
   const dest = write ? { write: (s: string) => write(s.replace(/\n$/, '')) } : pino.destination({ fd: 2, sync: true });
   const p = pino(
@@ -70,8 +62,5 @@ export function createLogger(
     },
     dest,
   );
-  return wrap(Object.keys(base).length ? p.child(fieldsOf(base)) : p);
+  return wrap(p, undefined).child(base);
 }
-
-/** A logger that drops everything, for tests that do not look at logs. */
-export const silentLogger: Logger = createLogger('silent');

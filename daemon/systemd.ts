@@ -3,7 +3,7 @@
 // WATCHDOG=1 every half WATCHDOG_USEC, STOPPING=1 on shutdown. Without
 // $NOTIFY_SOCKET every call is a no-op, so weftd runs the same outside systemd.
 import { native } from '../native/index.js';
-import type { Logger } from './logger.js';
+import type { Logger } from '../lib/log.js';
 
 export type NotifySend = (socketPath: string, message: string) => void;
 

@@ -1,7 +1,7 @@
 // The docker0-style bridge containers attach to: <subnet>.1/<len>, overlay MTU, up.
 //   ip link add weft0 type bridge; ip addr replace 10.244.3.1/24 dev weft0; ip link set weft0 mtu 1450 up
 import type { Prefix } from '../lib/ip.js';
-import type { Logger } from '../daemon/logger.js';
+import type { Logger } from '../lib/log.js';
 import type { NetlinkHandle } from '../netlink/index.js';
 
 export function ensureBridge(nl: NetlinkHandle, log: Logger, name: string, subnet: Prefix, network: Prefix, mtu: number): number {

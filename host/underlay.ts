@@ -1,15 +1,26 @@
-// Which interface and address carry the overlay: --iface / --public-ip, or
+// Which interface and addresses carry the overlay: --iface / --public-ip, or
 // the interface of the default route and its first IPv4 address (flanneld's
-// rule).
-import { RT_TABLE_MAIN } from '../netlink/constants.js';
+// rule). The IPv6 address is the interface's first global one, when it has
+// any; nothing uses it yet (dual-stack backends will).
+import { WeftError } from '../lib/errors.js';
+import type { DualAddress } from '../lib/ip.js';
+import { RT_SCOPE_UNIVERSE, RT_TABLE_MAIN } from '../netlink/constants.js';
 import type { NetlinkHandle } from '../netlink/index.js';
-import type { Underlay } from '../backend/vxlan/backend.js';
 
-export class UnderlayError extends Error {
-  readonly code = 'EUNDERLAY';
+export interface Underlay extends DualAddress {
+  readonly index: number;
+  readonly name: string;
+  readonly mtu: number;
 }
 
-export function findUnderlay(nl: NetlinkHandle, iface?: string, publicIp?: string): Underlay {
+export class UnderlayError extends WeftError {
+  readonly code = 'EUNDERLAY';
+  readonly retryable = false;
+}
+
+export type UnderlayNetlink = Pick<NetlinkHandle, 'linkByName' | 'linkByIndex' | 'addrList' | 'routeList'>;
+
+export function findUnderlay(nl: UnderlayNetlink, iface?: string, publicIp?: string): Underlay {
   let index: number | undefined;
   if (iface) {
     const l = nl.linkByName(iface);
@@ -25,9 +36,15 @@ export function findUnderlay(nl: NetlinkHandle, iface?: string, publicIp?: strin
   }
   const link = nl.linkByIndex(index);
   if (!link) throw new UnderlayError(`interface index ${index} vanished`);
-  const addrs = nl.addrList({ index, family: 4 });
-  const ip = publicIp ?? addrs[0]?.address;
-  if (!ip) throw new UnderlayError(`interface ${link.name} has no IPv4 address; give --public-ip`);
+  const v4 = publicIp ?? nl.addrList({ index, family: 4 })[0]?.address;
+  if (!v4) throw new UnderlayError(`interface ${link.name} has no IPv4 address; give --public-ip`);
   if (!link.up) throw new UnderlayError(`interface ${link.name} is down`);
-  return Object.freeze({ index, name: link.name, ip, mtu: link.mtu });
+  const v6 = nl.addrList({ index, family: 6 }).find((a) => a.scope === RT_SCOPE_UNIVERSE)?.address;
+  return Object.freeze({ index, name: link.name, mtu: link.mtu, v4, ...(v6 ? { v6 } : {}) });
+}
+
+/** The underlay's IPv4 address, which today's backends need; ConfigError-like failure when it has none. */
+export function requireV4(u: Underlay, what: string): string {
+  if (!u.v4) throw new UnderlayError(`${what} needs an IPv4 address on the underlay ${u.name}`);
+  return u.v4;
 }

@@ -3,23 +3,28 @@
 // ping matrix with RTTs; then everything is removed (unless --keep).
 import { accessSync, constants, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { parseCliArgs, CliUsageError, type CliSpec } from '../lib/flags.js';
+import { UsageError, type Command, type FlagSet, type ParsedFlags } from '../lib/flags.js';
 import { attachContainer, putNetworkConfig, startAgents } from './agent.js';
 import { Lab, type LabContainer } from './lab.js';
 import { iperf, type IperfTcpResult } from './iperf.js';
 import { pingMatrix } from './ping.js';
 
-const SPEC: CliSpec = {
+const FLAGS: FlagSet = {
+  command: 'weft lab',
   usage: 'weft lab [--hosts N] [--containers N] [--backend vxlan|udp] [--udp-engine native|dgram] [--network CIDR] [--keep] | weft lab down',
-  flags: {
-    hosts: { kind: 'int', def: 3, min: 1, max: 20, help: 'hosts running weftd' },
-    containers: { kind: 'int', def: 2, min: 1, max: 8, help: 'containers per host' },
-    backend: { kind: 'string', def: 'vxlan', choices: ['vxlan', 'udp'], help: 'data path between hosts: kernel VXLAN or the userspace UDP forwarder' },
-    'udp-engine': { kind: 'string', def: 'native', choices: ['native', 'dgram'], help: 'forwarder engine for --backend udp' },
-    network: { kind: 'string', def: '10.244.0.0/16', help: 'the overlay network (Network in the config)' },
-    keep: { kind: 'bool', help: 'leave the lab up and print how to enter it; remove it with: weft lab down' },
-  },
+  positional: true,
+  flags: [
+    { name: 'hosts', kind: 'int', def: 3, min: 1, max: 20, help: 'hosts running weftd' },
+    { name: 'containers', kind: 'int', def: 2, min: 1, max: 8, help: 'containers per host' },
+    { name: 'backend', kind: 'string', def: 'vxlan', choices: ['vxlan', 'udp'], help: 'data path between hosts: kernel VXLAN or the userspace UDP forwarder' },
+    { name: 'udp-engine', kind: 'string', def: 'native', choices: ['native', 'dgram'], help: 'forwarder engine for --backend udp' },
+    { name: 'network', kind: 'string', def: '10.244.0.0/16', help: 'the overlay network (Network in the config)' },
+    { name: 'keep', kind: 'bool', help: 'leave the lab up and print how to enter it; remove it with: weft lab down' },
+  ],
+  footer: 'Needs root and the Debian packages etcd-server, iproute2, iputils-ping, iperf3 and containernetworking-plugins.',
 };
+
+export const labCommand: Command = { flags: FLAGS, run: (p) => runLab(p) };
 
 /** Where kept labs are recorded, for `weft lab down` (WEFT_LAB_STATE_DIR overrides, for tests). */
 export const STATE_DIR = process.env.WEFT_LAB_STATE_DIR || '/run/weft-lab';
@@ -100,17 +105,9 @@ function matrixTable(containers: LabContainer[], rtt: Map<string, number | undef
   return lines.join('\n');
 }
 
-export async function labCommand(argv: readonly string[]): Promise<number> {
-  const args = parseCliArgs(SPEC, argv);
-  if (args.help) {
-    const lines = [`Usage: ${SPEC.usage}`, ''];
-    for (const [name, f] of Object.entries(SPEC.flags)) lines.push(`  --${name}`.padEnd(18) + f.help + (f.kind !== 'bool' ? ` (default ${f.def})` : ''));
-    lines.push('', 'Needs root and the Debian packages etcd-server, iproute2, iputils-ping, iperf3 and containernetworking-plugins.');
-    process.stdout.write(lines.join('\n') + '\n');
-    return 0;
-  }
+async function runLab(args: ParsedFlags): Promise<number> {
   if (args.positional[0] === 'down') return labDown();
-  if (args.positional.length) throw new CliUsageError(`unexpected argument ${JSON.stringify(args.positional[0])}; usage: ${SPEC.usage}`);
+  if (args.positional.length) throw new UsageError(`unexpected argument ${JSON.stringify(args.positional[0])}; usage: ${FLAGS.usage}`);
   const missing = preflight();
   if (missing.length) {
     process.stderr.write('weft lab cannot start; missing:\n' + missing.map((m) => `  ${m.what}: ${m.how}\n`).join('') + 'Nothing was created.\n');

@@ -5,23 +5,17 @@
 // - Network host bits are cleared silently (Go's net.ParseCIDR does the same);
 // - SubnetLen defaults to 24 when Network is /22 or shorter, else prefix+2;
 // - SubnetMin/SubnetMax default to the second/last subnet, must be aligned.
-import { ConfigError } from './errors.js';
+import { absent, boolField, deepFreeze, field, isObject, show, type JsonObject as Obj } from '../lib/config-fields.js';
 import { Prefix, formatIpNumber, ipNumber, isIp } from '../lib/ip.js';
+import { ConfigError } from './errors.js';
 
-export type BackendType = 'vxlan' | 'udp' | 'host-gw';
-export const BACKEND_TYPES: readonly BackendType[] = ['vxlan', 'udp', 'host-gw'];
-
+/**
+ * The Backend object as written. Its Type is checked to be a string here; what
+ * the rest means is each backend's business (backend/<type>/config.ts), and
+ * whether the type exists is the backend registry's.
+ */
 export interface BackendConfig {
-  readonly type: BackendType;
-  /** VXLAN network id; 0 for backends without one. */
-  readonly vni: number;
-  /** UDP port of the encapsulation (vxlan 8472, udp 8285); 0 for host-gw. */
-  readonly port: number;
-  readonly mtu?: number;
-  readonly directRouting: boolean;
-  /** udp backend only: forwarding engine. */
-  readonly engine?: 'native' | 'dgram';
-  /** The Backend object as written, for backend-specific extras. */
+  readonly type: string;
   readonly raw: Readonly<Record<string, unknown>>;
 }
 
@@ -39,45 +33,10 @@ export interface NetworkConfig {
   readonly backend: BackendConfig;
 }
 
-type Obj = Record<string, unknown>;
-
-const show = (v: unknown): string => {
-  if (v === undefined) return 'undefined';
-  try { return JSON.stringify(v) ?? String(v); } catch { return String(v); }
-};
-
-const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v);
-
-/** Go's encoding/json: an exact key match wins, else the first case-insensitive one. */
-function field(o: Obj, name: string): unknown {
-  if (Object.hasOwn(o, name)) return o[name];
-  const lower = name.toLowerCase();
-  for (const k of Object.keys(o)) if (k.toLowerCase() === lower) return o[k];
-  return undefined;
-}
-
-function intField(o: Obj, name: string, label: string, min: number, max: number, dflt: number): number;
-function intField(o: Obj, name: string, label: string, min: number, max: number, dflt?: undefined): number | undefined;
-function intField(o: Obj, name: string, label: string, min: number, max: number, dflt?: number): number | undefined {
-  const v = field(o, name);
-  if (v === undefined || v === null) return dflt;
-  if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) {
-    throw new ConfigError(`${label} must be an integer between ${min} and ${max}, got ${show(v)}`);
-  }
-  return v;
-}
-
-function boolField(o: Obj, name: string, label: string, dflt: boolean): boolean {
-  const v = field(o, name);
-  if (v === undefined || v === null) return dflt;
-  if (typeof v !== 'boolean') throw new ConfigError(`${label} must be true or false, got ${show(v)}`);
-  return v;
-}
-
 function subnetBound(o: Obj, name: 'SubnetMin' | 'SubnetMax', network: Prefix, subnetLen: number, dflt: bigint): Prefix {
   const v = field(o, name);
   let ip = dflt;
-  if (v !== undefined && v !== null && v !== '') {
+  if (!absent(v, true)) {
     if (typeof v !== 'string') throw new ConfigError(`${name} must be a string like "${formatIpNumber(dflt, 4)}", got ${show(v)}`);
     if (!isIp(v, 4)) throw new ConfigError(`${name} ${show(v)} is not a valid IPv4 address`);
     ip = ipNumber(v).n;
@@ -88,34 +47,11 @@ function subnetBound(o: Obj, name: 'SubnetMin' | 'SubnetMax', network: Prefix, s
 }
 
 function parseBackend(v: unknown): BackendConfig {
-  if (v === undefined || v === null) v = { Type: 'vxlan' };
-  if (!isObj(v)) throw new ConfigError(`Backend must be an object like {"Type":"vxlan"}, got ${show(v)}`);
+  if (absent(v)) v = { Type: 'vxlan' }; // flannel's documented default
+  if (!isObject(v)) throw new ConfigError(`Backend must be an object like {"Type":"vxlan"}, got ${show(v)}`);
   const t = field(v, 'Type') ?? 'vxlan';
-  if (typeof t !== 'string') throw new ConfigError(`Backend.Type must be a string, got ${show(t)}`);
-  if (!(BACKEND_TYPES as readonly string[]).includes(t)) {
-    throw new ConfigError(`Backend.Type ${show(t)} is not supported (supported: ${BACKEND_TYPES.join(', ')})`);
-  }
-  const type = t as BackendType;
-  const raw = deepFreeze(structuredClone(v));
-  const mtu = intField(v, 'MTU', 'Backend.MTU', 68, 65535);
-  const directRouting = boolField(v, 'DirectRouting', 'Backend.DirectRouting', false);
-  switch (type) {
-    case 'vxlan': {
-      const vni = intField(v, 'VNI', 'Backend.VNI', 1, 0xffffff, 1);
-      const port = intField(v, 'Port', 'Backend.Port', 1, 65535, 8472);
-      return { type, vni, port, ...(mtu !== undefined ? { mtu } : {}), directRouting, raw };
-    }
-    case 'udp': {
-      const port = intField(v, 'Port', 'Backend.Port', 1, 65535, 8285);
-      const e = field(v, 'Engine');
-      if (e !== undefined && e !== null && e !== 'native' && e !== 'dgram') {
-        throw new ConfigError(`Backend.Engine must be "native" or "dgram", got ${show(e)}`);
-      }
-      return { type, vni: 0, port, ...(mtu !== undefined ? { mtu } : {}), directRouting, ...(e ? { engine: e as 'native' | 'dgram' } : {}), raw };
-    }
-    case 'host-gw':
-      return { type, vni: 0, port: 0, ...(mtu !== undefined ? { mtu } : {}), directRouting, raw };
-  }
+  if (typeof t !== 'string' || t === '') throw new ConfigError(`Backend.Type must be a string like "vxlan", got ${show(t)}`);
+  return { type: t, raw: deepFreeze(structuredClone(v)) };
 }
 
 /** Parses and validates the JSON network config. Throws ConfigError quoting the bad value. */
@@ -126,10 +62,10 @@ export function parseNetworkConfig(text: string): NetworkConfig {
   } catch (e) {
     throw new ConfigError(`network config is not valid JSON: ${(e as Error).message}`);
   }
-  if (!isObj(doc)) throw new ConfigError(`network config must be a JSON object, got ${show(doc)}`);
+  if (!isObject(doc)) throw new ConfigError(`network config must be a JSON object, got ${show(doc)}`);
 
   const netV = field(doc, 'Network');
-  if (netV === undefined || netV === null || netV === '') throw new ConfigError('Network is required, e.g. "10.244.0.0/16"');
+  if (absent(netV, true)) throw new ConfigError('Network is required, e.g. "10.244.0.0/16"');
   if (typeof netV !== 'string') throw new ConfigError(`Network must be a string like "10.244.0.0/16", got ${show(netV)}`);
   let network: Prefix;
   try { network = Prefix.parse(netV, { mask: true, family: 4 }); } catch { throw new ConfigError(`Network ${show(netV)} is not a valid IPv4 CIDR like "10.244.0.0/16"`); }
@@ -157,8 +93,8 @@ export function parseNetworkConfig(text: string): NetworkConfig {
   let ipv6Network: Prefix | undefined;
   let ipv6SubnetLen: number | undefined;
   const v6V = field(doc, 'IPv6Network');
-  if (enableIPv6 || (v6V !== undefined && v6V !== null && v6V !== '')) {
-    if (v6V === undefined || v6V === null || v6V === '') throw new ConfigError('IPv6Network is required when EnableIPv6 is true');
+  if (enableIPv6 || !absent(v6V, true)) {
+    if (absent(v6V, true)) throw new ConfigError('IPv6Network is required when EnableIPv6 is true');
     if (typeof v6V !== 'string') throw new ConfigError(`IPv6Network must be a string like "fd00::/48", got ${show(v6V)}`);
     try { ipv6Network = Prefix.parse(v6V, { mask: true, family: 6 }); } catch { throw new ConfigError(`IPv6Network ${show(v6V)} is not a valid IPv6 CIDR like "fd00::/48"`); }
     const l = field(doc, 'IPv6SubnetLen');
@@ -181,12 +117,4 @@ export function parseNetworkConfig(text: string): NetworkConfig {
     backend,
   };
   return deepFreeze(cfg);
-}
-
-function deepFreeze<T>(o: T): T {
-  if (typeof o === 'object' && o !== null && !Object.isFrozen(o)) {
-    Object.freeze(o);
-    for (const v of Object.values(o as Obj)) deepFreeze(v);
-  }
-  return o;
 }

@@ -1,20 +1,11 @@
 // Errors of the control plane. Each has a stable `code` for callers to branch
 // on and says whether retrying the same call later can succeed.
+import { ConfigError, WeftError } from '../lib/errors.js';
 
-export abstract class SubnetManagerError extends Error {
-  abstract readonly code: string;
-  abstract readonly retryable: boolean;
-  constructor(message: string, options?: { cause?: unknown }) {
-    super(message, options);
-    this.name = new.target.name;
-  }
-}
+/** The network config (from etcd or a file) is missing or invalid: lib's ConfigError. */
+export { ConfigError };
 
-/** The network config (from etcd or a file) is missing or invalid. */
-export class ConfigError extends SubnetManagerError {
-  readonly code = 'EBADCONFIG';
-  readonly retryable = false;
-}
+export abstract class SubnetManagerError extends WeftError {}
 
 /**
  * The network config key does not exist (yet). Retryable: like flanneld,

@@ -1,7 +1,7 @@
 // The watcher's view of <prefix>/subnets/: validates raw key-values into
 // leases, remembers the last good value per key, and turns puts, deletes and
 // re-lists into lease events. Pure (no etcd), so it is unit-tested directly.
-import type { Logger } from '../daemon/logger.js';
+import type { Logger } from '../lib/log.js';
 import type { SubnetSpace } from './allocate.js';
 import type { Prefix } from '../lib/ip.js';
 import { type Lease, decodeLeaseAttrs, encodeLeaseAttrs, parseLeaseKeySuffix } from './lease.js';

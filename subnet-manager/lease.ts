@@ -2,6 +2,7 @@
 //   key   <prefix>/subnets/10.244.3.0-24   (dual stack: 10.244.3.0-24&fd00:0:0:3::-64)
 //   value {"PublicIP":"192.0.2.11","PublicIPv6":null,"BackendType":"vxlan","BackendData":{...}}
 import { LeaseError } from './errors.js';
+import { deepFreeze } from '../lib/config-fields.js';
 import { Prefix, isIp } from '../lib/ip.js';
 
 export interface LeaseAttrs {
@@ -85,12 +86,4 @@ export function decodeLeaseAttrs(json: string): LeaseAttrs {
   if (typeof bt !== 'string') throw new LeaseError(`lease BackendType must be a string, got ${JSON.stringify(bt)}`);
   const backendData = o['BackendData'] ?? null;
   return deepFreeze({ publicIP: ip, publicIPv6: ip6 as string | null, backendType: bt === '' ? 'udp' : bt, backendData });
-}
-
-function deepFreeze<T>(o: T): T {
-  if (typeof o === 'object' && o !== null && !Object.isFrozen(o)) {
-    Object.freeze(o);
-    for (const x of Object.values(o as Record<string, unknown>)) deepFreeze(x);
-  }
-  return o;
 }

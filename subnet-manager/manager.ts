@@ -1,14 +1,16 @@
 // SubnetManager: acquire, renew and release this host's subnet lease and
 // watch everyone else's, against etcd in flannel's layout.
-import type { Logger } from '../daemon/logger.js';
+import type { Logger } from '../lib/log.js';
 import { type SubnetSpace, chooseFreeSubnet, isAllocatable, isFree, outOfSubnets } from './allocate.js';
 import { type NetworkConfig, parseNetworkConfig } from './config.js';
 import { AbortedError, ConfigError, ConfigMissingError, LeaseError, SubnetManagerError } from './errors.js';
+import { Backoff, sleep } from '../lib/backoff.js';
+import { isRetryable } from '../lib/errors.js';
 import { Prefix, isIp } from '../lib/ip.js';
 import { type Lease, type LeaseAttrs, decodeLeaseAttrs, encodeLeaseAttrs, leaseKeySuffix, parseLeaseKeySuffix } from './lease.js';
 import type { LeaseBatch, RawKV } from './lease-table.js';
 import { Registry } from './registry.js';
-import { BACKOFF_MAX_MS, BACKOFF_MIN_MS, type ManagerStats, runLeaseWatch, sleep } from './watch.js';
+import { BACKOFF_MAX_MS, BACKOFF_MIN_MS, type ManagerStats, runLeaseWatch } from './watch.js';
 
 export interface SubnetManagerOptions {
   endpoints: string[];
@@ -169,7 +171,7 @@ export class SubnetManager {
     const { signal } = opts;
     const stop = AbortSignal.any([signal, this.closer.signal]);
     let cur = lease;
-    let delay = BACKOFF_MIN_MS;
+    const backoff = new Backoff(BACKOFF_MIN_MS, BACKOFF_MAX_MS);
     let due = cur.expiration ? cur.expiration.getTime() - this.marginMs() : Infinity;
     while (!stop.aborted) {
       if (!cur.expiration || !cur.leaseId) { await sleep(2 ** 31 - 1, stop); continue; } // reservation: nothing to renew
@@ -186,13 +188,13 @@ export class SubnetManager {
           cur = next;
           opts.onChange?.(next);
         }
-        delay = BACKOFF_MIN_MS;
+        backoff.reset();
         due = cur.expiration ? cur.expiration.getTime() - this.marginMs() : Infinity;
       } catch (e) {
-        if (!(e as SubnetManagerError).retryable) throw e;
+        if (!isRetryable(e)) throw e;
+        const delay = backoff.next();
         this.log.warn('renewing the lease failed, retrying', { err: e as Error, retryInMs: delay });
         due = Date.now() + delay;
-        delay = Math.min(delay * 2, BACKOFF_MAX_MS);
       }
     }
   }
@@ -222,8 +224,11 @@ export class SubnetManager {
     this.reg.close();
   }
 
-  /** Test/ops access to the raw registry (same client). */
+  /** The registry (same client): raw listings for `weft leases`/`status`, and tests. */
   get registry(): Registry { return this.reg; }
+
+  /** <prefix>/config, for messages. */
+  get configKey(): string { return this.reg.configKey; }
 
   private checkOpen(): void {
     if (this.closer.signal.aborted) throw new AbortedError('SubnetManager is closed');

@@ -2,8 +2,23 @@
 // etcd3's transport errors turned into EtcdUnavailableError. Policy (what to
 // acquire, when to renew) lives in manager.ts; watching in watch.ts.
 import { Etcd3, type IOptions } from 'etcd3';
-import { EtcdAuthError, EtcdTlsError, EtcdUnavailableError, SubnetManagerError } from './errors.js';
+import { WeftError } from '../lib/errors.js';
+import { EtcdAuthError, EtcdTlsError, EtcdUnavailableError } from './errors.js';
 import type { RawKV } from './lease-table.js';
+
+/** One change under <prefix>/subnets/ as the watch delivers it. */
+export type SubnetEvent = { readonly type: 'put'; readonly kv: RawKV } | { readonly type: 'delete'; readonly key: string; readonly modRevision: number };
+
+/** What a watch reports; see watchSubnets. */
+export interface SubnetWatchHandlers {
+  connected(): void;
+  /** A response: its events in order (empty: a progress notification up to headerRevision). */
+  data(events: SubnetEvent[], headerRevision: number): void;
+  /** The stream was lost; the watch is over (make a new one to resume). */
+  disconnected(err: unknown): void;
+  /** The server canceled the watch (e.g. its start revision was compacted); etcd3 has dropped it. */
+  canceled(err: Error): void;
+}
 
 /** Per-request deadline, so a hung member cannot stall a call forever. */
 export const CALL_TIMEOUT_MS = 5000;
@@ -39,7 +54,7 @@ export function explainAuthFailure(message: string): string | undefined {
 }
 
 export function toUnavailable(e: unknown, endpoints: readonly string[]): unknown {
-  if (e instanceof SubnetManagerError) return e;
+  if (e instanceof WeftError) return e;
   const err = e as Error;
   const name = err?.constructor?.name ?? '';
   const auth = explainAuthFailure(err?.message ?? '');
@@ -64,7 +79,7 @@ class CappedBackoff {
 }
 
 export class Registry {
-  readonly client: Etcd3;
+  private readonly client: Etcd3;
   readonly prefix: string;
   readonly subnetsPrefix: string;
   readonly configKey: string;
@@ -159,6 +174,51 @@ export class Registry {
       const r = await this.client.if(key, 'Lease', '==', leaseId).then(this.client.delete().key(key)).commit();
       return r.succeeded;
     });
+  }
+
+  /**
+   * Watches <prefix>/subnets/ from `fromRevision`. Each call is one etcd
+   * watcher: after 'disconnected' or 'canceled' it is over, and the caller
+   * decides where to resume (watch.ts tracks the revision itself).
+   */
+  watchSubnets(fromRevision: number, h: SubnetWatchHandlers): { cancel(): Promise<void> } {
+    const w = this.client.watch().prefix(this.subnetsPrefix).startRevision(String(fromRevision)).watcher();
+    w.on('connected', () => {
+      this.onContact();
+      h.connected();
+    });
+    w.on('data', (res) => {
+      this.onContact();
+      const events: SubnetEvent[] = res.events.map((ev) => {
+        const key = ev.kv.key.toString();
+        const modRevision = Number(ev.kv.mod_revision);
+        return ev.type === 'Put'
+          ? { type: 'put' as const, kv: { key, value: ev.kv.value.toString(), modRevision, leaseId: String(ev.kv.lease ?? '0') } }
+          : { type: 'delete' as const, key, modRevision };
+      });
+      h.data(events, Number(res.header.revision));
+    });
+    w.on('disconnected', (err: unknown) => h.disconnected(err));
+    w.on('error', (err: Error) => h.canceled(err));
+    return { cancel: () => w.cancel() };
+  }
+
+  /**
+   * Seconds left of each etcd lease (-1 when it has expired). etcd has no call
+   * for several leases at once, so the requests go out together (one round
+   * trip over the one connection), each lease id once.
+   */
+  leaseTtls(leaseIds: Iterable<string>): Promise<Map<string, number>> {
+    return this.call(async () => {
+      const ids = [...new Set(leaseIds)].filter((id) => id !== '0' && id !== '');
+      const ttls = await Promise.all(ids.map((ID) => this.client.leaseClient.leaseTimeToLive({ ID })));
+      return new Map(ids.map((id, i) => [id, Number(ttls[i]!.TTL)]));
+    });
+  }
+
+  /** The endpoints, as given: for messages that tell the operator what was tried. */
+  get endpointList(): readonly string[] {
+    return this.endpoints;
   }
 
   close(): void {

@@ -7,10 +7,9 @@
 //   forwarding table (remote subnet -> peer PublicIP) handed whole to the engine
 // The TUN is not persistent: it lives as long as this process holds its fd, so
 // a killed agent's device vanishes and a restarted one makes it anew.
-import { isIPv4 } from 'node:net';
-import type { Prefix } from '../../lib/ip.js';
+import { isIp, type DualAddress, type Prefix } from '../../lib/ip.js';
 import type { Lease, LeaseBatch } from '../../subnet-manager/index.js';
-import type { Logger } from '../../daemon/logger.js';
+import type { Logger } from '../../lib/log.js';
 import { native } from '../../native/index.js';
 import type { Link, NetlinkHandle } from '../../netlink/index.js';
 import { isNotFound } from '../../netlink/index.js';
@@ -21,7 +20,7 @@ import { DgramEngine } from './dgram-engine.js';
 import type { UdpEngine, UdpEngineName } from './engine.js';
 import { NativeEngine, tunOffloadNames } from './native-engine.js';
 import { ForwardingTable } from './table.js';
-import type { Underlay } from '../vxlan/backend.js';
+import type { Underlay } from '../../host/underlay.js';
 
 /** UDP over IPv4 adds 28 bytes: outer IPv4 20 + UDP 8. */
 export const UDP_OVERHEAD = 28;
@@ -32,7 +31,8 @@ export interface UdpOptions {
   readonly network: Prefix;
   readonly port: number;
   readonly device: string;
-  readonly underlay: Underlay;
+  /** Its v4 address is the forwarder's local address. */
+  readonly underlay: Underlay & { readonly v4: string };
   readonly engine: UdpEngineName;
   /**
    * Native engine: open the TUN with IFF_VNET_HDR and use TSO/GSO/GRO (Backend.Offload,
@@ -46,28 +46,21 @@ export interface UdpOptions {
 export class UdpPeer {
   constructor(
     readonly subnet: Prefix,
-    readonly publicIp: string,
+    /** Where its datagrams go: the lease's PublicIP. */
+    readonly publicIp: DualAddress,
   ) {}
   equals(o: UdpPeer): boolean {
-    return this.subnet.equals(o.subnet) && this.publicIp === o.publicIp;
+    return this.subnet.equals(o.subnet) && this.publicIp.v4 === o.publicIp.v4 && this.publicIp.v6 === o.publicIp.v6;
   }
 }
 
 /** Turns a lease into a udp peer (BackendType "udp", which is also what an absent BackendType decodes to), or says why not. */
-export function parseUdpPeer(lease: Lease, ownPublicIp: string): { peer: UdpPeer } | { error: string } {
+export function parseUdpPeer(lease: Lease, own: DualAddress): { peer: UdpPeer } | { error: string } {
   const a = lease.attrs;
   if (a.backendType !== 'udp') return { error: `BackendType ${JSON.stringify(a.backendType)} is not "udp"` };
-  if (!isIPv4(a.publicIP)) return { error: `PublicIP ${JSON.stringify(a.publicIP)} is not an IPv4 address` };
-  if (a.publicIP === ownPublicIp) return { error: `PublicIP ${a.publicIP} is this host's own address` };
-  return { peer: new UdpPeer(lease.subnet, a.publicIP) };
-}
-
-/** Backend.Offload of a udp network config (true/false; absent: undefined), or why it is invalid. */
-export function parseBackendOffload(raw: Readonly<Record<string, unknown>>): { offload?: boolean } | { error: string } {
-  const v = raw.Offload;
-  if (v === undefined || v === null) return {};
-  if (typeof v !== 'boolean') return { error: `Backend.Offload must be true or false, got ${JSON.stringify(v)}` };
-  return { offload: v };
+  if (!isIp(a.publicIP, 4)) return { error: `PublicIP ${JSON.stringify(a.publicIP)} is not an IPv4 address` };
+  if (a.publicIP === own.v4) return { error: `PublicIP ${a.publicIP} is this host's own address` };
+  return { peer: new UdpPeer(lease.subnet, { v4: a.publicIP }) };
 }
 
 interface Device {
@@ -92,7 +85,7 @@ export class UdpBackend implements Backend {
 
   constructor(private readonly o: UdpOptions) {
     this.mtu = o.mtu ?? o.underlay.mtu - UDP_OVERHEAD;
-    this.table = new PeerTable((l) => parseUdpPeer(l, o.underlay.ip), o.log);
+    this.table = new PeerTable((l) => parseUdpPeer(l, o.underlay), o.log);
     this.dev = this.openDevice();
   }
 
@@ -150,18 +143,18 @@ export class UdpBackend implements Backend {
 
   private async startEngine(): Promise<void> {
     const { log, underlay, port, engine } = this.o;
-    const opts = { tunFd: this.dev.fd, bindIp: underlay.ip, port, ownIp: this.own!.subnet.address(0) };
+    const opts = { tunFd: this.dev.fd, bindIp: underlay.v4, port, ownIp: this.own!.subnet.address(0) };
     this.engine =
       engine === 'native'
         ? NativeEngine.start({ ...opts, tunOffloads: this.dev.offloads })
         : await DgramEngine.start({ ...opts, log: log.child({ engine: 'dgram' }), wakeTunReader: () => this.deleteDevice() });
     this.pushTable();
-    log.info('forwarder started', { engine, listen: `${underlay.ip}:${port}` });
+    log.info('forwarder started', { engine, listen: `${underlay.v4}:${port}` });
   }
 
   /** The whole table, rebuilt from the peers and swapped in at once. */
   private pushTable(): void {
-    const routes = [...this.table.values()].map((p) => ({ subnet: p.subnet.toString(), peerIp: p.publicIp, port: this.o.port }));
+    const routes = [...this.table.values()].map((p) => ({ subnet: p.subnet.toString(), peerIp: p.publicIp.v4!, port: this.o.port }));
     this.engine?.setTable(new ForwardingTable(routes));
   }
 
@@ -170,8 +163,8 @@ export class UdpBackend implements Backend {
     if (changes.length === 0 && !batch.snapshot) return;
     this.pushTable();
     for (const c of changes) {
-      if (c.after) this.o.log.info(c.before ? 'peer updated' : 'peer added', { subnet: c.subnet, publicIp: c.after.publicIp });
-      else this.o.log.info('peer removed', { subnet: c.subnet, publicIp: c.before!.publicIp });
+      if (c.after) this.o.log.info(c.before ? 'peer updated' : 'peer added', { subnet: c.subnet, publicIp: c.after.publicIp.v4 });
+      else this.o.log.info('peer removed', { subnet: c.subnet, publicIp: c.before!.publicIp.v4 });
     }
   }
 
@@ -223,7 +216,7 @@ export class UdpBackend implements Backend {
       kernelErrors: this.kernelErrors,
       invalidPeers: this.table.invalid,
       deviceRecreated: this.deviceRecreated,
-      ...(f ? { forwarder: f as unknown as Record<string, unknown> } : {}),
+      ...(f ? { forwarder: f } : {}),
     };
   }
 

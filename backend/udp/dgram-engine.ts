@@ -14,7 +14,7 @@
 import dgram from 'node:dgram';
 import { read, writeSync } from 'node:fs';
 import { parseIP4 } from '../../lib/ip.js';
-import type { Logger } from '../../daemon/logger.js';
+import type { Logger } from '../../lib/log.js';
 import { checkDatagram, DROP_REASONS, routeFromTun, type DropReason } from './packet.js';
 import type { ForwarderStats, PeerCounters, PeerStats, UdpEngine, UdpEngineOptions } from './engine.js';
 import { ForwardingTable } from './table.js';

@@ -2,12 +2,12 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { PeerTable } from '../../../backend/peer-table.js';
-import { parseVxlanPeer, VxlanPeer } from '../../../backend/vxlan/backend.js';
+import { parseVxlanPeer, VxlanPeer } from '../../../backend/vxlan/peer.js';
 import { createLogger } from '../../../daemon/logger.js';
 import { Prefix } from '../../../lib/ip.js';
 import type { Lease } from '../../../subnet-manager/lease.js';
 
-const OWN_IP = '192.0.2.11';
+const OWN_IP = { v4: '192.0.2.11' };
 
 function lease(subnet: string, publicIP: string, data: unknown, backendType = 'vxlan'): Lease {
   return {
@@ -32,7 +32,7 @@ test('a lease becomes a VXLAN peer whose VTEP address is <subnet>.0', () => {
   if ('peer' in r) {
     assert.is(r.peer.vtepIp, '10.244.3.0');
     assert.is(r.peer.mac, 'c6:d2:32:6f:8f:44');
-    assert.is(r.peer.publicIp, '192.0.2.23');
+    assert.is(r.peer.publicIp.v4, '192.0.2.23');
   }
 });
 
@@ -42,7 +42,7 @@ const rejects: Array<[string, Lease, RegExp]> = [
   ['BackendData not an object', lease('10.244.5.0/24', '192.0.2.25', 'c6:d2:32:6f:8f:44'), /BackendData must be an object/],
   ['other VNI', lease('10.244.5.0/24', '192.0.2.25', { VNI: 2, VtepMAC: '02:00:00:00:00:05' }), /VNI 2 differs from this network's VNI 1/],
   ['udp lease', lease('10.244.5.0/24', '192.0.2.25', null, 'udp'), /BackendType "udp" is not "vxlan"/],
-  ['our own public IP', lease('10.244.5.0/24', OWN_IP, { VtepMAC: '02:00:00:00:00:05' }), /is this host's own address/],
+  ['our own public IP', lease('10.244.5.0/24', OWN_IP.v4, { VtepMAC: '02:00:00:00:00:05' }), /is this host's own address/],
 ];
 for (const [name, l, re] of rejects) {
   test(`rejects a lease with ${name}`, () => {

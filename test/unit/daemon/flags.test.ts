@@ -2,7 +2,8 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { envName, FLAGS, parseFlags, usage, UsageError } from '../../../daemon/flags.js';
+import { FLAGS, parseWeftdFlags as parseFlags, usage, UsageError } from '../../../daemon/flags.js';
+import { envName } from '../../../lib/flags.js';
 
 test('defaults follow flanneld and weft conventions', () => {
   const c = parseFlags([]);
@@ -25,7 +26,7 @@ test('flags in --name=value and --name value forms, booleans bare', () => {
 });
 
 test('environment variables are read and flags override them', () => {
-  assert.is(envName('etcd-endpoints'), 'WEFTD_ETCD_ENDPOINTS');
+  assert.is(envName('WEFTD_', 'etcd-endpoints'), 'WEFTD_ETCD_ENDPOINTS');
   const env = { WEFTD_BRIDGE: 'cbr0', WEFTD_IP_MASQ: 'true', WEFTD_SUBNET_LEASE_TTL: '120' };
   const c = parseFlags(['--bridge', 'br1'], env);
   assert.is(c.bridge, 'br1');
@@ -63,12 +64,22 @@ for (const [argv, env, re] of bad) {
   });
 }
 
+test('backend flags land in backendFlags, not beside the core ones; --version is not read from the environment', () => {
+  const c = parseFlags(['--vxlan-device', 'vx9', '--udp-engine', 'dgram'], { WEFTD_VERSION: 'true' });
+  assert.equal(c.backendFlags, { vxlanDevice: 'vx9', tunDevice: 'weft-tun', udpEngine: 'dgram' });
+  assert.is((c as unknown as Record<string, unknown>).vxlanDevice, undefined);
+  assert.is(c.version, false);
+  assert.is(parseFlags(['-h']).help, true);
+});
+
 test('usage lists every flag with its environment variable', () => {
   const u = usage();
   for (const f of ['--etcd-endpoints', '--etcd-prefix', '--iface', '--public-ip', '--subnet-file', '--ip-masq', '--subnet-lease-renew-margin', '--bridge', '--subnet-lease-ttl', '--help', '--version']) {
     assert.ok(u.includes(f), f);
   }
   assert.ok(u.includes('WEFTD_SUBNET_LEASE_RENEW_MARGIN'));
+  for (const f of ['--vxlan-device', '--tun-device', '--udp-engine', '--udp-offload']) assert.ok(u.includes(f), f);
+  assert.not.ok(u.includes('WEFTD_VERSION'));
 });
 
 test('the README documents every weftd flag', () => {

@@ -15,4 +15,18 @@ test('logger writes one JSON line with child fields and drops levels below the m
   assert.equal(rec.err, { message: 'bad VtepMAC', code: 'EINVAL' });
 });
 
+test('one component key per line: a child\'s component replaces its parent\'s, also when given per line', () => {
+  const lines: string[] = [];
+  const root = createLogger('debug', { component: 'weftd' }, (l) => lines.push(l));
+  const sm = root.child({ component: 'subnet-manager', prefix: '/coreos.com/network' });
+  const watch = sm.child({ component: 'lease-watch' });
+  watch.info('watching leases');
+  sm.info('leased subnet', { component: 'ignored-is-not-a-second-key' });
+  root.child({ peer: 'x' }).info('no component of its own');
+  const count = (l: string) => l.split('"component":').length - 1;
+  assert.equal(lines.map(count), [1, 1, 1]);
+  assert.equal(lines.map((l) => JSON.parse(l).component), ['lease-watch', 'subnet-manager', 'weftd']);
+  assert.is(JSON.parse(lines[0]!).prefix, '/coreos.com/network', 'other child fields are kept');
+});
+
 test.run();

@@ -6,7 +6,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { cniConflist } from '../../../host/cni-conf.js';
-import { forwarderTotals, HealthServer, type HealthSource } from '../../../daemon/health.js';
+import { HealthServer, type HealthSource } from '../../../daemon/health.js';
+import { forwarderTotals } from '../../../daemon/metrics.js';
+import type { ForwarderStats } from '../../../backend/udp/engine.js';
 import { createLogger } from '../../../daemon/logger.js';
 import { SystemdNotifier } from '../../../daemon/systemd.js';
 import type { Backend, BackendStats } from '../../../backend/backend.js';
@@ -87,7 +89,8 @@ test('health: /healthz probes etcd when it has been quiet, and says unreachable 
 });
 
 test('metrics: counters mirror the backend, etcd and forwarder counters', async () => {
-  const forwarder = { txPackets: 10, rxPackets: 7, txBytes: 1000, rxBytes: 700, drops: { unknown_peer: 2, spoofed_source: 1 } };
+  const drops = { no_route: 0, ttl: 0, unknown_peer: 2, spoofed_source: 1, malformed: 0, tun_write_error: 0, send_error: 0 };
+  const forwarder: ForwarderStats = { engine: 'native', running: true, txPackets: 10, rxPackets: 7, txBytes: 1000, rxBytes: 700, icmpSent: 0, drops, peers: {} };
   const h = new HealthServer(fakeSource({}, { forwarder }), quiet);
   const m = (await h.handle('/metrics', 'GET')).body;
   for (const line of [
@@ -97,6 +100,7 @@ test('metrics: counters mirror the backend, etcd and forwarder counters', async 
     'weft_lease_expiry_timestamp_seconds 2000000000',
     'weft_forwarder_packets_total{direction="tx"} 10',
     'weft_forwarder_drops_total{reason="unknown_peer"} 2',
+    'weft_forwarder_drops_total{reason="no_route"} 0',
   ]) {
     assert.ok(m.includes(`\n${line}\n`), line);
   }
@@ -104,6 +108,10 @@ test('metrics: counters mirror the backend, etcd and forwarder counters', async 
   const again = (await h.handle('/metrics', 'GET')).body;
   assert.ok(again.includes('\nweft_etcd_reconnects_total 4\n'));
   assert.is(forwarderTotals(undefined), undefined);
+  // One prefix for every metric, the process metrics too.
+  const names = m.split('\n').filter((l) => l && !l.startsWith('#')).map((l) => l.split(/[{ ]/)[0]!);
+  assert.ok(names.includes('weft_process_resident_memory_bytes'));
+  assert.equal(names.filter((n) => !n.startsWith('weft_')), []);
 });
 
 test('CNI conflist: bridge + host-local on the leased subnet, the overlay MTU, one default route', () => {

@@ -2,12 +2,12 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { parseUdpPeer, UdpPeer, UDP_OVERHEAD } from '../../../../backend/udp/backend.js';
-import { parseFlags, UsageError } from '../../../../daemon/flags.js';
+import { parseWeftdFlags as parseFlags, UsageError } from '../../../../daemon/flags.js';
 import { Prefix } from '../../../../lib/ip.js';
 import { decodeLeaseAttrs } from '../../../../subnet-manager/lease.js';
 import type { Lease } from '../../../../subnet-manager/lease.js';
 
-const OWN = '192.0.2.11';
+const OWN = { v4: '192.0.2.11' };
 const lease = (subnet: string, json: string): Lease => ({
   subnet: Prefix.parse(subnet),
   attrs: decodeLeaseAttrs(json),
@@ -17,7 +17,7 @@ const lease = (subnet: string, json: string): Lease => ({
 test('a weft udp lease and a flannel udp lease (no BackendType) are peers; BackendData is ignored', () => {
   const w = parseUdpPeer(lease('10.244.3.0/24', '{"PublicIP":"192.0.2.13","BackendType":"udp","BackendData":null}'), OWN);
   assert.ok('peer' in w);
-  assert.is((w as { peer: UdpPeer }).peer.publicIp, '192.0.2.13');
+  assert.is((w as { peer: UdpPeer }).peer.publicIp.v4, '192.0.2.13');
   assert.is((w as { peer: UdpPeer }).peer.subnet.toString(), '10.244.3.0/24');
   const f = parseUdpPeer(lease('10.244.4.0/24', '{"PublicIP":"192.0.2.14"}'), OWN);
   assert.ok('peer' in f, JSON.stringify(f));
@@ -26,21 +26,21 @@ test('a weft udp lease and a flannel udp lease (no BackendType) are peers; Backe
 test('vxlan leases, our own address and equality', () => {
   const v = parseUdpPeer(lease('10.244.3.0/24', '{"PublicIP":"192.0.2.13","BackendType":"vxlan","BackendData":{"VtepMAC":"02:00:00:00:00:01"}}'), OWN);
   assert.equal(v, { error: 'BackendType "vxlan" is not "udp"' });
-  const me = parseUdpPeer(lease('10.244.3.0/24', `{"PublicIP":"${OWN}","BackendType":"udp"}`), OWN);
-  assert.equal(me, { error: `PublicIP ${OWN} is this host's own address` });
-  const a = new UdpPeer(Prefix.parse('10.244.3.0/24'), '192.0.2.13');
-  assert.ok(a.equals(new UdpPeer(Prefix.parse('10.244.3.0/24'), '192.0.2.13')));
-  assert.not.ok(a.equals(new UdpPeer(Prefix.parse('10.244.3.0/24'), '192.0.2.14')));
+  const me = parseUdpPeer(lease('10.244.3.0/24', `{"PublicIP":"${OWN.v4}","BackendType":"udp"}`), OWN);
+  assert.equal(me, { error: `PublicIP ${OWN.v4} is this host's own address` });
+  const a = new UdpPeer(Prefix.parse('10.244.3.0/24'), { v4: '192.0.2.13' });
+  assert.ok(a.equals(new UdpPeer(Prefix.parse('10.244.3.0/24'), { v4: '192.0.2.13' })));
+  assert.not.ok(a.equals(new UdpPeer(Prefix.parse('10.244.3.0/24'), { v4: '192.0.2.14' })));
   assert.is(UDP_OVERHEAD, 28);
 });
 
 test('--udp-engine and --tun-device', () => {
   const d = parseFlags([]);
-  assert.is(d.udpEngine, undefined, 'unset: Backend.Engine decides');
-  assert.is(d.tunDevice, 'weft-tun');
-  assert.is(parseFlags(['--udp-engine', 'dgram']).udpEngine, 'dgram');
-  assert.is(parseFlags([], { WEFTD_UDP_ENGINE: 'native' }).udpEngine, 'native');
-  assert.is(parseFlags(['--tun-device=tun9']).tunDevice, 'tun9');
+  assert.is(d.backendFlags.udpEngine, undefined, 'unset: Backend.Engine decides');
+  assert.is(d.backendFlags.tunDevice, 'weft-tun');
+  assert.is(parseFlags(['--udp-engine', 'dgram']).backendFlags.udpEngine, 'dgram');
+  assert.is(parseFlags([], { WEFTD_UDP_ENGINE: 'native' }).backendFlags.udpEngine, 'native');
+  assert.is(parseFlags(['--tun-device=tun9']).backendFlags.tunDevice, 'tun9');
   assert.throws(() => parseFlags(['--udp-engine', 'fast']), (e: unknown) => e instanceof UsageError && /invalid --udp-engine "fast": must be native or dgram/.test((e as Error).message));
 });
 

@@ -4,25 +4,25 @@
 import { randomBytes } from 'node:crypto';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { parseBackendOffload } from '../../../../backend/udp/backend.js';
+import { parseUdpConfig } from '../../../../backend/udp/config.js';
 import { tunOffloadNames } from '../../../../backend/udp/native-engine.js';
-import { parseFlags, UsageError } from '../../../../daemon/flags.js';
+import { parseWeftdFlags as parseFlags, UsageError } from '../../../../daemon/flags.js';
 import { native } from '../../../../native/index.js';
 
 test('--udp-offload: unset leaves it to Backend.Offload; =false/=true/bare; env', () => {
-  assert.is(parseFlags([]).udpOffload, undefined);
-  assert.is(parseFlags(['--udp-offload=false']).udpOffload, false);
-  assert.is(parseFlags(['--udp-offload']).udpOffload, true);
-  assert.is(parseFlags([], { WEFTD_UDP_OFFLOAD: '0' }).udpOffload, false);
+  assert.is(parseFlags([]).backendFlags.udpOffload, undefined);
+  assert.is(parseFlags(['--udp-offload=false']).backendFlags.udpOffload, false);
+  assert.is(parseFlags(['--udp-offload']).backendFlags.udpOffload, true);
+  assert.is(parseFlags([], { WEFTD_UDP_OFFLOAD: '0' }).backendFlags.udpOffload, false);
   assert.throws(() => parseFlags(['--udp-offload=maybe']), (e: unknown) => e instanceof UsageError && /invalid --udp-offload "maybe": must be true or false/.test((e as Error).message));
 });
 
 test('Backend.Offload: boolean or absent; anything else quoted in the error', () => {
-  assert.equal(parseBackendOffload({ Type: 'udp' }), {});
-  assert.equal(parseBackendOffload({ Type: 'udp', Offload: null }), {});
-  assert.equal(parseBackendOffload({ Type: 'udp', Offload: false }), { offload: false });
-  assert.equal(parseBackendOffload({ Type: 'udp', Offload: true }), { offload: true });
-  assert.equal(parseBackendOffload({ Type: 'udp', Offload: 'no' }), { error: 'Backend.Offload must be true or false, got "no"' });
+  assert.is(parseUdpConfig({ Type: 'udp' }).offload, undefined);
+  assert.is(parseUdpConfig({ Type: 'udp', Offload: null }).offload, undefined);
+  assert.is(parseUdpConfig({ Type: 'udp', Offload: false }).offload, false);
+  assert.is(parseUdpConfig({ Type: 'udp', Offload: true }).offload, true);
+  assert.throws(() => parseUdpConfig({ Type: 'udp', Offload: 'no' }), (e: Error) => e.message === 'Backend.Offload must be true or false, got "no"');
 });
 
 test('TUN_F_* bits -> names, matching the addon\'s constants', () => {

@@ -10,7 +10,7 @@ import { Prefix } from '../../../../lib/ip.js';
 import type { Lease } from '../../../../subnet-manager/lease.js';
 import type { LeaseBatch } from '../../../../subnet-manager/lease-table.js';
 
-const UNDERLAY = { index: 2, name: 'eth0', ip: '192.0.2.11', mtu: 1500 };
+const UNDERLAY = { index: 2, name: 'eth0', v4: '192.0.2.11', mtu: 1500 };
 const MAC = '02:11:11:11:11:11';
 
 /** A tiny kernel: links, addresses, main-table routes, neighbours and FDB entries, plus a log of mutations. */

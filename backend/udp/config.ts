@@ -1,0 +1,49 @@
+// The udp backend's section of the network config and the weftd flags it adds.
+//   {"Type": "udp", "Port": 8285, "Engine": "native", "Offload": true, "MTU": 1472}
+// A flag, when given, wins over the config (--udp-engine over Engine, --udp-offload over Offload).
+import { boolField, choiceField, deepFreeze, intField } from '../../lib/config-fields.js';
+import { ifaceName, type FlagDef } from '../../lib/flags.js';
+import type { UdpEngineName } from './engine.js';
+
+export const UDP_ENGINES: readonly UdpEngineName[] = ['native', 'dgram'];
+
+export interface UdpConfig {
+  /** UDP port of the wire format (Backend.Port, default 8285 as flannel's udp backend). */
+  readonly port: number;
+  /** Backend.MTU; default: underlay MTU - 28. */
+  readonly mtu?: number;
+  /** Backend.Engine; unset: --udp-engine, else native. */
+  readonly engine?: UdpEngineName;
+  /** Backend.Offload; unset: --udp-offload, else true. */
+  readonly offload?: boolean;
+}
+
+export function parseUdpConfig(raw: Readonly<Record<string, unknown>>): UdpConfig {
+  const mtu = intField(raw, 'MTU', 'Backend.MTU', 68, 65535);
+  const engine = choiceField(raw, 'Engine', 'Backend.Engine', UDP_ENGINES);
+  const offload = boolField(raw, 'Offload', 'Backend.Offload');
+  return deepFreeze({
+    port: intField(raw, 'Port', 'Backend.Port', 1, 65535, 8285),
+    ...(mtu !== undefined ? { mtu } : {}),
+    ...(engine !== undefined ? { engine } : {}),
+    ...(offload !== undefined ? { offload } : {}),
+  });
+}
+
+export const UDP_FLAGS: readonly FlagDef[] = [
+  { name: 'tun-device', key: 'tunDevice', kind: 'string', def: 'weft-tun', check: ifaceName, help: 'name of the udp backend\'s TUN device' },
+  { name: 'udp-engine', key: 'udpEngine', kind: 'string', choices: UDP_ENGINES, help: 'udp backend forwarding engine, native or dgram (default: Backend.Engine, else native)' },
+  { name: 'udp-offload', key: 'udpOffload', kind: 'bool', help: 'native udp engine: TUN TSO/GSO and UDP GSO/GRO offloads (default: Backend.Offload, else true); --udp-offload=false for one packet per datagram and syscall slot' },
+];
+
+/** The udp flags' values as parsed by weftd's flag table. */
+export interface UdpFlagValues {
+  readonly tunDevice: string;
+  readonly udpEngine?: UdpEngineName;
+  readonly udpOffload?: boolean;
+}
+
+/** What runs: the flag wins over the network config, which wins over the default. */
+export function effectiveUdpSettings(c: UdpConfig, f: UdpFlagValues): { engine: UdpEngineName; offload: boolean; device: string } {
+  return { engine: f.udpEngine ?? c.engine ?? 'native', offload: f.udpOffload ?? c.offload ?? true, device: f.tunDevice };
+}

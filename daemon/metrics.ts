@@ -1,0 +1,85 @@
+// /metrics: Prometheus text format (prom-client). Every name starts with
+// weft_, the process metrics too. Counters kept elsewhere (the backend, the
+// subnet manager, the forwarder) are mirrored at scrape time. A new metric is
+// one entry in buildRegistry, read from the HealthSource.
+import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
+import type { ForwarderStats } from '../backend/udp/engine.js';
+import type { HealthSource } from './health.js';
+
+export const METRIC_PREFIX = 'weft_';
+
+/** A counter whose value is read from elsewhere at scrape time. */
+function mirroredCounter(reg: Registry, name: string, help: string, labelNames: string[], read: (set: (v: number, labels?: Record<string, string>) => void) => void): void {
+  new Counter({
+    name,
+    help,
+    labelNames,
+    registers: [reg],
+    collect() {
+      this.reset();
+      read((v, labels) => (labels ? this.inc(labels, v) : this.inc(v)));
+    },
+  });
+}
+
+export function buildRegistry(src: HealthSource): Registry {
+  const reg = new Registry();
+  // One prefix for everything, the process metrics included.
+  collectDefaultMetrics({ register: reg, prefix: METRIC_PREFIX });
+  new Gauge({
+    name: 'weft_lease_expiry_timestamp_seconds',
+    help: 'When the subnet lease expires unless renewed (0 for a reservation or no lease)',
+    registers: [reg],
+    collect() {
+      this.set((src.leaseExpiry()?.getTime() ?? 0) / 1000);
+    },
+  });
+  new Gauge({
+    name: 'weft_ready',
+    help: '1 when the lease is held and the data plane is programmed',
+    registers: [reg],
+    collect() {
+      this.set(src.phase() === 'ready' ? 1 : 0);
+    },
+  });
+  new Gauge({
+    name: 'weft_peers',
+    help: 'Remote hosts by state: known (valid leases) and programmed (all kernel/forwarder entries in place)',
+    labelNames: ['state'],
+    registers: [reg],
+    collect() {
+      const s = src.backend()?.stats();
+      this.set({ state: 'known' }, s?.peersKnown ?? 0);
+      this.set({ state: 'programmed' }, s?.peersProgrammed ?? 0);
+    },
+  });
+  mirroredCounter(reg, 'weft_kernel_operation_errors_total', 'Failed kernel (netlink) operations', [], (set) => set(src.backend()?.stats().kernelErrors ?? 0));
+  mirroredCounter(reg, 'weft_invalid_peer_leases_total', 'Leases skipped because their backend data was unusable', [], (set) => set(src.backend()?.stats().invalidPeers ?? 0));
+  mirroredCounter(reg, 'weft_device_recreated_total', 'Times the backend device had to be recreated', [], (set) => set(src.backend()?.stats().deviceRecreated ?? 0));
+  mirroredCounter(reg, 'weft_etcd_reconnects_total', 'Watch re-establishments after a lost etcd stream', [], (set) => set(src.etcd().reconnects));
+  mirroredCounter(reg, 'weft_watch_resyncs_total', 'Lease re-lists after the watch revision was compacted', [], (set) => set(src.etcd().watchResyncs));
+  mirroredCounter(reg, 'weft_invalid_leases_total', 'Lease keys/values in etcd skipped as invalid', [], (set) => set(src.etcd().invalidLeases));
+  mirroredCounter(reg, 'weft_forwarder_packets_total', 'Packets moved by the userspace forwarder', ['direction'], (set) => {
+    const f = forwarderTotals(src.backend()?.stats().forwarder);
+    if (f) for (const [dir, v] of Object.entries(f.packets)) set(v, { direction: dir });
+  });
+  mirroredCounter(reg, 'weft_forwarder_bytes_total', 'Bytes moved by the userspace forwarder', ['direction'], (set) => {
+    const f = forwarderTotals(src.backend()?.stats().forwarder);
+    if (f) for (const [dir, v] of Object.entries(f.bytes)) set(v, { direction: dir });
+  });
+  mirroredCounter(reg, 'weft_forwarder_drops_total', 'Packets dropped by the userspace forwarder, by reason', ['reason'], (set) => {
+    const f = forwarderTotals(src.backend()?.stats().forwarder);
+    if (f) for (const [reason, v] of Object.entries(f.drops)) set(v, { reason });
+  });
+  return reg;
+}
+
+/** The forwarder's totals by label value: packets and bytes by direction, drops by reason. */
+export function forwarderTotals(f: ForwarderStats | undefined): { packets: Record<string, number>; bytes: Record<string, number>; drops: Record<string, number> } | undefined {
+  if (!f) return undefined;
+  return {
+    packets: { tx: f.txPackets, rx: f.rxPackets },
+    bytes: { tx: f.txBytes, rx: f.rxBytes },
+    drops: { ...f.drops },
+  };
+}

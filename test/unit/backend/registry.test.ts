@@ -1,0 +1,59 @@
+// The backend registry: Backend.Type looked up (no switch), each backend's own
+// config parsed by the backend (moved here from the control plane's config
+// tests, same messages), and the weftd flags each backend contributes.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { BACKENDS } from '../../../backend/builtin.js';
+import { BackendRegistry } from '../../../backend/registry.js';
+import { ConfigError } from '../../../lib/errors.js';
+import { parseNetworkConfig } from '../../../subnet-manager/index.js';
+
+const resolve = (text: string) => BACKENDS.resolve(parseNetworkConfig(text).backend);
+
+test('vxlan and udp are registered; their defaults are flannel\'s', () => {
+  assert.equal(BACKENDS.types(), ['vxlan', 'udp']);
+  const v = resolve('{"Network":"10.244.0.0/16"}');
+  assert.is(v.plugin.type, 'vxlan');
+  assert.equal(v.config, { vni: 1, port: 8472, directRouting: false });
+  assert.ok(Object.isFrozen(v.config));
+  assert.equal(resolve('{"Network":"10.244.0.0/16","Backend":{"Type":"udp"}}').config, { port: 8285 });
+});
+
+test('backend fields match case-insensitively; every field of both backends is read', () => {
+  assert.equal(resolve('{"network":"10.5.0.0/16","backend":{"type":"udp","engine":"dgram","offload":false,"mtu":1400,"port":9000}}').config, { port: 9000, mtu: 1400, engine: 'dgram', offload: false });
+  const v = resolve('{"Network":"10.5.0.0/16","Backend":{"Type":"vxlan","VNI":4096,"Port":4789,"MTU":1400,"DirectRouting":true}}').config;
+  assert.equal(v, { vni: 4096, port: 4789, mtu: 1400, directRouting: true });
+});
+
+const bad: [string, string][] = [
+  ['{"Network":"10.244.0.0/16","Backend":{"Type":"gre"}}', 'Backend.Type "gre" is not supported by this weftd (registered: vxlan, udp)'],
+  ['{"Network":"10.244.0.0/16","Backend":{"Type":"host-gw"}}', 'Backend.Type "host-gw" is not supported by this weftd (registered: vxlan, udp)'],
+  ['{"Network":"10.244.0.0/16","Backend":{"Type":"vxlan","VNI":0}}', 'Backend.VNI must be an integer between 1 and 16777215, got 0'],
+  ['{"Network":"10.244.0.0/16","Backend":{"Type":"vxlan","Port":70000}}', 'Backend.Port must be an integer between 1 and 65535, got 70000'],
+  ['{"Network":"10.244.0.0/16","Backend":{"Type":"vxlan","MTU":20}}', 'Backend.MTU must be an integer between 68 and 65535, got 20'],
+  ['{"Network":"10.244.0.0/16","Backend":{"Type":"vxlan","DirectRouting":"yes"}}', 'Backend.DirectRouting must be true or false, got "yes"'],
+  ['{"Network":"10.244.0.0/16","Backend":{"Type":"udp","Engine":"fast"}}', 'Backend.Engine must be "native" or "dgram", got "fast"'],
+  ['{"Network":"10.244.0.0/16","Backend":{"Type":"udp","Port":0}}', 'Backend.Port must be an integer between 1 and 65535, got 0'],
+];
+for (const [text, msg] of bad) {
+  test(`rejects ${text}`, () => {
+    try {
+      resolve(text);
+      assert.unreachable('should have thrown');
+    } catch (e) {
+      assert.instance(e, ConfigError);
+      assert.is((e as ConfigError).code, 'EBADCONFIG');
+      assert.is((e as Error).message, msg);
+    }
+  });
+}
+
+test('each backend brings its weftd flags; a type or flag registered twice is refused', () => {
+  assert.equal(BACKENDS.flags().map((f) => f.name), ['vxlan-device', 'tun-device', 'udp-engine', 'udp-offload']);
+  const fake = { type: 'vxlan', flags: [], parseConfig: () => ({}), create: () => { throw new Error('unused'); } };
+  assert.throws(() => new BackendRegistry([fake, fake]), /registered twice/);
+  const clash = { ...fake, type: 'other', flags: [{ name: 'x', kind: 'bool' as const, help: '' }] };
+  assert.throws(() => new BackendRegistry([clash, { ...clash, type: 'third' }]), /flag --x is already defined/);
+});
+
+test.run();
