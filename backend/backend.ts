@@ -7,7 +7,7 @@ import type { FlagDef } from '../lib/flags.js';
 import type { Prefix } from '../lib/ip.js';
 import type { Logger } from '../lib/log.js';
 import type { NetlinkHandle } from '../netlink/index.js';
-import type { Underlay } from '../host/underlay.js';
+import { requireV4, type Underlay } from '../host/underlay.js';
 import type { Lease, LeaseBatch } from '../subnet-manager/index.js';
 import type { ForwarderStats } from './udp/engine.js';
 
@@ -75,4 +75,13 @@ export interface BackendPlugin<C = unknown> {
 /** Keeps a plug-in's config type when it is listed with others. */
 export function defineBackend<C>(p: BackendPlugin<C>): BackendPlugin<C> {
   return Object.freeze(p);
+}
+
+/**
+ * The host half of a backend's options: netlink handle, logger, network, and
+ * the underlay with the IPv4 address today's data paths send from (`what`
+ * names the backend in the error when the underlay has none).
+ */
+export function hostOptions<C>(ctx: BackendContext<C>, what: string) {
+  return { nl: ctx.nl, log: ctx.log, network: ctx.network, underlay: { ...ctx.underlay, v4: requireV4(ctx.underlay, what) } };
 }

@@ -2,7 +2,7 @@
 // the interface of the default route and its first IPv4 address (flanneld's
 // rule). The IPv6 address is the interface's first global one, when it has
 // any; nothing uses it yet (dual-stack backends will).
-import { WeftError } from '../lib/errors.js';
+import { errorKind } from '../lib/errors.js';
 import type { DualAddress } from '../lib/ip.js';
 import { RT_SCOPE_UNIVERSE, RT_TABLE_MAIN } from '../netlink/constants.js';
 import type { NetlinkHandle } from '../netlink/index.js';
@@ -13,10 +13,7 @@ export interface Underlay extends DualAddress {
   readonly mtu: number;
 }
 
-export class UnderlayError extends WeftError {
-  readonly code = 'EUNDERLAY';
-  readonly retryable = false;
-}
+export class UnderlayError extends errorKind('EUNDERLAY', false) {}
 
 export type UnderlayNetlink = Pick<NetlinkHandle, 'linkByName' | 'linkByIndex' | 'addrList' | 'routeList'>;
 

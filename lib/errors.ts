@@ -10,17 +10,19 @@ export abstract class WeftError extends Error {
   }
 }
 
-/** Bad configuration (network config, a backend's config, flags): exit status 2, no retry helps. */
-export class ConfigError extends WeftError {
-  readonly code = 'EBADCONFIG';
-  readonly retryable = false;
+/** A base class for errors of one kind: `class LeaseError extends errorKind('EBADLEASE', false) {}`. */
+export function errorKind<C extends string>(code: C, retryable: boolean) {
+  return class extends WeftError {
+    readonly code: C = code;
+    readonly retryable: boolean = retryable;
+  };
 }
 
+/** Bad configuration (network config, a backend's config, flags): exit status 2, no retry helps. */
+export class ConfigError extends errorKind('EBADCONFIG', false) {}
+
 /** A bad command line or environment value: exit status 2. */
-export class UsageError extends WeftError {
-  readonly code = 'EUSAGE';
-  readonly retryable = false;
-}
+export class UsageError extends errorKind('EUSAGE', false) {}
 
 export function isRetryable(e: unknown): boolean {
   return typeof e === 'object' && e !== null && (e as { retryable?: unknown }).retryable === true;

@@ -1,11 +1,11 @@
 // Addresses: RTM_NEWADDR / RTM_DELADDR / RTM_GETADDR requests and the Addr decoder.
 import {
-  AF_INET, AF_INET6, AF_UNSPEC, IFADDRMSG_LEN, IFA_ADDRESS, IFA_BROADCAST, IFA_FLAGS, IFA_LABEL,
-  IFA_LOCAL, NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL, NLM_F_REPLACE, RTM_DELADDR, RTM_GETADDR,
+  AF_INET, AF_INET6, IFADDRMSG_LEN, IFA_ADDRESS, IFA_BROADCAST, IFA_FLAGS, IFA_LABEL,
+  IFA_LOCAL, NLM_F_CREATE, NLM_F_EXCL, NLM_F_REPLACE, RTM_DELADDR, RTM_GETADDR,
   RTM_NEWADDR, RT_SCOPE_UNIVERSE,
 } from './constants.js';
 import { formatIp, parseIp } from '../lib/ip.js';
-import { checkIndex, checkUint, type Request } from './request.js';
+import { checkIndex, checkUint, dumpRequest, type Request } from './request.js';
 import type { Addr, AddrSpec } from './types.js';
 import { attr, attrStr, decodeIfAddrMsg, encodeIfAddrMsg, type NlMsg, splitBody } from './wire.js';
 
@@ -50,8 +50,7 @@ export function addrRequest(verb: AddrVerb, a: AddrSpec): Request {
 }
 
 export function addrDumpRequest(family?: 4 | 6): Request {
-  const fam = family === 4 ? AF_INET : family === 6 ? AF_INET6 : AF_UNSPEC;
-  return { type: RTM_GETADDR, flags: NLM_F_DUMP, body: encodeIfAddrMsg({ family: fam }), op: `addr show${family ? ` -${family}` : ''}` };
+  return dumpRequest(RTM_GETADDR, (f) => encodeIfAddrMsg({ family: f }), 'addr', family);
 }
 
 /** RTM_NEWADDR / RTM_DELADDR → Addr, or undefined for families other than inet/inet6. */

@@ -138,6 +138,17 @@ export class NetlinkHandle {
     }
   }
 
+  /** A dump's messages of `type`, decoded, kept when `keep` says so (filters the kernel does not apply for us). */
+  private list<T>(req: Request, type: number, decode: (m: NlMsg) => T | undefined, keep: (x: T) => boolean): T[] {
+    const out: T[] = [];
+    for (const m of this.dump(req)) {
+      if (m.type !== type) continue;
+      const x = decode(m);
+      if (x !== undefined && keep(x)) out.push(x);
+    }
+    return out;
+  }
+
   // ------------------------------------------------------------ links
 
   // ip -d link show
@@ -226,14 +237,7 @@ export class NetlinkHandle {
 
   // ip [-4|-6] addr show [dev INDEX]
   addrList(filter: { index?: number; family?: 4 | 6 } = {}): Addr[] {
-    const out: Addr[] = [];
-    for (const m of this.dump(addrDumpRequest(filter.family))) {
-      if (m.type !== RTM_NEWADDR) continue;
-      const a = decodeAddr(m);
-      if (!a || (filter.index !== undefined && a.index !== filter.index) || (filter.family !== undefined && a.family !== filter.family)) continue;
-      out.push(a);
-    }
-    return out;
+    return this.list(addrDumpRequest(filter.family), RTM_NEWADDR, decodeAddr, (a) => matchesFilter(a, filter));
   }
 
   // ip addr add ADDRESS/PLEN dev INDEX
@@ -256,17 +260,7 @@ export class NetlinkHandle {
   // ip [-4|-6] route show [table T|all] [dev INDEX]   (table: default main, 0 = all tables)
   routeList(filter: { index?: number; family?: 4 | 6; table?: number } = {}): Route[] {
     const table = filter.table ?? RT_TABLE_MAIN;
-    const out: Route[] = [];
-    for (const m of this.dump(routeDumpRequest(filter.family))) {
-      if (m.type !== RTM_NEWROUTE) continue;
-      const r = decodeRoute(m);
-      if (!r) continue;
-      if (table !== RT_TABLE_UNSPEC && r.table !== table) continue;
-      if (filter.index !== undefined && r.index !== filter.index) continue;
-      if (filter.family !== undefined && r.family !== filter.family) continue;
-      out.push(r);
-    }
-    return out;
+    return this.list(routeDumpRequest(filter.family), RTM_NEWROUTE, decodeRoute, (r) => (table === RT_TABLE_UNSPEC || r.table === table) && matchesFilter(r, filter));
   }
 
   // ip route add DST [via GW] dev INDEX [onlink] ...
@@ -288,14 +282,7 @@ export class NetlinkHandle {
 
   // ip [-4|-6] neigh show [dev INDEX]
   neighList(filter: { index?: number; family?: 4 | 6 } = {}): Neigh[] {
-    const out: Neigh[] = [];
-    for (const m of this.dump(neighDumpRequest(filter.family))) {
-      if (m.type !== RTM_NEWNEIGH) continue;
-      const n = decodeNeigh(m);
-      if (!n || (filter.index !== undefined && n.index !== filter.index) || (filter.family !== undefined && n.family !== filter.family)) continue;
-      out.push(n);
-    }
-    return out;
+    return this.list(neighDumpRequest(filter.family), RTM_NEWNEIGH, decodeNeigh, (n) => matchesFilter(n, filter));
   }
 
   // ip neigh replace IP lladdr MAC dev INDEX nud permanent
@@ -312,14 +299,7 @@ export class NetlinkHandle {
 
   // bridge fdb show [dev INDEX]
   fdbList(filter: { index?: number } = {}): Fdb[] {
-    const out: Fdb[] = [];
-    for (const m of this.dump(fdbDumpRequest())) {
-      if (m.type !== RTM_NEWNEIGH) continue;
-      const f = decodeFdb(m);
-      if (!f || (filter.index !== undefined && f.index !== filter.index)) continue;
-      out.push(f);
-    }
-    return out;
+    return this.list(fdbDumpRequest(), RTM_NEWNEIGH, decodeFdb, (f) => matchesFilter(f, filter));
   }
 
   // bridge fdb append MAC dev INDEX dst IP self permanent
@@ -336,4 +316,9 @@ export class NetlinkHandle {
   fdbDel(f: FdbSpec): void {
     this.exec(fdbRequest('del', f));
   }
+}
+
+/** The index and family filters of the list calls (unset: anything). */
+function matchesFilter(x: { index?: number; family?: number }, f: { index?: number; family?: 4 | 6 }): boolean {
+  return (f.index === undefined || x.index === f.index) && (f.family === undefined || x.family === f.family);
 }

@@ -111,32 +111,24 @@ export function linkAddRequest(s: LinkSpec): Request {
   };
 }
 
-// ip link del NAME | ip link del dev INDEX
-export function linkDelRequest(nameOrIndex: string | number): Request {
+/** A request about one link, by index (ifinfomsg) or by name (IFLA_IFNAME). */
+function linkRequest(type: number, verb: string, nameOrIndex: string | number): Request {
   if (typeof nameOrIndex === 'number') {
     checkIndex('link index', nameOrIndex);
-    return { type: RTM_DELLINK, flags: 0, body: encodeIfInfoMsg({ index: nameOrIndex }), op: `link del dev ${nameOrIndex}` };
+    return { type, flags: 0, body: encodeIfInfoMsg({ index: nameOrIndex }), op: `link ${verb} dev ${nameOrIndex}` };
   }
   checkLinkName(nameOrIndex);
-  return {
-    type: RTM_DELLINK, flags: 0,
-    body: Buffer.concat([encodeIfInfoMsg({}), attrStr(IFLA_IFNAME, nameOrIndex)]),
-    op: `link del ${nameOrIndex}`,
-  };
+  return { type, flags: 0, body: Buffer.concat([encodeIfInfoMsg({}), attrStr(IFLA_IFNAME, nameOrIndex)]), op: `link ${verb} ${nameOrIndex}` };
+}
+
+// ip link del NAME | ip link del dev INDEX
+export function linkDelRequest(nameOrIndex: string | number): Request {
+  return linkRequest(RTM_DELLINK, 'del', nameOrIndex);
 }
 
 // ip link show [NAME | dev INDEX]
 export function linkGetRequest(nameOrIndex: string | number): Request {
-  if (typeof nameOrIndex === 'number') {
-    checkIndex('link index', nameOrIndex);
-    return { type: RTM_GETLINK, flags: 0, body: encodeIfInfoMsg({ index: nameOrIndex }), op: `link show dev ${nameOrIndex}` };
-  }
-  checkLinkName(nameOrIndex);
-  return {
-    type: RTM_GETLINK, flags: 0,
-    body: Buffer.concat([encodeIfInfoMsg({}), attrStr(IFLA_IFNAME, nameOrIndex)]),
-    op: `link show ${nameOrIndex}`,
-  };
+  return linkRequest(RTM_GETLINK, 'show', nameOrIndex);
 }
 
 export function linkDumpRequest(): Request {

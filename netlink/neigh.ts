@@ -1,13 +1,13 @@
 // Neighbours (ARP/NDP, ip neigh) and bridge FDB entries (bridge fdb): both are
 // RTM_NEWNEIGH / RTM_DELNEIGH / RTM_GETNEIGH over struct ndmsg; the family tells them apart.
 import {
-  AF_BRIDGE, AF_INET, AF_INET6, AF_UNSPEC, NDA_DST, NDA_LLADDR, NDA_MASTER, NDA_PORT, NDA_VLAN,
+  AF_BRIDGE, AF_INET, AF_INET6, NDA_DST, NDA_LLADDR, NDA_MASTER, NDA_PORT, NDA_VLAN,
   NDA_VNI, NDMSG_LEN, NLM_F_APPEND, NLM_F_CREATE, NLM_F_DUMP, NLM_F_REPLACE, NTF_MASTER, NTF_SELF,
   NUD_PERMANENT, RTM_DELNEIGH, RTM_GETNEIGH, RTM_NEWNEIGH,
 } from './constants.js';
 import { formatIp, parseIp } from '../lib/ip.js';
 import { formatMac, parseMac } from '../lib/mac.js';
-import { checkIndex, checkUint, type Request } from './request.js';
+import { checkIndex, checkUint, dumpRequest, type Request } from './request.js';
 import type { Fdb, FdbSpec, Neigh, NeighSpec } from './types.js';
 import { attr, attrU16, attrU16BE, attrU32, decodeNdMsg, encodeNdMsg, type NlMsg, splitBody } from './wire.js';
 
@@ -52,8 +52,7 @@ export function neighDelRequest(n: { index: number; ip: string; mac?: string; st
 }
 
 export function neighDumpRequest(family?: 4 | 6): Request {
-  const fam = family === 4 ? AF_INET : family === 6 ? AF_INET6 : AF_UNSPEC;
-  return { type: RTM_GETNEIGH, flags: NLM_F_DUMP, body: encodeNdMsg({ family: fam }), op: `neigh show${family ? ` -${family}` : ''}` };
+  return dumpRequest(RTM_GETNEIGH, (f) => encodeNdMsg({ family: f }), 'neigh', family);
 }
 
 /** RTM_NEWNEIGH / RTM_DELNEIGH of family inet/inet6 → Neigh (undefined for other families). */

@@ -1,4 +1,4 @@
-import { NLM_F_ACK, NLM_F_REQUEST } from './constants.js';
+import { AF_INET, AF_INET6, AF_UNSPEC, NLM_F_ACK, NLM_F_DUMP, NLM_F_REQUEST } from './constants.js';
 import { encodeMessage } from './wire.js';
 
 /** One rtnetlink request before framing: what a handle sends and tests compare. */
@@ -23,4 +23,10 @@ export function checkIndex(what: string, v: number): void {
 
 export function checkUint(what: string, v: number, max: number, min = 0): void {
   if (!Number.isInteger(v) || v < min || v > max) throw new TypeError(`${what} must be an integer in ${min}..${max}, got ${v}`);
+}
+
+/** A dump of one object kind, of one family or all (`ip [-4|-6] <what> show`). */
+export function dumpRequest(type: number, encodeFixed: (family: number) => Buffer, what: string, family?: 4 | 6): Request {
+  const fam = family === 4 ? AF_INET : family === 6 ? AF_INET6 : AF_UNSPEC;
+  return { type, flags: NLM_F_DUMP, body: encodeFixed(fam), op: `${what} show${family ? ` -${family}` : ''}` };
 }

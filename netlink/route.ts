@@ -1,12 +1,12 @@
 // Routes: RTM_NEWROUTE / RTM_DELROUTE / RTM_GETROUTE requests and the Route decoder.
 import {
-  AF_INET, AF_INET6, AF_UNSPEC, NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL, NLM_F_REPLACE, RTA_DST,
+  AF_INET, AF_INET6, NLM_F_CREATE, NLM_F_EXCL, NLM_F_REPLACE, RTA_DST,
   RTA_GATEWAY, RTA_METRICS, RTA_OIF, RTA_PREFSRC, RTA_PRIORITY, RTA_TABLE, RTAX_MTU, RTM_DELROUTE,
   RTM_GETROUTE, RTM_NEWROUTE, RTMSG_LEN, RTN_UNICAST, RTN_UNSPEC, RTNH_F_ONLINK, RTPROT_BOOT,
   RTPROT_UNSPEC, RT_SCOPE_LINK, RT_SCOPE_NOWHERE, RT_SCOPE_UNIVERSE, RT_TABLE_MAIN, RT_TABLE_UNSPEC,
 } from './constants.js';
 import { formatIp, type IpFamily, parseCidr, parseIp } from '../lib/ip.js';
-import { checkIndex, checkUint, type Request } from './request.js';
+import { checkIndex, checkUint, dumpRequest, type Request } from './request.js';
 import type { Route, RouteSpec } from './types.js';
 import { attr, attrNested, attrU32, decodeRtMsg, encodeRtMsg, type NlMsg, splitBody } from './wire.js';
 
@@ -76,8 +76,7 @@ export function routeRequest(verb: RouteVerb, r: RouteSpec): Request {
 }
 
 export function routeDumpRequest(family?: 4 | 6): Request {
-  const fam = family === 4 ? AF_INET : family === 6 ? AF_INET6 : AF_UNSPEC;
-  return { type: RTM_GETROUTE, flags: NLM_F_DUMP, body: encodeRtMsg({ family: fam }), op: `route show${family ? ` -${family}` : ''}` };
+  return dumpRequest(RTM_GETROUTE, (f) => encodeRtMsg({ family: f }), 'route', family);
 }
 
 /** RTM_NEWROUTE / RTM_DELROUTE → Route, or undefined for families other than inet/inet6. */

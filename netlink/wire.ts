@@ -208,6 +208,31 @@ function need(buf: Buffer, size: number, what: string): void {
   if (buf.length < size) throw new NetlinkParseError(`truncated ${what}: ${buf.length} bytes, need ${size}`, NLMSG_HDRLEN);
 }
 
+type FieldType = 'u8' | 'u16' | 's32' | 'u32';
+
+/** A fixed kernel struct as a table of (field, type, offset): one encoder and one decoder for all of them. */
+function struct<T extends Record<string, number>>(what: string, size: number, layout: ReadonlyArray<readonly [keyof T & string, FieldType, number]>) {
+  return {
+    encode(m: Partial<T>): Buffer {
+      const b = Buffer.alloc(size);
+      for (const [k, t, off] of layout) {
+        const v = m[k] ?? 0;
+        if (t === 'u8') b.writeUInt8(v, off);
+        else if (t === 'u16') b.writeUInt16LE(v, off);
+        else if (t === 's32') b.writeInt32LE(v, off);
+        else b.writeUInt32LE(v >>> 0, off);
+      }
+      return b;
+    },
+    decode(b: Buffer): T {
+      need(b, size, what);
+      const o: Record<string, number> = {};
+      for (const [k, t, off] of layout) o[k] = t === 'u8' ? b.readUInt8(off) : t === 'u16' ? b.readUInt16LE(off) : t === 's32' ? b.readInt32LE(off) : b.readUInt32LE(off);
+      return o as T;
+    },
+  };
+}
+
 /** struct ifinfomsg { u8 family; u8 pad; u16 type; s32 index; u32 flags; u32 change; } */
 export interface IfInfoMsg {
   family: number;
@@ -216,19 +241,9 @@ export interface IfInfoMsg {
   flags: number;
   change: number;
 }
-export function encodeIfInfoMsg(m: Partial<IfInfoMsg>): Buffer {
-  const b = Buffer.alloc(IFINFOMSG_LEN);
-  b.writeUInt8(m.family ?? 0, 0);
-  b.writeUInt16LE(m.type ?? 0, 2);
-  b.writeInt32LE(m.index ?? 0, 4);
-  b.writeUInt32LE((m.flags ?? 0) >>> 0, 8);
-  b.writeUInt32LE((m.change ?? 0) >>> 0, 12);
-  return b;
-}
-export function decodeIfInfoMsg(b: Buffer): IfInfoMsg {
-  need(b, IFINFOMSG_LEN, 'ifinfomsg');
-  return { family: b.readUInt8(0), type: b.readUInt16LE(2), index: b.readInt32LE(4), flags: b.readUInt32LE(8), change: b.readUInt32LE(12) };
-}
+const ifinfomsg = struct<IfInfoMsg & Record<string, number>>('ifinfomsg', IFINFOMSG_LEN, [['family', 'u8', 0], ['type', 'u16', 2], ['index', 's32', 4], ['flags', 'u32', 8], ['change', 'u32', 12]]);
+export const encodeIfInfoMsg = (m: Partial<IfInfoMsg>): Buffer => ifinfomsg.encode(m);
+export const decodeIfInfoMsg = (b: Buffer): IfInfoMsg => ifinfomsg.decode(b);
 
 /** struct ifaddrmsg { u8 family, prefixlen, flags, scope; u32 index; } */
 export interface IfAddrMsg {
@@ -238,19 +253,9 @@ export interface IfAddrMsg {
   scope: number;
   index: number;
 }
-export function encodeIfAddrMsg(m: Partial<IfAddrMsg>): Buffer {
-  const b = Buffer.alloc(IFADDRMSG_LEN);
-  b.writeUInt8(m.family ?? 0, 0);
-  b.writeUInt8(m.prefixLen ?? 0, 1);
-  b.writeUInt8(m.flags ?? 0, 2);
-  b.writeUInt8(m.scope ?? 0, 3);
-  b.writeUInt32LE(m.index ?? 0, 4);
-  return b;
-}
-export function decodeIfAddrMsg(b: Buffer): IfAddrMsg {
-  need(b, IFADDRMSG_LEN, 'ifaddrmsg');
-  return { family: b[0]!, prefixLen: b[1]!, flags: b[2]!, scope: b[3]!, index: b.readUInt32LE(4) };
-}
+const ifaddrmsg = struct<IfAddrMsg & Record<string, number>>('ifaddrmsg', IFADDRMSG_LEN, [['family', 'u8', 0], ['prefixLen', 'u8', 1], ['flags', 'u8', 2], ['scope', 'u8', 3], ['index', 'u32', 4]]);
+export const encodeIfAddrMsg = (m: Partial<IfAddrMsg>): Buffer => ifaddrmsg.encode(m);
+export const decodeIfAddrMsg = (b: Buffer): IfAddrMsg => ifaddrmsg.decode(b);
 
 /** struct rtmsg { u8 family, dst_len, src_len, tos, table, protocol, scope, type; u32 flags; } */
 export interface RtMsg {
@@ -264,19 +269,11 @@ export interface RtMsg {
   type: number;
   flags: number;
 }
-export function encodeRtMsg(m: Partial<RtMsg>): Buffer {
-  const b = Buffer.alloc(RTMSG_LEN);
-  [m.family, m.dstLen, m.srcLen, m.tos, m.table, m.protocol, m.scope, m.type].forEach((v, i) => b.writeUInt8(v ?? 0, i));
-  b.writeUInt32LE((m.flags ?? 0) >>> 0, 8);
-  return b;
-}
-export function decodeRtMsg(b: Buffer): RtMsg {
-  need(b, RTMSG_LEN, 'rtmsg');
-  return {
-    family: b[0]!, dstLen: b[1]!, srcLen: b[2]!, tos: b[3]!, table: b[4]!, protocol: b[5]!, scope: b[6]!, type: b[7]!,
-    flags: b.readUInt32LE(8),
-  };
-}
+const rtmsg = struct<RtMsg & Record<string, number>>('rtmsg', RTMSG_LEN, [
+  ['family', 'u8', 0], ['dstLen', 'u8', 1], ['srcLen', 'u8', 2], ['tos', 'u8', 3], ['table', 'u8', 4], ['protocol', 'u8', 5], ['scope', 'u8', 6], ['type', 'u8', 7], ['flags', 'u32', 8],
+]);
+export const encodeRtMsg = (m: Partial<RtMsg>): Buffer => rtmsg.encode(m);
+export const decodeRtMsg = (b: Buffer): RtMsg => rtmsg.decode(b);
 
 /** struct ndmsg { u8 family, pad1; u16 pad2; s32 ifindex; u16 state; u8 flags, type; } */
 export interface NdMsg {
@@ -286,19 +283,9 @@ export interface NdMsg {
   flags: number;
   type: number;
 }
-export function encodeNdMsg(m: Partial<NdMsg>): Buffer {
-  const b = Buffer.alloc(NDMSG_LEN);
-  b.writeUInt8(m.family ?? 0, 0);
-  b.writeInt32LE(m.index ?? 0, 4);
-  b.writeUInt16LE(m.state ?? 0, 8);
-  b.writeUInt8(m.flags ?? 0, 10);
-  b.writeUInt8(m.type ?? 0, 11);
-  return b;
-}
-export function decodeNdMsg(b: Buffer): NdMsg {
-  need(b, NDMSG_LEN, 'ndmsg');
-  return { family: b[0]!, index: b.readInt32LE(4), state: b.readUInt16LE(8), flags: b[10]!, type: b[11]! };
-}
+const ndmsg = struct<NdMsg & Record<string, number>>('ndmsg', NDMSG_LEN, [['family', 'u8', 0], ['index', 's32', 4], ['state', 'u16', 8], ['flags', 'u8', 10], ['type', 'u8', 11]]);
+export const encodeNdMsg = (m: Partial<NdMsg>): Buffer => ndmsg.encode(m);
+export const decodeNdMsg = (b: Buffer): NdMsg => ndmsg.decode(b);
 
 /** The fixed struct, then attributes: how every rtnetlink message body is laid out. */
 export function splitBody(m: NlMsg, fixedLen: number): { fixed: Buffer; attrs: Attrs } {

@@ -3,9 +3,9 @@
 import type { Logger } from '../lib/log.js';
 import { type SubnetSpace, chooseFreeSubnet, isAllocatable, isFree, outOfSubnets } from './allocate.js';
 import { type NetworkConfig, parseNetworkConfig } from './config.js';
-import { AbortedError, ConfigError, ConfigMissingError, LeaseError, SubnetManagerError } from './errors.js';
+import { AbortedError, ConfigError, ConfigMissingError, LeaseError } from './errors.js';
 import { Backoff, sleep } from '../lib/backoff.js';
-import { isRetryable } from '../lib/errors.js';
+import { errorKind, isRetryable } from '../lib/errors.js';
 import { Prefix, isIp } from '../lib/ip.js';
 import { type Lease, type LeaseAttrs, decodeLeaseAttrs, encodeLeaseAttrs, leaseKeySuffix, parseLeaseKeySuffix } from './lease.js';
 import type { LeaseBatch, RawKV } from './lease-table.js';
@@ -35,10 +35,7 @@ export interface AcquireRequest {
 }
 
 /** Conflicting creates exhausted the retries (many hosts racing); retryable. */
-export class AcquireConflictError extends SubnetManagerError {
-  readonly code = 'ECONFLICT';
-  readonly retryable = true;
-}
+export class AcquireConflictError extends errorKind('ECONFLICT', true) {}
 
 const MAX_ACQUIRE_ATTEMPTS = 16;
 

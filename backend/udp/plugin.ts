@@ -1,6 +1,5 @@
 // The udp backend as a plug-in: Backend.Type "udp".
-import { defineBackend } from '../backend.js';
-import { requireV4 } from '../../host/underlay.js';
+import { defineBackend, hostOptions } from '../backend.js';
 import { UdpBackend } from './backend.js';
 import { effectiveUdpSettings, parseUdpConfig, UDP_FLAGS, type UdpConfig, type UdpFlagValues } from './config.js';
 
@@ -9,16 +8,12 @@ export const udpBackend = defineBackend<UdpConfig>({
   flags: UDP_FLAGS,
   parseConfig: parseUdpConfig,
   create(ctx) {
-    const { config: c, underlay } = ctx;
-    const v4 = requireV4(underlay, 'the udp backend');
+    const c = ctx.config;
     const s = effectiveUdpSettings(c, ctx.flags as unknown as UdpFlagValues);
     return new UdpBackend({
-      nl: ctx.nl,
-      log: ctx.log,
-      network: ctx.network,
+      ...hostOptions(ctx, 'the udp backend'),
       port: c.port,
       device: s.device,
-      underlay: { ...underlay, v4 },
       engine: s.engine,
       offload: s.offload,
       ...(c.mtu !== undefined ? { mtu: c.mtu } : {}),

@@ -104,7 +104,7 @@ test('health: /healthz and /readyz say ok; /metrics has the peers, readiness and
   assert.match(m.body, /^weft_kernel_operation_errors_total 0$/m);
   const exp = Number(/^weft_lease_expiry_timestamp_seconds (\S+)$/m.exec(m.body)![1]);
   assert.ok(exp > Date.now() / 1000 + 86000 && exp < Date.now() / 1000 + 86401, `lease expiry ${exp}`);
-  assert.match(m.body, /^weftd_process_resident_memory_bytes \d+/m);
+  assert.match(m.body, /^weft_process_resident_memory_bytes \d+/m);
   assert.is((await http('/nope')).status, 404);
 });
 
