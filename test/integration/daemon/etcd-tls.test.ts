@@ -88,6 +88,25 @@ test('with the right client certificate weftd leases a subnet over TLS', async (
   await lab.stop(a.proc);
 });
 
+test('weft leases takes the same --etcd-* TLS flags (and WEFTD_ETCD_* variables) as weftd', async () => {
+  const weft = WEFTD.replace(/weftd\.js$/, 'weft.js');
+  const tls = ['--etcd-cafile', join(pki, 'ca.pem'), '--etcd-certfile', join(pki, 'client.pem'), '--etcd-keyfile', join(pki, 'client-key.pem')];
+  const byFlags = await lab.execIn(lab.host(1).ns, process.execPath, [weft, 'leases', '--json', '--etcd-endpoints', ETCD_URL, ...tls], { timeoutMs: 20_000 });
+  assert.is(byFlags.code, 0, byFlags.stderr);
+  const rows = JSON.parse(byFlags.stdout) as Array<{ subnet: string; ttlSeconds: number | null }>;
+  assert.ok(rows.length >= 1 && rows.every((r) => /^10\.244\.\d+\.0\/24$/.test(r.subnet) && typeof r.ttlSeconds === 'number'), byFlags.stdout);
+  const env = { ...process.env, WEFTD_ETCD_ENDPOINTS: ETCD_URL, WEFTD_ETCD_CAFILE: join(pki, 'ca.pem'), WEFTD_ETCD_CERTFILE: join(pki, 'client.pem'), WEFTD_ETCD_KEYFILE: join(pki, 'client-key.pem') };
+  const byEnv = await lab.execIn(lab.host(1).ns, process.execPath, [weft, 'leases'], { env, timeoutMs: 20_000 });
+  assert.is(byEnv.code, 0, byEnv.stderr);
+  assert.match(byEnv.stdout, /^SUBNET\s+PUBLIC IP/);
+  const noCert = await lab.execIn(lab.host(1).ns, process.execPath, [weft, 'leases', '--etcd-endpoints', ETCD_URL, '--etcd-cafile', join(pki, 'ca.pem')], { timeoutMs: 20_000 });
+  assert.is(noCert.code, 1);
+  assert.match(noCert.stderr, /weft: cannot read leases from etcd at https:\/\/192\.0\.2\.250:2379: .*(certificate|TLS|handshake)/i);
+  const half = await lab.execIn(lab.host(1).ns, process.execPath, [weft, 'leases', '--etcd-endpoints', ETCD_URL, '--etcd-certfile', join(pki, 'client.pem')], { timeoutMs: 20_000 });
+  assert.is(half.code, 2);
+  assert.match(half.stderr, /--etcd-certfile and --etcd-keyfile must be given together/);
+});
+
 test('without a client certificate weftd fails fast with a message about the certificate', async () => {
   const a = agent(['--etcd-cafile', join(pki, 'ca.pem')], 'weftd-nocert');
   const r = await exitOf(a, 15_000);
