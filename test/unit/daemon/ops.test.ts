@@ -5,7 +5,6 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { cniConflist } from '../../../host/cni-conf.js';
 import { HealthServer, type HealthSource } from '../../../daemon/health.js';
 import { forwarderTotals } from '../../../daemon/metrics.js';
 import type { ForwarderStats } from '../../../backend/udp/engine.js';
@@ -112,18 +111,6 @@ test('metrics: counters mirror the backend, etcd and forwarder counters', async 
   const names = m.split('\n').filter((l) => l && !l.startsWith('#')).map((l) => l.split(/[{ ]/)[0]!);
   assert.ok(names.includes('weft_process_resident_memory_bytes'));
   assert.equal(names.filter((n) => !n.startsWith('weft_')), []);
-});
-
-test('CNI conflist: bridge + host-local on the leased subnet, the overlay MTU, one default route', () => {
-  const c = cniConflist({ bridge: 'weft0', subnet: '10.244.3.0/24', gateway: '10.244.3.1', mtu: 1450, ipamDataDir: '/var/lib/weft/ipam' });
-  const bridge = (c.plugins as Array<Record<string, any>>)[0]!;
-  assert.is(c.cniVersion, '1.0.0');
-  assert.is(bridge.type, 'bridge');
-  assert.is(bridge.isDefaultGateway, true);
-  assert.is(bridge.mtu, 1450);
-  assert.equal(bridge.ipam.ranges, [[{ subnet: '10.244.3.0/24', gateway: '10.244.3.1' }]]);
-  assert.is(bridge.ipam.routes, undefined, 'isDefaultGateway adds the default route; a second would fail');
-  assert.is(bridge.ipam.dataDir, '/var/lib/weft/ipam');
 });
 
 test('deploy/weftd.service passes systemd-analyze verify without a single warning', () => {

@@ -4,7 +4,6 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'n
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { formatSubnetEnv, readPreviousSubnet, writeSubnetEnv } from '../../../host/subnet-env.js';
-import { stableVtepMac, validVtepMac } from '../../../backend/vxlan/vtep-mac.js';
 import { masqRestoreInput, masqRules } from '../../../host/masquerade.js';
 
 test('subnet.env has flannel\'s four lines', () => {
@@ -27,23 +26,6 @@ test('subnet.env is written atomically and read back as the previous subnet', ()
     assert.is(readPreviousSubnet(join(dir, 'missing')), undefined);
   } finally {
     rmSync(dir, { recursive: true, force: true });
-  }
-});
-
-test('the VTEP MAC is stable, unicast, locally administered and differs per host and VNI', () => {
-  const a = stableVtepMac('192.0.2.11', 1, '/coreos.com/network');
-  assert.is(a, stableVtepMac('192.0.2.11', 1, '/coreos.com/network'));
-  assert.is.not(a, stableVtepMac('192.0.2.12', 1, '/coreos.com/network'));
-  assert.is.not(a, stableVtepMac('192.0.2.11', 2, '/coreos.com/network'));
-  assert.ok(validVtepMac(a));
-  assert.is(parseInt(a.slice(0, 2), 16) & 3, 2);
-});
-
-test('VTEP MAC validation rejects malformed, multicast and zero addresses', () => {
-  assert.ok(validVtepMac('c6:d2:32:6f:8f:44'));
-  assert.ok(validVtepMac('C6:D2:32:6F:8F:44'));
-  for (const m of ['', 'c6:d2:32:6f:8f', '01:00:5e:00:00:01', '00:00:00:00:00:00', 'zz:d2:32:6f:8f:44', 42, null]) {
-    assert.not.ok(validVtepMac(m), String(m));
   }
 });
 

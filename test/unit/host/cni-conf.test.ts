@@ -1,0 +1,18 @@
+// --cni-conf: the conflist weftd writes for its subnet.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { cniConflist } from '../../../host/cni-conf.js';
+
+test('CNI conflist: bridge + host-local on the leased subnet, the overlay MTU, one default route', () => {
+  const c = cniConflist({ bridge: 'weft0', subnet: '10.244.3.0/24', gateway: '10.244.3.1', mtu: 1450, ipamDataDir: '/var/lib/weft/ipam' });
+  const bridge = (c.plugins as Array<Record<string, any>>)[0]!;
+  assert.is(c.cniVersion, '1.0.0');
+  assert.is(bridge.type, 'bridge');
+  assert.is(bridge.isDefaultGateway, true);
+  assert.is(bridge.mtu, 1450);
+  assert.equal(bridge.ipam.ranges, [[{ subnet: '10.244.3.0/24', gateway: '10.244.3.1' }]]);
+  assert.is(bridge.ipam.routes, undefined, 'isDefaultGateway adds the default route; a second would fail');
+  assert.is(bridge.ipam.dataDir, '/var/lib/weft/ipam');
+});
+
+test.run();
