@@ -146,7 +146,7 @@ export const statusCommand: Command = {
     envPrefix: ENV_PREFIX,
     flags: [
       ...ETCD_FLAGS,
-      ...HOST_FLAGS.filter((f) => f.name === 'subnet-file' || f.name === 'bridge'),
+      ...HOST_FLAGS.filter((f) => f.name === 'subnet-file' || f.name === 'bridge').map((f) => (f.name === 'subnet-file' ? { ...f, help: 'the subnet file weftd wrote' } : f)),
       { name: 'timeout-ms', kind: 'int', def: 1000, min: 10, max: 60000, env: false, help: 'how long to wait for echo replies' },
       { name: 'json', kind: 'bool', env: false, help: 'print JSON instead of text' },
     ],

@@ -3,7 +3,6 @@
 // watch, kept in step with periodic resyncs. On abort (SIGTERM/SIGINT) it
 // returns and leaves kernel state and the lease in place, so a restarted
 // agent picks both up without cutting traffic.
-import { setTimeout as sleep } from 'node:timers/promises';
 import type { Backend } from '../backend/backend.js';
 import { BACKENDS } from '../backend/builtin.js';
 import type { BackendRegistry } from '../backend/registry.js';
@@ -13,7 +12,7 @@ import { ensureMasquerade, removeMasquerade } from '../host/masquerade.js';
 import { readPreviousSubnet, writeSubnetEnv } from '../host/subnet-env.js';
 import { ensureSysctl } from '../host/sysctl.js';
 import { findUnderlay, requireV4 } from '../host/underlay.js';
-import { retrying } from '../lib/backoff.js';
+import { retrying, sleep } from '../lib/backoff.js';
 import { ConfigError, errorCode, isRetryable } from '../lib/errors.js';
 import type { Logger } from '../lib/log.js';
 import { NetlinkHandle } from '../netlink/index.js';
@@ -241,7 +240,7 @@ export class Daemon {
   private async resyncLoop(backend: Backend, signal: AbortSignal): Promise<void> {
     let last = Date.now();
     while (!signal.aborted) {
-      await sleep(1000, undefined, { signal }).catch(() => undefined);
+      await sleep(1000, signal);
       if (signal.aborted || this.status.phase !== 'ready') continue;
       const full = Date.now() - last >= this.cfg.resyncIntervalSeconds * 1000;
       if (full) last = Date.now();
