@@ -23,6 +23,8 @@ export interface SubnetManagerOptions {
   logger: Logger;
   /** Passed through to new Etcd3({...}) (credentials, auth, grpcOptions, ...). */
   etcdOptions?: Record<string, unknown>;
+  /** One attempt per etcd request (see RegistryOptions.failFast). */
+  failFast?: boolean;
 }
 
 export interface AcquireRequest {
@@ -59,6 +61,7 @@ export class SubnetManager {
       endpoints: opts.endpoints,
       prefix: opts.prefix ?? '/coreos.com/network',
       ...(opts.etcdOptions ? { etcdOptions: opts.etcdOptions } : {}),
+      ...(opts.failFast ? { failFast: true } : {}),
       onContact: () => { this.stats.lastContact = new Date(); },
     });
   }

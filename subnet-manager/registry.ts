@@ -29,6 +29,8 @@ export interface RegistryOptions {
   etcdOptions?: Record<string, unknown>;
   /** Called after every successful request. */
   onContact?: () => void;
+  /** One attempt per request instead of etcd3's three (the CLI: report an unreachable etcd at once). */
+  failFast?: boolean;
 }
 
 /** What a TLS failure from grpc/OpenSSL means for the operator, or undefined if it is not one. */
@@ -78,6 +80,10 @@ class CappedBackoff {
   next(): CappedBackoff { return new CappedBackoff(Math.min(this.duration * 2, 5000)); }
 }
 
+/** Runs each request once: structurally the cockatiel policy etcd3 takes as faultHandling.global (it only calls execute). */
+const ONE_ATTEMPT = { execute: <T>(fn: () => PromiseLike<T> | T): Promise<T> => Promise.resolve().then(fn) };
+type GlobalPolicy = NonNullable<NonNullable<IOptions['faultHandling']>['global']>;
+
 export class Registry {
   private readonly client: Etcd3;
   readonly prefix: string;
@@ -98,7 +104,7 @@ export class Registry {
       dialTimeout: 3000,
       defaultCallOptions: (ctx) => (ctx.isStream ? {} : { deadline: new Date(Date.now() + CALL_TIMEOUT_MS) }),
       grpcOptions: { 'grpc.keepalive_time_ms': 10_000, 'grpc.keepalive_timeout_ms': 5_000 },
-      faultHandling: { watchBackoff: new CappedBackoff() },
+      faultHandling: { watchBackoff: new CappedBackoff(), ...(o.failFast ? { global: ONE_ATTEMPT as unknown as GlobalPolicy } : {}) },
       ...(o.etcdOptions as Partial<IOptions> | undefined),
     };
     this.client = new Etcd3(opts);

@@ -265,9 +265,11 @@ test('a neighbour and a route deleted by hand are back within 2.5 s (netlink mon
   const before = await kernelView(h);
   const peer = (await leases()).find((l) => l.publicIp === lab.host(1).underlayIp)!;
   const vtep = peer.subnet.replace(/\/24$/, '').replace(/\.0$/, '.0');
-  await lab.execIn(h.ns, 'ip', ['neigh', 'del', vtep, 'dev', DEV]);
-  await lab.execIn(h.ns, 'ip', ['route', 'del', peer.subnet, 'dev', DEV]);
-  assert.is.not((await kernelView(h)).route.length, before.route.length, 'the route really was deleted');
+  // Delete both and look at once, in one shell: the agent checks every second and may restore
+  // them before a separate `ip route show` runs (the cause of this test's old flakiness).
+  const del = await lab.execIn(h.ns, 'sh', ['-c', `ip neigh del ${vtep} dev ${DEV} && ip route del ${peer.subnet} dev ${DEV} && ip -j route show dev ${DEV}`]);
+  assert.is(del.code, 0, del.stderr);
+  assert.is.not((JSON.parse(del.stdout) as unknown[]).length, before.route.length, 'the route really was deleted');
   const ms = await waitFor('the entries to be restored', 2500, async () => JSON.stringify(await kernelView(h)) === JSON.stringify(before));
   console.log(`  entries deleted by hand -> restored after ${ms} ms`);
 });
