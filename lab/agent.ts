@@ -2,6 +2,7 @@
 import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
 import { readFileSync } from 'node:fs';
+import { Prefix } from '../lib/ip.js';
 import type { Lab, LabContainer, LabHost, TrackedProcess } from './lab.js';
 
 export const WEFTD = fileURLToPath(new URL('../cmd/weftd.js', import.meta.url));
@@ -122,7 +123,5 @@ export function readSubnetEnv(path: string): AgentReady {
   );
   const sub = env.get('FLANNEL_SUBNET')!; // 10.244.3.1/24
   const [gw, len] = sub.split('/');
-  const parts = gw!.split('.');
-  parts[3] = '0';
-  return { subnet: `${parts.join('.')}/${len}`, gateway: gw!, mtu: Number(env.get('FLANNEL_MTU')) };
+  return { subnet: Prefix.containing(gw!, Number(len)).toString(), gateway: gw!, mtu: Number(env.get('FLANNEL_MTU')) };
 }
