@@ -3,10 +3,12 @@
 // subnet manager, the forwarder) are mirrored at scrape time. A new metric is
 // one entry in buildRegistry, read from the HealthSource.
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
-import type { ForwarderStats } from '../backend/udp/engine.js';
+import type { BackendStats } from '../backend/backend.js';
 import type { HealthSource } from './health.js';
 
 export const METRIC_PREFIX = 'weft_';
+
+type ForwarderStats = NonNullable<BackendStats['forwarder']>;
 
 /** A counter whose value is read from elsewhere at scrape time. */
 function mirroredCounter(reg: Registry, name: string, help: string, labelNames: string[], read: (set: (v: number, labels?: Record<string, string>) => void) => void): void {
