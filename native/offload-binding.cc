@@ -74,9 +74,9 @@ Napi::Value Coalesce(const Napi::CallbackInfo& info) {
 }
 
 // checksum(buf) -> the 16-bit Internet checksum to store (~folded sum)
-Napi::Value Checksum(const Napi::CallbackInfo& info) {
+Napi::Value ChecksumOf(const Napi::CallbackInfo& info) {
   auto b = ArgBuffer(info, 0, "buf");
-  return Napi::Number::New(info.Env(), offload::Checksum(b.Data(), b.Length()));
+  return Napi::Number::New(info.Env(), weft::Checksum(b.Data(), b.Length()));
 }
 
 }  // namespace
@@ -85,7 +85,7 @@ void InitOffload(Napi::Env env, Napi::Object exports) {
   Napi::Object o = Napi::Object::New(env);
   o.Set("segment", Napi::Function::New(env, Segment));
   o.Set("coalesce", Napi::Function::New(env, Coalesce));
-  o.Set("checksum", Napi::Function::New(env, Checksum));
+  o.Set("checksum", Napi::Function::New(env, ChecksumOf));
   exports.Set("offload", o);
 }
 

@@ -5,6 +5,8 @@
 // write to the TUN. Pure functions over byte buffers: no system calls, no Node
 // types, no locks, so the forwarder threads can call them directly.
 #pragma once
+#include "bytes.h"
+
 #include <cstddef>
 #include <cstdint>
 #include <vector>
@@ -63,20 +65,6 @@ enum class Status : uint8_t {
 // Stable lower-case name ("truncated", "bad_gso_size", ...), used as the JS error code.
 const char* StatusName(Status s);
 
-// ---- Internet checksum (RFC 1071) ----
-
-// Ones'-complement sum of n bytes as 16-bit big-endian words (an odd last byte
-// is padded with zero), added to `initial`. Not folded: fold with Fold().
-// n may be any size; the result stays below 2^32 for n < 2^31 and initial < 2^31.
-uint32_t Sum(const uint8_t* p, size_t n, uint32_t initial = 0);
-// Folds a Sum() to 16 bits, not complemented (what a CHECKSUM_PARTIAL field holds).
-uint16_t Fold(uint32_t sum);
-// The checksum to store: ~Fold(Sum(p, n, initial)).
-uint16_t Checksum(const uint8_t* p, size_t n, uint32_t initial = 0);
-// Pseudo-header sums (RFC 793/768 for IPv4, RFC 8200 8.1 for IPv6), unfolded.
-uint32_t PseudoHeaderSumV4(const uint8_t* src4, const uint8_t* dst4, uint8_t proto, uint32_t l4Len);
-uint32_t PseudoHeaderSumV6(const uint8_t* src16, const uint8_t* dst16, uint8_t proto, uint32_t l4Len);
-
 // ---- Transmit: split a super-packet read from the TUN ----
 
 // Segments are written back to back: segment i starts at out + i * stride and is
@@ -121,6 +109,7 @@ struct CoalescedPacket {
   const Slice* slices;
   size_t sliceCount;
   size_t bytes;  // sum of the slice lengths
+  uint32_t tag;  // the tag Add() was given with the packet's first segment
 };
 
 // Usage per receive batch: Reset(); Add() each packet in arrival order; Finish();
@@ -153,7 +142,8 @@ class Coalescer {
   explicit Coalescer(const Options& o);
 
   void Reset();
-  void Add(const uint8_t* pkt, size_t len);
+  // tag: any number the caller wants back with the output packet (e.g. which message it came in)
+  void Add(const uint8_t* pkt, size_t len, uint32_t tag = 0);
   void Finish();
 
   size_t OutputCount() const { return used_; }
@@ -172,6 +162,7 @@ class Coalescer {
     std::vector<Slice> slices;     // slices[0] is the header (merged) or the whole packet (single)
     const uint8_t* first = nullptr;  // the first segment
     size_t firstLen = 0;
+    uint32_t tag = 0;
     size_t ipHdrLen = 0, tcpHdrLen = 0;
     size_t gsoSize = 0;             // payload bytes of the first segment
     size_t payload = 0;             // payload bytes so far
