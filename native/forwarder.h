@@ -36,6 +36,7 @@ struct ForwarderConfig {
   bool udpGso = false;                       // try UDP_SEGMENT sends (falls back on its own)
   bool udpGro = false;                       // UDP_GRO is on for the socket
   bool verifyChecksums = true;               // check each received TCP segment before merging it
+  std::vector<Prefix4> ownSubnets;           // this host's subnets: the only inner destinations received
 };
 
 class Forwarder {
