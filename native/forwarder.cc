@@ -4,9 +4,6 @@
 
 namespace weft {
 
-// Merged segments in one TUN write, and so the iovecs of one writev (+ header + virtio header).
-constexpr size_t kMaxTunIov = 1 + 1 + 64;
-
 Forwarder::Forwarder(const ForwarderConfig& c, Syscalls& sys) : config_(c), sys_(sys) {
   std::atomic_store(&table_, Table::Build({}, nullptr));
 }
@@ -50,6 +47,7 @@ int Forwarder::WriteTun(const offload::VirtioNetHdr* h, const offload::Slice* sl
     offload::WriteVirtioNetHdr(h ? *h : offload::VirtioNetHdr{}, vh);
     v[k++] = {vh, sizeof vh};
   }
+  if (n > kMaxTunIov - k) return EMSGSIZE;  // never fill beyond the array, whatever the caller merged
   for (size_t s = 0; s < n; s++) v[k++] = {const_cast<uint8_t*>(slices[s].data), slices[s].len};
   ssize_t w;
   do w = sys_.Writev(config_.tunFd, v, static_cast<int>(k)); while (w < 0 && errno == EINTR);

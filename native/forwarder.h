@@ -29,6 +29,11 @@
 
 namespace weft {
 
+// Segments merged into one TUN write, and so the iovecs of that writev: the virtio
+// header, the merged IP+TCP header and one slice per segment.
+constexpr size_t kMaxMergedSegments = 64;
+constexpr size_t kMaxTunIov = 2 + kMaxMergedSegments;
+
 struct ForwarderConfig {
   int tunFd = -1, udpFd = -1, eventFd = -1;  // owned by the caller
   uint32_t ownIp = 0;                        // the TUN's address: source of ICMP errors
@@ -67,7 +72,8 @@ class Forwarder {
   void Fail(std::atomic<int>& threadErrno, int err);
 
   // Writes one packet to the TUN: the virtio header first when the TUN has one (h, or an
-  // all-zero one), then the slices. Returns 0, or the errno of the failed write.
+  // all-zero one), then the slices. Returns 0, or the errno of the failed write;
+  // EMSGSIZE, writing nothing, when the slices do not fit in kMaxTunIov iovecs.
   int WriteTun(const offload::VirtioNetHdr* h, const offload::Slice* slices, size_t n);
 
   Counters counters;

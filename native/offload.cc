@@ -259,6 +259,7 @@ Coalescer::Coalescer() : Coalescer(Options()) {}
 Coalescer::Coalescer(const Options& o) : opt_(o) {
   if (opt_.maxPacketBytes > kMaxIpPacket) opt_.maxPacketBytes = kMaxIpPacket;
   if (opt_.maxOpenFlows == 0) opt_.maxOpenFlows = 1;
+  if (opt_.maxSegments == 0) opt_.maxSegments = 1;
 }
 
 void Coalescer::Reset() {
@@ -302,14 +303,15 @@ void Coalescer::Add(const uint8_t* p, size_t len, uint32_t tag) {
                    std::memcmp(ht + 8, pt + 8, 5) == 0 &&                       // ACK number, data offset
                    std::memcmp(ht + 14, pt + 14, 2) == 0 &&                     // window
                    std::memcmp(ht + 20, pt + 20, s.tcpHdrLen - 20) == 0 &&      // options
-                   s.payload <= it.gsoSize && it.ipHdrLen + it.tcpHdrLen + it.payload + s.payload <= opt_.maxPacketBytes;
+                   s.payload <= it.gsoSize && it.segs < opt_.maxSegments &&
+                   it.ipHdrLen + it.tcpHdrLen + it.payload + s.payload <= opt_.maxPacketBytes;
       if (merge) {
         it.slices.push_back(Slice{pt + s.tcpHdrLen, s.payload});
         it.payload += s.payload;
         it.segs++;
         it.nextSeq += static_cast<uint32_t>(s.payload);
         it.lastFlags = s.flags;
-        if (s.payload < it.gsoSize || (s.flags & (TH_PSH | TH_FIN))) Close(k);
+        if (s.payload < it.gsoSize || (s.flags & (TH_PSH | TH_FIN)) || it.segs == opt_.maxSegments) Close(k);
         return;
       }
       Close(k);  // later segments of this flow must not jump ahead of p
@@ -328,7 +330,7 @@ void Coalescer::Add(const uint8_t* p, size_t len, uint32_t tag) {
       it.lastFlags = s.flags;
       it.slices.push_back(Slice{p, len});  // replaced by the rewritten header if others join
       it.slices.push_back(Slice{p + s.ipHdrLen + s.tcpHdrLen, s.payload});
-      if (!(s.flags & (TH_PSH | TH_FIN)) && s.ipHdrLen + s.tcpHdrLen + 2 * s.payload <= opt_.maxPacketBytes) {
+      if (!(s.flags & (TH_PSH | TH_FIN)) && opt_.maxSegments > 1 && s.ipHdrLen + s.tcpHdrLen + 2 * s.payload <= opt_.maxPacketBytes) {
         if (open_.size() >= opt_.maxOpenFlows) Close(0);
         it.open = true;
         open_.push_back(used_ - 1);

@@ -123,7 +123,8 @@ struct CoalescedPacket {
 // ACK number, window, option bytes, IP TOS/traffic class+flow label and TTL/hop
 // limit, flags equal to the first segment's except PSH/FIN on the last one (no
 // SYN/RST/URG anywhere, CWR only on the first), all carrying the first segment's
-// payload size except a shorter last one, within kMaxIpPacket, and (by default)
+// payload size except a shorter last one, at most maxSegments of them within
+// kMaxIpPacket, and (by default)
 // with valid IPv4 header and TCP checksums. Everything else passes through alone.
 // Order within a flow is kept; different flows may be reordered among themselves.
 class Coalescer {
@@ -136,6 +137,9 @@ class Coalescer {
     bool verifyChecksums = true;
     // Flows that may still take segments at once; the oldest is closed beyond it.
     size_t maxOpenFlows = 64;
+    // Segments in one super-packet: a merged packet is written as its header and one
+    // slice per segment, so this follows from the writer's iovec array.
+    size_t maxSegments = 64;
   };
 
   Coalescer();

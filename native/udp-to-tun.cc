@@ -24,6 +24,7 @@ constexpr size_t kRxBatchGro = 16;
 offload::Coalescer::Options CoalescerOptions(const ForwarderConfig& c) {
   offload::Coalescer::Options o;
   o.verifyChecksums = c.verifyChecksums;
+  o.maxSegments = kMaxTunIov - 2;  // written as virtio header + merged header + one slice per segment
   return o;
 }
 
@@ -73,6 +74,9 @@ void UdpToTun::Run() {
       }
       std::shared_ptr<const Table> table = f_.table();
       for (size_t i = 0; i < static_cast<size_t>(n); i++) Deliver(*table, i);
+      // One coalescer per recvmmsg batch, not per message: segments of one flow merge across
+      // all the GRO messages of the batch (which stay untouched until these writes), so a
+      // super-packet's size is bounded by the coalescer's caps alone, never by a message.
       if (cfg_.vnetHdr) {
         coal_.Finish();
         for (size_t k = 0; k < coal_.OutputCount(); k++) {
@@ -137,9 +141,10 @@ void UdpToTun::Write(const offload::CoalescedPacket& cp, PeerCounters* pc) {
     c_.Received(pc, segs, bytes);
     return;
   }
-  if (merged && err == EINVAL) {
-    // The TUN refused the super-packet: write the segments as they came (each one's own
-    // headers lie right before its payload in the receive buffer).
+  if (merged && (err == EINVAL || err == EMSGSIZE)) {
+    // The TUN refused the super-packet (or it has more slices than a write takes): write the
+    // segments as they came (each one's own headers lie right before its payload in the
+    // receive buffer).
     Add(c_.mergeFallbacks);
     for (size_t s = 1; s < cp.sliceCount; s++) {
       offload::Slice one{cp.slices[s].data - hl, hl + cp.slices[s].len};
