@@ -67,9 +67,30 @@ void CompletePartial(uint8_t* p, size_t len, size_t start, size_t off) {
   Put16(p + start + off, c == 0 ? 0xffff : c);
 }
 
+// The IP header's length (the first byte of the L4 header) for a checksum offload, or an error.
+Status IpHeaderLen(const uint8_t* p, size_t len, size_t* out) {
+  if (len < 1) return Status::kTruncated;
+  if ((p[0] >> 4) == 6) {
+    if (len < 40) return Status::kTruncated;
+    *out = 40;
+    return Status::kOk;
+  }
+  if ((p[0] >> 4) != 4) return Status::kBadIpVersion;
+  if (len < 20) return Status::kTruncated;
+  *out = (p[0] & 0x0fu) * 4u;
+  return *out < 20 || *out > len ? Status::kBadIpHeader : Status::kOk;
+}
+
 Status SegmentNone(const uint8_t* pkt, size_t len, const VirtioNetHdr& h, uint8_t* out, size_t cap, SegmentLayout* layout) {
   bool partial = h.flags & F_NEEDS_CSUM;
-  if (partial && (h.csum_start > len || size_t{h.csum_offset} + 2 > len - h.csum_start)) return Status::kBadCsumOffsets;
+  if (partial) {
+    // The checksum goes into the L4 header, never into the IP header: a packet is routed by
+    // its IP header before it is written out, so the field must not move its destination.
+    size_t l3 = 0;
+    Status st = IpHeaderLen(pkt, len, &l3);
+    if (st != Status::kOk) return st;
+    if (h.csum_start < l3 || h.csum_start > len || size_t{h.csum_offset} + 2 > len - h.csum_start) return Status::kBadCsumOffsets;
+  }
   *layout = SegmentLayout{1, len, len};
   if (len > cap) return Status::kNoSpace;
   std::memcpy(out, pkt, len);

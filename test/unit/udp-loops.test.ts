@@ -4,7 +4,8 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { native, type NativeForwarderRoute, type ScriptedDatagram } from '../../agent/native.js';
-import { ipv4HeaderOk, l4ChecksumOk, pattern, tcp4 } from './packet-builders.js';
+import { fold, ipv4HeaderOk, l4ChecksumOk, pattern, sum16, tcp4, udp4, vnetHdr } from './packet-builders.js';
+import { parseIP4 } from '../../subnet-manager/ip.js';
 
 const loops = native().loops;
 const off = native().offload;
@@ -78,6 +79,27 @@ test('a super-packet the TUN refuses (EINVAL) is written again segment by segmen
   r.tunWrites.forEach((w, i) => assert.ok(w.data.subarray(10).equals(segs[i]!), `segment ${i} as it came`));
   assert.is(r.stats.offload.mergeFallbacks, 1);
   assert.is(r.stats.rxPackets, 10);
+});
+
+/** A packet as the TUN hands it over with IFF_VNET_HDR: the virtio header, then the packet. */
+const fromTun = (p: Buffer, h: Parameters<typeof vnetHdr>[0] = {}) => Buffer.concat([vnetHdr(h), p]);
+
+test('checksum offset: a non-GSO NEEDS_CSUM packet whose csum_start lies in the IP header is dropped, not rewritten after routing', () => {
+  // csum_start 2 + csum_offset 16 would store the checksum over bytes 18-19: the destination address.
+  const p = udp4({ src: '10.244.1.5', dst: '10.244.2.7', payload: pattern(100) });
+  const bad = [{ csumStart: 2, csumOffset: 16 }, { csumStart: 19, csumOffset: 6 }, { csumStart: 0, csumOffset: 16 }];
+  const r = loops.run({ ...base, vnetHdr: true, tunReads: bad.map((h) => fromTun(p, { flags: 1, ...h })) });
+  assert.is(r.sent.length, 0, 'nothing sent');
+  assert.is(r.stats.drops.malformed, 3);
+  assert.is(r.stats.peers[`${H2}:8285`]!.drops.malformed, 3);
+  // The same packet with the checksum where it belongs (csum_start 20, offset 6) goes to h2, checksum completed.
+  const partial = Buffer.from(p);
+  partial.writeUInt16BE(fold(sum16(p, 12, 20) + 17 + p.length - 20), 26); // what the kernel leaves: the pseudo-header sum
+  const ok = loops.run({ ...base, vnetHdr: true, tunReads: [fromTun(partial, { flags: 1, csumStart: 20, csumOffset: 6 })] });
+  assert.is(ok.sent.length, 1);
+  assert.is(ok.sent[0]!.to, `${H2}:8285`);
+  assert.is(ok.sent[0]!.data.readUInt32BE(16), parseIP4('10.244.2.7'), 'destination untouched');
+  assert.ok(l4ChecksumOk(ok.sent[0]!.data) && ipv4HeaderOk(ok.sent[0]!.data));
 });
 
 test.run();
