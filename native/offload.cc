@@ -112,6 +112,7 @@ const char* StatusName(Status s) {
     case Status::kBadL4Header: return "bad_l4_header";
     case Status::kBadGsoType: return "bad_gso_type";
     case Status::kBadGsoSize: return "bad_gso_size";
+    case Status::kTooManySegments: return "too_many_segments";
     case Status::kBadHdrLen: return "bad_hdr_len";
     case Status::kBadCsumOffsets: return "bad_csum_offsets";
     case Status::kNoSpace: return "no_space";
@@ -148,7 +149,7 @@ Status Segment(const uint8_t* pkt, size_t len, const VirtioNetHdr& h, uint8_t* o
   uint8_t type = h.gso_type & static_cast<uint8_t>(~GSO_ECN);
   if (type == GSO_NONE) return SegmentNone(pkt, len, h, out, cap, layout);
   if (type != GSO_TCPV4 && type != GSO_TCPV6 && type != GSO_UDP_L4) return Status::kBadGsoType;
-  if (h.gso_size == 0) return Status::kBadGsoSize;
+  if (h.gso_size < kMinGsoSize) return Status::kBadGsoSize;
 
   Ip ip;
   Status st = ParseIp(pkt, len, &ip);
@@ -169,6 +170,7 @@ Status Segment(const uint8_t* pkt, size_t len, const VirtioNetHdr& h, uint8_t* o
   const size_t payload = ip.len - hdrLen;
   const size_t mss = h.gso_size;
   const size_t count = payload == 0 ? 1 : (payload + mss - 1) / mss;
+  if (count > kMaxSegments) return Status::kTooManySegments;
   *layout = SegmentLayout{count, hdrLen + std::min(mss, payload), count * hdrLen + payload};
   if (layout->bytes > cap) return Status::kNoSpace;
 
@@ -258,7 +260,8 @@ bool ParseTcpSeg(const uint8_t* p, size_t len, bool verify, TcpSeg* s) {
   const uint8_t* t = p + ip.hdrLen;
   s->flags = t[13];
   s->seq = Be32(t + 4);
-  s->mergeable = ip.len == len && s->payload > 0 && !(s->flags & (TH_SYN | TH_RST | TH_URG)) &&
+  // Segments below kMinGsoSize stay alone: a merged packet must be one Segment() would split.
+  s->mergeable = ip.len == len && s->payload >= kMinGsoSize && !(s->flags & (TH_SYN | TH_RST | TH_URG)) &&
                  (ip.version == 6 || (ip.hdrLen == 20 && (Be16(p + 6) & IP_DF)));
   if (s->mergeable && verify) {
     if (ip.version == 4 && Fold(Sum(p, 20)) != 0xffff) s->mergeable = false;

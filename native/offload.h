@@ -30,6 +30,12 @@ constexpr uint8_t GSO_ECN = 0x80;  // TCP with CWR on the first segment
 constexpr size_t kVirtioNetHdrLen = 10;
 // The largest IP packet an IPv4 total length (and the TUN's legacy GSO limit) allows.
 constexpr size_t kMaxIpPacket = 65535;
+// The smallest gso_size split: below it one read would fan out into thousands of
+// datagrams. Linux's TCP never sends segments that small unless over 16 option
+// bytes meet its floor MSS (net.ipv4.tcp_min_snd_mss, 48).
+constexpr size_t kMinGsoSize = 32;
+// The most segments one super-packet may split into (kMaxIpPacket / kMinGsoSize).
+constexpr size_t kMaxSegments = 2048;
 
 // The 10-byte header, host values. On the wire every 16-bit field is
 // little-endian: a TUN uses the host's byte order unless TUNSETVNETLE/BE,
@@ -57,7 +63,8 @@ enum class Status : uint8_t {
   kUnsupportedProtocol, // not the L4 protocol gso_type names, or IPv6 extension headers
   kBadL4Header,         // TCP data offset below 5 or beyond the packet
   kBadGsoType,          // unknown gso_type, or UFO
-  kBadGsoSize,          // gso_size 0 for a GSO packet
+  kBadGsoSize,          // gso_size below kMinGsoSize for a GSO packet
+  kTooManySegments,     // more than kMaxSegments segments
   kBadHdrLen,           // hdr_len beyond the packet
   kBadCsumOffsets,      // csum_start/csum_offset outside the packet, or not the L4 checksum field
   kNoSpace,             // the output buffer is too small (SegmentLayout::bytes says how much is needed)
@@ -119,7 +126,8 @@ struct CoalescedPacket {
 // nothing per packet.
 //
 // Segments merge when they are TCP over IPv4 (IHL 5, DF, not a fragment) or IPv6
-// (no extension headers), of the same flow, contiguous in sequence, with the same
+// (no extension headers), of the same flow, contiguous in sequence, each carrying at
+// least kMinGsoSize payload bytes (so Segment() accepts every merged packet), with the same
 // ACK number, window, option bytes, IP TOS/traffic class+flow label and TTL/hop
 // limit, flags equal to the first segment's except PSH/FIN on the last one (no
 // SYN/RST/URG anywhere, CWR only on the first), all carrying the first segment's

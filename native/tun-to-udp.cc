@@ -26,6 +26,9 @@ constexpr size_t kReadSlot = offload::kVirtioNetHdrLen + offload::kMaxIpPacket +
 constexpr size_t kSendBuf = 512 * 1024;
 constexpr size_t kSendAt = 256 * 1024;
 constexpr size_t kMaxMsgs = 256;  // messages per sendmmsg
+// Every super-packet Segment accepts fits the empty buffer (at most kMaxSegments copies of a
+// 120-byte IP+TCP header plus the payload), so none needs a slow path of its own.
+static_assert(kSendBuf >= offload::kMaxSegments * (60 + 60) + offload::kMaxIpPacket, "a split super-packet fits the send buffer");
 
 class TunToUdp {
  public:
@@ -48,7 +51,7 @@ class TunToUdp {
   void NoRoute(const uint8_t* p, size_t len);
   void Queue(const Route* rt, uint8_t* data, size_t bytes, size_t stride, size_t count);
   void SendQueued();
-  void SendSingly(const TxMeta& m);
+  void SendSingly(const TxMeta& m);  // GSO refused: one datagram per segment
   void Flush() {
     SendQueued();
     used_ = 0;
@@ -132,17 +135,6 @@ bool TunToUdp::ReadOne(const Table& t) {
       Flush();
       st = offload::Segment(p, len, h, buf_.data(), buf_.size(), &lay);
     }
-    if (st == offload::Status::kNoSpace) {
-      // Larger than the whole buffer (a tiny gso_size): the vector form, sent right away.
-      std::vector<std::vector<uint8_t>> slow;
-      st = offload::Segment(p, len, h, &slow);
-      if (st != offload::Status::kOk) {
-        c_.Dropped(kMalformed, v.route->counters.get());
-        return true;
-      }
-      for (auto& s : slow) SendSingly(TxMeta{v.route, s.data(), s.size(), s.size(), 1});
-      return true;
-    }
     if (st != offload::Status::kOk) {
       c_.Dropped(kMalformed, v.route->counters.get());
       return true;
@@ -210,7 +202,7 @@ void TunToUdp::SendQueued() {
   batch_.Clear();
 }
 
-// Sends the segments of one message as plain datagrams (GSO refused, or no room to batch them).
+// Sends the segments of one message as plain datagrams.
 void TunToUdp::SendSingly(const TxMeta& m) {
   PeerCounters* pc = m.route->counters.get();
   for (size_t done = 0; done < m.segs;) {

@@ -60,7 +60,8 @@ for (const size of [1, 536, 900, 1007]) {
     const got = resplit(r.tunWrites);
     assert.is(Buffer.concat(got.map(payloadOf)).toString('hex'), Buffer.concat(segs.map(payloadOf)).toString('hex'), 'every byte, in order');
     assert.is(r.stats.rxPackets, n);
-    assert.ok(r.stats.offload.coalescedWrites > 0, 'segments were merged');
+    // Segments below the smallest gso_size (32) are never merged: a merged packet must re-split.
+    assert.is(r.stats.offload.coalescedWrites > 0, size >= 32, 'segments were merged');
     assert.equal(Object.values(r.stats.drops).filter((x) => x > 0), []);
   });
 }
@@ -100,6 +101,29 @@ test('checksum offset: a non-GSO NEEDS_CSUM packet whose csum_start lies in the 
   assert.is(ok.sent[0]!.to, `${H2}:8285`);
   assert.is(ok.sent[0]!.data.readUInt32BE(16), parseIP4('10.244.2.7'), 'destination untouched');
   assert.ok(l4ChecksumOk(ok.sent[0]!.data) && ipv4HeaderOk(ok.sent[0]!.data));
+});
+
+test('tiny gso_size: a 64 KiB TSO read with gso_size 1 or 31 is dropped; 32 is split and sent in batched GSO messages', () => {
+  const sup = tcp4({ src: '10.244.1.5', dst: '10.244.2.7', payload: pattern(65535 - 52) });
+  const tso = (gsoSize: number) => fromTun(sup, { gsoType: 1, hdrLen: 52, gsoSize });
+  const r = loops.run({ ...base, vnetHdr: true, tunReads: [tso(1), tso(31)] });
+  assert.is(r.sent.length, 0);
+  assert.is(r.stats.drops.malformed, 2);
+  const ok = loops.run({ ...base, vnetHdr: true, tunReads: [tso(32)] });
+  const n = Math.ceil((65535 - 52) / 32);
+  assert.is(ok.stats.txPackets, n);
+  assert.is(ok.sent.length, Math.ceil(n / 64), 'UDP_SEGMENT messages of 64 datagrams');
+  let payload = 0;
+  for (const m of ok.sent) {
+    assert.is(m.segSize, 84);
+    for (let o = 0; o < m.data.length; o += m.segSize) {
+      const d = m.data.subarray(o, o + m.segSize);
+      assert.ok(ipv4HeaderOk(d) && l4ChecksumOk(d));
+      payload += d.length - 52;
+    }
+  }
+  assert.is(payload, 65535 - 52);
+  assert.throws(() => off.segment(sup, vnetHdr({ gsoType: 1, hdrLen: 52, gsoSize: 31 })), (e: { code?: string }) => e.code === 'bad_gso_size');
 });
 
 test.run();
