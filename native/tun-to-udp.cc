@@ -108,7 +108,7 @@ bool TunToUdp::ReadOne(const Table& t) {
     f_.Fail(c_.tunThreadErrno, errno);
     return false;
   }
-  if (got == 0 && !cfg_.vnetHdr) return false;
+  if (got == 0) return false;  // drained, with or without a virtio header
   offload::VirtioNetHdr h;
   size_t skip = 0;
   if (cfg_.vnetHdr) {
@@ -120,7 +120,6 @@ bool TunToUdp::ReadOne(const Table& t) {
   }
   uint8_t* p = in + skip;
   size_t len = static_cast<size_t>(got) - skip;
-  if (cfg_.vnetHdr && len == 0) return true;
   TunVerdict v = RouteFromTun(t, p, len);
   if (v.drop >= 0) {
     c_.Dropped(static_cast<Drop>(v.drop), v.route ? v.route->counters.get() : nullptr);

@@ -126,4 +126,18 @@ test('tiny gso_size: a 64 KiB TSO read with gso_size 1 or 31 is dropped; 32 is s
   assert.throws(() => off.segment(sup, vnetHdr({ gsoType: 1, hdrLen: 52, gsoSize: 31 })), (e: { code?: string }) => e.code === 'bad_gso_size');
 });
 
+test('a zero-byte TUN read means drained, with and without the virtio header: not malformed, the next packets still go', () => {
+  const p = (i: number) => udp4({ src: '10.244.1.5', dst: '10.244.3.9', id: i, payload: pattern(50, i) });
+  for (const vnet of [false, true]) {
+    const wrap = (b: Buffer) => (vnet ? fromTun(b) : b);
+    const r = loops.run({ ...base, vnetHdr: vnet, tunReads: [wrap(p(1)), Buffer.alloc(0), wrap(p(2)), wrap(p(3))] });
+    assert.is(r.stats.drops.malformed, 0, `vnetHdr ${vnet}`);
+    assert.is(r.sent.length, 3);
+    assert.ok(r.sent.every((s) => s.to === `${H3}:8285`));
+  }
+  // A read of the virtio header alone carries no packet: that one is malformed.
+  const h = loops.run({ ...base, vnetHdr: true, tunReads: [vnetHdr()] });
+  assert.is(h.stats.drops.malformed, 1);
+});
+
 test.run();
