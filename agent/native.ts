@@ -73,6 +73,7 @@ export interface NativeOffloadStats {
   udpGso: boolean;
   /** setsockopt(UDP_GRO) succeeded. */
   udpGro: boolean;
+  /** Always true: every received TCP segment's checksums are verified before it is merged (kept for the stats' shape). */
   verifyChecksums: boolean;
   /** TUN reads that were TSO/USO super-packets. */
   tsoReads: number;
@@ -112,8 +113,6 @@ export interface NativeForwarder {
     /** With vnetHdr: try UDP_SEGMENT (default true) / set UDP_GRO (default true). */
     udpGso?: boolean;
     udpGro?: boolean;
-    /** Verify each received TCP segment's checksum before merging it (default true: the kernel trusts a merged packet's partial checksum). */
-    verifyChecksums?: boolean;
   }): NativeForwarderHandle;
   /** Replaces the whole table atomically; per-peer counters carry over for peers that stay. */
   setTable(h: NativeForwarderHandle, routes: readonly NativeForwarderRoute[]): void;

@@ -50,7 +50,7 @@ void SetBuf(int fd, int force, int plain, int bytes) {
   setsockopt(fd, SOL_SOCKET, plain, &bytes, sizeof bytes);  // capped by the sysctl; never fatal
 }
 
-// start({ tunFd, bindIp, port, ownIp, bufferBytes?, vnetHdr?, udpGso?, udpGro?, verifyChecksums? }) -> handle
+// start({ tunFd, bindIp, port, ownIp, ownSubnets, bufferBytes?, vnetHdr?, udpGso?, udpGro? }) -> handle
 // vnetHdr: the TUN was opened with IFF_VNET_HDR and its offloads enabled (tun.enableOffload);
 // then UDP_SEGMENT sends (udpGso, default on) and UDP_GRO receives (udpGro, default on) are tried.
 Napi::Value Start(const Napi::CallbackInfo& info) {
@@ -66,7 +66,6 @@ Napi::Value Start(const Napi::CallbackInfo& info) {
   c.vnetHdr = BoolField(o, "vnetHdr", false);
   c.udpGso = c.vnetHdr && BoolField(o, "udpGso", true);
   bool wantGro = c.vnetHdr && BoolField(o, "udpGro", true);
-  c.verifyChecksums = BoolField(o, "verifyChecksums", true);
 
   int fl = fcntl(c.tunFd, F_GETFL);
   if (fl < 0) ThrowErrno(env, "fcntl(tunFd F_GETFL)", errno);
@@ -172,7 +171,7 @@ Napi::Object StatsObject(Napi::Env env, const Forwarder& f) {
   of.Set("vnetHdr", cfg.vnetHdr);
   of.Set("udpGso", cfg.udpGso);
   of.Set("udpGro", cfg.udpGro);
-  of.Set("verifyChecksums", cfg.verifyChecksums);
+  of.Set("verifyChecksums", true);  // always, since issue 10; kept for the stats' shape
   of.Set("tsoReads", n(c.tsoReads));
   of.Set("gsoSends", n(c.gsoSends));
   of.Set("gsoSegments", n(c.gsoSegments));

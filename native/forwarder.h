@@ -40,7 +40,6 @@ struct ForwarderConfig {
   bool vnetHdr = false;                      // the TUN has IFF_VNET_HDR (+ enableOffload)
   bool udpGso = false;                       // try UDP_SEGMENT sends (falls back on its own)
   bool udpGro = false;                       // UDP_GRO is on for the socket
-  bool verifyChecksums = true;               // check each received TCP segment before merging it
   std::vector<Prefix4> ownSubnets;           // this host's subnets: the only inner destinations received
 };
 

@@ -250,7 +250,7 @@ struct TcpSeg {
 
 // Whether p is a well-formed TCP segment (then it belongs to a flow), and
 // whether it may be part of a super-packet.
-bool ParseTcpSeg(const uint8_t* p, size_t len, bool verify, TcpSeg* s) {
+bool ParseTcpSeg(const uint8_t* p, size_t len, TcpSeg* s) {
   Ip ip;
   if (ParseIp(p, len, &ip) != Status::kOk || ip.proto != kIpprotoTcp) return false;
   if (TcpHdrLen(p, ip.hdrLen, ip.len, &s->tcpHdrLen) != Status::kOk) return false;
@@ -263,7 +263,7 @@ bool ParseTcpSeg(const uint8_t* p, size_t len, bool verify, TcpSeg* s) {
   // Segments below kMinGsoSize stay alone: a merged packet must be one Segment() would split.
   s->mergeable = ip.len == len && s->payload >= kMinGsoSize && !(s->flags & (TH_SYN | TH_RST | TH_URG)) &&
                  (ip.version == 6 || (ip.hdrLen == 20 && (Be16(p + 6) & IP_DF)));
-  if (s->mergeable && verify) {
+  if (s->mergeable) {
     if (ip.version == 4 && Fold(Sum(p, 20)) != 0xffff) s->mergeable = false;
     uint32_t l4Len = static_cast<uint32_t>(ip.len - ip.hdrLen);
     if (Fold(Sum(t, l4Len, PseudoHeaderSum(p, ip.version, kIpprotoTcp, l4Len))) != 0xffff) s->mergeable = false;
@@ -313,7 +313,7 @@ void Coalescer::Add(const uint8_t* p, size_t len, uint32_t tag) {
   if (finished_) Reset();
   packetsIn_++;
   TcpSeg s;
-  if (ParseTcpSeg(p, len, opt_.verifyChecksums, &s)) {
+  if (ParseTcpSeg(p, len, &s)) {
     for (size_t k = 0; k < open_.size(); k++) {
       Item& it = items_[open_[k]];
       const uint8_t* h = it.first;

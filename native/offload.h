@@ -132,17 +132,14 @@ struct CoalescedPacket {
 // limit, flags equal to the first segment's except PSH/FIN on the last one (no
 // SYN/RST/URG anywhere, CWR only on the first), all carrying the first segment's
 // payload size except a shorter last one, at most maxSegments of them within
-// kMaxIpPacket, and (by default)
-// with valid IPv4 header and TCP checksums. Everything else passes through alone.
+// kMaxIpPacket, and with valid IPv4 header and TCP checksums (always checked: the
+// super-packet is written with a partial checksum that the kernel trusts, so merging
+// an unverified segment would launder a corrupt one). Everything else passes through alone.
 // Order within a flow is kept; different flows may be reordered among themselves.
 class Coalescer {
  public:
   struct Options {
     size_t maxPacketBytes = kMaxIpPacket;
-    // Verify each segment's checksums before merging: the super-packet is
-    // written with a partial checksum that the kernel trusts, so merging
-    // unverified segments would launder a corrupt one.
-    bool verifyChecksums = true;
     // Flows that may still take segments at once; the oldest is closed beyond it.
     size_t maxOpenFlows = 64;
     // Segments in one super-packet: a merged packet is written as its header and one

@@ -21,9 +21,8 @@ constexpr size_t kRxSlot = 65536;  // a datagram, or a GRO message, never exceed
 constexpr size_t kRxBatchPlain = 64;
 constexpr size_t kRxBatchGro = 16;
 
-offload::Coalescer::Options CoalescerOptions(const ForwarderConfig& c) {
+offload::Coalescer::Options CoalescerOptions() {
   offload::Coalescer::Options o;
-  o.verifyChecksums = c.verifyChecksums;
   o.maxSegments = kMaxTunIov - 2;  // written as virtio header + merged header + one slice per segment
   return o;
 }
@@ -33,7 +32,7 @@ class UdpToTun {
   explicit UdpToTun(Forwarder& f)
       : f_(f), c_(f.counters), sys_(f.sys()), cfg_(f.config()),
         batch_(cfg_.vnetHdr ? kRxBatchGro : kRxBatchPlain, kRxSlot, cfg_.udpGro), peerOf_(batch_.capacity()),
-        coal_(CoalescerOptions(cfg_)) {}
+        coal_(CoalescerOptions()) {}
 
   void Run();
 

@@ -140,4 +140,14 @@ test('a zero-byte TUN read means drained, with and without the virtio header: no
   assert.is(h.stats.drops.malformed, 1);
 });
 
+test('checksums are always verified: a corrupt segment in a flow is never merged, it goes alone as it came', () => {
+  const segs = flow(4, 1000);
+  segs[1]![100] = segs[1]![100]! ^ 0xff;
+  const r = loops.run({ ...base, vnetHdr: true, recvBatches: [groMessages(H2, segs)] });
+  const gso = r.tunWrites.filter((w) => w.data[1] !== 0);
+  assert.is(gso.length, 1, 'only segments 2 and 3 merge');
+  assert.ok(r.tunWrites.some((w) => w.data.subarray(10).equals(segs[1]!)), 'the corrupt one is written unchanged (the kernel drops it)');
+  assert.ok(!gso.some((w) => w.data.includes(payloadOf(segs[1]!))), 'and never inside a super-packet');
+});
+
 test.run();
