@@ -57,7 +57,9 @@ export interface NativeForwarderCounters {
 export type NativeDropReason = 'no_route' | 'ttl' | 'unknown_peer' | 'spoofed_source' | 'malformed' | 'tun_write_error' | 'send_error';
 
 export interface NativeForwarderStats extends NativeForwarderCounters {
+  /** ICMP net-unreachable written into the TUN, and those the rate limit (1000/s, burst 50) held back. */
   icmpSent: number;
+  icmpSuppressed: number;
   drops: Record<NativeDropReason, number>;
   /** Keyed "peerIp:port"; only peers in the current table; drops: those attributable to the peer. */
   peers: Record<string, NativeForwarderCounters & { drops: Record<NativeDropReason, number> }>;
@@ -174,6 +176,8 @@ export interface NativeLoops {
     /** Fail sendmmsg of UDP_SEGMENT messages / TUN writes of super-packets with this errno. */
     gsoSendErrno?: number;
     mergedWriteErrno?: number;
+    /** Fail every TUN write with this errno. */
+    tunWriteErrno?: number;
   }): {
     /** Every TUN write, its iovecs concatenated (the virtio header first with vnetHdr). */
     tunWrites: { data: Buffer; iovcnt: number }[];

@@ -146,6 +146,7 @@ Napi::Object StatsObject(Napi::Env env, const Forwarder& f) {
   o.Set("rxPackets", n(c.rxPackets));
   o.Set("rxBytes", n(c.rxBytes));
   o.Set("icmpSent", n(c.icmpSent));
+  o.Set("icmpSuppressed", n(c.icmpSuppressed));
   o.Set("drops", drops(c.drops));
   Napi::Object peers = Napi::Object::New(env);
   auto t = f.table();

@@ -43,6 +43,10 @@ ssize_t ScriptedSyscalls::Writev(int fd, const iovec* iov, int n) {
     const auto* b = static_cast<const uint8_t*>(iov[i].iov_base);
     w.data.insert(w.data.end(), b, b + iov[i].iov_len);
   }
+  if (tunWriteErrno != 0) {
+    errno = tunWriteErrno;
+    return -1;
+  }
   if (mergedWriteErrno != 0 && vnetHdr && w.data.size() >= offload::kVirtioNetHdrLen && w.data[1] != offload::GSO_NONE) {
     errno = mergedWriteErrno;
     return -1;

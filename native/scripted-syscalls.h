@@ -43,6 +43,7 @@ class ScriptedSyscalls : public Syscalls {
   uint64_t nsPerRead = 0;   // the clock advances by this much on every TUN read
   int gsoSendErrno = 0;     // fail sendmmsg of a UDP_SEGMENT message with this
   int mergedWriteErrno = 0; // fail a TUN write of a super-packet (virtio GSO header) with this
+  int tunWriteErrno = 0;    // fail every TUN write with this
   bool vnetHdr = false;     // TUN writes start with a virtio header (for mergedWriteErrno)
 
   std::vector<RecordedWrite> tunWrites;

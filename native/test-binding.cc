@@ -170,7 +170,7 @@ std::vector<ScriptedDatagram> ParseBatch(Napi::Env env, const Napi::Value& v) {
 
 // run({ vnetHdr?, udpGso?, udpGro?, ownIp, ownSubnets, routes, tunReads?: Buffer[],
 //       recvBatches?: {from, port?, data, gro?, truncated?}[][], nsPerRead?, gsoSendErrno?,
-//       mergedWriteErrno? }) -> { tunWrites: {data, iovcnt}[], sent: {to, segSize, data}[], stats }
+//       mergedWriteErrno?, tunWriteErrno? }) -> { tunWrites: {data, iovcnt}[], sent: {to, segSize, data}[], stats }
 // Runs the TUN -> UDP loop over tunReads, then the UDP -> TUN loop over recvBatches.
 Napi::Value RunLoops(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -190,6 +190,7 @@ Napi::Value RunLoops(const Napi::CallbackInfo& info) {
   sys.nsPerRead = static_cast<uint64_t>(OptInt(env, o, "nsPerRead", 0, 1 << 30, 0));
   sys.gsoSendErrno = OptInt(env, o, "gsoSendErrno", 0, 4095, 0);
   sys.mergedWriteErrno = OptInt(env, o, "mergedWriteErrno", 0, 4095, 0);
+  sys.tunWriteErrno = OptInt(env, o, "tunWriteErrno", 0, 4095, 0);
   if (o.Get("tunReads").IsArray()) {
     Napi::Array a = o.Get("tunReads").As<Napi::Array>();
     for (uint32_t i = 0; i < a.Length(); i++) sys.tunReads.push_back(Bytes(a.Get(i), "tunReads[i]"));

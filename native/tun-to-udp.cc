@@ -8,6 +8,7 @@
 //               UDP_SEGMENT (GSO) message; plain datagrams where GSO fails.
 #include "forwarder.h"
 #include "ipv4.h"
+#include "rate-limit.h"
 #include "udp-batch.h"
 
 #include <algorithm>
@@ -26,6 +27,10 @@ constexpr size_t kReadSlot = offload::kVirtioNetHdrLen + offload::kMaxIpPacket +
 constexpr size_t kSendBuf = 512 * 1024;
 constexpr size_t kSendAt = 256 * 1024;
 constexpr size_t kMaxMsgs = 256;  // messages per sendmmsg
+// ICMP net-unreachable into the TUN: Linux's own defaults for all ICMP errors of a host
+// (net.ipv4.icmp_msgs_per_sec, icmp_msgs_burst); packet.ts uses the same for the dgram engine.
+constexpr uint64_t kIcmpPerSecond = 1000;
+constexpr uint64_t kIcmpBurst = 50;
 // Every super-packet Segment accepts fits the empty buffer (at most kMaxSegments copies of a
 // 120-byte IP+TCP header plus the payload), so none needs a slow path of its own.
 static_assert(kSendBuf >= offload::kMaxSegments * (60 + 60) + offload::kMaxIpPacket, "a split super-packet fits the send buffer");
@@ -34,7 +39,8 @@ class TunToUdp {
  public:
   explicit TunToUdp(Forwarder& f)
       : f_(f), c_(f.counters), sys_(f.sys()), cfg_(f.config()), gsoOn_(cfg_.udpGso),
-        slot_(cfg_.vnetHdr ? kReadSlot : 0), buf_(kSendBuf), batch_(kMaxMsgs), meta_(kMaxMsgs), singles_(kGsoMaxSegs) {}
+        slot_(cfg_.vnetHdr ? kReadSlot : 0), buf_(kSendBuf), batch_(kMaxMsgs), meta_(kMaxMsgs), singles_(kGsoMaxSegs),
+        icmp_(kIcmpPerSecond, kIcmpBurst) {}
 
   void Run();
 
@@ -68,6 +74,7 @@ class TunToUdp {
   SendBatch batch_;
   std::vector<TxMeta> meta_;
   SendBatch singles_;
+  TokenBucket icmp_;
 };
 
 void TunToUdp::Run() {
@@ -146,10 +153,17 @@ bool TunToUdp::ReadOne(const Table& t) {
 }
 
 void TunToUdp::NoRoute(const uint8_t* p, size_t len) {
+  if (!icmp_.Take(sys_.NowNs())) {
+    Add(c_.icmpSuppressed);
+    return;
+  }
   uint8_t icmp[kMaxIcmpError];
   offload::Slice s{icmp, BuildNetUnreachable(p, len, cfg_.ownIp, icmp)};
-  if (f_.WriteTun(nullptr, &s, 1) != 0) c_.Dropped(kTunWriteError);
-  Add(c_.icmpSent);
+  if (f_.WriteTun(nullptr, &s, 1) == 0) {
+    Add(c_.icmpSent);
+  } else {
+    c_.Dropped(kTunWriteError);
+  }
 }
 
 // Queues `count` segments laid out at `data` with `stride` for `rt`: GSO chunks, or one message each.

@@ -128,6 +128,31 @@ export function buildNetUnreachable(orig: Uint8Array, ownIp: number): Buffer {
   return out;
 }
 
+/**
+ * A token bucket: up to `burst` tokens, refilled at `perSecond`; take() spends one. The ICMP
+ * errors written into the TUN use Linux's defaults for a host's ICMP errors (icmp_msgs_per_sec,
+ * icmp_msgs_burst), as the native engine does.
+ */
+export class TokenBucket {
+  private tokens: number;
+  private last: number | undefined;
+  constructor(
+    private readonly perSecond = 1000,
+    private readonly burst = 50,
+    private readonly nowMs: () => number = () => performance.now(),
+  ) {
+    this.tokens = burst;
+  }
+  take(): boolean {
+    const now = this.nowMs();
+    if (this.last !== undefined) this.tokens = Math.min(this.burst, this.tokens + ((now - this.last) * this.perSecond) / 1000);
+    this.last = now;
+    if (this.tokens < 1) return false;
+    this.tokens -= 1;
+    return true;
+  }
+}
+
 /** A peer as the forwarder sees it: its subnet (uint32 network, prefix) and where it listens. */
 export interface ForwardRoute {
   readonly net: number;

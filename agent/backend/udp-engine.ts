@@ -25,7 +25,9 @@ export interface ForwarderStats extends PeerCounters {
   running: boolean;
   /** Why it stopped, or the last send / TUN write error. */
   error?: string;
+  /** ICMP net-unreachable written into the TUN, and those the rate limit held back. */
   icmpSent: number;
+  icmpSuppressed: number;
   drops: Record<DropReason, number>;
   /** Keyed "peerIp:port", peers of the current table only. */
   peers: Record<string, PeerStats>;

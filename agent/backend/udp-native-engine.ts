@@ -56,6 +56,7 @@ export class NativeEngine implements UdpEngine {
       rxPackets: s.rxPackets,
       rxBytes: s.rxBytes,
       icmpSent: s.icmpSent,
+      icmpSuppressed: s.icmpSuppressed,
       drops: { ...s.drops },
       peers: s.peers,
       offload: { ...s.offload, tun: this.tunOffloads },

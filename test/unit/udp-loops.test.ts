@@ -150,4 +150,23 @@ test('checksums are always verified: a corrupt segment in a flow is never merged
   assert.ok(!gso.some((w) => w.data.includes(payloadOf(segs[1]!))), 'and never inside a super-packet');
 });
 
+test('ICMP net-unreachable into the TUN is rate-limited (burst 50, 1000/s) and counts what it suppresses; a failed write is no icmpSent', () => {
+  const strays = Array.from({ length: 200 }, (_, i) => udp4({ src: '10.244.1.5', dst: '10.244.250.9', id: i, payload: pattern(8, i) }));
+  const burst = loops.run({ ...base, tunReads: strays });
+  assert.is(burst.stats.drops.no_route, 200);
+  assert.is(burst.stats.icmpSent, 50);
+  assert.is(burst.stats.icmpSuppressed, 150);
+  assert.is(burst.tunWrites.length, 50);
+  const w = burst.tunWrites[0]!.data;
+  assert.is(w[20], 3, 'ICMP destination unreachable');
+  assert.is(w.readUInt32BE(16), parseIP4('10.244.1.5'), 'back to the sender');
+  // One read per millisecond: a token per read at 1000/s, nothing held back.
+  const paced = loops.run({ ...base, vnetHdr: true, nsPerRead: 1_000_000, tunReads: strays.map((p) => fromTun(p)) });
+  assert.is(paced.stats.icmpSent, 200);
+  assert.is(paced.stats.icmpSuppressed, 0);
+  const failed = loops.run({ ...base, tunWriteErrno: 5, tunReads: strays.slice(0, 3) });
+  assert.is(failed.stats.icmpSent, 0);
+  assert.is(failed.stats.drops.tun_write_error, 3);
+});
+
 test.run();

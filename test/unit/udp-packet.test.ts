@@ -4,7 +4,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import {
-  buildNetUnreachable, checkDatagram, decrementTtl, icmpErrorAllowed, internetChecksum, parseIpHeader, routeFromTun,
+  buildNetUnreachable, checkDatagram, decrementTtl, icmpErrorAllowed, internetChecksum, parseIpHeader, routeFromTun, TokenBucket,
 } from '../../agent/backend/packet.js';
 import { ForwardingTable } from '../../agent/backend/udp-table.js';
 import { parseIP4 } from '../../subnet-manager/ip.js';
@@ -209,6 +209,22 @@ test('checkDatagram: only a known peer, with a whole packet whose source is in i
     Buffer.concat([Buffer.from([0x75]), good.subarray(1)]), // version 7
   ];
   for (const m of malformed) assert.equal(checkDatagram(m, of('192.0.2.13')), { ok: false, reason: 'malformed' }, m.toString('hex'));
+});
+
+test('TokenBucket: a burst, then one token per 1/perSecond', () => {
+  let now = 0;
+  const b = new TokenBucket(1000, 50, () => now);
+  let took = 0;
+  for (let i = 0; i < 200; i++) if (b.take()) took++;
+  assert.is(took, 50);
+  now += 10;
+  took = 0;
+  for (let i = 0; i < 20; i++) if (b.take()) took++;
+  assert.is(took, 10);
+  now += 1e6;
+  took = 0;
+  for (let i = 0; i < 200; i++) if (b.take()) took++;
+  assert.is(took, 50, 'never more than the burst');
 });
 
 test.run();
