@@ -54,7 +54,7 @@ export interface NativeForwarderCounters {
   rxBytes: number;
 }
 
-export type NativeDropReason = 'no_route' | 'ttl' | 'unknown_peer' | 'spoofed_source' | 'malformed' | 'tun_write_error' | 'send_error';
+export type NativeDropReason = 'no_route' | 'ttl' | 'unknown_peer' | 'spoofed_source' | 'wrong_destination' | 'malformed' | 'tun_write_error' | 'send_error';
 
 export interface NativeForwarderStats extends NativeForwarderCounters {
   /** ICMP net-unreachable written into the TUN, and those the rate limit (1000/s, burst 50) held back. */
@@ -109,6 +109,8 @@ export interface NativeForwarder {
     bindIp: string;
     port: number;
     ownIp: string;
+    /** This host's subnets: a received datagram whose inner destination lies outside them is a wrong_destination drop. */
+    ownSubnets: readonly NativePrefix[];
     bufferBytes?: number;
     /** The TUN has IFF_VNET_HDR and tun.enableOffload was called: split TSO reads, GSO sends, GRO receives, coalesced writes. */
     vnetHdr?: boolean;

@@ -62,6 +62,7 @@ Napi::Value Start(const Napi::CallbackInfo& info) {
   uint32_t bindIp = ParseIp(env, o.Get("bindIp"), "bindIp");
   int port = IntField(env, o, "port", 1, 65535);
   c.ownIp = ParseIp(env, o.Get("ownIp"), "ownIp");
+  c.ownSubnets = ParsePrefixes(env, o.Get("ownSubnets"), "ownSubnets");
   int bufBytes = o.Has("bufferBytes") && o.Get("bufferBytes").IsNumber() ? IntField(env, o, "bufferBytes", 65536, 1 << 30) : 8 << 20;
   c.vnetHdr = BoolField(o, "vnetHdr", false);
   c.udpGso = c.vnetHdr && BoolField(o, "udpGso", true);

@@ -92,8 +92,9 @@ int CheckDatagram(const Table& t, const std::vector<Prefix4>& own, uint32_t from
   uint32_t src = Be32(p + 12);
   bool owned = std::any_of(mine->begin(), mine->end(), [&](uint32_t i) { return t.routes()[i].prefix.Contains(src); });
   if (!owned) return kSpoofedSource;
-  (void)own;
-  return -1;
+  uint32_t dst = Be32(p + 16);
+  bool ours = std::any_of(own.begin(), own.end(), [&](const Prefix4& o) { return o.Contains(dst); });
+  return ours ? -1 : kWrongDestination;
 }
 
 }  // namespace weft

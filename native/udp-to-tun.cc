@@ -1,5 +1,6 @@
 // The UDP -> TUN loop (see forwarder.h). One path for both TUN kinds: every
-// datagram is checked on its own (ipv4.h CheckDatagram), then
+// datagram is checked on its own (ipv4.h CheckDatagram: a known peer, from inside
+// its subnet, to inside ours), then
 //   plain TUN:  written to the TUN as it came, one write each;
 //   vnetHdr:    consecutive segments of one TCP flow are merged
 //               (offload::Coalescer) and written as one super-packet behind a
@@ -90,14 +91,13 @@ void UdpToTun::Run() {
 }
 
 void UdpToTun::Deliver(const Table& t, size_t i) {
-  static const std::vector<Prefix4> kAnyDestination;
   const uint8_t* base = batch_.data(i);
   size_t len = batch_.len(i);
   uint32_t src = batch_.from(i);
   peerOf_[i] = nullptr;
   if (batch_.truncated(i) || len == 0) {
     PeerCounters* pc = nullptr;
-    int why = CheckDatagram(t, kAnyDestination, src, base, 0, &pc);
+    int why = CheckDatagram(t, cfg_.ownSubnets, src, base, 0, &pc);
     c_.Dropped(why == kUnknownPeer ? kUnknownPeer : kMalformed, pc);
     return;
   }
@@ -111,7 +111,7 @@ void UdpToTun::Deliver(const Table& t, size_t i) {
     const uint8_t* p = base + off;
     size_t l = std::min(seg, len - off);
     PeerCounters* pc = nullptr;
-    int why = CheckDatagram(t, kAnyDestination, src, p, l, &pc);
+    int why = CheckDatagram(t, cfg_.ownSubnets, src, p, l, &pc);
     if (why >= 0) {
       c_.Dropped(static_cast<Drop>(why), pc);
       continue;

@@ -119,7 +119,7 @@ export class DgramEngine implements UdpEngine {
   private fromWire(msg: Buffer, from: string): void {
     const routes = this.table.routesOf(from);
     const peer = routes && this.peers.get(`${from}:${routes[0]!.port}`);
-    const c = checkDatagram(msg, routes);
+    const c = checkDatagram(msg, routes, this.o.ownSubnets);
     if (!c.ok) {
       this.drop(c.reason, peer);
       return;

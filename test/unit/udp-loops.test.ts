@@ -169,4 +169,15 @@ test('ICMP net-unreachable into the TUN is rate-limited (burst 50, 1000/s) and c
   assert.is(failed.stats.drops.tun_write_error, 3);
 });
 
+test('trust model: a peer\'s datagram from inside its subnet but not to this host is a wrong_destination drop, charged to it', () => {
+  const to = (dst: string, i: number) => udp4({ src: '10.244.2.7', dst, id: i, payload: pattern(40, i) });
+  const pkts = [to('10.244.1.5', 0), to('10.244.3.9', 1), to('8.8.8.8', 2), to('10.244.1.255', 3), to('255.255.255.255', 4)];
+  for (const vnet of [false, true]) {
+    const r = loops.run({ ...base, vnetHdr: vnet, recvBatches: [pkts.map((data) => ({ from: H2, data }))] });
+    assert.is(r.stats.drops.wrong_destination, 2 + 1, `vnetHdr ${vnet}`);
+    assert.is(r.stats.peers[`${H2}:8285`]!.drops.wrong_destination, 3);
+    assert.equal(r.tunWrites.map((w) => w.data.subarray(vnet ? 10 : 0).readUInt32BE(16)), [parseIP4('10.244.1.5'), parseIP4('10.244.1.255')]);
+  }
+});
+
 test.run();
