@@ -146,6 +146,11 @@ bool TunToUdp::ReadOne(const Table& t) {
       return true;
     }
   }
+  if (lay.stride > kGsoMaxBytes) {  // no UDP datagram can carry it: what sendmmsg would say, without asking
+    c_.lastSendErrno.store(EMSGSIZE, std::memory_order_relaxed);
+    c_.Dropped(kSendError, v.route->counters.get(), lay.count);
+    return true;
+  }
   Queue(v.route, buf_.data() + used_, lay.bytes, lay.stride, lay.count);
   used_ += lay.bytes;
   if (used_ >= kSendAt) Flush();
