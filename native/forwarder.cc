@@ -39,6 +39,24 @@ void Forwarder::Fail(std::atomic<int>& threadErrno, int err) {
   stopping_.store(true);
 }
 
+bool Forwarder::WaitReadable(int fd, std::atomic<int>& threadErrno, bool hangupIsFatal) {
+  pollfd pfd[2] = {{fd, POLLIN, 0}, {config_.eventFd, POLLIN, 0}};
+  for (;;) {
+    int r = sys_.Poll(pfd, 2, -1);
+    if (r >= 0) break;
+    if (errno != EINTR) {
+      Fail(threadErrno, errno);
+      return false;
+    }
+  }
+  if (pfd[1].revents) return false;
+  if (hangupIsFatal && (pfd[0].revents & (POLLERR | POLLHUP | POLLNVAL))) {
+    Fail(threadErrno, EBADFD);  // e.g. the TUN device was deleted under us
+    return false;
+  }
+  return true;
+}
+
 int Forwarder::WriteTun(const offload::VirtioNetHdr* h, const offload::Slice* slices, size_t n) {
   iovec v[kMaxTunIov];
   uint8_t vh[offload::kVirtioNetHdrLen];

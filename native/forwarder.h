@@ -69,6 +69,9 @@ class Forwarder {
   bool stopping() const { return stopping_.load(std::memory_order_relaxed); }
   // A thread's fd failed: record why and make the other loop end too at its next batch.
   void Fail(std::atomic<int>& threadErrno, int err);
+  // Polls {fd, eventfd}: true once fd is readable; false when the loop must end (the eventfd
+  // woke it, or poll failed; with hangupIsFatal, also POLLERR/POLLHUP/POLLNVAL on fd).
+  bool WaitReadable(int fd, std::atomic<int>& threadErrno, bool hangupIsFatal);
 
   // Writes one packet to the TUN: the virtio header first when the TUN has one (h, or an
   // all-zero one), then the slices. Returns 0, or the errno of the failed write;

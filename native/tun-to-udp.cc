@@ -78,19 +78,7 @@ class TunToUdp {
 };
 
 void TunToUdp::Run() {
-  pollfd pfd[2] = {{cfg_.tunFd, POLLIN, 0}, {cfg_.eventFd, POLLIN, 0}};
-  for (;;) {
-    int r = sys_.Poll(pfd, 2, -1);
-    if (r < 0) {
-      if (errno == EINTR) continue;
-      f_.Fail(c_.tunThreadErrno, errno);
-      return;
-    }
-    if (pfd[1].revents) return;
-    if (pfd[0].revents & (POLLERR | POLLHUP | POLLNVAL)) {
-      f_.Fail(c_.tunThreadErrno, EBADFD);  // the TUN device was deleted under us
-      return;
-    }
+  while (f_.WaitReadable(cfg_.tunFd, c_.tunThreadErrno, true)) {
     std::shared_ptr<const Table> table = f_.table();
     for (int reads = 0; !f_.stopping(); reads++) {
       if (reads == kReadsPerBatch) {  // send, and take a fresh table now and then on a busy TUN

@@ -16,6 +16,18 @@ namespace weft {
 namespace {
 constexpr size_t kSegCmsgSpace = CMSG_SPACE(sizeof(uint16_t));
 constexpr size_t kGroCmsgSpace = CMSG_SPACE(sizeof(int));
+
+// Makes `buf` (CMSG_SPACE(n) bytes) m's only control message: SOL_UDP `type` holding n bytes of v.
+void PutUdpCmsg(msghdr& m, void* buf, int type, const void* v, size_t n) {
+  std::memset(buf, 0, CMSG_SPACE(n));
+  m.msg_control = buf;
+  m.msg_controllen = CMSG_SPACE(n);
+  cmsghdr* c = CMSG_FIRSTHDR(&m);
+  c->cmsg_level = SOL_UDP;
+  c->cmsg_type = type;
+  c->cmsg_len = CMSG_LEN(n);
+  std::memcpy(CMSG_DATA(c), v, n);
+}
 }  // namespace
 
 SendBatch::SendBatch(size_t capacity) : msgs_(capacity), iov_(capacity), cmsgs_(capacity * kSegCmsgSpace) {}
@@ -28,17 +40,7 @@ void SendBatch::Add(const sockaddr_in* dst, uint8_t* data, size_t len, uint16_t 
   m.msg_namelen = sizeof *dst;
   m.msg_iov = &iov_[n_];
   m.msg_iovlen = 1;
-  if (segSize > 0) {
-    uint8_t* c = &cmsgs_[n_ * kSegCmsgSpace];
-    std::memset(c, 0, kSegCmsgSpace);
-    m.msg_control = c;
-    m.msg_controllen = kSegCmsgSpace;
-    cmsghdr* cm = CMSG_FIRSTHDR(&m);
-    cm->cmsg_level = SOL_UDP;
-    cm->cmsg_type = UDP_SEGMENT;
-    cm->cmsg_len = CMSG_LEN(sizeof(uint16_t));
-    std::memcpy(CMSG_DATA(cm), &segSize, sizeof segSize);
-  }
+  if (segSize > 0) PutUdpCmsg(m, &cmsgs_[n_ * kSegCmsgSpace], UDP_SEGMENT, &segSize, sizeof segSize);
   n_++;
 }
 
@@ -89,13 +91,7 @@ uint16_t UdpSegmentOf(const msghdr& m) {
 
 bool PutUdpGro(msghdr& m, int size) {
   if (!m.msg_control || m.msg_controllen < kGroCmsgSpace) return false;
-  std::memset(m.msg_control, 0, kGroCmsgSpace);
-  m.msg_controllen = kGroCmsgSpace;
-  cmsghdr* c = CMSG_FIRSTHDR(&m);
-  c->cmsg_level = SOL_UDP;
-  c->cmsg_type = UDP_GRO;
-  c->cmsg_len = CMSG_LEN(sizeof(int));
-  std::memcpy(CMSG_DATA(c), &size, sizeof size);
+  PutUdpCmsg(m, m.msg_control, UDP_GRO, &size, sizeof size);
   return true;
 }
 

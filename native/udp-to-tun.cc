@@ -51,15 +51,8 @@ class UdpToTun {
 };
 
 void UdpToTun::Run() {
-  pollfd pfd[2] = {{cfg_.udpFd, POLLIN, 0}, {cfg_.eventFd, POLLIN, 0}};
-  for (;;) {
-    int r = sys_.Poll(pfd, 2, -1);
-    if (r < 0) {
-      if (errno == EINTR) continue;
-      f_.Fail(c_.udpThreadErrno, errno);
-      return;
-    }
-    if (pfd[1].revents) return;
+  // A UDP socket's POLLERR is a queued ICMP error, surfaced (and cleared) by recvmmsg below.
+  while (f_.WaitReadable(cfg_.udpFd, c_.udpThreadErrno, false)) {
     for (;;) {
       if (f_.stopping()) return;
       batch_.Prepare();

@@ -18,7 +18,7 @@ make -s -j2 -f native/fuzz/Makefile
 mkdir -p build/fuzz/corpus
 # Inputs that once found a bug replay first, every run.
 build/fuzz/forwarder-fuzz -runs=0 native/fuzz/regressions/* >/dev/null 2>&1 || { echo "fuzz: a regression input fails again:"; build/fuzz/forwarder-fuzz native/fuzz/regressions/* 2>&1 | tail -20; exit 1; }
-log=build/fuzz/last-run.log
+log=build/fuzz/run-$$.log  # one per run: runs may overlap (CI and a long one by hand)
 set +e
 build/fuzz/forwarder-fuzz -max_total_time="$seconds" -max_len=4096 -len_control=0 -timeout=20 -rss_limit_mb=4096 \
   -print_final_stats=1 -artifact_prefix=build/fuzz/ build/fuzz/corpus 2>&1 | tee "$log" | grep -E "^(#[0-9]+.*(pulse|DONE|NEW)|==|SUMMARY|forwarder-fuzz|.*runtime error|stat::)" | tail -n 40
