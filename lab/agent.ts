@@ -95,6 +95,15 @@ export function logRecords(lab: Lab, a: LabAgent): Array<Record<string, unknown>
   return out;
 }
 
+/** SIGUSR1 -> the forwarder counters of the next "stats" log line the agent writes. */
+export async function forwarderStats(lab: Lab, a: LabAgent, timeoutMs = 5000): Promise<any> { // eslint-disable-line @typescript-eslint/no-explicit-any
+  const count = () => logRecords(lab, a).filter((r) => r.msg === 'stats').length;
+  const before = count();
+  process.kill(a.proc.pid!, 'SIGUSR1');
+  await waitFor(`a stats line from ${a.host.name}`, timeoutMs, () => count() > before);
+  return logRecords(lab, a).filter((r) => r.msg === 'stats').at(-1)!.forwarder;
+}
+
 export interface AgentReady {
   subnet: string; // 10.244.3.0/24
   gateway: string; // 10.244.3.1

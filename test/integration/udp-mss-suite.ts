@@ -9,7 +9,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { readFileSync } from 'node:fs';
 import { Lab, type LabContainer } from '../../lab/lab.js';
-import { attachContainer, logRecords, putNetworkConfig, sanitizerReport, startAgents, waitFor, type LabAgent } from '../../lab/agent.js';
+import { attachContainer, forwarderStats, putNetworkConfig, sanitizerReport, startAgents, waitFor, type LabAgent } from '../../lab/agent.js';
 
 const MSS = [536, 900, 1007, 1400];
 
@@ -51,14 +51,6 @@ s.connect(('${to.ip}', ${p})); s.sendall(data); s.shutdown(socket.SHUT_WR); s.re
     await waitFor(`the sink on ${to.name} to report`, 20_000, () => lab.readLog(sink).includes('SHA '));
     assert.match(lab.readLog(sink), new RegExp(`SHA ${want[1]} ${want[2]}`), `${from.name} -> ${to.name} MSS ${mss}: data differs`);
     await lab.stop(sink);
-  }
-
-  async function stats(a: LabAgent): Promise<any> {
-    const count = () => logRecords(lab, a).filter((r) => r.msg === 'stats').length;
-    const before = count();
-    process.kill(a.proc.pid!, 'SIGUSR1');
-    await waitFor(`a stats line from ${a.host.name}`, 5000, () => count() > before);
-    return logRecords(lab, a).filter((r) => r.msg === 'stats').at(-1)!.forwarder;
   }
 
   test.before(async () => {
@@ -105,7 +97,7 @@ s.connect(('${to.ip}', ${p})); s.sendall(data); s.shutdown(socket.SHUT_WR); s.re
 
   test('the receive side merged small segments, dropped nothing as malformed; SIGTERM: every weftd exits 0, no sanitizer report', async () => {
     for (const a of agents) {
-      const f = await stats(a);
+      const f = await forwarderStats(lab, a);
       assert.ok(f.offload.coalescedWrites > 0 && f.offload.groReceives > 0, JSON.stringify(f.offload));
       assert.is(f.drops.malformed + f.drops.tun_write_error, 0, JSON.stringify(f.drops));
     }
