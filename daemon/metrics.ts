@@ -73,6 +73,13 @@ export function buildRegistry(src: HealthSource): Registry {
     const f = forwarderTotals(src.backend()?.stats().forwarder);
     if (f) for (const [reason, v] of Object.entries(f.drops)) set(v, { reason });
   });
+  mirroredCounter(reg, 'weft_forwarder_icmp_total', 'ICMP net-unreachable messages the userspace forwarder wrote into the TUN (sent) or left out over its rate limit (suppressed)', ['result'], (set) => {
+    const f = src.backend()?.stats().forwarder;
+    if (f) {
+      set(f.icmpSent, { result: 'sent' });
+      set(f.icmpSuppressed, { result: 'suppressed' });
+    }
+  });
   return reg;
 }
 

@@ -3,6 +3,7 @@ import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
 import { readFileSync } from 'node:fs';
 import { Prefix } from '../lib/ip.js';
+import { execFileSync } from 'node:child_process';
 import type { Lab, LabContainer, LabHost, TrackedProcess } from './lab.js';
 
 export const WEFTD = fileURLToPath(new URL('../cmd/weftd.js', import.meta.url));
@@ -20,6 +21,30 @@ export async function putNetworkConfig(lab: Lab, config: unknown, prefix = PREFI
   await lab.etcd!.client().put(`${prefix}/config`).value(text);
 }
 
+const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+let asanEnv: NodeJS.ProcessEnv | undefined;
+
+/**
+ * With WEFT_NATIVE_ASAN=1: the environment that makes weftd load the ASan+UBSan build of the
+ * addon (scripts/build-asan.sh builds it when stale; scripts/asan-env.sh says how to preload it).
+ * A sanitizer report ends weftd with exit code 86 (ASan) or 87 (UBSan) and is in its log.
+ */
+export function agentEnv(): NodeJS.ProcessEnv | undefined {
+  if (process.env.WEFT_NATIVE_ASAN !== '1') return undefined;
+  if (!asanEnv) {
+    execFileSync('bash', [join(ROOT, 'scripts/build-asan.sh')], { stdio: ['ignore', 'ignore', 'inherit'] });
+    const lines = execFileSync('bash', [join(ROOT, 'scripts/asan-env.sh')], { encoding: 'utf8' }).trim().split('\n');
+    asanEnv = { ...process.env, ...Object.fromEntries(lines.map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)])) };
+  }
+  return asanEnv;
+}
+
+/** A sanitizer report in a log, or undefined. */
+export function sanitizerReport(log: string): string | undefined {
+  const i = log.search(/ERROR: AddressSanitizer|runtime error:|ERROR: LeakSanitizer/);
+  return i < 0 ? undefined : log.slice(i, i + 3000);
+}
+
 /** Starts weftd in a host with the lab's etcd, a per-host subnet file and debug logs. */
 export function startAgent(lab: Lab, host: LabHost, extra: readonly string[] = []): LabAgent {
   const subnetFile = join(host.dir, 'subnet.env');
@@ -30,7 +55,8 @@ export function startAgent(lab: Lab, host: LabHost, extra: readonly string[] = [
     ...(extra.includes('--log-level') ? [] : ['--log-level', 'debug']),
     ...extra,
   ];
-  const proc = lab.spawnIn(host.ns, process.execPath, ['--enable-source-maps', ...args], { logName: `weftd-${host.name}` });
+  const env = agentEnv();
+  const proc = lab.spawnIn(host.ns, process.execPath, ['--enable-source-maps', ...args], { logName: `weftd-${host.name}`, ...(env ? { env } : {}) });
   return { host, proc, subnetFile, args };
 }
 
@@ -38,7 +64,8 @@ let restarts = 0;
 
 /** Starts the agent again with the same flags; its log goes to a new file so old "ready" lines do not count. */
 export async function restartAgent(lab: Lab, a: LabAgent): Promise<void> {
-  a.proc = lab.spawnIn(a.host.ns, process.execPath, ['--enable-source-maps', ...a.args], { logName: `weftd-${a.host.name}-restart${++restarts}` });
+  const env = agentEnv();
+  a.proc = lab.spawnIn(a.host.ns, process.execPath, ['--enable-source-maps', ...a.args], { logName: `weftd-${a.host.name}-restart${++restarts}`, ...(env ? { env } : {}) });
 }
 
 /** Polls `check` every 50 ms until it returns true; returns the milliseconds it took. */
@@ -67,6 +94,15 @@ export function logRecords(lab: Lab, a: LabAgent): Array<Record<string, unknown>
     }
   }
   return out;
+}
+
+/** SIGUSR1 -> the forwarder counters of the next "stats" log line the agent writes. */
+export async function forwarderStats(lab: Lab, a: LabAgent, timeoutMs = 5000): Promise<any> { // eslint-disable-line @typescript-eslint/no-explicit-any
+  const count = () => logRecords(lab, a).filter((r) => r.msg === 'stats').length;
+  const before = count();
+  process.kill(a.proc.pid!, 'SIGUSR1');
+  await waitFor(`a stats line from ${a.host.name}`, timeoutMs, () => count() > before);
+  return logRecords(lab, a).filter((r) => r.msg === 'stats').at(-1)!.forwarder;
 }
 
 export interface AgentReady {

@@ -80,7 +80,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   InitTun(env, exports);
   InitNotify(env, exports);
   InitForwarder(env, exports);
-  InitOffload(env, exports);
+  InitTesting(env, exports);
   return exports;
 }
 

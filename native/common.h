@@ -20,6 +20,6 @@ void InitNetlink(Napi::Env env, Napi::Object exports);
 void InitTun(Napi::Env env, Napi::Object exports);
 void InitNotify(Napi::Env env, Napi::Object exports);
 void InitForwarder(Napi::Env env, Napi::Object exports);
-void InitOffload(Napi::Env env, Napi::Object exports);  // tests only
+void InitTesting(Napi::Env env, Napi::Object exports);  // tests only: offload, ipv4, loops
 
 }  // namespace weft

@@ -33,6 +33,12 @@ export interface NativeTun {
   readonly TUN_F_USO6: number;
 }
 
+/** An IPv4 prefix: subnet (dotted, host bits clear) / prefixLen. */
+export interface NativePrefix {
+  subnet: string;
+  prefixLen: number;
+}
+
 /** One forwarding entry: the peer at peerIp:port owns subnet/prefixLen. */
 export interface NativeForwarderRoute {
   subnet: string;
@@ -48,10 +54,12 @@ export interface NativeForwarderCounters {
   rxBytes: number;
 }
 
-export type NativeDropReason = 'no_route' | 'ttl' | 'unknown_peer' | 'spoofed_source' | 'malformed' | 'tun_write_error' | 'send_error';
+export type NativeDropReason = 'no_route' | 'ttl' | 'unknown_peer' | 'spoofed_source' | 'wrong_destination' | 'malformed' | 'tun_write_error' | 'send_error';
 
 export interface NativeForwarderStats extends NativeForwarderCounters {
+  /** ICMP net-unreachable written into the TUN, and those the rate limit (1000/s, burst 50) held back. */
   icmpSent: number;
+  icmpSuppressed: number;
   drops: Record<NativeDropReason, number>;
   /** Keyed "peerIp:port"; only peers in the current table; drops: those attributable to the peer. */
   peers: Record<string, NativeForwarderCounters & { drops: Record<NativeDropReason, number> }>;
@@ -67,6 +75,7 @@ export interface NativeOffloadStats {
   udpGso: boolean;
   /** setsockopt(UDP_GRO) succeeded. */
   udpGro: boolean;
+  /** Always true: every received TCP segment's checksums are verified before it is merged (kept for the stats' shape). */
   verifyChecksums: boolean;
   /** TUN reads that were TSO/USO super-packets. */
   tsoReads: number;
@@ -100,14 +109,14 @@ export interface NativeForwarder {
     bindIp: string;
     port: number;
     ownIp: string;
+    /** This host's subnets: a received datagram whose inner destination lies outside them is a wrong_destination drop. */
+    ownSubnets: readonly NativePrefix[];
     bufferBytes?: number;
     /** The TUN has IFF_VNET_HDR and tun.enableOffload was called: split TSO reads, GSO sends, GRO receives, coalesced writes. */
     vnetHdr?: boolean;
     /** With vnetHdr: try UDP_SEGMENT (default true) / set UDP_GRO (default true). */
     udpGso?: boolean;
     udpGro?: boolean;
-    /** Verify each received TCP segment's checksum before merging it (default true: the kernel trusts a merged packet's partial checksum). */
-    verifyChecksums?: boolean;
   }): NativeForwarderHandle;
   /** Replaces the whole table atomically; per-peer counters carry over for peers that stay. */
   setTable(h: NativeForwarderHandle, routes: readonly NativeForwarderRoute[]): void;
@@ -129,6 +138,57 @@ export interface NativeOffload {
   checksum(buf: Buffer): number;
 }
 
+/** The forwarder's IPv4 rules (native/ipv4.h), for unit vectors only (packet.ts must agree). */
+export interface NativeIpv4 {
+  /** The drop reason for a datagram from fromIp, or null when it may be written to the TUN. */
+  checkDatagram(pkt: Buffer, fromIp: string, routes: readonly NativeForwarderRoute[], ownSubnets: readonly NativePrefix[]): NativeDropReason | null;
+  /** The verdict on a packet read from the TUN, and the packet after it (TTL decremented on a send). */
+  routeFromTun(pkt: Buffer, routes: readonly NativeForwarderRoute[]): { drop: NativeDropReason | null; peer: string | null; icmp: boolean; pkt: Buffer };
+  buildNetUnreachable(pkt: Buffer, ownIp: string): Buffer;
+  icmpAllowed(pkt: Buffer): boolean;
+  decrementTtl(pkt: Buffer): Buffer;
+}
+
+/** A datagram a scripted recvmmsg returns: from ip:port, with a UDP_GRO size if gro > 0. */
+export interface ScriptedDatagram {
+  from: string;
+  port?: number;
+  data: Buffer;
+  gro?: number;
+  truncated?: boolean;
+}
+
+/**
+ * The real forwarding loops (native/tun-to-udp.cc, udp-to-tun.cc) on scripted system calls
+ * (native/scripted-syscalls.h), for tests only: the TUN -> UDP loop reads tunReads (an empty
+ * Buffer is a zero-byte read), then the UDP -> TUN loop receives recvBatches (one recvmmsg each).
+ */
+export interface NativeLoops {
+  run(o: {
+    vnetHdr?: boolean;
+    udpGso?: boolean;
+    udpGro?: boolean;
+    ownIp: string;
+    ownSubnets: readonly NativePrefix[];
+    routes: readonly NativeForwarderRoute[];
+    tunReads?: readonly Buffer[];
+    recvBatches?: readonly (readonly ScriptedDatagram[])[];
+    /** The clock advances this much per TUN read (rate limits); default 0. */
+    nsPerRead?: number;
+    /** Fail sendmmsg of UDP_SEGMENT messages / TUN writes of super-packets with this errno. */
+    gsoSendErrno?: number;
+    mergedWriteErrno?: number;
+    /** Fail every TUN write with this errno. */
+    tunWriteErrno?: number;
+  }): {
+    /** Every TUN write, its iovecs concatenated (the virtio header first with vnetHdr). */
+    tunWrites: { data: Buffer; iovcnt: number }[];
+    /** Every message sent: "ip:port", its UDP_SEGMENT size (0: none) and bytes. */
+    sent: { to: string; segSize: number; data: Buffer }[];
+    stats: NativeForwarderStats;
+  };
+}
+
 export interface NativeAddon {
   close(fd: number): void;
   /** One AF_UNIX datagram to a systemd notify socket (a path, or "@name" for the abstract namespace). */
@@ -137,6 +197,8 @@ export interface NativeAddon {
   readonly tun: NativeTun;
   readonly forwarder: NativeForwarder;
   readonly offload: NativeOffload;
+  readonly ipv4: NativeIpv4;
+  readonly loops: NativeLoops;
 }
 
 /** Native errors carry the errno name and number of the failed system call. */

@@ -4,9 +4,6 @@
 
 #include <algorithm>
 #include <cstring>
-#if defined(__SSE2__)
-#include <emmintrin.h>
-#endif
 
 namespace weft {
 namespace offload {
@@ -17,16 +14,6 @@ constexpr uint8_t kIpprotoTcp = 6;
 constexpr uint8_t kIpprotoUdp = 17;
 constexpr uint8_t TH_FIN = 0x01, TH_SYN = 0x02, TH_RST = 0x04, TH_PSH = 0x08, TH_URG = 0x20, TH_CWR = 0x80;
 constexpr uint16_t IP_DF = 0x4000, IP_MF_OFFSET = 0x3fff;
-
-inline uint16_t Be16(const uint8_t* p) { return static_cast<uint16_t>(p[0] << 8 | p[1]); }
-inline uint32_t Be32(const uint8_t* p) { return uint32_t{p[0]} << 24 | uint32_t{p[1]} << 16 | uint32_t{p[2]} << 8 | p[3]; }
-inline void Put16(uint8_t* p, uint16_t v) { p[0] = static_cast<uint8_t>(v >> 8); p[1] = static_cast<uint8_t>(v); }
-inline void Put32(uint8_t* p, uint32_t v) {
-  p[0] = static_cast<uint8_t>(v >> 24); p[1] = static_cast<uint8_t>(v >> 16);
-  p[2] = static_cast<uint8_t>(v >> 8); p[3] = static_cast<uint8_t>(v);
-}
-inline uint16_t Le16(const uint8_t* p) { return static_cast<uint16_t>(p[0] | p[1] << 8); }
-inline void PutLe16(uint8_t* p, uint16_t v) { p[0] = static_cast<uint8_t>(v); p[1] = static_cast<uint8_t>(v >> 8); }
 
 struct Ip {
   int version = 0;
@@ -80,9 +67,30 @@ void CompletePartial(uint8_t* p, size_t len, size_t start, size_t off) {
   Put16(p + start + off, c == 0 ? 0xffff : c);
 }
 
+// The IP header's length (the first byte of the L4 header) for a checksum offload, or an error.
+Status IpHeaderLen(const uint8_t* p, size_t len, size_t* out) {
+  if (len < 1) return Status::kTruncated;
+  if ((p[0] >> 4) == 6) {
+    if (len < 40) return Status::kTruncated;
+    *out = 40;
+    return Status::kOk;
+  }
+  if ((p[0] >> 4) != 4) return Status::kBadIpVersion;
+  if (len < 20) return Status::kTruncated;
+  *out = (p[0] & 0x0fu) * 4u;
+  return *out < 20 || *out > len ? Status::kBadIpHeader : Status::kOk;
+}
+
 Status SegmentNone(const uint8_t* pkt, size_t len, const VirtioNetHdr& h, uint8_t* out, size_t cap, SegmentLayout* layout) {
   bool partial = h.flags & F_NEEDS_CSUM;
-  if (partial && (h.csum_start > len || size_t{h.csum_offset} + 2 > len - h.csum_start)) return Status::kBadCsumOffsets;
+  if (partial) {
+    // The checksum goes into the L4 header, never into the IP header: a packet is routed by
+    // its IP header before it is written out, so the field must not move its destination.
+    size_t l3 = 0;
+    Status st = IpHeaderLen(pkt, len, &l3);
+    if (st != Status::kOk) return st;
+    if (h.csum_start < l3 || h.csum_start > len || size_t{h.csum_offset} + 2 > len - h.csum_start) return Status::kBadCsumOffsets;
+  }
   *layout = SegmentLayout{1, len, len};
   if (len > cap) return Status::kNoSpace;
   std::memcpy(out, pkt, len);
@@ -104,6 +112,7 @@ const char* StatusName(Status s) {
     case Status::kBadL4Header: return "bad_l4_header";
     case Status::kBadGsoType: return "bad_gso_type";
     case Status::kBadGsoSize: return "bad_gso_size";
+    case Status::kTooManySegments: return "too_many_segments";
     case Status::kBadHdrLen: return "bad_hdr_len";
     case Status::kBadCsumOffsets: return "bad_csum_offsets";
     case Status::kNoSpace: return "no_space";
@@ -131,73 +140,6 @@ void WriteVirtioNetHdr(const VirtioNetHdr& h, uint8_t* out) {
   PutLe16(out + 8, h.csum_offset);
 }
 
-// ---- checksums ----
-
-// Sums native-order words (RFC 1071 2(B): the ones'-complement sum is byte-order
-// independent) 32 bits at a time into 64 bits, then swaps the folded result.
-uint32_t Sum(const uint8_t* p, size_t n, uint32_t initial) {
-  uint64_t acc = 0;
-  size_t i = 0;
-#if defined(__SSE2__)
-  // The transmit path sums every byte it sends: 32 bytes per step, each 32-bit word
-  // widened into a 64-bit lane (which cannot wrap for n < 2^37).
-  if (n >= 64) {
-    const __m128i zero = _mm_setzero_si128();
-    __m128i a0 = zero, a1 = zero, a2 = zero, a3 = zero;
-    for (; i + 32 <= n; i += 32) {
-      __m128i x = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + i));
-      __m128i y = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + i + 16));
-      a0 = _mm_add_epi64(a0, _mm_unpacklo_epi32(x, zero));
-      a1 = _mm_add_epi64(a1, _mm_unpackhi_epi32(x, zero));
-      a2 = _mm_add_epi64(a2, _mm_unpacklo_epi32(y, zero));
-      a3 = _mm_add_epi64(a3, _mm_unpackhi_epi32(y, zero));
-    }
-    __m128i t = _mm_add_epi64(_mm_add_epi64(a0, a1), _mm_add_epi64(a2, a3));
-    uint64_t lanes[2];
-    _mm_storeu_si128(reinterpret_cast<__m128i*>(lanes), t);
-    // 2^32 = 1 modulo 0xffff: a lane's high half adds to its low half.
-    for (uint64_t l : lanes) acc += (l & 0xffffffffu) + (l >> 32);
-  }
-#endif
-  for (; i + 8 <= n; i += 8) {
-    uint64_t w;
-    std::memcpy(&w, p + i, 8);
-    acc += (w & 0xffffffffu) + (w >> 32);
-  }
-  for (; i + 2 <= n; i += 2) {
-    uint16_t w;
-    std::memcpy(&w, p + i, 2);
-    acc += w;
-  }
-  if (i < n) {
-    const uint8_t last[2] = {p[i], 0};
-    uint16_t w;
-    std::memcpy(&w, last, 2);
-    acc += w;
-  }
-  while (acc >> 16) acc = (acc & 0xffff) + (acc >> 16);
-  uint16_t s = static_cast<uint16_t>(acc);
-#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-  s = static_cast<uint16_t>(s >> 8 | s << 8);
-#endif
-  return initial + s;
-}
-
-uint16_t Fold(uint32_t sum) {
-  while (sum >> 16) sum = (sum & 0xffff) + (sum >> 16);
-  return static_cast<uint16_t>(sum);
-}
-
-uint16_t Checksum(const uint8_t* p, size_t n, uint32_t initial) { return static_cast<uint16_t>(~Fold(Sum(p, n, initial))); }
-
-uint32_t PseudoHeaderSumV4(const uint8_t* src4, const uint8_t* dst4, uint8_t proto, uint32_t l4Len) {
-  return Sum(src4, 4) + Sum(dst4, 4) + proto + (l4Len >> 16) + (l4Len & 0xffff);
-}
-
-uint32_t PseudoHeaderSumV6(const uint8_t* src16, const uint8_t* dst16, uint8_t proto, uint32_t l4Len) {
-  return Sum(src16, 16) + Sum(dst16, 16) + proto + (l4Len >> 16) + (l4Len & 0xffff);
-}
-
 // ---- Segment ----
 
 Status Segment(const uint8_t* pkt, size_t len, const VirtioNetHdr& h, uint8_t* out, size_t cap, SegmentLayout* layout) {
@@ -207,7 +149,7 @@ Status Segment(const uint8_t* pkt, size_t len, const VirtioNetHdr& h, uint8_t* o
   uint8_t type = h.gso_type & static_cast<uint8_t>(~GSO_ECN);
   if (type == GSO_NONE) return SegmentNone(pkt, len, h, out, cap, layout);
   if (type != GSO_TCPV4 && type != GSO_TCPV6 && type != GSO_UDP_L4) return Status::kBadGsoType;
-  if (h.gso_size == 0) return Status::kBadGsoSize;
+  if (h.gso_size < kMinGsoSize) return Status::kBadGsoSize;
 
   Ip ip;
   Status st = ParseIp(pkt, len, &ip);
@@ -228,6 +170,7 @@ Status Segment(const uint8_t* pkt, size_t len, const VirtioNetHdr& h, uint8_t* o
   const size_t payload = ip.len - hdrLen;
   const size_t mss = h.gso_size;
   const size_t count = payload == 0 ? 1 : (payload + mss - 1) / mss;
+  if (count > kMaxSegments) return Status::kTooManySegments;
   *layout = SegmentLayout{count, hdrLen + std::min(mss, payload), count * hdrLen + payload};
   if (layout->bytes > cap) return Status::kNoSpace;
 
@@ -307,7 +250,7 @@ struct TcpSeg {
 
 // Whether p is a well-formed TCP segment (then it belongs to a flow), and
 // whether it may be part of a super-packet.
-bool ParseTcpSeg(const uint8_t* p, size_t len, bool verify, TcpSeg* s) {
+bool ParseTcpSeg(const uint8_t* p, size_t len, TcpSeg* s) {
   Ip ip;
   if (ParseIp(p, len, &ip) != Status::kOk || ip.proto != kIpprotoTcp) return false;
   if (TcpHdrLen(p, ip.hdrLen, ip.len, &s->tcpHdrLen) != Status::kOk) return false;
@@ -317,9 +260,10 @@ bool ParseTcpSeg(const uint8_t* p, size_t len, bool verify, TcpSeg* s) {
   const uint8_t* t = p + ip.hdrLen;
   s->flags = t[13];
   s->seq = Be32(t + 4);
-  s->mergeable = ip.len == len && s->payload > 0 && !(s->flags & (TH_SYN | TH_RST | TH_URG)) &&
+  // Segments below kMinGsoSize stay alone: a merged packet must be one Segment() would split.
+  s->mergeable = ip.len == len && s->payload >= kMinGsoSize && !(s->flags & (TH_SYN | TH_RST | TH_URG)) &&
                  (ip.version == 6 || (ip.hdrLen == 20 && (Be16(p + 6) & IP_DF)));
-  if (s->mergeable && verify) {
+  if (s->mergeable) {
     if (ip.version == 4 && Fold(Sum(p, 20)) != 0xffff) s->mergeable = false;
     uint32_t l4Len = static_cast<uint32_t>(ip.len - ip.hdrLen);
     if (Fold(Sum(t, l4Len, PseudoHeaderSum(p, ip.version, kIpprotoTcp, l4Len))) != 0xffff) s->mergeable = false;
@@ -339,6 +283,7 @@ Coalescer::Coalescer() : Coalescer(Options()) {}
 Coalescer::Coalescer(const Options& o) : opt_(o) {
   if (opt_.maxPacketBytes > kMaxIpPacket) opt_.maxPacketBytes = kMaxIpPacket;
   if (opt_.maxOpenFlows == 0) opt_.maxOpenFlows = 1;
+  if (opt_.maxSegments == 0) opt_.maxSegments = 1;
 }
 
 void Coalescer::Reset() {
@@ -364,11 +309,11 @@ void Coalescer::Close(size_t k) {
   open_.erase(open_.begin() + static_cast<std::ptrdiff_t>(k));
 }
 
-void Coalescer::Add(const uint8_t* p, size_t len) {
+void Coalescer::Add(const uint8_t* p, size_t len, uint32_t tag) {
   if (finished_) Reset();
   packetsIn_++;
   TcpSeg s;
-  if (ParseTcpSeg(p, len, opt_.verifyChecksums, &s)) {
+  if (ParseTcpSeg(p, len, &s)) {
     for (size_t k = 0; k < open_.size(); k++) {
       Item& it = items_[open_[k]];
       const uint8_t* h = it.first;
@@ -382,14 +327,15 @@ void Coalescer::Add(const uint8_t* p, size_t len) {
                    std::memcmp(ht + 8, pt + 8, 5) == 0 &&                       // ACK number, data offset
                    std::memcmp(ht + 14, pt + 14, 2) == 0 &&                     // window
                    std::memcmp(ht + 20, pt + 20, s.tcpHdrLen - 20) == 0 &&      // options
-                   s.payload <= it.gsoSize && it.ipHdrLen + it.tcpHdrLen + it.payload + s.payload <= opt_.maxPacketBytes;
+                   s.payload <= it.gsoSize && it.segs < opt_.maxSegments &&
+                   it.ipHdrLen + it.tcpHdrLen + it.payload + s.payload <= opt_.maxPacketBytes;
       if (merge) {
         it.slices.push_back(Slice{pt + s.tcpHdrLen, s.payload});
         it.payload += s.payload;
         it.segs++;
         it.nextSeq += static_cast<uint32_t>(s.payload);
         it.lastFlags = s.flags;
-        if (s.payload < it.gsoSize || (s.flags & (TH_PSH | TH_FIN))) Close(k);
+        if (s.payload < it.gsoSize || (s.flags & (TH_PSH | TH_FIN)) || it.segs == opt_.maxSegments) Close(k);
         return;
       }
       Close(k);  // later segments of this flow must not jump ahead of p
@@ -399,6 +345,7 @@ void Coalescer::Add(const uint8_t* p, size_t len) {
       Item& it = NewItem();
       it.first = p;
       it.firstLen = len;
+      it.tag = tag;
       it.ipHdrLen = s.ipHdrLen;
       it.tcpHdrLen = s.tcpHdrLen;
       it.gsoSize = s.payload;
@@ -407,7 +354,7 @@ void Coalescer::Add(const uint8_t* p, size_t len) {
       it.lastFlags = s.flags;
       it.slices.push_back(Slice{p, len});  // replaced by the rewritten header if others join
       it.slices.push_back(Slice{p + s.ipHdrLen + s.tcpHdrLen, s.payload});
-      if (!(s.flags & (TH_PSH | TH_FIN)) && s.ipHdrLen + s.tcpHdrLen + 2 * s.payload <= opt_.maxPacketBytes) {
+      if (!(s.flags & (TH_PSH | TH_FIN)) && opt_.maxSegments > 1 && s.ipHdrLen + s.tcpHdrLen + 2 * s.payload <= opt_.maxPacketBytes) {
         if (open_.size() >= opt_.maxOpenFlows) Close(0);
         it.open = true;
         open_.push_back(used_ - 1);
@@ -418,6 +365,7 @@ void Coalescer::Add(const uint8_t* p, size_t len) {
   Item& it = NewItem();
   it.first = p;
   it.firstLen = len;
+  it.tag = tag;
   it.slices.push_back(Slice{p, len});
 }
 
@@ -465,7 +413,7 @@ void Coalescer::Finish() {
 
 CoalescedPacket Coalescer::Output(size_t i) const {
   const Item& it = items_[i];
-  return CoalescedPacket{it.hdr, it.slices.data(), it.segs < 2 ? size_t{1} : it.slices.size(), it.bytes};
+  return CoalescedPacket{it.hdr, it.slices.data(), it.segs < 2 ? size_t{1} : it.slices.size(), it.bytes, it.tag};
 }
 
 std::vector<OutPacket> Coalesce(const std::vector<std::vector<uint8_t>>& in, const Coalescer::Options& o) {

@@ -5,6 +5,8 @@
 // write to the TUN. Pure functions over byte buffers: no system calls, no Node
 // types, no locks, so the forwarder threads can call them directly.
 #pragma once
+#include "bytes.h"
+
 #include <cstddef>
 #include <cstdint>
 #include <vector>
@@ -28,6 +30,12 @@ constexpr uint8_t GSO_ECN = 0x80;  // TCP with CWR on the first segment
 constexpr size_t kVirtioNetHdrLen = 10;
 // The largest IP packet an IPv4 total length (and the TUN's legacy GSO limit) allows.
 constexpr size_t kMaxIpPacket = 65535;
+// The smallest gso_size split: below it one read would fan out into thousands of
+// datagrams. Linux's TCP never sends segments that small unless over 16 option
+// bytes meet its floor MSS (net.ipv4.tcp_min_snd_mss, 48).
+constexpr size_t kMinGsoSize = 32;
+// The most segments one super-packet may split into (kMaxIpPacket / kMinGsoSize).
+constexpr size_t kMaxSegments = 2048;
 
 // The 10-byte header, host values. On the wire every 16-bit field is
 // little-endian: a TUN uses the host's byte order unless TUNSETVNETLE/BE,
@@ -55,27 +63,14 @@ enum class Status : uint8_t {
   kUnsupportedProtocol, // not the L4 protocol gso_type names, or IPv6 extension headers
   kBadL4Header,         // TCP data offset below 5 or beyond the packet
   kBadGsoType,          // unknown gso_type, or UFO
-  kBadGsoSize,          // gso_size 0 for a GSO packet
+  kBadGsoSize,          // gso_size below kMinGsoSize for a GSO packet
+  kTooManySegments,     // more than kMaxSegments segments
   kBadHdrLen,           // hdr_len beyond the packet
   kBadCsumOffsets,      // csum_start/csum_offset outside the packet, or not the L4 checksum field
   kNoSpace,             // the output buffer is too small (SegmentLayout::bytes says how much is needed)
 };
 // Stable lower-case name ("truncated", "bad_gso_size", ...), used as the JS error code.
 const char* StatusName(Status s);
-
-// ---- Internet checksum (RFC 1071) ----
-
-// Ones'-complement sum of n bytes as 16-bit big-endian words (an odd last byte
-// is padded with zero), added to `initial`. Not folded: fold with Fold().
-// n may be any size; the result stays below 2^32 for n < 2^31 and initial < 2^31.
-uint32_t Sum(const uint8_t* p, size_t n, uint32_t initial = 0);
-// Folds a Sum() to 16 bits, not complemented (what a CHECKSUM_PARTIAL field holds).
-uint16_t Fold(uint32_t sum);
-// The checksum to store: ~Fold(Sum(p, n, initial)).
-uint16_t Checksum(const uint8_t* p, size_t n, uint32_t initial = 0);
-// Pseudo-header sums (RFC 793/768 for IPv4, RFC 8200 8.1 for IPv6), unfolded.
-uint32_t PseudoHeaderSumV4(const uint8_t* src4, const uint8_t* dst4, uint8_t proto, uint32_t l4Len);
-uint32_t PseudoHeaderSumV6(const uint8_t* src16, const uint8_t* dst16, uint8_t proto, uint32_t l4Len);
 
 // ---- Transmit: split a super-packet read from the TUN ----
 
@@ -121,6 +116,7 @@ struct CoalescedPacket {
   const Slice* slices;
   size_t sliceCount;
   size_t bytes;  // sum of the slice lengths
+  uint32_t tag;  // the tag Add() was given with the packet's first segment
 };
 
 // Usage per receive batch: Reset(); Add() each packet in arrival order; Finish();
@@ -130,30 +126,33 @@ struct CoalescedPacket {
 // nothing per packet.
 //
 // Segments merge when they are TCP over IPv4 (IHL 5, DF, not a fragment) or IPv6
-// (no extension headers), of the same flow, contiguous in sequence, with the same
+// (no extension headers), of the same flow, contiguous in sequence, each carrying at
+// least kMinGsoSize payload bytes (so Segment() accepts every merged packet), with the same
 // ACK number, window, option bytes, IP TOS/traffic class+flow label and TTL/hop
 // limit, flags equal to the first segment's except PSH/FIN on the last one (no
 // SYN/RST/URG anywhere, CWR only on the first), all carrying the first segment's
-// payload size except a shorter last one, within kMaxIpPacket, and (by default)
-// with valid IPv4 header and TCP checksums. Everything else passes through alone.
+// payload size except a shorter last one, at most maxSegments of them within
+// kMaxIpPacket, and with valid IPv4 header and TCP checksums (always checked: the
+// super-packet is written with a partial checksum that the kernel trusts, so merging
+// an unverified segment would launder a corrupt one). Everything else passes through alone.
 // Order within a flow is kept; different flows may be reordered among themselves.
 class Coalescer {
  public:
   struct Options {
     size_t maxPacketBytes = kMaxIpPacket;
-    // Verify each segment's checksums before merging: the super-packet is
-    // written with a partial checksum that the kernel trusts, so merging
-    // unverified segments would launder a corrupt one.
-    bool verifyChecksums = true;
     // Flows that may still take segments at once; the oldest is closed beyond it.
     size_t maxOpenFlows = 64;
+    // Segments in one super-packet: a merged packet is written as its header and one
+    // slice per segment, so this follows from the writer's iovec array.
+    size_t maxSegments = 64;
   };
 
   Coalescer();
   explicit Coalescer(const Options& o);
 
   void Reset();
-  void Add(const uint8_t* pkt, size_t len);
+  // tag: any number the caller wants back with the output packet (e.g. which message it came in)
+  void Add(const uint8_t* pkt, size_t len, uint32_t tag = 0);
   void Finish();
 
   size_t OutputCount() const { return used_; }
@@ -172,6 +171,7 @@ class Coalescer {
     std::vector<Slice> slices;     // slices[0] is the header (merged) or the whole packet (single)
     const uint8_t* first = nullptr;  // the first segment
     size_t firstLen = 0;
+    uint32_t tag = 0;
     size_t ipHdrLen = 0, tcpHdrLen = 0;
     size_t gsoSize = 0;             // payload bytes of the first segment
     size_t payload = 0;             // payload bytes so far

@@ -5,7 +5,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-need_pkgs=(etcd-server etcd-client iproute2 iptables iperf3 iputils-ping containernetworking-plugins openssl python3 make g++ systemd)
+# clang + libclang-rt-14-dev: libFuzzer for the fuzz driver (scripts/fuzz.sh); g++'s libasan: the ASan addon.
+need_pkgs=(etcd-server etcd-client iproute2 iptables iperf3 iputils-ping containernetworking-plugins openssl python3 make g++ systemd clang libclang-rt-14-dev)
 missing=()
 for p in "${need_pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -32,7 +33,10 @@ if [[ ! -f $stamp ]] || ! cmp -s package-lock.json "$stamp"; then
   echo "weft setup: npm ci"
   npm ci --no-audit --no-fund --loglevel=error
   cp package-lock.json "$stamp"
+elif [[ -f build/Makefile ]]; then
+  make -s -C build BUILDTYPE=Release -j2  # the addon, when a native source changed
 else
-  [[ -f build/Release/weft_native.node ]] || npm run --silent install
+  npm run --silent install
 fi
+bash scripts/build-asan.sh  # the ASan addon (WEFT_NATIVE_ASAN=1), when stale
 npm run --silent build

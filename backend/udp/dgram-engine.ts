@@ -15,7 +15,7 @@ import dgram from 'node:dgram';
 import { read, writeSync } from 'node:fs';
 import { parseIP4 } from '../../lib/ip.js';
 import type { Logger } from '../../lib/log.js';
-import { checkDatagram, DROP_REASONS, routeFromTun, type DropReason } from './packet.js';
+import { checkDatagram, DROP_REASONS, routeFromTun, TokenBucket, type DropReason } from './packet.js';
 import type { ForwarderStats, PeerCounters, PeerStats, UdpEngine, UdpEngineOptions } from './engine.js';
 import { ForwardingTable } from './table.js';
 
@@ -36,6 +36,8 @@ export class DgramEngine implements UdpEngine {
   private readonly totals: PeerCounters = { txPackets: 0, txBytes: 0, rxPackets: 0, rxBytes: 0 };
   private readonly drops = noDrops();
   private icmpSent = 0;
+  private icmpSuppressed = 0;
+  private readonly icmpBucket = new TokenBucket();
   private error: string | undefined;
   private stopping = false;
   private readerEnded = false;
@@ -99,7 +101,8 @@ export class DgramEngine implements UdpEngine {
     const v = routeFromTun(p, (dst) => table.lookup(dst), this.ownIp);
     if (v.action === 'drop') {
       this.drop(v.reason, v.route && this.peers.get(`${v.route.peerIp}:${v.route.port}`));
-      if (v.icmp && this.writeTun(v.icmp)) this.icmpSent++;
+      if (v.icmp && !this.icmpBucket.take()) this.icmpSuppressed++;
+      else if (v.icmp && this.writeTun(v.icmp)) this.icmpSent++;
       return;
     }
     const key = `${v.route.peerIp}:${v.route.port}`;
@@ -116,7 +119,7 @@ export class DgramEngine implements UdpEngine {
   private fromWire(msg: Buffer, from: string): void {
     const routes = this.table.routesOf(from);
     const peer = routes && this.peers.get(`${from}:${routes[0]!.port}`);
-    const c = checkDatagram(msg, routes);
+    const c = checkDatagram(msg, routes, this.o.ownSubnets);
     if (!c.ok) {
       this.drop(c.reason, peer);
       return;
@@ -159,6 +162,7 @@ export class DgramEngine implements UdpEngine {
       ...(this.error ? { error: this.error } : {}),
       ...this.totals,
       icmpSent: this.icmpSent,
+      icmpSuppressed: this.icmpSuppressed,
       drops: { ...this.drops },
       peers: Object.fromEntries([...this.peers].map(([k, v]) => [k, { ...v, drops: { ...v.drops } }])),
     };

@@ -2,7 +2,7 @@
 // dgram reference): take a whole new table, report counters, stop cleanly.
 // Both engines count the same things under the same names.
 import type { NativeOffloadStats } from '../../native/index.js';
-import type { DropReason } from './packet.js';
+import type { DropReason, Net4 } from './packet.js';
 import type { ForwardingTable } from './table.js';
 
 export type UdpEngineName = 'native' | 'dgram';
@@ -14,7 +14,7 @@ export interface PeerCounters {
   rxBytes: number;
 }
 
-/** Per peer: traffic, and the drops attributable to it (ttl and send_error towards it; malformed, spoofed_source, tun_write_error from it). */
+/** Per peer: traffic, and the drops attributable to it (ttl and send_error towards it; malformed, spoofed_source, wrong_destination, tun_write_error from it). */
 export interface PeerStats extends PeerCounters {
   drops: Record<DropReason, number>;
 }
@@ -25,7 +25,9 @@ export interface ForwarderStats extends PeerCounters {
   running: boolean;
   /** Why it stopped, or the last send / TUN write error. */
   error?: string;
+  /** ICMP net-unreachable written into the TUN, and those the rate limit held back. */
   icmpSent: number;
+  icmpSuppressed: number;
   drops: Record<DropReason, number>;
   /** Keyed "peerIp:port", peers of the current table only. */
   peers: Record<string, PeerStats>;
@@ -51,6 +53,8 @@ export interface UdpEngineOptions {
   readonly port: number;
   /** The TUN's own address, source of ICMP errors. */
   readonly ownIp: string;
+  /** This host's subnets: the only inner destinations accepted from peers (else wrong_destination). */
+  readonly ownSubnets: readonly Net4[];
 }
 
 export interface UdpEngine {

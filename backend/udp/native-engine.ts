@@ -29,7 +29,8 @@ export class NativeEngine implements UdpEngine {
   /** Binds the UDP socket and starts the threads; throws (with code/errno) when the socket cannot be made. */
   static start(o: UdpEngineOptions): NativeEngine {
     const bits = o.tunOffloads ?? 0;
-    const h = native().forwarder.start({ tunFd: o.tunFd, bindIp: o.bindIp, port: o.port, ownIp: o.ownIp, vnetHdr: bits !== 0, ...(bits !== 0 ? { bufferBytes: OFFLOAD_SOCKET_BUFFER } : {}) });
+    const ownSubnets = o.ownSubnets.map((p) => ({ subnet: formatIP4(p.net), prefixLen: p.prefixLen }));
+    const h = native().forwarder.start({ tunFd: o.tunFd, bindIp: o.bindIp, port: o.port, ownIp: o.ownIp, ownSubnets, vnetHdr: bits !== 0, ...(bits !== 0 ? { bufferBytes: OFFLOAD_SOCKET_BUFFER } : {}) });
     return new NativeEngine(h, tunOffloadNames(bits));
   }
 
@@ -56,6 +57,7 @@ export class NativeEngine implements UdpEngine {
       rxPackets: s.rxPackets,
       rxBytes: s.rxBytes,
       icmpSent: s.icmpSent,
+      icmpSuppressed: s.icmpSuppressed,
       drops: { ...s.drops },
       peers: s.peers,
       offload: { ...s.offload, tun: this.tunOffloads },

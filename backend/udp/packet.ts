@@ -5,7 +5,7 @@
 // from the TUN (send where?) and on a datagram from the wire (deliver?).
 
 /** Drop reasons, the same names as the native engine's counters. */
-export const DROP_REASONS = ['no_route', 'ttl', 'unknown_peer', 'spoofed_source', 'malformed', 'tun_write_error', 'send_error'] as const;
+export const DROP_REASONS = ['no_route', 'ttl', 'unknown_peer', 'spoofed_source', 'wrong_destination', 'malformed', 'tun_write_error', 'send_error'] as const;
 export type DropReason = (typeof DROP_REASONS)[number];
 
 export const IPPROTO_ICMP = 1;
@@ -128,10 +128,39 @@ export function buildNetUnreachable(orig: Uint8Array, ownIp: number): Buffer {
   return out;
 }
 
-/** A peer as the forwarder sees it: its subnet (uint32 network, prefix) and where it listens. */
-export interface ForwardRoute {
+/**
+ * A token bucket: up to `burst` tokens, refilled at `perSecond`; take() spends one. The ICMP
+ * errors written into the TUN use Linux's defaults for a host's ICMP errors (icmp_msgs_per_sec,
+ * icmp_msgs_burst), as the native engine does.
+ */
+export class TokenBucket {
+  private tokens: number;
+  private last: number | undefined;
+  constructor(
+    private readonly perSecond = 1000,
+    private readonly burst = 50,
+    private readonly nowMs: () => number = () => performance.now(),
+  ) {
+    this.tokens = burst;
+  }
+  take(): boolean {
+    const now = this.nowMs();
+    if (this.last !== undefined) this.tokens = Math.min(this.burst, this.tokens + ((now - this.last) * this.perSecond) / 1000);
+    this.last = now;
+    if (this.tokens < 1) return false;
+    this.tokens -= 1;
+    return true;
+  }
+}
+
+/** An IPv4 prefix: uint32 network (host bits clear) and length. */
+export interface Net4 {
   readonly net: number;
   readonly prefixLen: number;
+}
+
+/** A peer as the forwarder sees it: its subnet (uint32 network, prefix) and where it listens. */
+export interface ForwardRoute extends Net4 {
   readonly peerIp: string;
   readonly port: number;
 }
@@ -162,17 +191,22 @@ export function routeFromTun<R extends ForwardRoute>(p: Uint8Array, lookup: (dst
 /**
  * Whether a datagram from `srcIp` may be written into the TUN: the sender must be a known peer
  * (checked first, so strangers are always counted as such), the payload one whole IPv4/IPv6
- * packet (header length == datagram length), and its source inside one of that peer's subnets.
+ * packet (header length == datagram length), its source inside one of that peer's subnets and
+ * its destination inside one of this host's (`own`; else wrong_destination).
  */
-export function checkDatagram<R extends ForwardRoute>(p: Uint8Array, routesOfPeer: readonly R[] | undefined): { ok: true; route: R } | { ok: false; reason: DropReason } {
+export function checkDatagram<R extends ForwardRoute>(p: Uint8Array, routesOfPeer: readonly R[] | undefined, own: readonly Net4[]): { ok: true; route: R } | { ok: false; reason: DropReason } {
   if (!routesOfPeer || routesOfPeer.length === 0) return { ok: false, reason: 'unknown_peer' };
   const h = parseIpHeader(p);
   if (typeof h === 'string' || h.totalLen !== p.length) return { ok: false, reason: 'malformed' };
   if (h.version === 6) return { ok: false, reason: 'spoofed_source' }; // a peer's subnet is IPv4
-  for (const r of routesOfPeer) {
-    if (((h.src & mask(r.prefixLen)) >>> 0) === r.net) return { ok: true, route: r };
-  }
-  return { ok: false, reason: 'spoofed_source' };
+  const route = routesOfPeer.find((r) => contains(r, h.src));
+  if (!route) return { ok: false, reason: 'spoofed_source' };
+  if (!own.some((o) => contains(o, h.dst))) return { ok: false, reason: 'wrong_destination' };
+  return { ok: true, route };
+}
+
+export function contains(p: Net4, addr: number): boolean {
+  return ((addr & mask(p.prefixLen)) >>> 0) === p.net;
 }
 
 export function mask(prefixLen: number): number {

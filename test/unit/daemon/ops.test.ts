@@ -88,8 +88,8 @@ test('health: /healthz probes etcd when it has been quiet, and says unreachable 
 });
 
 test('metrics: counters mirror the backend, etcd and forwarder counters', async () => {
-  const drops = { no_route: 0, ttl: 0, unknown_peer: 2, spoofed_source: 1, malformed: 0, tun_write_error: 0, send_error: 0 };
-  const forwarder: ForwarderStats = { engine: 'native', running: true, txPackets: 10, rxPackets: 7, txBytes: 1000, rxBytes: 700, icmpSent: 0, drops, peers: {} };
+  const drops = { no_route: 0, ttl: 0, unknown_peer: 2, spoofed_source: 1, wrong_destination: 3, malformed: 0, tun_write_error: 0, send_error: 0 };
+  const forwarder: ForwarderStats = { engine: 'native', running: true, txPackets: 10, rxPackets: 7, txBytes: 1000, rxBytes: 700, icmpSent: 4, icmpSuppressed: 6, drops, peers: {} };
   const h = new HealthServer(fakeSource({}, { forwarder }), quiet);
   const m = (await h.handle('/metrics', 'GET')).body;
   for (const line of [
@@ -98,6 +98,8 @@ test('metrics: counters mirror the backend, etcd and forwarder counters', async 
     'weft_invalid_leases_total 5',
     'weft_lease_expiry_timestamp_seconds 2000000000',
     'weft_forwarder_packets_total{direction="tx"} 10',
+    'weft_forwarder_drops_total{reason="wrong_destination"} 3',
+    'weft_forwarder_icmp_total{result="suppressed"} 6',
     'weft_forwarder_drops_total{reason="unknown_peer"} 2',
     'weft_forwarder_drops_total{reason="no_route"} 0',
   ]) {

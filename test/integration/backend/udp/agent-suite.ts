@@ -133,7 +133,7 @@ export function udpAgentSuite(engine: 'native' | 'dgram'): void {
     assert.is(after.icmpSent - before.icmpSent, 2);
   });
 
-  test(`[${engine}] forged datagrams are not delivered: unknown sender -> unknown_peer, foreign inner source -> spoofed_source, broken -> malformed`, async () => {
+  test(`[${engine}] forged datagrams are not delivered: unknown sender -> unknown_peer, foreign inner source -> spoofed_source, not to us -> wrong_destination, broken -> malformed`, async () => {
     const target = on(1);
     const a1 = agents.get('h1')!;
     const listener = udpListener(target, 9999);
@@ -150,6 +150,8 @@ export function udpAgentSuite(engine: 'native' | 'dgram'): void {
     await forge(lab.outside!.ns, lab.outside!.ip, h1, inH2, target.ip, 9999, 'FORGED-OUTSIDE');
     // From a real peer (h2's address), claiming a source in h3's subnet.
     await forge(h2.ns, h2.underlayIp, h1, inH3, target.ip, 9999, 'FORGED-SPOOFED');
+    // From h2, from inside its subnet, to a container on h3 instead of this host.
+    await forge(h2.ns, h2.underlayIp, h1, inH2, inH3, 9999, 'FORGED-WRONG-DESTINATION', { count: 3 });
     // From h2, with a length that does not match and with IP version 5.
     await forge(h2.ns, h2.underlayIp, h1, inH2, target.ip, 9999, 'FORGED-LENGTH', { count: 2, mangle: 'length' });
     await forge(h2.ns, h2.underlayIp, h1, inH2, target.ip, 9999, 'FORGED-VERSION', { count: 2, mangle: 'version' });
@@ -165,11 +167,13 @@ export function udpAgentSuite(engine: 'native' | 'dgram'): void {
     const d = (k: string) => after.drops[k] - before.drops[k];
     assert.is(d('unknown_peer'), 5);
     assert.is(d('spoofed_source'), 5);
+    assert.is(d('wrong_destination'), 3);
     assert.is(d('malformed'), 4);
     // The peer h2 is charged with what came from it; the stranger is no peer.
     const p = (f: any) => f.peers[`${h2.underlayIp}:${PORT}`].drops;
     assert.is(p(after).spoofed_source - p(before).spoofed_source, 5);
     assert.is(p(after).malformed - p(before).malformed, 4);
+    assert.is(p(after).wrong_destination - p(before).wrong_destination, 3);
     assert.is(p(after).unknown_peer, 0);
     assert.is(after.rxPackets - before.rxPackets >= 1, true);
     await lab.stop(listener);

@@ -4,7 +4,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import {
-  buildNetUnreachable, checkDatagram, decrementTtl, icmpErrorAllowed, internetChecksum, parseIpHeader, routeFromTun,
+  buildNetUnreachable, checkDatagram, decrementTtl, icmpErrorAllowed, internetChecksum, parseIpHeader, routeFromTun, TokenBucket,
 } from '../../../../backend/udp/packet.js';
 import { ForwardingTable } from '../../../../backend/udp/table.js';
 import { parseIP4 } from '../../../../lib/ip.js';
@@ -189,17 +189,24 @@ test('routeFromTun: no route -> no_route with an ICMP net unreachable back to th
 
 test('checkDatagram: only a known peer, with a whole packet whose source is in its subnet, is delivered', () => {
   const of = (ip: string) => table.routesOf(ip);
+  const mine = [{ net: parseIP4('10.244.1.0'), prefixLen: 24 }];
   const good = ipv4('10.244.3.7', '10.244.1.2');
-  const ok = checkDatagram(good, of('192.0.2.13'));
+  const ok = checkDatagram(good, of('192.0.2.13'), mine);
   assert.ok(ok.ok);
   assert.is((ok as { route: { subnet: string } }).route.subnet, '10.244.3.0/24');
-  assert.ok(checkDatagram(ipv4('10.244.9.9', '10.244.1.2'), of('192.0.2.13')).ok, 'its /32 too');
-  assert.equal(checkDatagram(good, of('192.0.2.250')), { ok: false, reason: 'unknown_peer' });
-  assert.equal(checkDatagram(Buffer.from('garbage'), of('192.0.2.250')), { ok: false, reason: 'unknown_peer' }, 'strangers first');
-  assert.equal(checkDatagram(ipv4('10.244.2.7', '10.244.1.2'), of('192.0.2.13')), { ok: false, reason: 'spoofed_source' });
-  assert.equal(checkDatagram(ipv4('10.244.3.200', '10.244.1.2'), of('192.0.2.13')), { ok: true, route: table.routesOf('192.0.2.13')![0] },
+  assert.ok(checkDatagram(ipv4('10.244.9.9', '10.244.1.2'), of('192.0.2.13'), mine).ok, 'its /32 too');
+  assert.equal(checkDatagram(good, of('192.0.2.250'), mine), { ok: false, reason: 'unknown_peer' });
+  assert.equal(checkDatagram(Buffer.from('garbage'), of('192.0.2.250'), mine), { ok: false, reason: 'unknown_peer' }, 'strangers first');
+  assert.equal(checkDatagram(ipv4('10.244.2.7', '10.244.1.2'), of('192.0.2.13'), mine), { ok: false, reason: 'spoofed_source' });
+  assert.equal(checkDatagram(ipv4('10.244.3.200', '10.244.1.2'), of('192.0.2.13'), mine), { ok: true, route: table.routesOf('192.0.2.13')![0] },
     'inside the peer\'s /24 even though 192.0.2.14 owns the /25 for routing');
-  assert.equal(checkDatagram(ipv6(8), of('192.0.2.13')), { ok: false, reason: 'spoofed_source' });
+  assert.equal(checkDatagram(ipv6(8), of('192.0.2.13'), mine), { ok: false, reason: 'spoofed_source' });
+  // From a real peer, from inside its subnet, but not to this host: another peer's subnet, the world, broadcast.
+  for (const dst of ['10.244.2.7', '8.8.8.8', '255.255.255.255', '10.244.3.9']) {
+    assert.equal(checkDatagram(ipv4('10.244.3.7', dst), of('192.0.2.13'), mine), { ok: false, reason: 'wrong_destination' }, dst);
+  }
+  assert.equal(checkDatagram(ipv4('10.244.3.7', '10.244.1.0'), of('192.0.2.13'), mine).ok, true, 'this host\'s own overlay address');
+  assert.equal(checkDatagram(good, of('192.0.2.13'), []), { ok: false, reason: 'wrong_destination' }, 'no own subnet: nothing is ours');
   const malformed = [
     Buffer.alloc(0),
     Buffer.alloc(10, 0x45),
@@ -208,7 +215,23 @@ test('checkDatagram: only a known peer, with a whole packet whose source is in i
     ipv6(8).subarray(0, 47),
     Buffer.concat([Buffer.from([0x75]), good.subarray(1)]), // version 7
   ];
-  for (const m of malformed) assert.equal(checkDatagram(m, of('192.0.2.13')), { ok: false, reason: 'malformed' }, m.toString('hex'));
+  for (const m of malformed) assert.equal(checkDatagram(m, of('192.0.2.13'), mine), { ok: false, reason: 'malformed' }, m.toString('hex'));
+});
+
+test('TokenBucket: a burst, then one token per 1/perSecond', () => {
+  let now = 0;
+  const b = new TokenBucket(1000, 50, () => now);
+  let took = 0;
+  for (let i = 0; i < 200; i++) if (b.take()) took++;
+  assert.is(took, 50);
+  now += 10;
+  took = 0;
+  for (let i = 0; i < 20; i++) if (b.take()) took++;
+  assert.is(took, 10);
+  now += 1e6;
+  took = 0;
+  for (let i = 0; i < 200; i++) if (b.take()) took++;
+  assert.is(took, 50, 'never more than the burst');
 });
 
 test.run();

@@ -1,0 +1,77 @@
+#include "binding.h"
+
+#include <arpa/inet.h>
+#include <string>
+
+namespace weft {
+
+uint32_t ParseIp(Napi::Env env, const Napi::Value& v, const char* what) {
+  if (!v.IsString()) throw Napi::TypeError::New(env, std::string(what) + " must be a dotted IPv4 string");
+  std::string s = v.As<Napi::String>().Utf8Value();
+  in_addr a{};
+  if (inet_pton(AF_INET, s.c_str(), &a) != 1) throw Napi::TypeError::New(env, std::string(what) + " '" + s + "' is not an IPv4 address");
+  return ntohl(a.s_addr);
+}
+
+int IntField(Napi::Env env, const Napi::Object& o, const char* key, int lo, int hi) {
+  Napi::Value v = o.Get(key);
+  if (!v.IsNumber()) throw Napi::TypeError::New(env, std::string(key) + " must be a number");
+  int n = v.As<Napi::Number>().Int32Value();
+  if (n < lo || n > hi) throw Napi::RangeError::New(env, std::string(key) + " must be " + std::to_string(lo) + ".." + std::to_string(hi) + ", got " + std::to_string(n));
+  return n;
+}
+
+bool BoolField(const Napi::Object& o, const char* key, bool def) {
+  Napi::Value v = o.Get(key);
+  return v.IsBoolean() ? v.As<Napi::Boolean>().Value() : def;
+}
+
+namespace {
+
+Prefix4 ParsePrefix(Napi::Env env, const Napi::Object& o, const std::string& what) {
+  Prefix4 p;
+  p.len = static_cast<uint8_t>(IntField(env, o, "prefixLen", 0, 32));
+  p.net = ParseIp(env, o.Get("subnet"), "subnet");
+  if ((p.net & Prefix4::Mask(p.len)) != p.net) throw Napi::RangeError::New(env, what + " has host bits set");
+  return p;
+}
+
+Napi::Array ArrayArg(Napi::Env env, const Napi::Value& v, const char* what) {
+  if (!v.IsArray()) throw Napi::TypeError::New(env, std::string(what) + " must be an array");
+  return v.As<Napi::Array>();
+}
+
+Napi::Object Element(Napi::Env env, const Napi::Array& a, uint32_t i, const std::string& what) {
+  Napi::Value v = a.Get(i);
+  if (!v.IsObject()) throw Napi::TypeError::New(env, what + " is not an object");
+  return v.As<Napi::Object>();
+}
+
+}  // namespace
+
+std::vector<Prefix4> ParsePrefixes(Napi::Env env, const Napi::Value& v, const char* what) {
+  Napi::Array a = ArrayArg(env, v, what);
+  std::vector<Prefix4> out;
+  for (uint32_t i = 0; i < a.Length(); i++) {
+    std::string name = std::string(what) + "[" + std::to_string(i) + "]";
+    out.push_back(ParsePrefix(env, Element(env, a, i, name), name));
+  }
+  return out;
+}
+
+std::vector<RouteSpec> ParseRoutes(Napi::Env env, const Napi::Value& v) {
+  Napi::Array a = ArrayArg(env, v, "routes");
+  std::vector<RouteSpec> out;
+  for (uint32_t i = 0; i < a.Length(); i++) {
+    std::string name = "route " + std::to_string(i);
+    Napi::Object o = Element(env, a, i, name);
+    RouteSpec r;
+    r.prefix = ParsePrefix(env, o, name);
+    r.peerIp = ParseIp(env, o.Get("peerIp"), "peerIp");
+    r.port = static_cast<uint16_t>(IntField(env, o, "port", 1, 65535));
+    out.push_back(r);
+  }
+  return out;
+}
+
+}  // namespace weft

@@ -1,0 +1,98 @@
+#include "udp-batch.h"
+
+#include <algorithm>
+#include <cstring>
+#include <netinet/udp.h>
+
+#ifndef UDP_SEGMENT
+#define UDP_SEGMENT 103
+#endif
+#ifndef UDP_GRO
+#define UDP_GRO 104
+#endif
+
+namespace weft {
+
+namespace {
+constexpr size_t kSegCmsgSpace = CMSG_SPACE(sizeof(uint16_t));
+constexpr size_t kGroCmsgSpace = CMSG_SPACE(sizeof(int));
+
+// Makes `buf` (CMSG_SPACE(n) bytes) m's only control message: SOL_UDP `type` holding n bytes of v.
+void PutUdpCmsg(msghdr& m, void* buf, int type, const void* v, size_t n) {
+  std::memset(buf, 0, CMSG_SPACE(n));
+  m.msg_control = buf;
+  m.msg_controllen = CMSG_SPACE(n);
+  cmsghdr* c = CMSG_FIRSTHDR(&m);
+  c->cmsg_level = SOL_UDP;
+  c->cmsg_type = type;
+  c->cmsg_len = CMSG_LEN(n);
+  std::memcpy(CMSG_DATA(c), v, n);
+}
+}  // namespace
+
+SendBatch::SendBatch(size_t capacity) : msgs_(capacity), iov_(capacity), cmsgs_(capacity * kSegCmsgSpace) {}
+
+void SendBatch::Add(const sockaddr_in* dst, uint8_t* data, size_t len, uint16_t segSize) {
+  iov_[n_] = {data, len};
+  msghdr& m = msgs_[n_].msg_hdr;
+  std::memset(&m, 0, sizeof m);
+  m.msg_name = const_cast<sockaddr_in*>(dst);
+  m.msg_namelen = sizeof *dst;
+  m.msg_iov = &iov_[n_];
+  m.msg_iovlen = 1;
+  if (segSize > 0) PutUdpCmsg(m, &cmsgs_[n_ * kSegCmsgSpace], UDP_SEGMENT, &segSize, sizeof segSize);
+  n_++;
+}
+
+RecvBatch::RecvBatch(size_t capacity, size_t slot, bool gro)
+    : slot_(slot), cmsgSpace_(gro ? kGroCmsgSpace : 0), bufs_(capacity * slot), cmsgs_(capacity * kGroCmsgSpace),
+      msgs_(capacity), iov_(capacity), from_(capacity) {}
+
+void RecvBatch::Prepare() {
+  for (size_t i = 0; i < msgs_.size(); i++) {
+    iov_[i] = {&bufs_[i * slot_], slot_};
+    msghdr& m = msgs_[i].msg_hdr;
+    std::memset(&m, 0, sizeof m);
+    m.msg_name = &from_[i];
+    m.msg_namelen = sizeof from_[i];
+    m.msg_iov = &iov_[i];
+    m.msg_iovlen = 1;
+    if (cmsgSpace_ > 0) {
+      m.msg_control = &cmsgs_[i * cmsgSpace_];
+      m.msg_controllen = cmsgSpace_;
+    }
+    msgs_[i].msg_len = 0;
+  }
+}
+
+size_t RecvBatch::segSize(size_t i) const {
+  size_t len = msgs_[i].msg_len;
+  const msghdr& m = msgs_[i].msg_hdr;
+  for (cmsghdr* c = CMSG_FIRSTHDR(&m); c; c = CMSG_NXTHDR(const_cast<msghdr*>(&m), c)) {
+    if (c->cmsg_level == SOL_UDP && c->cmsg_type == UDP_GRO && c->cmsg_len >= CMSG_LEN(sizeof(int))) {
+      int g;
+      std::memcpy(&g, CMSG_DATA(c), sizeof g);
+      if (g > 0) return std::min(len, static_cast<size_t>(g));
+    }
+  }
+  return len;
+}
+
+uint16_t UdpSegmentOf(const msghdr& m) {
+  for (cmsghdr* c = CMSG_FIRSTHDR(&m); c; c = CMSG_NXTHDR(const_cast<msghdr*>(&m), c)) {
+    if (c->cmsg_level == SOL_UDP && c->cmsg_type == UDP_SEGMENT && c->cmsg_len >= CMSG_LEN(sizeof(uint16_t))) {
+      uint16_t s;
+      std::memcpy(&s, CMSG_DATA(c), sizeof s);
+      return s;
+    }
+  }
+  return 0;
+}
+
+bool PutUdpGro(msghdr& m, int size) {
+  if (!m.msg_control || m.msg_controllen < kGroCmsgSpace) return false;
+  PutUdpCmsg(m, m.msg_control, UDP_GRO, &size, sizeof size);
+  return true;
+}
+
+}  // namespace weft

@@ -1,0 +1,70 @@
+// The UDP batch layer: the message arrays of one sendmmsg (with UDP_SEGMENT
+// control messages: the kernel splits a message into datagrams of that size)
+// and of one recvmmsg (with room for the UDP_GRO control message that says the
+// size of the datagrams a received message holds). No system calls here.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <vector>
+
+namespace weft {
+
+// UDP_SEGMENT limits: at most UDP_MAX_SEGMENTS (64 before Linux 6.9) segments, and one
+// IPv4 datagram's worth of payload (65535 - 20 - 8) per message.
+constexpr size_t kGsoMaxSegs = 64;
+constexpr size_t kGsoMaxBytes = 65507;
+
+class SendBatch {
+ public:
+  explicit SendBatch(size_t capacity);
+  size_t size() const { return n_; }
+  bool full() const { return n_ == msgs_.size(); }
+  // Adds one message of `len` bytes at `data` for `dst`; segSize > 0 adds a UDP_SEGMENT
+  // control message. The caller keeps data and dst valid until Clear().
+  void Add(const sockaddr_in* dst, uint8_t* data, size_t len, uint16_t segSize);
+  mmsghdr* msgs() { return msgs_.data(); }
+  void Clear() { n_ = 0; }
+
+ private:
+  std::vector<mmsghdr> msgs_;
+  std::vector<iovec> iov_;
+  std::vector<uint8_t> cmsgs_;
+  size_t n_ = 0;
+};
+
+class RecvBatch {
+ public:
+  // `capacity` messages of up to `slot` bytes each; gro: leave room for UDP_GRO.
+  RecvBatch(size_t capacity, size_t slot, bool gro);
+  size_t capacity() const { return msgs_.size(); }
+  // Resets every message header; call before each recvmmsg.
+  void Prepare();
+  mmsghdr* msgs() { return msgs_.data(); }
+
+  // Message i of the last recvmmsg:
+  const uint8_t* data(size_t i) const { return &bufs_[i * slot_]; }
+  size_t len(size_t i) const { return msgs_[i].msg_len; }
+  bool truncated(size_t i) const { return (msgs_[i].msg_hdr.msg_flags & MSG_TRUNC) != 0; }
+  uint32_t from(size_t i) const { return ntohl(from_[i].sin_addr.s_addr); }  // host order
+  // Size of each datagram in it (UDP_GRO), the whole message when it holds one; >= 1 unless len(i) is 0.
+  size_t segSize(size_t i) const;
+
+ private:
+  size_t slot_;
+  size_t cmsgSpace_;
+  std::vector<uint8_t> bufs_;
+  std::vector<uint8_t> cmsgs_;
+  std::vector<mmsghdr> msgs_;
+  std::vector<iovec> iov_;
+  std::vector<sockaddr_in> from_;
+};
+
+// The UDP_SEGMENT size a message carries, 0 when none (for fakes and tests).
+uint16_t UdpSegmentOf(const msghdr& m);
+// Puts a UDP_GRO control message saying `size` into m's control buffer, as the kernel
+// does on receive; false when it has no room (fakes and tests).
+bool PutUdpGro(msghdr& m, int size);
+
+}  // namespace weft
