@@ -13,6 +13,7 @@ static const char* ErrnoName(int err) {
   switch (err) {
     case EPERM: return "EPERM";
     case ENOENT: return "ENOENT";
+    case ENXIO: return "ENXIO";
     case EINTR: return "EINTR";
     case EIO: return "EIO";
     case EBADF: return "EBADF";
@@ -23,6 +24,9 @@ static const char* ErrnoName(int err) {
     case EEXIST: return "EEXIST";
     case ENODEV: return "ENODEV";
     case EINVAL: return "EINVAL";
+    case ENFILE: return "ENFILE";
+    case EMFILE: return "EMFILE";
+    case ENOTTY: return "ENOTTY";
     case ENOSPC: return "ENOSPC";
     case EMSGSIZE: return "EMSGSIZE";
     case EOPNOTSUPP: return "EOPNOTSUPP";
@@ -30,6 +34,7 @@ static const char* ErrnoName(int err) {
     case EADDRNOTAVAIL: return "EADDRNOTAVAIL";
     case ENETUNREACH: return "ENETUNREACH";
     case ENOBUFS: return "ENOBUFS";
+    case EBADFD: return "EBADFD";
     case ETIMEDOUT: return "ETIMEDOUT";
     case ECONNREFUSED: return "ECONNREFUSED";
     case EHOSTUNREACH: return "EHOSTUNREACH";

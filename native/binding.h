@@ -19,6 +19,6 @@ std::vector<Prefix4> ParsePrefixes(Napi::Env env, const Napi::Value& v, const ch
 std::vector<RouteSpec> ParseRoutes(Napi::Env env, const Napi::Value& v);
 
 // { txPackets, ..., drops: {...}, peers: { "ip:port": {...} }, errno: {...}, offload: {...} }
-Napi::Object StatsObject(Napi::Env env, const Forwarder& f);
+Napi::Object StatsObject(Napi::Env env, Forwarder& f);
 
 }  // namespace weft

@@ -1,6 +1,9 @@
-// The forwarder's counters: what both threads count, per peer and in total,
+// The forwarder's counters: what the threads count, per peer and in total,
 // read by the N-API binding (and the tests) while the threads run. Relaxed
-// atomics: each counter is exact, a snapshot of several is not.
+// atomics: each counter is exact, a snapshot of several is not. Each worker
+// has its own Counters (on their own cache lines: the threads of different
+// workers never write to one line), summed when read; per-peer counters are
+// shared.
 #pragma once
 #include <atomic>
 #include <cstddef>
@@ -34,7 +37,7 @@ struct PeerCounters {
   Counter drops[kDropCount] = {};
 };
 
-struct Counters {
+struct alignas(64) Counters {
   Counter txPackets{0}, txBytes{0}, rxPackets{0}, rxBytes{0};
   // ICMP net-unreachable written into the TUN, and those the rate limit held back.
   Counter icmpSent{0}, icmpSuppressed{0};
@@ -50,6 +53,19 @@ struct Counters {
   Counter tsoReads{0}, gsoSends{0}, gsoSegments{0}, gsoFallbacks{0};
   Counter groReceives{0}, groSegments{0}, coalescedWrites{0}, mergedSegments{0}, mergeFallbacks{0};
   std::atomic<int> lastGsoErrno{0};
+
+  // Adds every counter into t (the first non-zero errno of each kind wins): a sum over workers.
+  void AddTo(Counters& t) const {
+    static constexpr Counter Counters::*kAll[] = {
+        &Counters::txPackets, &Counters::txBytes, &Counters::rxPackets, &Counters::rxBytes, &Counters::icmpSent,
+        &Counters::icmpSuppressed, &Counters::tsoReads, &Counters::gsoSends, &Counters::gsoSegments, &Counters::gsoFallbacks,
+        &Counters::groReceives, &Counters::groSegments, &Counters::coalescedWrites, &Counters::mergedSegments, &Counters::mergeFallbacks};
+    for (Counter Counters::*c : kAll) Add(t.*c, Get(this->*c));
+    for (int d = 0; d < kDropCount; d++) Add(t.drops[d], Get(drops[d]));
+    static constexpr std::atomic<int> Counters::*kErrnos[] = {&Counters::tunThreadErrno, &Counters::udpThreadErrno, &Counters::lastSendErrno,
+                                                                 &Counters::lastTunWriteErrno, &Counters::lastGsoErrno};
+    for (std::atomic<int> Counters::*e : kErrnos) if ((t.*e).load() == 0) (t.*e).store((this->*e).load());
+  }
 
   void Dropped(Drop d, PeerCounters* pc = nullptr, uint64_t n = 1) {
     Add(drops[d], n);

@@ -5,6 +5,8 @@
 #include <arpa/inet.h>
 #include <cerrno>
 #include <fcntl.h>
+#include <functional>
+#include <linux/filter.h>
 #include <memory>
 #include <netinet/udp.h>
 #include <sys/eventfd.h>
@@ -17,11 +19,20 @@ namespace {
 
 class Fd {
  public:
-  explicit Fd(int fd) : fd_(fd) {}
+  explicit Fd(int fd = -1) : fd_(fd) {}
   ~Fd() { Reset(); }
   void Reset() {
     if (fd_ >= 0) close(fd_);
     fd_ = -1;
+  }
+  Fd(Fd&& o) noexcept : fd_(o.fd_) { o.fd_ = -1; }
+  Fd& operator=(Fd&& o) noexcept {
+    if (this != &o) {
+      Reset();
+      fd_ = o.fd_;
+      o.fd_ = -1;
+    }
+    return *this;
   }
   Fd(const Fd&) = delete;
   Fd& operator=(const Fd&) = delete;
@@ -34,9 +45,14 @@ class Fd {
 // What a JS handle holds: the sockets the forwarder uses and the forwarder. Members are
 // destroyed in reverse order: the threads are joined before their fds close.
 struct Handle {
-  Handle(int udp, int ev) : udp(udp), ev(ev) {}
-  Fd udp, ev;
+  std::vector<Fd> udp;
+  Fd ev;
+  bool flowSteering = false;  // the reuseport BPF program is attached (more than one worker)
   std::unique_ptr<Forwarder> fwd;
+  void CloseFds() {
+    udp.clear();
+    ev.Reset();
+  }
 };
 
 Handle* Unwrap(const Napi::CallbackInfo& info) {
@@ -50,15 +66,101 @@ void SetBuf(int fd, int force, int plain, int bytes) {
   setsockopt(fd, SOL_SOCKET, plain, &bytes, sizeof bytes);  // capped by the sysctl; never fatal
 }
 
-// start({ tunFd, bindIp, port, ownIp, ownSubnets, bufferBytes?, vnetHdr?, udpGso?, udpGro? }) -> handle
+// The reuseport program that keeps a flow on one worker: it runs on each datagram with
+// the data at the UDP payload, the inner IP packet, and returns the index of the socket
+// (in bind order) whose worker takes it: a hash of the inner addresses and, for TCP and
+// UDP, ports, folded to 16 bits so that both directions of a flow hash alike, modulo the
+// workers. Anything else (a short or garbled packet: loads beyond it end the program with
+// 0) goes to worker 0. Classic BPF, which jumps only forward.
+std::vector<sock_filter> FlowSteeringProgram(unsigned workers) {
+  std::vector<sock_filter> p;
+  auto op = [&](uint16_t code, uint32_t k = 0) { p.push_back(BPF_STMT(code, k)); };
+  std::vector<std::pair<size_t, int>> fixups;  // (instruction, label): jf of a JEQ, or k of a JA
+  enum { kV6, kFold, kRet0 };
+  size_t label[3] = {};
+  auto jeqElse = [&](uint32_t k, int elseLabel) { fixups.emplace_back(p.size(), elseLabel); p.push_back(BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, k, 0, 0)); };
+  auto ja = [&](int l) { fixups.emplace_back(p.size(), l); op(BPF_JMP | BPF_JA); };
+  // M[0] ^= A
+  auto mix = [&] { op(BPF_LDX | BPF_MEM, 0); op(BPF_ALU | BPF_XOR | BPF_X); op(BPF_ST, 0); };
+  // Ports (the first L4 word) of TCP and UDP into the hash; `at` loads them.
+  auto ports = [&](uint8_t protoAt, const std::function<void()>& at) {
+    op(BPF_LD | BPF_B | BPF_ABS, protoAt);
+    p.push_back(BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 6, 1, 0));  // TCP: over the UDP test
+    jeqElse(17, kFold);
+    at();
+    mix();
+  };
+  op(BPF_ST, 0);  // M[0] = 0 (A starts at 0)
+  op(BPF_LD | BPF_B | BPF_ABS, 0);
+  op(BPF_ALU | BPF_RSH | BPF_K, 4);
+  jeqElse(4, kV6);
+  // IPv4: source and destination, then the ports after IHL * 4 bytes.
+  for (uint32_t at : {12u, 16u}) { op(BPF_LD | BPF_W | BPF_ABS, at); mix(); }
+  ports(9, [&] { op(BPF_LDX | BPF_B | BPF_MSH, 0); op(BPF_LD | BPF_W | BPF_IND, 0); });
+  ja(kFold);
+  label[kV6] = p.size();
+  jeqElse(6, kRet0);
+  // IPv6 (no extension headers looked at): source and destination, ports at 40.
+  for (uint32_t at = 8; at < 40; at += 4) { op(BPF_LD | BPF_W | BPF_ABS, at); mix(); }
+  ports(6, [&] { op(BPF_LD | BPF_W | BPF_ABS, 40); });
+  label[kFold] = p.size();
+  op(BPF_LD | BPF_MEM, 0);
+  op(BPF_MISC | BPF_TAX);
+  op(BPF_ALU | BPF_RSH | BPF_K, 16);
+  op(BPF_ALU | BPF_XOR | BPF_X);
+  op(BPF_ALU | BPF_AND | BPF_K, 0xffff);
+  op(BPF_ALU | BPF_MOD | BPF_K, workers);
+  op(BPF_RET | BPF_A);
+  label[kRet0] = p.size();
+  op(BPF_RET | BPF_K, 0);
+  for (auto [at, l] : fixups) {
+    size_t off = label[l] - at - 1;
+    if (BPF_OP(p[at].code) == BPF_JA) p[at].k = static_cast<uint32_t>(off);
+    else p[at].jf = static_cast<uint8_t>(off);
+  }
+  return p;
+}
+
+// socket(AF_INET, SOCK_DGRAM) with SO_REUSEPORT, its buffers and UDP_GRO, bound to sa.
+Fd BoundSocket(Napi::Env env, const sockaddr_in& sa, int bufBytes, bool gro, bool* groOn) {
+  Fd fd(socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+  if (fd.get() < 0) ThrowErrno(env, "socket(AF_INET, SOCK_DGRAM)", errno);
+  int one = 1;
+  if (setsockopt(fd.get(), SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0) ThrowErrno(env, "setsockopt(SO_REUSEPORT)", errno);
+  SetBuf(fd.get(), SO_RCVBUFFORCE, SO_RCVBUF, bufBytes);
+  SetBuf(fd.get(), SO_SNDBUFFORCE, SO_SNDBUF, bufBytes);
+  // Absent before Linux 5.0: then no GRO at all (every socket of a forwarder alike).
+  if (gro) *groOn = setsockopt(fd.get(), SOL_UDP, UDP_GRO, &one, sizeof one) == 0 && *groOn;
+  if (bind(fd.get(), reinterpret_cast<const sockaddr*>(&sa), sizeof sa) != 0) {
+    int e = errno;
+    char ip[INET_ADDRSTRLEN];
+    inet_ntop(AF_INET, &sa.sin_addr, ip, sizeof ip);
+    ThrowErrno(env, std::string("bind UDP ") + ip + ":" + std::to_string(ntohs(sa.sin_port)), e);
+  }
+  return fd;
+}
+
+// start({ tunFds, udpFds?, routes?, bindIp, port, ownIp, ownSubnets, bufferBytes?, vnetHdr?, udpGso?, udpGro?, tunUso? }) -> handle
+// One worker per TUN queue fd, each with its own UDP socket bound to bindIp:port (one
+// SO_REUSEPORT group, steered by FlowSteeringProgram when there are several); udpFds: the
+// sockets of an earlier forwarder, taken back from the fd holder (one per TUN fd), adopted
+// as they are (bound, their options and the steering program set) instead.
 // vnetHdr: the TUN was opened with IFF_VNET_HDR and its offloads enabled (tun.enableOffload);
-// then UDP_SEGMENT sends (udpGso, default on) and UDP_GRO receives (udpGro, default on) are tried.
+// then UDP_SEGMENT sends (udpGso, default on) and UDP_GRO receives (udpGro, default on) are
+// tried, and tunUso (default off) merges UDP datagrams into USO writes.
 Napi::Value Start(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (info.Length() < 1 || !info[0].IsObject()) throw Napi::TypeError::New(env, "forwarder.start expects an options object");
   Napi::Object o = info[0].As<Napi::Object>();
   ForwarderConfig c;
-  c.tunFd = IntField(env, o, "tunFd", 0, 1 << 30);
+  if (!o.Get("tunFds").IsArray()) throw Napi::TypeError::New(env, "tunFds must be an array of TUN queue fds");
+  Napi::Array fds = o.Get("tunFds").As<Napi::Array>();
+  if (fds.Length() < 1 || fds.Length() > kMaxWorkers) throw Napi::RangeError::New(env, "tunFds must hold 1.." + std::to_string(kMaxWorkers) + " fds, got " + std::to_string(fds.Length()));
+  for (uint32_t i = 0; i < fds.Length(); i++) {
+    Napi::Value v = fds.Get(i);
+    if (!v.IsNumber() || v.As<Napi::Number>().Int32Value() < 0) throw Napi::TypeError::New(env, "tunFds[" + std::to_string(i) + "] must be an fd");
+    c.tunFds.push_back(v.As<Napi::Number>().Int32Value());
+  }
   uint32_t bindIp = ParseIp(env, o.Get("bindIp"), "bindIp");
   int port = IntField(env, o, "port", 1, 65535);
   c.ownIp = ParseIp(env, o.Get("ownIp"), "ownIp");
@@ -66,39 +168,61 @@ Napi::Value Start(const Napi::CallbackInfo& info) {
   int bufBytes = o.Has("bufferBytes") && o.Get("bufferBytes").IsNumber() ? IntField(env, o, "bufferBytes", 65536, 1 << 30) : 8 << 20;
   c.vnetHdr = BoolField(o, "vnetHdr", false);
   c.udpGso = c.vnetHdr && BoolField(o, "udpGso", true);
+  c.tunUso = c.vnetHdr && BoolField(o, "tunUso", false);
   bool wantGro = c.vnetHdr && BoolField(o, "udpGro", true);
 
-  int fl = fcntl(c.tunFd, F_GETFL);
-  if (fl < 0) ThrowErrno(env, "fcntl(tunFd F_GETFL)", errno);
-
-  auto h = std::make_unique<Handle>(socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0), eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
-  if (h->udp.get() < 0) ThrowErrno(env, "socket(AF_INET, SOCK_DGRAM)", errno);
-  if (h->ev.get() < 0) ThrowErrno(env, "eventfd", errno);
-  c.udpFd = h->udp.get();
-  c.eventFd = h->ev.get();
-  SetBuf(c.udpFd, SO_RCVBUFFORCE, SO_RCVBUF, bufBytes);
-  SetBuf(c.udpFd, SO_SNDBUFFORCE, SO_SNDBUF, bufBytes);
-  if (wantGro) {
-    int one = 1;
-    c.udpGro = setsockopt(c.udpFd, SOL_UDP, UDP_GRO, &one, sizeof one) == 0;  // absent before Linux 5.0: then none
+  std::vector<int> flags;
+  for (int fd : c.tunFds) {
+    int fl = fcntl(fd, F_GETFL);
+    if (fl < 0) ThrowErrno(env, "fcntl(tunFd " + std::to_string(fd) + " F_GETFL)", errno);
+    flags.push_back(fl);
   }
+  auto h = std::make_unique<Handle>();
+  h->ev = Fd(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+  if (h->ev.get() < 0) ThrowErrno(env, "eventfd", errno);
   sockaddr_in sa{};
   sa.sin_family = AF_INET;
   sa.sin_port = htons(static_cast<uint16_t>(port));
   sa.sin_addr.s_addr = htonl(bindIp);
-  if (bind(c.udpFd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) != 0) {
-    int e = errno;
-    char ip[INET_ADDRSTRLEN];
-    inet_ntop(AF_INET, &sa.sin_addr, ip, sizeof ip);
-    ThrowErrno(env, std::string("bind UDP ") + ip + ":" + std::to_string(port), e);
+  c.udpGro = wantGro;
+  if (o.Get("udpFds").IsArray()) {
+    std::vector<int> given;
+    Napi::Array a = o.Get("udpFds").As<Napi::Array>();
+    for (uint32_t i = 0; i < a.Length(); i++) given.push_back(a.Get(i).IsNumber() ? a.Get(i).As<Napi::Number>().Int32Value() : -1);
+    if (given.size() != c.tunFds.size()) throw Napi::RangeError::New(env, "udpFds must hold one socket per TUN fd");
+    for (int fd : given) {
+      int gro = 0;
+      socklen_t gl = sizeof gro;
+      if (fd < 0 || getsockopt(fd, SOL_UDP, UDP_GRO, &gro, &gl) != 0) ThrowErrno(env, "adopting UDP socket " + std::to_string(fd), fd < 0 ? EBADF : errno);
+      c.udpGro = c.udpGro && gro != 0;
+      h->udp.push_back(Fd(fd));  // the handle owns it from here
+      c.udpFds.push_back(fd);
+    }
+    h->flowSteering = c.udpFds.size() > 1;  // attached to the group by the forwarder that made the sockets
   }
-  // The TUN fd changes only once nothing else can fail, and changes back if the threads cannot start.
-  if (fcntl(c.tunFd, F_SETFL, fl | O_NONBLOCK) != 0) ThrowErrno(env, "fcntl(tunFd O_NONBLOCK)", errno);
+  for (size_t i = c.udpFds.size(); i < c.tunFds.size(); i++) {
+    h->udp.push_back(BoundSocket(env, sa, bufBytes, wantGro, &c.udpGro));
+    c.udpFds.push_back(h->udp.back().get());
+  }
+  if (c.udpFds.size() > 1 && !o.Get("udpFds").IsArray()) {
+    std::vector<sock_filter> prog = FlowSteeringProgram(static_cast<unsigned>(c.udpFds.size()));
+    sock_fprog fp{static_cast<unsigned short>(prog.size()), prog.data()};
+    // Without it the kernel hashes the outer addresses and ports, which are the same for
+    // everything from one peer: no reordering either, only no spreading of receives.
+    h->flowSteering = setsockopt(c.udpFds[0], SOL_SOCKET, SO_ATTACH_REUSEPORT_CBPF, &fp, sizeof fp) == 0;
+  }
+  c.eventFd = h->ev.get();
+  // The TUN fds change only once nothing else can fail, and change back if the threads cannot start.
+  for (size_t i = 0; i < c.tunFds.size(); i++) {
+    if (fcntl(c.tunFds[i], F_SETFL, flags[i] | O_NONBLOCK) != 0) ThrowErrno(env, "fcntl(tunFd O_NONBLOCK)", errno);
+  }
   h->fwd = std::make_unique<Forwarder>(c, LinuxSyscalls());
+  // The first table before the first datagram: what waits in adopted sockets is drained at once.
+  if (o.Get("routes").IsArray()) h->fwd->SetTable(Table::Build(ParseRoutes(env, o.Get("routes")), nullptr));
   try {
     h->fwd->Start();
   } catch (const std::system_error& e) {
-    fcntl(c.tunFd, F_SETFL, fl);
+    for (size_t i = 0; i < c.tunFds.size(); i++) fcntl(c.tunFds[i], F_SETFL, flags[i]);
     ThrowErrno(env, "starting the forwarder threads", e.code().value());
   }
   // A handle dropped without stop() still stops its threads when collected (or at env teardown).
@@ -118,23 +242,36 @@ Napi::Value SetTable(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
-Napi::Value Stats(const Napi::CallbackInfo& info) { return StatsObject(info.Env(), *Unwrap(info)->fwd); }
+// udpFds(handle) -> the workers' UDP socket fds (for the fd holder).
+Napi::Value UdpFds(const Napi::CallbackInfo& info) {
+  Handle* h = Unwrap(info);
+  Napi::Array out = Napi::Array::New(info.Env(), h->udp.size());
+  for (size_t i = 0; i < h->udp.size(); i++) out.Set(static_cast<uint32_t>(i), h->udp[i].get());
+  return out;
+}
+
+Napi::Value Stats(const Napi::CallbackInfo& info) {
+  Handle* h = Unwrap(info);
+  Napi::Object o = StatsObject(info.Env(), *h->fwd);
+  o.Get("offload").As<Napi::Object>().Set("flowSteering", h->flowSteering);
+  return o;
+}
 
 // stop(handle): wakes and joins both threads, closes the UDP socket and eventfd. Idempotent.
 Napi::Value Stop(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Handle* h = Unwrap(info);
   int err = h->fwd->Stop();
-  h->udp.Reset();
-  h->ev.Reset();
+  h->CloseFds();
   if (err != 0) ThrowErrno(env, "forwarder stop: eventfd write", err);
   return env.Undefined();
 }
 
 }  // namespace
 
-Napi::Object StatsObject(Napi::Env env, const Forwarder& f) {
-  const Counters& c = f.counters;
+Napi::Object StatsObject(Napi::Env env, Forwarder& f) {
+  Counters c;
+  f.Totals(c);
   auto n = [&](const Counter& x) { return Napi::Number::New(env, static_cast<double>(Get(x))); };
   auto drops = [&](const Counter* d) {
     Napi::Object o = Napi::Object::New(env);
@@ -162,6 +299,15 @@ Napi::Object StatsObject(Napi::Env env, const Forwarder& f) {
     peers.Set(r.peerKey, p);
   }
   o.Set("peers", peers);
+  // Per worker: what its two loops carried (how evenly flows spread).
+  Napi::Array workers = Napi::Array::New(env, f.workers());
+  for (size_t w = 0; w < f.workers(); w++) {
+    Napi::Object x = Napi::Object::New(env);
+    x.Set("txPackets", n(f.counters(w).txPackets));
+    x.Set("rxPackets", n(f.counters(w).rxPackets));
+    workers.Set(static_cast<uint32_t>(w), x);
+  }
+  o.Set("workers", workers);
   Napi::Object e = Napi::Object::New(env);
   e.Set("tunThread", c.tunThreadErrno.load());
   e.Set("udpThread", c.udpThreadErrno.load());
@@ -173,6 +319,7 @@ Napi::Object StatsObject(Napi::Env env, const Forwarder& f) {
   of.Set("vnetHdr", cfg.vnetHdr);
   of.Set("udpGso", cfg.udpGso);
   of.Set("udpGro", cfg.udpGro);
+  of.Set("tunUso", cfg.tunUso);
   of.Set("verifyChecksums", true);  // always, since issue 10; kept for the stats' shape
   of.Set("tsoReads", n(c.tsoReads));
   of.Set("gsoSends", n(c.gsoSends));
@@ -193,6 +340,7 @@ void InitForwarder(Napi::Env env, Napi::Object exports) {
   f.Set("start", Napi::Function::New(env, Start));
   f.Set("setTable", Napi::Function::New(env, SetTable));
   f.Set("stats", Napi::Function::New(env, Stats));
+  f.Set("udpFds", Napi::Function::New(env, UdpFds));
   f.Set("stop", Napi::Function::New(env, Stop));
   exports.Set("forwarder", f);
 }

@@ -14,11 +14,17 @@ export interface NativeNetlink {
 }
 
 export interface NativeTun {
-  /** Opens /dev/net/tun and attaches (creating if needed) the named device, inside netnsPath if given. */
+  /**
+   * Opens /dev/net/tun and attaches (creating if needed) the named device, inside netnsPath if
+   * given; with IFF_MULTI_QUEUE each call attaches one more queue. Throws with code/errno.
+   */
   open(name: string, flags: number, netnsPath?: string): { fd: number; name: string };
+  /** TUNSETPERSIST: the device outlives its fds (with its addresses and routes; carrier off while none is open). */
+  setPersist(fd: number, on: boolean): void;
   readonly IFF_TUN: number;
   readonly IFF_NO_PI: number;
   readonly IFF_VNET_HDR: number;
+  readonly IFF_MULTI_QUEUE: number;
   /**
    * For a TUN opened with IFF_VNET_HDR: TUNSETVNETHDRSZ 10, TUNSETVNETLE, TUNSETOFFLOAD with
    * CSUM|TSO4|TSO6|TSO_ECN|USO4|USO6, asking again with fewer bits on EINVAL. Returns the
@@ -63,6 +69,8 @@ export interface NativeForwarderStats extends NativeForwarderCounters {
   drops: Record<NativeDropReason, number>;
   /** Keyed "peerIp:port"; only peers in the current table; drops: those attributable to the peer. */
   peers: Record<string, NativeForwarderCounters & { drops: Record<NativeDropReason, number> }>;
+  /** Per worker (thread pair): the inner packets it sent and received; how evenly the flows spread. */
+  workers: Array<{ txPackets: number; rxPackets: number }>;
   /** errno that ended a thread (0 while it runs), and the last errno of a failed send / TUN write. */
   errno: { tunThread: number; udpThread: number; lastSend: number; lastTunWrite: number };
   /** Which offload paths are on and how much each carried (all 0 with vnetHdr off). */
@@ -75,6 +83,10 @@ export interface NativeOffloadStats {
   udpGso: boolean;
   /** setsockopt(UDP_GRO) succeeded. */
   udpGro: boolean;
+  /** UDP datagrams of one flow are merged into USO (GSO_UDP_L4) TUN writes. */
+  tunUso: boolean;
+  /** forwarder.stats only: with more than one worker, the reuseport program that keeps a flow on one worker is attached. */
+  flowSteering?: boolean;
   /** Always true: every received TCP segment's checksums are verified before it is merged (kept for the stats' shape). */
   verifyChecksums: boolean;
   /** TUN reads that were TSO/USO super-packets. */
@@ -100,12 +112,18 @@ export type NativeForwarderHandle = { readonly [forwarderHandle]: true };
 
 export interface NativeForwarder {
   /**
-   * Binds a UDP socket to bindIp:port and starts the TUN->UDP and UDP->TUN threads on tunFd
-   * (set O_NONBLOCK; the caller keeps owning and closes it after stop). ownIp is the ICMP source.
-   * Throws with `code`/`errno` when the socket cannot be made.
+   * One worker per TUN queue fd: binds a UDP socket per worker to bindIp:port (SO_REUSEPORT;
+   * a reuseport BPF program keeps each inner flow on one worker) and starts the worker's
+   * TUN->UDP and UDP->TUN threads (the fds are set O_NONBLOCK; the caller keeps owning and
+   * closes them after stop). ownIp is the ICMP source. Throws with `code`/`errno` when a
+   * socket cannot be made.
    */
   start(o: {
-    tunFd: number;
+    tunFds: readonly number[];
+    /** Sockets of an earlier forwarder (taken back from the fd holder), one per TUN fd: adopted as they are, not bound anew. */
+    udpFds?: readonly number[];
+    /** The table the threads start with (as setTable), so nothing they drain at once is an unknown peer. */
+    routes?: readonly NativeForwarderRoute[];
     bindIp: string;
     port: number;
     ownIp: string;
@@ -117,11 +135,15 @@ export interface NativeForwarder {
     /** With vnetHdr: try UDP_SEGMENT (default true) / set UDP_GRO (default true). */
     udpGso?: boolean;
     udpGro?: boolean;
+    /** With vnetHdr: the TUN accepted TUN_F_USO4, so UDP datagrams of a flow merge into USO writes (default false). */
+    tunUso?: boolean;
   }): NativeForwarderHandle;
   /** Replaces the whole table atomically; per-peer counters carry over for peers that stay. */
   setTable(h: NativeForwarderHandle, routes: readonly NativeForwarderRoute[]): void;
   stats(h: NativeForwarderHandle): NativeForwarderStats;
-  /** Wakes and joins both threads, closes the UDP socket. Idempotent. */
+  /** The workers' UDP socket fds (owned by the handle), for the fd holder. */
+  udpFds(h: NativeForwarderHandle): number[];
+  /** Wakes and joins every thread, closes the UDP sockets. Idempotent. */
   stop(h: NativeForwarderHandle): void;
 }
 
@@ -168,6 +190,7 @@ export interface NativeLoops {
     vnetHdr?: boolean;
     udpGso?: boolean;
     udpGro?: boolean;
+    tunUso?: boolean;
     ownIp: string;
     ownSubnets: readonly NativePrefix[];
     routes: readonly NativeForwarderRoute[];

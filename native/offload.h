@@ -74,33 +74,60 @@ const char* StatusName(Status s);
 
 // ---- Transmit: split a super-packet read from the TUN ----
 
-// Segments are written back to back: segment i starts at out + i * stride and is
-// stride bytes long, except the last, which may be shorter. That is exactly the
-// buffer one UDP_SEGMENT send with segment size `stride` turns into `count`
-// datagrams, one inner packet each.
+// How a GSO super-packet splits (PlanSplit): `count` segments; segment i is the packet's
+// first hdrLen bytes, rewritten by WriteSegmentHeader, followed by the payload bytes
+// [i * mss, min((i + 1) * mss, payload)) that start at pkt + hdrLen. Every segment but the
+// last is exactly hdrLen + mss bytes long (one UDP_SEGMENT size).
+struct SplitPlan {
+  size_t count = 0;
+  size_t hdrLen = 0;   // IP + L4 header bytes, from the packet itself
+  size_t mss = 0;      // L4 payload bytes per segment (gso_size)
+  size_t payload = 0;  // L4 payload bytes in all
+  // For WriteSegmentHeader.
+  int version = 0;
+  bool tcp = false;
+  size_t l4 = 0;  // offset of the L4 header
+  uint16_t id = 0;
+  uint32_t seq = 0;
+
+  size_t PayloadLen(size_t i) const { return payload == 0 ? 0 : (i + 1 < count ? mss : payload - i * mss); }
+  size_t SegmentLen(size_t i) const { return hdrLen + PayloadLen(i); }
+  size_t Bytes() const { return count * hdrLen + payload; }
+};
+
+// Checks a GSO super-packet (gso_type TCPV4/TCPV6 with or without ECN, or UDP_L4) and
+// plans its split into packets of at most h.gso_size L4 payload bytes. Reads nothing
+// beyond pkt[len). hdr_len is only bounds-checked; header lengths come from the packet
+// itself (the kernel reports skb_headlen there, not always the header length).
+Status PlanSplit(const uint8_t* pkt, size_t len, const VirtioNetHdr& h, SplitPlan* plan);
+// Writes segment i's headers (plan.hdrLen bytes) to out:
+//   TCP: per segment the IPv4 total length, IP ID (+1 per segment) and header checksum,
+//     or the IPv6 payload length; sequence number advanced by the payload offset; CWR only
+//     on the first segment, FIN and PSH only on the last (as tcp_gso_segment);
+//   UDP: the IP fields as above and the UDP length;
+// and the full L4 checksum over these headers and the segment's payload in pkt.
+void WriteSegmentHeader(const uint8_t* pkt, const SplitPlan& plan, size_t i, uint8_t* out);
+// A GSO_NONE packet with F_NEEDS_CSUM: completes, in place, the checksum whose field at
+// csum_start + csum_offset holds the pseudo-header sum (a no-op without the flag). The field
+// must lie in the L4 header, never in the IP header (the packet was routed by it); hdr_len
+// must not exceed len.
+Status CompleteChecksum(uint8_t* pkt, size_t len, const VirtioNetHdr& h);
+
+// The copying form (tests, the fuzz oracle): segments written back to back, segment i at
+// out + i * stride, stride bytes long except the last. That is exactly the buffer one
+// UDP_SEGMENT send with segment size `stride` turns into `count` datagrams.
 struct SegmentLayout {
   size_t count = 0;
   size_t stride = 0;
   size_t bytes = 0;  // total written (or needed, with kNoSpace)
 };
-
-// Splits pkt (len bytes, the IP packet after the virtio header h) into packets
-// of at most h.gso_size L4 payload bytes:
-//   GSO_TCPV4/TCPV6 (ECN bit allowed): per segment the IPv4 total length, IP ID
-//     (+1 per segment) and header checksum, or the IPv6 payload length; TCP
-//     sequence number advanced by the payload offset; CWR only on the first
-//     segment, FIN and PSH only on the last; the full TCP checksum.
-//   GSO_UDP_L4: per segment the IP fields as above, UDP length and full checksum.
-//   GSO_NONE: one packet, with the checksum completed when F_NEEDS_CSUM is set
-//     (the field at csum_start + csum_offset held only the pseudo-header sum).
-// hdr_len is only bounds-checked; header lengths come from the packet itself
-// (the kernel reports skb_headlen there, not always the header length).
-// Never reads pkt[len] or beyond, never writes out[cap] or beyond.
+// GSO types as PlanSplit + WriteSegmentHeader; GSO_NONE: one packet, copied, its partial
+// checksum completed (CompleteChecksum). Never reads pkt[len] or beyond, never writes out[cap].
 Status Segment(const uint8_t* pkt, size_t len, const VirtioNetHdr& h, uint8_t* out, size_t cap, SegmentLayout* layout);
-// The same, one vector per segment (tests and slow paths).
+// The same, one vector per segment.
 Status Segment(const uint8_t* pkt, size_t len, const VirtioNetHdr& h, std::vector<std::vector<uint8_t>>* out);
 
-// ---- Receive: coalesce TCP segments into super-packets for the TUN ----
+// ---- Receive: coalesce TCP segments (and UDP datagrams) into super-packets for the TUN ----
 
 struct Slice {
   const uint8_t* data;
@@ -134,7 +161,13 @@ struct CoalescedPacket {
 // payload size except a shorter last one, at most maxSegments of them within
 // kMaxIpPacket, and with valid IPv4 header and TCP checksums (always checked: the
 // super-packet is written with a partial checksum that the kernel trusts, so merging
-// an unverified segment would launder a corrupt one). Everything else passes through alone.
+// an unverified segment would launder a corrupt one).
+// With Options::udp (a TUN that takes GSO_UDP_L4 writes: USO, Linux >= 6.2), datagrams
+// of one UDP flow (same addresses and ports) merge the same way into a USO super-packet:
+// IPv4 with IHL 5 and DF or IPv6 without extension headers, the UDP length equal to the
+// IP payload, a valid UDP checksum (or none, IPv4 only), the same TOS/TTL, each of the
+// first one's payload size except a shorter last one (at least kMinGsoSize bytes).
+// Everything else passes through alone.
 // Order within a flow is kept; different flows may be reordered among themselves.
 class Coalescer {
  public:
@@ -145,12 +178,16 @@ class Coalescer {
     // Segments in one super-packet: a merged packet is written as its header and one
     // slice per segment, so this follows from the writer's iovec array.
     size_t maxSegments = 64;
+    // Merge UDP datagrams into GSO_UDP_L4 packets too (the TUN accepted TUN_F_USO4/6).
+    bool udp = false;
   };
 
   Coalescer();
   explicit Coalescer(const Options& o);
 
   void Reset();
+  // Turns UDP merging on or off (Options::udp) from the next Add() on.
+  void SetUdp(bool on) { opt_.udp = on; }
   // tag: any number the caller wants back with the output packet (e.g. which message it came in)
   void Add(const uint8_t* pkt, size_t len, uint32_t tag = 0);
   void Finish();
@@ -167,12 +204,13 @@ class Coalescer {
  private:
   struct Item {
     VirtioNetHdr hdr;
-    uint8_t head[128];             // rewritten IP+TCP header of a merged packet
+    uint8_t head[128];             // rewritten IP + L4 header of a merged packet
     std::vector<Slice> slices;     // slices[0] is the header (merged) or the whole packet (single)
     const uint8_t* first = nullptr;  // the first segment
     size_t firstLen = 0;
     uint32_t tag = 0;
-    size_t ipHdrLen = 0, tcpHdrLen = 0;
+    bool udp = false;
+    size_t ipHdrLen = 0, l4HdrLen = 0;
     size_t gsoSize = 0;             // payload bytes of the first segment
     size_t payload = 0;             // payload bytes so far
     size_t segs = 0;

@@ -168,7 +168,7 @@ std::vector<ScriptedDatagram> ParseBatch(Napi::Env env, const Napi::Value& v) {
   return out;
 }
 
-// run({ vnetHdr?, udpGso?, udpGro?, ownIp, ownSubnets, routes, tunReads?: Buffer[],
+// run({ vnetHdr?, udpGso?, udpGro?, tunUso?, ownIp, ownSubnets, routes, tunReads?: Buffer[],
 //       recvBatches?: {from, port?, data, gro?, truncated?}[][], nsPerRead?, gsoSendErrno?,
 //       mergedWriteErrno?, tunWriteErrno? }) -> { tunWrites: {data, iovcnt}[], sent: {to, segSize, data}[], stats }
 // Runs the TUN -> UDP loop over tunReads, then the UDP -> TUN loop over recvBatches.
@@ -178,12 +178,13 @@ Napi::Value RunLoops(const Napi::CallbackInfo& info) {
   Napi::Object o = info[0].As<Napi::Object>();
   ScriptedSyscalls sys;
   ForwarderConfig c;
-  c.tunFd = ScriptedSyscalls::kTunFd;
-  c.udpFd = ScriptedSyscalls::kUdpFd;
+  c.tunFds = {ScriptedSyscalls::kTunFd};
+  c.udpFds = {ScriptedSyscalls::kUdpFd};
   c.eventFd = ScriptedSyscalls::kEventFd;
   c.vnetHdr = BoolField(o, "vnetHdr", false);
   c.udpGso = c.vnetHdr && BoolField(o, "udpGso", true);
   c.udpGro = c.vnetHdr && BoolField(o, "udpGro", true);
+  c.tunUso = c.vnetHdr && BoolField(o, "tunUso", false);
   c.ownIp = ParseIp(env, o.Get("ownIp"), "ownIp");
   c.ownSubnets = ParsePrefixes(env, o.Get("ownSubnets"), "ownSubnets");
   sys.vnetHdr = c.vnetHdr;

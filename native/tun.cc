@@ -1,6 +1,8 @@
 // TUN devices: open /dev/net/tun and attach (creating if needed) a named
-// IFF_TUN device, optionally inside another network namespace; switch on the
-// virtio_net_hdr offloads of one opened with IFF_VNET_HDR.
+// IFF_TUN device or one more queue of an IFF_MULTI_QUEUE one, optionally inside
+// another network namespace; make it persistent (it outlives its fds, with its
+// addresses and routes); switch on the virtio_net_hdr offloads of one opened with
+// IFF_VNET_HDR.
 #include "common.h"
 
 #include <cerrno>
@@ -51,11 +53,22 @@ Napi::Value OpenTun(const Napi::CallbackInfo& info) {
   std::string ns = info.Length() > 2 && info[2].IsString() ? info[2].As<Napi::String>().Utf8Value() : "";
   int err = 0;
   int fd = InNetns(ns, DoOpenTun, &a, &err);
-  if (fd < 0) ThrowErrno(env, "open TUN '" + name + "'", err);
+  if (fd < 0) ThrowErrno(env, "attaching TUN '" + name + "' (open /dev/net/tun, TUNSETIFF)", err);
   Napi::Object o = Napi::Object::New(env);
   o.Set("fd", fd);
   o.Set("name", Napi::String::New(env, a.name));
   return o;
+}
+
+// setPersist(fd, on): TUNSETPERSIST. A persistent TUN stays when its last fd closes (its
+// carrier goes off: the kernel drops what is routed to it, nothing is queued or leaks).
+Napi::Value SetPersist(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 2 || !info[0].IsNumber() || !info[1].IsBoolean()) throw Napi::TypeError::New(env, "setPersist expects (fd, on)");
+  int fd = info[0].As<Napi::Number>().Int32Value();
+  bool on = info[1].As<Napi::Boolean>().Value();
+  if (ioctl(fd, TUNSETPERSIST, static_cast<unsigned long>(on ? 1 : 0)) != 0) ThrowErrno(env, std::string("ioctl(TUNSETPERSIST, ") + (on ? "1)" : "0)"), errno);
+  return env.Undefined();
 }
 
 // USO (GSO_UDP_L4 through a TUN) came with Linux 6.2; older uapi headers lack the names.
@@ -97,6 +110,8 @@ void InitTun(Napi::Env env, Napi::Object exports) {
   Napi::Object t = Napi::Object::New(env);
   t.Set("open", Napi::Function::New(env, OpenTun));
   t.Set("enableOffload", Napi::Function::New(env, EnableOffload));
+  t.Set("setPersist", Napi::Function::New(env, SetPersist));
+  t.Set("IFF_MULTI_QUEUE", IFF_MULTI_QUEUE);
   t.Set("IFF_TUN", IFF_TUN);
   t.Set("IFF_NO_PI", IFF_NO_PI);
   t.Set("IFF_VNET_HDR", IFF_VNET_HDR);

@@ -30,18 +30,39 @@ void PutUdpCmsg(msghdr& m, void* buf, int type, const void* v, size_t n) {
 }
 }  // namespace
 
-SendBatch::SendBatch(size_t capacity) : msgs_(capacity), iov_(capacity), cmsgs_(capacity * kSegCmsgSpace) {}
+SendBatch::SendBatch(size_t msgCapacity, size_t iovCapacity)
+    : msgs_(msgCapacity), iov_(iovCapacity), cmsgs_(msgCapacity * kSegCmsgSpace) {}
 
-void SendBatch::Add(const sockaddr_in* dst, uint8_t* data, size_t len, uint16_t segSize) {
-  iov_[n_] = {data, len};
+void SendBatch::Open(const sockaddr_in* dst) {
   msghdr& m = msgs_[n_].msg_hdr;
   std::memset(&m, 0, sizeof m);
   m.msg_name = const_cast<sockaddr_in*>(dst);
   m.msg_namelen = sizeof *dst;
-  m.msg_iov = &iov_[n_];
-  m.msg_iovlen = 1;
-  if (segSize > 0) PutUdpCmsg(m, &cmsgs_[n_ * kSegCmsgSpace], UDP_SEGMENT, &segSize, sizeof segSize);
+  m.msg_iov = iov_.data() + iovUsed_;
+  m.msg_iovlen = 0;
+  msgs_[n_].msg_len = 0;
   n_++;
+}
+
+void SendBatch::Append(const void* data, size_t len) {
+  iov_[iovUsed_++] = {const_cast<void*>(data), len};
+  msgs_[n_ - 1].msg_hdr.msg_iovlen++;
+}
+
+void SendBatch::SetSegSize(uint16_t segSize) {
+  msghdr& m = msgs_[n_ - 1].msg_hdr;
+  if (segSize == 0) {
+    m.msg_control = nullptr;
+    m.msg_controllen = 0;
+    return;
+  }
+  PutUdpCmsg(m, &cmsgs_[(n_ - 1) * kSegCmsgSpace], UDP_SEGMENT, &segSize, sizeof segSize);
+}
+
+void SendBatch::Add(const sockaddr_in* dst, uint8_t* data, size_t len, uint16_t segSize) {
+  Open(dst);
+  Append(data, len);
+  SetSegSize(segSize);
 }
 
 RecvBatch::RecvBatch(size_t capacity, size_t slot, bool gro)

@@ -16,22 +16,32 @@ namespace weft {
 constexpr size_t kGsoMaxSegs = 64;
 constexpr size_t kGsoMaxBytes = 65507;
 
+// The messages of one sendmmsg. Each message is a run of iovecs (scatter-gather: the
+// segments' rewritten headers and their payloads where the TUN read left them); only the
+// last message takes more iovecs, so every message's iovecs are contiguous.
 class SendBatch {
  public:
-  explicit SendBatch(size_t capacity);
+  SendBatch(size_t msgCapacity, size_t iovCapacity);
   size_t size() const { return n_; }
   bool full() const { return n_ == msgs_.size(); }
-  // Adds one message of `len` bytes at `data` for `dst`; segSize > 0 adds a UDP_SEGMENT
-  // control message. The caller keeps data and dst valid until Clear().
+  size_t iovFree() const { return iov_.size() - iovUsed_; }
+  // Starts a message to dst (the caller checked !full()); dst stays valid until Clear().
+  void Open(const sockaddr_in* dst);
+  // Appends len bytes at data to the last message (the caller checked iovFree() > 0).
+  void Append(const void* data, size_t len);
+  // The last message's UDP_SEGMENT size: the kernel splits it into datagrams of that many
+  // bytes. 0 (the default): none.
+  void SetSegSize(uint16_t segSize);
+  // One message of `len` bytes at `data`, as Open + Append + SetSegSize.
   void Add(const sockaddr_in* dst, uint8_t* data, size_t len, uint16_t segSize);
   mmsghdr* msgs() { return msgs_.data(); }
-  void Clear() { n_ = 0; }
+  void Clear() { n_ = iovUsed_ = 0; }
 
  private:
   std::vector<mmsghdr> msgs_;
   std::vector<iovec> iov_;
   std::vector<uint8_t> cmsgs_;
-  size_t n_ = 0;
+  size_t n_ = 0, iovUsed_ = 0;
 };
 
 class RecvBatch {

@@ -1,8 +1,9 @@
-// The UDP -> TUN loop (see forwarder.h). One path for both TUN kinds: every
+// The UDP -> TUN loop of one worker (see forwarder.h). One path for both TUN kinds: every
 // datagram is checked on its own (ipv4.h CheckDatagram: a known peer, from inside
 // its subnet, to inside ours), then
 //   plain TUN:  written to the TUN as it came, one write each;
-//   vnetHdr:    consecutive segments of one TCP flow are merged
+//   vnetHdr:    consecutive segments of one TCP flow (and, on a TUN that takes
+//               USO writes, datagrams of one UDP flow) are merged
 //               (offload::Coalescer) and written as one super-packet behind a
 //               virtio GSO header; everything else behind an all-zero header.
 // With UDP_GRO one received message may hold a run of datagrams from one sender.
@@ -22,18 +23,19 @@ constexpr size_t kRxSlot = 65536;  // a datagram, or a GRO message, never exceed
 constexpr size_t kRxBatchPlain = 64;
 constexpr size_t kRxBatchGro = 16;
 
-offload::Coalescer::Options CoalescerOptions() {
+offload::Coalescer::Options CoalescerOptions(const ForwarderConfig& c) {
   offload::Coalescer::Options o;
   o.maxSegments = kMaxTunIov - 2;  // written as virtio header + merged header + one slice per segment
+  o.udp = c.tunUso;
   return o;
 }
 
 class UdpToTun {
  public:
-  explicit UdpToTun(Forwarder& f)
-      : f_(f), c_(f.counters), sys_(f.sys()), cfg_(f.config()),
+  UdpToTun(Forwarder& f, size_t w)
+      : f_(f), w_(w), c_(f.counters(w)), sys_(f.sys()), cfg_(f.config()), udpFd_(cfg_.udpFds[w]),
         batch_(cfg_.vnetHdr ? kRxBatchGro : kRxBatchPlain, kRxSlot, cfg_.udpGro), peerOf_(batch_.capacity()),
-        coal_(CoalescerOptions()) {}
+        coal_(CoalescerOptions(cfg_)) {}
 
   void Run();
 
@@ -42,9 +44,11 @@ class UdpToTun {
   void Write(const offload::CoalescedPacket& cp, PeerCounters* pc);
 
   Forwarder& f_;
+  const size_t w_;
   Counters& c_;
   Syscalls& sys_;
   const ForwarderConfig& cfg_;
+  const int udpFd_;
   RecvBatch batch_;
   std::vector<PeerCounters*> peerOf_;  // the sender of each message, once one of its datagrams passed
   offload::Coalescer coal_;
@@ -52,11 +56,11 @@ class UdpToTun {
 
 void UdpToTun::Run() {
   // A UDP socket's POLLERR is a queued ICMP error, surfaced (and cleared) by recvmmsg below.
-  while (f_.WaitReadable(cfg_.udpFd, c_.udpThreadErrno, false)) {
+  while (f_.WaitReadable(udpFd_, c_.udpThreadErrno, false)) {
     for (;;) {
       if (f_.stopping()) return;
       batch_.Prepare();
-      int n = sys_.Recvmmsg(cfg_.udpFd, batch_.msgs(), static_cast<unsigned>(batch_.capacity()), MSG_DONTWAIT);
+      int n = sys_.Recvmmsg(udpFd_, batch_.msgs(), static_cast<unsigned>(batch_.capacity()), MSG_DONTWAIT);
       if (n < 0) {
         if (errno == EINTR) continue;
         if (errno == EAGAIN) break;
@@ -124,7 +128,7 @@ void UdpToTun::Write(const offload::CoalescedPacket& cp, PeerCounters* pc) {
   size_t hl = cp.hdr.hdr_len;
   size_t segs = merged ? cp.sliceCount - 1 : 1;
   size_t bytes = cp.bytes + (segs - 1) * hl;  // the inner packets as they arrived
-  int err = f_.WriteTun(&cp.hdr, cp.slices, cp.sliceCount);
+  int err = f_.WriteTun(w_, &cp.hdr, cp.slices, cp.sliceCount);
   if (err == 0) {
     if (merged) {
       Add(c_.coalescedWrites);
@@ -138,9 +142,11 @@ void UdpToTun::Write(const offload::CoalescedPacket& cp, PeerCounters* pc) {
     // segments as they came (each one's own headers lie right before its payload in the
     // receive buffer).
     Add(c_.mergeFallbacks);
+    // A kernel that offered USO but refuses it on writes: merge no more UDP on this worker.
+    if (cp.hdr.gso_type == offload::GSO_UDP_L4) coal_.SetUdp(false);
     for (size_t s = 1; s < cp.sliceCount; s++) {
       offload::Slice one{cp.slices[s].data - hl, hl + cp.slices[s].len};
-      if (f_.WriteTun(nullptr, &one, 1) == 0) {
+      if (f_.WriteTun(w_, nullptr, &one, 1) == 0) {
         c_.Received(pc, 1, one.len);
       } else {
         c_.Dropped(kTunWriteError, pc);
@@ -153,6 +159,6 @@ void UdpToTun::Write(const offload::CoalescedPacket& cp, PeerCounters* pc) {
 
 }  // namespace
 
-void Forwarder::RunUdpToTun() { UdpToTun(*this).Run(); }
+void Forwarder::RunUdpToTun(size_t w) { UdpToTun(*this, w).Run(); }
 
 }  // namespace weft

@@ -144,7 +144,7 @@ export class UdpBackend implements Backend {
   private async startEngine(): Promise<void> {
     const { log, underlay, port, engine } = this.o;
     const { subnet } = this.own!;
-    const opts = { tunFd: this.dev.fd, bindIp: underlay.v4, port, ownIp: subnet.address(0), ownSubnets: [{ net: Number(subnet.ip), prefixLen: subnet.prefixLen }] };
+    const opts = { tunFds: [this.dev.fd], bindIp: underlay.v4, port, ownIp: subnet.address(0), ownSubnets: [{ net: Number(subnet.ip), prefixLen: subnet.prefixLen }] };
     this.engine =
       engine === 'native'
         ? NativeEngine.start({ ...opts, tunOffloads: this.dev.offloads })

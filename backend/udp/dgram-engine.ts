@@ -81,7 +81,7 @@ export class DgramEngine implements UdpEngine {
   }
 
   private readNext(): void {
-    read(this.o.tunFd, this.rbuf, 0, this.rbuf.length, null, (err, n) => {
+    read(this.o.tunFds[0]!, this.rbuf, 0, this.rbuf.length, null, (err, n) => {
       if (err || this.stopping) {
         if (err && !this.stopping) {
           this.error = `TUN read: ${err.code ?? err.message}`;
@@ -134,7 +134,7 @@ export class DgramEngine implements UdpEngine {
 
   private writeTun(p: Buffer, peer?: PeerStats): boolean {
     try {
-      writeSync(this.o.tunFd, p);
+      writeSync(this.o.tunFds[0]!, p);
       return true;
     } catch (e) {
       this.drop('tun_write_error', peer);

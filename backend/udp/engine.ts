@@ -31,6 +31,8 @@ export interface ForwarderStats extends PeerCounters {
   drops: Record<DropReason, number>;
   /** Keyed "peerIp:port", peers of the current table only. */
   peers: Record<string, PeerStats>;
+  /** Native engine: per worker (thread pair), the inner packets it sent and received. */
+  workers?: Array<{ txPackets: number; rxPackets: number }>;
   /** Native engine: which offload paths are on and what they carried (see NativeOffloadStats). */
   offload?: OffloadStats;
 }
@@ -41,8 +43,13 @@ export interface OffloadStats extends NativeOffloadStats {
 }
 
 export interface UdpEngineOptions {
-  /** The TUN device's fd (IFF_TUN|IFF_NO_PI); the backend keeps owning it. */
-  readonly tunFd: number;
+  /**
+   * The TUN's queue fds (IFF_TUN|IFF_NO_PI|IFF_MULTI_QUEUE); the backend keeps owning them.
+   * The native engine runs one worker per fd; the dgram engine uses the first.
+   */
+  readonly tunFds: readonly number[];
+  /** Native engine: UDP sockets of an earlier engine (taken back from the fd holder), one per TUN fd, adopted instead of bound anew. */
+  readonly udpFds?: readonly number[];
   /**
    * Native engine only: the TUN also has IFF_VNET_HDR with these TUN_F_* offloads on
    * (tun.enableOffload), so the engine uses the offload paths. 0/absent: plain packets.
@@ -61,6 +68,10 @@ export interface UdpEngine {
   readonly name: UdpEngineName;
   setTable(t: ForwardingTable): void;
   stats(): ForwarderStats;
-  /** Stops forwarding and releases the UDP socket; the TUN fd stays open. Idempotent. */
-  stop(): Promise<void>;
+  /**
+   * Stops forwarding and releases the UDP socket(s); the TUN fds stay open. Idempotent.
+   * atExit: the process is about to exit, so a reader blocked on the TUN (the dgram engine's)
+   * may be left as it is instead of being woken by deleting the device.
+   */
+  stop(atExit?: boolean): Promise<void>;
 }

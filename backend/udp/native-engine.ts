@@ -11,10 +11,16 @@ import { formatIP4 } from '../../lib/ip.js';
  */
 const OFFLOAD_SOCKET_BUFFER = 32 << 20;
 
+const TUN_F_USO4 = 0x20;
+
 /** TUN_F_* bits -> names, as the kernel's if_tun.h spells them (lower case, no prefix). */
 export function tunOffloadNames(bits: number): string[] {
   const names: Array<[number, string]> = [[0x01, 'csum'], [0x02, 'tso4'], [0x04, 'tso6'], [0x08, 'tso_ecn'], [0x10, 'ufo'], [0x20, 'uso4'], [0x40, 'uso6']];
   return names.filter(([b]) => (bits & b) !== 0).map(([, n]) => n);
+}
+
+function nativeRoutes(t: ForwardingTable) {
+  return t.routes.map((r) => ({ subnet: formatIP4(r.net), prefixLen: r.prefixLen, peerIp: r.peerIp, port: r.port }));
 }
 
 export class NativeEngine implements UdpEngine {
@@ -26,20 +32,32 @@ export class NativeEngine implements UdpEngine {
     private readonly tunOffloads: string[],
   ) {}
 
-  /** Binds the UDP socket and starts the threads; throws (with code/errno) when the socket cannot be made. */
-  static start(o: UdpEngineOptions): NativeEngine {
+  /**
+   * Binds one UDP socket per TUN queue and starts a worker (two threads) on each; throws
+   * (with code/errno) when a socket cannot be made. With USO on the TUN (TUN_F_USO4),
+   * datagrams of a UDP flow are merged into USO writes too.
+   */
+  static start(o: UdpEngineOptions, table?: ForwardingTable): NativeEngine {
     const bits = o.tunOffloads ?? 0;
     const ownSubnets = o.ownSubnets.map((p) => ({ subnet: formatIP4(p.net), prefixLen: p.prefixLen }));
-    const h = native().forwarder.start({ tunFd: o.tunFd, bindIp: o.bindIp, port: o.port, ownIp: o.ownIp, ownSubnets, vnetHdr: bits !== 0, ...(bits !== 0 ? { bufferBytes: OFFLOAD_SOCKET_BUFFER } : {}) });
+    const h = native().forwarder.start({
+      tunFds: o.tunFds,
+      ...(o.udpFds ? { udpFds: o.udpFds } : {}),
+      ...(table ? { routes: nativeRoutes(table) } : {}),
+      bindIp: o.bindIp,
+      port: o.port,
+      ownIp: o.ownIp,
+      ownSubnets,
+      vnetHdr: bits !== 0,
+      tunUso: (bits & TUN_F_USO4) !== 0,
+      ...(bits !== 0 ? { bufferBytes: OFFLOAD_SOCKET_BUFFER } : {}),
+    });
     return new NativeEngine(h, tunOffloadNames(bits));
   }
 
   setTable(t: ForwardingTable): void {
     if (this.stopped) return;
-    native().forwarder.setTable(
-      this.h,
-      t.routes.map((r) => ({ subnet: formatIP4(r.net), prefixLen: r.prefixLen, peerIp: r.peerIp, port: r.port })),
-    );
+    native().forwarder.setTable(this.h, nativeRoutes(t));
   }
 
   stats(): ForwarderStats {
@@ -60,11 +78,23 @@ export class NativeEngine implements UdpEngine {
       icmpSuppressed: s.icmpSuppressed,
       drops: { ...s.drops },
       peers: s.peers,
+      workers: s.workers,
       offload: { ...s.offload, tun: this.tunOffloads },
     };
   }
 
-  async stop(): Promise<void> {
+  /** The workers' UDP socket fds (for the fd holder). */
+  udpFds(): number[] {
+    return native().forwarder.udpFds(this.h);
+  }
+
+  /** Joins the threads and closes the sockets (atExit changes nothing here: no reader is left blocked). */
+  async stop(_atExit = false): Promise<void> {
+    this.stopNow();
+  }
+
+  /** stop(), synchronously: the threads are joined when it returns. */
+  stopNow(): void {
     if (this.stopped) return;
     this.stopped = true;
     native().forwarder.stop(this.h);

@@ -8,7 +8,8 @@
 //   - every datagram sent goes to the peer that owns its inner destination (LPM
 //     by linear scan); every UDP_SEGMENT message splits into valid segments;
 //   - everything written to the TUN (re-split with offload::Segment when it is a
-//     super-packet: it must split, into segments with valid checksums) is an
+//     TCP or, with USO, UDP super-packet: it must split, into segments with valid
+//     checksums) is an
 //     input datagram from a sender owning its inner source, to a destination of
 //     this host, each at most once; none is lost when the TUN writes succeed;
 //   - ICMP errors written to the TUN are well formed, from the TUN's address;
@@ -18,6 +19,7 @@
 
 #include "../bytes.h"
 #include "../forwarder.h"
+#include "../ipv4.h"
 #include "../offload.h"
 #include "../scripted-syscalls.h"
 
@@ -222,11 +224,33 @@ ScriptedDatagram Message(FuzzedDataProvider& in, uint32_t& seq, uint32_t& src, u
 // ---- the oracle ----
 
 // An IPv4 packet with its IP ID and checksums blanked: what re-splitting may change
-// (checksums are checked on their own; a TCP checksum has two encodings of zero).
+// (checksums are checked on their own; a TCP checksum has two encodings of zero, a UDP
+// one may be absent).
 Bytes Normal(Bytes p) {
   if (p.size() >= 20) p[4] = p[5] = p[10] = p[11] = 0;
   if (p.size() >= 40 && p[0] == 0x45 && p[9] == 6) p[36] = p[37] = 0;
+  if (p.size() >= 28 && p[0] == 0x45 && p[9] == 17) p[26] = p[27] = 0;
   return p;
+}
+
+// What the TUN -> UDP loop must send for these reads, in order: each read on its own
+// through the copying path. (destination, datagram) pairs.
+std::vector<std::pair<uint32_t, Bytes>> Expected(const std::deque<Bytes>& reads, const Table& t, bool vnet) {
+  std::vector<std::pair<uint32_t, Bytes>> out;
+  for (const Bytes& r : reads) {
+    size_t skip = vnet ? offload::kVirtioNetHdrLen : 0;
+    offload::VirtioNetHdr h;
+    if (r.empty() || (vnet && !offload::ParseVirtioNetHdr(r.data(), r.size(), &h))) continue;
+    Bytes p(r.begin() + skip, r.end());
+    TunVerdict v = RouteFromTun(t, p.data(), p.size());
+    if (v.drop >= 0) continue;
+    std::vector<Bytes> segs;
+    if (!vnet) segs.push_back(p);
+    else if (offload::Segment(p.data(), p.size(), h, &segs) != offload::Status::kOk) continue;
+    if (segs.empty() || segs[0].size() > 65507) continue;
+    for (Bytes& s : segs) out.emplace_back(ntohl(v.route->dst.sin_addr.s_addr), std::move(s));
+  }
+  return out;
 }
 
 // What the receive side must deliver: each datagram of each message, by the sender's rights.
@@ -249,8 +273,9 @@ std::multiset<Bytes> Deliverable(const std::deque<std::vector<ScriptedDatagram>>
   return out;
 }
 
-void CheckSent(const ScriptedSyscalls& sys, uint64_t txPackets) {
+void CheckSent(const ScriptedSyscalls& sys, uint64_t txPackets, const std::vector<std::pair<uint32_t, Bytes>>& expected) {
   uint64_t datagrams = 0;
+  size_t next = 0;
   for (const RecordedSend& s : sys.sent) {
     size_t seg = s.segSize > 0 ? s.segSize : s.data.size();
     CHECK(seg > 0 && s.data.size() <= 65507);
@@ -258,18 +283,17 @@ void CheckSent(const ScriptedSyscalls& sys, uint64_t txPackets) {
     for (size_t off = 0; off < s.data.size(); off += seg) {
       Bytes d(s.data.begin() + off, s.data.begin() + std::min(s.data.size(), off + seg));
       datagrams++;
+      CHECK(next < expected.size() && expected[next].first == ntohl(s.to.sin_addr.s_addr) && expected[next].second == d);
+      next++;
       CHECK(d.size() >= 20 && (d[0] >> 4) == 4);
       const Peer* want = Route(Be32(&d[16]));
       CHECK(want != nullptr);
       CHECK(ntohl(s.to.sin_addr.s_addr) == want->ip && ntohs(s.to.sin_port) == want->port);
       CHECK(d[8] >= 1);
-      if (s.segSize > 0) {  // made by Segment: lengths and checksums all fresh
-        CHECK(Be16(&d[2]) == d.size());
-        CHECK(IpHdrOk(d) && L4Ok(d));
-      }
     }
   }
   CHECK(datagrams == txPackets);
+  CHECK(next == expected.size());
 }
 
 void CheckIcmp(const Bytes& p) {
@@ -284,13 +308,18 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   FuzzedDataProvider in(data, size);
   ScriptedSyscalls sys;
   ForwarderConfig c;
-  c.tunFd = ScriptedSyscalls::kTunFd;
-  c.udpFd = ScriptedSyscalls::kUdpFd;
+  c.tunFds = {ScriptedSyscalls::kTunFd};
+  c.udpFds = {ScriptedSyscalls::kUdpFd};
   c.eventFd = ScriptedSyscalls::kEventFd;
   c.ownIp = kOwnIp;
   c.ownSubnets = kOwn;
-  uint8_t mode = in.ConsumeIntegral<uint8_t>();
+  uint8_t mode = in.ConsumeIntegral<uint8_t>(), mode2 = in.ConsumeIntegral<uint8_t>();
+  // Two workers on the same scripted fds; the loops of one of them run.
+  c.tunFds.push_back(ScriptedSyscalls::kTunFd);
+  c.udpFds.push_back(ScriptedSyscalls::kUdpFd);
+  const size_t worker = mode2 & 2 ? 1 : 0;
   c.vnetHdr = mode & 1;
+  c.tunUso = c.vnetHdr && (mode2 & 1);
   c.udpGso = c.vnetHdr && (mode & 2);
   c.udpGro = c.vnetHdr && (mode & 4);
   sys.vnetHdr = c.vnetHdr;
@@ -317,14 +346,17 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     for (const Prefix4& n : p.nets) specs.push_back({n, p.ip, p.port});
   Forwarder f(c, sys);
   f.SetTable(Table::Build(specs, nullptr));
+  auto expected = Expected(sys.tunReads, *f.table(), c.vnetHdr);
 
-  f.RunTunToUdp();
-  CheckSent(sys, Get(f.counters.txPackets));
+  f.RunTunToUdp(worker);
+  Counters t1;
+  f.Totals(t1);
+  CheckSent(sys, Get(t1.txPackets), expected);
   size_t icmps = sys.tunWrites.size();
-  CHECK(icmps == Get(f.counters.icmpSent));
+  CHECK(icmps == Get(t1.icmpSent));
   for (const RecordedWrite& w : sys.tunWrites) CheckIcmp(c.vnetHdr ? Bytes(w.data.begin() + 10, w.data.end()) : w.data);
 
-  f.RunUdpToTun();
+  f.RunUdpToTun(worker);
   size_t delivered = 0;
   for (size_t i = icmps; i < sys.tunWrites.size(); i++) {
     const RecordedWrite& w = sys.tunWrites[i];
@@ -339,7 +371,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         CHECK(h.flags == 0);
         pkts.emplace_back(p, p + len);
       } else {
-        CHECK(h.gso_type == offload::GSO_TCPV4 || h.gso_type == (offload::GSO_TCPV4 | offload::GSO_ECN));
+        CHECK(h.gso_type == offload::GSO_TCPV4 || h.gso_type == (offload::GSO_TCPV4 | offload::GSO_ECN) ||
+              (c.tunUso && h.gso_type == offload::GSO_UDP_L4));
         CHECK(offload::Segment(p, len, h, &pkts) == offload::Status::kOk);
         CHECK(pkts.size() >= 2 && pkts.size() <= kMaxMergedSegments);
         for (const Bytes& s : pkts) CHECK(IpHdrOk(s) && L4Ok(s));
@@ -354,7 +387,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       delivered++;
     }
   }
-  CHECK(delivered == Get(f.counters.rxPackets));
+  Counters t2;
+  f.Totals(t2);
+  CHECK(delivered == Get(t2.rxPackets));
   if (sys.tunWriteErrno == 0) CHECK(delivered == deliverable);
   return 0;
 }

@@ -132,7 +132,9 @@ test('a zero-byte TUN read means drained, with and without the virtio header: no
     const wrap = (b: Buffer) => (vnet ? fromTun(b) : b);
     const r = loops.run({ ...base, vnetHdr: vnet, tunReads: [wrap(p(1)), Buffer.alloc(0), wrap(p(2)), wrap(p(3))] });
     assert.is(r.stats.drops.malformed, 0, `vnetHdr ${vnet}`);
-    assert.is(r.sent.length, 3);
+    assert.is(r.stats.txPackets, 3);
+    // With offloads the two equal-sized packets read after the drain leave in one GSO message.
+    assert.equal(r.sent.map((s) => s.segSize), vnet ? [0, 78] : [0, 0, 0]);
     assert.ok(r.sent.every((s) => s.to === `${H3}:8285`));
   }
   // A read of the virtio header alone carries no packet: that one is malformed.
