@@ -39,8 +39,38 @@ export interface Backend {
   /** Compares the data plane with what it should be and repairs it. */
   resync(full: boolean): Promise<void>;
   stats(): BackendStats;
-  /** Stops background work; leaves kernel state in place so traffic continues. */
+  /**
+   * Stops background work; leaves kernel state in place so traffic continues (the udp
+   * backend: its persistent TUN, address and routes, and the saved state it resumes from).
+   */
   close(): Promise<void>;
+}
+
+/** What a backend's resume() gets: before etcd, only the flags and the host's state directory. */
+export interface ResumeContext {
+  /** Values of this backend's weftd flags, by key. */
+  readonly flags: Readonly<Record<string, unknown>>;
+  /** --state-dir: where a backend keeps what it resumes from. */
+  readonly stateDir: string;
+  readonly nl: NetlinkHandle;
+}
+
+/** A data plane a backend started again from its saved state, before the daemon has its network config. */
+export interface Resumed {
+  /** The backend type that resumed (create() of that type adopts it through ctx.resumed). */
+  readonly type: string;
+  /** For the log line that says what runs. */
+  readonly summary: Readonly<Record<string, unknown>>;
+  /** Stops it, leaving what it runs (device, saved state) for the next weftd: weftd stopped before adopting it. */
+  close(): Promise<void>;
+  /** The network config named another backend: stop it and remove what it runs. */
+  discard(nl: NetlinkHandle): Promise<void>;
+}
+
+/** What resume() found: a running data plane, or why there is none (nothing saved: neither). */
+export interface ResumeResult {
+  readonly resumed?: Resumed;
+  readonly skipped?: string;
 }
 
 /** What a backend is created with: its parsed config, its weftd flags, the host's handles. */
@@ -56,6 +86,10 @@ export interface BackendContext<C> {
   readonly underlay: Underlay;
   /** --etcd-prefix: tells two overlays on one host apart (e.g. in the VTEP MAC). */
   readonly etcdPrefix: string;
+  /** --state-dir: what a backend keeps across restarts lives here. */
+  readonly stateDir: string;
+  /** What this backend's resume() started before etcd answered, for create() to adopt. */
+  readonly resumed?: Resumed;
   /** Registers something the daemon closes when it stops (a netlink monitor, say). */
   track<T extends { close(): void }>(x: T): T;
 }
@@ -70,6 +104,14 @@ export interface BackendPlugin<C = unknown> {
   parseConfig(raw: Readonly<Record<string, unknown>>): C;
   /** Makes the backend (creating or adopting its device); throws ConfigError for what the flags or host make impossible. */
   create(ctx: BackendContext<C>): Backend;
+  /**
+   * Optional: starts the data plane again from what an earlier weftd saved in --state-dir,
+   * before etcd is asked anything, so a restart does not cut traffic. Never throws: what
+   * stands in the way is the result's `skipped`.
+   */
+  resume?(ctx: ResumeContext): ResumeResult;
+  /** Optional: removes what this backend keeps across restarts (weftd --cleanup); says what went. */
+  cleanup?(ctx: ResumeContext): string[];
 }
 
 /** Keeps a plug-in's config type when it is listed with others. */

@@ -27,6 +27,11 @@ export class BackendRegistry {
     return [...this.byType.values()].flatMap((p) => p.flags);
   }
 
+  /** Every registered plug-in, in registration order. */
+  all(): BackendPlugin[] {
+    return [...this.byType.values()];
+  }
+
   get(type: string): BackendPlugin | undefined {
     return this.byType.get(type);
   }

@@ -2,8 +2,9 @@
 // device address, bridge, ip_forward, masquerade, subnet.env → peers from the
 // watch, kept in step with periodic resyncs. On abort (SIGTERM/SIGINT) it
 // returns and leaves kernel state and the lease in place, so a restarted
-// agent picks both up without cutting traffic.
-import type { Backend } from '../backend/backend.js';
+// agent picks both up without cutting traffic. A data plane resumed from saved
+// state before etcd (resume.ts) is handed to the backend it belongs to.
+import type { Backend, Resumed } from '../backend/backend.js';
 import { BACKENDS } from '../backend/builtin.js';
 import type { BackendRegistry } from '../backend/registry.js';
 import { ensureBridge } from '../host/bridge.js';
@@ -37,6 +38,8 @@ export class Daemon {
     private readonly cfg: AgentConfig,
     private readonly log: Logger,
     private readonly backends: BackendRegistry = BACKENDS,
+    /** What resumeDataPlane() started before etcd; the matching backend adopts it. */
+    private resumed?: Resumed,
   ) {
     this.systemd = new SystemdNotifier(log.child({ component: 'systemd' }));
   }
@@ -68,6 +71,7 @@ export class Daemon {
       this.status.phase = 'stopped';
       await health?.close();
       await this.status.backend?.close();
+      await this.resumed?.close();  // stopped before a backend adopted it: left for the next weftd
       await sm.close().catch((e) => log.warn('closing the etcd client failed', { err: e }));
       for (const c of this.closers.splice(0)) c.close();
       nl.close();
@@ -95,6 +99,12 @@ export class Daemon {
     const publicIp = requireV4(underlay, 'the subnet lease');
     log.info('underlay', { iface: underlay.name, publicIp, ...(underlay.v6 ? { publicIpv6: underlay.v6 } : {}), mtu: underlay.mtu });
 
+    let resumed = this.resumed;
+    if (resumed && resumed.type !== plugin.type) {
+      log.warn('the network config names another backend: removing the data path resumed from saved state', { resumed: resumed.type, backend: plugin.type });
+      await resumed.discard(nl);
+      resumed = undefined;
+    }
     const backend = plugin.create({
       config,
       flags: cfg.backendFlags,
@@ -103,8 +113,11 @@ export class Daemon {
       network: network.network,
       underlay,
       etcdPrefix: cfg.etcdPrefix,
+      stateDir: cfg.stateDir,
+      ...(resumed ? { resumed } : {}),
       track: (x) => this.track(x),
     });
+    this.resumed = undefined;  // the backend owns it now (adopted or closed)
     this.status.backend = backend;
 
     this.phase('acquiring', `acquiring a subnet lease for ${publicIp}`);

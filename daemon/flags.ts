@@ -26,6 +26,10 @@ export interface AgentConfig extends EtcdFlags {
   readonly healthzPort: number;
   readonly cniConf?: string;
   readonly cniIpamDataDir?: string;
+  /** What weftd keeps across restarts on this host (the udp backend's forwarding table). */
+  readonly stateDir: string;
+  /** --cleanup: remove what the backends keep across restarts, then exit. */
+  readonly cleanup: boolean;
   readonly logLevel: LogLevel;
   readonly help: boolean;
   readonly version: boolean;
@@ -43,6 +47,7 @@ export const HOST_FLAGS: readonly FlagDef[] = [
   { name: 'subnet-lease-renew-margin', key: 'subnetLeaseRenewMarginMinutes', kind: 'int', def: 60, min: 1, max: 1439, help: 'renew the lease this many minutes before it expires' },
   { name: 'subnet-lease-ttl', key: 'subnetLeaseTtlSeconds', kind: 'int', def: 86400, min: 5, max: 31536000, help: 'lifetime of the subnet lease in seconds' },
   { name: 'bridge', key: 'bridge', kind: 'string', def: 'weft0', check: ifaceName, help: 'docker0-style bridge for this host\'s containers' },
+  { name: 'state-dir', key: 'stateDir', kind: 'string', def: '/var/lib/weft', check: absolutePath, help: 'directory for what weftd keeps across restarts on this host (the udp backend\'s forwarding table)' },
 ];
 
 const DAEMON_FLAGS: readonly FlagDef[] = [
@@ -51,6 +56,7 @@ const DAEMON_FLAGS: readonly FlagDef[] = [
   { name: 'healthz-port', key: 'healthzPort', kind: 'int', def: 0, min: 0, max: 65535, help: 'port of the health and metrics server; 0 disables it' },
   { name: 'cni-conf', key: 'cniConf', kind: 'string', check: absolutePath, help: 'write a CNI conflist (bridge + host-local) for this host\'s subnet here' },
   { name: 'cni-ipam-data-dir', key: 'cniIpamDataDir', kind: 'string', check: absolutePath, help: 'host-local state directory written into --cni-conf (default: the plugin\'s own)' },
+  { name: 'cleanup', key: 'cleanup', kind: 'bool', def: false, env: false, help: 'remove what weftd keeps across restarts (the udp backend\'s persistent TUN device, its address and routes, and the saved state), then exit: for uninstalling' },
   { name: 'log-level', key: 'logLevel', kind: 'string', def: 'info', check: (v) => (isLogLevel(v) ? undefined : `must be one of ${LOG_LEVELS.join(', ')}`), help: 'least severe log level printed' },
   { name: 'version', key: 'version', kind: 'bool', env: false, help: 'print the version and exit' },
 ];
@@ -62,7 +68,7 @@ export function weftdFlagSet(backends: BackendRegistry = BACKENDS): FlagSet {
     about: 'weftd leases a subnet from etcd and connects this host\'s containers to every other host.',
     envPrefix: ENV_PREFIX,
     flags: [...ETCD_FLAGS, ...HOST_FLAGS, ...backends.flags(), ...DAEMON_FLAGS],
-    footer: 'Exit status: 0 after SIGTERM/SIGINT (kernel state and lease are kept), 1 on a runtime failure, 2 on bad flags or network config.',
+    footer: 'Exit status: 0 after SIGTERM/SIGINT (kernel state, the udp backend\'s persistent TUN and the lease are kept; --cleanup removes the TUN), 1 on a runtime failure, 2 on bad flags or network config.',
   };
 }
 

@@ -1,7 +1,7 @@
 // Running weftd inside lab hosts, and reading back what it did.
 import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { Prefix } from '../lib/ip.js';
 import { execFileSync } from 'node:child_process';
 import type { Lab, LabContainer, LabHost, TrackedProcess } from './lab.js';
@@ -45,18 +45,22 @@ export function sanitizerReport(log: string): string | undefined {
   return i < 0 ? undefined : log.slice(i, i + 3000);
 }
 
-/** Starts weftd in a host with the lab's etcd, a per-host subnet file and debug logs. */
+/** Starts weftd in a host with the lab's etcd, a per-host subnet file and state directory, and debug logs. */
 export function startAgent(lab: Lab, host: LabHost, extra: readonly string[] = []): LabAgent {
   const subnetFile = join(host.dir, 'subnet.env');
   const args = [
     WEFTD,
     '--etcd-endpoints', lab.etcd!.labEndpoints.join(','),
     '--subnet-file', subnetFile,
+    ...(extra.includes('--state-dir') ? [] : ['--state-dir', join(host.dir, 'state')]),
     ...(extra.includes('--log-level') ? [] : ['--log-level', 'debug']),
     ...extra,
   ];
   const env = agentEnv();
-  const proc = lab.spawnIn(host.ns, process.execPath, ['--enable-source-maps', ...args], { logName: `weftd-${host.name}`, ...(env ? { env } : {}) });
+  // A second weftd on the host (started after the first stopped) logs to a file of its own.
+  let logName = `weftd-${host.name}`;
+  for (let n = 2; existsSync(join(lab.dir, 'logs', `${logName}.log`)); n++) logName = `weftd-${host.name}-${n}`;
+  const proc = lab.spawnIn(host.ns, process.execPath, ['--enable-source-maps', ...args], { logName, ...(env ? { env } : {}) });
   return { host, proc, subnetFile, args };
 }
 

@@ -85,6 +85,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   InitTun(env, exports);
   InitNotify(env, exports);
   InitForwarder(env, exports);
+  InitHolder(env, exports);
   InitTesting(env, exports);
   return exports;
 }

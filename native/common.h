@@ -20,6 +20,7 @@ void InitNetlink(Napi::Env env, Napi::Object exports);
 void InitTun(Napi::Env env, Napi::Object exports);
 void InitNotify(Napi::Env env, Napi::Object exports);
 void InitForwarder(Napi::Env env, Napi::Object exports);
+void InitHolder(Napi::Env env, Napi::Object exports);
 void InitTesting(Napi::Env env, Napi::Object exports);  // tests only: offload, ipv4, loops
 
 }  // namespace weft

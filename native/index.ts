@@ -212,6 +212,23 @@ export interface NativeLoops {
   };
 }
 
+/**
+ * The fd holder (native/holder.cc): /bin/sleep holding the forwarder's fds while weftd is
+ * down, so the kernel queues instead of dropping, and the next weftd takes the same files back.
+ */
+export interface NativeHolder {
+  /** Starts /bin/sleep with argv[0] = marker, holding exactly `fds` (same numbers; none of 0-2). Returns its pid. */
+  spawn(fds: readonly number[], marker: string): number;
+  /** Copies of the holder's fds in this process (pidfd_getfd). Throws with code/errno. */
+  take(pid: number, fds: readonly number[]): number[];
+  /** SIGKILL through a pidfd, then waits up to waitMs for it to exit: true when gone. */
+  end(pid: number, waitMs: number): boolean;
+  /** TUNGETIFF of a TUN fd: its device name and IFF_* flags. */
+  tunInfo(fd: number): { name: string; flags: number };
+  /** The bound address of an IPv4 UDP socket; throws for any other fd. */
+  udpInfo(fd: number): { address: string; port: number };
+}
+
 export interface NativeAddon {
   close(fd: number): void;
   /** One AF_UNIX datagram to a systemd notify socket (a path, or "@name" for the abstract namespace). */
@@ -219,6 +236,7 @@ export interface NativeAddon {
   readonly netlink: NativeNetlink;
   readonly tun: NativeTun;
   readonly forwarder: NativeForwarder;
+  readonly holder: NativeHolder;
   readonly offload: NativeOffload;
   readonly ipv4: NativeIpv4;
   readonly loops: NativeLoops;

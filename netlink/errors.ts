@@ -71,6 +71,11 @@ export function errnoNumber(code: string): number {
 // Transient conditions: the same request may succeed if sent again.
 const RETRYABLE = new Set(['EAGAIN', 'EINTR', 'ENOBUFS', 'EBUSY', 'ETIMEDOUT', 'ENOMEM']);
 
+/** Whether a system call that failed with this errno name may succeed if made again later. */
+export function isTransientErrno(code: string): boolean {
+  return RETRYABLE.has(code);
+}
+
 /** A request the kernel refused (NLMSG_ERROR), or a socket failure while talking to it. */
 export class NetlinkError extends Error {
   override readonly name = 'NetlinkError';

@@ -22,6 +22,8 @@ export interface TunInfo {
   vnetHdr: boolean;
   persist: boolean;
   multiQueue: boolean;
+  /** Queues attached now (IFLA_TUN_NUM_QUEUES): open fds; 0 for a persistent TUN nobody holds. */
+  numQueues?: number;
   owner?: number;
   group?: number;
 }

@@ -1,29 +1,40 @@
 // The userspace fallback: a TUN device and a forwarder that carries each IP
 // packet as the payload of one UDP datagram to the host owning the destination
 // subnet (flannel's udp backend on the wire, port 8285).
-//   TUN weft-tun (IFF_TUN|IFF_NO_PI, + IFF_VNET_HDR and TSO for the native engine
-//   with offloads), MTU underlay - 28, <own subnet>.0/32, up
+//   TUN weft-tun (tun-device.ts: persistent, multi-queue, + IFF_VNET_HDR and TSO
+//   for the native engine with offloads), MTU underlay - 28, <own subnet>.0/32, up
 //   ip route replace <Network> dev weft-tun
 //   forwarding table (remote subnet -> peer PublicIP) handed whole to the engine
-// The TUN is not persistent: it lives as long as this process holds its fd, so
-// a killed agent's device vanishes and a restarted one makes it anew.
+// The TUN is persistent: a stopped or killed weftd leaves it with its address
+// and route, so nothing routed to the overlay leaks out of the underlay
+// unencapsulated. The native engine's TUN queues and UDP sockets are also kept
+// open by an fd holder process (holder.ts): while weftd is down the kernel
+// queues what arrives instead of dropping it (without a holder it drops). The
+// table is saved in --state-dir (state.ts), so a restarted weftd takes the
+// queues and sockets back and forwards again before it has talked to etcd
+// (resume.ts). weftd --cleanup ends the holder and removes the device and state.
 import { isIp, type DualAddress, type Prefix } from '../../lib/ip.js';
 import type { Lease, LeaseBatch } from '../../subnet-manager/index.js';
 import type { Logger } from '../../lib/log.js';
-import { native } from '../../native/index.js';
-import type { Link, NetlinkHandle } from '../../netlink/index.js';
+import type { NetlinkHandle } from '../../netlink/index.js';
 import { isNotFound } from '../../netlink/index.js';
-import { ensureSysctl } from '../../host/sysctl.js';
 import type { Backend, BackendStats } from '../backend.js';
 import { PeerTable } from '../peer-table.js';
 import { DgramEngine } from './dgram-engine.js';
 import type { UdpEngine, UdpEngineName } from './engine.js';
 import { NativeEngine, tunOffloadNames } from './native-engine.js';
+import { endHolder, spawnHolder, type Holder } from './holder.js';
+import { endHolders, type ResumedUdp } from './resume.js';
+import { statePath, writeUdpState, type UdpState } from './state.js';
 import { ForwardingTable } from './table.js';
+import { closeTun, openTun, type TunDevice } from './tun-device.js';
 import type { Underlay } from '../../host/underlay.js';
 
 /** UDP over IPv4 adds 28 bytes: outer IPv4 20 + UDP 8. */
 export const UDP_OVERHEAD = 28;
+
+/** The saved state is written at most this often while the table changes. */
+const SAVE_DELAY_MS = 1000;
 
 export interface UdpOptions {
   readonly nl: NetlinkHandle;
@@ -39,8 +50,14 @@ export interface UdpOptions {
    * --udp-offload; default true). The dgram engine always gets a plain TUN.
    */
   readonly offload?: boolean;
+  /** Native engine: worker thread pairs (TUN queues); default 1. The dgram engine uses one. */
+  readonly workers?: number;
   /** Backend.MTU from the network config; default underlay MTU - 28. */
   readonly mtu?: number;
+  /** Where the table is saved for the next weftd (state.ts); none: nothing is saved. */
+  readonly stateDir?: string;
+  /** The data plane resume() started from the saved state, to adopt when it matches. */
+  readonly resumed?: ResumedUdp;
 }
 
 export class UdpPeer {
@@ -63,11 +80,13 @@ export function parseUdpPeer(lease: Lease, own: DualAddress): { peer: UdpPeer } 
   return { peer: new UdpPeer(lease.subnet, { v4: a.publicIP }) };
 }
 
-interface Device {
-  readonly fd: number;
-  readonly link: Link;
-  /** TUN_F_* offloads on (IFF_VNET_HDR); 0 for a plain TUN. */
-  readonly offloads: number;
+type Routes = UdpState['routes'];
+
+/** An address in the network outside this host's subnet: the network route sends it into the TUN. */
+export function routedIntoTun(network: Prefix, own: Prefix): string {
+  const first = network.ip + 1n;
+  const n = first >= own.ip && first <= own.last ? own.last + 1n : first;
+  return network.address(n - network.ip);
 }
 
 export class UdpBackend implements Backend {
@@ -76,9 +95,18 @@ export class UdpBackend implements Backend {
   /** flannel's udp backend publishes no BackendData. */
   readonly leaseData = null;
   private readonly table: PeerTable<UdpPeer>;
-  private dev: Device;
+  private readonly vnetHdr: boolean;
+  private readonly workers: number;
+  private dev: TunDevice;
   private engine?: UdpEngine;
+  /** The fd holder of the native engine's queues and sockets. */
+  private holder?: Holder;
+  /** The subnet the running engine was started for (its ICMP source and receive check). */
+  private engineSubnet?: string;
   private own?: Lease;
+  /** What the engine forwards by: the saved table until the first lease snapshot, then the peers'. */
+  private routes: Routes = [];
+  private saveTimer?: NodeJS.Timeout;
   private kernelErrors = 0;
   private deviceRecreated = 0;
   private closed = false;
@@ -86,53 +114,75 @@ export class UdpBackend implements Backend {
   constructor(private readonly o: UdpOptions) {
     this.mtu = o.mtu ?? o.underlay.mtu - UDP_OVERHEAD;
     this.table = new PeerTable((l) => parseUdpPeer(l, o.underlay), o.log);
-    this.dev = this.openDevice();
+    this.vnetHdr = o.engine === 'native' && (o.offload ?? true);
+    this.workers = o.engine === 'native' ? o.workers ?? 1 : 1;
+    const r = o.resumed;
+    const why = r ? this.cannotAdopt(r) : undefined;
+    if (r && why === undefined) {
+      this.dev = r.dev;
+      this.engine = r.engine;
+      this.holder = r.holder;
+      this.engineSubnet = r.state.ownSubnet;
+      this.routes = r.state.routes;
+      o.log.info('adopted the data path resumed from saved state', { device: o.device, peers: this.routes.length, subnet: r.state.ownSubnet });
+    } else {
+      if (r) {
+        o.log.warn('not adopting the resumed data path: the network config or flags changed; re-creating it', { device: o.device, differs: why });
+        r.closeNow(false);
+      }
+      // A holder left by an earlier weftd holds the queues and the UDP port: it goes first.
+      const ended = endHolders(o.device);
+      if (ended) o.log.info('ended the fd holder an earlier weftd left', { device: o.device });
+      this.dev = this.openDevice();
+    }
   }
 
-  /** ip tuntap add weft-tun mode tun (owned by this fd), mtu, up. */
-  private openDevice(): Device {
+  /** Why the resumed data path does not fit this backend's settings, or undefined when it does. */
+  private cannotAdopt(r: ResumedUdp): string | undefined {
+    const s = r.state;
+    const o = this.o;
+    const diffs = [
+      s.device !== o.device && `device ${s.device}`,
+      o.engine !== 'native' && `engine ${o.engine}`,
+      s.vnetHdr !== this.vnetHdr && `offloads ${this.vnetHdr ? 'on' : 'off'}`,
+      r.dev.fds.length !== this.workers && `workers ${this.workers}`,
+      s.port !== o.port && `port ${o.port}`,
+      s.bindIp !== o.underlay.v4 && `public IP ${o.underlay.v4}`,
+      s.network !== o.network.toString() && `network ${o.network}`,
+      s.mtu !== this.mtu && `MTU ${this.mtu}`,
+    ].filter((x): x is string => typeof x === 'string');
+    return diffs.length ? `now ${diffs.join(', ')}` : undefined;
+  }
+
+  private openDevice(): TunDevice {
     const { nl, log, device } = this.o;
     const old = nl.linkByName(device);
     if (old && old.kind !== 'tun') {
       log.warn('replacing a device of another kind that has the TUN device\'s name', { device, kind: old.kind ?? 'none' });
       nl.linkDel(old.index);
     }
-    const t = native().tun;
-    const vnetHdr = this.o.engine === 'native' && (this.o.offload ?? true);
-    let fd: number;
-    try {
-      ({ fd } = t.open(device, t.IFF_TUN | t.IFF_NO_PI | (vnetHdr ? t.IFF_VNET_HDR : 0)));
-    } catch (e) {
-      if ((e as { code?: string }).code === 'EBUSY') throw new Error(`TUN device ${device} is held by another process (another weftd?)`);
-      throw e;
-    }
-    try {
-      const offloads = vnetHdr ? t.enableOffload(fd) : 0;
-      const link = nl.linkByName(device);
-      if (!link) throw new Error(`TUN device ${device} vanished right after it was opened`);
-      if (link.mtu !== this.mtu) nl.linkSetMtu(link.index, this.mtu);
-      // A TUN with an address is a router port; accept_local lets our ICMP errors (source: the TUN's own address) in.
-      ensureSysctl(`net/ipv4/conf/${device}/accept_local`, '1');
-      nl.linkSetUp(link.index);
-      log.info('created TUN device', { device, mtu: this.mtu, engine: this.o.engine, offloads: tunOffloadNames(offloads).join(',') || 'none' });
-      return { fd, link, offloads };
-    } catch (e) {
-      native().close(fd);
-      throw e;
-    }
+    const dev = openTun(nl, log, { name: device, queues: this.workers, vnetHdr: this.vnetHdr, mtu: this.mtu });
+    log.info(dev.adopted ? 'attached to the persistent TUN device' : 'created TUN device', {
+      device, mtu: this.mtu, engine: this.o.engine, queues: dev.fds.length, offloads: tunOffloadNames(dev.offloads).join(',') || 'none',
+    });
+    return dev;
   }
 
   async configure(own: Lease): Promise<void> {
     this.own = own;
     this.configureDevice();
-    await this.startEngine();
+    if (!this.engine || this.engineSubnet !== own.subnet.toString()) {
+      await this.engine?.stop();
+      await this.startEngine();
+    }
+    this.saveSoon(0);
   }
 
   // ip addr replace <subnet>.0/32 dev weft-tun; ip route replace <Network> dev weft-tun
   private configureDevice(): void {
     if (!this.own) return;
     const { nl, network } = this.o;
-    const index = this.dev.link.index;
+    const index = this.dev.index;
     const want = this.own.subnet.address(0);
     for (const a of nl.addrList({ index, family: 4 })) {
       if (a.address !== want || a.prefixLen !== 32) nl.addrDel({ index, address: a.address, prefixLen: a.prefixLen });
@@ -144,19 +194,40 @@ export class UdpBackend implements Backend {
   private async startEngine(): Promise<void> {
     const { log, underlay, port, engine } = this.o;
     const { subnet } = this.own!;
-    const opts = { tunFds: [this.dev.fd], bindIp: underlay.v4, port, ownIp: subnet.address(0), ownSubnets: [{ net: Number(subnet.ip), prefixLen: subnet.prefixLen }] };
+    this.endHolder();  // it holds the old sockets: the new ones must not share the port with them
+    const opts = { tunFds: this.dev.fds, bindIp: underlay.v4, port, ownIp: subnet.address(0), ownSubnets: [{ net: Number(subnet.ip), prefixLen: subnet.prefixLen }] };
+    const table = new ForwardingTable(this.routes);
     this.engine =
       engine === 'native'
-        ? NativeEngine.start({ ...opts, tunOffloads: this.dev.offloads })
-        : await DgramEngine.start({ ...opts, log: log.child({ engine: 'dgram' }), wakeTunReader: () => this.deleteDevice() });
-    this.pushTable();
-    log.info('forwarder started', { engine, listen: `${underlay.v4}:${port}` });
+        ? NativeEngine.start({ ...opts, tunOffloads: this.dev.offloads }, table)
+        : await DgramEngine.start({ ...opts, log: log.child({ engine: 'dgram' }), wakeTunReader: () => this.deleteDevice(), wakeAddress: routedIntoTun(this.o.network, subnet) });
+    this.engineSubnet = subnet.toString();
+    this.engine.setTable(table);
+    if (this.engine instanceof NativeEngine) {
+      try {
+        this.holder = spawnHolder(this.o.device, this.dev.fds, this.engine.udpFds());
+      } catch (e) {
+        log.warn('no fd holder: while weftd is down, what arrives is dropped instead of queued', { device: this.o.device, err: e });
+      }
+    }
+    log.info('forwarder started', { engine, listen: `${underlay.v4}:${port}`, workers: this.dev.fds.length, holder: this.holder?.pid });
+  }
+
+  private endHolder(): void {
+    if (!this.holder) return;
+    try {
+      endHolder(this.holder);
+    } catch (e) {
+      this.o.log.warn('ending the fd holder failed', { pid: this.holder.pid, err: e });
+    }
+    this.holder = undefined;
   }
 
   /** The whole table, rebuilt from the peers and swapped in at once. */
   private pushTable(): void {
-    const routes = [...this.table.values()].map((p) => ({ subnet: p.subnet.toString(), peerIp: p.publicIp.v4!, port: this.o.port }));
-    this.engine?.setTable(new ForwardingTable(routes));
+    this.routes = [...this.table.values()].map((p) => ({ subnet: p.subnet.toString(), peerIp: p.publicIp.v4!, port: this.o.port }));
+    this.engine?.setTable(new ForwardingTable(this.routes));
+    this.saveSoon(SAVE_DELAY_MS);
   }
 
   async apply(batch: LeaseBatch): Promise<void> {
@@ -172,14 +243,15 @@ export class UdpBackend implements Backend {
   async resync(full: boolean): Promise<void> {
     if (this.closed) return;
     const { nl, log, device } = this.o;
-    const cur = nl.linkByIndex(this.dev.link.index);
+    const cur = nl.linkByIndex(this.dev.index);
     const running = this.engine?.stats().running ?? true;
     if (!cur || cur.name !== device || !running) {
       log.warn('TUN device or forwarder gone; recreating both', { device, deviceFound: !!cur, forwarderRunning: running, error: this.engine?.stats().error });
       await this.engine?.stop();
       this.engine = undefined;
+      this.endHolder();
       if (cur) this.deleteDevice();
-      native().close(this.dev.fd);
+      closeTun(this.dev);
       this.dev = this.openDevice();
       this.deviceRecreated++;
       this.configureDevice();
@@ -200,12 +272,43 @@ export class UdpBackend implements Backend {
   /** ip link del weft-tun: the device goes, and a read blocked on its fd returns. */
   private deleteDevice(): void {
     try {
-      this.o.nl.linkDel(this.dev.link.index);
+      this.o.nl.linkDel(this.dev.index);
     } catch (e) {
       if (!isNotFound(e)) {
         this.kernelErrors++;
         this.o.log.error('deleting the TUN device failed', { device: this.o.device, err: e });
       }
+    }
+  }
+
+  /** Saves the state for the next weftd after ms (0: now), once for changes that come together. */
+  private saveSoon(ms: number): void {
+    if (!this.o.stateDir || !this.own || this.closed) return;
+    if (ms === 0) return this.save();
+    this.saveTimer ??= setTimeout(() => this.save(), ms).unref();
+  }
+
+  private save(): void {
+    clearTimeout(this.saveTimer);
+    this.saveTimer = undefined;
+    if (!this.o.stateDir || !this.own) return;
+    const path = statePath(this.o.stateDir, this.o.device);
+    try {
+      writeUdpState(path, {
+        version: 1,
+        device: this.o.device,
+        engine: this.o.engine,
+        vnetHdr: this.vnetHdr,
+        mtu: this.mtu,
+        bindIp: this.o.underlay.v4,
+        port: this.o.port,
+        ownSubnet: this.own.subnet.toString(),
+        network: this.o.network.toString(),
+        routes: this.routes,
+        savedAt: new Date().toISOString(),
+      });
+    } catch (e) {
+      this.o.log.warn('saving the forwarding table for the next weftd failed; a restart will wait for etcd', { path, err: e });
     }
   }
 
@@ -221,12 +324,17 @@ export class UdpBackend implements Backend {
     };
   }
 
-  /** Stops the engine (threads joined, UDP socket closed) and closes the TUN fd, which removes the device. */
+  /**
+   * Saves the state, stops the engine (threads joined, our UDP sockets closed) and closes our
+   * TUN queues. The persistent device stays with its address and route, the fd holder with
+   * the queues and sockets: the next weftd resumes from them.
+   */
   async close(): Promise<void> {
     if (this.closed) return;
+    this.save();
     this.closed = true;
-    await this.engine?.stop();
-    native().close(this.dev.fd);
-    this.o.log.info('forwarder stopped; TUN device closed', { device: this.o.device });
+    await this.engine?.stop(true);
+    closeTun(this.dev);
+    this.o.log.info('forwarder stopped; the persistent TUN device stays for the next weftd (weftd --cleanup removes it)', { device: this.o.device, holder: this.holder?.pid });
   }
 }

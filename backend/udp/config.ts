@@ -43,7 +43,17 @@ export interface UdpFlagValues {
   readonly udpOffload?: boolean;
 }
 
+export interface UdpSettings {
+  readonly engine: UdpEngineName;
+  readonly offload: boolean;
+  readonly device: string;
+  /** Native engine: worker thread pairs and TUN queues; the dgram engine uses one. */
+  readonly workers: number;
+}
+
 /** What runs: the flag wins over the network config, which wins over the default. */
-export function effectiveUdpSettings(c: UdpConfig, f: UdpFlagValues): { engine: UdpEngineName; offload: boolean; device: string } {
-  return { engine: f.udpEngine ?? c.engine ?? 'native', offload: f.udpOffload ?? c.offload ?? true, device: f.tunDevice };
+export function effectiveUdpSettings(c: UdpConfig, f: UdpFlagValues): UdpSettings {
+  const engine = f.udpEngine ?? c.engine ?? 'native';
+  const workers = 1;
+  return { engine, offload: f.udpOffload ?? c.offload ?? true, device: f.tunDevice, workers };
 }

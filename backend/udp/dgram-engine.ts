@@ -8,7 +8,11 @@
 // net.Socket refuses a character device anyway). Keeping a single read in
 // flight keeps packets in order. It occupies one libuv pool thread while idle;
 // to end it, stop() asks the backend to delete the TUN device, which wakes the
-// blocked read with an error (the kernel shuts the queue down).
+// blocked read with an error (the kernel shuts the queue down). At exit the
+// persistent device must stay for the next weftd, and a read left blocked would
+// hold up the exit (Node joins its pool threads), so the read is woken by a
+// datagram of our own routed into the TUN instead (to wakeAddress); only if
+// that does not end it within a second is the device deleted after all.
 // Writing the TUN: fs.writeSync, which never blocks on a TUN (the packet goes
 // straight into the host's stack) and keeps order with no buffering.
 import dgram from 'node:dgram';
@@ -27,6 +31,8 @@ export interface DgramEngineOptions extends UdpEngineOptions {
   readonly log: Logger;
   /** Makes a blocked read on the TUN fd return (the backend deletes the device). */
   readonly wakeTunReader: () => void;
+  /** An address the host routes into the TUN (in the network, outside this host's subnet): a datagram to it wakes the read at exit. */
+  readonly wakeAddress: string;
 }
 
 export class DgramEngine implements UdpEngine {
@@ -168,15 +174,35 @@ export class DgramEngine implements UdpEngine {
     };
   }
 
-  async stop(): Promise<void> {
+  async stop(atExit = false): Promise<void> {
     if (this.stopping) return this.readerDone;
     this.stopping = true;
     await new Promise<void>((r) => this.sock.close(() => r()));
+    if (!this.readerEnded && atExit) {
+      // The device stays: a datagram routed into it ends the blocked read (it is dropped unread).
+      if ((await this.readerEndsWithin(1000, () => this.sendWakeDatagram())) === 'late') {
+        this.o.log.warn('a datagram into the TUN did not end its read within 1 s; deleting the device so that weftd can exit', { wakeAddress: this.o.wakeAddress });
+      } else {
+        return;
+      }
+    }
     if (!this.readerEnded) this.o.wakeTunReader();
     // The read wakes as soon as the device is gone; never let a stuck one hold up shutdown.
+    if ((await this.readerEndsWithin(2000, () => {})) === 'late') this.o.log.warn('the TUN read did not end within 2 s of stop; leaving it');
+  }
+
+  private async readerEndsWithin(ms: number, kick: () => void): Promise<'done' | 'late'> {
     let timer: NodeJS.Timeout | undefined;
-    const late = new Promise<'late'>((r) => (timer = setTimeout(() => r('late'), 2000).unref()));
-    if ((await Promise.race([this.readerDone, late])) === 'late') this.o.log.warn('the TUN read did not end within 2 s of stop; leaving it');
+    const late = new Promise<'late'>((r) => (timer = setTimeout(() => r('late'), ms).unref()));
+    kick();
+    const r = await Promise.race([this.readerDone.then(() => 'done' as const), late]);
     clearTimeout(timer);
+    return r;
+  }
+
+  private sendWakeDatagram(): void {
+    const s = dgram.createSocket('udp4');
+    s.on('error', (e) => this.o.log.debug('the wake datagram into the TUN failed', { err: e }));
+    s.send(Buffer.alloc(1), 9, this.o.wakeAddress, () => s.close());
   }
 }

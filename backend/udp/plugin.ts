@@ -2,6 +2,7 @@
 import { defineBackend, hostOptions } from '../backend.js';
 import { UdpBackend } from './backend.js';
 import { effectiveUdpSettings, parseUdpConfig, UDP_FLAGS, type UdpConfig, type UdpFlagValues } from './config.js';
+import { cleanupUdp, resumeUdp, type ResumedUdp } from './resume.js';
 
 export const udpBackend = defineBackend<UdpConfig>({
   type: 'udp',
@@ -16,7 +17,12 @@ export const udpBackend = defineBackend<UdpConfig>({
       device: s.device,
       engine: s.engine,
       offload: s.offload,
+      workers: s.workers,
+      stateDir: ctx.stateDir,
+      ...(ctx.resumed?.type === 'udp' ? { resumed: ctx.resumed as ResumedUdp } : {}),
       ...(c.mtu !== undefined ? { mtu: c.mtu } : {}),
     });
   },
+  resume: resumeUdp,
+  cleanup: cleanupUdp,
 });

@@ -3,6 +3,7 @@
 // datagrams from the underlay, iperf3 and a checksummed transfer, kill -9 and
 // restart, a host leaving. Counters are read the way an operator would: SIGUSR1
 // makes weftd log a "stats" line.
+import { readFileSync } from 'node:fs';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { Lab, type LabContainer, type TrackedProcess } from '../../../../lab/lab.js';
@@ -27,6 +28,13 @@ export function udpAgentSuite(engine: 'native' | 'dgram'): void {
     await waitFor(`a stats line from ${a.host.name}`, 3000, () => count() > before);
     const rec = logRecords(lab, a).filter((r) => r.msg === 'stats').at(-1)!;
     return rec.forwarder;
+  }
+
+  /** The weft-fd-holder processes in namespace ns (their argv[0]). */
+  async function holdersIn(ns: string): Promise<string[]> {
+    const pids = (await lab.execIn(ns, 'ip', ['netns', 'pids', ns])).stdout.split('\n').filter(Boolean);
+    return pids.map((p) => { try { return readFileSync(`/proc/${p}/cmdline`, 'latin1').split('\0')[0]!; } catch { return ''; } })
+      .filter((c) => c.startsWith('weft-fd-holder '));
   }
 
   async function allPairsPing(cs = containers) {
@@ -230,13 +238,24 @@ export function udpAgentSuite(engine: 'native' | 'dgram'): void {
     assert.equal(routes.map((x) => x.dst), ['10.244.0.0/16']);
   });
 
-  test(`[${engine}] kill -9 and restart: the TUN vanishes with the agent, comes back, traffic within 1 s of ready, same subnet`, async () => {
+  test(`[${engine}] kill -9 and restart: the persistent TUN stays meanwhile (address, route; ${engine === 'native' ? 'held by the fd holder' : 'carrier off'}), the new weftd attaches to it, same subnet`, async () => {
     const a = agents.get('h2')!;
     const subnet = ready.get('h2')!.subnet;
     const oldIndex = ((await lab.ipJson(a.host.ns, ['link', 'show', TUN])) as any[])[0].ifindex;
     await lab.stop(a.proc, { signal: 'SIGKILL' });
-    const gone = await lab.execIn(a.host.ns, 'ip', ['link', 'show', TUN]);
-    assert.is.not(gone.code, 0, 'the TUN device is gone with the process');
+    const [dev] = (await lab.ipJson(a.host.ns, ['-d', 'link', 'show', TUN])) as any[];
+    assert.ok(dev, 'the TUN device stays with the process gone');
+    assert.is(dev.ifindex, oldIndex);
+    if (engine === 'native') {
+      // The fd holder keeps the queues (and sockets): the kernel queues for the next weftd.
+      assert.not.ok(dev.flags.includes('NO-CARRIER'), `carrier on, held by the fd holder: ${dev.flags}`);
+      assert.is((await holdersIn(a.host.ns)).length, 1, 'one weft-fd-holder in the host');
+    } else {
+      assert.ok(dev.flags.includes('NO-CARRIER'), `carrier off while no one holds it: ${dev.flags}`);
+    }
+    assert.equal(dev.linkinfo.info_data.multi_queue, true);
+    const routes = (await lab.ipJson(a.host.ns, ['route', 'show', 'dev', TUN])) as any[];
+    assert.equal(routes.map((x) => x.dst), ['10.244.0.0/16'], 'the route to the network stays');
     const r0 = await ping(on(1).ns, on(2).ip, { count: 1, timeoutS: 1 });
     assert.is(r0.received, 0, 'no traffic while the agent is down');
     const t0 = Date.now();
@@ -244,6 +263,10 @@ export function udpAgentSuite(engine: 'native' | 'dgram'): void {
     const r = await waitReady(lab, a);
     const readyAfter = Date.now() - t0;
     assert.is(r.subnet, subnet);
+    // The native engine forwards again from the saved table before etcd; the dgram engine once it is ready.
+    const resumed = logRecords(lab, a).find((x) => x.msg === 'resumed the data path from saved state, before etcd');
+    if (engine === 'native') assert.ok(resumed, 'resumed from saved state');
+    else assert.ok(logRecords(lab, a).some((x) => x.msg === 'not resuming the data path from saved state' && x.reason === 'only the native engine resumes'));
     // 20 probes 50 ms apart from h1 to h2 and from h2 to h3: the first answered one says when traffic was back.
     const [p1, p2] = await Promise.all([
       lab.execIn(on(1).ns, 'ping', ['-n', '-c', '20', '-i', '0.05', '-W', '1', on(2).ip]),
@@ -255,22 +278,29 @@ export function udpAgentSuite(engine: 'native' | 'dgram'): void {
       const ms = (Number(first![1]) - 1) * 50;
       assert.ok(ms <= 1000, `first reply ${ms} ms after ready`);
     }
-    console.log(`  [${engine}] restart -> ready ${readyAfter} ms; first replies at probes ${/icmp_seq=(\d+) ttl/.exec(p1.stdout)![1]}, ${/icmp_seq=(\d+) ttl/.exec(p2.stdout)![1]} (50 ms apart)`);
+    console.log(`  [${engine}] restart -> ready ${readyAfter} ms${resumed ? `, resumed ${resumed.ms} ms into the process` : ''}; first replies at probes ${/icmp_seq=(\d+) ttl/.exec(p1.stdout)![1]}, ${/icmp_seq=(\d+) ttl/.exec(p2.stdout)![1]} (50 ms apart)`);
     const newIndex = ((await lab.ipJson(a.host.ns, ['link', 'show', TUN])) as any[])[0].ifindex;
-    assert.is.not(newIndex, oldIndex, 'a new TUN device');
+    assert.is(newIndex, oldIndex, 'the same TUN device');
     await allPairsPing(containers.filter((c) => c.name.endsWith('c1')));
   });
 
-  test(`[${engine}] a host leaves: SIGTERM stops it promptly and removes its TUN; lease deleted -> gone from the others' tables`, async () => {
+  test(`[${engine}] a host leaves: SIGTERM stops it promptly, keeping its TUN; weftd --cleanup removes it; lease deleted -> gone from the others' tables`, async () => {
     const a = agents.get('h3')!;
     const t0 = Date.now();
     await lab.stop(a.proc, { signal: 'SIGTERM', graceMs: 5000 });
     const stopMs = Date.now() - t0;
     assert.is(a.proc.exitCode, 0, 'SIGTERM is a clean stop');
     assert.ok(stopMs < 2000, `stopped after ${stopMs} ms`);
-    assert.ok(logRecords(lab, a).some((r) => r.msg === 'forwarder stopped; TUN device closed'));
+    assert.ok(logRecords(lab, a).some((r) => typeof r.msg === 'string' && r.msg.startsWith('forwarder stopped; the persistent TUN device stays')));
+    const kept = (await lab.ipJson(a.host.ns, ['link', 'show', TUN])) as any[];
+    assert.is(kept.length, 1, 'SIGTERM keeps the TUN device (a restart resumes on it)');
+    const stateFile = `${a.host.dir}/state/udp-${TUN}.json`;
+    const clean = await lab.execIn(a.host.ns, process.execPath, [...a.args, '--cleanup']);
+    assert.is(clean.code, 0, clean.stderr);
+    assert.match(clean.stdout, new RegExp(`deleted TUN device ${TUN}`));
+    assert.match(clean.stdout, new RegExp(`removed ${stateFile}`));
     const gone = await lab.execIn(a.host.ns, 'ip', ['link', 'show', TUN]);
-    assert.is.not(gone.code, 0, 'TUN device removed on stop');
+    assert.is.not(gone.code, 0, 'weftd --cleanup removed the TUN device');
     const subnet = ready.get('h3')!.subnet;
     await lab.etcd!.client().delete().key(`${PREFIX}/subnets/${subnet.replace('/', '-')}`);
     agents.delete('h3');

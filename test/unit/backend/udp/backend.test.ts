@@ -1,7 +1,7 @@
 // The udp backend's reading of leases and its flags.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { parseUdpPeer, UdpPeer, UDP_OVERHEAD } from '../../../../backend/udp/backend.js';
+import { parseUdpPeer, routedIntoTun, UdpPeer, UDP_OVERHEAD } from '../../../../backend/udp/backend.js';
 import { parseWeftdFlags as parseFlags, UsageError } from '../../../../daemon/flags.js';
 import { Prefix } from '../../../../lib/ip.js';
 import { decodeLeaseAttrs } from '../../../../subnet-manager/lease.js';
@@ -32,6 +32,13 @@ test('vxlan leases, our own address and equality', () => {
   assert.ok(a.equals(new UdpPeer(Prefix.parse('10.244.3.0/24'), { v4: '192.0.2.13' })));
   assert.not.ok(a.equals(new UdpPeer(Prefix.parse('10.244.3.0/24'), { v4: '192.0.2.14' })));
   assert.is(UDP_OVERHEAD, 28);
+});
+
+test('the dgram engine\'s wake address at exit is in the network and outside this host\'s subnet', () => {
+  const net = Prefix.parse('10.244.0.0/16');
+  assert.is(routedIntoTun(net, Prefix.parse('10.244.7.0/24')), '10.244.0.1');
+  assert.is(routedIntoTun(net, Prefix.parse('10.244.0.0/24')), '10.244.1.0');
+  assert.is(routedIntoTun(Prefix.parse('10.0.0.0/8'), Prefix.parse('10.0.0.0/9')), '10.128.0.0');
 });
 
 test('--udp-engine and --tun-device', () => {
