@@ -1,6 +1,8 @@
 // The native udp engine with TUN and UDP offloads (issue #6), end to end:
 // h1 and h2 run it with offloads (the default), h3 with --udp-offload=false,
-// h4 with the dgram engine, one container each. TCP both ways at once, data
+// h4 with the dgram engine, one container each; h1 with 4 forwarder workers,
+// h2 with 2 and h3 with 1 (--udp-workers), so that every transfer below also
+// crosses differently sharded peers. TCP both ways at once, data
 // checked by sha256, the counters that say GSO sends and coalesced writes
 // happened, and interop with peers that send and expect one plain datagram
 // per packet. No throughput is asserted here: see bench/udp-throughput.ts.
@@ -55,7 +57,7 @@ async function shaTransfer(from: LabContainer, to: LabContainer, mb: number): Pr
 test.before(async () => {
   lab = await Lab.create({ hosts: 4 });
   await putNetworkConfig(lab, { Network: '10.244.0.0/16', SubnetLen: 24, Backend: { Type: 'udp', Engine: 'native' } });
-  const extra: string[][] = [[], [], ['--udp-offload=false'], ['--udp-engine', 'dgram']];
+  const extra: string[][] = [['--udp-workers', '4'], ['--udp-workers', '2'], ['--udp-offload=false', '--udp-workers', '1'], ['--udp-engine', 'dgram']];
   for (const u of await startAgents(lab, (h) => ['--log-level', 'info', ...extra[h.index - 1]!])) {
     agents.push(u.agent);
     ready.push(u.ready);
@@ -83,6 +85,21 @@ test('offloads on by default: TUN with vnet_hdr and TSO, UDP GSO/GRO; --udp-offl
       else assert.is(f.engine, 'dgram');
     }
     assert.is(ready[i]!.mtu, 1472);
+  }
+});
+
+test('--udp-workers: one TUN queue per worker (4, 2, 1), the flow-steering program on the sharded ones; the dgram engine one queue', async () => {
+  const want = [4, 2, 1, 1];
+  for (const [i, a] of agents.entries()) {
+    const [link] = (await lab.ipJson(a.host.ns, ['-d', 'link', 'show', TUN])) as any[];
+    assert.is(link.linkinfo.info_data.multi_queue, true, a.host.name);
+    const f = await stats(a);
+    if (f.engine === 'native') {
+      assert.is(f.workers.length, want[i], `${a.host.name} workers`);
+      assert.is(f.offload.flowSteering, want[i]! > 1, `${a.host.name} flowSteering`);
+    }
+    const queues = (await lab.execIn(a.host.ns, 'ls', [`/sys/class/net/${TUN}/queues`])).stdout.split('\n').filter((q) => q.startsWith('tx-'));
+    assert.is(queues.length, want[i], `${a.host.name}: ${queues.join(' ')}`);
   }
 });
 
@@ -133,6 +150,29 @@ test('offloads on both ends: 48 MiB of random bytes each way at once arrive with
     assert.ok(after[k].rxPackets - before[k].rxPackets >= d('mergedSegments'));
   }
   console.log(`  h1 offload counters: ${JSON.stringify(after[0].offload)}`);
+});
+
+test('8 TCP flows h1 -> h2 (iperf3 -P 8) spread over more than one of h1\'s 4 workers and arrive intact', async () => {
+  const [c1, c2] = [cs[0]!, cs[1]!];
+  const before = [await stats(agents[0]!), await stats(agents[1]!)];
+  const srv = lab.spawnIn(c2.ns, 'iperf3', ['-s', '-1', '-B', c2.ip, '--forceflush'], { logName: 'iperf3-p8' });
+  await waitFor('iperf3 server', 5000, () => lab.readLog(srv).includes('listening'));
+  const r = await lab.execIn(c1.ns, 'iperf3', ['-c', c2.ip, '-P', '8', '-t', '3', '-J'], { timeoutMs: 30_000 });
+  assert.is(r.code, 0, r.stdout.slice(-2000) + r.stderr);
+  await lab.stop(srv);
+  const j = JSON.parse(r.stdout);
+  const after = [await stats(agents[0]!), await stats(agents[1]!)];
+  const busy = (k: number, dir: 'txPackets' | 'rxPackets') =>
+    after[k].workers.map((w: any, i: number) => w[dir] - before[k].workers[i][dir]);
+  const tx1 = busy(0, 'txPackets');
+  const rx2 = busy(1, 'rxPackets');
+  console.log(`  iperf3 -P 8 -t 3: ${(j.end.sum_received.bits_per_second / 1e6).toFixed(0)} Mbit/s, retransmits ${j.end.sum_sent.retransmits}; ` +
+    `h1 packets sent per worker ${tx1.join('/')}, h2 received per worker ${rx2.join('/')}`);
+  assert.ok(j.end.sum_received.bytes > 10 << 20, `received ${j.end.sum_received.bytes}`);
+  // The kernel picks a TUN queue per flow (h1: all 8 on one of 4 queues by chance: 6e-5).
+  assert.ok(tx1.filter((n: number) => n > 1000).length >= 2, `h1 sent on workers ${tx1.join('/')}`);
+  assert.ok(rx2.reduce((a: number, b: number) => a + b, 0) > 1000, `h2 received on workers ${rx2.join('/')}`);
+  assert.is(after[1].drops.malformed + after[1].drops.tun_write_error, 0, JSON.stringify(after[1].drops));
 });
 
 test('interop: offloads on (h1) <-> --udp-offload=false (h3), 24 MiB each way at once, same sha256', async () => {
