@@ -7,6 +7,7 @@ import { execFileSync } from 'node:child_process';
 import type { Lab, LabContainer, LabHost, TrackedProcess } from './lab.js';
 
 export const WEFTD = fileURLToPath(new URL('../cmd/weftd.js', import.meta.url));
+export const WEFT = fileURLToPath(new URL('../cmd/weft.js', import.meta.url));
 export const PREFIX = '/coreos.com/network';
 
 export interface LabAgent {
@@ -160,4 +161,19 @@ export function readSubnetEnv(path: string): AgentReady {
   const sub = env.get('FLANNEL_SUBNET')!; // 10.244.3.1/24
   const [gw, len] = sub.split('/');
   return { subnet: Prefix.containing(gw!, Number(len)).toString(), gateway: gw!, mtu: Number(env.get('FLANNEL_MTU')) };
+}
+
+/** `weft status --json` run inside the agent's host, with its etcd and subnet file; the parsed report and the exit code. */
+export async function weftStatus(lab: Lab, a: LabAgent, extra: readonly string[] = []): Promise<{ code: number | null; status: any; text: string }> { // eslint-disable-line @typescript-eslint/no-explicit-any
+  const args = [WEFT, 'status', '--timeout-ms', '500', '--etcd-endpoints', lab.etcd!.labEndpoints.join(','), '--subnet-file', a.subnetFile, ...extra];
+  const r = await lab.execIn(a.host.ns, process.execPath, [...args, '--json'], { timeoutMs: 20_000 });
+  if (!r.stdout.trim().startsWith('{')) throw new Error(`weft status on ${a.host.name} exited ${r.code}: ${r.stderr}`);
+  const text = await lab.execIn(a.host.ns, process.execPath, args, { timeoutMs: 20_000 });
+  return { code: r.code, status: JSON.parse(r.stdout), text: text.stdout };
+}
+
+/** Routes of weft's protocol in a namespace, as `<dst> via <gw> dev <dev>[ onlink]` (iproute2 as the oracle). */
+export async function weftRoutes(lab: Lab, ns: string, protocol = 87): Promise<string[]> {
+  const rs = (await lab.ipJson(ns, ['route', 'show', 'proto', String(protocol)])) as Array<{ dst: string; gateway?: string; dev: string; flags?: string[] }>;
+  return rs.map((r) => `${r.dst}${r.gateway ? ` via ${r.gateway}` : ''} dev ${r.dev}${r.flags?.includes('onlink') ? ' onlink' : ''}`).sort();
 }
