@@ -46,8 +46,8 @@ export function sanitizerReport(log: string): string | undefined {
   return i < 0 ? undefined : log.slice(i, i + 3000);
 }
 
-/** Starts weftd in a host with the lab's etcd, a per-host subnet file and debug logs. */
-export function startAgent(lab: Lab, host: LabHost, extra: readonly string[] = []): LabAgent {
+/** Starts weftd in a host with the lab's etcd, a per-host subnet file and debug logs (in <dir>/logs/<logName>.log, default weftd-<host>). */
+export function startAgent(lab: Lab, host: LabHost, extra: readonly string[] = [], logName = `weftd-${host.name}`): LabAgent {
   const subnetFile = join(host.dir, 'subnet.env');
   const args = [
     WEFTD,
@@ -57,7 +57,7 @@ export function startAgent(lab: Lab, host: LabHost, extra: readonly string[] = [
     ...extra,
   ];
   const env = agentEnv();
-  const proc = lab.spawnIn(host.ns, process.execPath, ['--enable-source-maps', ...args], { logName: `weftd-${host.name}`, ...(env ? { env } : {}) });
+  const proc = lab.spawnIn(host.ns, process.execPath, ['--enable-source-maps', ...args], { logName, ...(env ? { env } : {}) });
   return { host, proc, subnetFile, args };
 }
 
