@@ -149,6 +149,14 @@ export async function startAgents(
   return out;
 }
 
+/** startAgents, then `perHost` containers on each host's bridge, in host order. */
+export async function startCluster(lab: Lab, o: { perHost?: number; argsFor?: (h: LabHost) => readonly string[] } = {}): Promise<{ agents: StartedAgent[]; containers: LabContainer[] }> {
+  const agents = await startAgents(lab, o.argsFor);
+  const containers: LabContainer[] = [];
+  for (const u of agents) for (let j = 0; j < (o.perHost ?? 1); j++) containers.push(await attachContainer(lab, u.host, u.ready));
+  return { agents, containers };
+}
+
 /** Attaches a new container to weftd's bridge on `host`, with the subnet, gateway and MTU the agent leased. */
 export function attachContainer(lab: Lab, host: LabHost, ready: AgentReady, bridge = 'weft0'): Promise<LabContainer> {
   return lab.addContainer(host, { bridge, subnet: ready.subnet, gateway: ready.gateway, mtu: ready.mtu });

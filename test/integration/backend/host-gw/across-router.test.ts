@@ -7,12 +7,12 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { Lab, type LabContainer } from '../../../../lab/lab.js';
 import { ping } from '../../../../lab/ping.js';
-import { attachContainer, logRecords, putNetworkConfig, startAgents, weftRoutes, weftStatus, type StartedAgent } from '../../../../lab/agent.js';
+import { logRecords, putNetworkConfig, startCluster, weftRoutes, weftStatus, type StartedAgent } from '../../../../lab/agent.js';
 
 const HEALTHZ = 9102;
 let lab: Lab;
 let agents: StartedAgent[];
-const containers: LabContainer[] = [];
+let containers: LabContainer[] = [];
 
 /** GET from inside a host (the health server listens in its namespace). */
 async function get(ns: string, path: string): Promise<{ status: number; body: string }> {
@@ -24,8 +24,7 @@ async function get(ns: string, path: string): Promise<{ status: number; body: st
 test.before(async () => {
   lab = await Lab.create({ hosts: 3, topology: 'two-segments', segmentBHosts: 1 });
   await putNetworkConfig(lab, { Network: '10.244.0.0/16', Backend: { Type: 'host-gw' } });
-  agents = await startAgents(lab, () => ['--healthz-port', String(HEALTHZ)]);
-  for (const u of agents) containers.push(await attachContainer(lab, u.host, u.ready));
+  ({ agents, containers } = await startCluster(lab, { argsFor: () => ['--healthz-port', String(HEALTHZ)] }));
 });
 
 test.after(async () => {

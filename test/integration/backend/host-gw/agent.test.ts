@@ -6,15 +6,13 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { Lab, type LabContainer, type LabHost } from '../../../../lab/lab.js';
-import { formatPingMatrix, pingMatrix, startPinger } from '../../../../lab/ping.js';
-import {
-  attachContainer, PREFIX, putNetworkConfig, restartAgent, startAgents, waitFor, waitReady, weftRoutes, weftStatus, type AgentReady, type LabAgent,
-} from '../../../../lab/agent.js';
+import { pingAllPairs, startPinger } from '../../../../lab/ping.js';
+import { PREFIX, putNetworkConfig, restartAgent, startCluster, waitFor, waitReady, weftRoutes, weftStatus, type AgentReady, type LabAgent } from '../../../../lab/agent.js';
 
 let lab: Lab;
 const agents = new Map<string, LabAgent>();
 const ready = new Map<string, AgentReady>();
-const containers: LabContainer[] = [];
+let containers: LabContainer[] = [];
 
 /** The lab hosts' leases straight from etcd: key suffix → raw value. */
 async function leases(): Promise<Map<string, { subnet: string; publicIp: string; raw: string }>> {
@@ -36,21 +34,15 @@ async function assertRoutesMatchLeases(hosts: LabHost[] = lab.hosts.filter((h) =
   }
 }
 
-async function allPairsPing(cs = containers) {
-  const pairs = await pingMatrix(lab, cs, { count: 2, intervalMs: 200, timeoutS: 3 });
-  const bad = pairs.filter((p) => p.result.received !== p.result.sent || p.result.sent === 0);
-  assert.is(bad.length, 0, `failed pairs:\n${formatPingMatrix(bad)}`);
-  return pairs;
-}
-
 test.before(async () => {
   lab = await Lab.create({ hosts: 3 });
   await putNetworkConfig(lab, { Network: '10.244.0.0/16', Backend: { Type: 'host-gw' } });
-  for (const u of await startAgents(lab)) {
+  const c = await startCluster(lab, { perHost: 2 });
+  for (const u of c.agents) {
     agents.set(u.host.name, u.agent);
     ready.set(u.host.name, u.ready);
-    for (let j = 0; j < 2; j++) containers.push(await attachContainer(lab, u.host, u.ready));
   }
+  containers = c.containers;
 });
 
 test.after(async () => {
@@ -74,7 +66,7 @@ test('each host\'s routes match the leases exactly (ip route show proto 87)', as
 });
 
 test('every container pings every other, across hosts and on the same host', async () => {
-  assert.is((await allPairsPing()).length, 6 * 5);
+  assert.is((await pingAllPairs(lab, containers)).length, 6 * 5);
 });
 
 test('weft status: each peer\'s path is direct, and it answers', async () => {
@@ -131,7 +123,7 @@ test('a host leaves (agent stopped, lease deleted): its route is gone from the o
   });
   console.log(`  lease deleted -> route gone after ${ms} ms`);
   await assertRoutesMatchLeases();
-  await allPairsPing(containers.filter((c) => c.host.index !== 3));
+  await pingAllPairs(lab, containers.filter((c) => c.host.index !== 3));
 });
 
 test.run();

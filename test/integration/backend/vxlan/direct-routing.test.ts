@@ -9,14 +9,14 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { Lab, type LabContainer, type LabHost } from '../../../../lab/lab.js';
-import { formatPingMatrix, ping, pingMatrix } from '../../../../lab/ping.js';
+import { ping, pingAllPairs } from '../../../../lab/ping.js';
 import { moveHost } from '../../../../lab/segments.js';
-import { attachContainer, logRecords, putNetworkConfig, startAgents, waitFor, weftRoutes, weftStatus, type StartedAgent } from '../../../../lab/agent.js';
+import { logRecords, putNetworkConfig, startCluster, waitFor, weftRoutes, weftStatus, type StartedAgent } from '../../../../lab/agent.js';
 
 const DEV = 'weft.1';
 let lab: Lab;
 let agents: StartedAgent[];
-const containers: LabContainer[] = [];
+let containers: LabContainer[] = [];
 const subnetOf = (h: LabHost) => agents.find((u) => u.host === h)!.ready.subnet;
 const on = (i: number) => containers.find((c) => c.host.index === i)!;
 
@@ -62,17 +62,10 @@ async function exchange10MB(a: LabContainer, b: LabContainer): Promise<{ atA: nu
   return { atA: Number(/GOT (\d+)/.exec(r.stdout)?.[1] ?? -1), atB: Number(/GOT (\d+)/.exec(lab.readLog(server))![1]) };
 }
 
-async function allPairsPing() {
-  const pairs = await pingMatrix(lab, containers, { count: 2, intervalMs: 200, timeoutS: 3 });
-  const bad = pairs.filter((p) => p.result.received !== p.result.sent || p.result.sent === 0);
-  assert.is(bad.length, 0, `failed pairs:\n${formatPingMatrix(bad)}`);
-}
-
 test.before(async () => {
   lab = await Lab.create({ hosts: 4, topology: 'two-segments', segmentBHosts: 2 });
   await putNetworkConfig(lab, { Network: '10.244.0.0/16', Backend: { Type: 'vxlan', DirectRouting: true } });
-  agents = await startAgents(lab);
-  for (const u of agents) containers.push(await attachContainer(lab, u.host, u.ready));
+  ({ agents, containers } = await startCluster(lab));
 });
 
 test.after(async () => {
@@ -88,7 +81,7 @@ test('same segment: direct routes and no VXLAN entries; across the router: VXLAN
 });
 
 test('every pair pings', async () => {
-  await allPairsPing();
+  await pingAllPairs(lab, containers);
 });
 
 test('10 MB between same-segment containers: the VXLAN devices\' tx counters do not move; across the router they do', async () => {
@@ -129,7 +122,7 @@ test('h2 moves to segment b: within 3 s every host switched its path to h2 (and 
   assert.equal((await vxlanEntries(lab.host(3))).fdb, ['192.0.2.11']);
   const moved = logRecords(lab, agents[0]!.agent).filter((r) => r.msg === 'peer path changed');
   assert.equal(moved.map((r) => `${r.publicIp} ${r.from} -> ${r.path}`), ['192.0.2.12 direct -> vxlan']);
-  await allPairsPing();
+  await pingAllPairs(lab, containers);
 });
 
 test.run();
