@@ -3,5 +3,6 @@
 import { BackendRegistry } from './registry.js';
 import { udpBackend } from './udp/plugin.js';
 import { vxlanBackend } from './vxlan/plugin.js';
+import { wireguardBackend } from './wireguard/plugin.js';
 
-export const BACKENDS = new BackendRegistry([vxlanBackend, udpBackend]);
+export const BACKENDS = new BackendRegistry([vxlanBackend, udpBackend, wireguardBackend]);

@@ -1,9 +1,10 @@
 // `weft lab`: a whole weft cluster on this machine, in network namespaces:
 // an etcd host, N hosts running weftd, containers attached through CNI; a
 // ping matrix with RTTs; then everything is removed (unless --keep).
-import { accessSync, constants, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { UsageError, type Command, type FlagSet, type ParsedFlags } from '../lib/flags.js';
+import { which } from '../lib/which.js';
 import { attachContainer, putNetworkConfig, startAgents } from './agent.js';
 import { Lab, type LabContainer } from './lab.js';
 import { iperf, type IperfTcpResult } from './iperf.js';
@@ -30,20 +31,6 @@ export const labCommand: Command = { flags: FLAGS, run: (p) => runLab(p) };
 export const STATE_DIR = process.env.WEFT_LAB_STATE_DIR || '/run/weft-lab';
 
 interface Missing { what: string; how: string }
-
-/** The first executable called `name` on PATH, or undefined. */
-export function which(name: string, path = process.env.PATH ?? ''): string | undefined {
-  for (const dir of path.split(':').filter(Boolean)) {
-    const p = join(dir, name);
-    try {
-      accessSync(p, constants.X_OK);
-      return p;
-    } catch {
-      /* not here */
-    }
-  }
-  return undefined;
-}
 
 /** Everything weft lab needs that this machine lacks, each with how to get it. */
 export function preflight(env: { uid: number | undefined; path: string; cniDir: string } = { uid: process.getuid?.(), path: process.env.PATH ?? '', cniDir: '/usr/lib/cni' }): Missing[] {

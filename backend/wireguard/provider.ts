@@ -1,0 +1,120 @@
+// Where the WireGuard device comes from, behind one interface: the kernel's
+// (rtnetlink `ip link add type wireguard` + generic netlink) or wireguard-go's
+// (a TUN owned by the wireguard-go process weftd supervises, configured over
+// its UAPI socket: wireguard-go.ts). Both take and give the same WgConfig /
+// WgDevice, so the backend does not know which one it drives.
+import { ConfigError } from '../../lib/errors.js';
+import type { Logger } from '../../lib/log.js';
+import { which } from '../../lib/which.js';
+import { isNotFound, NetlinkError, type Link, type NetlinkHandle, type WgConfig, type WgDevice, type WireguardNetlink } from '../../netlink/index.js';
+import type { WireguardImpl } from './config.js';
+import { WireguardGo } from './wireguard-go.js';
+
+export type WgImplName = Exclude<WireguardImpl, 'auto'>;
+
+export interface WgProvider {
+  readonly impl: WgImplName;
+  readonly device: string;
+  /** Makes the device exist with this MTU (created, adopted, or wireguard-go started) and returns its link. */
+  up(mtu: number): Promise<Link>;
+  /** False once the device can no longer be configured (wireguard-go exited); up() again then. */
+  alive(): boolean;
+  set(c: WgConfig): Promise<void>;
+  get(): Promise<WgDevice>;
+  /** Kernel: leaves the device (a restarted agent adopts it). Userspace: stops wireguard-go, and the device goes with it. */
+  close(): Promise<void>;
+}
+
+export type ProviderNetlink = Pick<NetlinkHandle, 'linkByName' | 'linkAdd' | 'linkDel' | 'linkSetMtu'>;
+
+/** The kernel's own device: adopted as it is when it exists (peers and all), never flushed. */
+export class KernelWireguard implements WgProvider {
+  readonly impl = 'kernel';
+
+  constructor(
+    readonly device: string,
+    private readonly nl: ProviderNetlink,
+    private readonly wg: WireguardNetlink,
+    private readonly log: Logger,
+  ) {}
+
+  async up(mtu: number): Promise<Link> {
+    let link = this.nl.linkByName(this.device);
+    if (link && link.kind !== 'wireguard') {
+      this.log.warn('replacing a device of another kind that has the WireGuard device\'s name', { device: this.device, kind: link.kind ?? 'none' });
+      this.nl.linkDel(link.index);
+      link = undefined;
+    }
+    if (!link) {
+      // ip link add weft-wg mtu M type wireguard
+      link = this.nl.linkAdd({ kind: 'wireguard', name: this.device, mtu });
+      this.log.info('created WireGuard device', { device: this.device, impl: this.impl, mtu });
+    } else if (link.mtu !== mtu) {
+      this.nl.linkSetMtu(link.index, mtu);
+    }
+    return link;
+  }
+
+  alive(): boolean {
+    return true;
+  }
+
+  async set(c: WgConfig): Promise<void> {
+    this.wg.set(this.device, c);
+  }
+
+  async get(): Promise<WgDevice> {
+    return this.wg.get(this.device);
+  }
+
+  async close(): Promise<void> {}
+}
+
+export interface ProviderChoice {
+  readonly impl: WireguardImpl;
+  readonly device: string;
+  readonly nl: ProviderNetlink;
+  readonly log: Logger;
+  /** Opened on demand: generic netlink is only needed for the kernel device. */
+  readonly genl: () => WireguardNetlink;
+  /** Where to look for wireguard-go and setpriv (default PATH). */
+  readonly path?: string;
+}
+
+/**
+ * Does this kernel have WireGuard? Yes when the generic netlink family is
+ * registered, or when a link of kind wireguard can be made (which loads the
+ * module where it exists as one); the probe device is the real one, kept.
+ * Otherwise the reason, as the kernel gave it.
+ */
+export function kernelWireguard(c: ProviderChoice): { ok: true } | { ok: false; why: string } {
+  if (c.genl().familyId() !== undefined) return { ok: true };
+  const existing = c.nl.linkByName(c.device);
+  if (existing?.kind === 'wireguard') return { ok: true };
+  if (existing) return { ok: false, why: `no WireGuard generic netlink family, and ${c.device} exists as a ${existing.kind ?? 'plain'} device` };
+  try {
+    c.nl.linkAdd({ kind: 'wireguard', name: c.device });
+  } catch (e) {
+    if (e instanceof NetlinkError && (e.code === 'EOPNOTSUPP' || isNotFound(e))) return { ok: false, why: e.extAck ? `ip link add ${c.device} type wireguard: ${e.extAck}` : e.message };
+    throw e;
+  }
+  return c.genl().familyId() !== undefined ? { ok: true } : { ok: false, why: 'a wireguard link was created but the generic netlink family is missing' };
+}
+
+/** The provider for --wireguard-impl; ConfigError when the host cannot give that one. */
+export function chooseProvider(c: ProviderChoice): WgProvider {
+  const kernel = (): WgProvider => new KernelWireguard(c.device, c.nl, c.genl(), c.log);
+  const userspace = (why?: string): WgProvider => {
+    const binary = which('wireguard-go', c.path);
+    if (!binary) {
+      throw new ConfigError(`${why ? `${why}; ` : ''}the userspace WireGuard needs wireguard-go on PATH (Debian: apt-get install wireguard-go)`);
+    }
+    if (why) c.log.info('this kernel has no WireGuard; using userspace wireguard-go', { reason: why, wireguardGo: binary });
+    return new WireguardGo({ device: c.device, nl: c.nl, log: c.log.child({ component: 'wireguard-go' }), binary, setpriv: which('setpriv', c.path) });
+  };
+  if (c.impl === 'userspace') return userspace();
+  const k = kernelWireguard(c);
+  if (k.ok) return kernel();
+  if (c.impl === 'kernel') throw new ConfigError(`--wireguard-impl kernel: this kernel has no WireGuard (${k.why}); use --wireguard-impl userspace or auto`);
+  return userspace(k.why);
+}
