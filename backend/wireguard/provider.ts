@@ -3,11 +3,13 @@
 // (a TUN owned by the wireguard-go process weftd supervises, configured over
 // its UAPI socket: wireguard-go.ts). Both take and give the same WgConfig /
 // WgDevice, so the backend does not know which one it drives.
+import { existsSync } from 'node:fs';
 import { ConfigError } from '../../lib/errors.js';
 import type { Logger } from '../../lib/log.js';
 import { which } from '../../lib/which.js';
-import { isNotFound, NetlinkError, type Link, type NetlinkHandle, type WgConfig, type WgDevice, type WireguardNetlink } from '../../netlink/index.js';
+import { GenlHandle, isNotFound, NetlinkError, WireguardNetlink, type Link, type NetlinkHandle, type WgConfig, type WgDevice } from '../../netlink/index.js';
 import type { WireguardImpl } from './config.js';
+import { UapiClient, uapiSocketPath } from './uapi.js';
 import { WireguardGo } from './wireguard-go.js';
 
 export type WgImplName = Exclude<WireguardImpl, 'auto'>;
@@ -117,4 +119,22 @@ export function chooseProvider(c: ProviderChoice): WgProvider {
   if (k.ok) return kernel();
   if (c.impl === 'kernel') throw new ConfigError(`--wireguard-impl kernel: this kernel has no WireGuard (${k.why}); use --wireguard-impl userspace or auto`);
   return userspace(k.why);
+}
+
+/**
+ * The device as `wg show` reads it, for `weft status`: over generic netlink
+ * for a kernel device, over wireguard-go's socket for a TUN that has one;
+ * undefined for any other device.
+ */
+export async function readWireguardDevice(link: { readonly name: string; readonly kind?: string }): Promise<WgDevice | undefined> {
+  if (link.kind === 'wireguard') {
+    const genl = GenlHandle.open();
+    try {
+      return new WireguardNetlink(genl).get(link.name);
+    } finally {
+      genl.close();
+    }
+  }
+  if (link.kind === 'tun' && existsSync(uapiSocketPath(link.name))) return new UapiClient(link.name).get();
+  return undefined;
 }
