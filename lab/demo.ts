@@ -12,12 +12,12 @@ import { pingMatrix } from './ping.js';
 
 const FLAGS: FlagSet = {
   command: 'weft lab',
-  usage: 'weft lab [--hosts N] [--containers N] [--backend vxlan|udp] [--udp-engine native|dgram] [--network CIDR] [--keep] | weft lab down',
+  usage: 'weft lab [--hosts N] [--containers N] [--backend vxlan|udp|wireguard] [--udp-engine native|dgram] [--network CIDR] [--keep] | weft lab down',
   positional: true,
   flags: [
     { name: 'hosts', kind: 'int', def: 3, min: 1, max: 20, help: 'hosts running weftd' },
     { name: 'containers', kind: 'int', def: 2, min: 1, max: 8, help: 'containers per host' },
-    { name: 'backend', kind: 'string', def: 'vxlan', choices: ['vxlan', 'udp'], help: 'data path between hosts: kernel VXLAN or the userspace UDP forwarder' },
+    { name: 'backend', kind: 'string', def: 'vxlan', choices: ['vxlan', 'udp', 'wireguard'], help: 'data path between hosts: kernel VXLAN, the userspace UDP forwarder, or WireGuard (kernel or wireguard-go)' },
     { name: 'udp-engine', kind: 'string', def: 'native', choices: ['native', 'dgram'], help: 'forwarder engine for --backend udp' },
     { name: 'network', kind: 'string', def: '10.244.0.0/16', help: 'the overlay network (Network in the config)' },
     { name: 'keep', kind: 'bool', help: 'leave the lab up and print how to enter it; remove it with: weft lab down' },
@@ -110,11 +110,13 @@ async function runLab(args: ParsedFlags): Promise<number> {
     lab = await progress.step(`creating the lab: underlay, etcd host and ${hosts} hosts`, () => Lab.create({ hosts, outsideHost: false }));
     const l = lab;
     process.stdout.write(`      lab ${l.id}: namespaces ${l.id}-*, files and logs in ${l.dir}\n`);
-    const backend = args.values.backend === 'udp' ? { Type: 'udp', Engine: args.values['udp-engine'] } : { Type: 'vxlan' };
+    const wg = args.values.backend === 'wireguard';
+    const backend = args.values.backend === 'udp' ? { Type: 'udp', Engine: args.values['udp-engine'] } : wg ? { Type: 'wireguard' } : { Type: 'vxlan' };
     await putNetworkConfig(l, { Network: args.values.network, Backend: backend });
-    const ready = await progress.step(`starting weftd on ${hosts} hosts`, async (tick) =>
-      (await startAgents(l, () => ['--log-level', 'info'], (n) => tick(`${n}/${hosts} ready`))).map((u) => u.ready),
+    const agents = await progress.step(`starting weftd on ${hosts} hosts`, async (tick) =>
+      startAgents(l, (h) => ['--log-level', 'info', ...(wg ? ['--wireguard-key-file', join(h.dir, 'wireguard.key')] : [])], (n) => tick(`${n}/${hosts} ready`)),
     );
+    const ready = agents.map((u) => u.ready);
     await progress.step(`attaching ${hosts * perHost} containers through CNI (bridge + host-local)`, async (tick) => {
       for (const [i, h] of l.hosts.entries()) {
         const r = ready[i]!;
@@ -169,7 +171,10 @@ async function runLab(args: ParsedFlags): Promise<number> {
           `  enter a host:       ip netns exec ${l.hosts[0]!.ns} bash\n` +
           (args.values.backend === 'udp'
             ? `  see its routes:     ip netns exec ${l.hosts[0]!.ns} ip route show dev weft-tun\n`
-            : `  see its VXLAN peers: ip netns exec ${l.hosts[0]!.ns} bridge fdb show dev weft.1\n`) +
+            : wg
+              // A lab host has its own /run (wireguard-go's socket is there): enter weftd's mount namespace too.
+              ? `  see its WireGuard peers: nsenter -t ${agents[0]!.agent.proc.pid} -m -n wg show\n`
+              : `  see its VXLAN peers: ip netns exec ${l.hosts[0]!.ns} bridge fdb show dev weft.1\n`) +
           `  agent logs:         ${join(l.dir, 'logs')}\n` +
           `  remove it:          node dist/cmd/weft.js lab down\n`,
       );
