@@ -13,6 +13,7 @@ import { formatPingMatrix, pingMatrix, ping } from '../../../../lab/ping.js';
 import { attachContainer, PREFIX, putNetworkConfig, restartAgent, startAgent, waitFor, waitReady, logRecords, type AgentReady, type LabAgent } from '../../../../lab/agent.js';
 import { flannelAddPeers, startFlannelWireguardNode, wgDump, wgOn, type FlannelWgNode } from '../../../../lab/wireguard.js';
 import { execOk, isPidAlive } from '../../../../lab/netns.js';
+import { checkedTransfer } from '../../../../lab/transfer.js';
 
 const DEV = 'weft-wg';
 const PORT = 51820;
@@ -132,29 +133,10 @@ export function wireguardSuite(impl: 'userspace' | 'kernel'): void {
     const pcap = join(h1.dir, 'underlay.pcap');
     const dump = lab.spawnIn(h1.ns, 'tcpdump', ['-i', 'eth0', '-n', '-U', '-s', '0', '-w', pcap, `ip and host ${h1.underlayIp} and host ${h2.underlayIp}`], { logName: `tcpdump-${impl}` });
     await waitFor('tcpdump to listen', 5000, () => /listening on/.test(lab.readLog(dump)));
-    const sink = lab.spawnIn(to.ns, process.execPath, ['-e', `
-      const h = require('crypto').createHash('sha256'); let n = 0;
-      const s = require('net').createServer((c) => {
-        c.on('data', (d) => { h.update(d); n += d.length; });
-        c.on('end', () => { console.log('SHA ' + n + ' ' + h.digest('hex')); c.end(); s.close(); });
-      });
-      s.listen(7000, '${to.ip}', () => console.log('LISTENING'));
-      setTimeout(() => process.exit(3), 60000);`], { logName: `wg-sha-sink-${impl}` });
-    await waitFor('the sink', 5000, () => lab.readLog(sink).includes('LISTENING'));
     // 10 MB: the marker text repeated (so plaintext would be easy to find), then random bytes.
-    const send = await lab.execIn(from.ns, process.execPath, ['-e', `
-      const c = require('crypto');
-      const text = Buffer.from(${JSON.stringify(marker)}.repeat(4096));
-      const data = Buffer.concat([text, c.randomBytes((10 << 20) - text.length)]);
-      console.log('SHA ' + data.length + ' ' + c.createHash('sha256').update(data).digest('hex'));
-      const s = require('net').connect(7000, '${to.ip}', () => s.end(data));
-      s.on('close', () => process.exit(0));
-      s.on('error', (e) => { console.error(e.message); process.exit(1); });`], { timeoutMs: 60_000 });
-    assert.is(send.code, 0, send.stderr);
-    const want = /SHA (\d+) ([0-9a-f]{64})/.exec(send.stdout)!;
-    await waitFor('the sink to report', 15_000, () => lab.readLog(sink).includes('SHA '));
-    assert.match(lab.readLog(sink), new RegExp(`SHA ${want[1]} ${want[2]}`));
-    assert.is(Number(want[1]), 10 << 20);
+    const t = await checkedTransfer(lab, from, to, { bytes: 10 << 20, prefix: marker });
+    assert.is(t.bytes, 10 << 20);
+    assert.equal([t.receivedBytes, t.receivedSha], [t.bytes, t.sentSha]);
     // And a UDP datagram that is nothing but the marker, heard on the other side.
     const listener = lab.spawnIn(to.ns, process.execPath, ['-e', `
       const s = require('dgram').createSocket('udp4');
@@ -208,6 +190,22 @@ export function wireguardSuite(impl: 'userspace' | 'kernel'): void {
     const text = await lab.execIn(h.ns, process.execPath, [WEFT, 'status', '--etcd-endpoints', lab.etcd!.labEndpoints.join(','), '--subnet-file', agents.get('h1')!.subnetFile], { runDir: h.runDir, timeoutMs: 20_000 });
     assert.match(text.stdout, /HANDSHAKE\s+RX\s+TX/);
     assert.match(text.stdout, /\d+ s ago\s+[\d.]+ (B|KiB|MiB)\s+[\d.]+ (B|KiB|MiB)/);
+  });
+
+  test(`[${impl}] the device lost (${impl === 'userspace' ? 'wireguard-go killed' : 'deleted by hand'}): weftd makes it again with every peer, pinging again within 5 s`, async () => {
+    const h = lab.host(1);
+    if (impl === 'userspace') {
+      const inNs = (await execOk('ip', ['netns', 'pids', h.ns])).trim().split('\n').map(Number);
+      const [pid] = inNs.filter((p) => { try { return readFileSync(`/proc/${p}/comm`, 'utf8').trim() === 'wireguard-go'; } catch { return false; } });
+      process.kill(pid!, 'SIGKILL');
+    } else {
+      assert.is((await lab.execIn(h.ns, 'ip', ['link', 'del', DEV])).code, 0);
+    }
+    const ms = await waitFor('pings from h1 to h2 again', 5000, async () => (await ping(on(1).ns, on(2).ip, { count: 1, timeoutS: 1 })).received === 1);
+    console.log(`  [${impl}] device lost -> pinging again after ${ms} ms`);
+    assert.ok(logRecords(lab, agents.get('h1')!).some((r) => r.msg === 'WireGuard device gone; recreating it with all peers'));
+    assert.is((await wgDump(lab, h)).peers.length, 3);
+    await allPairsPing([on(1), on(2), on(3), flannel.container!]);
   });
 
   test(`[${impl}] kill -9 and restart: the same public key, pings both ways again within 2 s of ready`, async () => {
