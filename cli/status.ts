@@ -4,7 +4,7 @@
 // handshake and bytes, read from the device itself. Exit 0 when etcd answered
 // and every peer did.
 import { readFileSync } from 'node:fs';
-import { readWireguardDevice } from '../backend/wireguard/provider.js';
+import { readWireguardDevice } from '../backend/wireguard/choose.js';
 import { checkEtcdFlags, ENV_PREFIX, ETCD_FLAGS, type EtcdFlags } from '../daemon/etcd-flags.js';
 import { HOST_FLAGS } from '../daemon/flags.js';
 import type { Command } from '../lib/flags.js';

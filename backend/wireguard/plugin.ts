@@ -5,7 +5,7 @@ import { defineBackend, hostOptions } from '../backend.js';
 import { WireguardBackend } from './backend.js';
 import { parseWireguardConfig, WG_OVERHEAD, WIREGUARD_FLAGS, type WireguardConfig, type WireguardFlagValues } from './config.js';
 import { decodeKey, encodeKey, loadOrCreateKey } from './key.js';
-import { chooseProvider } from './provider.js';
+import { chooseProvider } from './choose.js';
 
 export const wireguardBackend = defineBackend<WireguardConfig>({
   type: 'wireguard',

@@ -8,7 +8,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import type { Logger } from '../../lib/log.js';
 import type { Link, WgConfig, WgDevice } from '../../netlink/index.js';
-import type { ProviderNetlink, WgProvider } from './provider.js';
+import { deleteLink, type ProviderNetlink, type WgProvider } from './provider.js';
 import { UapiClient, UapiError } from './uapi.js';
 
 export interface WireguardGoOptions {
@@ -53,7 +53,7 @@ export class WireguardGo implements WgProvider {
         throw new Error(`${device}: another wireguard-go serves ${this.uapi.socketPath} (not started by this weftd); stop it first`);
       }
       log.warn('replacing a device that has the WireGuard device\'s name', { device, kind: old.kind ?? 'none' });
-      nl.linkDel(old.index);
+      deleteLink(nl, old.index);
     }
     await this.start();
     const link = nl.linkByName(device);
