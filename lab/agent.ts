@@ -46,7 +46,11 @@ export function sanitizerReport(log: string): string | undefined {
   return i < 0 ? undefined : log.slice(i, i + 3000);
 }
 
-/** Starts weftd in a host with the lab's etcd, a per-host subnet file and debug logs (in <dir>/logs/<logName>.log, default weftd-<host>). */
+/**
+ * Starts weftd in a host with the lab's etcd, a per-host subnet file, debug logs (in
+ * <dir>/logs/<logName>.log, default weftd-<host>) and the host's own /run (what it or
+ * wireguard-go put there stays the host's).
+ */
 export function startAgent(lab: Lab, host: LabHost, extra: readonly string[] = [], logName = `weftd-${host.name}`): LabAgent {
   const subnetFile = join(host.dir, 'subnet.env');
   const args = [
@@ -57,7 +61,7 @@ export function startAgent(lab: Lab, host: LabHost, extra: readonly string[] = [
     ...extra,
   ];
   const env = agentEnv();
-  const proc = lab.spawnIn(host.ns, process.execPath, ['--enable-source-maps', ...args], { logName, ...(env ? { env } : {}) });
+  const proc = lab.spawnIn(host.ns, process.execPath, ['--enable-source-maps', ...args], { logName, runDir: host.runDir, ...(env ? { env } : {}) });
   return { host, proc, subnetFile, args };
 }
 
@@ -66,7 +70,7 @@ let restarts = 0;
 /** Starts the agent again with the same flags; its log goes to a new file so old "ready" lines do not count. */
 export async function restartAgent(lab: Lab, a: LabAgent): Promise<void> {
   const env = agentEnv();
-  a.proc = lab.spawnIn(a.host.ns, process.execPath, ['--enable-source-maps', ...a.args], { logName: `weftd-${a.host.name}-restart${++restarts}`, ...(env ? { env } : {}) });
+  a.proc = lab.spawnIn(a.host.ns, process.execPath, ['--enable-source-maps', ...a.args], { logName: `weftd-${a.host.name}-restart${++restarts}`, runDir: a.host.runDir, ...(env ? { env } : {}) });
 }
 
 /** Polls `check` every 50 ms until it returns true; returns the milliseconds it took. */
