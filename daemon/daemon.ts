@@ -113,6 +113,7 @@ export class Daemon {
       network: network.network,
       underlay,
       etcdPrefix: cfg.etcdPrefix,
+      routeProtocol: cfg.routeProtocol,
       stateDir: cfg.stateDir,
       ...(resumed ? { resumed } : {}),
       track: (x) => this.track(x),

@@ -3,7 +3,7 @@
 // subnet (flannel's udp backend on the wire, port 8285).
 //   TUN weft-tun (tun-device.ts: persistent, multi-queue, + IFF_VNET_HDR and TSO
 //   for the native engine with offloads), MTU underlay - 28, <own subnet>.0/32, up
-//   ip route replace <Network> dev weft-tun
+//   ip route replace <Network> dev weft-tun proto 87   (--route-protocol)
 //   forwarding table (remote subnet -> peer PublicIP) handed whole to the engine
 // The TUN is persistent: a stopped or killed weftd leaves it with its address
 // and route, so nothing routed to the overlay leaks out of the underlay
@@ -58,6 +58,8 @@ export interface UdpOptions {
   readonly stateDir?: string;
   /** The data plane resume() started from the saved state, to adopt when it matches. */
   readonly resumed?: ResumedUdp;
+  /** --route-protocol: carried by the Network route into the TUN, like every route weft installs. */
+  readonly routeProtocol: number;
 }
 
 export class UdpPeer {
@@ -178,7 +180,7 @@ export class UdpBackend implements Backend {
     this.saveSoon(0);
   }
 
-  // ip addr replace <subnet>.0/32 dev weft-tun; ip route replace <Network> dev weft-tun
+  // ip addr replace <subnet>.0/32 dev weft-tun; ip route replace <Network> dev weft-tun proto 87
   private configureDevice(): void {
     if (!this.own) return;
     const { nl, network } = this.o;
@@ -188,7 +190,7 @@ export class UdpBackend implements Backend {
       if (a.address !== want || a.prefixLen !== 32) nl.addrDel({ index, address: a.address, prefixLen: a.prefixLen });
     }
     nl.addrReplace({ index, address: want, prefixLen: 32 });
-    nl.routeReplace({ dst: network.toString(), index });
+    nl.routeReplace({ dst: network.toString(), index, protocol: this.o.routeProtocol });
   }
 
   private async startEngine(): Promise<void> {
