@@ -72,6 +72,18 @@ export function startAgent(lab: Lab, host: LabHost, extra: readonly string[] = [
   return { host, proc, subnetFile, args };
 }
 
+/** Pids of the udp backend's fd holders (argv[0] "weft-fd-holder ...") in a host's network namespace. */
+export async function fdHolderPids(lab: Lab, host: LabHost): Promise<number[]> {
+  const pids = (await lab.execIn(host.ns, 'ip', ['netns', 'pids', host.ns])).stdout.split('\n').filter(Boolean);
+  return pids.filter((p) => {
+    try {
+      return readFileSync(`/proc/${p}/cmdline`, 'latin1').startsWith('weft-fd-holder ');
+    } catch {
+      return false;  // gone meanwhile
+    }
+  }).map(Number);
+}
+
 let restarts = 0;
 
 /** Starts the agent again with the same flags; its log goes to a new file so old "ready" lines do not count. */

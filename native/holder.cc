@@ -151,6 +151,7 @@ Napi::Value End(const Napi::CallbackInfo& info) {
 // tunInfo(fd) -> { name, flags } of a TUN fd (TUNGETIFF); throws for anything else.
 Napi::Value TunInfo(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsNumber()) throw Napi::TypeError::New(env, "tunInfo expects (fd)");
   int fd = info[0].As<Napi::Number>().Int32Value();
   ifreq ifr{};
   if (ioctl(fd, TUNGETIFF, &ifr) != 0) ThrowErrno(env, "ioctl(TUNGETIFF)", errno);
@@ -163,6 +164,7 @@ Napi::Value TunInfo(const Napi::CallbackInfo& info) {
 // udpInfo(fd) -> { address, port } of a bound IPv4 UDP socket; throws for anything else.
 Napi::Value UdpInfo(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsNumber()) throw Napi::TypeError::New(env, "udpInfo expects (fd)");
   int fd = info[0].As<Napi::Number>().Int32Value();
   int type = 0, proto = 0;
   socklen_t tl = sizeof type, pl = sizeof proto;

@@ -3,12 +3,11 @@
 // datagrams from the underlay, iperf3 and a checksummed transfer, kill -9 and
 // restart, a host leaving. Counters are read the way an operator would: SIGUSR1
 // makes weftd log a "stats" line.
-import { readFileSync } from 'node:fs';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { Lab, type LabContainer, type TrackedProcess } from '../../../../lab/lab.js';
 import { formatPingMatrix, pingMatrix, ping } from '../../../../lab/ping.js';
-import { attachContainer, PREFIX, putNetworkConfig, restartAgent, waitFor, waitReady, logRecords, type AgentReady, type LabAgent, startAgents } from '../../../../lab/agent.js';
+import { attachContainer, fdHolderPids, PREFIX, putNetworkConfig, restartAgent, waitFor, waitReady, logRecords, type AgentReady, type LabAgent, startAgents } from '../../../../lab/agent.js';
 
 const TUN = 'weft-tun';
 const PORT = 8285;
@@ -28,13 +27,6 @@ export function udpAgentSuite(engine: 'native' | 'dgram'): void {
     await waitFor(`a stats line from ${a.host.name}`, 3000, () => count() > before);
     const rec = logRecords(lab, a).filter((r) => r.msg === 'stats').at(-1)!;
     return rec.forwarder;
-  }
-
-  /** The weft-fd-holder processes in namespace ns (their argv[0]). */
-  async function holdersIn(ns: string): Promise<string[]> {
-    const pids = (await lab.execIn(ns, 'ip', ['netns', 'pids', ns])).stdout.split('\n').filter(Boolean);
-    return pids.map((p) => { try { return readFileSync(`/proc/${p}/cmdline`, 'latin1').split('\0')[0]!; } catch { return ''; } })
-      .filter((c) => c.startsWith('weft-fd-holder '));
   }
 
   async function allPairsPing(cs = containers) {
@@ -249,7 +241,7 @@ export function udpAgentSuite(engine: 'native' | 'dgram'): void {
     if (engine === 'native') {
       // The fd holder keeps the queues (and sockets): the kernel queues for the next weftd.
       assert.not.ok(dev.flags.includes('NO-CARRIER'), `carrier on, held by the fd holder: ${dev.flags}`);
-      assert.is((await holdersIn(a.host.ns)).length, 1, 'one weft-fd-holder in the host');
+      assert.is((await fdHolderPids(lab, a.host)).length, 1, 'one weft-fd-holder in the host');
     } else {
       assert.ok(dev.flags.includes('NO-CARRIER'), `carrier off while no one holds it: ${dev.flags}`);
     }

@@ -11,11 +11,10 @@
 // holder killed too, the persistent TUN still leaks nothing. Then the TUN
 // left with other flags: offloads turned off, and one that is not multi-queue,
 // are re-created.
-import { readFileSync } from 'node:fs';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { Lab, type LabContainer, type TrackedProcess } from '../../../../lab/lab.js';
-import { attachContainer, logRecords, putNetworkConfig, restartAgent, startAgent, startAgents, waitFor, waitReady, type LabAgent } from '../../../../lab/agent.js';
+import { attachContainer, fdHolderPids, logRecords, putNetworkConfig, restartAgent, startAgent, startAgents, waitFor, waitReady, type LabAgent } from '../../../../lab/agent.js';
 import { waitPidGone } from '../../../../lab/netns.js';
 import { ping, startPinger } from '../../../../lab/ping.js';
 
@@ -49,21 +48,27 @@ test.after(async () => {
   await lab?.destroy();
 });
 
+/** Pings c1 -> c2 every 10 ms while weftd on `a` (and whatever `alsoKill` kills) is killed and started again; the pinger's tally and the new weftd's resume line. */
+async function killAndRestart(a: LabAgent, alsoKill: () => Promise<void> = async () => {}) {
+  const pinger = startPinger(cs[0]!.ns, cs[1]!.ip, 10);
+  await new Promise((r) => setTimeout(r, 1000));
+  const t0 = Date.now();
+  await lab.stop(a.proc, { signal: 'SIGKILL' });
+  await alsoKill();
+  await restartAgent(lab, a);
+  await waitFor('the new weftd to resume', 10_000, () => resumedLine(a) !== undefined);
+  await new Promise((r) => setTimeout(r, 1500));
+  const s = await pinger.stop();
+  await waitReady(lab, a);
+  const r = resumedLine(a)!;
+  return { s, r, gap: Date.parse(String(r.at)) - t0 };
+}
+
 for (const i of [0, 1]) {
   test(`kill -9 + restart of weftd on h${i + 1} while the containers ping every 10 ms: at most ${MAX_LOST} lost, resumed before etcd, same TUN`, async () => {
     const a = agents[i]!;
     const [before] = (await lab.ipJson(a.host.ns, ['link', 'show', TUN])) as any[];
-    const pinger = startPinger(cs[0]!.ns, cs[1]!.ip, 10);
-    await new Promise((r) => setTimeout(r, 1000));
-    const t0 = Date.now();
-    await lab.stop(a.proc, { signal: 'SIGKILL' });
-    await restartAgent(lab, a);
-    await waitFor('the new weftd to resume', 10_000, () => resumedLine(a) !== undefined);
-    await new Promise((r) => setTimeout(r, 1500));
-    const s = await pinger.stop();
-    await waitReady(lab, a);
-    const r = resumedLine(a)!;
-    const gap = Date.parse(String(r.at)) - t0;
+    const { s, r, gap } = await killAndRestart(a);
     report.push(`h${i + 1} kill -9 + restart: ${s.lost} of ${s.sent} pings (10 ms) lost, seqs ${s.lostSeqs.join(',') || '-'}; ` +
       `forwarding again ${gap} ms after the kill (${r.sinceStartMs} ms after the new process started, resume ${r.ms} ms), via ${r.via}`);
     assert.match(String(r.via), /^the fd holder \d+$/, 'taken back from the fd holder');
@@ -78,23 +83,14 @@ for (const i of [0, 1]) {
 
 test('weftd and its fd holder both killed (as a cgroup kill would): the persistent TUN drops meanwhile, nothing leaks, the new weftd attaches by name', async () => {
   const a = agents[0]!;
-  const holders = (await lab.execIn(a.host.ns, 'ip', ['netns', 'pids', a.host.ns])).stdout.split('\n').filter(Boolean)
-    .filter((p) => { try { return readFileSync(`/proc/${p}/cmdline`, 'latin1').startsWith('weft-fd-holder '); } catch { return false; } });
+  const holders = await fdHolderPids(lab, a.host);
   assert.is(holders.length, 1, 'one fd holder on h1');
-  const pinger = startPinger(cs[0]!.ns, cs[1]!.ip, 10);
-  await new Promise((r) => setTimeout(r, 1000));
-  const t0 = Date.now();
-  await lab.stop(a.proc, { signal: 'SIGKILL' });
-  process.kill(Number(holders[0]), 'SIGKILL');
-  assert.ok(await waitPidGone(Number(holders[0]), 2000), 'the holder is gone');
-  await restartAgent(lab, a);
-  await waitFor('the new weftd to resume', 10_000, () => resumedLine(a) !== undefined);
-  await new Promise((r) => setTimeout(r, 1500));
-  const s = await pinger.stop();
-  await waitReady(lab, a);
-  const r = resumedLine(a)!;
+  const { s, r, gap } = await killAndRestart(a, async () => {
+    process.kill(holders[0]!, 'SIGKILL');
+    assert.ok(await waitPidGone(holders[0]!, 2000), 'the holder is gone');
+  });
   report.push(`h1 and its holder kill -9 + restart: ${s.lost} of ${s.sent} pings lost (the kernel drops while no process holds the TUN); ` +
-    `forwarding again ${Date.parse(String(r.at)) - t0} ms after the kill, via ${r.via}`);
+    `forwarding again ${gap} ms after the kill, via ${r.via}`);
   assert.is(r.via, 'the persistent device');
   assert.ok(s.lost > 0 && s.lost < 200, `${s.lost} lost`);
 });
