@@ -1,11 +1,11 @@
 // One repetition of the data-path measurements between two namespaces:
 // ping RTTs on the idle path first, then iperf3 TCP with 1 and N streams (the
-// agents' CPU time is read around these), then iperf3 UDP with small packets.
+// agents' CPU time and the whole machine's are read around these), then iperf3 UDP with small packets.
 import { iperf, type IperfTcpResult, type IperfUdpResult } from '../lab/iperf.js';
 import type { Lab } from '../lab/lab.js';
 import { ping } from '../lab/ping.js';
 import type { PathEndpoints } from './data-paths.js';
-import { totalCpuSeconds } from './proc-stats.js';
+import { machineBusySeconds, totalCpuSeconds } from './proc-stats.js';
 import { percentile } from './stats.js';
 
 export interface MeasureSettings {
@@ -36,6 +36,9 @@ export interface RepFigures {
   /** Bytes the receiver got in both TCP runs. */
   tcpBytes: number;
   agentCpuSecondsPerGB: number | undefined;
+  /** CPU seconds of the whole machine (all cores, softirq included) during both TCP runs. */
+  machineCpuSeconds: number;
+  machineCpuSecondsPerGB: number | undefined;
 }
 
 export type Step = (what: string) => void;
@@ -49,11 +52,13 @@ export async function measureOnce(lab: Lab, ep: PathEndpoints, s: MeasureSetting
   step(`ping x${s.pings}: p50 ${fmt(p50, 3)} ms, p99 ${fmt(p99, 3)} ms, loss ${p.lossPct}%`);
 
   const cpu0 = ep.agentPids.length ? totalCpuSeconds(ep.agentPids) : undefined;
+  const machine0 = machineBusySeconds();
   const t1 = (await iperf(lab, { ...base, streams: 1 })) as IperfTcpResult;
   step(`TCP 1 stream: ${(t1.bitsPerSecond / 1e9).toFixed(2)} Gbit/s (${t1.retransmits} retransmits)`);
   const tN = (await iperf(lab, { ...base, streams: s.streams })) as IperfTcpResult;
   step(`TCP ${s.streams} streams: ${(tN.bitsPerSecond / 1e9).toFixed(2)} Gbit/s (${tN.retransmits} retransmits)`);
   const cpu1 = ep.agentPids.length ? totalCpuSeconds(ep.agentPids) : undefined;
+  const machineCpuSeconds = machineBusySeconds() - machine0;
 
   const u = (await iperf(lab, { ...base, udp: { length: s.udpLength, bitrate: s.udpBitrate } })) as IperfUdpResult;
   step(`UDP ${s.udpLength} B: ${(u.deliveredPerSecond / 1e3).toFixed(1)} kpps delivered, ${u.lostPct.toFixed(1)}% lost`);
@@ -73,6 +78,8 @@ export async function measureOnce(lab: Lab, ep: PathEndpoints, s: MeasureSetting
     agentCpuSeconds,
     tcpBytes,
     agentCpuSecondsPerGB: agentCpuSeconds !== undefined && tcpBytes > 0 ? agentCpuSeconds / (tcpBytes / 1e9) : undefined,
+    machineCpuSeconds,
+    machineCpuSecondsPerGB: tcpBytes > 0 ? machineCpuSeconds / (tcpBytes / 1e9) : undefined,
   };
 }
 

@@ -22,6 +22,19 @@ export function cpuSeconds(pid: number): number | undefined {
   return (utime + stime) / USER_HZ;
 }
 
+/**
+ * CPU seconds the whole machine was busy so far, all cores (the "cpu" line of /proc/stat:
+ * user, nice, system, irq, softirq and steal; idle and iowait left out): what a data path
+ * costs including the kernel's share (softirq is where VXLAN and the network stack run).
+ */
+export function machineBusySeconds(stat = readFileSync('/proc/stat', 'utf8')): number {
+  const line = stat.split('\n').find((l) => l.startsWith('cpu '));
+  const f = line?.trim().split(/\s+/).slice(1).map(Number) ?? [];
+  if (f.length < 8 || f.some((x) => !Number.isFinite(x))) throw new Error(`/proc/stat: no readable "cpu" line in ${JSON.stringify(stat.slice(0, 200))}`);
+  const [user, nice, system, , , irq, softirq, steal] = f as [number, number, number, number, number, number, number, number];
+  return (user + nice + system + irq + softirq + steal) / USER_HZ;
+}
+
 /** Sum of cpuSeconds over pids; a pid that is gone counts as an error, since the figure would be wrong. */
 export function totalCpuSeconds(pids: readonly number[]): number {
   let sum = 0;

@@ -6,7 +6,7 @@ import * as assert from 'uvu/assert';
 import { parseIperfTcp, parseIperfUdp } from '../../../lab/iperf.js';
 import { median, percentile, ratio } from '../../../bench/stats.js';
 import { fakeLease } from '../../../bench/control-plane.js';
-import { cpuSeconds, rssBytes } from '../../../bench/proc-stats.js';
+import { cpuSeconds, machineBusySeconds, rssBytes } from '../../../bench/proc-stats.js';
 import { decodeLeaseAttrs } from '../../../subnet-manager/lease.js';
 
 test('iperf3 UDP: delivered = receiver packets − lost, loss over what the receiver expected', () => {
@@ -75,6 +75,14 @@ test('/proc readers: this process has CPU time and resident memory; a gone pid i
   const rss = rssBytes(process.pid);
   assert.ok(rss !== undefined && rss > 10 * 2 ** 20, `rss ${rss}`);
   assert.is(cpuSeconds(2 ** 22 + 1), undefined);
+});
+
+test('/proc/stat: the machine\'s busy seconds count user, nice, system, irq, softirq and steal, not idle or iowait', () => {
+  // user nice system idle iowait irq softirq steal guest guest_nice, in 1/100 s
+  assert.is(machineBusySeconds('cpu  100 1 50 9000 70 3 40 6 0 0\ncpu0 50 0 25 4500 35 1 20 3 0 0\n'), 2);
+  assert.throws(() => machineBusySeconds('intr 1 2 3\n'), /no readable "cpu" line/);
+  const a = machineBusySeconds();
+  assert.ok(a > 0 && machineBusySeconds() >= a, `${a}`);
 });
 
 test.run();

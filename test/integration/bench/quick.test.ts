@@ -66,6 +66,7 @@ test('the JSON has every data path, each with numeric figures or a reason, and t
       }
       if (p.id === 'underlay') assert.is(p.median.agentCpuSecondsPerGB, null, 'no agents on the underlay');
       else assert.type(p.median.agentCpuSecondsPerGB, 'number', `${p.id} agent CPU`);
+      assert.type(p.median.machineCpuSecondsPerGB, 'number', `${p.id} machine CPU`);
     } else {
       assert.ok(['unavailable', 'failed'].includes(p.status), `${p.id} status ${p.status}`);
       assert.type(p.reason, 'string');
