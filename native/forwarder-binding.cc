@@ -69,8 +69,10 @@ void SetBuf(int fd, int force, int plain, int bytes) {
 // The reuseport program that keeps a flow on one worker: it runs on each datagram with
 // the data at the UDP payload, the inner IP packet, and returns the index of the socket
 // (in bind order) whose worker takes it: a hash of the inner addresses and, for TCP and
-// UDP, ports, folded to 16 bits so that both directions of a flow hash alike, modulo the
-// workers. Anything else (a short or garbled packet: loads beyond it end the program with
+// UDP, ports, folded to 16 bits so that both directions of a flow hash alike, then mixed
+// (times the golden ratio, the high 16 bits) before taken modulo the workers: the low bits
+// alone would follow the client port's parity, and Linux gives connect() even ports, which
+// put every TCP flow on the same worker of two. Anything else (a short or garbled packet: loads beyond it end the program with
 // 0) goes to worker 0. Classic BPF, which jumps only forward.
 std::vector<sock_filter> FlowSteeringProgram(unsigned workers) {
   std::vector<sock_filter> p;
@@ -109,6 +111,8 @@ std::vector<sock_filter> FlowSteeringProgram(unsigned workers) {
   op(BPF_ALU | BPF_RSH | BPF_K, 16);
   op(BPF_ALU | BPF_XOR | BPF_X);
   op(BPF_ALU | BPF_AND | BPF_K, 0xffff);
+  op(BPF_ALU | BPF_MUL | BPF_K, 0x9e3779b1);
+  op(BPF_ALU | BPF_RSH | BPF_K, 16);
   op(BPF_ALU | BPF_MOD | BPF_K, workers);
   op(BPF_RET | BPF_A);
   label[kRet0] = p.size();

@@ -152,12 +152,12 @@ test('offloads on both ends: 48 MiB of random bytes each way at once arrive with
   console.log(`  h1 offload counters: ${JSON.stringify(after[0].offload)}`);
 });
 
-test('8 TCP flows h1 -> h2 (iperf3 -P 8) spread over more than one of h1\'s 4 workers and arrive intact', async () => {
+test('16 TCP flows h1 -> h2 (iperf3 -P 16) spread over more than one worker on both ends and arrive intact', async () => {
   const [c1, c2] = [cs[0]!, cs[1]!];
   const before = [await stats(agents[0]!), await stats(agents[1]!)];
-  const srv = lab.spawnIn(c2.ns, 'iperf3', ['-s', '-1', '-B', c2.ip, '--forceflush'], { logName: 'iperf3-p8' });
+  const srv = lab.spawnIn(c2.ns, 'iperf3', ['-s', '-1', '-B', c2.ip, '--forceflush'], { logName: 'iperf3-p16' });
   await waitFor('iperf3 server', 5000, () => lab.readLog(srv).includes('listening'));
-  const r = await lab.execIn(c1.ns, 'iperf3', ['-c', c2.ip, '-P', '8', '-t', '3', '-J'], { timeoutMs: 30_000 });
+  const r = await lab.execIn(c1.ns, 'iperf3', ['-c', c2.ip, '-P', '16', '-t', '3', '-J'], { timeoutMs: 30_000 });
   assert.is(r.code, 0, r.stdout.slice(-2000) + r.stderr);
   await lab.stop(srv);
   const j = JSON.parse(r.stdout);
@@ -166,12 +166,14 @@ test('8 TCP flows h1 -> h2 (iperf3 -P 8) spread over more than one of h1\'s 4 wo
     after[k].workers.map((w: any, i: number) => w[dir] - before[k].workers[i][dir]);
   const tx1 = busy(0, 'txPackets');
   const rx2 = busy(1, 'rxPackets');
-  console.log(`  iperf3 -P 8 -t 3: ${(j.end.sum_received.bits_per_second / 1e6).toFixed(0)} Mbit/s, retransmits ${j.end.sum_sent.retransmits}; ` +
+  console.log(`  iperf3 -P 16 -t 3: ${(j.end.sum_received.bits_per_second / 1e6).toFixed(0)} Mbit/s, retransmits ${j.end.sum_sent.retransmits}; ` +
     `h1 packets sent per worker ${tx1.join('/')}, h2 received per worker ${rx2.join('/')}`);
   assert.ok(j.end.sum_received.bytes > 10 << 20, `received ${j.end.sum_received.bytes}`);
-  // The kernel picks a TUN queue per flow (h1: all 8 on one of 4 queues by chance: 6e-5).
+  // Each end's steering program hashes every flow to one worker (h1's TUN queue follows the worker
+  // that writes the flow's ACKs): all 16 flows on one of h2's 2 workers by chance is 3e-5. Client
+  // ports of connect() are all even, so a hash whose low bit followed the port failed here.
   assert.ok(tx1.filter((n: number) => n > 1000).length >= 2, `h1 sent on workers ${tx1.join('/')}`);
-  assert.ok(rx2.reduce((a: number, b: number) => a + b, 0) > 1000, `h2 received on workers ${rx2.join('/')}`);
+  assert.ok(rx2.filter((n: number) => n > 1000).length >= 2, `h2 received on workers ${rx2.join('/')}`);
   assert.is(after[1].drops.malformed + after[1].drops.tun_write_error, 0, JSON.stringify(after[1].drops));
 });
 
