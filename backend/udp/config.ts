@@ -1,7 +1,6 @@
 // The udp backend's section of the network config and the weftd flags it adds.
 //   {"Type": "udp", "Port": 8285, "Engine": "native", "Offload": true, "MTU": 1472}
 // A flag, when given, wins over the config (--udp-engine over Engine, --udp-offload over Offload).
-import { availableParallelism } from 'node:os';
 import { boolField, choiceField, deepFreeze, intField } from '../../lib/config-fields.js';
 import { ifaceName, type FlagDef } from '../../lib/flags.js';
 import type { UdpEngineName } from './engine.js';
@@ -37,7 +36,7 @@ export const UDP_FLAGS: readonly FlagDef[] = [
   { name: 'tun-device', key: 'tunDevice', kind: 'string', def: 'weft-tun', check: ifaceName, help: 'name of the udp backend\'s TUN device' },
   { name: 'udp-engine', key: 'udpEngine', kind: 'string', choices: UDP_ENGINES, help: 'udp backend forwarding engine, native or dgram (default: Backend.Engine, else native)' },
   { name: 'udp-offload', key: 'udpOffload', kind: 'bool', help: 'native udp engine: TUN TSO/GSO and UDP GSO/GRO offloads (default: Backend.Offload, else true); --udp-offload=false for one packet per datagram and syscall slot' },
-  { name: 'udp-workers', key: 'udpWorkers', kind: 'int', min: 1, max: MAX_UDP_WORKERS, help: 'native udp engine: forwarding thread pairs, one TUN queue and UDP socket each; a flow stays on one (default: the number of CPUs)' },
+  { name: 'udp-workers', key: 'udpWorkers', kind: 'int', min: 1, max: MAX_UDP_WORKERS, help: 'native udp engine: forwarding thread pairs, one TUN queue and UDP socket each (default 1; see the README on flows across workers)' },
 ];
 
 /** The udp flags' values as parsed by weftd's flag table. */
@@ -59,6 +58,6 @@ export interface UdpSettings {
 /** What runs: the flag wins over the network config, which wins over the default. */
 export function effectiveUdpSettings(c: UdpConfig, f: UdpFlagValues): UdpSettings {
   const engine = f.udpEngine ?? c.engine ?? 'native';
-  const workers = engine === 'native' ? f.udpWorkers ?? Math.min(availableParallelism(), MAX_UDP_WORKERS) : 1;
+  const workers = engine === 'native' ? f.udpWorkers ?? 1 : 1;
   return { engine, offload: f.udpOffload ?? c.offload ?? true, device: f.tunDevice, workers };
 }

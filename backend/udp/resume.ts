@@ -13,13 +13,11 @@ import { native } from '../../native/index.js';
 import type { NetlinkHandle } from '../../netlink/index.js';
 import type { ResumeContext, ResumeResult, Resumed } from '../backend.js';
 import type { UdpFlagValues } from './config.js';
-import { MAX_UDP_WORKERS } from './config.js';
 import { endHolder, findHolders, spawnHolder, takeFromHolder, type Holder } from './holder.js';
 import { NativeEngine } from './native-engine.js';
 import { readUdpState, removeUdpState, statePath, type UdpState } from './state.js';
 import { ForwardingTable } from './table.js';
 import { closeTun, openTun, removeTun, tunMismatch, type TunDevice } from './tun-device.js';
-import { availableParallelism } from 'node:os';
 
 export interface ResumedUdp extends Resumed {
   readonly type: 'udp';
@@ -82,7 +80,7 @@ export function resumeUdp(ctx: ResumeContext): ResumeResult {
       old = undefined;
       const queues = (ctx.nl.linkByName(st.device)?.tun?.numQueues ?? 0);
       if (queues > 0) return { skipped: `TUN device ${st.device} is held by another process (${queues} queues open)` };
-      const workers = f.udpWorkers ?? Math.min(availableParallelism(), MAX_UDP_WORKERS);
+      const workers = f.udpWorkers ?? 1;
       dev = openTun(ctx.nl, nullLogger, { name: st.device, queues: workers, vnetHdr: st.vnetHdr, mtu: link.mtu });
     } catch (e) {
       return { skipped: `attaching ${st.device}: ${(e as Error).message}` };

@@ -1,5 +1,4 @@
 // The udp backend's reading of leases and its flags.
-import { availableParallelism } from 'node:os';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { effectiveUdpSettings, type UdpFlagValues } from '../../../../backend/udp/config.js';
@@ -53,10 +52,10 @@ test('--udp-engine and --tun-device', () => {
   assert.throws(() => parseFlags(['--udp-engine', 'fast']), (e: unknown) => e instanceof UsageError && /invalid --udp-engine "fast": must be native or dgram/.test((e as Error).message));
 });
 
-test('--udp-workers: 1..64, default one per CPU for the native engine; the dgram engine always one', () => {
+test('--udp-workers: 1..64, default 1; the dgram engine always one', () => {
   const flags = (args: string[]) => parseFlags(args).backendFlags as unknown as UdpFlagValues;
   assert.is(flags([]).udpWorkers, undefined);
-  assert.is(effectiveUdpSettings({ port: 8285 }, flags([])).workers, Math.min(availableParallelism(), 64));
+  assert.is(effectiveUdpSettings({ port: 8285 }, flags([])).workers, 1);
   assert.is(effectiveUdpSettings({ port: 8285 }, flags(['--udp-workers', '4'])).workers, 4);
   assert.is(effectiveUdpSettings({ port: 8285 }, flags(['--udp-workers', '4', '--udp-engine', 'dgram'])).workers, 1);
   for (const bad of ['0', '65', 'two']) {
