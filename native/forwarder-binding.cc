@@ -173,7 +173,11 @@ Napi::Value Start(const Napi::CallbackInfo& info) {
   c.vnetHdr = BoolField(o, "vnetHdr", false);
   c.udpGso = c.vnetHdr && BoolField(o, "udpGso", true);
   c.tunUso = c.vnetHdr && BoolField(o, "tunUso", false);
-  bool wantGro = c.vnetHdr && BoolField(o, "udpGro", true);
+  // Only one worker gets UDP_GRO: the kernel merges a peer's datagrams by their outer
+  // addresses and ports, the same for every inner flow between two hosts, and the steering
+  // program would hand a merged run to one worker by its first packet, splitting flows
+  // across workers (reordering). Without GRO every datagram is steered on its own.
+  bool wantGro = c.vnetHdr && BoolField(o, "udpGro", true) && c.tunFds.size() == 1;
 
   std::vector<int> flags;
   for (int fd : c.tunFds) {
