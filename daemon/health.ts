@@ -4,6 +4,7 @@
 import { createServer, type Server } from 'node:http';
 import type { Registry } from 'prom-client';
 import type { Backend } from '../backend/backend.js';
+import type { ForwardRulesStatus } from '../host/forward.js';
 import type { Logger } from '../lib/log.js';
 import { buildRegistry } from './metrics.js';
 
@@ -13,6 +14,8 @@ export interface HealthSource {
   leaseExpiry(): Date | undefined;
   subnet(): string | undefined;
   backend(): Backend | undefined;
+  /** WEFT-FWD's last check; undefined with --iptables-forward-rules=false. */
+  forwardRules?(): ForwardRulesStatus | undefined;
   etcd(): { lastContact?: Date; reconnects: number; watchResyncs: number; invalidLeases: number };
   /** Asks etcd something cheap; resolves true when it answered. */
   probeEtcd(): Promise<boolean>;
@@ -86,11 +89,13 @@ export class HealthServer {
       case '/readyz': {
         const s = this.src.backend()?.stats();
         const phase = this.src.phase();
-        const ok = phase === 'ready' && s !== undefined && s.peersProgrammed === s.peersKnown;
+        const fwd = this.src.forwardRules?.();
+        const ok = phase === 'ready' && s !== undefined && s.peersProgrammed === s.peersKnown && (fwd === undefined || fwd.ok);
+        const forwardRules = fwd ? { ok: fwd.ok, detail: fwd.detail, repairs: fwd.repairs, checkedAt: fwd.checkedAt.toISOString() } : 'off';
         return {
           code: ok ? 200 : 503,
           type: 'application/json',
-          body: JSON.stringify({ ok, phase, subnet: this.src.subnet() ?? null, peersKnown: s?.peersKnown ?? 0, peersProgrammed: s?.peersProgrammed ?? 0 }) + '\n',
+          body: JSON.stringify({ ok, phase, subnet: this.src.subnet() ?? null, peersKnown: s?.peersKnown ?? 0, peersProgrammed: s?.peersProgrammed ?? 0, forwardRules }) + '\n',
         };
       }
       case '/metrics':

@@ -7,6 +7,8 @@ import { execFileSync } from 'node:child_process';
 import type { Lab, LabContainer, LabHost, TrackedProcess } from './lab.js';
 
 export const WEFTD = fileURLToPath(new URL('../cmd/weftd.js', import.meta.url));
+/** The weft CLI (docker-opts, install-cni, ...), which the lab runs as an operator would. */
+export const WEFT_CLI = fileURLToPath(new URL('../cmd/weft.js', import.meta.url));
 export const PREFIX = '/coreos.com/network';
 
 export interface LabAgent {

@@ -83,7 +83,7 @@ export interface LabContainer {
 
 export interface AddContainerOptions { bridge: string; subnet: string; gateway: string; mtu: number; name?: string }
 /** Attach through a CNI conflist file alone (e.g. the one weftd --cni-conf wrote). */
-export interface AddContainerFromConflist { conflist: string; name?: string }
+export interface AddContainerFromConflist { conflist: string; name?: string; /** CNI_PATH directories (e.g. a lab-local one holding weft's plugin first). */ cniPath?: readonly string[] }
 
 export const UNDERLAY_PREFIX = '192.0.2';
 export const UNDERLAY_GATEWAY = '192.0.2.1';
@@ -170,6 +170,14 @@ export class Lab {
     }
   }
 
+  /** A new empty namespace <id>-<suffix> (lo up), removed with the lab. */
+  async addNamespace(suffix: string): Promise<string> {
+    this.assertAlive();
+    const ns = `${this.id}-${suffix}`;
+    await this.newNs(ns);
+    return ns;
+  }
+
   private async newNs(ns: string): Promise<void> {
     await addNetns(ns);
     this.namespaces.push(ns);
@@ -212,6 +220,7 @@ export class Lab {
       ifName: 'eth0',
       conf: 'conflist' in o ? {} : bridgeNetConf({ bridge: o.bridge, subnet: o.subnet, gateway: o.gateway, mtu: o.mtu, ipamDataDir }),
       ...('conflist' in o ? { list: JSON.parse(readFileSync(o.conflist, 'utf8')) as NonNullable<CniInvocation['list']> } : {}),
+      ...('conflist' in o && o.cniPath ? { cniPath: o.cniPath } : {}),
     };
     const c: LabContainer = { host, name, ns, nsPath: inv.netnsPath, ip: '', cidr: '' };
     let result;
