@@ -47,9 +47,12 @@ export function sanitizerReport(log: string): string | undefined {
   return i < 0 ? undefined : log.slice(i, i + 3000);
 }
 
+/** The subnet file weftd writes on a lab host (--subnet-file). */
+export const hostSubnetFile = (host: LabHost): string => join(host.dir, 'subnet.env');
+
 /** Starts weftd in a host with the lab's etcd, a per-host subnet file and debug logs. */
 export function startAgent(lab: Lab, host: LabHost, extra: readonly string[] = []): LabAgent {
-  const subnetFile = join(host.dir, 'subnet.env');
+  const subnetFile = hostSubnetFile(host);
   const args = [
     WEFTD,
     '--etcd-endpoints', lab.etcd!.labEndpoints.join(','),

@@ -40,6 +40,7 @@ import {
   stopProcess, type ExecOptions, type ExecResult, type TrackedProcess,
 } from './netns.js';
 import { startEtcd, type EtcdCluster } from './etcd.js';
+import { removeLabCgroups } from './runtime/cgroups.js';
 
 export type { ExecResult, TrackedProcess } from './netns.js';
 
@@ -91,6 +92,8 @@ export const ETCD_IP = '192.0.2.2';
 export const OUTSIDE_IP = '192.0.2.250';
 export const hostUnderlayIp = (index: number): string => `${UNDERLAY_PREFIX}.${10 + index}`;
 
+export interface LabState { id: string; dir: string; namespaces: string[]; pids: number[]; cgroups?: string[] }
+
 export class Lab {
   readonly id: string;
   readonly dir: string;
@@ -102,7 +105,10 @@ export class Lab {
   outside?: { ns: string; ip: string };
   etcdNs?: string;
 
+  /** Name prefix of every cgroup the lab's container runtimes make (their --cgroup-parent): all are removed with the lab. */
+  readonly cgroupPrefix: string;
   private readonly processes = new Set<TrackedProcess>();
+  private readonly teardowns: Array<() => Promise<void>> = [];
   private readonly cni = new Map<LabContainer, CniInvocation>();
   private readonly containerCount = new Map<LabHost, number>();
   private readonly removeExitHook: () => void;
@@ -112,6 +118,7 @@ export class Lab {
   private constructor(readonly opts: Readonly<Required<Omit<LabOptions, 'etcdMembers'>>> & { etcdMembers: 1 | 3 }) {
     this.id = `wt${randomBase36(5)}`;
     this.ulNs = `${this.id}-ul`;
+    this.cgroupPrefix = `weft-lab-${this.id}-`;
     this.dir = mkdtempSync(join(tmpdir(), `weft-lab-${this.id}-`));
     mkdirSync(join(this.dir, 'logs'));
     this.removeExitHook = onExitCleanup(() => this.destroySync());
@@ -250,7 +257,7 @@ export class Lab {
   }
 
   /** Tracked process inside ns; stdout and stderr go to <dir>/logs/<logName>.log. */
-  spawnIn(ns: string, cmd: string, args: readonly string[], opts: { env?: NodeJS.ProcessEnv; cwd?: string; logName?: string } = {}): TrackedProcess {
+  spawnIn(ns: string, cmd: string, args: readonly string[], opts: { env?: NodeJS.ProcessEnv; cwd?: string; logName?: string; nsenter?: { target?: number } } = {}): TrackedProcess {
     this.assertAlive();
     const base = opts.logName ?? `${ns.slice(this.id.length + 1)}-${cmd.split('/').pop()}-${++this.logSeq}`;
     const p = spawnIn(ns, cmd, args, { ...opts, logPath: join(this.dir, 'logs', `${base}.log`) });
@@ -279,6 +286,11 @@ export class Lab {
     return bridgeJson<T>(ns, args);
   }
 
+  /** A step destroy() runs first (newest first), before processes are stopped: e.g. removing containers, stopping dockerd. */
+  onTeardown(fn: () => Promise<void>): void {
+    this.teardowns.push(fn);
+  }
+
   /** Still-running processes started with spawnIn. */
   get runningProcesses(): TrackedProcess[] {
     return [...this.processes];
@@ -299,7 +311,9 @@ export class Lab {
     const attempt = async (what: string, fn: () => Promise<void>) => {
       try { await fn(); } catch (err) { errors.push(new Error(`${what}: ${(err as Error).message ?? err}`)); }
     };
+    for (const fn of this.teardowns.splice(0).reverse()) await attempt('runtime teardown', fn);
     await Promise.all([...this.processes].map((p) => attempt(`stop pid ${p.pid}`, () => stopProcess(p))));
+    await attempt('remove cgroups', async () => removeLabCgroups(this.cgroupPrefix, this.cgroupDirs));
     if (this.etcd) await attempt('stop etcd', () => this.etcd!.stop());
     for (const [c, inv] of this.cni) await attempt(`CNI DEL ${c.name}`, () => cniDel(inv));
     this.cni.clear();
@@ -321,14 +335,22 @@ export class Lab {
     this.removeExitHook();
   }
 
+  /** Cgroup directories the runtimes reported (found from the daemons' own cgroups), for destroy and `lab down`. */
+  readonly cgroupDirs: string[] = [];
+
   /** Pids of every process the lab runs (agents, helpers, etcd members). */
   pids(): number[] {
     const own = [...this.processes].map((p) => p.pid).filter((x): x is number => x !== undefined);
     return [...own, ...(this.etcd?.members.map((m) => m.pid).filter((x): x is number => typeof x === 'number') ?? [])];
   }
 
-  /** Removes a detached lab from its recorded state: kills its processes, deletes its namespaces and directory. */
-  static async removeDetached(st: { id: string; dir: string; namespaces: string[]; pids: number[] }): Promise<void> {
+  /** What `weft lab --keep` records for `weft lab down`. */
+  state(): LabState {
+    return { id: this.id, dir: this.dir, namespaces: [...this.namespaces], pids: this.pids(), cgroups: [...this.cgroupDirs] };
+  }
+
+  /** Removes a detached lab from its recorded state: kills its processes and containers, deletes its cgroups, namespaces and directory. */
+  static async removeDetached(st: LabState): Promise<void> {
     for (const pid of st.pids) {
       try { process.kill(pid, 'SIGTERM'); } catch { /* gone */ }
     }
@@ -336,6 +358,7 @@ export class Lab {
     for (const pid of st.pids) {
       try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ }
     }
+    removeLabCgroups(`weft-lab-${st.id}-`, st.cgroups ?? []);
     for (const ns of [...st.namespaces].reverse()) {
       if (!ns.startsWith(`${st.id}-`)) continue; // only what that lab made
       await delNetns(ns);
@@ -348,6 +371,7 @@ export class Lab {
     for (const p of this.processes) {
       try { process.kill(-p.pid!, 'SIGKILL'); } catch { /* gone */ }
     }
+    try { removeLabCgroups(this.cgroupPrefix, this.cgroupDirs); } catch { /* keep cleaning */ }
     for (const ns of [...this.namespaces].reverse()) delNetnsSync(ns);
     this.namespaces.length = 0;
     rmSync(this.dir, { recursive: true, force: true });

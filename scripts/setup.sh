@@ -2,8 +2,21 @@
 # Idempotent set-up for a Debian machine: the system packages weft's lab and
 # tests use, the npm dependencies and the build (native addon + TypeScript).
 # Safe to run again; it only does what is missing or out of date.
+#
+#   --runtimes   also the container runtimes for `weft lab --runtime docker|podman`
+#                and their tests: docker.io, podman, busybox-static (the image).
+#                Their system services are not started (the lab runs a daemon per
+#                lab host in its namespaces; nothing runs in the machine's own).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+runtimes=false
+for a in "$@"; do
+  case "$a" in
+    --runtimes) runtimes=true ;;
+    *) echo "weft setup: unknown option $a (known: --runtimes)" >&2; exit 2 ;;
+  esac
+done
 
 # clang + libclang-rt-14-dev: libFuzzer for the fuzz driver (scripts/fuzz.sh); g++'s libasan: the ASan addon.
 need_pkgs=(etcd-server etcd-client iproute2 iptables iperf3 iputils-ping containernetworking-plugins openssl python3 make g++ systemd clang libclang-rt-14-dev)
@@ -11,6 +24,12 @@ missing=()
 for p in "${need_pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
+runtime_pkgs=(docker.io podman busybox-static)
+if $runtimes; then
+  for p in "${runtime_pkgs[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  done
+fi
 if ((${#missing[@]})); then
   if [[ $(id -u) -ne 0 ]]; then
     echo "weft setup: missing Debian packages: ${missing[*]}; run as root or: apt-get install ${missing[*]}" >&2
@@ -18,8 +37,22 @@ if ((${#missing[@]})); then
   fi
   echo "weft setup: installing ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
+  # Package scripts must not start dockerd or containerd in the machine's own namespace
+  # (docker0, iptables): a policy-rc.d that says no, unless the machine has one already.
+  own_policy=false
+  if [[ ! -e /usr/sbin/policy-rc.d ]]; then
+    own_policy=true
+    printf '#!/bin/sh\n# weft setup: no service starts while packages install\nexit 101\n' > /usr/sbin/policy-rc.d
+    chmod 755 /usr/sbin/policy-rc.d
+    trap 'rm -f /usr/sbin/policy-rc.d' EXIT
+  fi
   apt-get update -qq
   apt-get install -y -qq "${missing[@]}" >/dev/null
+  if $own_policy; then rm -f /usr/sbin/policy-rc.d; trap - EXIT; fi
+  if [[ " ${missing[*]} " == *" docker.io "* ]] && command -v systemctl >/dev/null && [[ -d /run/systemd/system ]]; then
+    systemctl disable -q docker.service docker.socket containerd.service 2>/dev/null || true
+    echo "weft setup: docker.io installed for the lab; its system service stays off (to use Docker on this machine: systemctl enable --now docker)"
+  fi
 fi
 
 if ! command -v node >/dev/null || ! node -e 'process.exit(Number(process.versions.node.split(".")[0]) >= 20 ? 0 : 1)'; then

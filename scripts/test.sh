@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # Runs all of weft's tests: unit tests always, integration tests (real etcd,
 # network namespaces) when running as root. Sets itself up first.
+#   --runtimes   install docker.io, podman and busybox-static first (setup.sh
+#                --runtimes), so the Docker and Podman tests run instead of
+#                being skipped (CI passes it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup.sh
+bash scripts/setup.sh "$@"
 dirs=(dist/test/unit)
 if [[ $(id -u) -eq 0 ]]; then
   dirs+=(dist/test/integration)
