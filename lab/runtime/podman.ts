@@ -44,6 +44,10 @@ export class PodmanRuntime extends ContainerRuntime {
     return this.pluginPath;
   }
 
+  override async prepare(): Promise<void> {
+    await this.installPlugin();
+  }
+
   /** Where weftd writes the host's conflist; podman's network_config_dir. */
   confDir(host: LabHost): string {
     return join(host.dir, 'cni-conf');

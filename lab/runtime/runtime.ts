@@ -40,6 +40,8 @@ export abstract class ContainerRuntime {
     lab.onTeardown(() => this.teardown());
   }
 
+  /** What must exist before weftd starts (podman: weft's CNI plugin in the lab's plugin directory). */
+  async prepare(): Promise<void> {}
   /** weftd flags a host of this runtime runs with. */
   abstract weftdArgs(host: LabHost): string[];
   /** Starts the runtime on a host whose weftd is ready, and loads the image. */

@@ -41,7 +41,7 @@ test.before(loudly(async () => {
   before = await machineState();
   lab = await Lab.create({ hosts: 2 });
   rt = new PodmanRuntime(lab);
-  await rt.installPlugin();
+  await rt.prepare();
   await putNetworkConfig(lab, { Network: '10.244.0.0/16', Backend: { Type: 'vxlan' } });
   agents = await startAgents(lab, (h) => rt.weftdArgs(h));
   await Promise.all(lab.hosts.map((h) => rt.startHost(h)));
