@@ -7,21 +7,33 @@
 //                      and say which peers' routes are already right
 //   reconcile()        prune, then replace every route that is missing or wrong
 //   retryFailed()      replace the routes whose last attempt failed
-// The scope says which kernel routes are the backend's to manage: those on its
-// device (vxlan), or later those carrying weft's route protocol (host-gw), so
-// routes someone else installed are never touched.
-import type { IpFamily } from '../lib/ip.js';
+// Every route it installs carries weft's route protocol (--route-protocol,
+// `ip route ... proto 87`), and the scope says which kernel routes are the
+// backend's to manage: those carrying that protocol inside the overlay
+// Network, plus, for the vxlan backend, anything on its own device (what an
+// older weft installed there with proto boot is adopted and re-stamped). A
+// route someone else installed (another protocol, elsewhere) is never deleted.
+import { Prefix, type IpFamily } from '../lib/ip.js';
 import { RT_TABLE_MAIN, type NetlinkHandle, type Route, type RouteSpec } from '../netlink/index.js';
 import type { KernelOps } from './kernel-ops.js';
 
 export type RouteNetlink = Pick<NetlinkHandle, 'routeList' | 'routeReplace' | 'routeDel'>;
 
+/**
+ * weft's own route protocol number, the default of --route-protocol. Unassigned
+ * in linux/rtnetlink.h (RTPROT_* 0-4, 8-18, 42, 99, 186-189, 192) and in
+ * iproute2's rt_protos; 87 is "W" in ASCII.
+ */
+export const DEFAULT_ROUTE_PROTOCOL = 87;
+
 /** Which routes of the main table belong to the backend. */
 export interface RouteScope {
-  /** Routes through this interface. */
-  readonly index?: number;
-  /** Routes with this protocol (RTPROT_*). */
-  readonly protocol?: number;
+  /** weft's route protocol: every route the reconciler installs carries it; routes with it are ours. */
+  readonly protocol: number;
+  /** Only destinations inside this prefix (the overlay Network): another overlay on this host may share the protocol. */
+  readonly within?: Prefix;
+  /** Routes through this device are ours whatever their protocol (an older weft's proto boot routes on the VXLAN device). */
+  readonly device?: number;
 }
 
 export interface DesiredRoute {
@@ -29,7 +41,14 @@ export interface DesiredRoute {
   readonly gateway?: string;
   readonly index: number;
   readonly onlink?: boolean;
-  readonly protocol?: number;
+}
+
+/** True when a kernel route falls in the scope (is the backend's to keep or delete). */
+export function inScope(r: Route, s: RouteScope): boolean {
+  if (r.table !== RT_TABLE_MAIN) return false; // the kernel's own local-table routes for our address
+  if (s.device !== undefined && r.index === s.device) return true;
+  if (r.protocol !== s.protocol) return false;
+  return s.within === undefined || (r.dst !== 'default' && s.within.containsNet(Prefix.parse(r.dst)));
 }
 
 export class RouteReconciler {
@@ -56,22 +75,26 @@ export class RouteReconciler {
     return [...this.desired.keys()];
   }
 
-  /** ip route replace <dst> via <gateway> dev <index> [onlink]. */
+  wanted(key: string): DesiredRoute | undefined {
+    return this.desired.get(key);
+  }
+
+  /** ip route replace <dst> via <gateway> dev <index> [onlink] proto <protocol>. */
   apply(key: string): boolean {
     const r = this.desired.get(key);
     if (!r) return true;
-    const ok = this.ops.attempt('route replace', key, () => this.nl.routeReplace(toSpec(r)));
+    const ok = this.ops.attempt('route replace', key, () => this.nl.routeReplace(this.toSpec(r)));
     if (ok) this.failed.delete(key);
     else this.failed.add(key);
     return ok;
   }
 
-  /** ip route del of the declared route (already gone is fine). */
+  /** ip route del of the declared route, ours only (already gone is fine). */
   drop(key: string): void {
     const r = this.desired.get(key);
     this.desired.delete(key);
     this.failed.delete(key);
-    if (r) this.ops.attempt('route del', key, () => this.nl.routeDel(toSpec(r)), true);
+    if (r) this.ops.attempt('route del', key, () => this.nl.routeDel(this.toSpec(r)), true);
   }
 
   /** Deletes in-scope kernel routes that no key wants; returns the keys whose route is already as declared. */
@@ -80,13 +103,15 @@ export class RouteReconciler {
     const byDst = new Map<string, [string, DesiredRoute]>();
     for (const [k, r] of this.desired) byDst.set(r.dst, [k, r]);
     const ok = new Set<string>();
-    const listed = this.nl.routeList({ family: this.opts.family, table: RT_TABLE_MAIN, ...(scope.index !== undefined ? { index: scope.index } : {}) });
-    for (const r of listed) {
-      if (r.table !== RT_TABLE_MAIN) continue; // the kernel's own local-table routes for our address
-      if (scope.protocol !== undefined && r.protocol !== scope.protocol) continue;
+    for (const r of this.nl.routeList({ family: this.opts.family, table: RT_TABLE_MAIN })) {
+      if (!inScope(r, scope)) continue;
       const want = byDst.get(r.dst);
-      if (want && matches(r, want[1])) ok.add(want[0]);
-      else if (!want) this.ops.attempt('route del (stale)', r.dst, () => this.nl.routeDel({ dst: r.dst, ...(r.gateway ? { gateway: r.gateway } : {}), ...(r.index !== undefined ? { index: r.index } : {}) }), true);
+      if (want && matches(r, want[1], scope.protocol)) ok.add(want[0]);
+      else if (!want) {
+        // Deleted as listed (its own protocol), so a route someone re-added meanwhile under another protocol survives.
+        const spec: RouteSpec = { dst: r.dst, protocol: r.protocol, ...(r.gateway ? { gateway: r.gateway } : {}), ...(r.index !== undefined ? { index: r.index } : {}) };
+        this.ops.attempt('route del (stale)', r.dst, () => this.nl.routeDel(spec), true);
+      }
     }
     for (const k of ok) this.failed.delete(k);
     return ok;
@@ -107,12 +132,13 @@ export class RouteReconciler {
   get failedKeys(): ReadonlySet<string> {
     return this.failed;
   }
+
+  private toSpec(r: DesiredRoute): RouteSpec {
+    return { dst: r.dst, index: r.index, protocol: this.opts.scope().protocol, ...(r.gateway ? { gateway: r.gateway } : {}), ...(r.onlink ? { onlink: true } : {}) };
+  }
 }
 
-function toSpec(r: DesiredRoute): RouteSpec {
-  return { dst: r.dst, index: r.index, ...(r.gateway ? { gateway: r.gateway } : {}), ...(r.onlink ? { onlink: true } : {}), ...(r.protocol !== undefined ? { protocol: r.protocol } : {}) };
-}
-
-function matches(k: Route, d: DesiredRoute): boolean {
-  return k.gateway === d.gateway && (k.index === undefined || k.index === d.index);
+/** The kernel's route is the declared one, with weft's protocol (an older weft's proto boot route is not: it gets re-stamped). */
+function matches(k: Route, d: DesiredRoute, protocol: number): boolean {
+  return k.gateway === d.gateway && (k.index === undefined || k.index === d.index) && k.onlink === !!d.onlink && k.protocol === protocol;
 }

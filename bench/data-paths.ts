@@ -1,7 +1,7 @@
 // The data paths the bench compares. Each is one entry: how to build it in a
 // fresh lab (2 hosts; etcd, agents and one container per host when it is an
 // overlay), and which two namespaces and which agent processes to measure.
-// Adding a mode (host-gw, say) is one more entry here.
+// Adding a mode is one more entry here.
 import { attachContainer, logRecords, putNetworkConfig, startAgent, waitReady, type LabAgent } from '../lab/agent.js';
 import type { Lab, LabOptions } from '../lab/lab.js';
 
@@ -90,6 +90,10 @@ function agentFailure(lab: Lab, a: LabAgent): string {
 export const DATA_PATHS: readonly DataPath[] = [
   underlay,
   overlay('vxlan', 'kernel VXLAN', { Type: 'vxlan' }, []),
+  // No encapsulation: each host routes the other's subnet via its PublicIP (both hosts share the lab's one segment).
+  overlay('host-gw', 'host-gw (routed, no encapsulation)', { Type: 'host-gw' }, []),
+  // Same segment, so DirectRouting gives the same plain route as host-gw: what the option costs inside the vxlan backend.
+  overlay('vxlan-direct', 'kernel VXLAN, DirectRouting', { Type: 'vxlan', DirectRouting: true }, []),
   overlay('udp-native', 'UDP, native engine', { Type: 'udp', Engine: 'native' }, ['--udp-engine', 'native']),
   // The same engine with one packet per datagram and syscall slot: what the TUN/UDP offloads buy.
   overlay('udp-native-no-offload', 'UDP, native, offloads off', { Type: 'udp', Engine: 'native', Offload: false }, ['--udp-engine', 'native', '--udp-offload=false']),

@@ -1,6 +1,10 @@
 // `weft status`: this node (lease, backend device, bridge, MTU) and every
-// peer with reachability and RTT, measured by ICMP echo to the peer's bridge
-// gateway over the overlay. Exit 0 when etcd answered and every peer did.
+// peer with its path and reachability and RTT, measured by ICMP echo to the
+// peer's bridge gateway over the overlay. The path is read from the kernel,
+// not from weftd: the route to the peer's subnet says whether packets go
+// direct (via its PublicIP: host-gw, DirectRouting), into the VXLAN device or
+// into the TUN (udp); a peer without a route whose PublicIP is behind a
+// gateway is one host-gw skips. Exit 0 when etcd answered and every peer did.
 import { readFileSync } from 'node:fs';
 import { checkEtcdFlags, ENV_PREFIX, ETCD_FLAGS, type EtcdFlags } from '../daemon/etcd-flags.js';
 import { HOST_FLAGS } from '../daemon/flags.js';
@@ -9,7 +13,8 @@ import { Prefix } from '../lib/ip.js';
 import { withSubnetManager } from './etcd.js';
 import { probeAll } from './icmp-probe.js';
 import { readLeaseRows, type LeaseRow } from './leases.js';
-import { NetlinkHandle } from '../netlink/index.js';
+import { NetlinkHandle, RT_TABLE_MAIN, type Link, type Route } from '../netlink/index.js';
+import { nextHop } from '../host/next-hop.js';
 import { parseEnvFile } from '../host/subnet-env.js';
 
 export interface StatusOptions {
@@ -19,11 +24,17 @@ export interface StatusOptions {
   timeoutMs: number;
 }
 
+/** How packets to a peer's subnet leave this host, as the kernel's main table says. */
+export type StatusPath = 'direct' | 'vxlan' | 'udp' | 'skipped' | 'none' | 'other';
+
 export interface PeerStatus {
   subnet: string;
   publicIp: string;
   backend: string;
   vtepMac: string;
+  path: StatusPath;
+  /** For skipped, none and other: why, or what the route is. */
+  pathReason?: string;
   target: string;
   sent: number;
   received: number;
@@ -108,14 +119,66 @@ export async function gatherStatus(o: StatusOptions): Promise<NodeStatus> {
     status.node.leaseExpiresInSeconds = mine.ttlSeconds;
   }
   const peers = rows.filter((r) => !r.error && r.subnet !== own.toString());
+  const pnl = NetlinkHandle.open();
+  let paths: PathView[];
+  try {
+    paths = peerPaths(pnl, peers, status.node.publicIp);
+  } finally {
+    pnl.close();
+  }
   const targets = peers.map((p) => Prefix.parse(p.subnet.split(' ')[0]!).address(1));
-  const probes = targets.length ? await probeAll(targets, { count: 3, timeoutMs: o.timeoutMs }) : new Map();
+  // A skipped peer has no route here: an echo would only leave through the default route.
+  const probed = targets.filter((_, i) => paths[i]!.path !== 'skipped');
+  const probes = probed.length ? await probeAll(probed, { count: 3, timeoutMs: o.timeoutMs }) : new Map();
   status.peers = peers.map((p, i) => {
-    const r = probes.get(targets[i]!)!;
+    const r = probes.get(targets[i]!) ?? { sent: 0, received: 0, rttsMs: [] };
     const rtt = median(r.rttsMs);
-    return { subnet: p.subnet, publicIp: p.publicIp, backend: p.backend, vtepMac: p.vtepMac, target: targets[i]!, sent: r.sent, received: r.received, rttMs: rtt, reachable: r.received > 0 };
+    return { subnet: p.subnet, publicIp: p.publicIp, backend: p.backend, vtepMac: p.vtepMac, ...paths[i]!, target: targets[i]!, sent: r.sent, received: r.received, rttMs: rtt, reachable: r.received > 0 };
   });
   return status;
+}
+
+export interface PathView {
+  path: StatusPath;
+  pathReason?: string;
+}
+
+/**
+ * Each peer's path from the kernel's main table: the route to its subnet goes
+ * via its PublicIP (direct), into a VXLAN device (vxlan) or a TUN (udp); no
+ * route and a PublicIP behind a gateway is a peer host-gw skips.
+ */
+export function peerPaths(
+  nl: Pick<NetlinkHandle, 'routeList' | 'linkList' | 'addrList' | 'routeGet'>,
+  peers: ReadonlyArray<{ subnet: string; publicIp: string }>,
+  ownPublicIp: string | null,
+): PathView[] {
+  const routes = nl.routeList({ family: 4, table: RT_TABLE_MAIN });
+  const links = new Map<number, Link>(nl.linkList().map((l) => [l.index, l]));
+  const ownAddr = ownPublicIp === null ? undefined : nl.addrList({ family: 4 }).find((a) => a.address === ownPublicIp);
+  const underlay = ownAddr && links.get(ownAddr.index);
+  return peers.map((p): PathView => {
+    const subnet = p.subnet.split(' ')[0]!;
+    const r = routes.find((x) => x.dst === subnet);
+    if (r) return routePath(r, p.publicIp, links);
+    if (underlay) {
+      try {
+        const hop = nextHop(nl, p.publicIp, underlay);
+        if (!hop.onLink) return { path: 'skipped', pathReason: hop.reason };
+      } catch (e) {
+        return { path: 'none', pathReason: `no route to ${subnet}; looking up ${p.publicIp} failed: ${(e as Error).message}` };
+      }
+    }
+    return { path: 'none', pathReason: `no route to ${subnet} (has weftd programmed it?)` };
+  });
+}
+
+function routePath(r: Route, publicIp: string, links: ReadonlyMap<number, Link>): PathView {
+  if (r.gateway === publicIp) return { path: 'direct' };
+  const dev = r.index === undefined ? undefined : links.get(r.index);
+  if (dev?.kind === 'vxlan') return { path: 'vxlan' };
+  if (dev?.kind === 'tun') return { path: 'udp' };
+  return { path: 'other', pathReason: `${r.dst}${r.gateway ? ` via ${r.gateway}` : ''} dev ${dev?.name ?? r.index ?? '?'} proto ${r.protocol}` };
 }
 
 export function formatStatus(s: NodeStatus): string {
@@ -123,16 +186,19 @@ export function formatStatus(s: NodeStatus): string {
   const lines = [
     `Node      subnet ${n.subnet} of ${n.network}, public IP ${n.publicIp ?? '?'}, backend ${n.backend ?? '?'}${n.vtepMac ? ` (VTEP MAC ${n.vtepMac})` : ''}`,
     `Lease     ${n.leaseExpiresInSeconds === null ? (s.etcd.ok ? 'reservation or not found' : 'unknown (etcd unreachable)') : `expires in ${n.leaseExpiresInSeconds} s`}`,
-    `Device    ${n.device ? `${n.device.name} (${n.device.kind ?? 'plain'}), ${n.device.up ? 'up' : 'DOWN'}, MTU ${n.device.mtu}` : `none holds ${n.subnet.replace(/\/\d+$/, '')}/32`}`,
+    `Device    ${n.device ? `${n.device.name} (${n.device.kind ?? 'plain'}), ${n.device.up ? 'up' : 'DOWN'}, MTU ${n.device.mtu}` : n.backend === 'host-gw' ? 'none (host-gw: each peer\'s subnet is routed via its PublicIP)' : `none holds ${n.subnet.replace(/\/\d+$/, '')}/32`}`,
     `Bridge    ${n.bridge ? `${n.bridge.name}, ${n.bridge.up ? 'up' : 'DOWN'}, MTU ${n.bridge.mtu}, ${n.bridge.addresses.join(' ') || 'no address'}` : 'missing'}`,
     `MTU       ${n.mtu} (containers)${n.ipMasq ? ', masquerading traffic that leaves the overlay' : ''}`,
     `etcd      ${s.etcd.ok ? `ok (${s.etcd.endpoints.join(',')})` : s.etcd.error}`,
   ];
   if (s.peers.length) {
-    lines.push('', 'PEER SUBNET'.padEnd(20) + 'PUBLIC IP'.padEnd(17) + 'BACKEND'.padEnd(9) + 'PROBE'.padEnd(16) + 'REPLIES  RTT');
+    lines.push('', 'PEER SUBNET'.padEnd(20) + 'PUBLIC IP'.padEnd(17) + 'BACKEND'.padEnd(9) + 'PATH'.padEnd(9) + 'PROBE'.padEnd(16) + 'REPLIES  RTT');
     for (const p of s.peers) {
-      lines.push(p.subnet.padEnd(20) + p.publicIp.padEnd(17) + p.backend.padEnd(9) + p.target.padEnd(16) + `${p.received}/${p.sent}`.padEnd(9) + (p.rttMs === null ? 'UNREACHABLE' : `${p.rttMs.toFixed(3)} ms`));
+      const rtt = p.rttMs !== null ? `${p.rttMs.toFixed(3)} ms` : p.path === 'skipped' ? 'not probed' : 'UNREACHABLE';
+      lines.push(p.subnet.padEnd(20) + p.publicIp.padEnd(17) + p.backend.padEnd(9) + p.path.padEnd(9) + p.target.padEnd(16) + `${p.received}/${p.sent}`.padEnd(9) + rtt);
     }
+    const why = s.peers.filter((p) => p.pathReason);
+    if (why.length) lines.push('', ...why.map((p) => `${p.subnet} ${p.path}: ${p.pathReason}`));
   } else if (s.etcd.ok) {
     lines.push('', 'No peers.');
   }
@@ -142,7 +208,7 @@ export function formatStatus(s: NodeStatus): string {
 export const statusCommand: Command = {
   flags: {
     command: 'weft status',
-    about: 'This node\'s lease, device and bridge, and every peer\'s reachability (ICMP echo over the overlay).\nExit status 1 when etcd does not answer or a peer does not reply.',
+    about: 'This node\'s lease, device and bridge, and every peer\'s path (direct, vxlan, udp; skipped when host-gw cannot reach it) and reachability (ICMP echo over the overlay).\nExit status 1 when etcd does not answer or a peer does not reply (a skipped peer included).',
     envPrefix: ENV_PREFIX,
     flags: [
       ...ETCD_FLAGS,

@@ -106,6 +106,7 @@ export class Daemon {
       network: network.network,
       underlay,
       etcdPrefix: cfg.etcdPrefix,
+      routeProtocol: cfg.routeProtocol,
       track: (x) => this.track(x),
     });
     this.status.backend = backend;

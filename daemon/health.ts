@@ -89,13 +89,20 @@ export class HealthServer {
       case '/readyz': {
         const s = this.src.backend()?.stats();
         const phase = this.src.phase();
+        // A skipped peer (host-gw, behind a gateway) cannot be programmed by waiting: it is listed, not waited for.
+        const skipped = s?.paths?.filter((p) => p.path === 'skipped') ?? [];
         const fwd = this.src.forwardRules?.();
-        const ok = phase === 'ready' && s !== undefined && s.peersProgrammed === s.peersKnown && (fwd === undefined || fwd.ok);
+        const ok = phase === 'ready' && s !== undefined && s.peersProgrammed + (s.peersSkipped ?? 0) === s.peersKnown && (fwd === undefined || fwd.ok);
         const forwardRules = fwd ? { ok: fwd.ok, detail: fwd.detail, repairs: fwd.repairs, checkedAt: fwd.checkedAt.toISOString() } : 'off';
         return {
           code: ok ? 200 : 503,
           type: 'application/json',
-          body: JSON.stringify({ ok, phase, subnet: this.src.subnet() ?? null, peersKnown: s?.peersKnown ?? 0, peersProgrammed: s?.peersProgrammed ?? 0, forwardRules }) + '\n',
+          body: JSON.stringify({
+            ok, phase, subnet: this.src.subnet() ?? null, peersKnown: s?.peersKnown ?? 0, peersProgrammed: s?.peersProgrammed ?? 0,
+            peersSkipped: s?.peersSkipped ?? 0,
+            skipped: skipped.map((p) => ({ subnet: p.subnet, publicIp: p.publicIp, reason: p.reason ?? null })),
+            forwardRules,
+          }) + '\n',
         };
       }
       case '/metrics':

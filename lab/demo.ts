@@ -4,7 +4,7 @@
 import { accessSync, constants, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { UsageError, type Command, type FlagSet, type ParsedFlags } from '../lib/flags.js';
-import { attachContainer, putNetworkConfig, startAgents, type AgentReady } from './agent.js';
+import { attachContainer, hostSubnetFile, putNetworkConfig, startAgents, type AgentReady } from './agent.js';
 import { Lab, type LabHost, type LabState } from './lab.js';
 import { iperf, type IperfTcpResult } from './iperf.js';
 import { pingMatrix, type PingTarget } from './ping.js';
@@ -12,14 +12,16 @@ import { createRuntime, runtimePreflight, type ContainerRuntime, type RuntimeKin
 
 const FLAGS: FlagSet = {
   command: 'weft lab',
-  usage: 'weft lab [--hosts N] [--containers N] [--runtime netns|docker|podman] [--backend vxlan|udp] [--udp-engine native|dgram] [--network CIDR] [--keep] | weft lab down',
+  usage: 'weft lab [--hosts N] [--containers N] [--runtime netns|docker|podman] [--backend vxlan|udp|host-gw] [--direct-routing] [--udp-engine native|dgram] [--topology one-segment|two-segments] [--network CIDR] [--keep] | weft lab down',
   positional: true,
   flags: [
     { name: 'hosts', kind: 'int', def: 3, min: 1, max: 20, help: 'hosts running weftd' },
     { name: 'containers', kind: 'int', def: 2, min: 1, max: 8, help: 'containers per host' },
     { name: 'runtime', kind: 'string', def: 'netns', choices: ['netns', 'docker', 'podman'], help: 'what the containers are: namespaces attached by the CNI bridge plugin, or real Docker (dockerd per host, docker0 from weft docker-opts) or Podman (weft\'s CNI plugin as flannel) containers of a busybox image built here' },
-    { name: 'backend', kind: 'string', def: 'vxlan', choices: ['vxlan', 'udp'], help: 'data path between hosts: kernel VXLAN or the userspace UDP forwarder' },
+    { name: 'backend', kind: 'string', def: 'vxlan', choices: ['vxlan', 'udp', 'host-gw'], help: 'data path between hosts: kernel VXLAN, the userspace UDP forwarder, or host-gw routes (no encapsulation; same segment only)' },
+    { name: 'direct-routing', kind: 'bool', help: 'vxlan: Backend.DirectRouting, a direct route to every peer on the same segment' },
     { name: 'udp-engine', kind: 'string', def: 'native', choices: ['native', 'dgram'], help: 'forwarder engine for --backend udp' },
+    { name: 'topology', kind: 'string', def: 'one-segment', choices: ['one-segment', 'two-segments'], help: 'one underlay segment, or two (192.0.2.0/24 and 198.51.100.0/24, half the hosts each) joined by a router namespace; etcd on the first' },
     { name: 'network', kind: 'string', def: '10.244.0.0/16', help: 'the overlay network (Network in the config)' },
     { name: 'keep', kind: 'bool', help: 'leave the lab up and print how to enter it; remove it with: weft lab down' },
   ],
@@ -129,6 +131,7 @@ const RUNTIME_WHAT: Record<RuntimeKind, string> = {
 async function runLab(args: ParsedFlags): Promise<number> {
   if (args.positional[0] === 'down') return labDown();
   if (args.positional.length) throw new UsageError(`unexpected argument ${JSON.stringify(args.positional[0])}; usage: ${FLAGS.usage}`);
+  if (args.values['direct-routing'] === true && args.values.backend !== 'vxlan') throw new UsageError(`--direct-routing is a vxlan option, not one of --backend ${args.values.backend}`);
   const kind = args.values.runtime as 'netns' | RuntimeKind;
   const missing = [...preflight(), ...(kind === 'netns' ? [] : runtimePreflight(kind, (t) => which(t)))];
   if (missing.length) {
@@ -144,12 +147,16 @@ async function runLab(args: ParsedFlags): Promise<number> {
   let lab: Lab | undefined;
   const started = Date.now();
   try {
-    lab = await progress.step(`creating the lab: underlay, etcd host and ${hosts} hosts`, () => Lab.create({ hosts, outsideHost: false }));
+    const topology = args.values.topology as 'one-segment' | 'two-segments';
+    lab = await progress.step(`creating the lab: ${topology === 'two-segments' ? 'two underlay segments and a router' : 'underlay'}, etcd host and ${hosts} hosts`, () => Lab.create({ hosts, outsideHost: false, topology }));
     const l = lab;
     process.stdout.write(`      lab ${l.id}: namespaces ${l.id}-*, files and logs in ${l.dir}\n`);
     const rt = kind === 'netns' ? undefined : createRuntime(l, kind);
     await rt?.prepare();
-    const backend = args.values.backend === 'udp' ? { Type: 'udp', Engine: args.values['udp-engine'] } : { Type: 'vxlan' };
+    const backend =
+      args.values.backend === 'udp' ? { Type: 'udp', Engine: args.values['udp-engine'] } :
+      args.values.backend === 'host-gw' ? { Type: 'host-gw' } :
+      { Type: 'vxlan', ...(args.values['direct-routing'] === true ? { DirectRouting: true } : {}) };
     await putNetworkConfig(l, { Network: args.values.network, Backend: backend });
     const ready = await progress.step(`starting weftd on ${hosts} hosts${rt ? ` (${rt.weftdArgs(l.hosts[0]!).slice(0, 3).join(' ')} ...)` : ''}`, async (tick) =>
       (await startAgents(l, (h) => ['--log-level', 'info', ...(rt ? rt.weftdArgs(h) : [])], (n) => tick(`${n}/${hosts} ready`))).map((u) => u.ready),
@@ -176,7 +183,7 @@ async function runLab(args: ParsedFlags): Promise<number> {
     const ok = pairs.filter((p) => p.result.received === p.result.sent && p.result.sent > 0);
     process.stdout.write('\nHosts:\n');
     const bridge = kind === 'docker' ? 'docker0' : kind === 'podman' ? 'cni0' : 'weft0';
-    for (const [i, h] of l.hosts.entries()) process.stdout.write(`  ${h.name}  underlay ${h.underlayIp}  subnet ${ready[i]!.subnet}  bridge ${bridge} ${ready[i]!.gateway}  MTU ${ready[i]!.mtu}\n`);
+    for (const [i, h] of l.hosts.entries()) process.stdout.write(`  ${h.name}  underlay ${h.underlayIp}${l.router ? ` (segment ${h.segment})` : ''}  subnet ${ready[i]!.subnet}  bridge ${bridge} ${ready[i]!.gateway}  MTU ${ready[i]!.mtu}\n`);
     process.stdout.write(`\nContainers (${rt ? `${rt.kind}, image weft-lab/busybox` : 'network namespaces'}):\n`);
     for (const c of containers) process.stdout.write(`  ${c.name.padEnd(8)} on ${c.host.name}  ${c.ip}\n`);
     process.stdout.write(`\nPing matrix (average RTT of 3 pings, rows ping columns${rt ? `, from inside the containers` : ''}):\n${matrixTable(containers, rtt)}\n`);
@@ -190,7 +197,7 @@ async function runLab(args: ParsedFlags): Promise<number> {
     const rtts = ok.map((p) => p.result.rttAvgMs).sort((a, b) => a - b);
     const median = rtts.length ? rtts[Math.floor(rtts.length / 2)]! : NaN;
     process.stdout.write(
-      `\nSummary: ${hosts} hosts, ${containers.length} ${rt ? `${rt.kind} ` : ''}containers, backend ${args.values.backend}${args.values.backend === 'udp' ? ` (${args.values['udp-engine']} engine)` : ''}: ` +
+      `\nSummary: ${hosts} hosts, ${containers.length} ${rt ? `${rt.kind} ` : ''}containers, backend ${args.values.backend}${args.values.backend === 'udp' ? ` (${args.values['udp-engine']} engine)` : args.values['direct-routing'] === true ? ' with DirectRouting' : ''}${l.router ? ', two segments' : ''}: ` +
         `${ok.length}/${pairs.length} pairs reachable, median RTT ${median.toFixed(2)} ms, ` +
         `${((Date.now() - started) / 1000).toFixed(1)} s\n`,
     );
@@ -198,7 +205,7 @@ async function runLab(args: ParsedFlags): Promise<number> {
       l.detach();
       mkdirSync(STATE_DIR, { recursive: true });
       writeFileSync(join(STATE_DIR, `${l.id}.json`), JSON.stringify(l.state(), null, 2));
-      process.stdout.write(keptHelp(l, rt, containers[0]!, String(args.values.backend)));
+      process.stdout.write(keptHelp(l, rt, containers[0]!, args));
       lab = undefined;
     }
     return ok.length === pairs.length ? 0 : 1;
@@ -209,8 +216,9 @@ async function runLab(args: ParsedFlags): Promise<number> {
   }
 }
 
-function keptHelp(l: Lab, rt: ContainerRuntime | undefined, c: Container, backend: string): string {
+function keptHelp(l: Lab, rt: ContainerRuntime | undefined, c: Container, args: ParsedFlags): string {
   const h = l.hosts[0]!;
+  const backend = args.values.backend;
   return (
     `\nThe lab ${l.id} is left up.\n` +
     (rt
@@ -219,7 +227,10 @@ function keptHelp(l: Lab, rt: ContainerRuntime | undefined, c: Container, backen
     `  enter a host:       ip netns exec ${h.ns} bash\n` +
     (backend === 'udp'
       ? `  see its routes:     ip netns exec ${h.ns} ip route show dev weft-tun\n`
-      : `  see its VXLAN peers: ip netns exec ${h.ns} bridge fdb show dev weft.1\n`) +
+      : backend === 'host-gw' || args.values['direct-routing'] === true
+        ? `  see weft's routes:  ip netns exec ${h.ns} ip route show proto 87\n`
+        : `  see its VXLAN peers: ip netns exec ${h.ns} bridge fdb show dev weft.1\n`) +
+    `  peer paths:         ip netns exec ${h.ns} node dist/cmd/weft.js status --etcd-endpoints ${l.etcd!.labEndpoints.join(',')} --subnet-file ${hostSubnetFile(h)}\n` +
     `  agent logs:         ${join(l.dir, 'logs')}\n` +
     `  remove it:          node dist/cmd/weft.js lab down\n`
   );

@@ -15,7 +15,7 @@ import {
 } from './link.js';
 import { decodeFdb, decodeNeigh, fdbDumpRequest, fdbRequest, neighDelRequest, neighDumpRequest, neighReplaceRequest } from './neigh.js';
 import { type Request, toMessage } from './request.js';
-import { decodeRoute, routeDumpRequest, routeRequest } from './route.js';
+import { decodeRoute, routeDumpRequest, routeGetRequest, routeRequest } from './route.js';
 import { fromNative, type NetlinkSocket, openRouteSocket, resolveNetns } from './socket.js';
 import type { Addr, AddrSpec, Fdb, FdbSpec, Link, LinkSpec, Neigh, NeighSpec, Route, RouteSpec } from './types.js';
 import { type NlMsg, parseDone, parseError, parseMessages } from './wire.js';
@@ -261,6 +261,11 @@ export class NetlinkHandle {
   routeList(filter: { index?: number; family?: 4 | 6; table?: number } = {}): Route[] {
     const table = filter.table ?? RT_TABLE_MAIN;
     return this.list(routeDumpRequest(filter.family), RTM_NEWROUTE, decodeRoute, (r) => (table === RT_TABLE_UNSPEC || r.table === table) && matchesFilter(r, filter));
+  }
+
+  // ip route get ADDRESS   (every route the kernel answered with; flannel's DirectRouting wants exactly one)
+  routeGet(address: string): Route[] {
+    return this.exec(routeGetRequest(address)).filter((m) => m.type === RTM_NEWROUTE).map(decodeRoute).filter((r): r is Route => r !== undefined);
   }
 
   // ip route add DST [via GW] dev INDEX [onlink] ...

@@ -12,8 +12,6 @@ export const vxlanBackend = defineBackend<VxlanConfig>({
   create(ctx) {
     const c = ctx.config;
     const host = hostOptions(ctx, 'the vxlan backend');
-    // Accepted for flannel compatibility, not implemented: say so rather than ignore it silently.
-    if (c.directRouting) ctx.log.warn('Backend.DirectRouting is not supported by weftd yet; every peer is reached through VXLAN');
     return new VxlanBackend({
       ...host,
       monitor: ctx.track(NetlinkMonitor.open()),
@@ -22,6 +20,7 @@ export const vxlanBackend = defineBackend<VxlanConfig>({
       device: (ctx.flags.vxlanDevice as string | undefined) ?? `weft.${c.vni}`,
       mac: stableVtepMac(host.underlay.v4, c.vni, ctx.etcdPrefix),
       ...(c.mtu !== undefined ? { mtu: c.mtu } : {}),
+      directRouting: c.directRouting,
     });
   },
 });

@@ -7,7 +7,7 @@
 // (./mount-ns.ts) for what dockerd and containerd write under /run.
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { hostSubnetFile, waitFor, WEFT_CLI } from '../agent.js';
+import { hostSubnetFile, waitFor, WEFT } from '../agent.js';
 import type { Lab, LabHost, TrackedProcess } from '../lab.js';
 import { exec, execIn, execOk, type ExecOptions, type ExecResult } from '../netns.js';
 import { buildImageTar, IMAGE, IMPORT_CHANGES } from './image.js';
@@ -48,7 +48,7 @@ export class DockerRuntime extends ContainerRuntime {
     mkdirSync(dir, { recursive: true });
     // As deploy/docker.service.d/weft.conf does: ExecStartPre=weft docker-opts, then DOCKER_OPTS on dockerd's line.
     const optsFile = join(dir, 'docker_opts.env');
-    await execOk(process.execPath, [WEFT_CLI, 'docker-opts', '--subnet-file', hostSubnetFile(host), '--output', optsFile]);
+    await execOk(process.execPath, [WEFT, 'docker-opts', '--subnet-file', hostSubnetFile(host), '--output', optsFile]);
     const opts = dockerOptsArgs(optsFile);
     // Docker sets the FORWARD policy to DROP when it turns on ip_forward itself; weftd turned it on first, so do what Docker does on most hosts.
     const pol = await execIn(host.ns, 'iptables', ['-w', '5', '-P', 'FORWARD', 'DROP']);

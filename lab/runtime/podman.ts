@@ -9,7 +9,7 @@
 // writes under /run (its netns files) and /var/lib/cni (the CNI cache).
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { WEFT_CLI } from '../agent.js';
+import { WEFT } from '../agent.js';
 import { installWeftPlugin } from '../cni.js';
 import type { Lab, LabHost } from '../lab.js';
 import { exec, type ExecOptions, type ExecResult } from '../netns.js';
@@ -40,7 +40,7 @@ export class PodmanRuntime extends ContainerRuntime {
 
   /** Plugin directories: the lab's own (weft's plugin as flannel and weft), then Debian's. */
   async installPlugin(): Promise<readonly string[]> {
-    this.pluginPath ??= await installWeftPlugin(WEFT_CLI, join(this.lab.dir, 'cni-bin'));
+    this.pluginPath ??= await installWeftPlugin(WEFT, join(this.lab.dir, 'cni-bin'));
     return this.pluginPath;
   }
 

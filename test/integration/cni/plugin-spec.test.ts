@@ -8,7 +8,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { WEFT_CLI } from '../../../lab/agent.js';
+import { WEFT } from '../../../lab/agent.js';
 import { cniExec, installWeftPlugin, type CniInvocation } from '../../../lab/cni.js';
 import { Lab } from '../../../lab/lab.js';
 import { NETNS_DIR } from '../../../lab/netns.js';
@@ -23,7 +23,7 @@ test.before(async () => {
   lab = await Lab.create({ hosts: 1, etcd: false });
   host = lab.hosts[0]!.ns;
   dir = lab.hosts[0]!.dir;
-  cniPath = await installWeftPlugin(WEFT_CLI, join(lab.dir, 'cni-bin'));
+  cniPath = await installWeftPlugin(WEFT, join(lab.dir, 'cni-bin'));
   writeFileSync(join(dir, 'subnet.env'), 'FLANNEL_NETWORK=10.244.0.0/16\nFLANNEL_SUBNET=10.244.3.1/24\nFLANNEL_MTU=1450\nFLANNEL_IPMASQ=true\n');
 });
 test.after(async () => {

@@ -10,13 +10,15 @@ import { parseNetworkConfig } from '../../../subnet-manager/index.js';
 
 const resolve = (text: string) => BACKENDS.resolve(parseNetworkConfig(text).backend);
 
-test('vxlan and udp are registered; their defaults are flannel\'s', () => {
-  assert.equal(BACKENDS.types(), ['vxlan', 'udp']);
+test('vxlan, udp and host-gw are registered; their defaults are flannel\'s', () => {
+  assert.equal(BACKENDS.types(), ['vxlan', 'udp', 'host-gw']);
   const v = resolve('{"Network":"10.244.0.0/16"}');
   assert.is(v.plugin.type, 'vxlan');
   assert.equal(v.config, { vni: 1, port: 8472, directRouting: false });
   assert.ok(Object.isFrozen(v.config));
   assert.equal(resolve('{"Network":"10.244.0.0/16","Backend":{"Type":"udp"}}').config, { port: 8285 });
+  // flannel's host-gw has no fields; unknown ones are ignored as flannel (Go's encoding/json) does.
+  assert.equal(resolve('{"Network":"10.244.0.0/16","Backend":{"Type":"host-gw","Whatever":1}}').config, {});
 });
 
 test('backend fields match case-insensitively; every field of both backends is read', () => {
@@ -26,8 +28,8 @@ test('backend fields match case-insensitively; every field of both backends is r
 });
 
 const bad: [string, string][] = [
-  ['{"Network":"10.244.0.0/16","Backend":{"Type":"gre"}}', 'Backend.Type "gre" is not supported by this weftd (registered: vxlan, udp)'],
-  ['{"Network":"10.244.0.0/16","Backend":{"Type":"host-gw"}}', 'Backend.Type "host-gw" is not supported by this weftd (registered: vxlan, udp)'],
+  ['{"Network":"10.244.0.0/16","Backend":{"Type":"gre"}}', 'Backend.Type "gre" is not supported by this weftd (registered: vxlan, udp, host-gw)'],
+  ['{"Network":"10.244.0.0/16","Backend":{"Type":"ipip"}}', 'Backend.Type "ipip" is not supported by this weftd (registered: vxlan, udp, host-gw)'],
   ['{"Network":"10.244.0.0/16","Backend":{"Type":"vxlan","VNI":0}}', 'Backend.VNI must be an integer between 1 and 16777215, got 0'],
   ['{"Network":"10.244.0.0/16","Backend":{"Type":"vxlan","Port":70000}}', 'Backend.Port must be an integer between 1 and 65535, got 70000'],
   ['{"Network":"10.244.0.0/16","Backend":{"Type":"vxlan","MTU":20}}', 'Backend.MTU must be an integer between 68 and 65535, got 20'],
