@@ -1,9 +1,10 @@
 // `weft docker-opts` against what flannel's mk-docker-opts.sh writes (output
-// observed from the script), its short options, and the CLI end to end.
+// observed from the script), its short options, the CLI end to end, and the
+// docker.service drop-in that runs it.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -49,6 +50,38 @@ test('weft docker-opts end to end: reads subnet.env, writes the file; no subnet.
     const bad = spawnSync(process.execPath, [WEFT, 'docker-opts', '--key', '1X'], { encoding: 'utf8' });
     assert.is(bad.status, 2);
     assert.match(bad.stderr, /invalid --key "1X": must be a shell variable name/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+const DROP_IN = fileURLToPath(new URL('../../../../deploy/docker.service.d/weft.conf', import.meta.url));
+
+test('deploy/docker.service.d/weft.conf: after weftd, runs weft docker-opts, reads its file and passes the variable to dockerd; systemd-analyze verify is silent', () => {
+  const text = readFileSync(DROP_IN, 'utf8');
+  assert.match(text, /^After=weftd\.service$/m);
+  assert.match(text, /^EnvironmentFile=-\/run\/weft\/docker\.env$/m);
+  const pre = /^ExecStartPre=\/usr\/bin\/env -u DOCKER_NETWORK_OPTIONS \/usr\/local\/bin\/weft (docker-opts .*)$/m.exec(text);
+  assert.ok(pre, 'ExecStartPre runs weft docker-opts');
+  assert.match(text, /^ExecStart=\S+dockerd .*\$DOCKER_NETWORK_OPTIONS$/m);
+  const dir = mkdtempSync(join(tmpdir(), 'weft-dropin-'));
+  try {
+    // The flags of ExecStartPre, run for real (paths moved into the temporary directory), write DOCKER_NETWORK_OPTIONS
+    // to the file EnvironmentFile names, and the stale value in the environment is not prepended.
+    const env = join(dir, 'subnet.env');
+    writeFileSync(env, 'FLANNEL_NETWORK=10.244.0.0/16\nFLANNEL_SUBNET=10.244.3.1/24\nFLANNEL_MTU=1450\nFLANNEL_IPMASQ=true\n');
+    const args = pre[1]!.replace('/run/flannel/subnet.env', env).replace('/run/weft/docker.env', join(dir, 'docker.env')).split(' ');
+    const r = spawnSync('/usr/bin/env', ['-u', 'DOCKER_NETWORK_OPTIONS', process.execPath, WEFT, ...args], { encoding: 'utf8', env: { PATH: process.env.PATH, DOCKER_NETWORK_OPTIONS: ' --bip=10.244.9.1/24' } });
+    assert.is(r.status, 0, r.stderr);
+    assert.match(readFileSync(join(dir, 'docker.env'), 'utf8'), /^DOCKER_NETWORK_OPTIONS=" --bip=10\.244\.3\.1\/24 --ip-masq=false --mtu=1450"$/m);
+    // verify loads <unit>.d/ beside a stand-in docker.service and checks that the commands exist.
+    mkdirSync(join(dir, 'docker.service.d'));
+    writeFileSync(join(dir, 'docker.service'), '[Unit]\nDescription=stand-in\n[Service]\nExecStart=/bin/true\n');
+    writeFileSync(join(dir, 'docker.service.d', 'weft.conf'), text.replace('/usr/local/bin/weft', '/bin/true').replace(/^ExecStart=\S+/m, 'ExecStart=/bin/true'));
+    const v = spawnSync('systemd-analyze', ['verify', join(dir, 'docker.service')], { encoding: 'utf8' });
+    assert.is(v.error, undefined, 'systemd-analyze runs (Debian package systemd)');
+    assert.is(v.status, 0, v.stderr);
+    assert.is((v.stdout + v.stderr).trim(), '', 'no warnings');
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
