@@ -14,7 +14,7 @@ import { Lab } from '../../../../lab/lab.js';
 import { formatPingMatrix, pingMatrix, ping } from '../../../../lab/ping.js';
 import { DockerRuntime, runtimePreflight, type RuntimeContainer } from '../../../../lab/runtime/index.js';
 import { HTTP_PORT } from '../../../../lab/runtime/image.js';
-import { assertNothingLeft, loudly, machineState, type MachineState } from './leftovers.js';
+import { assertNothingLeft, loudly, machineState, skipReason, type MachineState } from './leftovers.js';
 
 const HEALTH_PORT = 9101;
 
@@ -54,7 +54,7 @@ export function dockerSuite(backend: 'vxlan' | 'udp'): void {
   });
 
   if (missing.length) {
-    t.skip(`skipped, this machine lacks: ${missing.map((m) => `${m.what} (${m.how})`).join('; ')}`, () => {});
+    t.skip(skipReason(`docker on ${backend}`, missing), () => {});
     t.run();
     return;
   }

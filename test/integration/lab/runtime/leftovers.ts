@@ -3,13 +3,23 @@
 // Podman write by default, and cgroups, processes and namespaces of the lab.
 import * as assert from 'uvu/assert';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { findLabCgroups } from '../../../../lab/runtime/cgroups.js';
 import { listNetns } from '../../../../lab/netns.js';
 
 const SHARED_PATHS = ['/run/docker', '/run/containerd', '/etc/docker/key.json', '/var/lib/docker', '/var/lib/containers', '/var/lib/cni', '/run/libpod', '/run/containers', '/run/flannel', '/etc/cni/net.d/10-weft.conflist', '/opt/cni/bin/flannel'];
 
-export interface MachineState { links: string; addrs: string; routes: string; iptables: string; paths: Record<string, boolean>; netns: string[] }
+export interface MachineState { links: string; addrs: string; routes: string; iptables: string; paths: Record<string, boolean>; netns: string[]; mounts: string[] }
+
+/** Mounts in the machine's own mount namespace that a runtime would make: container rootfs overlays, its state
+ * directories, podman's netns files, anything under a lab's directory. */
+function runtimeMounts(): string[] {
+  return readFileSync('/proc/self/mountinfo', 'utf8').split('\n').filter(Boolean).map((l) => {
+    const f = l.split(' ');
+    const type = f[f.indexOf('-') + 1] ?? '';
+    return `${f[4]} ${type}`;
+  }).filter((m) => /^\/(var\/lib\/(docker|containers|cni)|run\/(docker|containerd|containers|libpod|flannel)|run\/netns\/netns-|tmp\/weft-lab-)|^\S+ overlay$/.test(m));
+}
 
 const run = (cmd: string, args: string[]) => execFileSync(cmd, args, { encoding: 'utf8' });
 
@@ -21,6 +31,7 @@ export async function machineState(): Promise<MachineState> {
     iptables: run('iptables', ['-S']) + run('iptables', ['-t', 'nat', '-S']),
     paths: Object.fromEntries(SHARED_PATHS.map((p) => [p, existsSync(p)])),
     netns: (await listNetns()).filter((n) => n.startsWith('netns-')),
+    mounts: runtimeMounts(),
   };
 }
 
@@ -32,6 +43,7 @@ export async function assertNothingLeft(before: MachineState, lab: { id: string;
   assert.is(after.addrs, before.addrs, 'addresses of the machine\'s own namespace');
   assert.is(after.routes, before.routes, 'routes of the machine\'s own namespace');
   assert.is(after.iptables, before.iptables, 'iptables of the machine\'s own namespace');
+  assert.equal(after.mounts, before.mounts, 'mounts in the machine\'s own mount namespace (overlays, runtime state, netns files, the lab\'s directory)');
   assert.equal(after.netns, before.netns, 'network namespaces made by podman (netns-*) in the machine\'s /run/netns');
   assert.equal((await listNetns()).filter((n) => n.startsWith(`${lab.id}-`)), [], 'lab namespaces');
   assert.equal(findLabCgroups(lab.cgroupPrefix), [], 'cgroups of the lab');
@@ -51,4 +63,11 @@ export function loudly(fn: () => Promise<void>): () => Promise<void> {
       throw e;
     }
   };
+}
+
+/** The reason a runtime suite does not run here, printed (uvu counts a skipped test but never names it). */
+export function skipReason(runtime: string, missing: ReadonlyArray<{ what: string; how: string }>): string {
+  const reason = `${runtime} tests skipped, this machine lacks: ${missing.map((m) => `${m.what} (${m.how})`).join('; ')}`;
+  process.stdout.write(`\n${reason}\n`);
+  return reason;
 }

@@ -15,7 +15,7 @@ import { formatPingMatrix, pingMatrix } from '../../../../lab/ping.js';
 import { HTTP_PORT } from '../../../../lab/runtime/image.js';
 import { PodmanRuntime, runtimePreflight } from '../../../../lab/runtime/index.js';
 import { NETWORK_NAME } from '../../../../lab/runtime/podman.js';
-import { assertNothingLeft, loudly, machineState, type MachineState } from './leftovers.js';
+import { assertNothingLeft, loudly, machineState, skipReason, type MachineState } from './leftovers.js';
 
 const missing = runtimePreflight('podman', (x) => which(x));
 let lab: Lab;
@@ -56,7 +56,7 @@ test.after(async () => {
 });
 
 if (missing.length) {
-  test.skip(`skipped, this machine lacks: ${missing.map((m) => `${m.what} (${m.how})`).join('; ')}`, () => {});
+  test.skip(skipReason('podman', missing), () => {});
 } else {
   test('weftd wrote a conflist for weft\'s plugin as flannel; podman ran it: the plugin\'s saved configs, the subnet\'s addresses', async () => {
     for (const [i, a] of agents.entries()) {
