@@ -11,6 +11,7 @@ import { requireV4, type Underlay } from '../host/underlay.js';
 import type { Lease, LeaseBatch } from '../subnet-manager/index.js';
 import type { PeerPathState } from './peer-paths.js';
 import type { ForwarderStats } from './udp/engine.js';
+import type { WireguardStats } from './wireguard/backend.js';
 
 export interface BackendStats {
   /** peers wanted (valid leases of other hosts) */
@@ -31,6 +32,8 @@ export interface BackendStats {
   pathChanges?: number;
   /** The userspace forwarder's counters (udp backend): totals, drops by reason, per peer, offloads. */
   forwarder?: ForwarderStats;
+  /** The WireGuard device (wireguard backend): kernel or userspace, its name, public key and port. */
+  wireguard?: WireguardStats;
 }
 
 export interface Backend {

@@ -4,5 +4,6 @@ import { hostGwBackend } from './host-gw/plugin.js';
 import { BackendRegistry } from './registry.js';
 import { udpBackend } from './udp/plugin.js';
 import { vxlanBackend } from './vxlan/plugin.js';
+import { wireguardBackend } from './wireguard/plugin.js';
 
-export const BACKENDS = new BackendRegistry([vxlanBackend, udpBackend, hostGwBackend]);
+export const BACKENDS = new BackendRegistry([vxlanBackend, udpBackend, hostGwBackend, wireguardBackend]);

@@ -50,7 +50,11 @@ export function sanitizerReport(log: string): string | undefined {
 /** The subnet file weftd writes on a lab host (--subnet-file). */
 export const hostSubnetFile = (host: LabHost): string => join(host.dir, 'subnet.env');
 
-/** Starts weftd in a host with the lab's etcd, a per-host subnet file and debug logs (in <dir>/logs/<logName>.log, default weftd-<host>). */
+/**
+ * Starts weftd in a host with the lab's etcd, a per-host subnet file, debug logs (in
+ * <dir>/logs/<logName>.log, default weftd-<host>) and the host's own /run (what it or
+ * wireguard-go put there stays the host's).
+ */
 export function startAgent(lab: Lab, host: LabHost, extra: readonly string[] = [], logName = `weftd-${host.name}`): LabAgent {
   const subnetFile = hostSubnetFile(host);
   const args = [
@@ -61,7 +65,7 @@ export function startAgent(lab: Lab, host: LabHost, extra: readonly string[] = [
     ...extra,
   ];
   const env = agentEnv();
-  const proc = lab.spawnIn(host.ns, process.execPath, ['--enable-source-maps', ...args], { logName, ...(env ? { env } : {}) });
+  const proc = lab.spawnIn(host.ns, process.execPath, ['--enable-source-maps', ...args], { logName, runDir: host.runDir, ...(env ? { env } : {}) });
   return { host, proc, subnetFile, args };
 }
 
@@ -70,7 +74,7 @@ let restarts = 0;
 /** Starts the agent again with the same flags; its log goes to a new file so old "ready" lines do not count. */
 export async function restartAgent(lab: Lab, a: LabAgent): Promise<void> {
   const env = agentEnv();
-  a.proc = lab.spawnIn(a.host.ns, process.execPath, ['--enable-source-maps', ...a.args], { logName: `weftd-${a.host.name}-restart${++restarts}`, ...(env ? { env } : {}) });
+  a.proc = lab.spawnIn(a.host.ns, process.execPath, ['--enable-source-maps', ...a.args], { logName: `weftd-${a.host.name}-restart${++restarts}`, runDir: a.host.runDir, ...(env ? { env } : {}) });
 }
 
 /** Polls `check` every 50 ms until it returns true; returns the milliseconds it took. */

@@ -1,9 +1,10 @@
 // `weft lab`: a whole weft cluster on this machine, in network namespaces:
 // an etcd host, N hosts running weftd, containers attached through CNI; a
 // ping matrix with RTTs; then everything is removed (unless --keep).
-import { accessSync, constants, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { UsageError, type Command, type FlagSet, type ParsedFlags } from '../lib/flags.js';
+import { which } from '../lib/which.js';
 import { attachContainer, hostSubnetFile, putNetworkConfig, startAgents, type AgentReady } from './agent.js';
 import { Lab, type LabHost, type LabState } from './lab.js';
 import { iperf, type IperfTcpResult } from './iperf.js';
@@ -12,13 +13,13 @@ import { createRuntime, runtimePreflight, type ContainerRuntime, type RuntimeKin
 
 const FLAGS: FlagSet = {
   command: 'weft lab',
-  usage: 'weft lab [--hosts N] [--containers N] [--runtime netns|docker|podman] [--backend vxlan|udp|host-gw] [--direct-routing] [--udp-engine native|dgram] [--topology one-segment|two-segments] [--network CIDR] [--keep] | weft lab down',
+  usage: 'weft lab [--hosts N] [--containers N] [--runtime netns|docker|podman] [--backend vxlan|udp|host-gw|wireguard] [--direct-routing] [--udp-engine native|dgram] [--topology one-segment|two-segments] [--network CIDR] [--keep] | weft lab down',
   positional: true,
   flags: [
     { name: 'hosts', kind: 'int', def: 3, min: 1, max: 20, help: 'hosts running weftd' },
     { name: 'containers', kind: 'int', def: 2, min: 1, max: 8, help: 'containers per host' },
     { name: 'runtime', kind: 'string', def: 'netns', choices: ['netns', 'docker', 'podman'], help: 'what the containers are: namespaces attached by the CNI bridge plugin, or real Docker (dockerd per host, docker0 from weft docker-opts) or Podman (weft\'s CNI plugin as flannel) containers of a busybox image built here' },
-    { name: 'backend', kind: 'string', def: 'vxlan', choices: ['vxlan', 'udp', 'host-gw'], help: 'data path between hosts: kernel VXLAN, the userspace UDP forwarder, or host-gw routes (no encapsulation; same segment only)' },
+    { name: 'backend', kind: 'string', def: 'vxlan', choices: ['vxlan', 'udp', 'host-gw', 'wireguard'], help: 'data path between hosts: kernel VXLAN, the userspace UDP forwarder, host-gw routes (no encapsulation; same segment only), or WireGuard (kernel or wireguard-go)' },
     { name: 'direct-routing', kind: 'bool', help: 'vxlan: Backend.DirectRouting, a direct route to every peer on the same segment' },
     { name: 'udp-engine', kind: 'string', def: 'native', choices: ['native', 'dgram'], help: 'forwarder engine for --backend udp' },
     { name: 'topology', kind: 'string', def: 'one-segment', choices: ['one-segment', 'two-segments'], help: 'one underlay segment, or two (192.0.2.0/24 and 198.51.100.0/24, half the hosts each) joined by a router namespace; etcd on the first' },
@@ -34,20 +35,6 @@ export const labCommand: Command = { flags: FLAGS, run: (p) => runLab(p) };
 export const STATE_DIR = process.env.WEFT_LAB_STATE_DIR || '/run/weft-lab';
 
 interface Missing { what: string; how: string }
-
-/** The first executable called `name` on PATH, or undefined. */
-export function which(name: string, path = process.env.PATH ?? ''): string | undefined {
-  for (const dir of path.split(':').filter(Boolean)) {
-    const p = join(dir, name);
-    try {
-      accessSync(p, constants.X_OK);
-      return p;
-    } catch {
-      /* not here */
-    }
-  }
-  return undefined;
-}
 
 /** Everything weft lab needs that this machine lacks, each with how to get it. */
 export function preflight(env: { uid: number | undefined; path: string; cniDir: string } = { uid: process.getuid?.(), path: process.env.PATH ?? '', cniDir: '/usr/lib/cni' }): Missing[] {
@@ -153,14 +140,17 @@ async function runLab(args: ParsedFlags): Promise<number> {
     process.stdout.write(`      lab ${l.id}: namespaces ${l.id}-*, files and logs in ${l.dir}\n`);
     const rt = kind === 'netns' ? undefined : createRuntime(l, kind);
     await rt?.prepare();
+    const wg = args.values.backend === 'wireguard';
     const backend =
       args.values.backend === 'udp' ? { Type: 'udp', Engine: args.values['udp-engine'] } :
       args.values.backend === 'host-gw' ? { Type: 'host-gw' } :
+      wg ? { Type: 'wireguard' } :
       { Type: 'vxlan', ...(args.values['direct-routing'] === true ? { DirectRouting: true } : {}) };
     await putNetworkConfig(l, { Network: args.values.network, Backend: backend });
-    const ready = await progress.step(`starting weftd on ${hosts} hosts${rt ? ` (${rt.weftdArgs(l.hosts[0]!).slice(0, 3).join(' ')} ...)` : ''}`, async (tick) =>
-      (await startAgents(l, (h) => ['--log-level', 'info', ...(rt ? rt.weftdArgs(h) : [])], (n) => tick(`${n}/${hosts} ready`))).map((u) => u.ready),
+    const agents = await progress.step(`starting weftd on ${hosts} hosts${rt ? ` (${rt.weftdArgs(l.hosts[0]!).slice(0, 3).join(' ')} ...)` : ''}`, async (tick) =>
+      startAgents(l, (h) => ['--log-level', 'info', ...(wg ? ['--wireguard-key-file', join(h.dir, 'wireguard.key')] : []), ...(rt ? rt.weftdArgs(h) : [])], (n) => tick(`${n}/${hosts} ready`)),
     );
+    const ready = agents.map((u) => u.ready);
     if (rt) await progress.step(`starting ${RUNTIME_WHAT[rt.kind]} on ${hosts} hosts`, () => Promise.all(l.hosts.map((h) => rt.startHost(h))).then(() => undefined));
     const how = rt ? `${rt.kind} run, image weft-lab/busybox` : 'CNI (bridge + host-local)';
     const containers = await progress.step(`starting ${hosts * perHost} containers: ${how}`, (tick) => makeContainers(l, rt, ready, perHost, tick));
@@ -205,7 +195,7 @@ async function runLab(args: ParsedFlags): Promise<number> {
       l.detach();
       mkdirSync(STATE_DIR, { recursive: true });
       writeFileSync(join(STATE_DIR, `${l.id}.json`), JSON.stringify(l.state(), null, 2));
-      process.stdout.write(keptHelp(l, rt, containers[0]!, args));
+      process.stdout.write(keptHelp(l, rt, containers[0]!, args, agents[0]!.agent.proc.pid));
       lab = undefined;
     }
     return ok.length === pairs.length ? 0 : 1;
@@ -216,7 +206,7 @@ async function runLab(args: ParsedFlags): Promise<number> {
   }
 }
 
-function keptHelp(l: Lab, rt: ContainerRuntime | undefined, c: Container, args: ParsedFlags): string {
+function keptHelp(l: Lab, rt: ContainerRuntime | undefined, c: Container, args: ParsedFlags, weftdPid: number | undefined): string {
   const h = l.hosts[0]!;
   const backend = args.values.backend;
   return (
@@ -227,7 +217,10 @@ function keptHelp(l: Lab, rt: ContainerRuntime | undefined, c: Container, args: 
     `  enter a host:       ip netns exec ${h.ns} bash\n` +
     (backend === 'udp'
       ? `  see its routes:     ip netns exec ${h.ns} ip route show dev weft-tun\n`
-      : backend === 'host-gw' || args.values['direct-routing'] === true
+      : backend === 'wireguard'
+        // A lab host has its own /run (wireguard-go's socket is there): enter weftd's mount namespace too.
+        ? `  see its WireGuard peers: nsenter -t ${weftdPid} -m -n wg show\n`
+        : backend === 'host-gw' || args.values['direct-routing'] === true
         ? `  see weft's routes:  ip netns exec ${h.ns} ip route show proto 87\n`
         : `  see its VXLAN peers: ip netns exec ${h.ns} bridge fdb show dev weft.1\n`) +
     `  peer paths:         ip netns exec ${h.ns} node dist/cmd/weft.js status --etcd-endpoints ${l.etcd!.labEndpoints.join(',')} --subnet-file ${hostSubnetFile(h)}\n` +

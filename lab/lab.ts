@@ -23,10 +23,11 @@
 //   lab.host(i | 'h1'): LabHost
 //   lab.addContainer(host, { bridge, subnet, gateway, mtu, name? }): Promise<LabContainer>
 //   lab.removeContainer(c): Promise<void>
-//   lab.spawnIn(ns, cmd, args, { env?, cwd?, logName? }): TrackedProcess   (log under <dir>/logs)
+//   lab.spawnIn(ns, cmd, args, { env?, cwd?, logName?, runDir? }): TrackedProcess   (log under <dir>/logs;
+//                runDir: a host's own /run, host.runDir, mounted over /run for the process)
 //   lab.stop(p, { signal?, graceMs? }): Promise<void>      (group SIGTERM, SIGKILL after grace)
 //   lab.readLog(p): string
-//   lab.execIn(ns, cmd, args, opts?): Promise<ExecResult>  (never rejects on exit code; on timeout yes)
+//   lab.execIn(ns, cmd, args, opts?): Promise<ExecResult>  (never rejects on exit code; on timeout yes; opts.runDir as spawnIn)
 //   lab.ipJson(ns, args), lab.bridgeJson(ns, args)         (parsed `ip -j` / `bridge -j`)
 //   lab.destroy(): Promise<void>                           (idempotent; throws the collected errors at the end)
 //   lab.router?, lab.underlayMembers                      (two-segments: the router; every namespace on a segment)
@@ -81,6 +82,8 @@ export interface LabHost {
   segment: Segment;
   /** Per-host directory for the subnet file, configs, sockets. */
   dir: string;
+  /** The host's own /run (<dir>/run): weftd and its helpers run with it mounted over /run (netns.ts inOwnRun). */
+  runDir: string;
 }
 
 export interface LabContainer {
@@ -189,9 +192,10 @@ export class Lab {
       const ns = `${this.id}-${name}`;
       const dir = join(this.dir, name);
       mkdirSync(dir);
+      mkdirSync(join(dir, 'run'));
       await this.newNs(ns);
       const segment: Segment = i >= firstB ? 'b' : 'a';
-      const host: LabHost = { index: i, name, ns, nsPath: `${NETNS_DIR}/${ns}`, underlayIp: segmentIp(segment, 10 + i), segment, dir };
+      const host: LabHost = { index: i, name, ns, nsPath: `${NETNS_DIR}/${ns}`, underlayIp: segmentIp(segment, 10 + i), segment, dir, runDir: join(dir, 'run') };
       this.hosts.push(host);
       await this.plugIntoUnderlay(ns, name, host.underlayIp, this.opts.defaultRoute, segment);
     }
@@ -292,7 +296,7 @@ export class Lab {
   }
 
   /** Tracked process inside ns; stdout and stderr go to <dir>/logs/<logName>.log. */
-  spawnIn(ns: string, cmd: string, args: readonly string[], opts: { env?: NodeJS.ProcessEnv; cwd?: string; logName?: string; nsenter?: { target?: number } } = {}): TrackedProcess {
+  spawnIn(ns: string, cmd: string, args: readonly string[], opts: { env?: NodeJS.ProcessEnv; cwd?: string; logName?: string; runDir?: string; nsenter?: { target?: number } } = {}): TrackedProcess {
     this.assertAlive();
     const base = opts.logName ?? `${ns.slice(this.id.length + 1)}-${cmd.split('/').pop()}-${++this.logSeq}`;
     const p = spawnIn(ns, cmd, args, { ...opts, logPath: join(this.dir, 'logs', `${base}.log`) });

@@ -12,6 +12,8 @@ export interface ExecResult { stdout: string; stderr: string; code: number | nul
 export interface ExecOptions {
   /** Kill the whole process group and reject after this long. Default 10 s. */
   timeoutMs?: number;
+  /** Run with this directory as /run (the host's own /run: see inOwnRun). */
+  runDir?: string;
   /** Written to stdin, which is then closed. */
   input?: string;
   /** Replaces the environment (default: the test process's environment). */
@@ -53,7 +55,20 @@ export async function execOk(cmd: string, args: readonly string[], opts: ExecOpt
 
 /** `ip netns exec NS cmd args...`; like exec(), resolves with the exit code instead of rejecting on it. */
 export function execIn(ns: string, cmd: string, args: readonly string[], opts: ExecOptions = {}): Promise<ExecResult> {
-  return exec('ip', ['netns', 'exec', ns, cmd, ...args], opts);
+  return exec('ip', ['netns', 'exec', ns, ...inOwnRun(opts.runDir, cmd, args)], opts);
+}
+
+/**
+ * The command line that runs cmd with runDir mounted over /run in a mount
+ * namespace of its own (`ip netns exec` already made one per command, slave to
+ * the machine's; this one is private): a lab host's /run, as a real host has,
+ * so what daemons put there (wireguard-go's /run/wireguard/<dev>.sock) is the
+ * host's own and the machine's /run is never written. Every process of the
+ * host that must see it (weftd, wg) runs this way with the same runDir.
+ */
+export function inOwnRun(runDir: string | undefined, cmd: string, args: readonly string[]): string[] {
+  if (runDir === undefined) return [cmd, ...args];
+  return ['unshare', '--mount', '--propagation', 'private', '--', 'sh', '-c', 'mount --bind "$0" /run && exec "$@"', runDir, cmd, ...args];
 }
 
 /** `ip -n NS args...`, rejecting on failure. */
@@ -139,11 +154,13 @@ export interface SpawnInOptions {
    * `target`, that process's network and mount namespaces.
    */
   nsenter?: { target?: number };
+  /** Run with this directory as /run (see inOwnRun). */
+  runDir?: string;
 }
 
 /**
  * Spawns `ip netns exec NS cmd args...` (or nsenter, see SpawnInOptions) as its
- * own process group (both exec the command, so the pid is the command's). Tracked until it exits: killed with
+ * own process group (ip and nsenter exec the command, and so do unshare and sh with runDir, so the pid is the command's). Tracked until it exits: killed with
  * SIGKILL if the test process exits or gets SIGINT/SIGTERM first.
  */
 export function spawnIn(ns: string, cmd: string, args: readonly string[], opts: SpawnInOptions = {}): TrackedProcess {
@@ -160,7 +177,7 @@ export function spawnIn(ns: string, cmd: string, args: readonly string[], opts: 
     : opts.nsenter.target !== undefined
       ? ['nsenter', `--target=${opts.nsenter.target}`, '--mount', '--net', '--']
       : ['nsenter', `--net=${NETNS_DIR}/${ns}`, '--'];
-  const child = spawn(enter[0]!, [...enter.slice(1), cmd, ...args], {
+  const child = spawn(enter[0]!, [...enter.slice(1), ...inOwnRun(opts.runDir, cmd, args)], {
     stdio, detached: true, env: opts.env ?? process.env, ...(opts.cwd ? { cwd: opts.cwd } : {}),
   });
   if (fd !== undefined) closeSync(fd);

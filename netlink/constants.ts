@@ -10,6 +10,7 @@ export const AF_INET6 = 10;
 
 // linux/netlink.h
 export const NETLINK_ROUTE = 0;
+export const NETLINK_GENERIC = 16;
 export const NLMSG_HDRLEN = 16;
 export const NLMSG_ALIGNTO = 4;
 export const NLMSG_NOOP = 0x1;

@@ -1,24 +1,21 @@
 // NetlinkHandle: rtnetlink operations bound to one network namespace. Each
-// method mirrors one iproute2 command (named in the comment above it).
-// Requests are synchronous: rtnetlink handles a request inside sendmsg, so the
-// answer is already queued when recv runs; the timeout only guards bugs.
+// method mirrors one iproute2 command (named in the comment above it). The
+// request/answer logic is NetlinkConn's (transport.ts).
 import { closeSync, openSync } from 'node:fs';
-import {
-  NLMSG_DONE, NLMSG_ERROR, NLMSG_NOOP, NLMSG_OVERRUN, NLM_F_DUMP, NLM_F_DUMP_INTR, RT_TABLE_MAIN,
-  RTM_NEWADDR, RTM_NEWLINK, RTM_NEWNEIGH, RTM_NEWROUTE, RT_TABLE_UNSPEC,
-} from './constants.js';
+import { RT_TABLE_MAIN, RTM_NEWADDR, RTM_NEWLINK, RTM_NEWNEIGH, RTM_NEWROUTE, RT_TABLE_UNSPEC } from './constants.js';
 import { addrDumpRequest, addrRequest, decodeAddr } from './addr.js';
-import { isNotFound, NetlinkError, NetlinkParseError } from './errors.js';
+import { isNotFound, NetlinkError } from './errors.js';
 import {
   linkAddRequest, linkDelRequest, linkDumpRequest, linkGetRequest, linkSetHwAddrRequest,
   linkSetMasterRequest, linkSetMtuRequest, linkSetUpRequest, decodeLink,
 } from './link.js';
 import { decodeFdb, decodeNeigh, fdbDumpRequest, fdbRequest, neighDelRequest, neighDumpRequest, neighReplaceRequest } from './neigh.js';
-import { type Request, toMessage } from './request.js';
+import type { Request } from './request.js';
 import { decodeRoute, routeDumpRequest, routeGetRequest, routeRequest } from './route.js';
-import { fromNative, type NetlinkSocket, openRouteSocket, resolveNetns } from './socket.js';
+import { type NetlinkSocket, openRouteSocket, resolveNetns } from './socket.js';
+import { NetlinkConn } from './transport.js';
 import type { Addr, AddrSpec, Fdb, FdbSpec, Link, LinkSpec, Neigh, NeighSpec, Route, RouteSpec } from './types.js';
-import { type NlMsg, parseDone, parseError, parseMessages } from './wire.js';
+import type { NlMsg } from './wire.js';
 
 export interface HandleOptions {
   /** Namespace path (/run/netns/h1) or bare name (h1). Default: the process's namespace. */
@@ -27,14 +24,9 @@ export interface HandleOptions {
   timeoutMs?: number;
 }
 
-const DUMP_ATTEMPTS = 3;
-
 export class NetlinkHandle {
   readonly netns: string | undefined;
-  private readonly sock: NetlinkSocket;
-  private readonly timeoutMs: number;
-  private seq: number;
-  private closed = false;
+  private readonly conn: NetlinkConn;
 
   /** Opens an rtnetlink socket in `netns` (or the current namespace). */
   static open(opts: HandleOptions = {}): NetlinkHandle {
@@ -44,98 +36,22 @@ export class NetlinkHandle {
 
   /** Wraps an already open socket (tests pass a fake). The handle owns it from now on. */
   constructor(sock: NetlinkSocket, opts: HandleOptions = {}) {
-    this.sock = sock;
+    this.conn = new NetlinkConn(sock, opts.timeoutMs ?? 5000);
     this.netns = opts.netns;
-    this.timeoutMs = opts.timeoutMs ?? 5000;
-    // A random start keeps two handles on one port from confusing each other's answers after a restart.
-    this.seq = (Math.random() * 0x7fffffff) >>> 0;
   }
 
   close(): void {
-    if (this.closed) return;
-    this.closed = true;
-    this.sock.close();
+    this.conn.close();
   }
 
   // ------------------------------------------------------------ transport
 
-  private nextSeq(): number {
-    this.seq = (this.seq + 1) >>> 0 || 1;
-    return this.seq;
-  }
-
-  /**
-   * Sends one request and collects the messages answering it: up to the ACK
-   * (NLM_F_ACK requests) or NLMSG_DONE (dumps). Throws NetlinkError for a
-   * kernel error, a socket error, garbage, or no answer within the timeout.
-   */
-  private transact(req: Request): { msgs: NlMsg[]; interrupted: boolean } {
-    if (this.closed) throw new NetlinkError(req.op, 9, { detail: 'handle is closed' });
-    const dump = (req.flags & NLM_F_DUMP) === NLM_F_DUMP;
-    const seq = this.nextSeq();
-    try {
-      this.sock.send(toMessage(req, seq, 0, !dump));
-    } catch (e) {
-      throw fromNative(req.op, e);
-    }
-    const deadline = Date.now() + this.timeoutMs;
-    const msgs: NlMsg[] = [];
-    let interrupted = false;
-    for (;;) {
-      const left = deadline - Date.now();
-      let dgram: Buffer | null = null;
-      if (left > 0) {
-        try {
-          dgram = this.sock.recv(left);
-        } catch (e) {
-          throw fromNative(req.op, e);
-        }
-      }
-      if (dgram === null) {
-        throw new NetlinkError(req.op, 110, { detail: `no answer from the kernel within ${this.timeoutMs} ms` });
-      }
-      let parts: NlMsg[];
-      try {
-        parts = parseMessages(dgram);
-      } catch (e) {
-        if (e instanceof NetlinkParseError) throw new NetlinkError(req.op, 74, { detail: e.message });
-        throw e;
-      }
-      for (const m of parts) {
-        // Not ours: a late answer to an earlier request that timed out.
-        if (m.seq !== seq || (m.pid !== 0 && m.pid !== this.sock.portId)) continue;
-        if (m.flags & NLM_F_DUMP_INTR) interrupted = true;
-        if (m.type === NLMSG_ERROR) {
-          const e = parseError(m);
-          if (e.errno !== 0) throw new NetlinkError(req.op, e.errno, e.extAck ? { extAck: e.extAck } : {});
-          if (!dump) return { msgs, interrupted };
-          continue;
-        }
-        if (m.type === NLMSG_DONE) {
-          const d = parseDone(m);
-          if (d.errno !== 0) throw new NetlinkError(req.op, d.errno, d.extAck ? { extAck: d.extAck } : {});
-          return { msgs, interrupted };
-        }
-        if (m.type === NLMSG_NOOP || m.type === NLMSG_OVERRUN) continue;
-        msgs.push(m);
-      }
-    }
-  }
-
-  /** A modifying or get request: NLM_F_ACK, returns any replies before the ACK. */
   private exec(req: Request): NlMsg[] {
-    return this.transact(req).msgs;
+    return this.conn.exec(req);
   }
 
-  /** A dump; restarted when the kernel flags it inconsistent (NLM_F_DUMP_INTR). */
   private dump(req: Request): NlMsg[] {
-    for (let attempt = 1; ; attempt++) {
-      const { msgs, interrupted } = this.transact(req);
-      if (!interrupted) return msgs;
-      if (attempt >= DUMP_ATTEMPTS) {
-        throw new NetlinkError(req.op, 4, { detail: `dump kept changing underneath us (${attempt} attempts)` });
-      }
-    }
+    return this.conn.dump(req);
   }
 
   /** A dump's messages of `type`, decoded, kept when `keep` says so (filters the kernel does not apply for us). */

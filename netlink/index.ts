@@ -12,4 +12,7 @@ export * from './route.js';
 export * from './neigh.js';
 export * from './socket.js';
 export { NetlinkHandle, type HandleOptions } from './handle.js';
+export * from './transport.js';
+export * from './genl.js';
+export * from './wireguard.js';
 export * from './monitor.js';

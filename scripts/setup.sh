@@ -2,40 +2,50 @@
 # Idempotent set-up for a Debian machine: the system packages weft's lab and
 # tests use, the npm dependencies and the build (native addon + TypeScript).
 # Safe to run again; it only does what is missing or out of date.
-#
-#   --runtimes   also the container runtimes for `weft lab --runtime docker|podman`
-#                and their tests: docker.io, podman, busybox-static (the image).
-#                Their system services are not started (the lab runs a daemon per
-#                lab host in its namespaces; nothing runs in the machine's own).
+#   --wireguard   also the optional WireGuard test tools (CI passes it): Debian's
+#                 wireguard-go (the userspace provider), wireguard-tools (wg, the
+#                 tests' oracle and hand-built interop node) and tcpdump (underlay captures)
+#   --runtimes    also the container runtimes for `weft lab --runtime docker|podman`
+#                 and their tests (CI passes it): docker.io, podman, busybox-static
+#                 (the image). Their system services are not started (the lab runs a
+#                 daemon per lab host in its namespaces; nothing runs in the machine's own).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-runtimes=false
+wireguard=0
+runtimes=0
 for a in "$@"; do
-  case "$a" in
-    --runtimes) runtimes=true ;;
-    *) echo "weft setup: unknown option $a (known: --runtimes)" >&2; exit 2 ;;
+  case $a in
+    --wireguard) wireguard=1 ;;
+    --runtimes) runtimes=1 ;;
+    *) echo "weft setup: unknown option $a (known: --wireguard, --runtimes)" >&2; exit 2 ;;
   esac
 done
 
 # clang + libclang-rt-14-dev: libFuzzer for the fuzz driver (scripts/fuzz.sh); g++'s libasan: the ASan addon.
 need_pkgs=(etcd-server etcd-client iproute2 iptables iperf3 iputils-ping containernetworking-plugins openssl python3 make g++ systemd clang libclang-rt-14-dev)
+# --wireguard, without recommends: wireguard-tools recommends a kernel image.
+wg_pkgs=()
+((wireguard)) && wg_pkgs=(wireguard-go wireguard-tools tcpdump)
 missing=()
+wg_missing=()
 for p in "${need_pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
-runtime_pkgs=(docker.io podman busybox-static)
-if $runtimes; then
-  for p in "${runtime_pkgs[@]}"; do
+for p in "${wg_pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || wg_missing+=("$p")
+done
+if ((runtimes)); then
+  for p in docker.io podman busybox-static; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
   done
 fi
-if ((${#missing[@]})); then
+if ((${#missing[@]} + ${#wg_missing[@]})); then
   if [[ $(id -u) -ne 0 ]]; then
-    echo "weft setup: missing Debian packages: ${missing[*]}; run as root or: apt-get install ${missing[*]}" >&2
+    echo "weft setup: missing Debian packages: ${missing[*]} ${wg_missing[*]}; run as root or: apt-get install ${missing[*]} ${wg_missing[*]}" >&2
     exit 1
   fi
-  echo "weft setup: installing ${missing[*]}"
+  echo "weft setup: installing ${missing[*]} ${wg_missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
   # Package scripts must not start dockerd or containerd in the machine's own namespace
   # (docker0, iptables): a policy-rc.d that says no, unless the machine has one already.
@@ -47,7 +57,8 @@ if ((${#missing[@]})); then
     trap 'rm -f /usr/sbin/policy-rc.d' EXIT
   fi
   apt-get update -qq
-  apt-get install -y -qq "${missing[@]}" >/dev/null
+  if ((${#missing[@]})); then apt-get install -y -qq "${missing[@]}" >/dev/null; fi
+  if ((${#wg_missing[@]})); then apt-get install -y -qq --no-install-recommends "${wg_missing[@]}" >/dev/null; fi
   if $own_policy; then rm -f /usr/sbin/policy-rc.d; trap - EXIT; fi
   if [[ " ${missing[*]} " == *" docker.io "* ]] && command -v systemctl >/dev/null && [[ -d /run/systemd/system ]]; then
     systemctl disable -q docker.service docker.socket containerd.service 2>/dev/null || true

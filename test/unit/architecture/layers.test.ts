@@ -21,7 +21,8 @@ export const LAYERS: Readonly<Record<string, readonly string[]>> = {
   // subnet-manager only for its types (leases, batches): see TYPE_ONLY.
   backend: ['lib', 'native', 'netlink', 'host', 'subnet-manager', 'backend'],
   daemon: ['lib', 'native', 'netlink', 'host', 'subnet-manager', 'backend', 'daemon'],
-  cli: ['lib', 'native', 'netlink', 'host', 'subnet-manager', 'daemon', 'cli'],
+  // backend: weft status reads a WireGuard device the way the backend does (generic netlink or wireguard-go's UAPI).
+  cli: ['lib', 'native', 'netlink', 'host', 'subnet-manager', 'backend', 'daemon', 'cli'],
   // The CNI plugin is its own executable, run by container runtimes for every container: it reads
   // subnet.env through host/ and must never load the daemon, etcd, netlink or the native addon.
   cni: ['lib', 'host', 'cni'],

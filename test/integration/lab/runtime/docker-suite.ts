@@ -9,7 +9,7 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { putNetworkConfig, readSubnetEnv, startAgents, waitFor, type StartedAgent } from '../../../../lab/agent.js';
-import { which } from '../../../../lab/demo.js';
+import { which } from '../../../../lib/which.js';
 import { Lab } from '../../../../lab/lab.js';
 import { formatPingMatrix, pingMatrix, ping } from '../../../../lab/ping.js';
 import { DockerRuntime, runtimePreflight, type RuntimeContainer } from '../../../../lab/runtime/index.js';

@@ -8,7 +8,7 @@ import * as assert from 'uvu/assert';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { putNetworkConfig, readSubnetEnv, startAgents, type StartedAgent } from '../../../../lab/agent.js';
-import { which } from '../../../../lab/demo.js';
+import { which } from '../../../../lib/which.js';
 import { Lab } from '../../../../lab/lab.js';
 import { exec } from '../../../../lab/netns.js';
 import { formatPingMatrix, pingMatrix } from '../../../../lab/ping.js';
