@@ -46,7 +46,7 @@ export class DockerRuntime extends ContainerRuntime {
   async startHost(host: LabHost): Promise<void> {
     const dir = join(host.dir, 'docker');
     mkdirSync(dir, { recursive: true });
-    // As deploy/docker.service.d/weft.conf does: ExecStartPre=weft docker-opts, then DOCKER_OPTS on dockerd's line.
+    // As deploy/docker.service.d/weft.conf does: ExecStartPre=weft docker-opts, then the variable on dockerd's line.
     const optsFile = join(dir, 'docker_opts.env');
     await execOk(process.execPath, [WEFT, 'docker-opts', '--subnet-file', hostSubnetFile(host), '--output', optsFile]);
     const opts = dockerOptsArgs(optsFile);
