@@ -1,14 +1,21 @@
 // NetlinkHandle: rtnetlink operations bound to one network namespace. Each
 // method mirrors one iproute2 command (named in the comment above it).
-// Requests are synchronous: rtnetlink handles a request inside sendmsg, so the
-// answer is already queued when recv runs; the timeout only guards bugs.
+// Single requests are synchronous: rtnetlink handles a request inside sendmsg,
+// so the answer is already queued when recv runs; the timeout only guards
+// bugs. Large work goes through the asynchronous side (channel.ts): batch()
+// and the *Dump() listings, which share the event loop. Every failure is a
+// NetlinkError naming the operation and errno, counted in `errors` (by
+// operation and errno; not-found and exists answers are not failures).
 import { closeSync, openSync } from 'node:fs';
 import {
   NLMSG_DONE, NLMSG_ERROR, NLMSG_NOOP, NLMSG_OVERRUN, NLM_F_DUMP, NLM_F_DUMP_INTR, RT_TABLE_MAIN,
   RTM_NEWADDR, RTM_NEWLINK, RTM_NEWNEIGH, RTM_NEWROUTE, RT_TABLE_UNSPEC,
 } from './constants.js';
 import { addrDumpRequest, addrRequest, decodeAddr } from './addr.js';
-import { isNotFound, NetlinkError, NetlinkParseError } from './errors.js';
+import { ATTEMPTS, NetlinkChannel } from './channel.js';
+import { KernelErrorCounts } from './error-counts.js';
+import { errnoNumber, isNotFound, KernelError, NetlinkError, NetlinkParseError } from './errors.js';
+import { Faults } from './faults.js';
 import {
   linkAddRequest, linkDelRequest, linkDumpRequest, linkGetRequest, linkSetHwAddrRequest,
   linkSetMasterRequest, linkSetMtuRequest, linkSetUpRequest, decodeLink,
@@ -25,9 +32,16 @@ export interface HandleOptions {
   netns?: string;
   /** How long to wait for the kernel's answer to one request. Default 5000 ms. */
   timeoutMs?: number;
+  /**
+   * The socket for batch() and the *Dump() calls (opened on first use). Default: the handle's
+   * own socket, which is only right when nothing else uses the handle meanwhile (tests).
+   */
+  asyncSocket?: () => NetlinkSocket;
+  /** Injected failures (tests); default WEFT_FAULTS from the environment. */
+  faults?: Faults;
 }
 
-const DUMP_ATTEMPTS = 3;
+const DUMP_ATTEMPTS = ATTEMPTS;
 
 export class NetlinkHandle {
   readonly netns: string | undefined;
@@ -35,11 +49,17 @@ export class NetlinkHandle {
   private readonly timeoutMs: number;
   private seq: number;
   private closed = false;
+  private readonly faults: Faults;
+  private readonly asyncSocket: (() => NetlinkSocket) | undefined;
+  private channelOpen?: NetlinkChannel;
+  /** Failed operations by operation and errno (weft_netlink_errors_total). */
+  readonly errors = new KernelErrorCounts();
 
   /** Opens an rtnetlink socket in `netns` (or the current namespace). */
   static open(opts: HandleOptions = {}): NetlinkHandle {
     const netns = opts.netns === undefined ? undefined : resolveNetns(opts.netns);
-    return new NetlinkHandle(openRouteSocket(netns === undefined ? {} : { netns }), { ...opts, ...(netns ? { netns } : {}) });
+    const where = netns === undefined ? {} : { netns };
+    return new NetlinkHandle(openRouteSocket(where), { asyncSocket: () => openRouteSocket(where), ...opts, ...(netns ? { netns } : {}) });
   }
 
   /** Wraps an already open socket (tests pass a fake). The handle owns it from now on. */
@@ -47,6 +67,8 @@ export class NetlinkHandle {
     this.sock = sock;
     this.netns = opts.netns;
     this.timeoutMs = opts.timeoutMs ?? 5000;
+    this.faults = opts.faults ?? Faults.fromEnv();
+    this.asyncSocket = opts.asyncSocket;
     // A random start keeps two handles on one port from confusing each other's answers after a restart.
     this.seq = (Math.random() * 0x7fffffff) >>> 0;
   }
@@ -54,7 +76,26 @@ export class NetlinkHandle {
   close(): void {
     if (this.closed) return;
     this.closed = true;
+    if (this.channelOpen && this.asyncSocket) this.channelOpen.close();
     this.sock.close();
+  }
+
+  /** The asynchronous side, opened on first use. */
+  private get channel(): NetlinkChannel {
+    if (this.closed) throw new NetlinkError('netlink batch', 9, { detail: 'handle is closed' });
+    if (!this.channelOpen) {
+      let sock = this.sock;
+      if (this.asyncSocket) {
+        try {
+          sock = this.asyncSocket();
+        } catch (e) {
+          if (e instanceof KernelError) this.errors.add(e);
+          throw e;
+        }
+      }
+      this.channelOpen = new NetlinkChannel(sock, { timeoutMs: this.timeoutMs, faults: this.faults, errors: this.errors, nextSeq: () => this.nextSeq() });
+    }
+    return this.channelOpen;
   }
 
   // ------------------------------------------------------------ transport
@@ -70,8 +111,19 @@ export class NetlinkHandle {
    * kernel error, a socket error, garbage, or no answer within the timeout.
    */
   private transact(req: Request): { msgs: NlMsg[]; interrupted: boolean } {
+    try {
+      return this.transactOnce(req);
+    } catch (e) {
+      if (e instanceof KernelError) this.errors.add(e);
+      throw e;
+    }
+  }
+
+  private transactOnce(req: Request): { msgs: NlMsg[]; interrupted: boolean } {
     if (this.closed) throw new NetlinkError(req.op, 9, { detail: 'handle is closed' });
     const dump = (req.flags & NLM_F_DUMP) === NLM_F_DUMP;
+    const fault = this.faults.take(req.op);
+    if (fault !== undefined && fault !== 'DUMP_INTR') throw new NetlinkError(req.op, errnoNumber(fault), { detail: `injected ${fault} (WEFT_FAULTS)` });
     const seq = this.nextSeq();
     try {
       this.sock.send(toMessage(req, seq, 0, !dump));
@@ -80,7 +132,7 @@ export class NetlinkHandle {
     }
     const deadline = Date.now() + this.timeoutMs;
     const msgs: NlMsg[] = [];
-    let interrupted = false;
+    let interrupted = fault === 'DUMP_INTR';
     for (;;) {
       const left = deadline - Date.now();
       let dgram: Buffer | null = null;
@@ -132,9 +184,9 @@ export class NetlinkHandle {
     for (let attempt = 1; ; attempt++) {
       const { msgs, interrupted } = this.transact(req);
       if (!interrupted) return msgs;
-      if (attempt >= DUMP_ATTEMPTS) {
-        throw new NetlinkError(req.op, 4, { detail: `dump kept changing underneath us (${attempt} attempts)` });
-      }
+      const e = new NetlinkError(req.op, 4, { detail: `dump kept changing underneath us (${attempt} attempts)` });
+      this.errors.add(e);
+      if (attempt >= DUMP_ATTEMPTS) throw e;
     }
   }
 
@@ -315,6 +367,33 @@ export class NetlinkHandle {
   // bridge fdb del MAC dev INDEX [dst IP] self
   fdbDel(f: FdbSpec): void {
     this.exec(fdbRequest('del', f));
+  }
+
+  // ------------------------------------------------------------ asynchronous: batches and dumps
+
+  /**
+   * Sends many modifying requests (route/neigh/fdb/addr requests built with
+   * the encoders of this folder), many per sendmsg; resolves to each one's
+   * error, or undefined where it succeeded. Transient failures are retried.
+   */
+  batch(reqs: readonly Request[]): Promise<(KernelError | undefined)[]> {
+    return this.channel.batch(reqs);
+  }
+
+  // ip [-4|-6] route show [table T|all] [dev INDEX], decoded as it arrives
+  routeDump(filter: { index?: number; family?: 4 | 6; table?: number } = {}): Promise<Route[]> {
+    const table = filter.table ?? RT_TABLE_MAIN;
+    return this.channel.dump(routeDumpRequest(filter.family), RTM_NEWROUTE, decodeRoute, (r) => (table === RT_TABLE_UNSPEC || r.table === table) && matchesFilter(r, filter));
+  }
+
+  // ip [-4|-6] neigh show [dev INDEX], decoded as it arrives
+  neighDump(filter: { index?: number; family?: 4 | 6 } = {}): Promise<Neigh[]> {
+    return this.channel.dump(neighDumpRequest(filter.family), RTM_NEWNEIGH, decodeNeigh, (n) => matchesFilter(n, filter));
+  }
+
+  // bridge fdb show [dev INDEX], decoded as it arrives
+  fdbDump(filter: { index?: number } = {}): Promise<Fdb[]> {
+    return this.channel.dump(fdbDumpRequest(), RTM_NEWNEIGH, decodeFdb, (f) => matchesFilter(f, filter));
   }
 }
 

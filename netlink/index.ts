@@ -13,3 +13,6 @@ export * from './neigh.js';
 export * from './socket.js';
 export { NetlinkHandle, type HandleOptions } from './handle.js';
 export * from './monitor.js';
+export * from './error-counts.js';
+export * from './faults.js';
+export { yieldToLoop } from './channel.js';

@@ -28,13 +28,22 @@ export function fromNative(op: string, e: unknown): Error {
   return e instanceof Error ? e : new Error(String(e));
 }
 
+/**
+ * WEFT_NETLINK_RCVBUF (bytes; tests and diagnosis): a request socket's receive
+ * buffer, e.g. 4096 to make the kernel drop a batch's ACKs (ENOBUFS) for real.
+ */
+function requestRcvbuf(): number {
+  const v = Number(process.env.WEFT_NETLINK_RCVBUF ?? 0);
+  return Number.isInteger(v) && v > 0 ? v : 0;
+}
+
 export function openRouteSocket(opts: { groups?: number; netns?: string } = {}): NetlinkSocket {
   const path = opts.netns === undefined ? undefined : resolveNetns(opts.netns);
   const groups = opts.groups ?? 0;
   const n = native();
   let s: { fd: number; portId: number };
   try {
-    s = path === undefined ? n.netlink.open(NETLINK_ROUTE, groups) : n.netlink.open(NETLINK_ROUTE, groups, path);
+    s = n.netlink.open(NETLINK_ROUTE, groups, path, groups === 0 ? requestRcvbuf() : 0);
   } catch (e) {
     throw fromNative(`open rtnetlink socket${path ? ` in ${path}` : ''}`, e);
   }
