@@ -1,20 +1,25 @@
 // The routes a backend wants per peer, kept in the kernel (flannel's
 // RouteNetwork idea, with weft's list/diff/apply instead of a flush):
 //   want(key, route)   declare the route of a peer (no kernel call)
-//   apply(key)         ip route replace it; a failure is remembered and retried
-//   drop(key)          forget it and ip route del it (forget(key): leave that to prune)
-//   prune()            list the kernel's routes in scope, delete those no peer wants,
+//   replaceOp(key)     the request that puts it in place, for a caller that batches it
+//                      with its own entries; settle(key, ok) records the outcome
+//   apply(keys)        ip route replace them (one batch); failures are remembered and retried
+//   drop(keys)         forget them and ip route del them (dropOp(key) to batch it;
+//                      forget(key): leave that to prune)
+//   prune()            dump the kernel's routes in scope, delete those no peer wants,
 //                      and say which peers' routes are already right
 //   reconcile()        prune, then replace every route that is missing or wrong
 //   retryFailed()      replace the routes whose last attempt failed
 // The scope says which kernel routes are the backend's to manage: those on its
-// device (vxlan), or later those carrying weft's route protocol (host-gw), so
-// routes someone else installed are never touched.
+// device (vxlan), or those carrying weft's route protocol (host-gw), so routes
+// someone else installed are never touched. Kernel work is batched and
+// asynchronous (NetlinkHandle.batch, routeDump): thousands of peers do not
+// hold the event loop.
 import type { IpFamily } from '../lib/ip.js';
-import { RT_TABLE_MAIN, type NetlinkHandle, type Route, type RouteSpec } from '../netlink/index.js';
-import type { KernelOps } from './kernel-ops.js';
+import { RT_TABLE_MAIN, routeRequest, type NetlinkHandle, type Route, type RouteSpec } from '../netlink/index.js';
+import type { KernelOp, KernelOps } from './kernel-ops.js';
 
-export type RouteNetlink = Pick<NetlinkHandle, 'routeList' | 'routeReplace' | 'routeDel'>;
+export type RouteNetlink = Pick<NetlinkHandle, 'routeDump' | 'batch'>;
 
 /** Which routes of the main table belong to the backend. */
 export interface RouteScope {
@@ -56,51 +61,84 @@ export class RouteReconciler {
     return [...this.desired.keys()];
   }
 
-  /** ip route replace <dst> via <gateway> dev <index> [onlink]. */
-  apply(key: string): boolean {
+  /** ip route replace <dst> via <gateway> dev <index> [onlink], as a batch item; undefined when key wants no route. */
+  replaceOp(key: string): KernelOp | undefined {
     const r = this.desired.get(key);
-    if (!r) return true;
-    const ok = this.ops.attempt('route replace', key, () => this.nl.routeReplace(toSpec(r)));
-    if (ok) this.failed.delete(key);
-    else this.failed.add(key);
-    return ok;
+    return r && { what: 'route replace', subject: key, req: routeRequest('replace', toSpec(r)) };
   }
 
-  /** ip route del of the declared route (already gone is fine). */
-  drop(key: string): void {
+  /** Records the outcome of replaceOp(key). */
+  settle(key: string, ok: boolean): void {
+    if (ok || !this.desired.has(key)) this.failed.delete(key);
+    else this.failed.add(key);
+  }
+
+  /** Replaces the routes of `keys` (one batch); returns the keys that failed. */
+  async apply(keys: Iterable<string>): Promise<Set<string>> {
+    const ops: KernelOp[] = [];
+    for (const k of keys) {
+      const op = this.replaceOp(k);
+      if (op) ops.push(op);
+    }
+    const ok = await this.ops.run(this.nl, ops);
+    const failed = new Set<string>();
+    ops.forEach((op, i) => {
+      this.settle(op.subject, ok[i]!);
+      if (!ok[i]) failed.add(op.subject);
+    });
+    return failed;
+  }
+
+  /** Undeclares key's route; returns the request that deletes it from the kernel (already gone is fine), for a caller that batches it. */
+  dropOp(key: string): KernelOp | undefined {
     const r = this.desired.get(key);
     this.desired.delete(key);
     this.failed.delete(key);
-    if (r) this.ops.attempt('route del', key, () => this.nl.routeDel(toSpec(r)), true);
+    return r && { what: 'route del', subject: key, req: routeRequest('del', toSpec(r)), tolerateMissing: true };
+  }
+
+  /** Undeclares the routes of `keys` and deletes them from the kernel (one batch). */
+  async drop(keys: Iterable<string>): Promise<void> {
+    const ops: KernelOp[] = [];
+    for (const k of keys) {
+      const op = this.dropOp(k);
+      if (op) ops.push(op);
+    }
+    await this.ops.run(this.nl, ops);
   }
 
   /** Deletes in-scope kernel routes that no key wants; returns the keys whose route is already as declared. */
-  prune(): Set<string> {
+  async prune(): Promise<Set<string>> {
     const scope = this.opts.scope();
     const byDst = new Map<string, [string, DesiredRoute]>();
     for (const [k, r] of this.desired) byDst.set(r.dst, [k, r]);
     const ok = new Set<string>();
-    const listed = this.nl.routeList({ family: this.opts.family, table: RT_TABLE_MAIN, ...(scope.index !== undefined ? { index: scope.index } : {}) });
+    const stale: KernelOp[] = [];
+    const listed = await this.nl.routeDump({ family: this.opts.family, table: RT_TABLE_MAIN, ...(scope.index !== undefined ? { index: scope.index } : {}) });
     for (const r of listed) {
       if (r.table !== RT_TABLE_MAIN) continue; // the kernel's own local-table routes for our address
       if (scope.protocol !== undefined && r.protocol !== scope.protocol) continue;
       const want = byDst.get(r.dst);
       if (want && matches(r, want[1])) ok.add(want[0]);
-      else if (!want) this.ops.attempt('route del (stale)', r.dst, () => this.nl.routeDel({ dst: r.dst, ...(r.gateway ? { gateway: r.gateway } : {}), ...(r.index !== undefined ? { index: r.index } : {}) }), true);
+      else if (!want) {
+        const spec: RouteSpec = { dst: r.dst, ...(r.gateway ? { gateway: r.gateway } : {}), ...(r.index !== undefined ? { index: r.index } : {}) };
+        stale.push({ what: 'route del (stale)', subject: r.dst, req: routeRequest('del', spec), tolerateMissing: true });
+      }
     }
+    await this.ops.run(this.nl, stale);
     for (const k of ok) this.failed.delete(k);
     return ok;
   }
 
-  /** prune(), then apply() every wanted route that is not in place; returns the keys still failing. */
-  reconcile(): ReadonlySet<string> {
-    const ok = this.prune();
-    for (const k of this.desired.keys()) if (!ok.has(k)) this.apply(k);
+  /** prune(), then replace every wanted route that is not in place; returns the keys still failing. */
+  async reconcile(): Promise<ReadonlySet<string>> {
+    const ok = await this.prune();
+    await this.apply([...this.desired.keys()].filter((k) => !ok.has(k)));
     return this.failed;
   }
 
-  retryFailed(): ReadonlySet<string> {
-    for (const k of [...this.failed]) this.apply(k);
+  async retryFailed(): Promise<ReadonlySet<string>> {
+    await this.apply([...this.failed]);
     return this.failed;
   }
 

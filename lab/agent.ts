@@ -45,19 +45,28 @@ export function sanitizerReport(log: string): string | undefined {
   return i < 0 ? undefined : log.slice(i, i + 3000);
 }
 
-/** Starts weftd in a host with the lab's etcd, a per-host subnet file and debug logs. */
+/**
+ * Starts weftd in a host with the lab's etcd, a per-host subnet file and state
+ * directory, and debug logs. WEFT_PROF=<dir> in the environment: each weftd
+ * writes a CPU profile there when it exits (node --cpu-prof).
+ */
 export function startAgent(lab: Lab, host: LabHost, extra: readonly string[] = []): LabAgent {
   const subnetFile = join(host.dir, 'subnet.env');
   const args = [
     WEFTD,
     '--etcd-endpoints', lab.etcd!.labEndpoints.join(','),
     '--subnet-file', subnetFile,
+    ...(extra.includes('--state-dir') ? [] : ['--state-dir', join(host.dir, 'state')]),
     ...(extra.includes('--log-level') ? [] : ['--log-level', 'debug']),
     ...extra,
   ];
   const env = agentEnv();
-  const proc = lab.spawnIn(host.ns, process.execPath, ['--enable-source-maps', ...args], { logName: `weftd-${host.name}`, ...(env ? { env } : {}) });
+  const proc = lab.spawnIn(host.ns, process.execPath, [...nodeArgs(), ...args], { logName: `weftd-${host.name}`, ...(env ? { env } : {}) });
   return { host, proc, subnetFile, args };
+}
+
+function nodeArgs(): string[] {
+  return ['--enable-source-maps', ...(process.env.WEFT_PROF ? ['--cpu-prof', '--cpu-prof-dir', process.env.WEFT_PROF] : [])];
 }
 
 let restarts = 0;
@@ -65,7 +74,7 @@ let restarts = 0;
 /** Starts the agent again with the same flags; its log goes to a new file so old "ready" lines do not count. */
 export async function restartAgent(lab: Lab, a: LabAgent): Promise<void> {
   const env = agentEnv();
-  a.proc = lab.spawnIn(a.host.ns, process.execPath, ['--enable-source-maps', ...a.args], { logName: `weftd-${a.host.name}-restart${++restarts}`, ...(env ? { env } : {}) });
+  a.proc = lab.spawnIn(a.host.ns, process.execPath, [...nodeArgs(), ...a.args], { logName: `weftd-${a.host.name}-restart${++restarts}`, ...(env ? { env } : {}) });
 }
 
 /** Polls `check` every 50 ms until it returns true; returns the milliseconds it took. */

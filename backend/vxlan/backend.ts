@@ -5,32 +5,36 @@
 //   ip route replace <peer subnet> via <peer subnet>.0 dev weft.1 onlink
 // The routes are kept by the shared RouteReconciler; the neighbour and FDB
 // entries are reconciled here. The kernel is reconciled (list, diff, apply),
-// never flushed, so a restarted agent does not interrupt traffic.
+// never flushed, so a restarted agent does not interrupt traffic. Per-peer
+// entries go in batches (many per sendmsg, the event loop runs between
+// chunks); apply, resync and the rest run one at a time.
 import type { Prefix } from '../../lib/ip.js';
 import type { Logger } from '../../lib/log.js';
-import type { Link, NetlinkHandle, Notification } from '../../netlink/index.js';
+import { Serial } from '../../lib/serial.js';
+import {
+  fdbRequest, neighDelRequest, neighReplaceRequest, RTM_DELLINK, RTM_DELNEIGH, RTM_DELROUTE,
+  type Link, type NetlinkHandle, type Notification,
+} from '../../netlink/index.js';
 import type { Underlay } from '../../host/underlay.js';
 import type { Lease, LeaseBatch } from '../../subnet-manager/index.js';
 import type { Backend, BackendStats } from '../backend.js';
-import { KernelOps } from '../kernel-ops.js';
-import { PeerTable, type PeerChange } from '../peer-table.js';
+import { type KernelOp, KernelOps } from '../kernel-ops.js';
+import { PeerTable, logPeerChanges, type PeerChange } from '../peer-table.js';
 import { RouteReconciler } from '../route-reconciler.js';
 import { ensureVxlanDevice } from './device.js';
-import { parseVxlanPeer, type VxlanPeer } from './peer.js';
+import { leaseVtepMac, parseVxlanPeer, type VxlanPeer } from './peer.js';
 
 /** The netlink operations the VXLAN backend uses (a NetlinkHandle; a fake in unit tests). */
 export type VxlanNetlink = Pick<
   NetlinkHandle,
   | 'linkByName' | 'linkByIndex' | 'linkAdd' | 'linkDel' | 'linkSetUp' | 'linkSetMtu' | 'linkSetHwAddr'
   | 'addrList' | 'addrReplace' | 'addrDel'
-  | 'routeList' | 'routeReplace' | 'routeDel'
-  | 'neighList' | 'neighReplace' | 'neighDel'
-  | 'fdbList' | 'fdbReplace' | 'fdbDel'
+  | 'routeDump' | 'neighDump' | 'fdbDump' | 'batch'
 >;
 
 /** Kernel notifications (a NetlinkMonitor): a deletion on our device triggers a full reconcile at once. */
 export interface VxlanMonitor {
-  poll(timeoutMs?: number): Notification[];
+  poll(timeoutMs?: number, maxDatagrams?: number, want?: (type: number) => boolean): Notification[];
 }
 
 export interface VxlanOptions {
@@ -41,7 +45,8 @@ export interface VxlanOptions {
   readonly vni: number;
   readonly port: number;
   readonly device: string;
-  readonly mac: string;
+  /** The VTEP MAC for a public address (derived from it, so it changes with the address). */
+  readonly macFor: (publicIp: string) => string;
   /** Its v4 address is the VTEP's local address. */
   readonly underlay: Underlay & { readonly v4: string };
   /** Backend.MTU from the network config; default underlay MTU - 50. */
@@ -51,36 +56,56 @@ export interface VxlanOptions {
 /** VXLAN over IPv4 adds 50 bytes: outer IPv4 20 + UDP 8 + VXLAN 8 + inner Ethernet 14. */
 export const VXLAN_OVERHEAD = 50;
 
+const isDeletion = (type: number) => type === RTM_DELROUTE || type === RTM_DELNEIGH || type === RTM_DELLINK;
+
 export class VxlanBackend implements Backend {
   readonly type = 'vxlan';
   readonly mtu: number;
-  readonly leaseData: { VNI: number; VtepMAC: string };
   private readonly table: PeerTable<VxlanPeer>;
   private readonly ops: KernelOps;
   private readonly routes: RouteReconciler;
+  private readonly serial = new Serial();
   /** Peers whose entries are not all in place (a failed operation); retried every second. */
   private readonly dirty = new Set<string>();
+  /** A reconcile did not finish (a transient kernel error): the next resync does a full one. */
+  private needsReconcile = false;
+  private underlay: Underlay & { readonly v4: string };
+  private mac: string;
   private link!: Link;
   private own?: Lease;
   private deviceRecreated = 0;
+  /** MAC -> remote of the FDB entries the device held when this agent started (see holds()). */
+  private startFdb?: Map<string, string>;
 
   constructor(private readonly o: VxlanOptions) {
     this.mtu = o.mtu ?? o.underlay.mtu - VXLAN_OVERHEAD;
-    this.leaseData = { VNI: o.vni, VtepMAC: o.mac };
+    this.underlay = o.underlay;
+    this.mac = o.macFor(o.underlay.v4);
     this.ops = new KernelOps(o.log);
     this.routes = new RouteReconciler(o.nl, this.ops, { family: 4, scope: () => ({ index: this.link.index }) });
-    this.table = new PeerTable((l) => parseVxlanPeer(l, o.vni, o.underlay), o.log);
+    this.table = new PeerTable((l) => parseVxlanPeer(l, o.vni, this.underlay, this.mac), o.log);
     this.link = this.ensureDevice();
+  }
+
+  get leaseData(): { VNI: number; VtepMAC: string } {
+    return { VNI: this.o.vni, VtepMAC: this.mac };
   }
 
   private ensureDevice(): Link {
     const { o } = this;
-    return ensureVxlanDevice(o.nl, o.log, { name: o.device, vni: o.vni, port: o.port, local: o.underlay.v4, underlayIndex: o.underlay.index, mtu: this.mtu, mac: o.mac });
+    return ensureVxlanDevice(o.nl, o.log, { name: o.device, vni: o.vni, port: o.port, local: this.underlay.v4, underlayIndex: this.underlay.index, mtu: this.mtu, mac: this.mac });
   }
 
-  async configure(own: Lease): Promise<void> {
-    this.own = own;
-    this.configureAddress();
+  /** Addresses the device for our lease; called again (in place) when the lease moves to another subnet. */
+  configure(own: Lease): Promise<void> {
+    return this.serial.run(async () => {
+      this.own = own;
+      this.configureAddress();
+      if (!this.startFdb) {
+        this.startFdb = new Map();
+        for (const f of await this.o.nl.fdbDump({ index: this.link.index })) if (f.dst) this.startFdb.set(f.mac, f.dst);
+      }
+    });
   }
 
   // ip addr replace <subnet>.0/32 dev weft.1, and drop addresses of an old lease
@@ -94,37 +119,48 @@ export class VxlanBackend implements Backend {
     nl.addrReplace({ index: this.link.index, address: want, prefixLen: 32 });
   }
 
-  async apply(batch: LeaseBatch): Promise<void> {
-    const changes = this.table.apply(batch);
-    if (batch.snapshot) {
-      for (const c of changes) this.logChange(c);
-      this.reconcile();
-      return;
-    }
-    for (const c of changes) this.applyChange(c);
+  /**
+   * The underlay's address changed: the device is remade with the new local
+   * address (and the MAC derived from it), then every peer is programmed again.
+   */
+  setUnderlay(u: Underlay & { readonly v4: string }): Promise<void> {
+    return this.serial.run(async () => {
+      this.underlay = u;
+      this.mac = this.o.macFor(u.v4);
+      this.link = this.ensureDevice();
+      this.configureAddress();
+      this.needsReconcile = true;
+      await this.reconcile();
+    });
   }
 
-  private logChange(c: PeerChange<VxlanPeer>): void {
-    const p = c.after ?? c.before!;
-    const what = c.after ? (c.before ? 'peer updated' : 'peer added') : 'peer removed';
-    this.o.log.info(what, { subnet: c.subnet, publicIp: p.publicIp.v4, ...(c.after ? { vtepMac: p.mac } : {}) });
+  apply(batch: LeaseBatch): Promise<void> {
+    return this.serial.run(async () => {
+      const changes = this.table.apply(batch);
+      logPeerChanges(this.o.log, changes, (p) => ({ publicIp: p.publicIp.v4, vtepMac: p.mac }));
+      // Set until the kernel work is done: if it throws, the next resync reconciles everything.
+      this.needsReconcile = true;
+      if (batch.snapshot) await this.reconcile();
+      else await this.applyChanges(changes);
+      this.needsReconcile = false;
+    });
   }
 
-  private applyChange(c: PeerChange<VxlanPeer>): void {
-    if (c.before && (!c.after || c.after.mac !== c.before.mac)) {
-      this.unprogram(c.subnet, c.before, !c.after);
-    }
-    if (c.after) {
-      if (this.program(c.subnet, c.after)) {
-        this.dirty.delete(c.subnet);
-        this.logChange(c);
+  /** Every old entry goes before any new one is made: a MAC may move from one peer to another within a batch. */
+  private async applyChanges(changes: readonly PeerChange<VxlanPeer>[]): Promise<void> {
+    const removals: KernelOp[] = [];
+    const ops: KernelOp[] = [];
+    const programmed: string[] = [];
+    for (const c of changes) {
+      if (c.before && (!c.after || c.after.mac !== c.before.mac)) this.unprogramOps(removals, c.subnet, c.before, !c.after);
+      if (c.after) {
+        this.programOps(ops, c.subnet, c.after);
+        programmed.push(c.subnet);
       } else {
-        this.dirty.add(c.subnet);
+        this.dirty.delete(c.subnet);
       }
-    } else {
-      this.dirty.delete(c.subnet);
-      this.logChange(c);
     }
+    await this.runProgram([...removals, ...ops], programmed);
   }
 
   /** The peer's route as the reconciler keeps it. */
@@ -133,28 +169,43 @@ export class VxlanBackend implements Backend {
   }
 
   /** Neighbour, then FDB, then route: no packet is routed to the device before the peer's MAC and address are known. */
-  private program(key: string, p: VxlanPeer): boolean {
-    const { nl } = this.o;
+  private programOps(ops: KernelOp[], key: string, p: VxlanPeer): void {
     const index = this.link.index;
     this.wantRoute(key, p);
-    return (
-      this.ops.attempt('neigh replace', key, () => nl.neighReplace({ index, ip: p.vtepIp, mac: p.mac })) &&
-      this.ops.attempt('fdb replace', key, () => nl.fdbReplace({ index, mac: p.mac, dst: p.publicIp.v4! })) &&
-      this.routes.apply(key)
-    );
+    ops.push({ what: 'neigh replace', subject: key, req: neighReplaceRequest({ index, ip: p.vtepIp, mac: p.mac }) });
+    ops.push({ what: 'fdb replace', subject: key, req: fdbRequest('replace', { index, mac: p.mac, dst: p.publicIp.v4! }) });
+    ops.push(this.routes.replaceOp(key)!);
   }
 
   /** The reverse order: route, FDB, neighbour (the route and neighbour only when the peer leaves). */
-  private unprogram(key: string, p: VxlanPeer, leaving: boolean): void {
-    const { nl } = this.o;
+  private unprogramOps(ops: KernelOp[], key: string, p: VxlanPeer, leaving: boolean): void {
     const index = this.link.index;
-    if (leaving) this.routes.drop(key);
-    this.ops.attempt('fdb del', key, () => nl.fdbDel({ index, mac: p.mac, dst: p.publicIp.v4! }), true);
-    if (leaving) this.ops.attempt('neigh del', key, () => nl.neighDel({ index, ip: p.vtepIp, mac: p.mac }), true);
+    if (leaving) {
+      const route = this.routes.dropOp(key);
+      if (route) ops.push(route);
+    }
+    ops.push({ what: 'fdb del', subject: key, req: fdbRequest('del', { index, mac: p.mac, dst: p.publicIp.v4! }), tolerateMissing: true });
+    if (leaving) ops.push({ what: 'neigh del', subject: key, req: neighDelRequest({ index, ip: p.vtepIp }), tolerateMissing: true });
+  }
+
+  /** Runs ops as one batch; each key of `programmed` is clean when all of its entries succeeded. */
+  private async runProgram(ops: KernelOp[], programmed: readonly string[]): Promise<void> {
+    const ok = await this.ops.run(this.o.nl, ops);
+    const failed = new Set<string>();
+    const routeOk = new Map<string, boolean>();
+    ops.forEach((op, i) => {
+      if (!ok[i]) failed.add(op.subject);
+      if (op.what === 'route replace') routeOk.set(op.subject, ok[i]!);
+    });
+    for (const [key, r] of routeOk) this.routes.settle(key, r);
+    for (const key of programmed) {
+      if (failed.has(key)) this.dirty.add(key);
+      else this.dirty.delete(key);
+    }
   }
 
   /** Lists what the kernel holds on the device, removes what no peer wants and adds what is missing. */
-  private reconcile(): void {
+  private async reconcile(): Promise<void> {
     const { nl, network } = this.o;
     const index = this.link.index;
     const byVtepIp = new Map<string, [string, VxlanPeer]>();
@@ -165,30 +216,34 @@ export class VxlanBackend implements Backend {
       this.wantRoute(key, p);
     }
     for (const key of this.routes.desiredKeys()) if (!this.table.get(key)) this.routes.forget(key);
-    const okRoute = this.routes.prune();
+    const okRoute = await this.routes.prune();
     const okFdb = new Set<string>();
     const okNeigh = new Set<string>();
-    for (const f of nl.fdbList({ index })) {
+    const ops: KernelOp[] = [];
+    for (const f of await nl.fdbDump({ index })) {
       if (!f.dst) continue; // the kernel's own entries carry no remote
       const hit = byMac.get(f.mac);
       if (hit && hit[1].publicIp.v4 === f.dst) okFdb.add(hit[0]);
-      else if (!hit) this.ops.attempt('fdb del (stale)', f.mac, () => nl.fdbDel({ index, mac: f.mac, dst: f.dst }), true);
+      else if (!hit) ops.push({ what: 'fdb del (stale)', subject: f.mac, req: fdbRequest('del', { index, mac: f.mac, dst: f.dst }), tolerateMissing: true });
     }
-    for (const n of nl.neighList({ index, family: 4 })) {
+    for (const n of await nl.neighDump({ index, family: 4 })) {
       const hit = byVtepIp.get(n.ip);
       if (hit && n.mac === hit[1].mac && isPermanent(n.state)) okNeigh.add(hit[0]);
-      else if (!hit && network.contains(n.ip)) this.ops.attempt('neigh del (stale)', n.ip, () => nl.neighDel({ index, ip: n.ip, mac: n.mac ?? '00:00:00:00:00:00' }), true);
+      else if (!hit && network.contains(n.ip)) ops.push({ what: 'neigh del (stale)', subject: n.ip, req: neighDelRequest({ index, ip: n.ip }), tolerateMissing: true });
     }
-    this.dirty.clear();
+    const programmed: string[] = [];
     for (const [key, p] of this.table.entries()) {
       if (okRoute.has(key) && okFdb.has(key) && okNeigh.has(key)) continue;
-      if (!this.program(key, p)) this.dirty.add(key);
+      this.programOps(ops, key, p);
+      programmed.push(key);
     }
+    this.dirty.clear();
+    await this.runProgram(ops, programmed);
   }
 
   /** True when someone (not only us) removed something from our device since the last look. */
   private somethingDeleted(): boolean {
-    const notes = this.o.monitor?.poll(0) ?? [];
+    const notes = this.o.monitor?.poll(0, 4096, isDeletion) ?? [];
     const index = this.link.index;
     return notes.some(
       (n) =>
@@ -200,25 +255,46 @@ export class VxlanBackend implements Backend {
     );
   }
 
-  async resync(full: boolean): Promise<void> {
-    // Our own deletions show up here too; the extra reconcile they cause is a no-op.
-    if (this.somethingDeleted()) full = true;
-    const current = this.o.nl.linkByIndex(this.link.index);
-    if (!current || current.name !== this.o.device || !current.up) {
-      this.o.log.warn('VXLAN device missing or down; restoring it with all peers', { device: this.o.device });
-      this.link = this.ensureDevice();
-      this.deviceRecreated++;
-      this.configureAddress();
-      full = true;
-    }
-    if (full) {
-      this.reconcile();
-      return;
-    }
-    for (const key of [...this.dirty]) {
-      const p = this.table.get(key);
-      if (!p || this.program(key, p)) this.dirty.delete(key);
-    }
+  resync(full: boolean): Promise<void> {
+    return this.serial.run(async () => {
+      // Our own deletions show up here too; the extra reconcile they cause is a no-op.
+      if (this.somethingDeleted()) full = true;
+      const current = this.o.nl.linkByIndex(this.link.index);
+      if (!current || current.name !== this.o.device || !current.up) {
+        this.o.log.warn('VXLAN device missing or down; restoring it with all peers', { device: this.o.device });
+        this.link = this.ensureDevice();
+        this.deviceRecreated++;
+        this.configureAddress();
+        full = true;
+      }
+      if (full || this.needsReconcile) {
+        this.needsReconcile = true;
+        await this.reconcile();
+        this.needsReconcile = false;
+        return;
+      }
+      const ops: KernelOp[] = [];
+      const retry: string[] = [];
+      for (const key of [...this.dirty]) {
+        const p = this.table.get(key);
+        if (!p) {
+          this.dirty.delete(key);
+          continue;
+        }
+        this.programOps(ops, key, p);
+        retry.push(key);
+      }
+      await this.runProgram(ops, retry);
+    });
+  }
+
+  /** Whether this lease is a peer we program now, or was one when this agent started (its FDB entry was on the device). */
+  holds(lease: Lease): boolean {
+    const mac = leaseVtepMac(lease);
+    if (!mac) return false;
+    const p = this.table.get(lease.subnet.toString());
+    if (p) return p.mac === mac && p.publicIp.v4 === lease.attrs.publicIP;
+    return this.startFdb?.get(mac) === lease.attrs.publicIP;
   }
 
   stats(): BackendStats {

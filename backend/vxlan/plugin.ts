@@ -1,5 +1,6 @@
 // The vxlan backend as a plug-in: Backend.Type "vxlan".
 import { defineBackend, hostOptions } from '../backend.js';
+import { vtepSalt } from '../../host/state-dir.js';
 import { NetlinkMonitor } from '../../netlink/index.js';
 import { VxlanBackend } from './backend.js';
 import { parseVxlanConfig, VXLAN_FLAGS, type VxlanConfig } from './config.js';
@@ -14,13 +15,18 @@ export const vxlanBackend = defineBackend<VxlanConfig>({
     const host = hostOptions(ctx, 'the vxlan backend');
     // Accepted for flannel compatibility, not implemented: say so rather than ignore it silently.
     if (c.directRouting) ctx.log.warn('Backend.DirectRouting is not supported by weftd yet; every peer is reached through VXLAN');
+    const device = (ctx.flags.vxlanDevice as string | undefined) ?? `weft.${c.vni}`;
+    const salt = vtepSalt(ctx.stateDir, () => {
+      const l = ctx.nl.linkByName(device);
+      return l?.kind === 'vxlan' && l.mac === stableVtepMac(host.underlay.v4, c.vni, ctx.etcdPrefix);
+    });
     return new VxlanBackend({
       ...host,
       monitor: ctx.track(NetlinkMonitor.open()),
       vni: c.vni,
       port: c.port,
-      device: (ctx.flags.vxlanDevice as string | undefined) ?? `weft.${c.vni}`,
-      mac: stableVtepMac(host.underlay.v4, c.vni, ctx.etcdPrefix),
+      device,
+      macFor: (ip) => stableVtepMac(ip, c.vni, ctx.etcdPrefix, salt),
       ...(c.mtu !== undefined ? { mtu: c.mtu } : {}),
     });
   },

@@ -9,6 +9,7 @@ import { NetlinkError, type Fdb, type Link, type Neigh, type Notification, type 
 import { Prefix } from '../../../../lib/ip.js';
 import type { Lease } from '../../../../subnet-manager/lease.js';
 import type { LeaseBatch } from '../../../../subnet-manager/lease-table.js';
+import { asyncCalls } from '../../helpers/batching-fake.js';
 
 const UNDERLAY = { index: 2, name: 'eth0', v4: '192.0.2.11', mtu: 1500 };
 const MAC = '02:11:11:11:11:11';
@@ -23,12 +24,20 @@ class FakeKernel implements VxlanNetlink {
   ops: string[] = [];
   failNext = new Map<string, number>();
   private nextIndex = 10;
+  private readonly a = asyncCalls(this);
+  batch: VxlanNetlink['batch'] = (reqs) => this.a.batch(reqs);
+  routeDump: VxlanNetlink['routeDump'] = (f) => this.a.routeDump(f);
+  neighDump: VxlanNetlink['neighDump'] = (f) => this.a.neighDump(f);
+  fdbDump: VxlanNetlink['fdbDump'] = (f) => this.a.fdbDump(f);
+
+  /** errno of the injected failures per op (default ENOBUFS). */
+  failErrno = new Map<string, number>();
 
   private maybeFail(op: string): void {
     const n = this.failNext.get(op) ?? 0;
     if (n > 0) {
       this.failNext.set(op, n - 1);
-      throw new NetlinkError(op, 105, { detail: 'injected' }); // ENOBUFS
+      throw new NetlinkError(op, this.failErrno.get(op) ?? 105, { detail: 'injected' });
     }
   }
   linkByName(name: string) { return [...this.links.values()].find((l) => l.name === name); }
@@ -72,7 +81,10 @@ class FakeKernel implements VxlanNetlink {
     if (!this.routes.some((x) => x.dst === r.dst)) throw new NetlinkError('route del', 3); // ESRCH
     this.routes = this.routes.filter((x) => x.dst !== r.dst);
   }
-  neighList(f?: { index?: number }) { return this.neighs.filter((n) => f?.index === undefined || n.index === f.index); }
+  neighList(f?: { index?: number }) {
+    this.maybeFail('neigh show');
+    return this.neighs.filter((n) => f?.index === undefined || n.index === f.index);
+  }
   neighReplace(n: { index: number; ip: string; mac: string }) {
     this.ops.push(`neigh replace ${n.ip}`);
     this.neighs = this.neighs.filter((x) => x.ip !== n.ip);
@@ -103,8 +115,8 @@ function lease(n: number, mac = `02:00:00:00:00:${n.toString(16).padStart(2, '0'
 }
 const snapshot = (...ls: Lease[]): LeaseBatch => ({ snapshot: true, events: ls.map((lease) => ({ type: 'added' as const, lease })) });
 
-function backend(k: FakeKernel, monitor?: { poll(): Notification[] }) {
-  return new VxlanBackend({ nl: k, monitor, log: createLogger('silent'), network: Prefix.parse('10.244.0.0/16'), vni: 1, port: 8472, device: 'weft.1', mac: MAC, underlay: UNDERLAY });
+function backend(k: FakeKernel, monitor?: { poll(): Notification[] }, macFor: (ip: string) => string = () => MAC) {
+  return new VxlanBackend({ nl: k, monitor, log: createLogger('silent'), network: Prefix.parse('10.244.0.0/16'), vni: 1, port: 8472, device: 'weft.1', macFor, underlay: UNDERLAY });
 }
 
 test('creates the VTEP as DESIGN.md says and programs one neighbour, FDB and route entry per peer', async () => {
@@ -195,6 +207,63 @@ test('a deleted entry seen by the monitor is restored at the next 1 s check, not
   queued = [{ kind: 'neigh', action: 'del', neigh: gone }];
   await b.resync(false);
   assert.equal(k.neighs.map((n) => n.ip), ['10.244.5.0']);
+});
+
+test('a dump that fails for a transient reason (interrupted three times): the peers are known, the next resync reconciles everything', async () => {
+  const k = new FakeKernel();
+  const b = backend(k);
+  k.failNext.set('neigh show', 1);
+  k.failErrno.set('neigh show', 4); // EINTR: what the handle throws after three interrupted attempts
+  await b.apply(snapshot(lease(5), lease(7))).then(() => assert.unreachable('apply rethrows for the daemon to log'), (e) => assert.is(e.code, 'EINTR'));
+  assert.is(b.stats().peersKnown, 2, 'the peer set is updated before the kernel work');
+  await b.resync(false);
+  assert.is(k.routes.length, 2);
+  assert.is(k.neighs.length, 2);
+  assert.is(b.stats().peersProgrammed, 2);
+});
+
+test('a lease carrying this host\'s own VTEP MAC or public IP is never programmed', async () => {
+  const k = new FakeKernel();
+  const b = backend(k);
+  const ownMac = { ...lease(5, MAC) };
+  const ownIp = { ...lease(6), attrs: { ...lease(6).attrs, publicIP: UNDERLAY.v4 } };
+  await b.apply(snapshot(ownMac, ownIp, lease(7)));
+  assert.equal(k.routes.map((r) => r.dst), ['10.244.7.0/24']);
+  assert.is(b.stats().invalidPeers, 2);
+});
+
+test('a MAC that moves from a leaving peer to a new one in the same batch stays in the FDB', async () => {
+  const k = new FakeKernel();
+  const b = backend(k);
+  await b.apply(snapshot(lease(5, '02:00:00:00:55:55')));
+  await b.apply({ snapshot: false, events: [{ type: 'added', lease: lease(8, '02:00:00:00:55:55') }, { type: 'removed', lease: lease(5, '02:00:00:00:55:55') }] });
+  assert.equal(k.fdbs.map((f) => `${f.mac} ${f.dst}`), ['02:00:00:00:55:55 192.0.2.28']);
+  assert.equal(k.routes.map((r) => r.dst), ['10.244.8.0/24']);
+});
+
+test('holds(): the peers it programs, and before its first sync the FDB entries the device carried at start', async () => {
+  const k = new FakeKernel();
+  await backend(k).apply(snapshot(lease(5)));
+  const b = backend(k);
+  await b.configure(lease(3));
+  assert.ok(b.holds(lease(5)), 'from the FDB found at start');
+  assert.not.ok(b.holds(lease(5, '02:00:00:00:99:99')), 'another MAC');
+  assert.not.ok(b.holds({ ...lease(5), attrs: { ...lease(5).attrs, publicIP: '192.0.2.99' } }), 'another address');
+  await b.apply(snapshot(lease(6)));
+  assert.ok(b.holds(lease(6)));
+});
+
+test('setUnderlay: the device is remade with the new local address and MAC, every peer programmed again', async () => {
+  const k = new FakeKernel();
+  const b = backend(k, undefined, (ip) => (ip === '192.0.2.11' ? MAC : '02:33:33:33:33:33'));
+  await b.configure(lease(3));
+  await b.apply(snapshot(lease(5), lease(7)));
+  await b.setUnderlay({ ...UNDERLAY, v4: '192.0.2.31' });
+  const dev = k.linkByName('weft.1')!;
+  assert.equal([dev.vxlan!.local, dev.mac], ['192.0.2.31', '02:33:33:33:33:33']);
+  assert.equal(b.leaseData, { VNI: 1, VtepMAC: '02:33:33:33:33:33' });
+  assert.is(k.routes.filter((r) => r.index === dev.index).length, 2);
+  assert.equal(k.addrList({ index: dev.index }).map((a) => a.address), ['10.244.3.0']);
 });
 
 test.run();
