@@ -15,6 +15,7 @@
 // someone else installed are never touched. Kernel work is batched and
 // asynchronous (NetlinkHandle.batch, routeDump): thousands of peers do not
 // hold the event loop.
+import { Slicer } from '../lib/backoff.js';
 import type { IpFamily } from '../lib/ip.js';
 import { RT_TABLE_MAIN, routeRequest, type NetlinkHandle, type Route, type RouteSpec } from '../netlink/index.js';
 import type { KernelOp, KernelOps } from './kernel-ops.js';
@@ -115,7 +116,9 @@ export class RouteReconciler {
     const ok = new Set<string>();
     const stale: KernelOp[] = [];
     const listed = await this.nl.routeDump({ family: this.opts.family, table: RT_TABLE_MAIN, ...(scope.index !== undefined ? { index: scope.index } : {}) });
+    const slicer = new Slicer();
     for (const r of listed) {
+      if (slicer.due()) await slicer.next();
       if (r.table !== RT_TABLE_MAIN) continue; // the kernel's own local-table routes for our address
       if (scope.protocol !== undefined && r.protocol !== scope.protocol) continue;
       const want = byDst.get(r.dst);

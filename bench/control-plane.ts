@@ -4,8 +4,10 @@
 //     dumps), and the agents' resident memory before and after;
 //  2. then, with those N peers in place, one new lease at a time → the time
 //     from its put to its route existing on every host (netlink monitor).
-// The fake leases are valid vxlan leases; their PublicIPs lie in 198.51.100.0/24
-// (TEST-NET-2), never reached: the entries are PERMANENT and no traffic flows.
+// The fake leases are valid vxlan leases, each with its own PublicIP (two
+// leases with one PublicIP are a conflict weftd skips): from 198.18.0.0/15,
+// RFC 2544's range for benchmarks, on no interface and never reached: the
+// entries are PERMANENT and no traffic flows.
 import { performance } from 'node:perf_hooks';
 import { PREFIX, putNetworkConfig, type AgentReady, type LabAgent, startAgents } from '../lab/agent.js';
 import type { Lab } from '../lab/lab.js';
@@ -61,13 +63,14 @@ export interface ControlPlaneResult {
 
 export interface FakeLease { key: string; subnet: string; vtep: string; mac: string; publicIp: string; value: string }
 
-/** The k-th fake lease: subnet 10.200.0.0/24 + k, VtepMAC 02:b5:… + k, PublicIP 198.51.100.(1 + k mod 254). */
+/** The k-th fake lease: subnet 10.<base>.0.0/24 + k, VtepMAC 02:b5:<base>:… + k, PublicIP 198.18.0.1 + (base-200)·4096 + k. */
 export function fakeLease(k: number, base = 200): FakeLease {
   const b = base + (k >> 8);
   const c = k & 255;
   const subnet = `10.${b}.${c}.0/24`;
   const mac = `02:b5:${hex(base)}:${hex((k >> 16) & 255)}:${hex((k >> 8) & 255)}:${hex(c)}`;
-  const publicIp = `198.51.100.${1 + (k % 254)}`;
+  const n = 1 + (base - 200) * 4096 + k;
+  const publicIp = `198.${18 + (n >> 16)}.${(n >> 8) & 255}.${n & 255}`;
   const value = JSON.stringify({ PublicIP: publicIp, PublicIPv6: null, BackendType: 'vxlan', BackendData: { VNI: 1, VtepMAC: mac } });
   return { key: `${PREFIX}/subnets/10.${b}.${c}.0-24`, subnet, vtep: `10.${b}.${c}.0`, mac, publicIp, value };
 }

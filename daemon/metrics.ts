@@ -54,7 +54,7 @@ export function buildRegistry(src: HealthSource): Registry {
     help: 'Leases skipped for a conflict right now',
     registers: [reg],
     collect() {
-      this.set(src.etcd().conflicts.length);
+      this.set(src.etcd().conflictingLeases);
     },
   });
   new Gauge({

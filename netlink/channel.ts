@@ -13,6 +13,7 @@
 // are lost: those requests are sent again (every request weft batches is
 // idempotent: replace, or delete where "not found" counts as done) and the
 // chunk size halves.
+import { SLICE_MS, yieldToLoop } from '../lib/backoff.js';
 import { Serial } from '../lib/serial.js';
 import { NLMSG_DONE, NLMSG_ERROR, NLM_F_DUMP_INTR } from './constants.js';
 import type { KernelErrorCounts } from './error-counts.js';
@@ -22,9 +23,8 @@ import { type Request, toMessage } from './request.js';
 import { fromNative, type NetlinkSocket } from './socket.js';
 import { type NlMsg, parseDone, parseError, parseMessages } from './wire.js';
 
-/** Work between two yields to the event loop. */
-export const SLICE_MS = 5;
-const MAX_CHUNK = 1024;
+const MIN_CHUNK = 8;
+const MAX_CHUNK = 512;
 const MAX_CHUNK_BYTES = 64 * 1024;
 /** Attempts per request of a batch while its failure is transient (and for a dump while it is interrupted). */
 export const ATTEMPTS = 3;
@@ -34,7 +34,6 @@ const LOST = Symbol('lost');
 type Outcome = KernelError | undefined | typeof LOST;
 
 const now = () => performance.now();
-export const yieldToLoop = (): Promise<void> => new Promise((r) => setImmediate(r));
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 export interface ChannelOptions {
@@ -88,8 +87,11 @@ export class NetlinkChannel {
         off += part.length;
         const took = now() - started;
         if (lost > 0) this.chunk = Math.max(1, part.length >> 1);
-        else if (took < SLICE_MS / 2) this.chunk = Math.min(MAX_CHUNK, this.chunk * 2);
-        else if (took > SLICE_MS * 2) this.chunk = Math.max(8, this.chunk >> 1);
+        else if (part.length >= this.chunk) {
+          // Aim at SLICE_MS per chunk: what the kernel takes per request varies with its tables.
+          const fit = Math.round((part.length * SLICE_MS) / Math.max(took, 0.05));
+          this.chunk = Math.max(MIN_CHUNK, Math.min(MAX_CHUNK, fit, this.chunk * 2));
+        }
         await yieldToLoop();
       }
       if (again.length > 0 && attempt >= ATTEMPTS) {

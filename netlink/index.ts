@@ -15,4 +15,3 @@ export { NetlinkHandle, type HandleOptions } from './handle.js';
 export * from './monitor.js';
 export * from './error-counts.js';
 export * from './faults.js';
-export { yieldToLoop } from './channel.js';

@@ -127,6 +127,10 @@ export class LeaseTable {
   private readonly reserved = new Map<string, { key: string; until: number }>();
   private readonly reservedSubnets = new Map<string, { subnet: Prefix; until: number }>();
   private readonly ownClaims: ReadonlySet<string>;
+  /** A lease left (or a snapshot came) since the last reconsider(): skipped leases may fit now. */
+  private released = false;
+  /** When the earliest reservation runs out. */
+  private nextExpiry = Infinity;
   private readonly graceMs: number;
   private readonly now: () => number;
 
@@ -145,6 +149,8 @@ export class LeaseTable {
   leases(): Lease[] { return [...this.acc.leases.values()]; }
   /** The leases skipped now for a conflict, and with whom. */
   conflicts(): LeaseConflict[] { return [...this.skipped.values()].map(({ key, other, reason }) => ({ key, other, reason })); }
+  /** How many leases are skipped now for a conflict. */
+  get conflicting(): number { return this.skipped.size; }
 
   private isOwn(key: string): boolean {
     const own = this.o.own;
@@ -206,6 +212,8 @@ export class LeaseTable {
     this.skipped.delete(kv.key);
     this.acc.add(l);
     if (old && sameLease(old, l)) return null;
+    // An accepted lease that changed gave up its old claims: a skipped one may fit now.
+    if (old) this.released = true;
     return { type: 'added', lease: l };
   }
 
@@ -216,6 +224,8 @@ export class LeaseTable {
     const until = this.now() + this.graceMs;
     for (const c of leaseClaims(old.attrs)) this.reserved.set(c, { key, until });
     this.reservedSubnets.set(key, { subnet: old.subnet, until });
+    this.released = true;
+    this.nextExpiry = Math.min(this.nextExpiry, until);
     return { type: 'removed', lease: old };
   }
 
@@ -248,12 +258,24 @@ export class LeaseTable {
     }
     const events = diffLeaseMaps(this.acc.leases, next.leases);
     this.acc = next;
+    this.released = true;
     return events;
   }
 
   /** Accepts skipped leases that no longer conflict (their rival left, its grace ran out); returns their events. */
   reconsider(): LeaseEvent[] {
-    if (this.skipped.size === 0) return [];
+    const now = this.now();
+    if (this.skipped.size === 0 || (!this.released && now < this.nextExpiry)) return [];
+    this.released = false;
+    this.nextExpiry = Infinity;
+    for (const [c, r] of this.reserved) {
+      if (r.until <= now) this.reserved.delete(c);
+      else this.nextExpiry = Math.min(this.nextExpiry, r.until);
+    }
+    for (const [k, r] of this.reservedSubnets) {
+      if (r.until <= now) this.reservedSubnets.delete(k);
+      else this.nextExpiry = Math.min(this.nextExpiry, r.until);
+    }
     const events: LeaseEvent[] = [];
     for (const s of establishedFirst([...this.skipped.values()], () => false)) {
       if (this.conflict(s.lease, this.acc)) continue;

@@ -46,7 +46,7 @@ export class AcquireConflictError extends errorKind('ECONFLICT', true) {}
 const MAX_ACQUIRE_ATTEMPTS = 16;
 
 export class SubnetManager {
-  readonly stats: ManagerStats = { invalidLeases: 0, watchResyncs: 0, reconnects: 0, leaseConflicts: 0, conflicts: [] };
+  readonly stats: ManagerStats = { invalidLeases: 0, watchResyncs: 0, reconnects: 0, leaseConflicts: 0, conflictingLeases: 0 };
   private readonly reg: Registry;
   private readonly log: Logger;
   private readonly ttl: number;

@@ -6,12 +6,11 @@
 // revision has been compacted away (etcd cancels the watch), the set is
 // re-listed and diffed against the known one. Every second, leases skipped
 // for a conflict are looked at again (LeaseTable.reconsider).
-import { Backoff, sleep } from '../lib/backoff.js';
+import { Backoff, Slicer, sleep } from '../lib/backoff.js';
 import { isRetryable } from '../lib/errors.js';
 import type { Logger } from '../lib/log.js';
 import { Serial } from '../lib/serial.js';
 import type { NetworkConfig } from './config.js';
-import type { LeaseConflict } from './lease-claims.js';
 import type { Lease } from './lease.js';
 import { type LeaseBatch, type LeaseEvent, LeaseTable, type OwnLease } from './lease-table.js';
 import type { Registry } from './registry.js';
@@ -25,8 +24,8 @@ export interface ManagerStats {
   reconnects: number;
   /** Leases skipped for a conflict (each time one is newly skipped). */
   leaseConflicts: number;
-  /** The leases skipped for a conflict right now. */
-  conflicts: readonly LeaseConflict[];
+  /** Leases skipped for a conflict right now. */
+  conflictingLeases: number;
   /** Last successful exchange with etcd. */
   lastContact?: Date;
 }
@@ -63,7 +62,7 @@ export async function runLeaseWatch(reg: Registry, cfg: NetworkConfig, opts: Wat
   // Table changes and deliveries, one at a time and in order.
   const serial = new Serial();
   const deliver = async (events: LeaseEvent[], snapshot = false): Promise<void> => {
-    stats.conflicts = table.conflicts();
+    stats.conflictingLeases = table.conflicting;
     if (snapshot || events.length > 0) await onBatch({ snapshot, events });
   };
 
@@ -129,10 +128,13 @@ export async function runLeaseWatch(reg: Registry, cfg: NetworkConfig, opts: Wat
           void serial.run(async () => {
             if ((done && signal.aborted) || failure) return;
             const events: LeaseEvent[] = [];
+            // A response can hold thousands of events: the event loop runs between slices.
+            const slicer = new Slicer();
             for (const ev of evs) {
               const e = ev.type === 'put' ? table.put(ev.kv) : table.delete(ev.key);
               if (e) events.push(e);
               rev = Math.max(rev, ev.type === 'put' ? ev.kv.modRevision : ev.modRevision);
+              if (slicer.due()) await slicer.next();
             }
             // An empty response is a progress notification: everything up to the
             // header's revision has been delivered.

@@ -10,6 +10,7 @@
 // chunks); apply, resync and the rest run one at a time.
 import type { Prefix } from '../../lib/ip.js';
 import type { Logger } from '../../lib/log.js';
+import { Slicer } from '../../lib/backoff.js';
 import { Serial } from '../../lib/serial.js';
 import {
   fdbRequest, neighDelRequest, neighReplaceRequest, RTM_DELLINK, RTM_DELNEIGH, RTM_DELROUTE,
@@ -34,7 +35,7 @@ export type VxlanNetlink = Pick<
 
 /** Kernel notifications (a NetlinkMonitor): a deletion on our device triggers a full reconcile at once. */
 export interface VxlanMonitor {
-  poll(timeoutMs?: number, maxDatagrams?: number, want?: (type: number) => boolean): Notification[];
+  drain(want?: (type: number) => boolean): Promise<Notification[]>;
 }
 
 export interface VxlanOptions {
@@ -151,7 +152,9 @@ export class VxlanBackend implements Backend {
     const removals: KernelOp[] = [];
     const ops: KernelOp[] = [];
     const programmed: string[] = [];
+    const slicer = new Slicer();
     for (const c of changes) {
+      if (slicer.due()) await slicer.next();
       if (c.before && (!c.after || c.after.mac !== c.before.mac)) this.unprogramOps(removals, c.subnet, c.before, !c.after);
       if (c.after) {
         this.programOps(ops, c.subnet, c.after);
@@ -210,7 +213,9 @@ export class VxlanBackend implements Backend {
     const index = this.link.index;
     const byVtepIp = new Map<string, [string, VxlanPeer]>();
     const byMac = new Map<string, [string, VxlanPeer]>();
+    const slicer = new Slicer();
     for (const [key, p] of this.table.entries()) {
+      if (slicer.due()) await slicer.next();
       byVtepIp.set(p.vtepIp, [key, p]);
       byMac.set(p.mac, [key, p]);
       this.wantRoute(key, p);
@@ -221,18 +226,21 @@ export class VxlanBackend implements Backend {
     const okNeigh = new Set<string>();
     const ops: KernelOp[] = [];
     for (const f of await nl.fdbDump({ index })) {
+      if (slicer.due()) await slicer.next();
       if (!f.dst) continue; // the kernel's own entries carry no remote
       const hit = byMac.get(f.mac);
       if (hit && hit[1].publicIp.v4 === f.dst) okFdb.add(hit[0]);
       else if (!hit) ops.push({ what: 'fdb del (stale)', subject: f.mac, req: fdbRequest('del', { index, mac: f.mac, dst: f.dst }), tolerateMissing: true });
     }
     for (const n of await nl.neighDump({ index, family: 4 })) {
+      if (slicer.due()) await slicer.next();
       const hit = byVtepIp.get(n.ip);
       if (hit && n.mac === hit[1].mac && isPermanent(n.state)) okNeigh.add(hit[0]);
       else if (!hit && network.contains(n.ip)) ops.push({ what: 'neigh del (stale)', subject: n.ip, req: neighDelRequest({ index, ip: n.ip }), tolerateMissing: true });
     }
     const programmed: string[] = [];
-    for (const [key, p] of this.table.entries()) {
+    for (const [key, p] of [...this.table.entries()]) {
+      if (slicer.due()) await slicer.next();
       if (okRoute.has(key) && okFdb.has(key) && okNeigh.has(key)) continue;
       this.programOps(ops, key, p);
       programmed.push(key);
@@ -242,8 +250,8 @@ export class VxlanBackend implements Backend {
   }
 
   /** True when someone (not only us) removed something from our device since the last look. */
-  private somethingDeleted(): boolean {
-    const notes = this.o.monitor?.poll(0, 4096, isDeletion) ?? [];
+  private async somethingDeleted(): Promise<boolean> {
+    const notes = (await this.o.monitor?.drain(isDeletion)) ?? [];
     const index = this.link.index;
     return notes.some(
       (n) =>
@@ -258,7 +266,7 @@ export class VxlanBackend implements Backend {
   resync(full: boolean): Promise<void> {
     return this.serial.run(async () => {
       // Our own deletions show up here too; the extra reconcile they cause is a no-op.
-      if (this.somethingDeleted()) full = true;
+      if (await this.somethingDeleted()) full = true;
       const current = this.o.nl.linkByIndex(this.link.index);
       if (!current || current.name !== this.o.device || !current.up) {
         this.o.log.warn('VXLAN device missing or down; restoring it with all peers', { device: this.o.device });

@@ -64,7 +64,7 @@ function fakeSource(over: Partial<HealthSource> = {}, stats: Partial<BackendStat
     leaseRecoveries: () => 2,
     subnet: () => '10.244.3.0/24',
     backend: () => backend,
-    etcd: () => ({ lastContact: new Date(), reconnects: 4, watchResyncs: 1, invalidLeases: 5, leaseConflicts: 7, conflicts: [{ key: 'a', other: 'b', reason: 'r' }] }),
+    etcd: () => ({ lastContact: new Date(), reconnects: 4, watchResyncs: 1, invalidLeases: 5, leaseConflicts: 7, conflictingLeases: 1 }),
     kernelErrors: () => [{ op: 'neigh show', errno: 'EINTR', count: 3 }, { op: 'route replace', errno: 'ENOBUFS', count: 1 }],
     probeEtcd: async () => true,
     ...over,
@@ -82,7 +82,7 @@ test('health: /readyz is 503 until every known peer is programmed', async () => 
 
 test('health: /healthz probes etcd when it has been quiet, and says unreachable when the probe fails', async () => {
   let probes = 0;
-  const h = new HealthServer(fakeSource({ etcd: () => ({ reconnects: 0, watchResyncs: 0, invalidLeases: 0, leaseConflicts: 0, conflicts: [] }), probeEtcd: async () => { probes++; throw new Error('down'); } }), quiet);
+  const h = new HealthServer(fakeSource({ etcd: () => ({ reconnects: 0, watchResyncs: 0, invalidLeases: 0, leaseConflicts: 0, conflictingLeases: 0 }), probeEtcd: async () => { probes++; throw new Error('down'); } }), quiet);
   const r = await h.handle('/healthz', 'GET');
   assert.is(r.code, 503);
   assert.is(JSON.parse(r.body).etcd, 'unreachable');

@@ -133,4 +133,15 @@ test('an accepted lease whose update conflicts keeps its last good value', () =>
   assert.ok(lines.some((l) => l.msg === 'conflicting lease update skipped, keeping its last good value'));
 });
 
+
+test('a live lease that moves to another PublicIP frees its old one: the lease skipped for it is accepted at the next look', () => {
+  const { t } = table();
+  t.put(kv('10.244.2.0/24', '192.0.2.12', '02:00:00:00:00:02'));
+  assert.is(t.put(kv('10.244.3.0/24', '192.0.2.12', '02:00:00:00:00:03')), null, 'same PublicIP: skipped');
+  assert.equal(t.reconsider(), [], 'nothing changed yet');
+  assert.is(t.put(kv('10.244.2.0/24', '192.0.2.13', '02:00:00:00:00:02'))?.type, 'added', 'the owner moved');
+  assert.equal(t.reconsider().map((e) => e.lease.key.slice(P.length)), ['10.244.3.0-24']);
+  assert.equal(keys(t), ['10.244.2.0-24', '10.244.3.0-24']);
+});
+
 test.run();

@@ -115,7 +115,7 @@ function lease(n: number, mac = `02:00:00:00:00:${n.toString(16).padStart(2, '0'
 }
 const snapshot = (...ls: Lease[]): LeaseBatch => ({ snapshot: true, events: ls.map((lease) => ({ type: 'added' as const, lease })) });
 
-function backend(k: FakeKernel, monitor?: { poll(): Notification[] }, macFor: (ip: string) => string = () => MAC) {
+function backend(k: FakeKernel, monitor?: { drain(): Promise<Notification[]> }, macFor: (ip: string) => string = () => MAC) {
   return new VxlanBackend({ nl: k, monitor, log: createLogger('silent'), network: Prefix.parse('10.244.0.0/16'), vni: 1, port: 8472, device: 'weft.1', macFor, underlay: UNDERLAY });
 }
 
@@ -198,7 +198,7 @@ test('a device with other parameters is replaced; a deleted device comes back wi
 test('a deleted entry seen by the monitor is restored at the next 1 s check, not the 10 s full resync', async () => {
   const k = new FakeKernel();
   let queued: Notification[] = [];
-  const b = backend(k, { poll: () => queued.splice(0) });
+  const b = backend(k, { drain: async () => queued.splice(0) });
   await b.apply(snapshot(lease(5)));
   const gone = k.neighs[0]!;
   k.neighDel({ ip: gone.ip });
