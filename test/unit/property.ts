@@ -29,7 +29,11 @@ export function property<Ts extends [unknown, ...unknown[]]>(name: string, p: fc
     const details = await fc.check(p as fc.IAsyncProperty<Ts>, budget(scale) as fc.Parameters<Ts>);
     const s = ((performance.now() - start) / 1000).toFixed(1);
     console.log(`  property ${name}: ${details.numRuns} runs in ${s} s (seed ${details.seed})${details.failed ? ' FAILED' : ''}`);
-    if (details.failed) throw new Error(fc.defaultReportMessage(details) ?? `property failed (seed ${details.seed})`);
+    if (details.failed) {
+      const e = details.errorInstance as Error | undefined;
+      const report = (fc.defaultReportMessage(details) ?? `property failed (seed ${details.seed})`).slice(0, 4000);
+      throw new Error(`${report}\nGot ${e?.stack?.split('\n').slice(0, 4).join('\n') ?? String(e)}`);
+    }
   });
 }
 
