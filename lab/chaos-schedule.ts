@@ -89,13 +89,18 @@ export function planFaults(o: PlanOptions): PlannedFault[] {
   const rnd = prng(o.seed);
   const int = (lo: number, hi: number) => lo + Math.floor(rnd() * (hi - lo + 1));
   const pickOf = <T>(xs: readonly T[]): T => xs[Math.floor(rnd() * xs.length)]!;
-  let bag: FaultKind[] = [];
-  const nextKind = (): FaultKind => {
-    if (bag.length === 0) {
-      bag = [...kinds];
-      for (let i = bag.length - 1; i > 0; i--) { const j = Math.floor(rnd() * (i + 1)); [bag[i], bag[j]] = [bag[j]!, bag[i]!]; }
-    }
-    return bag.shift()!;
+  const bag: FaultKind[] = [];
+  const refill = () => {
+    const more = [...kinds];
+    for (let i = more.length - 1; i > 0; i--) { const j = Math.floor(rnd() * (i + 1)); [more[i], more[j]] = [more[j]!, more[i]!]; }
+    bag.push(...more);
+  };
+  /** The first kind in the bag that can run now (one that cannot waits for a later slot); a new bag when none can. */
+  const takeKind = (feasible: (k: FaultKind) => boolean): FaultKind | undefined => {
+    if (bag.length === 0) refill();
+    let i = bag.findIndex(feasible);
+    if (i < 0) { refill(); i = bag.findIndex(feasible); }
+    return i < 0 ? undefined : bag.splice(i, 1)[0];
   };
 
   const out: PlannedFault[] = [];
@@ -103,17 +108,21 @@ export function planFaults(o: PlanOptions): PlannedFault[] {
   const weftdDownUntil = new Map<string, number>();
   // The last fault starts early enough for its undoing (at most ~3.5 s with etcd's restart) to fit.
   const lastStart = o.durationMs - 1000;
-  for (let at = int(100, 1000); at <= lastStart; at += int(250, 2000)) {
+  const next = (at: number) => {
+    const n = at + int(250, 2000);
+    // The last gap before the window's end must not exceed 2 s either.
+    return n > lastStart && o.durationMs - at > 2000 && lastStart > at ? lastStart : n;
+  };
+  for (let at = int(100, 1000); at <= lastStart; at = next(at)) {
     const left = o.durationMs - at;
     const feasible = (k: FaultKind): boolean => {
       if (k === 'etcd-stop' || k === 'etcd-kill') return o.etcdMembers.length > 0 && etcdBusyUntil <= at && left >= (k === 'etcd-kill' ? ETCD_RECOVERY_MS + 400 : 900);
       if (k === 'weftd-kill') return left >= WEFTD_RECOVERY_MS + 200 && o.hosts.some((h) => (weftdDownUntil.get(h.name) ?? 0) <= at);
       return true;
     };
-    let kind = nextKind();
-    // A kind that cannot run now (etcd busy, no etcd, no time for a restart) gives way to the next one in the bag.
-    for (let tries = 0; tries < kinds.length * 2 && !feasible(kind); tries++) { bag.push(kind); kind = nextKind(); }
-    if (!feasible(kind)) continue;
+    // A kind that cannot run now (etcd busy, no time for a restart) gives way to the next one in the bag.
+    const kind = takeKind(feasible);
+    if (kind === undefined) continue;
     const hold = (lo: number, hi: number, recovery = 0) => Math.max(0, Math.min(int(lo, hi), left - recovery - 200));
     let f: PlannedFault;
     switch (kind) {
