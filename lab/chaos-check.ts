@@ -150,9 +150,9 @@ export async function checkUdpHost(lab: Lab, h: LabHost, net: ChaosNetwork, agen
   if (own) problems.push(...diff('address', [`${fmt4(own.net)}/32`], (addrs[0]?.addr_info ?? []).map((a) => `${a.local}/${a.prefixlen}`)));
   // The forwarder's table, as the agent reports it (SIGUSR1 stats), only once this process is ready (before, SIGUSR1 would kill it).
   if (!logRecords(lab, agent).some((r) => r.msg === 'ready')) return [...problems, 'weftd is not ready'];
-  const stats = await forwarderStats(lab, agent, 2000).catch((e: Error) => ({ error: e.message }));
-  if ('error' in stats) return [...problems, `no forwarder stats: ${stats.error}`];
-  const peers = Object.keys((stats as { peers?: Record<string, unknown> }).peers ?? {});
+  const read = await forwarderStats(lab, agent, 2000).then((stats: { peers?: Record<string, unknown> }) => ({ stats }), (e: Error) => ({ failed: e.message }));
+  if ('failed' in read) return [...problems, `no forwarder stats: ${read.failed}`];
+  const peers = Object.keys(read.stats.peers ?? {});
   problems.push(...diff('forwarder peer', sorted(new Set(live.filter((l) => l.publicIp !== h.underlayIp).map((l) => `${l.publicIp}:${UDP_PORT}`))), sorted(peers)));
   return problems;
 }
