@@ -5,13 +5,13 @@ import { UsageError, type Command, type FlagSet, type ParsedFlags } from '../lib
 import { FAULT_KINDS, type FaultKind } from './chaos-schedule.js';
 import { formatReport, verdicts } from './chaos-report.js';
 import { runChaos } from './chaos.js';
-import { preflight } from './demo.js';
+import { preflight, which } from './demo.js';
 
 const FLAGS: FlagSet = {
   command: 'weft chaos',
   about: 'Builds a lab (etcd with 3 members; h1-h3 on vxlan, h4-h5 on udp; one container per host pinging every other ' +
     'container of its network every 20 ms), applies a seeded random schedule of faults (at least one every 2 s), then ' +
-    'checks within 5 s of the last fault that every pair pings, the leases are distinct, each host\'s kernel holds ' +
+    'checks within --settle-seconds of the last fault that every pair pings, the leases are distinct, each host\'s kernel holds ' +
     'exactly the live leases, no weftd exited by itself and none grew by more than 20 MiB. Prints the report; exit 1 when a check fails.',
   flags: [
     { name: 'seconds', kind: 'int', def: 60, min: 5, max: 3600, help: 'how long faults are applied' },
@@ -21,13 +21,14 @@ const FLAGS: FlagSet = {
     { name: 'settle-seconds', kind: 'int', def: 5, min: 1, max: 120, help: 'how long after the last fault the cluster has to be whole again' },
     { name: 'json', kind: 'string', help: 'also write the whole result (every reply time, fault and process) to this file' },
   ],
-  footer: 'Needs root and what weft lab needs (etcd-server with etcdctl, iproute2, iputils-ping, containernetworking-plugins).',
+  footer: 'Needs root and what weft lab needs (etcd-server and etcd-client (etcdctl), iproute2, iputils-ping, containernetworking-plugins).',
 };
 
 export const chaosCommand: Command = { flags: FLAGS, run: (p) => runChaosCommand(p) };
 
 async function runChaosCommand(args: ParsedFlags): Promise<number> {
   const missing = preflight().filter((m) => !m.what.startsWith('iperf3'));
+  if (!which('etcdctl')) missing.push({ what: 'etcdctl (not on PATH)', how: 'apt-get install etcd-client' });
   if (missing.length) {
     process.stderr.write('weft chaos cannot start; missing:\n' + missing.map((m) => `  ${m.what}: ${m.how}\n`).join(''));
     return 1;

@@ -105,6 +105,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
   const lab = await Lab.create({ hosts: 5, etcdMembers: 3 });
   const pingers: Array<{ from: LabContainer; to: LabContainer; net: string; p: Pinger }> = [];
   let stopping = false;
+  let sampler: NodeJS.Timeout | undefined;
   try {
     say(`lab ${lab.id}: 5 hosts, etcd with 3 members; logs in ${lab.dir}/logs`);
     const nets: ChaosNetwork[] = [
@@ -165,7 +166,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
       track(a);
       procOf.get(a.lab.proc)!.baselineRssKiB = rssKiB(a.lab.proc.pid!);
     }
-    const sampler = setInterval(() => {
+    sampler = setInterval(() => {
       for (const a of agents.values()) {
         const rec = procOf.get(a.lab.proc);
         if (rec && rec.baselineRssKiB === undefined && !rec.exit && logRecords(lab, a.lab).some((r) => r.msg === 'ready')) rec.baselineRssKiB = rssKiB(rec.pid);
@@ -247,6 +248,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
     };
   } finally {
     stopping = true;
+    clearInterval(sampler);
     await Promise.all(pingers.map((x) => x.p.stop().catch(() => undefined)));
     await lab.destroy();
   }
