@@ -30,7 +30,11 @@ let asanEnv: NodeJS.ProcessEnv | undefined;
  * A sanitizer report ends weftd with exit code 86 (ASan) or 87 (UBSan) and is in its log.
  */
 export function agentEnv(): NodeJS.ProcessEnv | undefined {
-  if (process.env.WEFT_NATIVE_ASAN !== '1') return undefined;
+  return process.env.WEFT_NATIVE_ASAN === '1' ? nativeAsanEnv() : undefined;
+}
+
+/** The environment of a node process that loads the ASan+UBSan addon (built first when stale). */
+export function nativeAsanEnv(): NodeJS.ProcessEnv {
   if (!asanEnv) {
     execFileSync('bash', [join(ROOT, 'scripts/build-asan.sh')], { stdio: ['ignore', 'ignore', 'inherit'] });
     const lines = execFileSync('bash', [join(ROOT, 'scripts/asan-env.sh')], { encoding: 'utf8' }).trim().split('\n');

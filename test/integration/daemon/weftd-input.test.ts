@@ -59,9 +59,13 @@ test('an invalid network config in etcd exits 2 naming the key and the value; a 
 
     // No config yet: the agent waits (like flanneld) and starts once it appears.
     const p = lab.spawnIn(h.ns, process.execPath, [WEFTD, '--etcd-endpoints', lab.etcd!.labEndpoints[0]!, '--etcd-prefix', '/later', '--subnet-file', join(h.dir, 's.env'), '--state-dir', join(h.dir, 'state')], { logName: 'weftd-later' });
-    await new Promise((res) => setTimeout(res, 1500));
+    // Wait for the agent to say why it waits (start-up takes longer on a loaded machine), then check it is still there.
+    const notFound = /network config not found: etcd key \/later\/config does not exist/;
+    const w0 = Date.now();
+    while (!notFound.test(lab.readLog(p)) && p.exitCode === null && Date.now() - w0 < 10_000) await new Promise((res) => setTimeout(res, 50));
+    assert.match(lab.readLog(p), notFound);
+    await new Promise((res) => setTimeout(res, 500));
     assert.is(p.exitCode, null, 'still waiting');
-    assert.match(lab.readLog(p), /network config not found: etcd key \/later\/config does not exist/);
     await putNetworkConfig(lab, { Network: '10.244.0.0/16' }, '/later');
     const t0 = Date.now();
     while (!lab.readLog(p).includes('"msg":"ready"') && Date.now() - t0 < 10_000) await new Promise((res) => setTimeout(res, 50));
