@@ -9,7 +9,9 @@ import type { Logger } from '../lib/log.js';
 import type { NetlinkHandle } from '../netlink/index.js';
 import { requireV4, type Underlay } from '../host/underlay.js';
 import type { Lease, LeaseBatch } from '../subnet-manager/index.js';
+import type { PeerPathState } from './peer-paths.js';
 import type { ForwarderStats } from './udp/engine.js';
+import type { WireguardStats } from './wireguard/backend.js';
 
 export interface BackendStats {
   /** peers wanted (valid leases of other hosts) */
@@ -22,8 +24,16 @@ export interface BackendStats {
   invalidPeers: number;
   /** times the device had to be recreated */
   deviceRecreated: number;
+  /** peers this backend cannot reach at all (a host-gw peer behind a gateway); counted in peersKnown, never programmed */
+  peersSkipped?: number;
+  /** Each peer's path (direct, vxlan) or why it is skipped; backends that choose per peer report it. */
+  paths?: readonly PeerPathState[];
+  /** Times a peer moved from one path to another. */
+  pathChanges?: number;
   /** The userspace forwarder's counters (udp backend): totals, drops by reason, per peer, offloads. */
   forwarder?: ForwarderStats;
+  /** The WireGuard device (wireguard backend): kernel or userspace, its name, public key and port. */
+  wireguard?: WireguardStats;
 }
 
 export interface Backend {
@@ -69,6 +79,8 @@ export interface BackendContext<C> {
   readonly etcdPrefix: string;
   /** --state-dir: per-host state kept across restarts (host/state-dir.ts). */
   readonly stateDir: string;
+  /** --route-protocol: every route the backend installs carries it (ip route ... proto N), so it can tell its own routes from anyone else's. */
+  readonly routeProtocol: number;
   /** Registers something the daemon closes when it stops (a netlink monitor, say). */
   track<T extends { close(): void }>(x: T): T;
 }
@@ -96,5 +108,5 @@ export function defineBackend<C>(p: BackendPlugin<C>): BackendPlugin<C> {
  * names the backend in the error when the underlay has none).
  */
 export function hostOptions<C>(ctx: BackendContext<C>, what: string) {
-  return { nl: ctx.nl, log: ctx.log, network: ctx.network, underlay: { ...ctx.underlay, v4: requireV4(ctx.underlay, what) } };
+  return { nl: ctx.nl, log: ctx.log, network: ctx.network, routeProtocol: ctx.routeProtocol, underlay: { ...ctx.underlay, v4: requireV4(ctx.underlay, what) } };
 }

@@ -1,33 +1,42 @@
 // The routes a backend wants per peer, kept in the kernel (flannel's
 // RouteNetwork idea, with weft's list/diff/apply instead of a flush):
 //   want(key, route)   declare the route of a peer (no kernel call)
-//   replaceOp(key)     the request that puts it in place, for a caller that batches it
-//                      with its own entries; settle(key, ok) records the outcome
-//   apply(keys)        ip route replace them (one batch); failures are remembered and retried
-//   drop(keys)         forget them and ip route del them (dropOp(key) to batch it;
-//                      forget(key): leave that to prune)
-//   prune()            dump the kernel's routes in scope, delete those no peer wants,
+//   apply(keys)        ip route replace them (one batch); a failure is remembered and retried
+//   drop(keys)         forget them and ip route del them (forget(key): leave that to prune)
+//   prune()            list the kernel's routes in scope, delete those no peer wants,
 //                      and say which peers' routes are already right
 //   reconcile()        prune, then replace every route that is missing or wrong
 //   retryFailed()      replace the routes whose last attempt failed
-// The scope says which kernel routes are the backend's to manage: those on its
-// device (vxlan), or those carrying weft's route protocol (host-gw), so routes
-// someone else installed are never touched. Kernel work is batched and
-// asynchronous (NetlinkHandle.batch, routeDump): thousands of peers do not
-// hold the event loop.
+// Every route it installs carries weft's route protocol (--route-protocol,
+// `ip route ... proto 87`), and the scope says which kernel routes are the
+// backend's to manage: those carrying that protocol inside the overlay
+// Network, plus, for the vxlan backend, anything on its own device (what an
+// older weft installed there with proto boot is adopted and re-stamped). A
+// route someone else installed (another protocol, elsewhere) is never deleted.
+// Kernel work is batched and asynchronous (NetlinkHandle.batch, routeDump):
+// thousands of peers do not hold the event loop.
 import { Slicer } from '../lib/backoff.js';
-import type { IpFamily } from '../lib/ip.js';
+import { Prefix, type IpFamily } from '../lib/ip.js';
 import { RT_TABLE_MAIN, routeRequest, type NetlinkHandle, type Route, type RouteSpec } from '../netlink/index.js';
 import type { KernelOp, KernelOps } from './kernel-ops.js';
 
 export type RouteNetlink = Pick<NetlinkHandle, 'routeDump' | 'batch'>;
 
+/**
+ * weft's own route protocol number, the default of --route-protocol. Unassigned
+ * in linux/rtnetlink.h (RTPROT_* 0-4, 8-18, 42, 99, 186-189, 192) and in
+ * iproute2's rt_protos; 87 is "W" in ASCII.
+ */
+export const DEFAULT_ROUTE_PROTOCOL = 87;
+
 /** Which routes of the main table belong to the backend. */
 export interface RouteScope {
-  /** Routes through this interface. */
-  readonly index?: number;
-  /** Routes with this protocol (RTPROT_*). */
-  readonly protocol?: number;
+  /** weft's route protocol: every route the reconciler installs carries it; routes with it are ours. */
+  readonly protocol: number;
+  /** Only destinations inside this prefix (the overlay Network): another overlay on this host may share the protocol. */
+  readonly within?: Prefix;
+  /** Routes through this device are ours whatever their protocol (an older weft's proto boot routes on the VXLAN device). */
+  readonly device?: number;
 }
 
 export interface DesiredRoute {
@@ -35,7 +44,14 @@ export interface DesiredRoute {
   readonly gateway?: string;
   readonly index: number;
   readonly onlink?: boolean;
-  readonly protocol?: number;
+}
+
+/** True when a kernel route falls in the scope (is the backend's to keep or delete). */
+export function inScope(r: Route, s: RouteScope): boolean {
+  if (r.table !== RT_TABLE_MAIN) return false; // the kernel's own local-table routes for our address
+  if (s.device !== undefined && r.index === s.device) return true;
+  if (r.protocol !== s.protocol) return false;
+  return s.within === undefined || (r.dst !== 'default' && s.within.containsNet(Prefix.parse(r.dst)));
 }
 
 export class RouteReconciler {
@@ -62,10 +78,14 @@ export class RouteReconciler {
     return [...this.desired.keys()];
   }
 
-  /** ip route replace <dst> via <gateway> dev <index> [onlink], as a batch item; undefined when key wants no route. */
+  wanted(key: string): DesiredRoute | undefined {
+    return this.desired.get(key);
+  }
+
+  /** ip route replace <dst> via <gateway> dev <index> [onlink] proto <protocol>, as a batch item; undefined when key wants no route. */
   replaceOp(key: string): KernelOp | undefined {
     const r = this.desired.get(key);
-    return r && { what: 'route replace', subject: key, req: routeRequest('replace', toSpec(r)) };
+    return r && { what: 'route replace', subject: key, req: routeRequest('replace', this.toSpec(r)) };
   }
 
   /** Records the outcome of replaceOp(key). */
@@ -90,12 +110,12 @@ export class RouteReconciler {
     return failed;
   }
 
-  /** Undeclares key's route; returns the request that deletes it from the kernel (already gone is fine), for a caller that batches it. */
+  /** Undeclares key's route; returns the request that deletes it from the kernel (ours only; already gone is fine), for a caller that batches it. */
   dropOp(key: string): KernelOp | undefined {
     const r = this.desired.get(key);
     this.desired.delete(key);
     this.failed.delete(key);
-    return r && { what: 'route del', subject: key, req: routeRequest('del', toSpec(r)), tolerateMissing: true };
+    return r && { what: 'route del', subject: key, req: routeRequest('del', this.toSpec(r)), tolerateMissing: true };
   }
 
   /** Undeclares the routes of `keys` and deletes them from the kernel (one batch). */
@@ -115,16 +135,16 @@ export class RouteReconciler {
     for (const [k, r] of this.desired) byDst.set(r.dst, [k, r]);
     const ok = new Set<string>();
     const stale: KernelOp[] = [];
-    const listed = await this.nl.routeDump({ family: this.opts.family, table: RT_TABLE_MAIN, ...(scope.index !== undefined ? { index: scope.index } : {}) });
+    const listed = await this.nl.routeDump({ family: this.opts.family, table: RT_TABLE_MAIN });
     const slicer = new Slicer();
     for (const r of listed) {
       if (slicer.due()) await slicer.next();
-      if (r.table !== RT_TABLE_MAIN) continue; // the kernel's own local-table routes for our address
-      if (scope.protocol !== undefined && r.protocol !== scope.protocol) continue;
+      if (!inScope(r, scope)) continue;
       const want = byDst.get(r.dst);
-      if (want && matches(r, want[1])) ok.add(want[0]);
+      if (want && matches(r, want[1], scope.protocol)) ok.add(want[0]);
       else if (!want) {
-        const spec: RouteSpec = { dst: r.dst, ...(r.gateway ? { gateway: r.gateway } : {}), ...(r.index !== undefined ? { index: r.index } : {}) };
+        // Deleted as listed (its own protocol), so a route someone re-added meanwhile under another protocol survives.
+        const spec: RouteSpec = { dst: r.dst, protocol: r.protocol, ...(r.gateway ? { gateway: r.gateway } : {}), ...(r.index !== undefined ? { index: r.index } : {}) };
         stale.push({ what: 'route del (stale)', subject: r.dst, req: routeRequest('del', spec), tolerateMissing: true });
       }
     }
@@ -148,12 +168,13 @@ export class RouteReconciler {
   get failedKeys(): ReadonlySet<string> {
     return this.failed;
   }
+
+  private toSpec(r: DesiredRoute): RouteSpec {
+    return { dst: r.dst, index: r.index, protocol: this.opts.scope().protocol, ...(r.gateway ? { gateway: r.gateway } : {}), ...(r.onlink ? { onlink: true } : {}) };
+  }
 }
 
-function toSpec(r: DesiredRoute): RouteSpec {
-  return { dst: r.dst, index: r.index, ...(r.gateway ? { gateway: r.gateway } : {}), ...(r.onlink ? { onlink: true } : {}), ...(r.protocol !== undefined ? { protocol: r.protocol } : {}) };
-}
-
-function matches(k: Route, d: DesiredRoute): boolean {
-  return k.gateway === d.gateway && (k.index === undefined || k.index === d.index);
+/** The kernel's route is the declared one, with weft's protocol (an older weft's proto boot route is not: it gets re-stamped). */
+function matches(k: Route, d: DesiredRoute, protocol: number): boolean {
+  return k.gateway === d.gateway && (k.index === undefined || k.index === d.index) && k.onlink === !!d.onlink && k.protocol === protocol;
 }

@@ -31,7 +31,7 @@ const FLAGS: FlagSet = {
     { name: 'no-scale', kind: 'bool', help: 'skip the control-plane scale run' },
     { name: 'out', kind: 'string', help: `directory for latest.json, latest.md and throughput.svg (default ${DEFAULT_OUT})` },
   ],
-  footer: 'Needs root, iperf3, etcd-server, iproute2, iputils-ping and containernetworking-plugins.',
+  footer: 'Needs root, iperf3, etcd-server, iproute2, iputils-ping and containernetworking-plugins; the wireguard-userspace path wireguard-go (scripts/setup.sh --wireguard), else it is reported unavailable.',
 };
 
 export const benchCommand: Command = { flags: FLAGS, run: (p) => runBench(p, p.argv) };

@@ -1,9 +1,11 @@
 // The data paths the bench compares. Each is one entry: how to build it in a
 // fresh lab (2 hosts; etcd, agents and one container per host when it is an
 // overlay), and which two namespaces and which agent processes to measure.
-// Adding a mode (host-gw, say) is one more entry here.
+// Adding a mode is one more entry here.
+import { join } from 'node:path';
 import { attachContainer, logRecords, putNetworkConfig, startAgent, waitReady, type LabAgent } from '../lab/agent.js';
-import type { Lab, LabOptions } from '../lab/lab.js';
+import type { Lab, LabHost, LabOptions } from '../lab/lab.js';
+import { descendants } from './proc-stats.js';
 
 export const OVERLAY_NETWORK = '10.244.0.0/16';
 
@@ -12,7 +14,7 @@ export interface PathEndpoints {
   fromNs: string;
   toNs: string;
   dstIp: string;
-  /** The weftd processes of the lab (empty for the underlay: nothing of ours forwards). */
+  /** The weftd processes of the lab and their children (wireguard-go); empty for the underlay: nothing of ours forwards. */
   agentPids: number[];
   /** One line for the progress output, e.g. "h1c1 10.244.7.2 -> h2c1 10.244.9.2". */
   describe: string;
@@ -40,15 +42,16 @@ const underlay: DataPath = {
   },
 };
 
-/** An overlay path: network config in etcd, weftd on both hosts, one container per host, container to container. */
-export function overlay(id: string, label: string, backend: Record<string, unknown>, agentFlags: readonly string[]): DataPath {
+/** An overlay path: network config in etcd, weftd on both hosts (with these flags), one container per host, container to container. */
+export function overlay(id: string, label: string, backend: Record<string, unknown>, agentFlags: readonly string[] | ((h: LabHost) => readonly string[])): DataPath {
+  const flagsFor = (h: LabHost) => (typeof agentFlags === 'function' ? agentFlags(h) : agentFlags);
   return {
     id,
     label,
     lab: { hosts: 2 },
     async setup(lab) {
       await putNetworkConfig(lab, { Network: OVERLAY_NETWORK, Backend: backend });
-      const agents = lab.hosts.map((h) => startAgent(lab, h, ['--log-level', 'info', ...agentFlags]));
+      const agents = lab.hosts.map((h) => startAgent(lab, h, ['--log-level', 'info', ...flagsFor(h)]));
       const ready = [];
       for (const a of agents) {
         try {
@@ -68,7 +71,7 @@ export function overlay(id: string, label: string, backend: Record<string, unkno
         fromNs: c1.ns,
         toNs: c2.ns,
         dstIp: c2.ip,
-        agentPids: agents.map((a) => a.proc.pid!),
+        agentPids: agents.flatMap((a) => [a.proc.pid!, ...descendants(a.proc.pid!)]),
         describe: `${c1.name} ${c1.ip} -> ${c2.name} ${c2.ip}, MTU ${ready[0]!.mtu}`,
       };
     },
@@ -90,10 +93,17 @@ function agentFailure(lab: Lab, a: LabAgent): string {
 export const DATA_PATHS: readonly DataPath[] = [
   underlay,
   overlay('vxlan', 'kernel VXLAN', { Type: 'vxlan' }, []),
+  // No encapsulation: each host routes the other's subnet via its PublicIP (both hosts share the lab's one segment).
+  overlay('host-gw', 'host-gw (routed, no encapsulation)', { Type: 'host-gw' }, []),
+  // Same segment, so DirectRouting gives the same plain route as host-gw: what the option costs inside the vxlan backend.
+  overlay('vxlan-direct', 'kernel VXLAN, DirectRouting', { Type: 'vxlan', DirectRouting: true }, []),
   overlay('udp-native', 'UDP, native engine', { Type: 'udp', Engine: 'native' }, ['--udp-engine', 'native']),
   // The same engine with one packet per datagram and syscall slot: what the TUN/UDP offloads buy.
   overlay('udp-native-no-offload', 'UDP, native, offloads off', { Type: 'udp', Engine: 'native', Offload: false }, ['--udp-engine', 'native', '--udp-offload=false']),
   overlay('udp-dgram', 'UDP, dgram engine', { Type: 'udp', Engine: 'dgram' }, ['--udp-engine', 'dgram']),
+  // Encrypted: the kernel's WireGuard (unavailable where the kernel has none), and wireguard-go supervised by weftd.
+  ...(['kernel', 'userspace'] as const).map((impl) =>
+    overlay(`wireguard-${impl}`, `WireGuard, ${impl === 'kernel' ? 'kernel' : 'userspace (wireguard-go)'}`, { Type: 'wireguard' }, (h) => ['--wireguard-impl', impl, '--wireguard-key-file', join(h.dir, 'wireguard.key')])),
 ];
 
 /** The references every figure is divided by. */

@@ -1,6 +1,6 @@
 // What a process has cost so far, read from /proc: CPU seconds (utime+stime of
 // every thread, so the native forwarder's threads count) and resident memory.
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 
 /** Kernel clock ticks per second (USER_HZ): 100 on every Linux ABI Node runs on. */
 const USER_HZ = 100;
@@ -43,4 +43,25 @@ export function rssBytes(pid: number): number | undefined {
   }
   const m = /^VmRSS:\s+(\d+) kB$/m.exec(status);
   return m ? Number(m[1]) * 1024 : undefined;
+}
+
+/** Every descendant of pid (children of each of its threads, recursively), e.g. the wireguard-go a weftd runs. */
+export function descendants(pid: number): number[] {
+  const out: number[] = [];
+  let tasks: string[];
+  try {
+    tasks = readdirSync(`/proc/${pid}/task`);
+  } catch {
+    return out;
+  }
+  for (const tid of tasks) {
+    let children = '';
+    try {
+      children = readFileSync(`/proc/${pid}/task/${tid}/children`, 'utf8');
+    } catch {
+      continue;
+    }
+    for (const c of children.trim().split(/\s+/).filter(Boolean).map(Number)) out.push(c, ...descendants(c));
+  }
+  return out;
 }

@@ -93,7 +93,7 @@ export function toMarkdown(r: BenchReport): string {
   out.push(`### Data paths (median of ${s.reps} repetition${s.reps === 1 ? '' : 's'}${r.quick ? ', QUICK smoke run' : ''})`, '');
   out.push(
     `iperf3 -t ${s.seconds} per run, TCP with 1 and ${s.streams} streams, UDP -l ${s.udpLength} -b ${s.udpBitrate}; ` +
-      `ping: ${s.pings} echoes every ${s.pingIntervalMs} ms; agent CPU = utime+stime of the weftd processes during the TCP runs, per GB received. ` +
+      `ping: ${s.pings} echoes every ${s.pingIntervalMs} ms; agent CPU = utime+stime of the weftd processes (and their wireguard-go) during the TCP runs, per GB received. ` +
       `Overlays: container to container across two hosts.`,
     '',
   );

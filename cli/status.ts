@@ -1,7 +1,15 @@
 // `weft status`: this node (lease, backend device, bridge, MTU) and every
-// peer with reachability and RTT, measured by ICMP echo to the peer's bridge
-// gateway over the overlay. Exit 0 when etcd answered and every peer did.
+// `weft status`: this node (lease, backend device, bridge, MTU) and every
+// peer with its path and reachability and RTT, measured by ICMP echo to the
+// peer's bridge gateway over the overlay. The path is read from the kernel,
+// not from weftd: the route to the peer's subnet says whether packets go
+// direct (via its PublicIP: host-gw, DirectRouting), into the VXLAN device,
+// the TUN (udp) or the WireGuard device; a peer without a route whose PublicIP
+// is behind a gateway is one host-gw skips. On a WireGuard device also each
+// peer's last handshake and bytes, read from the device itself. Exit 0 when
+// etcd answered and every peer did.
 import { readFileSync } from 'node:fs';
+import { readWireguardDevice } from '../backend/wireguard/choose.js';
 import { checkEtcdFlags, ENV_PREFIX, ETCD_FLAGS, type EtcdFlags } from '../daemon/etcd-flags.js';
 import { HOST_FLAGS } from '../daemon/flags.js';
 import type { Command } from '../lib/flags.js';
@@ -9,7 +17,8 @@ import { Prefix } from '../lib/ip.js';
 import { withSubnetManager } from './etcd.js';
 import { probeAll } from './icmp-probe.js';
 import { readLeaseRows, type LeaseRow } from './leases.js';
-import { NetlinkHandle } from '../netlink/index.js';
+import { formatEndpoint, NetlinkHandle, RT_TABLE_MAIN, type Link, type Route, type WgDevice } from '../netlink/index.js';
+import { nextHop } from '../host/next-hop.js';
 import { parseEnvFile } from '../host/subnet-env.js';
 
 export interface StatusOptions {
@@ -19,16 +28,33 @@ export interface StatusOptions {
   timeoutMs: number;
 }
 
+/** How packets to a peer's subnet leave this host, as the kernel's main table says. */
+export type StatusPath = 'direct' | 'vxlan' | 'udp' | 'wireguard' | 'skipped' | 'none' | 'other';
+
 export interface PeerStatus {
   subnet: string;
   publicIp: string;
   backend: string;
   vtepMac: string;
+  path: StatusPath;
+  /** For skipped, none and other: why, or what the route is. */
+  pathReason?: string;
   target: string;
   sent: number;
   received: number;
   rttMs: number | null;
   reachable: boolean;
+  /** The WireGuard peer whose allowed IPs hold this subnet (wireguard backend). */
+  wireguard?: WireguardPeerStatus;
+}
+
+export interface WireguardPeerStatus {
+  publicKey: string;
+  endpoint: string | null;
+  /** Seconds since the last handshake; null: never. */
+  lastHandshakeSecondsAgo: number | null;
+  rxBytes: number;
+  txBytes: number;
 }
 
 export interface NodeStatus {
@@ -42,10 +68,14 @@ export interface NodeStatus {
     vtepMac: string | null;
     leaseExpiresInSeconds: number | null;
     device: { name: string; kind: string | null; up: boolean; mtu: number } | null;
+    /** The device's WireGuard identity, when it is a WireGuard device (kernel, or wireguard-go's TUN). */
+    wireguard: { publicKey: string | null; listenPort: number; peers: number } | null;
     bridge: { name: string; up: boolean; mtu: number; addresses: string[] } | null;
   };
   etcd: { ok: boolean; endpoints: string[]; error?: string };
   peers: PeerStatus[];
+  /** Why the WireGuard device could not be read, when it could not. */
+  wireguardError?: string;
 }
 
 function median(xs: readonly number[]): number | null {
@@ -68,10 +98,15 @@ export async function gatherStatus(o: StatusOptions): Promise<NodeStatus> {
   const nl = NetlinkHandle.open();
   let device: NodeStatus['node']['device'] = null;
   let bridge: NodeStatus['node']['bridge'] = null;
+  let wg: WgDevice | undefined;
+  let wgError: string | undefined;
+  let wgIndex: number | undefined;
   try {
     const vtep = nl.addrList({ family: 4 }).find((a) => a.address === own.address(0) && a.prefixLen === 32);
     const dl = vtep && nl.linkByIndex(vtep.index);
     if (dl) device = { name: dl.name, kind: dl.kind ?? null, up: dl.up, mtu: dl.mtu };
+    if (dl) wg = await readWireguardDevice(dl).catch((e: Error) => { wgError = e.message; return undefined; });
+    if (dl && wg) wgIndex = dl.index;
     const bl = nl.linkByName(o.bridge);
     if (bl) bridge = { name: bl.name, up: bl.up, mtu: bl.mtu, addresses: nl.addrList({ index: bl.index, family: 4 }).map((a) => `${a.address}/${a.prefixLen}`) };
   } finally {
@@ -88,6 +123,7 @@ export async function gatherStatus(o: StatusOptions): Promise<NodeStatus> {
       vtepMac: null,
       leaseExpiresInSeconds: null,
       device,
+      wireguard: wg ? { publicKey: wg.publicKey?.toString('base64') ?? null, listenPort: wg.listenPort, peers: wg.peers.length } : null,
       bridge,
     },
     etcd: { ok: false, endpoints: [...o.etcd.etcdEndpoints] },
@@ -108,14 +144,96 @@ export async function gatherStatus(o: StatusOptions): Promise<NodeStatus> {
     status.node.leaseExpiresInSeconds = mine.ttlSeconds;
   }
   const peers = rows.filter((r) => !r.error && r.subnet !== own.toString());
+  const pnl = NetlinkHandle.open();
+  let paths: PathView[];
+  try {
+    paths = peerPaths(pnl, peers, status.node.publicIp, wgIndex);
+  } finally {
+    pnl.close();
+  }
   const targets = peers.map((p) => Prefix.parse(p.subnet.split(' ')[0]!).address(1));
-  const probes = targets.length ? await probeAll(targets, { count: 3, timeoutMs: o.timeoutMs }) : new Map();
+  // A skipped peer has no route here: an echo would only leave through the default route.
+  const probed = targets.filter((_, i) => paths[i]!.path !== 'skipped');
+  const probes = probed.length ? await probeAll(probed, { count: 3, timeoutMs: o.timeoutMs }) : new Map();
   status.peers = peers.map((p, i) => {
-    const r = probes.get(targets[i]!)!;
+    const r = probes.get(targets[i]!) ?? { sent: 0, received: 0, rttsMs: [] };
     const rtt = median(r.rttsMs);
-    return { subnet: p.subnet, publicIp: p.publicIp, backend: p.backend, vtepMac: p.vtepMac, target: targets[i]!, sent: r.sent, received: r.received, rttMs: rtt, reachable: r.received > 0 };
+    const w = wg && wireguardPeer(wg, p.subnet.split(' ')[0]!);
+    return { subnet: p.subnet, publicIp: p.publicIp, backend: p.backend, vtepMac: p.vtepMac, ...paths[i]!, target: targets[i]!, sent: r.sent, received: r.received, rttMs: rtt, reachable: r.received > 0, ...(w ? { wireguard: w } : {}) };
   });
+  if (wgError) status.wireguardError = wgError;
   return status;
+}
+
+export interface PathView {
+  path: StatusPath;
+  pathReason?: string;
+}
+
+/**
+ * Each peer's path from the kernel's main table: the route to its subnet goes
+ * via its PublicIP (direct), into a VXLAN device (vxlan), the WireGuard device
+ * (wireguard; wireguard-go's is a TUN, so it is told by its index) or another
+ * TUN (udp); no route and a PublicIP behind a gateway is a peer host-gw skips.
+ */
+export function peerPaths(
+  nl: Pick<NetlinkHandle, 'routeList' | 'linkList' | 'addrList' | 'routeGet'>,
+  peers: ReadonlyArray<{ subnet: string; publicIp: string }>,
+  ownPublicIp: string | null,
+  wireguardIndex?: number,
+): PathView[] {
+  const routes = nl.routeList({ family: 4, table: RT_TABLE_MAIN });
+  const links = new Map<number, Link>(nl.linkList().map((l) => [l.index, l]));
+  const ownAddr = ownPublicIp === null ? undefined : nl.addrList({ family: 4 }).find((a) => a.address === ownPublicIp);
+  const underlay = ownAddr && links.get(ownAddr.index);
+  return peers.map((p): PathView => {
+    const subnet = p.subnet.split(' ')[0]!;
+    const r = routes.find((x) => x.dst === subnet);
+    if (r) return routePath(r, p.publicIp, links, wireguardIndex);
+    if (underlay) {
+      try {
+        const hop = nextHop(nl, p.publicIp, underlay);
+        if (!hop.onLink) return { path: 'skipped', pathReason: hop.reason };
+      } catch (e) {
+        return { path: 'none', pathReason: `no route to ${subnet}; looking up ${p.publicIp} failed: ${(e as Error).message}` };
+      }
+    }
+    return { path: 'none', pathReason: `no route to ${subnet} (has weftd programmed it?)` };
+  });
+}
+
+function routePath(r: Route, publicIp: string, links: ReadonlyMap<number, Link>, wireguardIndex?: number): PathView {
+  if (r.gateway === publicIp) return { path: 'direct' };
+  const dev = r.index === undefined ? undefined : links.get(r.index);
+  if (dev?.kind === 'wireguard' || (dev !== undefined && dev.index === wireguardIndex)) return { path: 'wireguard' };
+  if (dev?.kind === 'vxlan') return { path: 'vxlan' };
+  if (dev?.kind === 'tun') return { path: 'udp' };
+  return { path: 'other', pathReason: `${r.dst}${r.gateway ? ` via ${r.gateway}` : ''} dev ${dev?.name ?? r.index ?? '?'} proto ${r.protocol}` };
+}
+
+/** The device's peer whose allowed IPs hold `subnet`. */
+function wireguardPeer(d: WgDevice, subnet: string): WireguardPeerStatus | undefined {
+  const sn = Prefix.parse(subnet);
+  const p = d.peers.find((x) => x.allowedIps.some((a) => a.containsNet(sn)));
+  if (!p) return undefined;
+  return {
+    publicKey: p.publicKey.toString('base64'),
+    endpoint: p.endpoint ? formatEndpoint(p.endpoint) : null,
+    lastHandshakeSecondsAgo: p.lastHandshake ? Math.max(0, Math.round((Date.now() - p.lastHandshake.getTime()) / 1000)) : null,
+    rxBytes: p.rxBytes,
+    txBytes: p.txBytes,
+  };
+}
+
+function bytes(n: number): string {
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let i = 0;
+  let v = n;
+  while (v >= 1024 && i < units.length - 1) {
+    v /= 1024;
+    i++;
+  }
+  return i === 0 ? `${v} B` : `${v.toFixed(1)} ${units[i]}`;
 }
 
 export function formatStatus(s: NodeStatus): string {
@@ -123,16 +241,24 @@ export function formatStatus(s: NodeStatus): string {
   const lines = [
     `Node      subnet ${n.subnet} of ${n.network}, public IP ${n.publicIp ?? '?'}, backend ${n.backend ?? '?'}${n.vtepMac ? ` (VTEP MAC ${n.vtepMac})` : ''}`,
     `Lease     ${n.leaseExpiresInSeconds === null ? (s.etcd.ok ? 'reservation or not found' : 'unknown (etcd unreachable)') : `expires in ${n.leaseExpiresInSeconds} s`}`,
-    `Device    ${n.device ? `${n.device.name} (${n.device.kind ?? 'plain'}), ${n.device.up ? 'up' : 'DOWN'}, MTU ${n.device.mtu}` : `none holds ${n.subnet.replace(/\/\d+$/, '')}/32`}`,
+    `Device    ${n.device ? `${n.device.name} (${n.device.kind ?? 'plain'}), ${n.device.up ? 'up' : 'DOWN'}, MTU ${n.device.mtu}` : n.backend === 'host-gw' ? 'none (host-gw: each peer\'s subnet is routed via its PublicIP)' : `none holds ${n.subnet.replace(/\/\d+$/, '')}/32`}`,
+    ...(n.wireguard ? [`WireGuard public key ${n.wireguard.publicKey ?? '(none)'}, port ${n.wireguard.listenPort}, ${n.wireguard.peers} peer${n.wireguard.peers === 1 ? '' : 's'}`] : []),
+    ...(s.wireguardError ? [`WireGuard cannot read the device: ${s.wireguardError}`] : []),
     `Bridge    ${n.bridge ? `${n.bridge.name}, ${n.bridge.up ? 'up' : 'DOWN'}, MTU ${n.bridge.mtu}, ${n.bridge.addresses.join(' ') || 'no address'}` : 'missing'}`,
     `MTU       ${n.mtu} (containers)${n.ipMasq ? ', masquerading traffic that leaves the overlay' : ''}`,
     `etcd      ${s.etcd.ok ? `ok (${s.etcd.endpoints.join(',')})` : s.etcd.error}`,
   ];
   if (s.peers.length) {
-    lines.push('', 'PEER SUBNET'.padEnd(20) + 'PUBLIC IP'.padEnd(17) + 'BACKEND'.padEnd(9) + 'PROBE'.padEnd(16) + 'REPLIES  RTT');
+    const wgCols = s.peers.some((p) => p.wireguard);
+    lines.push('', 'PEER SUBNET'.padEnd(20) + 'PUBLIC IP'.padEnd(17) + 'BACKEND'.padEnd(10) + 'PATH'.padEnd(10) + 'PROBE'.padEnd(16) + 'REPLIES  ' + (wgCols ? 'RTT'.padEnd(14) + 'HANDSHAKE'.padEnd(12) + 'RX'.padEnd(12) + 'TX' : 'RTT'));
     for (const p of s.peers) {
-      lines.push(p.subnet.padEnd(20) + p.publicIp.padEnd(17) + p.backend.padEnd(9) + p.target.padEnd(16) + `${p.received}/${p.sent}`.padEnd(9) + (p.rttMs === null ? 'UNREACHABLE' : `${p.rttMs.toFixed(3)} ms`));
+      const rtt = p.rttMs !== null ? `${p.rttMs.toFixed(3)} ms` : p.path === 'skipped' ? 'not probed' : 'UNREACHABLE';
+      const w = p.wireguard;
+      const wgText = !wgCols ? '' : !w ? ' no WireGuard peer' : (w.lastHandshakeSecondsAgo === null ? 'never' : `${w.lastHandshakeSecondsAgo} s ago`).padEnd(12) + bytes(w.rxBytes).padEnd(12) + bytes(w.txBytes);
+      lines.push((p.subnet.padEnd(20) + p.publicIp.padEnd(17) + p.backend.padEnd(10) + p.path.padEnd(10) + p.target.padEnd(16) + `${p.received}/${p.sent}`.padEnd(9) + (wgCols ? rtt.padEnd(14) + wgText : rtt)).trimEnd());
     }
+    const why = s.peers.filter((p) => p.pathReason);
+    if (why.length) lines.push('', ...why.map((p) => `${p.subnet} ${p.path}: ${p.pathReason}`));
   } else if (s.etcd.ok) {
     lines.push('', 'No peers.');
   }
@@ -142,7 +268,7 @@ export function formatStatus(s: NodeStatus): string {
 export const statusCommand: Command = {
   flags: {
     command: 'weft status',
-    about: 'This node\'s lease, device and bridge, and every peer\'s reachability (ICMP echo over the overlay).\nExit status 1 when etcd does not answer or a peer does not reply.',
+    about: 'This node\'s lease, device and bridge, and every peer\'s path (direct, vxlan, udp; skipped when host-gw cannot reach it) and reachability (ICMP echo over the overlay).\nExit status 1 when etcd does not answer or a peer does not reply (a skipped peer included).',
     envPrefix: ENV_PREFIX,
     flags: [
       ...ETCD_FLAGS,

@@ -124,6 +124,7 @@ export class Daemon {
       underlay,
       etcdPrefix: cfg.etcdPrefix,
       stateDir: cfg.stateDir,
+      routeProtocol: cfg.routeProtocol,
       track: (x) => this.track(x),
     }));
     this.status.backend = backend;

@@ -5,6 +5,7 @@
 // AgentConfig; everything after trusts it.
 import { BACKENDS } from '../backend/builtin.js';
 import type { BackendRegistry } from '../backend/registry.js';
+import { DEFAULT_ROUTE_PROTOCOL } from '../backend/route-reconciler.js';
 import { formatHelp, ifaceName, keyOf, parseFlags, type FlagDef, type FlagSet } from '../lib/flags.js';
 import { isIp } from '../lib/ip.js';
 import { isLogLevel, LOG_LEVELS, type LogLevel } from '../lib/log.js';
@@ -23,6 +24,7 @@ export interface AgentConfig extends EtcdFlags {
   readonly bridge: string;
   /** Per-host state kept across restarts (the VTEP MAC's salt, the last underlay). */
   readonly stateDir: string;
+  readonly routeProtocol: number;
   readonly resyncIntervalSeconds: number;
   readonly healthzIp: string;
   /** 0 = no health/metrics server. */
@@ -47,6 +49,10 @@ export const HOST_FLAGS: readonly FlagDef[] = [
   { name: 'subnet-lease-ttl', key: 'subnetLeaseTtlSeconds', kind: 'int', def: 86400, min: 5, max: 31536000, help: 'lifetime of the subnet lease in seconds' },
   { name: 'bridge', key: 'bridge', kind: 'string', def: 'weft0', check: ifaceName, help: 'docker0-style bridge for this host\'s containers' },
   { name: 'state-dir', key: 'stateDir', kind: 'string', def: DEFAULT_STATE_DIR, check: absolutePath, help: 'per-host state kept across restarts (the VTEP MAC\'s salt); give each host its own' },
+  {
+    name: 'route-protocol', key: 'routeProtocol', kind: 'int', def: DEFAULT_ROUTE_PROTOCOL, min: 5, max: 255,
+    help: 'route protocol number carried by every route weftd installs (ip route show proto N); weftd removes routes with it in the Network that no peer wants, and never touches others (0-4 are the kernel\'s)',
+  },
 ];
 
 const DAEMON_FLAGS: readonly FlagDef[] = [

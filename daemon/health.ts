@@ -94,11 +94,17 @@ export class HealthServer {
       case '/readyz': {
         const s = this.src.backend()?.stats();
         const phase = this.src.phase();
-        const ok = phase === 'ready' && s !== undefined && s.peersProgrammed === s.peersKnown;
+        // A skipped peer (host-gw, behind a gateway) cannot be programmed by waiting: it is listed, not waited for.
+        const skipped = s?.paths?.filter((p) => p.path === 'skipped') ?? [];
+        const ok = phase === 'ready' && s !== undefined && s.peersProgrammed + (s.peersSkipped ?? 0) === s.peersKnown;
         return {
           code: ok ? 200 : 503,
           type: 'application/json',
-          body: JSON.stringify({ ok, phase, subnet: this.src.subnet() ?? null, peersKnown: s?.peersKnown ?? 0, peersProgrammed: s?.peersProgrammed ?? 0 }) + '\n',
+          body: JSON.stringify({
+            ok, phase, subnet: this.src.subnet() ?? null, peersKnown: s?.peersKnown ?? 0, peersProgrammed: s?.peersProgrammed ?? 0,
+            peersSkipped: s?.peersSkipped ?? 0,
+            skipped: skipped.map((p) => ({ subnet: p.subnet, publicIp: p.publicIp, reason: p.reason ?? null })),
+          }) + '\n',
         };
       }
       case '/metrics':

@@ -74,8 +74,20 @@ export function buildRegistry(src: HealthSource): Registry {
       const s = src.backend()?.stats();
       this.set({ state: 'known' }, s?.peersKnown ?? 0);
       this.set({ state: 'programmed' }, s?.peersProgrammed ?? 0);
+      this.set({ state: 'skipped' }, s?.peersSkipped ?? 0);
     },
   });
+  new Gauge({
+    name: 'weft_peer_path',
+    help: 'Each peer (by subnet) on its path: direct (routed, no encapsulation), vxlan, or skipped (the backend cannot reach it, e.g. host-gw behind a gateway); 1 for the current one',
+    labelNames: ['peer', 'path'],
+    registers: [reg],
+    collect() {
+      this.reset();
+      for (const p of src.backend()?.stats().paths ?? []) this.set({ peer: p.subnet, path: p.path }, 1);
+    },
+  });
+  mirroredCounter(reg, 'weft_peer_path_changes_total', 'Times a peer moved from one path to another (DirectRouting: its PublicIP came onto or left this host\'s L2 segment)', [], (set) => set(src.backend()?.stats().pathChanges ?? 0));
   mirroredCounter(reg, 'weft_kernel_operation_errors_total', 'Failed kernel (netlink) operations', [], (set) => set(src.backend()?.stats().kernelErrors ?? 0));
   mirroredCounter(reg, 'weft_invalid_peer_leases_total', 'Leases skipped because their backend data was unusable', [], (set) => set(src.backend()?.stats().invalidPeers ?? 0));
   mirroredCounter(reg, 'weft_device_recreated_total', 'Times the backend device had to be recreated', [], (set) => set(src.backend()?.stats().deviceRecreated ?? 0));

@@ -7,6 +7,7 @@ import { execFileSync } from 'node:child_process';
 import type { Lab, LabContainer, LabHost, TrackedProcess } from './lab.js';
 
 export const WEFTD = fileURLToPath(new URL('../cmd/weftd.js', import.meta.url));
+export const WEFT = fileURLToPath(new URL('../cmd/weft.js', import.meta.url));
 export const PREFIX = '/coreos.com/network';
 
 export interface LabAgent {
@@ -51,10 +52,12 @@ export function sanitizerReport(log: string): string | undefined {
 
 /**
  * Starts weftd in a host with the lab's etcd, a per-host subnet file and state
- * directory, and debug logs. WEFT_PROF=<dir> in the environment: each weftd
- * writes a CPU profile there when it exits (node --cpu-prof).
+ * directory, debug logs (in <dir>/logs/<logName>.log, default weftd-<host>) and
+ * the host's own /run (what it or wireguard-go put there stays the host's).
+ * WEFT_PROF=<dir> in the environment: each weftd writes a CPU profile there
+ * when it exits (node --cpu-prof).
  */
-export function startAgent(lab: Lab, host: LabHost, extra: readonly string[] = []): LabAgent {
+export function startAgent(lab: Lab, host: LabHost, extra: readonly string[] = [], logName = `weftd-${host.name}`): LabAgent {
   const subnetFile = join(host.dir, 'subnet.env');
   const args = [
     WEFTD,
@@ -65,7 +68,7 @@ export function startAgent(lab: Lab, host: LabHost, extra: readonly string[] = [
     ...extra,
   ];
   const env = agentEnv();
-  const proc = lab.spawnIn(host.ns, process.execPath, [...nodeArgs(), ...args], { logName: `weftd-${host.name}`, ...(env ? { env } : {}) });
+  const proc = lab.spawnIn(host.ns, process.execPath, [...nodeArgs(), ...args], { logName, runDir: host.runDir, ...(env ? { env } : {}) });
   return { host, proc, subnetFile, args };
 }
 
@@ -78,7 +81,7 @@ let restarts = 0;
 /** Starts the agent again with the same flags; its log goes to a new file so old "ready" lines do not count. */
 export async function restartAgent(lab: Lab, a: LabAgent): Promise<void> {
   const env = agentEnv();
-  a.proc = lab.spawnIn(a.host.ns, process.execPath, [...nodeArgs(), ...a.args], { logName: `weftd-${a.host.name}-restart${++restarts}`, ...(env ? { env } : {}) });
+  a.proc = lab.spawnIn(a.host.ns, process.execPath, [...nodeArgs(), ...a.args], { logName: `weftd-${a.host.name}-restart${++restarts}`, runDir: a.host.runDir, ...(env ? { env } : {}) });
 }
 
 /** Polls `check` every 50 ms until it returns true; returns the milliseconds it took. */
@@ -161,6 +164,14 @@ export async function startAgents(
   return out;
 }
 
+/** startAgents, then `perHost` containers on each host's bridge, in host order. */
+export async function startCluster(lab: Lab, o: { perHost?: number; argsFor?: (h: LabHost) => readonly string[] } = {}): Promise<{ agents: StartedAgent[]; containers: LabContainer[] }> {
+  const agents = await startAgents(lab, o.argsFor);
+  const containers: LabContainer[] = [];
+  for (const u of agents) for (let j = 0; j < (o.perHost ?? 1); j++) containers.push(await attachContainer(lab, u.host, u.ready));
+  return { agents, containers };
+}
+
 /** Attaches a new container to weftd's bridge on `host`, with the subnet, gateway and MTU the agent leased. */
 export function attachContainer(lab: Lab, host: LabHost, ready: AgentReady, bridge = 'weft0'): Promise<LabContainer> {
   return lab.addContainer(host, { bridge, subnet: ready.subnet, gateway: ready.gateway, mtu: ready.mtu });
@@ -173,4 +184,19 @@ export function readSubnetEnv(path: string): AgentReady {
   const sub = env.get('FLANNEL_SUBNET')!; // 10.244.3.1/24
   const [gw, len] = sub.split('/');
   return { subnet: Prefix.containing(gw!, Number(len)).toString(), gateway: gw!, mtu: Number(env.get('FLANNEL_MTU')) };
+}
+
+/** `weft status --json` run inside the agent's host, with its etcd and subnet file; the parsed report and the exit code. */
+export async function weftStatus(lab: Lab, a: LabAgent, extra: readonly string[] = []): Promise<{ code: number | null; status: any; text: string }> { // eslint-disable-line @typescript-eslint/no-explicit-any
+  const args = [WEFT, 'status', '--timeout-ms', '500', '--etcd-endpoints', lab.etcd!.labEndpoints.join(','), '--subnet-file', a.subnetFile, ...extra];
+  const r = await lab.execIn(a.host.ns, process.execPath, [...args, '--json'], { timeoutMs: 20_000 });
+  if (!r.stdout.trim().startsWith('{')) throw new Error(`weft status on ${a.host.name} exited ${r.code}: ${r.stderr}`);
+  const text = await lab.execIn(a.host.ns, process.execPath, args, { timeoutMs: 20_000 });
+  return { code: r.code, status: JSON.parse(r.stdout), text: text.stdout };
+}
+
+/** Routes of weft's protocol in a namespace, as `<dst> via <gw> dev <dev>[ onlink]` (iproute2 as the oracle). */
+export async function weftRoutes(lab: Lab, ns: string, protocol = 87): Promise<string[]> {
+  const rs = (await lab.ipJson(ns, ['route', 'show', 'proto', String(protocol)])) as Array<{ dst: string; gateway?: string; dev: string; flags?: string[] }>;
+  return rs.map((r) => `${r.dst}${r.gateway ? ` via ${r.gateway}` : ''} dev ${r.dev}${r.flags?.includes('onlink') ? ' onlink' : ''}`).sort();
 }

@@ -5,7 +5,8 @@ import { UsageError, type Command, type FlagSet, type ParsedFlags } from '../lib
 import { FAULT_KINDS, type FaultKind } from './chaos-schedule.js';
 import { formatReport, verdicts } from './chaos-report.js';
 import { runChaos } from './chaos.js';
-import { preflight, which } from './demo.js';
+import { which } from '../lib/which.js';
+import { preflight } from './demo.js';
 
 const FLAGS: FlagSet = {
   command: 'weft chaos',

@@ -1,9 +1,10 @@
 // `weft lab`: a whole weft cluster on this machine, in network namespaces:
 // an etcd host, N hosts running weftd, containers attached through CNI; a
 // ping matrix with RTTs; then everything is removed (unless --keep).
-import { accessSync, constants, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { UsageError, type Command, type FlagSet, type ParsedFlags } from '../lib/flags.js';
+import { which } from '../lib/which.js';
 import { attachContainer, putNetworkConfig, startAgents } from './agent.js';
 import { Lab, type LabContainer } from './lab.js';
 import { iperf, type IperfTcpResult } from './iperf.js';
@@ -11,13 +12,15 @@ import { pingMatrix } from './ping.js';
 
 const FLAGS: FlagSet = {
   command: 'weft lab',
-  usage: 'weft lab [--hosts N] [--containers N] [--backend vxlan|udp] [--udp-engine native|dgram] [--network CIDR] [--keep] | weft lab down',
+  usage: 'weft lab [--hosts N] [--containers N] [--backend vxlan|udp|host-gw|wireguard] [--direct-routing] [--udp-engine native|dgram] [--topology one-segment|two-segments] [--network CIDR] [--keep] | weft lab down',
   positional: true,
   flags: [
     { name: 'hosts', kind: 'int', def: 3, min: 1, max: 20, help: 'hosts running weftd' },
     { name: 'containers', kind: 'int', def: 2, min: 1, max: 8, help: 'containers per host' },
-    { name: 'backend', kind: 'string', def: 'vxlan', choices: ['vxlan', 'udp'], help: 'data path between hosts: kernel VXLAN or the userspace UDP forwarder' },
+    { name: 'backend', kind: 'string', def: 'vxlan', choices: ['vxlan', 'udp', 'host-gw', 'wireguard'], help: 'data path between hosts: kernel VXLAN, the userspace UDP forwarder, host-gw routes (no encapsulation; same segment only), or WireGuard (kernel or wireguard-go)' },
+    { name: 'direct-routing', kind: 'bool', help: 'vxlan: Backend.DirectRouting, a direct route to every peer on the same segment' },
     { name: 'udp-engine', kind: 'string', def: 'native', choices: ['native', 'dgram'], help: 'forwarder engine for --backend udp' },
+    { name: 'topology', kind: 'string', def: 'one-segment', choices: ['one-segment', 'two-segments'], help: 'one underlay segment, or two (192.0.2.0/24 and 198.51.100.0/24, half the hosts each) joined by a router namespace; etcd on the first' },
     { name: 'network', kind: 'string', def: '10.244.0.0/16', help: 'the overlay network (Network in the config)' },
     { name: 'keep', kind: 'bool', help: 'leave the lab up and print how to enter it; remove it with: weft lab down' },
   ],
@@ -30,20 +33,6 @@ export const labCommand: Command = { flags: FLAGS, run: (p) => runLab(p) };
 export const STATE_DIR = process.env.WEFT_LAB_STATE_DIR || '/run/weft-lab';
 
 interface Missing { what: string; how: string }
-
-/** The first executable called `name` on PATH, or undefined. */
-export function which(name: string, path = process.env.PATH ?? ''): string | undefined {
-  for (const dir of path.split(':').filter(Boolean)) {
-    const p = join(dir, name);
-    try {
-      accessSync(p, constants.X_OK);
-      return p;
-    } catch {
-      /* not here */
-    }
-  }
-  return undefined;
-}
 
 /** Everything weft lab needs that this machine lacks, each with how to get it. */
 export function preflight(env: { uid: number | undefined; path: string; cniDir: string } = { uid: process.getuid?.(), path: process.env.PATH ?? '', cniDir: '/usr/lib/cni' }): Missing[] {
@@ -108,6 +97,7 @@ function matrixTable(containers: LabContainer[], rtt: Map<string, number | undef
 async function runLab(args: ParsedFlags): Promise<number> {
   if (args.positional[0] === 'down') return labDown();
   if (args.positional.length) throw new UsageError(`unexpected argument ${JSON.stringify(args.positional[0])}; usage: ${FLAGS.usage}`);
+  if (args.values['direct-routing'] === true && args.values.backend !== 'vxlan') throw new UsageError(`--direct-routing is a vxlan option, not one of --backend ${args.values.backend}`);
   const missing = preflight();
   if (missing.length) {
     process.stderr.write('weft lab cannot start; missing:\n' + missing.map((m) => `  ${m.what}: ${m.how}\n`).join('') + 'Nothing was created.\n');
@@ -120,14 +110,21 @@ async function runLab(args: ParsedFlags): Promise<number> {
   let lab: Lab | undefined;
   const started = Date.now();
   try {
-    lab = await progress.step(`creating the lab: underlay, etcd host and ${hosts} hosts`, () => Lab.create({ hosts, outsideHost: false }));
+    const topology = args.values.topology as 'one-segment' | 'two-segments';
+    lab = await progress.step(`creating the lab: ${topology === 'two-segments' ? 'two underlay segments and a router' : 'underlay'}, etcd host and ${hosts} hosts`, () => Lab.create({ hosts, outsideHost: false, topology }));
     const l = lab;
     process.stdout.write(`      lab ${l.id}: namespaces ${l.id}-*, files and logs in ${l.dir}\n`);
-    const backend = args.values.backend === 'udp' ? { Type: 'udp', Engine: args.values['udp-engine'] } : { Type: 'vxlan' };
+    const wg = args.values.backend === 'wireguard';
+    const backend =
+      args.values.backend === 'udp' ? { Type: 'udp', Engine: args.values['udp-engine'] } :
+      args.values.backend === 'host-gw' ? { Type: 'host-gw' } :
+      wg ? { Type: 'wireguard' } :
+      { Type: 'vxlan', ...(args.values['direct-routing'] === true ? { DirectRouting: true } : {}) };
     await putNetworkConfig(l, { Network: args.values.network, Backend: backend });
-    const ready = await progress.step(`starting weftd on ${hosts} hosts`, async (tick) =>
-      (await startAgents(l, () => ['--log-level', 'info'], (n) => tick(`${n}/${hosts} ready`))).map((u) => u.ready),
+    const agents = await progress.step(`starting weftd on ${hosts} hosts`, async (tick) =>
+      startAgents(l, (h) => ['--log-level', 'info', ...(wg ? ['--wireguard-key-file', join(h.dir, 'wireguard.key')] : [])], (n) => tick(`${n}/${hosts} ready`)),
     );
+    const ready = agents.map((u) => u.ready);
     await progress.step(`attaching ${hosts * perHost} containers through CNI (bridge + host-local)`, async (tick) => {
       for (const [i, h] of l.hosts.entries()) {
         const r = ready[i]!;
@@ -155,7 +152,7 @@ async function runLab(args: ParsedFlags): Promise<number> {
     for (const p of pairs) rtt.set(`${p.from}>${p.to}`, p.result.received > 0 ? p.result.rttAvgMs : undefined);
     const ok = pairs.filter((p) => p.result.received === p.result.sent && p.result.sent > 0);
     process.stdout.write('\nHosts:\n');
-    for (const [i, h] of l.hosts.entries()) process.stdout.write(`  ${h.name}  underlay ${h.underlayIp}  subnet ${ready[i]!.subnet}  MTU ${ready[i]!.mtu}\n`);
+    for (const [i, h] of l.hosts.entries()) process.stdout.write(`  ${h.name}  underlay ${h.underlayIp}${l.router ? ` (segment ${h.segment})` : ''}  subnet ${ready[i]!.subnet}  MTU ${ready[i]!.mtu}\n`);
     process.stdout.write(`\nPing matrix (average RTT of 3 pings, rows ping columns):\n${matrixTable(l.containers, rtt)}\n`);
     if (throughput) {
       const g = (bps: number) => `${(bps / 1e9).toFixed(2)} Gbit/s`;
@@ -167,7 +164,7 @@ async function runLab(args: ParsedFlags): Promise<number> {
     const rtts = ok.map((p) => p.result.rttAvgMs).sort((a, b) => a - b);
     const median = rtts.length ? rtts[Math.floor(rtts.length / 2)]! : NaN;
     process.stdout.write(
-      `\nSummary: ${hosts} hosts, ${l.containers.length} containers, backend ${args.values.backend}${args.values.backend === 'udp' ? ` (${args.values['udp-engine']} engine)` : ''}: ` +
+      `\nSummary: ${hosts} hosts, ${l.containers.length} containers, backend ${args.values.backend}${args.values.backend === 'udp' ? ` (${args.values['udp-engine']} engine)` : args.values['direct-routing'] === true ? ' with DirectRouting' : ''}${l.router ? ', two segments' : ''}: ` +
         `${ok.length}/${pairs.length} pairs reachable, median RTT ${median.toFixed(2)} ms, ` +
         `${((Date.now() - started) / 1000).toFixed(1)} s\n`,
     );
@@ -182,7 +179,13 @@ async function runLab(args: ParsedFlags): Promise<number> {
           `  enter a host:       ip netns exec ${l.hosts[0]!.ns} bash\n` +
           (args.values.backend === 'udp'
             ? `  see its routes:     ip netns exec ${l.hosts[0]!.ns} ip route show dev weft-tun\n`
-            : `  see its VXLAN peers: ip netns exec ${l.hosts[0]!.ns} bridge fdb show dev weft.1\n`) +
+            : wg
+              // A lab host has its own /run (wireguard-go's socket is there): enter weftd's mount namespace too.
+              ? `  see its WireGuard peers: nsenter -t ${agents[0]!.agent.proc.pid} -m -n wg show\n`
+              : args.values.backend === 'host-gw' || args.values['direct-routing'] === true
+                ? `  see weft's routes:  ip netns exec ${l.hosts[0]!.ns} ip route show proto 87\n`
+                : `  see its VXLAN peers: ip netns exec ${l.hosts[0]!.ns} bridge fdb show dev weft.1\n`) +
+          `  peer paths:         ip netns exec ${l.hosts[0]!.ns} node dist/cmd/weft.js status --etcd-endpoints ${l.etcd!.labEndpoints.join(',')} --subnet-file ${join(l.hosts[0]!.dir, 'subnet.env')}\n` +
           `  agent logs:         ${join(l.dir, 'logs')}\n` +
           `  remove it:          node dist/cmd/weft.js lab down\n`,
       );

@@ -5,6 +5,10 @@
 //   <id>-h<i>    host i: eth0 = 192.0.2.<10+i>/24, default via 192.0.2.1 (unassigned)
 //   <id>-etcd    etcd host: eth0 = 192.0.2.2/24, etcd started by ./etcd.ts (opts.etcd; data under <dir>)
 //   <id>-out     optional "outside" host on the underlay, not in the overlay: 192.0.2.250/24
+// topology 'two-segments': two L2 segments joined by a router (./segments.ts):
+//   ul0 = segment a, 192.0.2.0/24; ul1 = segment b, 198.51.100.0/24 (hosts there: 198.51.100.<10+i>/24)
+//   <id>-rt      router: eth0 = 192.0.2.1/24 on ul0, eth1 = 198.51.100.1/24 on ul1, forwarding;
+//                every host's default route goes through it, so etcd (on segment a) is reachable from both
 //   <id>-h<i>c<j> container j of host i, attached to a bridge in the host by the real CNI
 //                bridge plugin with host-local IPAM (state under <dir>/ipam/h<i>)
 // id = "wt" + 5 random base36 characters; the runner sweeps leftover "wt*-" namespaces.
@@ -19,13 +23,15 @@
 //   lab.host(i | 'h1'): LabHost
 //   lab.addContainer(host, { bridge, subnet, gateway, mtu, name? }): Promise<LabContainer>
 //   lab.removeContainer(c): Promise<void>
-//   lab.spawnIn(ns, cmd, args, { env?, cwd?, logName? }): TrackedProcess   (log under <dir>/logs)
+//   lab.spawnIn(ns, cmd, args, { env?, cwd?, logName?, runDir? }): TrackedProcess   (log under <dir>/logs;
+//                runDir: a host's own /run, host.runDir, mounted over /run for the process)
 //   lab.stop(p, { signal?, graceMs? }): Promise<void>      (group SIGTERM, SIGKILL after grace)
 //   lab.readLog(p): string
-//   lab.execIn(ns, cmd, args, opts?): Promise<ExecResult>  (never rejects on exit code; on timeout yes)
+//   lab.execIn(ns, cmd, args, opts?): Promise<ExecResult>  (never rejects on exit code; on timeout yes; opts.runDir as spawnIn)
 //   lab.ipJson(ns, args), lab.bridgeJson(ns, args)         (parsed `ip -j` / `bridge -j`)
 //   lab.destroy(): Promise<void>                           (idempotent; throws the collected errors at the end)
-// Also exported: UNDERLAY_GATEWAY, ETCD_IP, OUTSIDE_IP, hostUnderlayIp(i). Lower layers:
+//   lab.router?, lab.underlayMembers                      (two-segments: the router; every namespace on a segment)
+// Also exported: UNDERLAY_GATEWAY, ETCD_IP, OUTSIDE_IP, hostUnderlayIp(i), SEGMENTS. Lower layers:
 // ./netns.ts (exec, execIn, ip, ipJson, bridgeJson, spawnIn, stopProcess, isPidAlive, ...),
 // ./cni.ts (cniAdd, cniDel, bridgeNetConf, CniError), ./ping.ts (ping, pingMatrix, startPinger).
 // If the test process exits or gets SIGINT/SIGTERM, live labs are removed synchronously.
@@ -40,8 +46,10 @@ import {
   stopProcess, type ExecOptions, type ExecResult, type TrackedProcess,
 } from './netns.js';
 import { startEtcd, type EtcdCluster } from './etcd.js';
+import { addRouter, SEGMENTS, segmentIp, type Segment, type UnderlayMember } from './segments.js';
 
 export type { ExecResult, TrackedProcess } from './netns.js';
+export { SEGMENTS, type Segment } from './segments.js';
 
 export interface LabOptions {
   /** Number of hosts h1..hN. Default 3. */
@@ -55,6 +63,10 @@ export interface LabOptions {
   etcdMembers?: 1 | 3;
   /** Give each host `default via 192.0.2.1 dev eth0` (the agent picks its interface from it). Default true. */
   defaultRoute?: boolean;
+  /** 'two-segments': segments a and b joined by a router namespace (see the header). Default 'one-segment'. */
+  topology?: 'one-segment' | 'two-segments';
+  /** two-segments: how many hosts, the last ones, sit on segment b. Default half of them, rounded down. */
+  segmentBHosts?: number;
 }
 
 export interface LabHost {
@@ -65,8 +77,12 @@ export interface LabHost {
   /** /run/netns/<ns> */
   nsPath: string;
   underlayIp: string;
+  /** Its L2 segment: 'a' (192.0.2.0/24, the only one in the one-segment lab) or 'b'. */
+  segment: Segment;
   /** Per-host directory for the subnet file, configs, sockets. */
   dir: string;
+  /** The host's own /run (<dir>/run): weftd and its helpers run with it mounted over /run (netns.ts inOwnRun). */
+  runDir: string;
 }
 
 export interface LabContainer {
@@ -86,7 +102,9 @@ export interface AddContainerOptions { bridge: string; subnet: string; gateway: 
 export interface AddContainerFromConflist { conflist: string; name?: string }
 
 export const UNDERLAY_PREFIX = '192.0.2';
+/** The default gateway of segment a: unassigned in the one-segment lab, the router in two-segments. */
 export const UNDERLAY_GATEWAY = '192.0.2.1';
+const SEGMENT_BRIDGE: Record<Segment, string> = { a: 'ul0', b: 'ul1' };
 export const ETCD_IP = '192.0.2.2';
 export const OUTSIDE_IP = '192.0.2.250';
 export const hostUnderlayIp = (index: number): string => `${UNDERLAY_PREFIX}.${10 + index}`;
@@ -109,6 +127,11 @@ export class Lab {
   private destroying: Promise<void> | undefined;
   private logSeq = 0;
 
+  /** two-segments: the router namespace and its address on each segment. */
+  router?: { ns: string; ips: Record<Segment, string> };
+  /** Every namespace plugged into a segment (hosts, etcd, outside, router ports), with its segment and address. */
+  readonly underlayMembers: UnderlayMember[] = [];
+
   private constructor(readonly opts: Readonly<Required<Omit<LabOptions, 'etcdMembers'>>> & { etcdMembers: 1 | 3 }) {
     this.id = `wt${randomBase36(5)}`;
     this.ulNs = `${this.id}-ul`;
@@ -125,8 +148,11 @@ export class Lab {
       etcd: opts.etcd ?? true,
       etcdMembers: opts.etcdMembers ?? 1,
       defaultRoute: opts.defaultRoute ?? true,
+      topology: opts.topology ?? 'one-segment',
+      segmentBHosts: opts.topology === 'two-segments' ? opts.segmentBHosts ?? Math.floor((opts.hosts ?? 3) / 2) : 0,
     };
     if (!Number.isInteger(o.hosts) || o.hosts < 1 || o.hosts > 200) throw new Error(`hosts must be 1..200, got ${o.hosts}`);
+    if (!Number.isInteger(o.segmentBHosts) || o.segmentBHosts < 0 || o.segmentBHosts > o.hosts) throw new Error(`segmentBHosts must be 0..${o.hosts}, got ${o.segmentBHosts}`);
     if (!Number.isInteger(o.underlayMtu) || o.underlayMtu < 1280 || o.underlayMtu > 9000) {
       throw new Error(`underlayMtu must be 1280..9000, got ${o.underlayMtu}`);
     }
@@ -141,19 +167,30 @@ export class Lab {
   }
 
   private async setup(): Promise<void> {
+    const two = this.opts.topology === 'two-segments';
     await this.newNs(this.ulNs);
-    await ip(this.ulNs, ['link', 'add', 'ul0', 'mtu', String(this.opts.underlayMtu), 'type', 'bridge']);
-    await ip(this.ulNs, ['link', 'set', 'ul0', 'up']);
+    for (const seg of two ? SEGMENTS : (['a'] as const)) {
+      await ip(this.ulNs, ['link', 'add', SEGMENT_BRIDGE[seg], 'mtu', String(this.opts.underlayMtu), 'type', 'bridge']);
+      await ip(this.ulNs, ['link', 'set', SEGMENT_BRIDGE[seg], 'up']);
+    }
+    if (two) {
+      const ns = `${this.id}-rt`;
+      await this.newNs(ns);
+      this.router = await addRouter(this, ns);
+    }
 
+    const firstB = this.opts.hosts - this.opts.segmentBHosts + 1;
     for (let i = 1; i <= this.opts.hosts; i++) {
       const name = `h${i}`;
       const ns = `${this.id}-${name}`;
       const dir = join(this.dir, name);
       mkdirSync(dir);
+      mkdirSync(join(dir, 'run'));
       await this.newNs(ns);
-      const host: LabHost = { index: i, name, ns, nsPath: `${NETNS_DIR}/${ns}`, underlayIp: hostUnderlayIp(i), dir };
+      const segment: Segment = i >= firstB ? 'b' : 'a';
+      const host: LabHost = { index: i, name, ns, nsPath: `${NETNS_DIR}/${ns}`, underlayIp: segmentIp(segment, 10 + i), segment, dir, runDir: join(dir, 'run') };
       this.hosts.push(host);
-      await this.plugIntoUnderlay(ns, name, host.underlayIp, this.opts.defaultRoute);
+      await this.plugIntoUnderlay(ns, name, host.underlayIp, this.opts.defaultRoute, segment);
     }
     if (this.opts.outsideHost) {
       const ns = `${this.id}-out`;
@@ -165,7 +202,8 @@ export class Lab {
       const ns = `${this.id}-etcd`;
       await this.newNs(ns);
       this.etcdNs = ns;
-      await this.plugIntoUnderlay(ns, 'etcd', ETCD_IP, false);
+      // Behind the router, etcd needs a way back to segment b.
+      await this.plugIntoUnderlay(ns, 'etcd', ETCD_IP, two);
       this.etcd = await startEtcd({ members: this.opts.etcdMembers, netns: ns, clientIp: ETCD_IP, dataDirRoot: this.dir });
     }
   }
@@ -176,15 +214,16 @@ export class Lab {
     await ip(ns, ['link', 'set', 'lo', 'up']);
   }
 
-  /** veth: `u-<role>` on ul0 in the underlay namespace, `eth0` in ns. */
-  private async plugIntoUnderlay(ns: string, role: string, addr: string, defaultRoute: boolean): Promise<void> {
+  /** veth: `u-<role>` on the segment's bridge in the underlay namespace, `dev` (eth0) in ns. */
+  async plugIntoUnderlay(ns: string, role: string, addr: string, defaultRoute: boolean, segment: Segment = 'a', dev = 'eth0'): Promise<void> {
     const mtu = String(this.opts.underlayMtu);
     const port = `u-${role}`;
-    await ip(this.ulNs, ['link', 'add', port, 'mtu', mtu, 'type', 'veth', 'peer', 'name', 'eth0', 'mtu', mtu, 'netns', ns]);
-    await ip(this.ulNs, ['link', 'set', port, 'master', 'ul0', 'up']);
-    await ip(ns, ['addr', 'add', `${addr}/24`, 'dev', 'eth0']);
-    await ip(ns, ['link', 'set', 'eth0', 'up']);
-    if (defaultRoute) await ip(ns, ['route', 'add', 'default', 'via', UNDERLAY_GATEWAY, 'dev', 'eth0']);
+    await ip(this.ulNs, ['link', 'add', port, 'mtu', mtu, 'type', 'veth', 'peer', 'name', dev, 'mtu', mtu, 'netns', ns]);
+    await ip(this.ulNs, ['link', 'set', port, 'master', SEGMENT_BRIDGE[segment], 'up']);
+    await ip(ns, ['addr', 'add', `${addr}/24`, 'dev', dev]);
+    await ip(ns, ['link', 'set', dev, 'up']);
+    if (defaultRoute) await ip(ns, ['route', 'add', 'default', 'via', segmentIp(segment, 1), 'dev', dev]);
+    this.underlayMembers.push({ ns, role, segment, ip: addr, port, dev });
   }
 
   /** Host by 1-based index or name ('h2'). */
@@ -241,7 +280,7 @@ export class Lab {
   }
 
   /** Tracked process inside ns; stdout and stderr go to <dir>/logs/<logName>.log. */
-  spawnIn(ns: string, cmd: string, args: readonly string[], opts: { env?: NodeJS.ProcessEnv; cwd?: string; logName?: string } = {}): TrackedProcess {
+  spawnIn(ns: string, cmd: string, args: readonly string[], opts: { env?: NodeJS.ProcessEnv; cwd?: string; logName?: string; runDir?: string } = {}): TrackedProcess {
     this.assertAlive();
     const base = opts.logName ?? `${ns.slice(this.id.length + 1)}-${cmd.split('/').pop()}-${++this.logSeq}`;
     const p = spawnIn(ns, cmd, args, { ...opts, logPath: join(this.dir, 'logs', `${base}.log`) });

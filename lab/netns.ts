@@ -12,6 +12,8 @@ export interface ExecResult { stdout: string; stderr: string; code: number | nul
 export interface ExecOptions {
   /** Kill the whole process group and reject after this long. Default 10 s. */
   timeoutMs?: number;
+  /** Run with this directory as /run (the host's own /run: see inOwnRun). */
+  runDir?: string;
   /** Written to stdin, which is then closed. */
   input?: string;
   /** Replaces the environment (default: the test process's environment). */
@@ -53,7 +55,20 @@ export async function execOk(cmd: string, args: readonly string[], opts: ExecOpt
 
 /** `ip netns exec NS cmd args...`; like exec(), resolves with the exit code instead of rejecting on it. */
 export function execIn(ns: string, cmd: string, args: readonly string[], opts: ExecOptions = {}): Promise<ExecResult> {
-  return exec('ip', ['netns', 'exec', ns, cmd, ...args], opts);
+  return exec('ip', ['netns', 'exec', ns, ...inOwnRun(opts.runDir, cmd, args)], opts);
+}
+
+/**
+ * The command line that runs cmd with runDir mounted over /run in a mount
+ * namespace of its own (`ip netns exec` already made one per command, slave to
+ * the machine's; this one is private): a lab host's /run, as a real host has,
+ * so what daemons put there (wireguard-go's /run/wireguard/<dev>.sock) is the
+ * host's own and the machine's /run is never written. Every process of the
+ * host that must see it (weftd, wg) runs this way with the same runDir.
+ */
+export function inOwnRun(runDir: string | undefined, cmd: string, args: readonly string[]): string[] {
+  if (runDir === undefined) return [cmd, ...args];
+  return ['unshare', '--mount', '--propagation', 'private', '--', 'sh', '-c', 'mount --bind "$0" /run && exec "$@"', runDir, cmd, ...args];
 }
 
 /** `ip -n NS args...`, rejecting on failure. */
@@ -133,11 +148,13 @@ export interface SpawnInOptions {
   logPath?: string;
   /** Used only without logPath. Default 'pipe'. */
   stdio?: 'pipe' | 'ignore' | 'inherit';
+  /** Run with this directory as /run (see inOwnRun). */
+  runDir?: string;
 }
 
 /**
  * Spawns `ip netns exec NS cmd args...` as its own process group (ip execs the
- * command, so the pid is the command's). Tracked until it exits: killed with
+ * command, and so do unshare and sh with runDir, so the pid is the command's). Tracked until it exits: killed with
  * SIGKILL if the test process exits or gets SIGINT/SIGTERM first.
  */
 export function spawnIn(ns: string, cmd: string, args: readonly string[], opts: SpawnInOptions = {}): TrackedProcess {
@@ -149,7 +166,7 @@ export function spawnIn(ns: string, cmd: string, args: readonly string[], opts: 
   } else {
     stdio = opts.stdio ?? 'pipe';
   }
-  const child = spawn('ip', ['netns', 'exec', ns, cmd, ...args], {
+  const child = spawn('ip', ['netns', 'exec', ns, ...inOwnRun(opts.runDir, cmd, args)], {
     stdio, detached: true, env: opts.env ?? process.env, ...(opts.cwd ? { cwd: opts.cwd } : {}),
   });
   if (fd !== undefined) closeSync(fd);

@@ -84,6 +84,14 @@ export function formatPingMatrix(pairs: PingPair[]): string {
   return pairs.map((p) => `${p.from} -> ${p.to} (${p.dstIp}): ${p.result.received}/${p.result.sent}`).join('\n');
 }
 
+/** pingMatrix (2 echoes per pair, 3 s to answer) that throws, listing the pairs that lost any; else the pairs. */
+export async function pingAllPairs(lab: { containers: PingTarget[] }, containers: PingTarget[] = lab.containers): Promise<PingPair[]> {
+  const pairs = await pingMatrix(lab, containers, { count: 2, intervalMs: 200, timeoutS: 3 });
+  const bad = pairs.filter((p) => p.result.received !== p.result.sent || p.result.sent === 0);
+  if (bad.length) throw new Error(`${bad.length} of ${pairs.length} pairs lost pings:\n${formatPingMatrix(bad)}`);
+  return pairs;
+}
+
 export interface PingerStats {
   /** Echo requests sent, minus the trailing unanswered ones still in flight at stop(). */
   sent: number;

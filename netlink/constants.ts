@@ -10,6 +10,7 @@ export const AF_INET6 = 10;
 
 // linux/netlink.h
 export const NETLINK_ROUTE = 0;
+export const NETLINK_GENERIC = 16;
 export const NLMSG_HDRLEN = 16;
 export const NLMSG_ALIGNTO = 4;
 export const NLMSG_NOOP = 0x1;
@@ -282,6 +283,8 @@ export const RTNH_F_UNRESOLVED = 32;
 
 export const RTM_F_NOTIFY = 0x100;
 export const RTM_F_CLONED = 0x200;
+/** RTM_GETROUTE: answer with the route of the table lookup (and its table), not a cached clone. */
+export const RTM_F_LOOKUP_TABLE = 0x1000;
 
 // linux/neighbour.h
 export const NDA_UNSPEC = 0;

@@ -1,31 +1,30 @@
 // NetlinkHandle: rtnetlink operations bound to one network namespace. Each
 // method mirrors one iproute2 command (named in the comment above it).
-// Single requests are synchronous: rtnetlink handles a request inside sendmsg,
-// so the answer is already queued when recv runs; the timeout only guards
-// bugs. Large work goes through the asynchronous side (channel.ts): batch()
-// and the *Dump() listings, which share the event loop. Every failure is a
-// NetlinkError naming the operation and errno, counted in `errors` (by
-// operation and errno; not-found and exists answers are not failures).
+// Single requests are synchronous, through NetlinkConn (transport.ts):
+// rtnetlink handles a request inside sendmsg, so the answer is already queued
+// when recv runs; the timeout only guards bugs. Large work goes through the
+// asynchronous side (channel.ts): batch() and the *Dump() listings, which
+// share the event loop. Every failure is a NetlinkError naming the operation
+// and errno, counted in `errors` (by operation and errno; not-found and exists
+// answers are not failures).
 import { closeSync, openSync } from 'node:fs';
-import {
-  NLMSG_DONE, NLMSG_ERROR, NLMSG_NOOP, NLMSG_OVERRUN, NLM_F_DUMP, NLM_F_DUMP_INTR, RT_TABLE_MAIN,
-  RTM_NEWADDR, RTM_NEWLINK, RTM_NEWNEIGH, RTM_NEWROUTE, RT_TABLE_UNSPEC,
-} from './constants.js';
+import { RT_TABLE_MAIN, RTM_NEWADDR, RTM_NEWLINK, RTM_NEWNEIGH, RTM_NEWROUTE, RT_TABLE_UNSPEC } from './constants.js';
 import { addrDumpRequest, addrRequest, decodeAddr } from './addr.js';
-import { ATTEMPTS, NetlinkChannel } from './channel.js';
+import { NetlinkChannel } from './channel.js';
 import { KernelErrorCounts } from './error-counts.js';
-import { errnoNumber, isNotFound, KernelError, NetlinkError, NetlinkParseError } from './errors.js';
+import { isNotFound, KernelError, NetlinkError } from './errors.js';
 import { Faults } from './faults.js';
 import {
   linkAddRequest, linkDelRequest, linkDumpRequest, linkGetRequest, linkSetHwAddrRequest,
   linkSetMasterRequest, linkSetMtuRequest, linkSetUpRequest, decodeLink,
 } from './link.js';
 import { decodeFdb, decodeNeigh, fdbDumpRequest, fdbRequest, neighDelRequest, neighDumpRequest, neighReplaceRequest } from './neigh.js';
-import { type Request, toMessage } from './request.js';
-import { decodeRoute, routeDumpRequest, routeRequest } from './route.js';
-import { fromNative, type NetlinkSocket, openRouteSocket, resolveNetns } from './socket.js';
+import type { Request } from './request.js';
+import { decodeRoute, routeDumpRequest, routeGetRequest, routeRequest } from './route.js';
+import { type NetlinkSocket, openRouteSocket, resolveNetns } from './socket.js';
+import { NetlinkConn } from './transport.js';
 import type { Addr, AddrSpec, Fdb, FdbSpec, Link, LinkSpec, Neigh, NeighSpec, Route, RouteSpec } from './types.js';
-import { type NlMsg, parseDone, parseError, parseMessages } from './wire.js';
+import type { NlMsg } from './wire.js';
 
 export interface HandleOptions {
   /** Namespace path (/run/netns/h1) or bare name (h1). Default: the process's namespace. */
@@ -41,14 +40,10 @@ export interface HandleOptions {
   faults?: Faults;
 }
 
-const DUMP_ATTEMPTS = ATTEMPTS;
-
 export class NetlinkHandle {
   readonly netns: string | undefined;
-  private readonly sock: NetlinkSocket;
+  private readonly conn: NetlinkConn;
   private readonly timeoutMs: number;
-  private seq: number;
-  private closed = false;
   private readonly faults: Faults;
   private readonly asyncSocket: (() => NetlinkSocket) | undefined;
   private channelOpen?: NetlinkChannel;
@@ -64,27 +59,24 @@ export class NetlinkHandle {
 
   /** Wraps an already open socket (tests pass a fake). The handle owns it from now on. */
   constructor(sock: NetlinkSocket, opts: HandleOptions = {}) {
-    this.sock = sock;
-    this.netns = opts.netns;
     this.timeoutMs = opts.timeoutMs ?? 5000;
     this.faults = opts.faults ?? Faults.fromEnv();
+    this.conn = new NetlinkConn(sock, this.timeoutMs, { errors: this.errors, faults: this.faults });
+    this.netns = opts.netns;
     this.asyncSocket = opts.asyncSocket;
-    // A random start keeps two handles on one port from confusing each other's answers after a restart.
-    this.seq = (Math.random() * 0x7fffffff) >>> 0;
   }
 
   close(): void {
-    if (this.closed) return;
-    this.closed = true;
+    if (this.conn.isClosed) return;
     if (this.channelOpen && this.asyncSocket) this.channelOpen.close();
-    this.sock.close();
+    this.conn.close();
   }
 
   /** The asynchronous side, opened on first use. */
   private get channel(): NetlinkChannel {
-    if (this.closed) throw new NetlinkError('netlink batch', 9, { detail: 'handle is closed' });
+    if (this.conn.isClosed) throw new NetlinkError('netlink batch', 9, { detail: 'handle is closed' });
     if (!this.channelOpen) {
-      let sock = this.sock;
+      let sock = this.conn.sock;
       if (this.asyncSocket) {
         try {
           sock = this.asyncSocket();
@@ -93,101 +85,19 @@ export class NetlinkHandle {
           throw e;
         }
       }
-      this.channelOpen = new NetlinkChannel(sock, { timeoutMs: this.timeoutMs, faults: this.faults, errors: this.errors, nextSeq: () => this.nextSeq() });
+      this.channelOpen = new NetlinkChannel(sock, { timeoutMs: this.timeoutMs, faults: this.faults, errors: this.errors, nextSeq: () => this.conn.nextSeq() });
     }
     return this.channelOpen;
   }
 
   // ------------------------------------------------------------ transport
 
-  private nextSeq(): number {
-    this.seq = (this.seq + 1) >>> 0 || 1;
-    return this.seq;
-  }
-
-  /**
-   * Sends one request and collects the messages answering it: up to the ACK
-   * (NLM_F_ACK requests) or NLMSG_DONE (dumps). Throws NetlinkError for a
-   * kernel error, a socket error, garbage, or no answer within the timeout.
-   */
-  private transact(req: Request): { msgs: NlMsg[]; interrupted: boolean } {
-    try {
-      return this.transactOnce(req);
-    } catch (e) {
-      if (e instanceof KernelError) this.errors.add(e);
-      throw e;
-    }
-  }
-
-  private transactOnce(req: Request): { msgs: NlMsg[]; interrupted: boolean } {
-    if (this.closed) throw new NetlinkError(req.op, 9, { detail: 'handle is closed' });
-    const dump = (req.flags & NLM_F_DUMP) === NLM_F_DUMP;
-    const fault = this.faults.take(req.op);
-    if (fault !== undefined && fault !== 'DUMP_INTR') throw new NetlinkError(req.op, errnoNumber(fault), { detail: `injected ${fault} (WEFT_FAULTS)` });
-    const seq = this.nextSeq();
-    try {
-      this.sock.send(toMessage(req, seq, 0, !dump));
-    } catch (e) {
-      throw fromNative(req.op, e);
-    }
-    const deadline = Date.now() + this.timeoutMs;
-    const msgs: NlMsg[] = [];
-    let interrupted = fault === 'DUMP_INTR';
-    for (;;) {
-      const left = deadline - Date.now();
-      let dgram: Buffer | null = null;
-      if (left > 0) {
-        try {
-          dgram = this.sock.recv(left);
-        } catch (e) {
-          throw fromNative(req.op, e);
-        }
-      }
-      if (dgram === null) {
-        throw new NetlinkError(req.op, 110, { detail: `no answer from the kernel within ${this.timeoutMs} ms` });
-      }
-      let parts: NlMsg[];
-      try {
-        parts = parseMessages(dgram);
-      } catch (e) {
-        if (e instanceof NetlinkParseError) throw new NetlinkError(req.op, 74, { detail: e.message });
-        throw e;
-      }
-      for (const m of parts) {
-        // Not ours: a late answer to an earlier request that timed out.
-        if (m.seq !== seq || (m.pid !== 0 && m.pid !== this.sock.portId)) continue;
-        if (m.flags & NLM_F_DUMP_INTR) interrupted = true;
-        if (m.type === NLMSG_ERROR) {
-          const e = parseError(m);
-          if (e.errno !== 0) throw new NetlinkError(req.op, e.errno, e.extAck ? { extAck: e.extAck } : {});
-          if (!dump) return { msgs, interrupted };
-          continue;
-        }
-        if (m.type === NLMSG_DONE) {
-          const d = parseDone(m);
-          if (d.errno !== 0) throw new NetlinkError(req.op, d.errno, d.extAck ? { extAck: d.extAck } : {});
-          return { msgs, interrupted };
-        }
-        if (m.type === NLMSG_NOOP || m.type === NLMSG_OVERRUN) continue;
-        msgs.push(m);
-      }
-    }
-  }
-
-  /** A modifying or get request: NLM_F_ACK, returns any replies before the ACK. */
   private exec(req: Request): NlMsg[] {
-    return this.transact(req).msgs;
+    return this.conn.exec(req);
   }
 
-  /** A dump; restarted when the kernel flags it inconsistent (NLM_F_DUMP_INTR). */
   private dump(req: Request): NlMsg[] {
-    for (let attempt = 1; ; attempt++) {
-      const { msgs, interrupted } = this.transact(req);
-      if (!interrupted) return msgs;
-      const e = new NetlinkError(req.op, 4, { detail: `dump kept changing underneath us (${attempt} attempts)` });
-      this.errors.add(e);
-      if (attempt >= DUMP_ATTEMPTS) throw e;
-    }
+    return this.conn.dump(req);
   }
 
   /** A dump's messages of `type`, decoded, kept when `keep` says so (filters the kernel does not apply for us). */
@@ -313,6 +223,11 @@ export class NetlinkHandle {
   routeList(filter: { index?: number; family?: 4 | 6; table?: number } = {}): Route[] {
     const table = filter.table ?? RT_TABLE_MAIN;
     return this.list(routeDumpRequest(filter.family), RTM_NEWROUTE, decodeRoute, (r) => (table === RT_TABLE_UNSPEC || r.table === table) && matchesFilter(r, filter));
+  }
+
+  // ip route get ADDRESS   (every route the kernel answered with; flannel's DirectRouting wants exactly one)
+  routeGet(address: string): Route[] {
+    return this.exec(routeGetRequest(address)).filter((m) => m.type === RTM_NEWROUTE).map(decodeRoute).filter((r): r is Route => r !== undefined);
   }
 
   // ip route add DST [via GW] dev INDEX [onlink] ...

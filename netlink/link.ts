@@ -69,7 +69,7 @@ export function describeLinkAdd(s: LinkSpec): string {
   return op;
 }
 
-// ip link add NAME [mtu M] [address MAC] type vxlan|bridge|veth|dummy ...
+// ip link add NAME [mtu M] [address MAC] type vxlan|bridge|veth|dummy|wireguard ...
 // For veth with peerNetns (a path), the caller resolves it to peerNetnsFd first.
 export function linkAddRequest(s: LinkSpec): Request {
   checkLinkName(s.name);
@@ -98,6 +98,7 @@ export function linkAddRequest(s: LinkSpec): Request {
     }
     case 'bridge':
     case 'dummy':
+    case 'wireguard':
       break;
     default:
       throw new TypeError(`unsupported link kind ${JSON.stringify((s as { kind: unknown }).kind)}`);

@@ -2,7 +2,7 @@
 import {
   AF_INET, AF_INET6, NLM_F_CREATE, NLM_F_EXCL, NLM_F_REPLACE, RTA_DST,
   RTA_GATEWAY, RTA_METRICS, RTA_OIF, RTA_PREFSRC, RTA_PRIORITY, RTA_TABLE, RTAX_MTU, RTM_DELROUTE,
-  RTM_GETROUTE, RTM_NEWROUTE, RTMSG_LEN, RTN_UNICAST, RTN_UNSPEC, RTNH_F_ONLINK, RTPROT_BOOT,
+  RTM_F_LOOKUP_TABLE, RTM_GETROUTE, RTM_NEWROUTE, RTMSG_LEN, RTN_UNICAST, RTN_UNSPEC, RTNH_F_ONLINK, RTPROT_BOOT,
   RTPROT_UNSPEC, RT_SCOPE_LINK, RT_SCOPE_NOWHERE, RT_SCOPE_UNIVERSE, RT_TABLE_MAIN, RT_TABLE_UNSPEC,
 } from './constants.js';
 import { type IpFamily, parseCidr, parseIp } from '../lib/ip.js';
@@ -27,6 +27,7 @@ export function describeRoute(r: RouteSpec): string {
   if (r.src) s += ` src ${r.src}`;
   if (r.metric !== undefined) s += ` metric ${r.metric}`;
   if (r.mtu !== undefined) s += ` mtu ${r.mtu}`;
+  if (r.protocol !== undefined) s += ` proto ${r.protocol}`;
   if (r.onlink) s += ' onlink';
   return s;
 }
@@ -73,6 +74,14 @@ export function routeRequest(verb: RouteVerb, r: RouteSpec): Request {
     attrs.push(attrNested(RTA_METRICS, attrU32(RTAX_MTU, r.mtu)));
   }
   return { type: VERB[verb].type, flags: VERB[verb].flags, body: Buffer.concat([fixed, ...attrs]), op: `route ${verb} ${describeRoute(r)}` };
+}
+
+// ip route get ADDRESS: the kernel's answer to "how would a packet to ADDRESS leave?"
+// (RTM_F_LOOKUP_TABLE, as vishvananda/netlink's RouteGet, which flannel's DirectRouting uses)
+export function routeGetRequest(address: string): Request {
+  const a = parseIp(address);
+  const fixed = encodeRtMsg({ family: a.family === 4 ? AF_INET : AF_INET6, dstLen: a.family === 4 ? 32 : 128, flags: RTM_F_LOOKUP_TABLE });
+  return { type: RTM_GETROUTE, flags: 0, body: Buffer.concat([fixed, attr(RTA_DST, a.bytes)]), op: `route get ${address}` };
 }
 
 export function routeDumpRequest(family?: 4 | 6): Request {

@@ -2,7 +2,7 @@
 // NetlinkSocket, so handles and monitors can be driven by a fake in unit tests.
 import { isAbsolute, join } from 'node:path';
 import { isNativeError, native } from '../native/index.js';
-import { NETLINK_ROUTE } from './constants.js';
+import { NETLINK_GENERIC, NETLINK_ROUTE } from './constants.js';
 import { errnoNumber, NetlinkError } from './errors.js';
 
 export interface NetlinkSocket {
@@ -38,14 +38,23 @@ function requestRcvbuf(): number {
 }
 
 export function openRouteSocket(opts: { groups?: number; netns?: string } = {}): NetlinkSocket {
+  return openNetlinkSocket(NETLINK_ROUTE, 'rtnetlink', opts);
+}
+
+/** A generic netlink socket (WireGuard's family, nlctrl). */
+export function openGenericSocket(opts: { netns?: string } = {}): NetlinkSocket {
+  return openNetlinkSocket(NETLINK_GENERIC, 'generic netlink', opts);
+}
+
+function openNetlinkSocket(protocol: number, what: string, opts: { groups?: number; netns?: string }): NetlinkSocket {
   const path = opts.netns === undefined ? undefined : resolveNetns(opts.netns);
   const groups = opts.groups ?? 0;
   const n = native();
   let s: { fd: number; portId: number };
   try {
-    s = n.netlink.open(NETLINK_ROUTE, groups, path, groups === 0 ? requestRcvbuf() : 0);
+    s = n.netlink.open(protocol, groups, path, groups === 0 && protocol === NETLINK_ROUTE ? requestRcvbuf() : 0);
   } catch (e) {
-    throw fromNative(`open rtnetlink socket${path ? ` in ${path}` : ''}`, e);
+    throw fromNative(`open ${what} socket${path ? ` in ${path}` : ''}`, e);
   }
   let fd = s.fd;
   return {

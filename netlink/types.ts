@@ -75,7 +75,11 @@ export interface VethLinkSpec extends LinkSpecBase {
 export interface DummyLinkSpec extends LinkSpecBase {
   kind: 'dummy';
 }
-export type LinkSpec = VxlanLinkSpec | BridgeLinkSpec | VethLinkSpec | DummyLinkSpec;
+/** The kernel's WireGuard device; keys and peers are set over generic netlink (wireguard.ts). */
+export interface WireguardLinkSpec extends LinkSpecBase {
+  kind: 'wireguard';
+}
+export type LinkSpec = VxlanLinkSpec | BridgeLinkSpec | VethLinkSpec | DummyLinkSpec | WireguardLinkSpec;
 
 export interface Addr {
   index: number;

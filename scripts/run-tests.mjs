@@ -69,7 +69,7 @@ function runFile(file, registry) {
       let p = 0, f = 0;
       if (Number.isFinite(total) && Number.isFinite(passed)) {
         p = passed;
-        f = total - passed - skipped;
+        f = total - passed; // uvu's Total counts the tests that ran: skipped ones are not in it
         if (f === 0 && code !== 0) f = 1; // summary printed, then the process failed
       } else {
         f = 1;
@@ -94,7 +94,7 @@ for (const file of files) {
   sweepLabLeftovers(registry);
   passed += r.passed; failed += r.failed; skipped += r.skipped;
   if (r.failed > 0) failedFiles.push(`${relative(process.cwd(), r.file)} (exit ${r.code ?? r.signal})`);
-  process.stdout.write(`--- ${relative(process.cwd(), file)}: ${r.passed} passed, ${r.failed} failed (${(r.ms / 1000).toFixed(1)} s)\n`);
+  process.stdout.write(`--- ${relative(process.cwd(), file)}: ${r.passed} passed, ${r.failed} failed${r.skipped ? `, ${r.skipped} skipped` : ''} (${(r.ms / 1000).toFixed(1)} s)\n`);
 }
 if (failedFiles.length) console.log(`\nfailing files:\n  ${failedFiles.join('\n  ')}`);
 console.log(`\n${passed} passed, ${failed} failed${skipped ? `, ${skipped} skipped` : ''}`);

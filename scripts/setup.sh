@@ -2,24 +2,43 @@
 # Idempotent set-up for a Debian machine: the system packages weft's lab and
 # tests use, the npm dependencies and the build (native addon + TypeScript).
 # Safe to run again; it only does what is missing or out of date.
+#   --wireguard   also the optional WireGuard test tools (CI passes it): Debian's
+#                 wireguard-go (the userspace provider), wireguard-tools (wg, the
+#                 tests' oracle and hand-built interop node) and tcpdump (underlay captures)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+wireguard=0
+for a in "$@"; do
+  case $a in
+    --wireguard) wireguard=1 ;;
+    *) echo "weft setup: unknown option $a (known: --wireguard)" >&2; exit 2 ;;
+  esac
+done
+
 # clang + libclang-rt-14-dev: libFuzzer for the fuzz driver (scripts/fuzz.sh); g++'s libasan: the ASan addon.
 need_pkgs=(etcd-server etcd-client iproute2 iptables iperf3 iputils-ping containernetworking-plugins openssl python3 make g++ systemd clang libclang-rt-14-dev)
+# --wireguard, without recommends: wireguard-tools recommends a kernel image.
+wg_pkgs=()
+((wireguard)) && wg_pkgs=(wireguard-go wireguard-tools tcpdump)
 missing=()
+wg_missing=()
 for p in "${need_pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
-if ((${#missing[@]})); then
+for p in "${wg_pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || wg_missing+=("$p")
+done
+if ((${#missing[@]} + ${#wg_missing[@]})); then
   if [[ $(id -u) -ne 0 ]]; then
-    echo "weft setup: missing Debian packages: ${missing[*]}; run as root or: apt-get install ${missing[*]}" >&2
+    echo "weft setup: missing Debian packages: ${missing[*]} ${wg_missing[*]}; run as root or: apt-get install ${missing[*]} ${wg_missing[*]}" >&2
     exit 1
   fi
-  echo "weft setup: installing ${missing[*]}"
+  echo "weft setup: installing ${missing[*]} ${wg_missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
-  apt-get install -y -qq "${missing[@]}" >/dev/null
+  if ((${#missing[@]})); then apt-get install -y -qq "${missing[@]}" >/dev/null; fi
+  if ((${#wg_missing[@]})); then apt-get install -y -qq --no-install-recommends "${wg_missing[@]}" >/dev/null; fi
 fi
 
 if ! command -v node >/dev/null || ! node -e 'process.exit(Number(process.versions.node.split(".")[0]) >= 20 ? 0 : 1)'; then

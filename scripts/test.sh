@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Runs all of weft's tests: unit tests always, integration tests (real etcd,
-# network namespaces) when running as root. Sets itself up first.
+# network namespaces) when running as root. Sets itself up first; its
+# options go to scripts/setup.sh (--wireguard: the WireGuard test tools too).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup.sh
+bash scripts/setup.sh "$@"
 dirs=(dist/test/unit)
 if [[ $(id -u) -eq 0 ]]; then
   dirs+=(dist/test/integration)

@@ -58,13 +58,17 @@ export function parseLeaseKeySuffix(s: string, opts: { mask?: boolean } = {}): {
   }
 }
 
-/** Exactly flannel's JSON (Go struct field order, PublicIPv6 null when absent). */
+/**
+ * Exactly flannel's JSON (Go struct field order, PublicIPv6 null when absent).
+ * backendData undefined leaves the key out, as Go's omitempty does for
+ * flannel's host-gw lease; null is written as null (weft's udp leases).
+ */
 export function encodeLeaseAttrs(a: LeaseAttrs): string {
   return JSON.stringify({
     PublicIP: a.publicIP,
     PublicIPv6: a.publicIPv6 ?? null,
     BackendType: a.backendType,
-    BackendData: a.backendData === undefined ? null : a.backendData,
+    ...(a.backendData === undefined ? {} : { BackendData: a.backendData }),
   });
 }
 

@@ -3,7 +3,7 @@
 // subnet (flannel's udp backend on the wire, port 8285).
 //   TUN weft-tun (IFF_TUN|IFF_NO_PI, + IFF_VNET_HDR and TSO for the native engine
 //   with offloads), MTU underlay - 28, <own subnet>.0/32, up
-//   ip route replace <Network> dev weft-tun
+//   ip route replace <Network> dev weft-tun proto 87   (--route-protocol)
 //   forwarding table (remote subnet -> peer PublicIP) handed whole to the engine
 // The TUN is not persistent: it lives as long as this process holds its fd, so
 // a killed agent's device vanishes and a restarted one makes it anew.
@@ -41,6 +41,8 @@ export interface UdpOptions {
   readonly offload?: boolean;
   /** Backend.MTU from the network config; default underlay MTU - 28. */
   readonly mtu?: number;
+  /** --route-protocol: carried by the Network route into the TUN, like every route weft installs. */
+  readonly routeProtocol: number;
 }
 
 export class UdpPeer {
@@ -151,7 +153,7 @@ export class UdpBackend implements Backend {
     await this.startEngine();
   }
 
-  // ip addr replace <subnet>.0/32 dev weft-tun; ip route replace <Network> dev weft-tun
+  // ip addr replace <subnet>.0/32 dev weft-tun; ip route replace <Network> dev weft-tun proto 87
   private configureDevice(): void {
     if (!this.own) return;
     const { nl, network } = this.o;
@@ -161,7 +163,7 @@ export class UdpBackend implements Backend {
       if (a.address !== want || a.prefixLen !== 32) nl.addrDel({ index, address: a.address, prefixLen: a.prefixLen });
     }
     nl.addrReplace({ index, address: want, prefixLen: 32 });
-    nl.routeReplace({ dst: network.toString(), index });
+    nl.routeReplace({ dst: network.toString(), index, protocol: this.o.routeProtocol });
   }
 
   private async startEngine(): Promise<void> {

@@ -2,7 +2,13 @@
 // neighbour, one FDB and one route entry per remote host (as flannel does):
 //   ip neigh replace <peer subnet>.0 lladdr <peer VtepMAC> dev weft.1 nud permanent
 //   bridge fdb replace <peer VtepMAC> dev weft.1 dst <peer PublicIP> self permanent
-//   ip route replace <peer subnet> via <peer subnet>.0 dev weft.1 onlink
+//   ip route replace <peer subnet> via <peer subnet>.0 dev weft.1 onlink proto 87
+// With DirectRouting, a peer whose PublicIP the kernel reaches on-link
+// through the underlay gets a plain route instead, and no VXLAN entries:
+//   ip route replace <peer subnet> via <peer PublicIP> dev <underlay> proto 87
+// re-evaluated when the underlay's routes change and on every full resync; a
+// move between the two forms adds the new one before removing the old (the
+// route is replaced in place), so traffic never stops.
 // The routes are kept by the shared RouteReconciler; the neighbour and FDB
 // entries are reconciled here. The kernel is reconciled (list, diff, apply),
 // never flushed, so a restarted agent does not interrupt traffic. Per-peer
@@ -13,14 +19,17 @@ import type { Logger } from '../../lib/log.js';
 import { Slicer } from '../../lib/backoff.js';
 import { Serial } from '../../lib/serial.js';
 import {
-  fdbRequest, neighDelRequest, neighReplaceRequest, RTM_DELLINK, RTM_DELNEIGH, RTM_DELROUTE,
+  fdbRequest, neighDelRequest, neighReplaceRequest, RTM_DELLINK, RTM_DELNEIGH, RTM_DELROUTE, RTM_NEWROUTE,
   type Link, type NetlinkHandle, type Notification,
 } from '../../netlink/index.js';
 import type { Underlay } from '../../host/underlay.js';
 import type { Lease, LeaseBatch } from '../../subnet-manager/index.js';
 import type { Backend, BackendStats } from '../backend.js';
+import { directRoute, lookupNextHop } from '../direct-route.js';
 import { type KernelOp, KernelOps } from '../kernel-ops.js';
+import { PeerPaths, type PeerPath } from '../peer-paths.js';
 import { PeerTable, logPeerChanges, type PeerChange } from '../peer-table.js';
+import { classifyNotifications } from '../route-events.js';
 import { RouteReconciler } from '../route-reconciler.js';
 import { ensureVxlanDevice } from './device.js';
 import { leaseVtepMac, parseVxlanPeer, type VxlanPeer } from './peer.js';
@@ -30,10 +39,10 @@ export type VxlanNetlink = Pick<
   NetlinkHandle,
   | 'linkByName' | 'linkByIndex' | 'linkAdd' | 'linkDel' | 'linkSetUp' | 'linkSetMtu' | 'linkSetHwAddr'
   | 'addrList' | 'addrReplace' | 'addrDel'
-  | 'routeDump' | 'neighDump' | 'fdbDump' | 'batch'
+  | 'routeDump' | 'neighDump' | 'fdbDump' | 'batch' | 'routeGet'
 >;
 
-/** Kernel notifications (a NetlinkMonitor): a deletion on our device triggers a full reconcile at once. */
+/** Kernel notifications (a NetlinkMonitor): a deletion of ours triggers a full reconcile at once, an underlay route change a new look at each peer's path. */
 export interface VxlanMonitor {
   drain(want?: (type: number) => boolean): Promise<Notification[]>;
 }
@@ -52,12 +61,22 @@ export interface VxlanOptions {
   readonly underlay: Underlay & { readonly v4: string };
   /** Backend.MTU from the network config; default underlay MTU - 50. */
   readonly mtu?: number;
+  /** --route-protocol: carried by every route this backend installs. */
+  readonly routeProtocol: number;
+  /** Backend.DirectRouting: peers on this host's L2 segment get a direct route instead of VXLAN entries. */
+  readonly directRouting?: boolean;
 }
 
 /** VXLAN over IPv4 adds 50 bytes: outer IPv4 20 + UDP 8 + VXLAN 8 + inner Ethernet 14. */
 export const VXLAN_OVERHEAD = 50;
 
 const isDeletion = (type: number) => type === RTM_DELROUTE || type === RTM_DELNEIGH || type === RTM_DELLINK;
+/** With DirectRouting, route additions matter too: the underlay's routing may have changed. */
+const isRouteEvent = (type: number) => isDeletion(type) || type === RTM_NEWROUTE;
+
+type Choice = { path: PeerPath; reason?: string };
+/** A peer whose entries a batch programs, and the path it takes. */
+type Programmed = { key: string; p: VxlanPeer; choice: Choice };
 
 export class VxlanBackend implements Backend {
   readonly type = 'vxlan';
@@ -66,6 +85,7 @@ export class VxlanBackend implements Backend {
   private readonly ops: KernelOps;
   private readonly routes: RouteReconciler;
   private readonly serial = new Serial();
+  private readonly paths: PeerPaths;
   /** Peers whose entries are not all in place (a failed operation); retried every second. */
   private readonly dirty = new Set<string>();
   /** A reconcile did not finish (a transient kernel error): the next resync does a full one. */
@@ -83,8 +103,10 @@ export class VxlanBackend implements Backend {
     this.underlay = o.underlay;
     this.mac = o.macFor(o.underlay.v4);
     this.ops = new KernelOps(o.log);
-    this.routes = new RouteReconciler(o.nl, this.ops, { family: 4, scope: () => ({ index: this.link.index }) });
+    // Ours: routes with weft's protocol in the Network (vxlan and direct forms), and anything on the device (an older weft's proto boot routes).
+    this.routes = new RouteReconciler(o.nl, this.ops, { family: 4, scope: () => ({ protocol: o.routeProtocol, within: o.network, device: this.link.index }) });
     this.table = new PeerTable((l) => parseVxlanPeer(l, o.vni, this.underlay, this.mac), o.log);
+    this.paths = new PeerPaths(o.log);
     this.link = this.ensureDevice();
   }
 
@@ -151,33 +173,66 @@ export class VxlanBackend implements Backend {
   private async applyChanges(changes: readonly PeerChange<VxlanPeer>[]): Promise<void> {
     const removals: KernelOp[] = [];
     const ops: KernelOp[] = [];
-    const programmed: string[] = [];
+    const programmed: Programmed[] = [];
     const slicer = new Slicer();
     for (const c of changes) {
       if (slicer.due()) await slicer.next();
       if (c.before && (!c.after || c.after.mac !== c.before.mac)) this.unprogramOps(removals, c.subnet, c.before, !c.after);
       if (c.after) {
-        this.programOps(ops, c.subnet, c.after);
-        programmed.push(c.subnet);
+        const choice = this.choosePath(c.subnet, c.after);
+        this.programOps(ops, c.subnet, c.after, choice);
+        programmed.push({ key: c.subnet, p: c.after, choice });
       } else {
         this.dirty.delete(c.subnet);
+        this.paths.delete(c.subnet);
       }
     }
     await this.runProgram([...removals, ...ops], programmed);
   }
 
-  /** The peer's route as the reconciler keeps it. */
-  private wantRoute(key: string, p: VxlanPeer): void {
-    this.routes.want(key, { dst: p.subnet.toString(), gateway: p.vtepIp, index: this.link.index, onlink: true });
+  /**
+   * The path a peer takes now: direct when DirectRouting is on and the kernel
+   * reaches its PublicIP on-link through the underlay (flannel's
+   * DirectRouting()), else vxlan. When the lookup itself fails, the peer
+   * keeps the path it has.
+   */
+  private choosePath(key: string, p: VxlanPeer): Choice {
+    if (!this.o.directRouting) return { path: 'vxlan' };
+    const hop = lookupNextHop(this.ops, this.o.nl, this.underlay, key, p.publicIp.v4!);
+    if (!hop) {
+      const cur = this.paths.get(key);
+      return cur && cur.path !== 'skipped' ? { path: cur.path, ...(cur.reason ? { reason: cur.reason } : {}) } : { path: 'vxlan', reason: 'route lookup failed' };
+    }
+    return hop.onLink ? { path: 'direct' } : { path: 'vxlan', reason: hop.reason };
   }
 
-  /** Neighbour, then FDB, then route: no packet is routed to the device before the peer's MAC and address are known. */
-  private programOps(ops: KernelOp[], key: string, p: VxlanPeer): void {
+  /** The peer's route in the form of its path, as the reconciler keeps it. */
+  private wantRoute(key: string, p: VxlanPeer, path: PeerPath): void {
+    if (path === 'direct') this.routes.want(key, directRoute(p.subnet, p.publicIp.v4!, this.underlay));
+    else this.routes.want(key, { dst: p.subnet.toString(), gateway: p.vtepIp, index: this.link.index, onlink: true });
+  }
+
+  /**
+   * vxlan: neighbour, then FDB, then route (no packet is routed to the device
+   * before the peer's MAC and address are known). direct: the route only; the
+   * peer's VXLAN entries go after it is in place (runProgram), so there is no
+   * gap either way.
+   */
+  private programOps(ops: KernelOp[], key: string, p: VxlanPeer, choice: Choice, have = { neigh: false, fdb: false }): void {
     const index = this.link.index;
-    this.wantRoute(key, p);
-    ops.push({ what: 'neigh replace', subject: key, req: neighReplaceRequest({ index, ip: p.vtepIp, mac: p.mac }) });
-    ops.push({ what: 'fdb replace', subject: key, req: fdbRequest('replace', { index, mac: p.mac, dst: p.publicIp.v4! }) });
+    this.wantRoute(key, p, choice.path);
+    if (choice.path !== 'direct') {
+      if (!have.neigh) ops.push({ what: 'neigh replace', subject: key, req: neighReplaceRequest({ index, ip: p.vtepIp, mac: p.mac }) });
+      if (!have.fdb) ops.push({ what: 'fdb replace', subject: key, req: fdbRequest('replace', { index, mac: p.mac, dst: p.publicIp.v4! }) });
+    }
     ops.push(this.routes.replaceOp(key)!);
+  }
+
+  /** The peer's VXLAN entries (it moved to a direct route). */
+  private vxlanEntryRemovals(ops: KernelOp[], key: string, p: VxlanPeer): void {
+    const index = this.link.index;
+    ops.push({ what: 'fdb del', subject: key, req: fdbRequest('del', { index, mac: p.mac, dst: p.publicIp.v4! }), tolerateMissing: true });
+    ops.push({ what: 'neigh del', subject: key, req: neighDelRequest({ index, ip: p.vtepIp }), tolerateMissing: true });
   }
 
   /** The reverse order: route, FDB, neighbour (the route and neighbour only when the peer leaves). */
@@ -191,8 +246,12 @@ export class VxlanBackend implements Backend {
     if (leaving) ops.push({ what: 'neigh del', subject: key, req: neighDelRequest({ index, ip: p.vtepIp }), tolerateMissing: true });
   }
 
-  /** Runs ops as one batch; each key of `programmed` is clean when all of its entries succeeded. */
-  private async runProgram(ops: KernelOp[], programmed: readonly string[]): Promise<void> {
+  /**
+   * Runs ops as one batch; each peer of `programmed` is clean (and on its
+   * path) when all of its entries succeeded. A peer that moved to a direct
+   * route loses its VXLAN entries once that route is in place.
+   */
+  private async runProgram(ops: KernelOp[], programmed: readonly Programmed[]): Promise<Set<string>> {
     const ok = await this.ops.run(this.o.nl, ops);
     const failed = new Set<string>();
     const routeOk = new Map<string, boolean>();
@@ -201,72 +260,115 @@ export class VxlanBackend implements Backend {
       if (op.what === 'route replace') routeOk.set(op.subject, ok[i]!);
     });
     for (const [key, r] of routeOk) this.routes.settle(key, r);
-    for (const key of programmed) {
-      if (failed.has(key)) this.dirty.add(key);
-      else this.dirty.delete(key);
+    const moved: KernelOp[] = [];
+    for (const { key, p, choice } of programmed) {
+      if (failed.has(key)) {
+        this.dirty.add(key);
+        continue;
+      }
+      this.dirty.delete(key);
+      if (choice.path === 'direct' && this.paths.get(key)?.path === 'vxlan') this.vxlanEntryRemovals(moved, key, p);
+      this.paths.set(key, p.publicIp.v4!, choice.path, choice.reason);
     }
+    await this.ops.run(this.o.nl, moved);
+    return failed;
   }
 
-  /** Lists what the kernel holds on the device, removes what no peer wants and adds what is missing. */
+  /**
+   * Lists what the kernel holds, removes what no peer wants and adds what is
+   * missing, each peer on the path it should take now. Order: stale routes go;
+   * missing entries and routes are added; only then do VXLAN entries no peer
+   * wants go, so a peer just moved to a direct route kept its entries until
+   * that route was in place.
+   */
   private async reconcile(): Promise<void> {
     const { nl, network } = this.o;
     const index = this.link.index;
+    const choices = new Map<string, Choice>();
     const byVtepIp = new Map<string, [string, VxlanPeer]>();
     const byMac = new Map<string, [string, VxlanPeer]>();
     const slicer = new Slicer();
     for (const [key, p] of this.table.entries()) {
       if (slicer.due()) await slicer.next();
+      const c = this.choosePath(key, p);
+      choices.set(key, c);
+      this.wantRoute(key, p, c.path);
+      if (c.path !== 'vxlan') continue;
       byVtepIp.set(p.vtepIp, [key, p]);
       byMac.set(p.mac, [key, p]);
-      this.wantRoute(key, p);
     }
     for (const key of this.routes.desiredKeys()) if (!this.table.get(key)) this.routes.forget(key);
+    for (const key of this.paths.keys()) if (!this.table.get(key)) this.paths.delete(key);
     const okRoute = await this.routes.prune();
     const okFdb = new Set<string>();
     const okNeigh = new Set<string>();
-    const ops: KernelOp[] = [];
+    const staleFdb: Array<{ mac: string; dst: string }> = [];
+    const staleNeigh: string[] = [];
     for (const f of await nl.fdbDump({ index })) {
       if (slicer.due()) await slicer.next();
       if (!f.dst) continue; // the kernel's own entries carry no remote
       const hit = byMac.get(f.mac);
       if (hit && hit[1].publicIp.v4 === f.dst) okFdb.add(hit[0]);
-      else if (!hit) ops.push({ what: 'fdb del (stale)', subject: f.mac, req: fdbRequest('del', { index, mac: f.mac, dst: f.dst }), tolerateMissing: true });
+      else if (!hit) staleFdb.push({ mac: f.mac, dst: f.dst });
     }
     for (const n of await nl.neighDump({ index, family: 4 })) {
       if (slicer.due()) await slicer.next();
       const hit = byVtepIp.get(n.ip);
       if (hit && n.mac === hit[1].mac && isPermanent(n.state)) okNeigh.add(hit[0]);
-      else if (!hit && network.contains(n.ip)) ops.push({ what: 'neigh del (stale)', subject: n.ip, req: neighDelRequest({ index, ip: n.ip }), tolerateMissing: true });
+      else if (!hit && network.contains(n.ip)) staleNeigh.push(n.ip);
     }
-    const programmed: string[] = [];
+    const ops: KernelOp[] = [];
+    const programmed: Programmed[] = [];
     for (const [key, p] of [...this.table.entries()]) {
       if (slicer.due()) await slicer.next();
-      if (okRoute.has(key) && okFdb.has(key) && okNeigh.has(key)) continue;
-      this.programOps(ops, key, p);
-      programmed.push(key);
+      const c = choices.get(key)!;
+      const inPlace = okRoute.has(key) && (c.path === 'direct' || (okFdb.has(key) && okNeigh.has(key)));
+      if (inPlace) {
+        this.paths.set(key, p.publicIp.v4!, c.path, c.reason);
+        continue;
+      }
+      this.programOps(ops, key, p, c, { neigh: okNeigh.has(key), fdb: okFdb.has(key) });
+      programmed.push({ key, p, choice: c });
     }
     this.dirty.clear();
     await this.runProgram(ops, programmed);
+    // A peer whose move to a direct route failed keeps its VXLAN entries (its old route still uses them).
+    const keep = new Set<string>();
+    for (const key of this.dirty) {
+      const p = this.table.get(key);
+      if (p) keep.add(p.mac).add(p.vtepIp);
+    }
+    const stale: KernelOp[] = [];
+    for (const f of staleFdb) if (!keep.has(f.mac)) stale.push({ what: 'fdb del (stale)', subject: f.mac, req: fdbRequest('del', { index, mac: f.mac, dst: f.dst }), tolerateMissing: true });
+    for (const ip of staleNeigh) if (!keep.has(ip)) stale.push({ what: 'neigh del (stale)', subject: ip, req: neighDelRequest({ index, ip }), tolerateMissing: true });
+    await this.ops.run(nl, stale);
   }
 
-  /** True when someone (not only us) removed something from our device since the last look. */
-  private async somethingDeleted(): Promise<boolean> {
-    const notes = (await this.o.monitor?.drain(isDeletion)) ?? [];
-    const index = this.link.index;
-    return notes.some(
-      (n) =>
-        n.kind === 'overrun' ||
-        (n.kind === 'route' && n.action === 'del' && n.route.index === index) ||
-        (n.kind === 'neigh' && n.action === 'del' && n.neigh.index === index) ||
-        (n.kind === 'fdb' && n.action === 'del' && n.fdb.index === index) ||
-        (n.kind === 'link' && n.action === 'del' && n.link.index === index),
-    );
+  /** DirectRouting: each peer's path looked at again (the underlay's routes changed); movers are moved. */
+  private async repath(): Promise<void> {
+    const ops: KernelOp[] = [];
+    const programmed: Programmed[] = [];
+    const slicer = new Slicer();
+    for (const [key, p] of [...this.table.entries()]) {
+      if (slicer.due()) await slicer.next();
+      const c = this.choosePath(key, p);
+      const cur = this.paths.get(key);
+      if (cur && cur.path === c.path) {
+        this.paths.set(key, p.publicIp.v4!, c.path, c.reason);
+        continue;
+      }
+      this.programOps(ops, key, p, c);
+      programmed.push({ key, p, choice: c });
+    }
+    await this.runProgram(ops, programmed);
   }
 
   resync(full: boolean): Promise<void> {
     return this.serial.run(async () => {
       // Our own deletions show up here too; the extra reconcile they cause is a no-op.
-      if (await this.somethingDeleted()) full = true;
+      const notes = (await this.o.monitor?.drain(this.o.directRouting ? isRouteEvent : isDeletion)) ?? [];
+      const ev = classifyNotifications(notes, { protocol: this.o.routeProtocol, device: this.link.index });
+      if (ev.oursDeleted) full = true;
       const current = this.o.nl.linkByIndex(this.link.index);
       if (!current || current.name !== this.o.device || !current.up) {
         this.o.log.warn('VXLAN device missing or down; restoring it with all peers', { device: this.o.device });
@@ -281,16 +383,18 @@ export class VxlanBackend implements Backend {
         this.needsReconcile = false;
         return;
       }
+      if (ev.underlayChanged && this.o.directRouting) await this.repath();
       const ops: KernelOp[] = [];
-      const retry: string[] = [];
+      const retry: Programmed[] = [];
       for (const key of [...this.dirty]) {
         const p = this.table.get(key);
         if (!p) {
           this.dirty.delete(key);
           continue;
         }
-        this.programOps(ops, key, p);
-        retry.push(key);
+        const choice = this.choosePath(key, p);
+        this.programOps(ops, key, p, choice);
+        retry.push({ key, p, choice });
       }
       await this.runProgram(ops, retry);
     });
@@ -312,6 +416,8 @@ export class VxlanBackend implements Backend {
       kernelErrors: this.ops.errors,
       invalidPeers: this.table.invalid,
       deviceRecreated: this.deviceRecreated,
+      paths: this.paths.list(),
+      pathChanges: this.paths.changes,
     };
   }
 

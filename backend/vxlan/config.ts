@@ -11,7 +11,7 @@ export interface VxlanConfig {
   readonly port: number;
   /** Backend.MTU; default: underlay MTU - 50. */
   readonly mtu?: number;
-  /** Backend.DirectRouting: accepted for flannel compatibility, not implemented yet (warned about). */
+  /** Backend.DirectRouting: a peer on this host's L2 segment is routed directly (no VXLAN), as flannel does. */
   readonly directRouting: boolean;
 }
 

@@ -13,8 +13,6 @@ export const vxlanBackend = defineBackend<VxlanConfig>({
   create(ctx) {
     const c = ctx.config;
     const host = hostOptions(ctx, 'the vxlan backend');
-    // Accepted for flannel compatibility, not implemented: say so rather than ignore it silently.
-    if (c.directRouting) ctx.log.warn('Backend.DirectRouting is not supported by weftd yet; every peer is reached through VXLAN');
     const device = (ctx.flags.vxlanDevice as string | undefined) ?? `weft.${c.vni}`;
     const salt = vtepSalt(ctx.stateDir, () => {
       const l = ctx.nl.linkByName(device);
@@ -28,6 +26,7 @@ export const vxlanBackend = defineBackend<VxlanConfig>({
       device,
       macFor: (ip) => stableVtepMac(ip, c.vni, ctx.etcdPrefix, salt),
       ...(c.mtu !== undefined ? { mtu: c.mtu } : {}),
+      directRouting: c.directRouting,
     });
   },
 });

@@ -27,6 +27,7 @@ test('a bad flag or environment value exits 2 naming it, before touching anythin
     [['--etcd-endpoints', 'etcd:2379'], {}, /weftd: invalid --etcd-endpoints "etcd:2379": "etcd:2379" must use http:\/\/ or https:\/\//],
     [[], { WEFTD_PUBLIC_IP: '192.0.2' }, /weftd: invalid WEFTD_PUBLIC_IP= "192.0.2": must be an IPv4 address/],
     [['--frobnicate'], {}, /weftd: unknown flag --frobnicate/],
+    [['--route-protocol', '3'], {}, /weftd: invalid --route-protocol "3": must be at least 5/],
   ] as Array<[string[], Record<string, string>, RegExp]>) {
     const r = weftd(args, env);
     assert.is(r.status, 2, `${args} ${JSON.stringify(env)}: ${r.stderr}`);
@@ -46,10 +47,15 @@ test('an invalid network config in etcd exits 2 naming the key and the value; a 
     assert.equal(links.map((l) => l.ifname).sort(), ['eth0', 'lo'], 'no device was created');
 
     // A backend this weftd has no plug-in for, or a bad field of a known one: exit 2 naming the key, the registered types.
-    await putNetworkConfig(lab, { Network: '10.244.0.0/16', Backend: { Type: 'host-gw' } }, '/hg');
+    await putNetworkConfig(lab, { Network: '10.244.0.0/16', Backend: { Type: 'ipip' } }, '/hg');
     const hg = await lab.execIn(h.ns, process.execPath, [WEFTD, '--etcd-endpoints', lab.etcd!.labEndpoints[0]!, '--etcd-prefix', '/hg', '--subnet-file', join(h.dir, 's.env'), '--state-dir', join(h.dir, 'state')], { timeoutMs: 15_000 });
     assert.is(hg.code, 2, hg.stderr);
-    assert.match(hg.stderr, /weftd: \/hg\/config: Backend\.Type "host-gw" is not supported by this weftd \(registered: vxlan, udp\)/);
+    assert.match(hg.stderr, /weftd: \/hg\/config: Backend\.Type "ipip" is not supported by this weftd \(registered: vxlan, udp, host-gw\)/);
+    // host-gw behind a NAT (a --public-ip that is not on the underlay): refused, as flannel does.
+    await putNetworkConfig(lab, { Network: '10.244.0.0/16', Backend: { Type: 'host-gw' } }, '/hg');
+    const nat = await lab.execIn(h.ns, process.execPath, [WEFTD, '--etcd-endpoints', lab.etcd!.labEndpoints[0]!, '--etcd-prefix', '/hg', '--public-ip', '203.0.113.5', '--iface', 'eth0', '--subnet-file', join(h.dir, 's.env'), '--state-dir', join(h.dir, 'state')], { timeoutMs: 15_000 });
+    assert.is(nat.code, 2, nat.stderr);
+    assert.match(nat.stderr, /the host-gw backend needs the public IP on the underlay: 203\.0\.113\.5 \(--public-ip\) is not an address of eth0 \(192\.0\.2\.11\)/);
     await putNetworkConfig(lab, { Network: '10.244.0.0/16', Backend: { Type: 'udp', Engine: 'fast' } }, '/hg');
     const eng = await lab.execIn(h.ns, process.execPath, [WEFTD, '--etcd-endpoints', lab.etcd!.labEndpoints[0]!, '--etcd-prefix', '/hg', '--subnet-file', join(h.dir, 's.env'), '--state-dir', join(h.dir, 'state')], { timeoutMs: 15_000 });
     assert.is(eng.code, 2, eng.stderr);

@@ -63,6 +63,17 @@ test('weft lab --keep leaves the lab up after the CLI exits; weft lab down remov
   assert.equal(readdirSync(stateDir), []);
 });
 
+test('weft lab --topology two-segments: VXLAN with DirectRouting reaches every pair across the router', () => {
+  const r = weft(['lab', '--hosts', '4', '--containers', '1', '--topology', 'two-segments', '--direct-routing']);
+  assert.is(r.status, 0, r.stdout + r.stderr);
+  assert.match(r.stdout, /creating the lab: two underlay segments and a router/);
+  assert.match(r.stdout, /h3 {2}underlay 198\.51\.100\.13 \(segment b\)/);
+  assert.match(r.stdout, /Summary: 4 hosts, 4 containers, backend vxlan with DirectRouting, two segments: 12\/12 pairs reachable/);
+  const bad = weft(['lab', '--backend', 'udp', '--direct-routing']);
+  assert.is(bad.status, 2, bad.stderr);
+  assert.match(bad.stderr, /--direct-routing is a vxlan option, not one of --backend udp/);
+});
+
 test('not root: weft lab says so, how to fix it, and creates nothing', () => {
   const r = spawnSync('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, WEFT, 'lab'], { encoding: 'utf8', env, timeout: 30_000 });
   assert.is(r.status, 1, r.stdout + r.stderr);

@@ -21,7 +21,8 @@ export const LAYERS: Readonly<Record<string, readonly string[]>> = {
   // subnet-manager only for its types (leases, batches): see TYPE_ONLY.
   backend: ['lib', 'native', 'netlink', 'host', 'subnet-manager', 'backend'],
   daemon: ['lib', 'native', 'netlink', 'host', 'subnet-manager', 'backend', 'daemon'],
-  cli: ['lib', 'native', 'netlink', 'host', 'subnet-manager', 'daemon', 'cli'],
+  // backend: weft status reads a WireGuard device the way the backend does (generic netlink or wireguard-go's UAPI).
+  cli: ['lib', 'native', 'netlink', 'host', 'subnet-manager', 'backend', 'daemon', 'cli'],
   // The lab and the bench sit beside the product: only cmd/ (and tests) import them.
   lab: ['lib', 'native', 'netlink', 'subnet-manager', 'lab'],
   bench: ['lib', 'native', 'netlink', 'lab', 'bench'],

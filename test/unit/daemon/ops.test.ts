@@ -75,9 +75,34 @@ test('health: /readyz is 503 until every known peer is programmed', async () => 
   const h = new HealthServer(fakeSource({}, { peersProgrammed: 1 }), quiet);
   const r = await h.handle('/readyz', 'GET');
   assert.is(r.code, 503);
-  assert.equal(JSON.parse(r.body), { ok: false, phase: 'ready', subnet: '10.244.3.0/24', peersKnown: 2, peersProgrammed: 1 });
+  assert.equal(JSON.parse(r.body), { ok: false, phase: 'ready', subnet: '10.244.3.0/24', peersKnown: 2, peersProgrammed: 1, peersSkipped: 0, skipped: [] });
   assert.is((await new HealthServer(fakeSource({ phase: () => 'syncing' }), quiet).handle('/readyz', 'GET')).code, 503);
   assert.is((await new HealthServer(fakeSource(), quiet).handle('/readyz', 'GET')).code, 200);
+});
+
+const SKIPPED = { subnet: '10.244.9.0/24', publicIp: '198.51.100.13', path: 'skipped' as const, reason: '198.51.100.13 is reached via gateway 192.0.2.1: not on this host\'s L2 segment', since: new Date(0) };
+
+test('health: a skipped peer (host-gw behind a gateway) is listed in /readyz, named with why, and does not hold readiness back', async () => {
+  const paths = [{ subnet: '10.244.5.0/24', publicIp: '192.0.2.12', path: 'direct' as const, since: new Date(0) }, SKIPPED];
+  const h = new HealthServer(fakeSource({}, { peersProgrammed: 1, peersSkipped: 1, paths }), quiet);
+  const r = await h.handle('/readyz', 'GET');
+  assert.is(r.code, 200);
+  assert.equal(JSON.parse(r.body).skipped, [{ subnet: '10.244.9.0/24', publicIp: '198.51.100.13', reason: SKIPPED.reason }]);
+  assert.is(JSON.parse(r.body).peersSkipped, 1);
+});
+
+test('metrics: skipped peers counted, each peer\'s path as weft_peer_path{peer,path}, path changes counted', async () => {
+  const paths = [{ subnet: '10.244.5.0/24', publicIp: '192.0.2.12', path: 'direct' as const, since: new Date(0) }, { subnet: '10.244.6.0/24', publicIp: '198.51.100.12', path: 'vxlan' as const, since: new Date(0) }, SKIPPED];
+  const m = (await new HealthServer(fakeSource({}, { peersKnown: 3, peersProgrammed: 2, peersSkipped: 1, paths, pathChanges: 4 }), quiet).handle('/metrics', 'GET')).body;
+  for (const line of [
+    'weft_peers{state="skipped"} 1',
+    'weft_peer_path{peer="10.244.5.0/24",path="direct"} 1',
+    'weft_peer_path{peer="10.244.6.0/24",path="vxlan"} 1',
+    'weft_peer_path{peer="10.244.9.0/24",path="skipped"} 1',
+    'weft_peer_path_changes_total 4',
+  ]) {
+    assert.ok(m.includes(`\n${line}\n`), line);
+  }
 });
 
 test('health: /healthz probes etcd when it has been quiet, and says unreachable when the probe fails', async () => {

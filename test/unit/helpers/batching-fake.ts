@@ -12,7 +12,7 @@ import {
 export interface SyncKernel {
   routeList?(f?: { index?: number; family?: 4 | 6 }): Route[];
   routeReplace?(r: { dst: string; gateway?: string; index?: number; onlink?: boolean; protocol?: number }): void;
-  routeDel?(r: { dst: string; gateway?: string; index?: number }): void;
+  routeDel?(r: { dst: string; gateway?: string; index?: number; protocol?: number }): void;
   neighList?(f?: { index?: number; family?: 4 | 6 }): Neigh[];
   neighReplace?(n: { index: number; ip: string; mac: string }): void;
   neighDel?(n: { index: number; ip: string }): void;

@@ -7,7 +7,7 @@ import {
   addrRequest, decodeAddr, decodeFdb, decodeLink, decodeNeigh, decodeRoute, fdbRequest, linkAddRequest, linkDelRequest,
   linkSetMasterRequest, linkSetMtuRequest, linkSetUpRequest, neighDelRequest, neighReplaceRequest, NLM_F_ACK, NLM_F_APPEND,
   NLM_F_CREATE, NLM_F_EXCL, NLM_F_REPLACE, NLM_F_REQUEST, NUD_NOARP, NUD_PERMANENT, NTF_SELF, parseMessages, type Request,
-  routeRequest, RTM_DELLINK, RTM_NEWLINK, RT_SCOPE_NOWHERE, toMessage,
+  routeGetRequest, routeRequest, RTM_DELLINK, RTM_F_LOOKUP_TABLE, RTM_GETROUTE, RTM_NEWLINK, RT_SCOPE_NOWHERE, toMessage,
 } from '../../../netlink/index.js';
 
 // In the namespace of the capture: u0 = 7, weft.1 = 8, cni0 = 9, ve0 = 11.
@@ -129,6 +129,19 @@ test('route options: table >= 256 goes to RTA_TABLE, default has no RTA_DST, no 
   const back = decodeRoute({ type: 24, flags: 0, seq: 0, pid: 0, data: v6.body })!;
   assert.equal([back.family, back.dst, back.gateway, back.index, back.metric, back.mtu], [6, 'fd00:0:0:3::/64', 'fe80::1', 3, 1024, 1400]);
   assert.is(routeRequest('del', { dst: '10.0.0.0/8' }).body[6], RT_SCOPE_NOWHERE);
+});
+
+test('route get: RTM_GETROUTE for one address (dst_len 32/128, RTA_DST), RTM_F_LOOKUP_TABLE as vishvananda/netlink\'s RouteGet', () => {
+  const r = routeGetRequest('192.0.2.7');
+  assert.is(r.type, RTM_GETROUTE);
+  assert.is(r.flags, 0, 'not a dump');
+  assert.is(r.op, 'route get 192.0.2.7');
+  assert.is(r.body.toString('hex'), '02200000' + '00000000' + '00100000' + '08000100c0000207');
+  assert.is(r.body.readUInt32LE(8), RTM_F_LOOKUP_TABLE);
+  const v6 = routeGetRequest('2001:db8::7');
+  assert.equal([v6.body[0], v6.body[1], v6.body.length], [10, 128, 12 + 20]);
+  assert.is(routeRequest('replace', { dst: '10.244.3.0/24', gateway: '192.0.2.13', index: 2, protocol: 87 }).op, 'route replace 10.244.3.0/24 via 192.0.2.13 dev 2 proto 87');
+  assert.is(routeRequest('replace', { dst: '10.244.3.0/24', gateway: '192.0.2.13', index: 2, protocol: 87 }).body[5], 87, 'rtm_protocol');
 });
 
 test('link del by name and by index', () => {

@@ -9,8 +9,12 @@ test('lease value codec round-trips flannel\'s own JSON byte for byte', () => {
   const a = decodeLeaseAttrs(flannelValue);
   assert.equal(a, { publicIP: '192.0.2.11', publicIPv6: null, backendType: 'vxlan', backendData: { VNI: 1, VtepMAC: 'c6:d2:32:6f:8f:44' } });
   assert.is(encodeLeaseAttrs(a), flannelValue);
-  assert.is(encodeLeaseAttrs({ publicIP: '192.0.2.12', publicIPv6: 'fd00::12', backendType: 'udp', backendData: undefined }),
+  assert.is(encodeLeaseAttrs({ publicIP: '192.0.2.12', publicIPv6: 'fd00::12', backendType: 'udp', backendData: null }),
     '{"PublicIP":"192.0.2.12","PublicIPv6":"fd00::12","BackendType":"udp","BackendData":null}');
+  // flannel's host-gw lease (pkg/backend/hostgw): BackendData omitted (omitempty), not null.
+  const hostGw = '{"PublicIP":"192.0.2.11","PublicIPv6":null,"BackendType":"host-gw"}';
+  assert.is(encodeLeaseAttrs({ publicIP: '192.0.2.11', publicIPv6: null, backendType: 'host-gw', backendData: undefined }), hostGw);
+  assert.equal(decodeLeaseAttrs(hostGw), { publicIP: '192.0.2.11', publicIPv6: null, backendType: 'host-gw', backendData: null });
 });
 
 test('flannel udp leases (only PublicIP) decode as backend udp', () => {

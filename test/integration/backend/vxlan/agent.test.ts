@@ -164,7 +164,7 @@ test('weft status: the node\'s lease, device and bridge, every peer answering IC
     const ghostPeer = JSON.parse(r.stdout).peers.find((p: { subnet: string }) => p.subnet === '10.244.250.0/24');
     assert.equal([ghostPeer.reachable, ghostPeer.received, ghostPeer.target], [false, 0, '10.244.250.1']);
     const text = await lab.execIn(h.ns, process.execPath, [weft, 'status', '--timeout-ms', '300', '--etcd-endpoints', lab.etcd!.labEndpoints.join(','), '--subnet-file', agents.get('h1')!.subnetFile]);
-    assert.match(text.stdout, /10\.244\.250\.0\/24\s+192\.0\.2\.77\s+vxlan\s+10\.244\.250\.1\s+0\/3\s+UNREACHABLE/);
+    assert.match(text.stdout, /10\.244\.250\.0\/24\s+192\.0\.2\.77\s+vxlan\s+vxlan\s+10\.244\.250\.1\s+0\/3\s+UNREACHABLE/);
   } finally {
     await c.delete().key(ghost);
   }

@@ -3,120 +3,14 @@
 // failed kernel operation is counted and retried.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { VxlanBackend, type VxlanNetlink } from '../../../../backend/vxlan/backend.js';
+import { VxlanBackend } from '../../../../backend/vxlan/backend.js';
 import { createLogger } from '../../../../daemon/logger.js';
-import { NetlinkError, type Fdb, type Link, type Neigh, type Notification, type Route } from '../../../../netlink/index.js';
+import type { Notification } from '../../../../netlink/index.js';
 import { Prefix } from '../../../../lib/ip.js';
-import type { Lease } from '../../../../subnet-manager/lease.js';
-import type { LeaseBatch } from '../../../../subnet-manager/lease-table.js';
-import { asyncCalls } from '../../helpers/batching-fake.js';
+import { FakeKernel, lease, MAC, snapshot, UNDERLAY } from '../fake-kernel.js';
 
-const UNDERLAY = { index: 2, name: 'eth0', v4: '192.0.2.11', mtu: 1500 };
-const MAC = '02:11:11:11:11:11';
-
-/** A tiny kernel: links, addresses, main-table routes, neighbours and FDB entries, plus a log of mutations. */
-class FakeKernel implements VxlanNetlink {
-  links = new Map<number, Link>([[2, { index: 2, name: 'eth0', mtu: 1500, flags: 1, up: true }]]);
-  addrs: Array<{ index: number; address: string; prefixLen: number }> = [];
-  routes: Route[] = [];
-  neighs: Neigh[] = [];
-  fdbs: Fdb[] = [];
-  ops: string[] = [];
-  failNext = new Map<string, number>();
-  private nextIndex = 10;
-  private readonly a = asyncCalls(this);
-  batch: VxlanNetlink['batch'] = (reqs) => this.a.batch(reqs);
-  routeDump: VxlanNetlink['routeDump'] = (f) => this.a.routeDump(f);
-  neighDump: VxlanNetlink['neighDump'] = (f) => this.a.neighDump(f);
-  fdbDump: VxlanNetlink['fdbDump'] = (f) => this.a.fdbDump(f);
-
-  /** errno of the injected failures per op (default ENOBUFS). */
-  failErrno = new Map<string, number>();
-
-  private maybeFail(op: string): void {
-    const n = this.failNext.get(op) ?? 0;
-    if (n > 0) {
-      this.failNext.set(op, n - 1);
-      throw new NetlinkError(op, this.failErrno.get(op) ?? 105, { detail: 'injected' });
-    }
-  }
-  linkByName(name: string) { return [...this.links.values()].find((l) => l.name === name); }
-  linkByIndex(i: number) { return this.links.get(i); }
-  linkAdd(spec: Parameters<VxlanNetlink['linkAdd']>[0]): Link {
-    this.ops.push(`link add ${spec.name}`);
-    const s = spec as { kind: 'vxlan'; name: string; vni: number; port: number; local?: string; linkIndex?: number; learning?: boolean; mtu?: number; mac?: string };
-    const l: Link = { index: this.nextIndex++, name: s.name, kind: s.kind, mtu: s.mtu ?? 1500, flags: 0, up: false, mac: s.mac, vxlan: { id: s.vni, port: s.port, local: s.local, linkIndex: s.linkIndex, learning: !!s.learning } };
-    this.links.set(l.index, l);
-    return l;
-  }
-  linkDel(x: string | number) {
-    const l = typeof x === 'number' ? this.links.get(x) : this.linkByName(x);
-    this.ops.push(`link del ${l?.name}`);
-    if (!l) return;
-    this.links.delete(l.index);
-    this.routes = this.routes.filter((r) => r.index !== l.index);
-    this.neighs = this.neighs.filter((n) => n.index !== l.index);
-    this.fdbs = this.fdbs.filter((f) => f.index !== l.index);
-  }
-  linkSetUp(i: number) { this.links.get(i)!.up = true; }
-  linkSetMtu(i: number, mtu: number) { this.links.get(i)!.mtu = mtu; }
-  linkSetHwAddr(i: number, mac: string) { this.links.get(i)!.mac = mac; }
-  addrList(f?: { index?: number }) {
-    return this.addrs.filter((a) => f?.index === undefined || a.index === f.index).map((a) => ({ ...a, family: 4 as const, scope: 0, flags: 0 }));
-  }
-  addrReplace(a: { index: number; address: string; prefixLen: number }) {
-    this.addrs = this.addrs.filter((x) => !(x.index === a.index && x.address === a.address));
-    this.addrs.push({ index: a.index, address: a.address, prefixLen: a.prefixLen });
-  }
-  addrDel(a: { index: number; address: string }) { this.addrs = this.addrs.filter((x) => !(x.index === a.index && x.address === a.address)); }
-  routeList(f?: { index?: number }) { return this.routes.filter((r) => f?.index === undefined || r.index === f.index); }
-  routeReplace(r: { dst: string; gateway?: string; index?: number; onlink?: boolean }) {
-    this.maybeFail('route replace');
-    this.ops.push(`route replace ${r.dst}`);
-    this.routes = this.routes.filter((x) => x.dst !== r.dst);
-    this.routes.push({ family: 4, dst: r.dst, gateway: r.gateway, index: r.index, onlink: !!r.onlink, table: 254, protocol: 3, scope: 0, type: 1, flags: r.onlink ? 4 : 0 });
-  }
-  routeDel(r: { dst: string }) {
-    this.ops.push(`route del ${r.dst}`);
-    if (!this.routes.some((x) => x.dst === r.dst)) throw new NetlinkError('route del', 3); // ESRCH
-    this.routes = this.routes.filter((x) => x.dst !== r.dst);
-  }
-  neighList(f?: { index?: number }) {
-    this.maybeFail('neigh show');
-    return this.neighs.filter((n) => f?.index === undefined || n.index === f.index);
-  }
-  neighReplace(n: { index: number; ip: string; mac: string }) {
-    this.ops.push(`neigh replace ${n.ip}`);
-    this.neighs = this.neighs.filter((x) => x.ip !== n.ip);
-    this.neighs.push({ index: n.index, family: 4, ip: n.ip, mac: n.mac, state: 0x80, flags: 0, type: 1 });
-  }
-  neighDel(n: { ip: string }) {
-    this.ops.push(`neigh del ${n.ip}`);
-    this.neighs = this.neighs.filter((x) => x.ip !== n.ip);
-  }
-  fdbList(f?: { index?: number }) { return this.fdbs.filter((x) => f?.index === undefined || x.index === f.index); }
-  fdbReplace(e: { index: number; mac: string; dst?: string }) {
-    this.ops.push(`fdb replace ${e.mac}`);
-    this.fdbs = this.fdbs.filter((x) => x.mac !== e.mac);
-    this.fdbs.push({ index: e.index, mac: e.mac, dst: e.dst, state: 0x80, flags: 2, self: true, master: false });
-  }
-  fdbDel(e: { mac: string }) {
-    this.ops.push(`fdb del ${e.mac}`);
-    this.fdbs = this.fdbs.filter((x) => x.mac !== e.mac);
-  }
-}
-
-function lease(n: number, mac = `02:00:00:00:00:${n.toString(16).padStart(2, '0')}`): Lease {
-  return {
-    subnet: Prefix.parse(`10.244.${n}.0/24`),
-    attrs: { publicIP: `192.0.2.${20 + n}`, publicIPv6: null, backendType: 'vxlan', backendData: { VNI: 1, VtepMAC: mac } },
-    key: `/coreos.com/network/subnets/10.244.${n}.0-24`,
-  };
-}
-const snapshot = (...ls: Lease[]): LeaseBatch => ({ snapshot: true, events: ls.map((lease) => ({ type: 'added' as const, lease })) });
-
-function backend(k: FakeKernel, monitor?: { drain(): Promise<Notification[]> }, macFor: (ip: string) => string = () => MAC) {
-  return new VxlanBackend({ nl: k, monitor, log: createLogger('silent'), network: Prefix.parse('10.244.0.0/16'), vni: 1, port: 8472, device: 'weft.1', macFor, underlay: UNDERLAY });
+function backend(k: FakeKernel, monitor?: { drain(): Promise<Notification[]> }, macFor: (ip: string) => string = () => MAC, directRouting = false) {
+  return new VxlanBackend({ nl: k, monitor, log: createLogger('silent'), network: Prefix.parse('10.244.0.0/16'), vni: 1, port: 8472, device: 'weft.1', macFor, underlay: UNDERLAY, routeProtocol: 87, directRouting });
 }
 
 test('creates the VTEP as DESIGN.md says and programs one neighbour, FDB and route entry per peer', async () => {
@@ -132,7 +26,10 @@ test('creates the VTEP as DESIGN.md says and programs one neighbour, FDB and rou
   assert.equal(k.routes.map((r) => `${r.dst} via ${r.gateway} onlink=${r.onlink}`).sort(), ['10.244.5.0/24 via 10.244.5.0 onlink=true', '10.244.7.0/24 via 10.244.7.0 onlink=true']);
   // neighbour, then FDB, then route, per peer
   assert.equal(k.ops.filter((o) => o.includes('10.244.5.0') || o.includes(':05')), ['neigh replace 10.244.5.0', 'fdb replace 02:00:00:00:00:05', 'route replace 10.244.5.0/24']);
-  assert.equal(b.stats(), { peersKnown: 2, peersProgrammed: 2, kernelErrors: 0, invalidPeers: 0, deviceRecreated: 0 });
+  assert.equal(k.routes.map((r) => r.protocol), [87, 87], 'weft\'s route protocol on every route');
+  const { paths, ...rest } = b.stats();
+  assert.equal(rest, { peersKnown: 2, peersProgrammed: 2, kernelErrors: 0, invalidPeers: 0, deviceRecreated: 0, pathChanges: 0 });
+  assert.equal(paths!.map((p) => `${p.subnet} ${p.path}`).sort(), ['10.244.5.0/24 vxlan', '10.244.7.0/24 vxlan']);
 });
 
 test('a restart adopts what the kernel holds: correct entries are not touched, stale ones are removed', async () => {

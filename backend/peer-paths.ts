@@ -1,0 +1,66 @@
+// Which way each peer is reached, and since when. A path is how packets to a
+// peer's subnet leave this host:
+//   direct   routed on the underlay, no encapsulation (host-gw; VXLAN with DirectRouting)
+//   vxlan    through the VXLAN device (neighbour + FDB + onlink route)
+// (a third, udp, is the per-peer fallback of issue 18: one more member here.)
+// A peer the backend cannot serve at all (a host-gw peer behind a gateway) is
+// 'skipped', with the reason. Changes are logged once each; the table feeds
+// weftd's /metrics, /readyz and the backend's stats.
+import type { Logger } from '../lib/log.js';
+
+export type PeerPath = 'direct' | 'vxlan';
+export const PEER_PATHS: readonly PeerPath[] = ['direct', 'vxlan'];
+
+export interface PeerPathState {
+  readonly subnet: string;
+  readonly publicIp: string;
+  readonly path: PeerPath | 'skipped';
+  /** Why this path (always for 'skipped'; for vxlan under DirectRouting, why not direct). */
+  readonly reason?: string;
+  /** When the peer took this path. */
+  readonly since: Date;
+}
+
+export class PeerPaths {
+  private readonly states = new Map<string, PeerPathState>();
+  /** Times a known peer moved from one path to another (not its first path). */
+  changes = 0;
+
+  constructor(private readonly log: Logger) {}
+
+  get(subnet: string): PeerPathState | undefined {
+    return this.states.get(subnet);
+  }
+
+  /** Records a peer's path; a new path is logged (a skip as a warning naming the peer and why). */
+  set(subnet: string, publicIp: string, path: PeerPathState['path'], reason?: string): void {
+    const old = this.states.get(subnet);
+    if (old && old.path === path && old.publicIp === publicIp) {
+      if (old.reason !== reason) this.states.set(subnet, { subnet, publicIp, path, since: old.since, ...(reason !== undefined ? { reason } : {}) });
+      return;
+    }
+    this.states.set(subnet, { subnet, publicIp, path, since: new Date(), ...(reason !== undefined ? { reason } : {}) });
+    if (old && old.path !== path) this.changes++;
+    const fields = { subnet, publicIp, path, ...(old ? { from: old.path } : {}), ...(reason !== undefined ? { reason } : {}) };
+    if (path === 'skipped') this.log.warn('peer skipped: this backend cannot reach it', fields);
+    else this.log.info(old ? 'peer path changed' : 'peer path', fields);
+  }
+
+  delete(subnet: string): void {
+    this.states.delete(subnet);
+  }
+
+  keys(): string[] {
+    return [...this.states.keys()];
+  }
+
+  list(): PeerPathState[] {
+    return [...this.states.values()];
+  }
+
+  count(path: PeerPathState['path']): number {
+    let n = 0;
+    for (const s of this.states.values()) if (s.path === path) n++;
+    return n;
+  }
+}
