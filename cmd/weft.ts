@@ -14,10 +14,19 @@ Commands:
              running weftd, containers attached through CNI), show a ping matrix,
              then tear it down; 'weft lab --help' for its flags
   lab down   remove a lab left up with 'weft lab --keep'
+  chaos      a lab under a seeded random schedule of faults (weftd and etcd kills,
+             lease deletions, link flaps, garbage leases, ...), then checks that
+             it is whole again; 'weft chaos --help' for its flags
   bench      measure the data paths (underlay, kernel VXLAN, UDP native/dgram)
              and the control plane in labs; 'weft bench --help' for its flags
   leases     list every subnet lease in etcd
   status     this node's lease, device and bridge, and every peer's reachability
+  docker-opts
+             write dockerd's options (--bip, --mtu, --ip-masq) for this host's
+             subnet to an environment file, as flannel's mk-docker-opts.sh
+  install-cni
+             install weft's CNI plugin (flannel-compatible) as 'flannel' and
+             'weft' into a CNI plugin directory (default /opt/cni/bin)
   help       show this help
 
 Run 'weft <command> --help' for a command's flags. weft ${VERSION}`;
@@ -26,8 +35,11 @@ Run 'weft <command> --help' for a command's flags. weft ${VERSION}`;
 const COMMANDS: Record<string, () => Promise<Command>> = {
   leases: async () => (await import('../cli/leases.js')).leasesCommand,
   status: async () => (await import('../cli/status.js')).statusCommand,
+  'docker-opts': async () => (await import('../cli/docker-opts.js')).dockerOptsCommand,
+  'install-cni': async () => (await import('../cni/install.js')).installCniCommand,
   lab: async () => (await import('../lab/demo.js')).labCommand,
   bench: async () => (await import('../bench/bench-command.js')).benchCommand,
+  chaos: async () => (await import('../lab/chaos-command.js')).chaosCommand,
 };
 
 async function main(argv: string[]): Promise<number> {
@@ -41,7 +53,7 @@ async function main(argv: string[]): Promise<number> {
     return 0;
   }
   const load = COMMANDS[cmd];
-  if (!load) throw new UsageError(`unknown command ${JSON.stringify(cmd)}; commands: lab, lab down, bench, leases, status, help`);
+  if (!load) throw new UsageError(`unknown command ${JSON.stringify(cmd)}; commands: lab, lab down, chaos, bench, leases, status, docker-opts, install-cni, help`);
   return runCommand(await load(), rest, process.env);
 }
 

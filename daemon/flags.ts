@@ -9,6 +9,7 @@ import { DEFAULT_ROUTE_PROTOCOL } from '../backend/route-reconciler.js';
 import { formatHelp, ifaceName, keyOf, parseFlags, type FlagDef, type FlagSet } from '../lib/flags.js';
 import { isIp } from '../lib/ip.js';
 import { isLogLevel, LOG_LEVELS, type LogLevel } from '../lib/log.js';
+import { DEFAULT_STATE_DIR } from '../host/state-dir.js';
 import { checkEtcdFlags, ENV_PREFIX, ETCD_FLAGS, type EtcdFlags } from './etcd-flags.js';
 
 export { UsageError } from '../lib/flags.js';
@@ -20,7 +21,11 @@ export interface AgentConfig extends EtcdFlags {
   readonly ipMasq: boolean;
   readonly subnetLeaseRenewMarginMinutes: number;
   readonly subnetLeaseTtlSeconds: number;
+  /** 'none': weftd builds no bridge (Docker's docker0 or the CNI bridge plugin owns it). */
   readonly bridge: string;
+  readonly iptablesForwardRules: boolean;
+  /** Per-host state kept across restarts (the VTEP MAC's salt, the last underlay). */
+  readonly stateDir: string;
   readonly routeProtocol: number;
   readonly resyncIntervalSeconds: number;
   readonly healthzIp: string;
@@ -28,10 +33,9 @@ export interface AgentConfig extends EtcdFlags {
   readonly healthzPort: number;
   readonly cniConf?: string;
   readonly cniIpamDataDir?: string;
-  /** What weftd keeps across restarts on this host (the udp backend's forwarding table). */
-  readonly stateDir: string;
   /** --cleanup: remove what the backends keep across restarts, then exit. */
   readonly cleanup: boolean;
+  readonly cniPlugin: 'bridge' | 'flannel' | 'weft';
   readonly logLevel: LogLevel;
   readonly help: boolean;
   readonly version: boolean;
@@ -46,14 +50,15 @@ export const HOST_FLAGS: readonly FlagDef[] = [
   { name: 'public-ip', key: 'publicIp', kind: 'string', check: (v) => (isIp(v, 4) ? undefined : 'must be an IPv4 address'), help: 'address peers reach this host at (default: first IPv4 address of --iface)' },
   { name: 'subnet-file', key: 'subnetFile', kind: 'string', def: '/run/flannel/subnet.env', help: 'where to write the leased subnet (flannel format)' },
   { name: 'ip-masq', key: 'ipMasq', kind: 'bool', def: false, help: 'masquerade traffic from the overlay to destinations outside it' },
-  { name: 'subnet-lease-renew-margin', key: 'subnetLeaseRenewMarginMinutes', kind: 'int', def: 60, min: 1, max: 1439, help: 'renew the lease this many minutes before it expires' },
+  { name: 'subnet-lease-renew-margin', key: 'subnetLeaseRenewMarginMinutes', kind: 'int', def: 60, min: 1, max: 1439, help: 'renew the lease at the latest this many minutes before it expires (keepalives go every TTL/3)' },
   { name: 'subnet-lease-ttl', key: 'subnetLeaseTtlSeconds', kind: 'int', def: 86400, min: 5, max: 31536000, help: 'lifetime of the subnet lease in seconds' },
-  { name: 'bridge', key: 'bridge', kind: 'string', def: 'weft0', check: ifaceName, help: 'docker0-style bridge for this host\'s containers' },
+  { name: 'bridge', key: 'bridge', kind: 'string', def: 'weft0', check: ifaceName, help: 'docker0-style bridge for this host\'s containers; none: build no bridge (Docker\'s docker0 or the CNI bridge plugin owns it)' },
+  { name: 'iptables-forward-rules', key: 'iptablesForwardRules', kind: 'bool', def: true, help: 'accept forwarded traffic from and to the overlay in the chain WEFT-FWD (needed where the FORWARD policy is DROP, as Docker sets it)' },
+  { name: 'state-dir', key: 'stateDir', kind: 'string', def: DEFAULT_STATE_DIR, check: absolutePath, help: 'per-host state kept across restarts (the VTEP MAC\'s salt, the udp backend\'s forwarding table); give each host its own' },
   {
     name: 'route-protocol', key: 'routeProtocol', kind: 'int', def: DEFAULT_ROUTE_PROTOCOL, min: 5, max: 255,
     help: 'route protocol number carried by every route weftd installs (ip route show proto N); weftd removes routes with it in the Network that no peer wants, and never touches others (0-4 are the kernel\'s)',
   },
-  { name: 'state-dir', key: 'stateDir', kind: 'string', def: '/var/lib/weft', check: absolutePath, help: 'directory for what weftd keeps across restarts on this host (the udp backend\'s forwarding table)' },
 ];
 
 const DAEMON_FLAGS: readonly FlagDef[] = [
@@ -63,6 +68,7 @@ const DAEMON_FLAGS: readonly FlagDef[] = [
   { name: 'cni-conf', key: 'cniConf', kind: 'string', check: absolutePath, help: 'write a CNI conflist (bridge + host-local) for this host\'s subnet here' },
   { name: 'cni-ipam-data-dir', key: 'cniIpamDataDir', kind: 'string', check: absolutePath, help: 'host-local state directory written into --cni-conf (default: the plugin\'s own)' },
   { name: 'cleanup', key: 'cleanup', kind: 'bool', def: false, env: false, help: 'remove what weftd keeps across restarts (the udp backend\'s persistent TUN device, its address and routes, and the saved state), then exit: for uninstalling' },
+  { name: 'cni-plugin', key: 'cniPlugin', kind: 'string', def: 'bridge', choices: ['bridge', 'flannel', 'weft'], help: 'the plugin --cni-conf uses: bridge (+ host-local, the subnet written in), or weft\'s own plugin under the name flannel or weft (reads subnet.env at every ADD; weft install-cni)' },
   { name: 'log-level', key: 'logLevel', kind: 'string', def: 'info', check: (v) => (isLogLevel(v) ? undefined : `must be one of ${LOG_LEVELS.join(', ')}`), help: 'least severe log level printed' },
   { name: 'version', key: 'version', kind: 'bool', env: false, help: 'print the version and exit' },
 ];

@@ -17,7 +17,7 @@ import { isIp, type DualAddress, type Prefix } from '../../lib/ip.js';
 import type { Lease, LeaseBatch } from '../../subnet-manager/index.js';
 import type { Logger } from '../../lib/log.js';
 import type { NetlinkHandle } from '../../netlink/index.js';
-import { isNotFound } from '../../netlink/index.js';
+import { Faults, isNotFound, KernelError, errnoNumber } from '../../netlink/index.js';
 import type { Backend, BackendStats } from '../backend.js';
 import { PeerTable } from '../peer-table.js';
 import { DgramEngine } from './dgram-engine.js';
@@ -112,10 +112,13 @@ export class UdpBackend implements Backend {
   private kernelErrors = 0;
   private deviceRecreated = 0;
   private closed = false;
+  /** The forwarder's local address: o.underlay until setUnderlay. */
+  private underlay: Underlay & { readonly v4: string };
 
   constructor(private readonly o: UdpOptions) {
     this.mtu = o.mtu ?? o.underlay.mtu - UDP_OVERHEAD;
-    this.table = new PeerTable((l) => parseUdpPeer(l, o.underlay), o.log);
+    this.underlay = o.underlay;
+    this.table = new PeerTable((l) => parseUdpPeer(l, this.underlay), o.log);
     this.vnetHdr = o.engine === 'native' && (o.offload ?? true);
     this.workers = o.engine === 'native' ? o.workers ?? 1 : 1;
     const r = o.resumed;
@@ -163,21 +166,43 @@ export class UdpBackend implements Backend {
       log.warn('replacing a device of another kind that has the TUN device\'s name', { device, kind: old.kind ?? 'none' });
       nl.linkDel(old.index);
     }
-    const dev = openTun(nl, log, { name: device, queues: this.workers, vnetHdr: this.vnetHdr, mtu: this.mtu });
-    log.info(dev.adopted ? 'attached to the persistent TUN device' : 'created TUN device', {
-      device, mtu: this.mtu, engine: this.o.engine, queues: dev.fds.length, offloads: tunOffloadNames(dev.offloads).join(',') || 'none',
-    });
-    return dev;
+    const op = `tun open ${device}`;
+    try {
+      const fault = Faults.fromEnv().take(op);
+      if (fault) throw new KernelError(op, errnoNumber(fault), { detail: `injected ${fault} (WEFT_FAULTS)` });
+      const dev = openTun(nl, log, { name: device, queues: this.workers, vnetHdr: this.vnetHdr, mtu: this.mtu });
+      log.info(dev.adopted ? 'attached to the persistent TUN device' : 'created TUN device', {
+        device, mtu: this.mtu, engine: this.o.engine, queues: dev.fds.length, offloads: tunOffloadNames(dev.offloads).join(',') || 'none',
+      });
+      return dev;
+    } catch (e) {
+      // Classified like every kernel error (EBUSY, ENOMEM: transient; EPERM, ENOENT: fatal) and counted.
+      if (e instanceof KernelError) nl.errors.add(e);
+      throw e;
+    }
   }
 
   async configure(own: Lease): Promise<void> {
     this.own = own;
     this.configureDevice();
-    if (!this.engine || this.engineSubnet !== own.subnet.toString()) {
-      await this.engine?.stop();
-      await this.startEngine();
-    }
+    if (!this.engine || this.engineSubnet !== own.subnet.toString()) await this.restartEngine();
     this.saveSoon(0);
+  }
+
+  /** The underlay's address changed: the forwarder starts again, bound to the new address. */
+  async setUnderlay(u: Underlay & { readonly v4: string }): Promise<void> {
+    this.underlay = u;
+    if (this.own) {
+      await this.restartEngine();
+      this.saveSoon(0);
+    }
+  }
+
+  /** (Re)starts the forwarder for the current lease and underlay (a moved lease has a new own subnet). */
+  private async restartEngine(): Promise<void> {
+    await this.engine?.stop();
+    this.engine = undefined;
+    await this.startEngine();
   }
 
   // ip addr replace <subnet>.0/32 dev weft-tun; ip route replace <Network> dev weft-tun proto 87
@@ -194,7 +219,8 @@ export class UdpBackend implements Backend {
   }
 
   private async startEngine(): Promise<void> {
-    const { log, underlay, port, engine } = this.o;
+    const { log, port, engine } = this.o;
+    const { underlay } = this;
     const { subnet } = this.own!;
     this.endHolder();  // it holds the old sockets: the new ones must not share the port with them
     const opts = { tunFds: this.dev.fds, bindIp: underlay.v4, port, ownIp: subnet.address(0), ownSubnets: [{ net: Number(subnet.ip), prefixLen: subnet.prefixLen }] };
@@ -245,15 +271,16 @@ export class UdpBackend implements Backend {
   async resync(full: boolean): Promise<void> {
     if (this.closed) return;
     const { nl, log, device } = this.o;
-    const cur = nl.linkByIndex(this.dev.index);
-    const running = this.engine?.stats().running ?? true;
+    const cur = this.dev.fds.length === 0 ? undefined : nl.linkByIndex(this.dev.index);
+    const running = this.engine?.stats().running ?? !this.own;
     if (!cur || cur.name !== device || !running) {
       log.warn('TUN device or forwarder gone; recreating both', { device, deviceFound: !!cur, forwarderRunning: running, error: this.engine?.stats().error });
       await this.engine?.stop();
       this.engine = undefined;
       this.endHolder();
       if (cur) this.deleteDevice();
-      closeTun(this.dev);
+      this.closeTun();
+      // If opening fails (a transient error), the next resync tries again: the queues are already closed.
       this.dev = this.openDevice();
       this.deviceRecreated++;
       this.configureDevice();
@@ -302,7 +329,7 @@ export class UdpBackend implements Backend {
         engine: this.o.engine,
         vnetHdr: this.vnetHdr,
         mtu: this.mtu,
-        bindIp: this.o.underlay.v4,
+        bindIp: this.underlay.v4,
         port: this.o.port,
         ownSubnet: this.own.subnet.toString(),
         network: this.o.network.toString(),
@@ -336,7 +363,14 @@ export class UdpBackend implements Backend {
     this.save();
     this.closed = true;
     await this.engine?.stop(true);
-    closeTun(this.dev);
+    this.closeTun();
     this.o.log.info('forwarder stopped; the persistent TUN device stays for the next weftd (weftd --cleanup removes it)', { device: this.o.device, holder: this.holder?.pid });
+  }
+
+  /** Closes our queues once (a failed re-open leaves none to close again). */
+  private closeTun(): void {
+    if (this.dev.fds.length === 0) return;
+    closeTun(this.dev);
+    this.dev = { ...this.dev, fds: [] };
   }
 }

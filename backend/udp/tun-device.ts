@@ -6,11 +6,12 @@
 // to it, so nothing follows the default route out of the underlay
 // unencapsulated, and a restarted weftd attaches to it again. A device left by a
 // weftd with other flags (vnet_hdr on/off, not multi-queue) is re-created.
-// Errors are TunErrors: the operation, errno and its name, retryable or not.
+// Errors are TunErrors, KernelErrors naming the device: the operation, errno and
+// its name, retryable or not (counted in weft_netlink_errors_total like netlink's).
 import { ensureSysctl } from '../../host/sysctl.js';
 import type { Logger } from '../../lib/log.js';
 import { native } from '../../native/index.js';
-import { errnoCode, isTransientErrno, type Link, type NetlinkHandle } from '../../netlink/index.js';
+import { KernelError, type Link, type NetlinkHandle } from '../../netlink/index.js';
 
 /** What the backend wants of its TUN. */
 export interface TunWant {
@@ -34,17 +35,10 @@ export interface TunDevice {
 }
 
 /** A TUN operation failed: `op` names it, `code`/`errno` the system's answer. */
-export class TunError extends Error {
+export class TunError extends KernelError {
   override readonly name = 'TunError';
-  readonly code: string;
-  readonly errno: number;
-  readonly retryable: boolean;
-  constructor(readonly op: string, readonly device: string, errno: number, detail: string) {
-    const code = errnoCode(errno);
-    super(`TUN device ${device}: ${op}: ${detail}`);
-    this.errno = errno;
-    this.code = code;
-    this.retryable = isTransientErrno(code);
+  constructor(op: string, readonly device: string, errno: number, detail: string) {
+    super(`tun ${op} ${device}`, errno, { detail: `TUN device ${device}: ${detail}` });
   }
 }
 

@@ -60,9 +60,12 @@ function fakeSource(over: Partial<HealthSource> = {}, stats: Partial<BackendStat
   return {
     phase: () => 'ready',
     leaseExpiry: () => new Date(2_000_000_000_000),
+    leaseExpiresInSeconds: () => 86000,
+    leaseRecoveries: () => 2,
     subnet: () => '10.244.3.0/24',
     backend: () => backend,
-    etcd: () => ({ lastContact: new Date(), reconnects: 4, watchResyncs: 1, invalidLeases: 5 }),
+    etcd: () => ({ lastContact: new Date(), reconnects: 4, watchResyncs: 1, invalidLeases: 5, leaseConflicts: 7, conflictingLeases: 1 }),
+    kernelErrors: () => [{ op: 'neigh show', errno: 'EINTR', count: 3 }, { op: 'route replace', errno: 'ENOBUFS', count: 1 }],
     probeEtcd: async () => true,
     ...over,
   };
@@ -72,9 +75,20 @@ test('health: /readyz is 503 until every known peer is programmed', async () => 
   const h = new HealthServer(fakeSource({}, { peersProgrammed: 1 }), quiet);
   const r = await h.handle('/readyz', 'GET');
   assert.is(r.code, 503);
-  assert.equal(JSON.parse(r.body), { ok: false, phase: 'ready', subnet: '10.244.3.0/24', peersKnown: 2, peersProgrammed: 1, peersSkipped: 0, skipped: [] });
+  assert.equal(JSON.parse(r.body), { ok: false, phase: 'ready', subnet: '10.244.3.0/24', peersKnown: 2, peersProgrammed: 1, peersSkipped: 0, skipped: [], forwardRules: 'off' });
   assert.is((await new HealthServer(fakeSource({ phase: () => 'syncing' }), quiet).handle('/readyz', 'GET')).code, 503);
   assert.is((await new HealthServer(fakeSource(), quiet).handle('/readyz', 'GET')).code, 200);
+});
+
+test('health: /readyz reports the forward rules, and is 503 while they cannot be put in place', async () => {
+  const checkedAt = new Date(1_700_000_000_000);
+  const fwd = (ok: boolean, detail: string) => () => ({ ok, detail, repairs: 2, checkedAt });
+  const bad = await new HealthServer(fakeSource({ forwardRules: fwd(false, 'iptables-restore of WEFT-FWD failed: no such table') }), quiet).handle('/readyz', 'GET');
+  assert.is(bad.code, 503);
+  assert.equal(JSON.parse(bad.body).forwardRules, { ok: false, detail: 'iptables-restore of WEFT-FWD failed: no such table', repairs: 2, checkedAt: checkedAt.toISOString() });
+  const good = await new HealthServer(fakeSource({ forwardRules: fwd(true, 'repaired: no jump from FORWARD to WEFT-FWD') }), quiet).handle('/readyz', 'GET');
+  assert.is(good.code, 200);
+  assert.is(JSON.parse(good.body).forwardRules.detail, 'repaired: no jump from FORWARD to WEFT-FWD');
 });
 
 const SKIPPED = { subnet: '10.244.9.0/24', publicIp: '198.51.100.13', path: 'skipped' as const, reason: '198.51.100.13 is reached via gateway 192.0.2.1: not on this host\'s L2 segment', since: new Date(0) };
@@ -104,7 +118,7 @@ test('metrics: skipped peers counted, each peer\'s path as weft_peer_path{peer,p
 
 test('health: /healthz probes etcd when it has been quiet, and says unreachable when the probe fails', async () => {
   let probes = 0;
-  const h = new HealthServer(fakeSource({ etcd: () => ({ reconnects: 0, watchResyncs: 0, invalidLeases: 0 }), probeEtcd: async () => { probes++; throw new Error('down'); } }), quiet);
+  const h = new HealthServer(fakeSource({ etcd: () => ({ reconnects: 0, watchResyncs: 0, invalidLeases: 0, leaseConflicts: 0, conflictingLeases: 0 }), probeEtcd: async () => { probes++; throw new Error('down'); } }), quiet);
   const r = await h.handle('/healthz', 'GET');
   assert.is(r.code, 503);
   assert.is(JSON.parse(r.body).etcd, 'unreachable');
@@ -127,6 +141,12 @@ test('metrics: counters mirror the backend, etcd and forwarder counters', async 
     'weft_forwarder_icmp_total{result="suppressed"} 6',
     'weft_forwarder_drops_total{reason="unknown_peer"} 2',
     'weft_forwarder_drops_total{reason="no_route"} 0',
+    'weft_lease_expiry_seconds 86000',
+    'weft_lease_recoveries_total 2',
+    'weft_netlink_errors_total{op="neigh show",errno="EINTR"} 3',
+    'weft_netlink_errors_total{op="route replace",errno="ENOBUFS"} 1',
+    'weft_lease_conflicts_total 7',
+    'weft_conflicting_leases 1',
   ]) {
     assert.ok(m.includes(`\n${line}\n`), line);
   }
@@ -137,6 +157,8 @@ test('metrics: counters mirror the backend, etcd and forwarder counters', async 
   // One prefix for every metric, the process metrics too.
   const names = m.split('\n').filter((l) => l && !l.startsWith('#')).map((l) => l.split(/[{ ]/)[0]!);
   assert.ok(names.includes('weft_process_resident_memory_bytes'));
+  // The event-loop delay (perf_hooks.monitorEventLoopDelay) since the last scrape.
+  for (const n of ['weft_nodejs_eventloop_lag_p99_seconds', 'weft_nodejs_eventloop_lag_max_seconds']) assert.ok(names.includes(n), n);
   assert.equal(names.filter((n) => !n.startsWith('weft_')), []);
 });
 
