@@ -9,6 +9,9 @@
 // re-evaluated when the underlay's routes change and on every full resync; a
 // move between the two forms adds the new one before removing the old (the
 // route is replaced in place), so traffic never stops.
+// With a fallback (backend/fallback/), a peer whose VXLAN path fails is routed
+// into the udp path's TUN instead, its neighbour and FDB entries kept:
+//   ip route replace <peer subnet> dev weft-tun proto 87
 // The routes are kept by the shared RouteReconciler; the neighbour and FDB
 // entries are reconciled here. The kernel is reconciled (list, diff, apply),
 // never flushed, so a restarted agent does not interrupt traffic.
@@ -59,6 +62,20 @@ export interface VxlanOptions {
   readonly routeProtocol: number;
   /** Backend.DirectRouting: peers on this host's L2 segment get a direct route instead of VXLAN entries. */
   readonly directRouting?: boolean;
+  /** Backend.Fallback: says which peers VXLAN would carry go into the udp path's TUN instead (backend/fallback/). */
+  readonly fallback?: FallbackRouting;
+}
+
+/** A peer's path when it is not direct: vxlan, or udp through the TUN (index), and why. */
+export interface PathChoice {
+  readonly path: PeerPath;
+  readonly reason?: string;
+  /** path udp: the TUN's ifindex. */
+  readonly index?: number;
+}
+
+export interface FallbackRouting {
+  choose(key: string): PathChoice & { readonly path: 'vxlan' | 'udp' };
 }
 
 /** VXLAN over IPv4 adds 50 bytes: outer IPv4 20 + UDP 8 + VXLAN 8 + inner Ethernet 14. */
@@ -150,19 +167,26 @@ export class VxlanBackend implements Backend {
    * DirectRouting()), else vxlan. When the lookup itself fails, the peer
    * keeps the path it has.
    */
-  private choosePath(key: string, p: VxlanPeer): { path: PeerPath; reason?: string } {
+  private choosePath(key: string, p: VxlanPeer): PathChoice {
+    const c = this.chooseDirect(key, p);
+    return c.path === 'vxlan' && this.o.fallback ? this.o.fallback.choose(key) : c;
+  }
+
+  private chooseDirect(key: string, p: VxlanPeer): PathChoice {
     if (!this.o.directRouting) return { path: 'vxlan' };
     const hop = lookupNextHop(this.ops, this.o.nl, this.o.underlay, key, p.publicIp.v4!);
     if (!hop) {
       const cur = this.paths.get(key);
-      return cur && cur.path !== 'skipped' ? { path: cur.path, ...(cur.reason ? { reason: cur.reason } : {}) } : { path: 'vxlan', reason: 'route lookup failed' };
+      // (a udp peer is a vxlan one here: the fallback decides between the two)
+      return cur && cur.path !== 'skipped' ? { path: cur.path === 'direct' ? 'direct' : 'vxlan', ...(cur.reason ? { reason: cur.reason } : {}) } : { path: 'vxlan', reason: 'route lookup failed' };
     }
     return hop.onLink ? { path: 'direct' } : { path: 'vxlan', reason: hop.reason };
   }
 
   /** The peer's route in the form of its path, as the reconciler keeps it. */
-  private wantRoute(key: string, p: VxlanPeer, path: PeerPath): void {
-    if (path === 'direct') this.routes.want(key, directRoute(p.subnet, p.publicIp.v4!, this.o.underlay));
+  private wantRoute(key: string, p: VxlanPeer, c: PathChoice): void {
+    if (c.path === 'direct') this.routes.want(key, directRoute(p.subnet, p.publicIp.v4!, this.o.underlay));
+    else if (c.path === 'udp') this.routes.want(key, { dst: p.subnet.toString(), index: c.index! });
     else this.routes.want(key, { dst: p.subnet.toString(), gateway: p.vtepIp, index: this.link.index, onlink: true });
   }
 
@@ -172,15 +196,15 @@ export class VxlanBackend implements Backend {
    * peer's VXLAN entries go (the route was replaced in place, so there is no gap
    * either way).
    */
-  private program(key: string, p: VxlanPeer, choice: { path: PeerPath; reason?: string }, have = { neigh: false, fdb: false }): boolean {
+  private program(key: string, p: VxlanPeer, choice: PathChoice, have = { neigh: false, fdb: false }): boolean {
     const { nl } = this.o;
     const index = this.link.index;
     const was = this.paths.get(key)?.path;
-    this.wantRoute(key, p, choice.path);
+    this.wantRoute(key, p, choice);
     let ok: boolean;
     if (choice.path === 'direct') {
       ok = this.routes.apply(key);
-      if (ok && was === 'vxlan') this.removeVxlanEntries(key, p);
+      if (ok && (was === 'vxlan' || was === 'udp')) this.removeVxlanEntries(key, p);
     } else {
       ok =
         (have.neigh || this.ops.attempt('neigh replace', key, () => nl.neighReplace({ index, ip: p.vtepIp, mac: p.mac }))) &&
@@ -217,14 +241,14 @@ export class VxlanBackend implements Backend {
   private reconcile(): void {
     const { nl, network } = this.o;
     const index = this.link.index;
-    const choices = new Map<string, { path: PeerPath; reason?: string }>();
+    const choices = new Map<string, PathChoice>();
     const byVtepIp = new Map<string, [string, VxlanPeer]>();
     const byMac = new Map<string, [string, VxlanPeer]>();
     for (const [key, p] of this.table.entries()) {
       const c = this.choosePath(key, p);
       choices.set(key, c);
-      this.wantRoute(key, p, c.path);
-      if (c.path !== 'vxlan') continue;
+      this.wantRoute(key, p, c);
+      if (c.path === 'direct') continue; // vxlan and udp peers keep their VXLAN entries (udp: the probes go on)
       byVtepIp.set(p.vtepIp, [key, p]);
       byMac.set(p.mac, [key, p]);
     }
@@ -263,12 +287,12 @@ export class VxlanBackend implements Backend {
     for (const n of staleNeigh) if (!keep.has(n.ip)) this.ops.attempt('neigh del (stale)', n.ip, () => nl.neighDel({ index, ip: n.ip, mac: n.mac ?? '00:00:00:00:00:00' }), true);
   }
 
-  /** DirectRouting: each peer's path looked at again (the underlay's routes changed); movers are moved. */
-  private repath(): void {
+  /** Each peer's path looked at again (DirectRouting: the underlay's routes changed; the fallback decided); movers are moved. */
+  repath(): void {
     for (const [key, p] of this.table.entries()) {
       const c = this.choosePath(key, p);
       const cur = this.paths.get(key);
-      if (cur && cur.path === c.path) {
+      if (cur && cur.path === c.path && (c.path !== 'udp' || this.routes.wanted(key)?.index === c.index)) {
         this.paths.set(key, p.publicIp.v4!, c.path, c.reason);
         continue;
       }

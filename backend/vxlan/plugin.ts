@@ -1,5 +1,8 @@
-// The vxlan backend as a plug-in: Backend.Type "vxlan".
+// The vxlan backend as a plug-in: Backend.Type "vxlan" (with Backend.Fallback:
+// VXLAN and the udp path side by side, backend/fallback/).
 import { defineBackend, hostOptions } from '../backend.js';
+import { FallbackBackend } from '../fallback/backend.js';
+import { effectiveUdpSettings, type UdpFlagValues } from '../udp/config.js';
 import { NetlinkMonitor } from '../../netlink/index.js';
 import { VxlanBackend } from './backend.js';
 import { parseVxlanConfig, VXLAN_FLAGS, type VxlanConfig } from './config.js';
@@ -12,7 +15,7 @@ export const vxlanBackend = defineBackend<VxlanConfig>({
   create(ctx) {
     const c = ctx.config;
     const host = hostOptions(ctx, 'the vxlan backend');
-    return new VxlanBackend({
+    const vxlan = {
       ...host,
       monitor: ctx.track(NetlinkMonitor.open()),
       vni: c.vni,
@@ -21,6 +24,15 @@ export const vxlanBackend = defineBackend<VxlanConfig>({
       mac: stableVtepMac(host.underlay.v4, c.vni, ctx.etcdPrefix),
       ...(c.mtu !== undefined ? { mtu: c.mtu } : {}),
       directRouting: c.directRouting,
+    };
+    if (!c.fallback) return new VxlanBackend(vxlan);
+    const { mtu, ...shared } = vxlan;
+    const u = effectiveUdpSettings(c.fallback, ctx.flags as unknown as UdpFlagValues);
+    return new FallbackBackend({
+      vxlan: shared,
+      udp: { ...host, port: c.fallback.port, device: u.device, engine: u.engine, offload: u.offload },
+      ...(mtu !== undefined ? { mtu } : {}),
+      log: ctx.log,
     });
   },
 });
