@@ -12,13 +12,14 @@ import { pingMatrix } from './ping.js';
 
 const FLAGS: FlagSet = {
   command: 'weft lab',
-  usage: 'weft lab [--hosts N] [--containers N] [--backend vxlan|udp|host-gw|wireguard] [--direct-routing] [--udp-engine native|dgram] [--topology one-segment|two-segments] [--network CIDR] [--keep] | weft lab down',
+  usage: 'weft lab [--hosts N] [--containers N] [--backend vxlan|udp|host-gw|wireguard] [--direct-routing] [--fallback] [--udp-engine native|dgram] [--topology one-segment|two-segments] [--network CIDR] [--keep] | weft lab down',
   positional: true,
   flags: [
     { name: 'hosts', kind: 'int', def: 3, min: 1, max: 20, help: 'hosts running weftd' },
     { name: 'containers', kind: 'int', def: 2, min: 1, max: 8, help: 'containers per host' },
     { name: 'backend', kind: 'string', def: 'vxlan', choices: ['vxlan', 'udp', 'host-gw', 'wireguard'], help: 'data path between hosts: kernel VXLAN, the userspace UDP forwarder, host-gw routes (no encapsulation; same segment only), or WireGuard (kernel or wireguard-go)' },
     { name: 'direct-routing', kind: 'bool', help: 'vxlan: Backend.DirectRouting, a direct route to every peer on the same segment' },
+    { name: 'fallback', kind: 'bool', help: 'vxlan: Backend.Fallback {"Type": "udp"}, the udp path for each peer VXLAN does not reach' },
     { name: 'udp-engine', kind: 'string', def: 'native', choices: ['native', 'dgram'], help: 'forwarder engine for --backend udp' },
     { name: 'topology', kind: 'string', def: 'one-segment', choices: ['one-segment', 'two-segments'], help: 'one underlay segment, or two (192.0.2.0/24 and 198.51.100.0/24, half the hosts each) joined by a router namespace; etcd on the first' },
     { name: 'network', kind: 'string', def: '10.244.0.0/16', help: 'the overlay network (Network in the config)' },
@@ -97,7 +98,7 @@ function matrixTable(containers: LabContainer[], rtt: Map<string, number | undef
 async function runLab(args: ParsedFlags): Promise<number> {
   if (args.positional[0] === 'down') return labDown();
   if (args.positional.length) throw new UsageError(`unexpected argument ${JSON.stringify(args.positional[0])}; usage: ${FLAGS.usage}`);
-  if (args.values['direct-routing'] === true && args.values.backend !== 'vxlan') throw new UsageError(`--direct-routing is a vxlan option, not one of --backend ${args.values.backend}`);
+  for (const o of ['direct-routing', 'fallback']) if (args.values[o] === true && args.values.backend !== 'vxlan') throw new UsageError(`--${o} is a vxlan option, not one of --backend ${args.values.backend}`);
   const missing = preflight();
   if (missing.length) {
     process.stderr.write('weft lab cannot start; missing:\n' + missing.map((m) => `  ${m.what}: ${m.how}\n`).join('') + 'Nothing was created.\n');
@@ -119,7 +120,7 @@ async function runLab(args: ParsedFlags): Promise<number> {
       args.values.backend === 'udp' ? { Type: 'udp', Engine: args.values['udp-engine'] } :
       args.values.backend === 'host-gw' ? { Type: 'host-gw' } :
       wg ? { Type: 'wireguard' } :
-      { Type: 'vxlan', ...(args.values['direct-routing'] === true ? { DirectRouting: true } : {}) };
+      { Type: 'vxlan', ...(args.values['direct-routing'] === true ? { DirectRouting: true } : {}), ...(args.values.fallback === true ? { Fallback: { Type: 'udp', Port: 8285 } } : {}) };
     await putNetworkConfig(l, { Network: args.values.network, Backend: backend });
     const agents = await progress.step(`starting weftd on ${hosts} hosts`, async (tick) =>
       startAgents(l, (h) => ['--log-level', 'info', ...(wg ? ['--wireguard-key-file', join(h.dir, 'wireguard.key')] : [])], (n) => tick(`${n}/${hosts} ready`)),
@@ -164,7 +165,7 @@ async function runLab(args: ParsedFlags): Promise<number> {
     const rtts = ok.map((p) => p.result.rttAvgMs).sort((a, b) => a - b);
     const median = rtts.length ? rtts[Math.floor(rtts.length / 2)]! : NaN;
     process.stdout.write(
-      `\nSummary: ${hosts} hosts, ${l.containers.length} containers, backend ${args.values.backend}${args.values.backend === 'udp' ? ` (${args.values['udp-engine']} engine)` : args.values['direct-routing'] === true ? ' with DirectRouting' : ''}${l.router ? ', two segments' : ''}: ` +
+      `\nSummary: ${hosts} hosts, ${l.containers.length} containers, backend ${args.values.backend}${args.values.backend === 'udp' ? ` (${args.values['udp-engine']} engine)` : args.values['direct-routing'] === true ? ' with DirectRouting' : ''}${args.values.fallback === true ? ' with the udp Fallback' : ''}${l.router ? ', two segments' : ''}: ` +
         `${ok.length}/${pairs.length} pairs reachable, median RTT ${median.toFixed(2)} ms, ` +
         `${((Date.now() - started) / 1000).toFixed(1)} s\n`,
     );
@@ -185,7 +186,7 @@ async function runLab(args: ParsedFlags): Promise<number> {
               : args.values.backend === 'host-gw' || args.values['direct-routing'] === true
                 ? `  see weft's routes:  ip netns exec ${l.hosts[0]!.ns} ip route show proto 87\n`
                 : `  see its VXLAN peers: ip netns exec ${l.hosts[0]!.ns} bridge fdb show dev weft.1\n`) +
-          `  peer paths:         ip netns exec ${l.hosts[0]!.ns} node dist/cmd/weft.js status --etcd-endpoints ${l.etcd!.labEndpoints.join(',')} --subnet-file ${join(l.hosts[0]!.dir, 'subnet.env')}\n` +
+          `  peer paths:         ip netns exec ${l.hosts[0]!.ns} node dist/cmd/weft.js status --etcd-endpoints ${l.etcd!.labEndpoints.join(',')} --subnet-file ${join(l.hosts[0]!.dir, 'subnet.env')} --peer-state-file ${join(l.hosts[0]!.runDir, 'weft', 'peers.json')}\n` +
           `  agent logs:         ${join(l.dir, 'logs')}\n` +
           `  remove it:          node dist/cmd/weft.js lab down\n`,
       );

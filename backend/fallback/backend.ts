@@ -69,6 +69,7 @@ export class FallbackBackend implements Backend, FallbackRouting {
   /** The path each fallback peer is on (absent: vxlan) and why. */
   private readonly decided = new Map<string, { path: ProbePath; reason?: string }>();
   private tunIndex?: number;
+  private deviceError = '';
 
   constructor(private readonly o: FallbackOptions) {
     this.tuning = o.tuning ?? DEFAULT_TUNING;
@@ -172,8 +173,11 @@ export class FallbackBackend implements Backend, FallbackRouting {
     const before = this.tunIndex;
     try {
       this.refreshDevices();
+      this.deviceError = '';
     } catch (e) {
-      this.o.log.error('checking the fallback devices failed; will retry', { err: e });
+      // Retried every second; logged once per distinct error.
+      if ((e as Error).message !== this.deviceError) this.o.log.error('checking the fallback devices failed; will retry', { err: e });
+      this.deviceError = (e as Error).message;
     }
     if (this.tunIndex !== before) this.vxlan.repath();
     await this.vxlan.resync(full);
