@@ -199,6 +199,23 @@ test('the rule removed: h1 and h2 are back on vxlan within 30 s, without losing 
   }
 });
 
+test('VXLAN dropped one way only (h2 -> h1): a probe needs its path both ways, so both hosts move, and pings flow', async () => {
+  const h1 = host(1).underlayIp;
+  const rule = (op: string) => sh(host(2).ns, 'iptables', op, 'OUTPUT', '-p', 'udp', '-d', h1, '--dport', '8472', '-j', 'DROP');
+  await rule('-I');
+  try {
+    const ms = await waitFor('h1 and h2 on udp', 10_000, async () => (await routeDev(1, 2)) === TUN && (await routeDev(2, 1)) === TUN);
+    console.log(`  8472 dropped h2 -> h1 only: both on udp after ${ms} ms`);
+    for (const [a, b] of [[1, 2], [2, 1]] as const) {
+      const r = await ping(on(a).ns, on(b).ip, { count: 5, intervalMs: 50, timeoutS: 2 });
+      assert.is(r.received, 5, r.output);
+    }
+  } finally {
+    await rule('-D');
+  }
+  await waitFor('h1 and h2 back on vxlan', 30_000, async () => (await routeDev(1, 2)) === DEV && (await routeDev(2, 1)) === DEV);
+});
+
 test('both paths dropped between h1 and h3: unreachable on both, and nothing moves', async () => {
   for (const port of [8472, 8285]) {
     await dropBetween(1, 3, port, '-I');
