@@ -20,12 +20,12 @@ import { readLeaseRows, type LeaseRow } from './leases.js';
 import { formatEndpoint, NetlinkHandle, RT_TABLE_MAIN, type Link, type Route, type WgDevice } from '../netlink/index.js';
 import { nextHop } from '../host/next-hop.js';
 import { parseEnvFile } from '../host/subnet-env.js';
-import { readPeerState } from '../daemon/peer-state.js';
+import { peerStateFileOf, readPeerState } from '../daemon/peer-state.js';
 
 export interface StatusOptions {
   etcd: EtcdFlags;
   subnetFile: string;
-  /** weftd's --peer-state-file: why each peer takes its path (and the fallback's probes). */
+  /** weftd's --peer-state-file (default: beside the subnet file): why each peer takes its path (and the fallback's probes). */
   peerStateFile?: string;
   bridge: string;
   timeoutMs: number;
@@ -160,7 +160,7 @@ export async function gatherStatus(o: StatusOptions): Promise<NodeStatus> {
   // A skipped peer has no route here: an echo would only leave through the default route.
   const probed = targets.filter((_, i) => paths[i]!.path !== 'skipped');
   const probes = probed.length ? await probeAll(probed, { count: 3, timeoutMs: o.timeoutMs }) : new Map();
-  const state = o.peerStateFile ? readPeerState(o.peerStateFile) : undefined;
+  const state = readPeerState(peerStateFileOf(o));
   status.peers = peers.map((p, i) => {
     const r = probes.get(targets[i]!) ?? { sent: 0, received: 0, rttsMs: [] };
     const rtt = median(r.rttsMs);
@@ -298,7 +298,7 @@ export const statusCommand: Command = {
   async run(p) {
     checkEtcdFlags(p.values);
     const v = p.values;
-    const s = await gatherStatus({ etcd: v as unknown as EtcdFlags, subnetFile: String(v.subnetFile), peerStateFile: String(v.peerStateFile), bridge: String(v.bridge), timeoutMs: Number(v['timeout-ms']) });
+    const s = await gatherStatus({ etcd: v as unknown as EtcdFlags, subnetFile: String(v.subnetFile), ...(typeof v.peerStateFile === 'string' ? { peerStateFile: v.peerStateFile } : {}), bridge: String(v.bridge), timeoutMs: Number(v['timeout-ms']) });
     process.stdout.write((v.json === true ? JSON.stringify(s, null, 2) : formatStatus(s)) + '\n');
     return s.etcd.ok && s.peers.every((p) => p.reachable) ? 0 : 1;
   },

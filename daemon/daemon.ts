@@ -10,7 +10,7 @@ import { ensureBridge } from '../host/bridge.js';
 import { writeCniConf } from '../host/cni-conf.js';
 import { ensureMasquerade, removeMasquerade } from '../host/masquerade.js';
 import { readPreviousSubnet, writeSubnetEnv } from '../host/subnet-env.js';
-import { writePeerState } from './peer-state.js';
+import { peerStateFileOf, writePeerState } from './peer-state.js';
 import { ensureSysctl } from '../host/sysctl.js';
 import { findUnderlay, requireV4 } from '../host/underlay.js';
 import { retrying, sleep } from '../lib/backoff.js';
@@ -256,11 +256,11 @@ export class Daemon {
   /** Each peer's path and why, for weft status; a failure is logged once per distinct error, and retried every second. */
   private writePeerState(backend: Backend): void {
     try {
-      writePeerState(this.cfg.peerStateFile, backend.stats().paths ?? []);
+      writePeerState(peerStateFileOf(this.cfg), backend.stats().paths ?? []);
       this.peerStateError = '';
     } catch (e) {
       const msg = (e as Error).message;
-      if (msg !== this.peerStateError) this.log.error('cannot write the peer state file; weft status will not show why peers take their paths', { file: this.cfg.peerStateFile, err: e });
+      if (msg !== this.peerStateError) this.log.error('cannot write the peer state file; weft status will not show why peers take their paths', { file: peerStateFileOf(this.cfg), err: e });
       this.peerStateError = msg;
     }
   }

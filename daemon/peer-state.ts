@@ -3,8 +3,13 @@
 // `weft status` (which reads the path itself from the kernel and takes the
 // why from here).
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { dirname, join } from 'node:path';
 import type { PeerPathState } from '../backend/peer-paths.js';
+
+/** --peer-state-file, else weft-peers.json beside the subnet file (per host wherever the subnet file is). */
+export function peerStateFileOf(o: { readonly peerStateFile?: string; readonly subnetFile: string }): string {
+  return o.peerStateFile ?? join(dirname(o.subnetFile), 'weft-peers.json');
+}
 
 export interface PeerStateFile {
   readonly updatedAt: string;

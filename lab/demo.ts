@@ -186,7 +186,7 @@ async function runLab(args: ParsedFlags): Promise<number> {
               : args.values.backend === 'host-gw' || args.values['direct-routing'] === true
                 ? `  see weft's routes:  ip netns exec ${l.hosts[0]!.ns} ip route show proto 87\n`
                 : `  see its VXLAN peers: ip netns exec ${l.hosts[0]!.ns} bridge fdb show dev weft.1\n`) +
-          `  peer paths:         ip netns exec ${l.hosts[0]!.ns} node dist/cmd/weft.js status --etcd-endpoints ${l.etcd!.labEndpoints.join(',')} --subnet-file ${join(l.hosts[0]!.dir, 'subnet.env')} --peer-state-file ${join(l.hosts[0]!.runDir, 'weft', 'peers.json')}\n` +
+          `  peer paths:         ip netns exec ${l.hosts[0]!.ns} node dist/cmd/weft.js status --etcd-endpoints ${l.etcd!.labEndpoints.join(',')} --subnet-file ${join(l.hosts[0]!.dir, 'subnet.env')}\n` +
           `  agent logs:         ${join(l.dir, 'logs')}\n` +
           `  remove it:          node dist/cmd/weft.js lab down\n`,
       );
