@@ -77,12 +77,12 @@ export class PathProber {
   /** The peers to probe from now on (health of the ones that stay is kept). */
   setPeers(list: readonly ProbePeer[]): void {
     const keep = new Set(list.map((p) => p.key));
-    for (const k of [...this.peers.keys()]) if (!keep.has(k)) this.peers.delete(k);
+    for (const [k, s] of [...this.peers]) if (!keep.has(k) || s.peer.publicIp !== list.find((p) => p.key === k)!.publicIp) this.retire(k, s);
     this.byVtep.clear();
     const now = Date.now();
     for (const p of list) {
       let s = this.peers.get(p.key);
-      if (!s || s.peer.publicIp !== p.publicIp || s.peer.mac !== p.mac) {
+      if (!s) {
         const d = this.o.tuning.downAfter;
         // The first probes go out at once, spread over one interval.
         s = {
@@ -102,9 +102,21 @@ export class PathProber {
     return this.peers.get(key)?.health;
   }
 
-  /** Probes sent, answered and lost over all peers, by path. */
+  /** Counts of peers no longer probed, so the totals never go down. */
+  private readonly retired = { vxlan: { sent: 0, answered: 0, lost: 0 }, udp: { sent: 0, answered: 0, lost: 0 } };
+
+  private retire(key: string, s: Probed): void {
+    for (const path of PROBE_PATHS) {
+      this.retired[path].sent += s.health[path].sent;
+      this.retired[path].answered += s.health[path].answered;
+      this.retired[path].lost += s.health[path].lost;
+    }
+    this.peers.delete(key);
+  }
+
+  /** Probes sent, answered and lost since start, over all peers, by path. */
   totals(): Record<ProbePath, { sent: number; answered: number; lost: number }> {
-    const t = { vxlan: { sent: 0, answered: 0, lost: 0 }, udp: { sent: 0, answered: 0, lost: 0 } };
+    const t = { vxlan: { ...this.retired.vxlan }, udp: { ...this.retired.udp } };
     for (const s of this.peers.values()) {
       for (const path of PROBE_PATHS) {
         t[path].sent += s.health[path].sent;
