@@ -8,6 +8,7 @@ import { BACKENDS } from '../backend/builtin.js';
 import type { BackendRegistry } from '../backend/registry.js';
 import { ensureBridge } from '../host/bridge.js';
 import { writeCniConf } from '../host/cni-conf.js';
+import { ForwardRules, removeForwardRules } from '../host/forward.js';
 import { ensureMasquerade, removeMasquerade } from '../host/masquerade.js';
 import { readPreviousSubnet, writeSubnetEnv } from '../host/subnet-env.js';
 import { peerStateFileOf, writePeerState } from './peer-state.js';
@@ -33,6 +34,8 @@ export interface DaemonStatus {
 export class Daemon {
   readonly status: DaemonStatus = { phase: 'starting' };
   private readonly systemd: SystemdNotifier;
+  /** WEFT-FWD, kept on every full resync (--iptables-forward-rules). */
+  private forward?: ForwardRules;
 
   constructor(
     private readonly cfg: AgentConfig,
@@ -194,8 +197,15 @@ export class Daemon {
   private async configureHost(nl: NetlinkHandle, network: NetworkConfig, lease: Lease, backend: Backend): Promise<void> {
     const { cfg, log } = this;
     await backend.configure(lease);
-    ensureBridge(nl, log, cfg.bridge, lease.subnet, network.network, backend.mtu);
+    // --bridge none: Docker's docker0 (dockerd --bip from `weft docker-opts`) or the CNI bridge plugin owns the bridge.
+    if (cfg.bridge !== 'none') ensureBridge(nl, log, cfg.bridge, lease.subnet, network.network, backend.mtu);
     if (ensureSysctl('net/ipv4/ip_forward', '1')) log.info('enabled net.ipv4.ip_forward');
+    if (cfg.iptablesForwardRules) {
+      this.forward = ForwardRules.forNetworks([{ cidr: network.network.toString(), family: 4 }], log.child({ component: 'forward' }));
+      await this.forward.install();
+    } else {
+      await removeForwardRules().catch((e) => log.debug('no forward rules to remove', { err: e }));
+    }
     if (cfg.ipMasq) {
       await ensureMasquerade(network.network.toString(), lease.subnet.toString());
     } else {
@@ -209,11 +219,13 @@ export class Daemon {
     });
     if (cfg.cniConf) {
       writeCniConf(cfg.cniConf, {
-        bridge: cfg.bridge,
+        ...(cfg.bridge !== 'none' ? { bridge: cfg.bridge } : {}),
         subnet: lease.subnet.toString(),
         gateway: lease.subnet.address(1),
         mtu: backend.mtu,
         ipamDataDir: cfg.cniIpamDataDir,
+        plugin: cfg.cniPlugin,
+        subnetFile: cfg.subnetFile,
       });
     }
     log.info('host configured', { bridge: cfg.bridge, subnetFile: cfg.subnetFile, mtu: backend.mtu });
@@ -225,6 +237,7 @@ export class Daemon {
       leaseExpiry: () => this.status.lease?.expiration,
       subnet: () => this.status.lease?.subnet.toString(),
       backend: () => this.status.backend,
+      forwardRules: () => this.forward?.status(),
       etcd: () => sm.stats,
       probeEtcd: async () => {
         try {
@@ -247,6 +260,7 @@ export class Daemon {
       const full = Date.now() - last >= this.cfg.resyncIntervalSeconds * 1000;
       if (full) last = Date.now();
       await backend.resync(full);
+      if (full) await this.forward?.keep();
       this.writePeerState(backend);
     }
   }
