@@ -6,7 +6,7 @@
 // (flannel reads VNI and VtepMAC and ignores the rest). Peers whose lease
 // carries the same fallback are probed over both paths (prober.ts) and routed
 // by health.ts's rule: normally over VXLAN; into the TUN while VXLAN fails and
-// udp answers. Their VXLAN entries stay either way (the vxlan probes go on),
+// udp answers. Their VXLAN entries stay either way (the way back is one route replace, no gap),
 // and the udp forwarder knows every such peer, so a pair whose two hosts have
 // not decided alike yet still talks. Peers without it (flannel, an older weft)
 // are always reached over VXLAN. Both devices carry the overlay MTU, the

@@ -248,7 +248,7 @@ export class VxlanBackend implements Backend {
       const c = this.choosePath(key, p);
       choices.set(key, c);
       this.wantRoute(key, p, c);
-      if (c.path === 'direct') continue; // vxlan and udp peers keep their VXLAN entries (udp: the probes go on)
+      if (c.path === 'direct') continue; // vxlan and udp peers keep their VXLAN entries (udp: the way back is one route replace)
       byVtepIp.set(p.vtepIp, [key, p]);
       byMac.set(p.mac, [key, p]);
     }

@@ -39,7 +39,7 @@ test('to udp: the route goes into the TUN, the VXLAN entries stay; a full reconc
   b.repath();
   assert.equal(routes(), [`10.244.5.0/24 dev ${TUN_INDEX}`, `10.244.7.0/24 via 10.244.7.0 dev ${vx} onlink`]);
   assert.ok(k.ops.includes('route replace 10.244.5.0/24') && !k.ops.some((o) => o.startsWith('route del') || o.includes(' del ')), `replaced in place, nothing deleted: ${k.ops}`);
-  assert.equal(k.neighs.map((n) => n.ip).sort(), ['10.244.5.0', '10.244.7.0'], 'neighbours stay (the probes go on)');
+  assert.equal(k.neighs.map((n) => n.ip).sort(), ['10.244.5.0', '10.244.7.0'], 'neighbours stay (the way back is one route replace)');
   assert.equal(k.fdbs.map((f) => f.dst).sort(), ['192.0.2.25', '192.0.2.27']);
   assert.equal(k.routes.map((r) => r.protocol), [87, 87]);
   const s = b.stats();
