@@ -15,6 +15,7 @@ import type { Lease, LeaseBatch, LeaseEvent } from '../../subnet-manager/index.j
 import { nullLogger, type Logger } from '../../lib/log.js';
 import type { NetlinkHandle } from '../../netlink/index.js';
 import { ensureSysctl } from '../../host/sysctl.js';
+import type { Underlay } from '../../host/underlay.js';
 import type { Backend, BackendStats } from '../backend.js';
 import { PeerTable } from '../peer-table.js';
 import { UdpBackend, type UdpOptions } from '../udp/backend.js';
@@ -59,7 +60,6 @@ export function leaseFallback(lease: Lease, ownPort: number): { port: number } |
 export class FallbackBackend implements Backend, FallbackRouting {
   readonly type = 'vxlan';
   readonly mtu: number;
-  readonly leaseData: Record<string, unknown>;
   private readonly vxlan: VxlanBackend;
   private readonly udp: UdpBackend;
   private readonly table: PeerTable<FallbackPeer>;
@@ -77,7 +77,6 @@ export class FallbackBackend implements Backend, FallbackRouting {
     this.nl = o.vxlan.nl;
     this.vxlan = new VxlanBackend({ ...o.vxlan, mtu: this.mtu, fallback: this });
     this.udp = new UdpBackend({ ...o.udp, mtu: this.mtu, networkRoute: false });
-    this.leaseData = { ...this.vxlan.leaseData, Fallback: { Type: 'udp', Port: o.udp.port } };
     // Bad leases are the VXLAN backend's to report.
     this.table = new PeerTable((l) => this.parsePeer(l), nullLogger);
     this.prober = new PathProber({
@@ -85,12 +84,28 @@ export class FallbackBackend implements Backend, FallbackRouting {
       publicIp: o.vxlan.underlay.v4,
       vni: o.vxlan.vni,
       vxlanPort: o.vxlan.port,
-      ownMac: o.vxlan.mac,
+      ownMac: () => this.vxlan.leaseData.VtepMAC,
       port: o.udp.port,
       mtu: this.mtu,
       tuning: this.tuning,
       onRound: () => this.decideAll(),
     });
+  }
+
+  /** VXLAN's BackendData, and the fallback (flannel reads VNI and VtepMAC, and ignores the rest). */
+  get leaseData(): Record<string, unknown> {
+    return { ...this.vxlan.leaseData, Fallback: { Type: 'udp', Port: this.o.udp.port } };
+  }
+
+  /** The underlay's address changed: both data paths and the prober follow it. */
+  async setUnderlay(u: Underlay & { readonly v4: string }): Promise<void> {
+    await this.vxlan.setUnderlay(u);
+    await this.udp.setUnderlay(u);
+    await this.prober.setPublicIp(u.v4);
+  }
+
+  holds(lease: Lease): boolean {
+    return this.vxlan.holds(lease);
   }
 
   private parsePeer(l: Lease): { peer: FallbackPeer } | { error: string } {
@@ -125,7 +140,7 @@ export class FallbackBackend implements Backend, FallbackRouting {
       else if (d.reason !== cur?.reason) reasons = true;
       this.decided.set(key, d);
     }
-    if (moved || reasons) this.vxlan.repath();
+    if (moved || reasons) void this.vxlan.refreshPaths().catch((e) => this.o.log.error('moving peers between paths failed; the next resync repairs it', { err: e }));
   }
 
   async configure(own: Lease): Promise<void> {
@@ -179,7 +194,7 @@ export class FallbackBackend implements Backend, FallbackRouting {
       if ((e as Error).message !== this.deviceError) this.o.log.error('checking the fallback devices failed; will retry', { err: e });
       this.deviceError = (e as Error).message;
     }
-    if (this.tunIndex !== before) this.vxlan.repath();
+    if (this.tunIndex !== before) await this.vxlan.refreshPaths();
     await this.vxlan.resync(full);
   }
 

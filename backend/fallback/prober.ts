@@ -30,7 +30,8 @@ export interface ProberOptions {
   readonly publicIp: string;
   readonly vni: number;
   readonly vxlanPort: number;
-  readonly ownMac: string;
+  /** This host's VTEP MAC (it follows the underlay's address). */
+  readonly ownMac: () => string;
   /** Fallback.Port: the overlay socket's port (the same on every host). */
   readonly port: number;
   /** Probes are padded to make the inner packet this long (the overlay MTU). */
@@ -72,6 +73,13 @@ export class PathProber {
     this.overlay = await bind(ownVtep, this.o.port, 'the fallback prober\'s socket on the VTEP address');
     this.overlay.on('message', (m, r) => this.received(m, r.address));
     this.timer = setInterval(() => this.tick(), TICK_MS);
+  }
+
+  /** The underlay's address changed: probes leave from the new one. */
+  async setPublicIp(ip: string): Promise<void> {
+    const next = await bind(ip, 0, 'the fallback prober\'s underlay socket');
+    this.underlay?.close();
+    this.underlay = next;
   }
 
   /** The peers to probe from now on (health of the ones that stay is kept). */
@@ -177,7 +185,7 @@ export class PathProber {
     const sock = this.underlay;
     if (!sock) return;
     const ip = ipv4Udp(this.ownVtep, p.vtepIp, this.o.port, this.o.port, encodeMessage(msg, paddingFor(mtu)));
-    const [payload, port] = msg.path === 'vxlan' ? [vxlanFrame(this.o.vni, p.mac, this.o.ownMac, ip), this.o.vxlanPort] : [ip, p.udpPort];
+    const [payload, port] = msg.path === 'vxlan' ? [vxlanFrame(this.o.vni, p.mac, this.o.ownMac(), ip), this.o.vxlanPort] : [ip, p.udpPort];
     sock.send(payload, port, p.publicIp, (err) => {
       if (!err) return;
       this.sendErrors++;

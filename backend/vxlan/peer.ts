@@ -17,8 +17,19 @@ export class VxlanPeer {
   }
 }
 
-/** Turns a lease into a VXLAN peer, or says why it cannot be one. `own` is this host's public address. */
-export function parseVxlanPeer(lease: Lease, vni: number, own: DualAddress): { peer: VxlanPeer } | { error: string } {
+/** The lease's VtepMAC in lower case, or undefined when it has none that could be one. */
+export function leaseVtepMac(lease: Lease): string | undefined {
+  const d = lease.attrs.backendData as { VtepMAC?: unknown } | null;
+  return typeof d === 'object' && d !== null && validVtepMac(d.VtepMAC) ? d.VtepMAC.toLowerCase() : undefined;
+}
+
+/**
+ * Turns a lease into a VXLAN peer, or says why it cannot be one. `own` is
+ * this host's public address and `ownMac` its VTEP MAC: a lease carrying
+ * either is never programmed (it would send this host's traffic to itself, or
+ * take its MAC away from it).
+ */
+export function parseVxlanPeer(lease: Lease, vni: number, own: DualAddress, ownMac?: string): { peer: VxlanPeer } | { error: string } {
   const a = lease.attrs;
   if (a.backendType !== 'vxlan') return { error: `BackendType ${JSON.stringify(a.backendType)} is not "vxlan"` };
   const data = a.backendData;
@@ -29,6 +40,7 @@ export function parseVxlanPeer(lease: Lease, vni: number, own: DualAddress): { p
   if (!validVtepMac(d.VtepMAC)) return { error: `VtepMAC ${JSON.stringify(d.VtepMAC)} is not a unicast MAC address` };
   if (d.VNI !== undefined && d.VNI !== vni) return { error: `VNI ${JSON.stringify(d.VNI)} differs from this network's VNI ${vni}` };
   if (a.publicIP === own.v4) return { error: `PublicIP ${a.publicIP} is this host's own address` };
+  if (ownMac !== undefined && d.VtepMAC.toLowerCase() === ownMac.toLowerCase()) return { error: `VtepMAC ${d.VtepMAC} is this host's own VTEP MAC` };
   const publicIp: DualAddress = a.publicIPv6 ? { v4: a.publicIP, v6: a.publicIPv6 } : { v4: a.publicIP };
   return { peer: new VxlanPeer(lease.subnet, lease.subnet.address(0), d.VtepMAC.toLowerCase(), publicIp) };
 }

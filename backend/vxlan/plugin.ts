@@ -3,6 +3,7 @@
 import { defineBackend, hostOptions } from '../backend.js';
 import { FallbackBackend } from '../fallback/backend.js';
 import { effectiveUdpSettings, type UdpFlagValues } from '../udp/config.js';
+import { vtepSalt } from '../../host/state-dir.js';
 import { NetlinkMonitor } from '../../netlink/index.js';
 import { VxlanBackend } from './backend.js';
 import { parseVxlanConfig, VXLAN_FLAGS, type VxlanConfig } from './config.js';
@@ -15,13 +16,18 @@ export const vxlanBackend = defineBackend<VxlanConfig>({
   create(ctx) {
     const c = ctx.config;
     const host = hostOptions(ctx, 'the vxlan backend');
+    const device = (ctx.flags.vxlanDevice as string | undefined) ?? `weft.${c.vni}`;
+    const salt = vtepSalt(ctx.stateDir, () => {
+      const l = ctx.nl.linkByName(device);
+      return l?.kind === 'vxlan' && l.mac === stableVtepMac(host.underlay.v4, c.vni, ctx.etcdPrefix);
+    });
     const vxlan = {
       ...host,
       monitor: ctx.track(NetlinkMonitor.open()),
       vni: c.vni,
       port: c.port,
-      device: (ctx.flags.vxlanDevice as string | undefined) ?? `weft.${c.vni}`,
-      mac: stableVtepMac(host.underlay.v4, c.vni, ctx.etcdPrefix),
+      device,
+      macFor: (ip: string) => stableVtepMac(ip, c.vni, ctx.etcdPrefix, salt),
       ...(c.mtu !== undefined ? { mtu: c.mtu } : {}),
       directRouting: c.directRouting,
     };

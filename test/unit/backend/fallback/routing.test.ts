@@ -21,7 +21,7 @@ function setup() {
     choose: (key): PathChoice & { path: 'vxlan' | 'udp' } => (onUdp.has(key) ? { path: 'udp', index: TUN_INDEX, reason: onUdp.get(key)! } : { path: 'vxlan' }),
   };
   const lines: string[] = [];
-  const b = new VxlanBackend({ nl: k, log: createLogger('info', {}, (l) => lines.push(l)), network: Prefix.parse('10.244.0.0/16'), vni: 1, port: 8472, device: 'weft.1', mac: MAC, underlay: UNDERLAY, routeProtocol: 87, mtu: 1450, fallback });
+  const b = new VxlanBackend({ nl: k, log: createLogger('info', {}, (l) => lines.push(l)), network: Prefix.parse('10.244.0.0/16'), vni: 1, port: 8472, device: 'weft.1', macFor: () => MAC, underlay: UNDERLAY, routeProtocol: 87, mtu: 1450, fallback });
   const routes = () => k.routes.map((r) => `${r.dst}${r.gateway ? ` via ${r.gateway}` : ''} dev ${r.index}${r.onlink ? ' onlink' : ''}`).sort();
   const moves = () => lines.map((l) => JSON.parse(l)).filter((r) => r.msg === 'peer path changed');
   return { k, b, onUdp, routes, moves };
@@ -36,7 +36,7 @@ test('to udp: the route goes into the TUN, the VXLAN entries stay; a full reconc
 
   onUdp.set('10.244.5.0/24', 'vxlan probes failing since 12:03:04');
   k.ops = [];
-  b.repath();
+  await b.refreshPaths();
   assert.equal(routes(), [`10.244.5.0/24 dev ${TUN_INDEX}`, `10.244.7.0/24 via 10.244.7.0 dev ${vx} onlink`]);
   assert.ok(k.ops.includes('route replace 10.244.5.0/24') && !k.ops.some((o) => o.startsWith('route del') || o.includes(' del ')), `replaced in place, nothing deleted: ${k.ops}`);
   assert.equal(k.neighs.map((n) => n.ip).sort(), ['10.244.5.0', '10.244.7.0'], 'neighbours stay (the way back is one route replace)');
@@ -54,7 +54,7 @@ test('to udp: the route goes into the TUN, the VXLAN entries stay; a full reconc
   assert.equal(k.ops, []);
 
   onUdp.delete('10.244.5.0/24');
-  b.repath();
+  await b.refreshPaths();
   assert.equal(routes(), [`10.244.5.0/24 via 10.244.5.0 dev ${vx} onlink`, `10.244.7.0/24 via 10.244.7.0 dev ${vx} onlink`]);
   assert.equal(moves().map((m) => [m.level, m.from, m.path]), [['warn', 'vxlan', 'udp'], ['warn', 'udp', 'vxlan']]);
   assert.is(b.stats().pathChanges, 2);
