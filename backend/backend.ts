@@ -30,6 +30,8 @@ export interface BackendStats {
   paths?: readonly PeerPathState[];
   /** Times a peer moved from one path to another. */
   pathChanges?: number;
+  /** VXLAN's fallback: probes sent, answered and lost over all peers, by path. */
+  probes?: Record<'vxlan' | 'udp', { sent: number; answered: number; lost: number }>;
   /** The userspace forwarder's counters (udp backend): totals, drops by reason, per peer, offloads. */
   forwarder?: ForwarderStats;
   /** The WireGuard device (wireguard backend): kernel or userspace, its name, public key and port. */

@@ -2,14 +2,26 @@
 // peer's subnet leave this host:
 //   direct   routed on the underlay, no encapsulation (host-gw; VXLAN with DirectRouting)
 //   vxlan    through the VXLAN device (neighbour + FDB + onlink route)
-// (a third, udp, is the per-peer fallback of issue 18: one more member here.)
+//   udp      through the udp path's TUN: VXLAN's per-peer fallback (backend/fallback/)
 // A peer the backend cannot serve at all (a host-gw peer behind a gateway) is
 // 'skipped', with the reason. Changes are logged once each; the table feeds
 // weftd's /metrics, /readyz and the backend's stats.
 import type { Logger } from '../lib/log.js';
 
-export type PeerPath = 'direct' | 'vxlan';
-export const PEER_PATHS: readonly PeerPath[] = ['direct', 'vxlan'];
+export type PeerPath = 'direct' | 'vxlan' | 'udp';
+export const PEER_PATHS: readonly PeerPath[] = ['direct', 'vxlan', 'udp'];
+
+/** One data path's health as its probes see it (the fallback's vxlan and udp paths). */
+export interface PathProbeState {
+  /** up: the last probe was answered; down: N in a row were not; unknown: not enough answers yet. */
+  readonly state: 'up' | 'down' | 'unknown';
+  /** When it went up or down. */
+  readonly since?: Date;
+  readonly sent: number;
+  readonly answered: number;
+  readonly lost: number;
+  readonly lastRttMs?: number;
+}
 
 export interface PeerPathState {
   readonly subnet: string;
@@ -19,6 +31,8 @@ export interface PeerPathState {
   readonly reason?: string;
   /** When the peer took this path. */
   readonly since: Date;
+  /** With a fallback: each path's probes. */
+  readonly probes?: { readonly vxlan: PathProbeState; readonly udp: PathProbeState };
 }
 
 export class PeerPaths {
@@ -43,6 +57,8 @@ export class PeerPaths {
     if (old && old.path !== path) this.changes++;
     const fields = { subnet, publicIp, path, ...(old ? { from: old.path } : {}), ...(reason !== undefined ? { reason } : {}) };
     if (path === 'skipped') this.log.warn('peer skipped: this backend cannot reach it', fields);
+    // A fallback move (to or from udp) is an incident on the underlay: one warning per move.
+    else if (old && (path === 'udp' || old.path === 'udp')) this.log.warn('peer path changed', fields);
     else this.log.info(old ? 'peer path changed' : 'peer path', fields);
   }
 

@@ -78,6 +78,36 @@ export function overlay(id: string, label: string, backend: Record<string, unkno
   };
 }
 
+/**
+ * VXLAN with the udp fallback on a pair whose VXLAN is blocked: UDP 8472
+ * dropped between the two hosts (iptables in their namespaces), measured once
+ * both have moved the other into the TUN. What a pair behind a VXLAN-dropping
+ * firewall gets instead of nothing.
+ */
+function fallbackPair(): DataPath {
+  const base = overlay('vxlan-fallback', 'VXLAN blocked, on the udp fallback', { Type: 'vxlan', Fallback: { Type: 'udp', Port: 8285 } }, []);
+  return {
+    ...base,
+    async setup(lab) {
+      const ends = await base.setup(lab);
+      const [a, b] = [lab.host(1), lab.host(2)];
+      for (const [h, peer] of [[a, b], [b, a]] as const) {
+        for (const [chain, dir] of [['OUTPUT', '-d'], ['INPUT', '-s']] as const) {
+          const r = await lab.execIn(h.ns, 'iptables', ['-I', chain, '-p', 'udp', dir, peer.underlayIp, '--dport', '8472', '-j', 'DROP']);
+          if (r.code !== 0) throw new PathUnavailableError(`iptables in ${h.name}: ${r.stderr.trim()}`);
+        }
+      }
+      const onTun = async (h: LabHost) => ((await lab.ipJson(h.ns, ['route', 'show', 'dev', 'weft-tun', 'proto', '87'])) as unknown[]).length === 1;
+      const deadline = Date.now() + 15_000;
+      while (!((await onTun(a)) && (await onTun(b)))) {
+        if (Date.now() > deadline) throw new Error('VXLAN blocked, but the hosts did not move each other to the udp fallback within 15 s');
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      return { ...ends, describe: `${ends.describe}, VXLAN dropped, both on udp` };
+    },
+  };
+}
+
 /** The agent's own words for why it stopped: its last error record, else the tail of its log. */
 function agentFailure(lab: Lab, a: LabAgent): string {
   const errs = logRecords(lab, a).filter((r) => typeof r.level === 'number' ? r.level >= 50 : r.level === 'error' || r.level === 'fatal');
@@ -103,6 +133,8 @@ export const DATA_PATHS: readonly DataPath[] = [
   // The same engine with one packet per datagram and syscall slot: what the TUN/UDP offloads buy.
   overlay('udp-native-no-offload', 'UDP, native, offloads off', { Type: 'udp', Engine: 'native', Offload: false }, ['--udp-engine', 'native', '--udp-offload=false']),
   overlay('udp-dgram', 'UDP, dgram engine', { Type: 'udp', Engine: 'dgram' }, ['--udp-engine', 'dgram']),
+  // VXLAN's per-peer fallback: the pair's VXLAN blocked, both hosts on the udp path (native engine, offloads).
+  fallbackPair(),
   // Encrypted: the kernel's WireGuard (unavailable where the kernel has none), and wireguard-go supervised by weftd.
   ...(['kernel', 'userspace'] as const).map((impl) =>
     overlay(`wireguard-${impl}`, `WireGuard, ${impl === 'kernel' ? 'kernel' : 'userspace (wireguard-go)'}`, { Type: 'wireguard' }, (h) => ['--wireguard-impl', impl, '--wireguard-key-file', join(h.dir, 'wireguard.key')])),

@@ -21,10 +21,13 @@ import type { LeaseConflict } from '../subnet-manager/lease-claims.js';
 import { formatEndpoint, NetlinkHandle, RT_TABLE_MAIN, type Link, type Route, type WgDevice } from '../netlink/index.js';
 import { nextHop } from '../host/next-hop.js';
 import { parseEnvFile } from '../host/subnet-env.js';
+import { peerStateFileOf, readPeerState } from '../daemon/peer-state.js';
 
 export interface StatusOptions {
   etcd: EtcdFlags;
   subnetFile: string;
+  /** weftd's --peer-state-file (default: beside the subnet file): why each peer takes its path (and the fallback's probes). */
+  peerStateFile?: string;
   bridge: string;
   timeoutMs: number;
 }
@@ -38,8 +41,10 @@ export interface PeerStatus {
   backend: string;
   vtepMac: string;
   path: StatusPath;
-  /** For skipped, none and other: why, or what the route is. */
+  /** For skipped, none and other: why, or what the route is; else weftd's reason, when it gave one. */
   pathReason?: string;
+  /** VXLAN's fallback: each path's probes as weftd sees them (state up/down/unknown, since, counts, last RTT). */
+  probes?: Record<'vxlan' | 'udp', { state: string; since?: string; sent: number; answered: number; lost: number; lastRttMs?: number }>;
   target: string;
   sent: number;
   received: number;
@@ -164,11 +169,12 @@ export async function gatherStatus(o: StatusOptions): Promise<NodeStatus> {
   // A skipped peer has no route here: an echo would only leave through the default route.
   const probed = targets.filter((_, i) => paths[i]!.path !== 'skipped');
   const probes = probed.length ? await probeAll(probed, { count: 3, timeoutMs: o.timeoutMs }) : new Map();
+  const state = readPeerState(peerStateFileOf(o));
   status.peers = peers.map((p, i) => {
     const r = probes.get(targets[i]!) ?? { sent: 0, received: 0, rttsMs: [] };
     const rtt = median(r.rttsMs);
     const w = wg && wireguardPeer(wg, p.subnet.split(' ')[0]!);
-    return { subnet: p.subnet, publicIp: p.publicIp, backend: p.backend, vtepMac: p.vtepMac, ...paths[i]!, target: targets[i]!, sent: r.sent, received: r.received, rttMs: rtt, reachable: r.received > 0, ...(w ? { wireguard: w } : {}) };
+    return { subnet: p.subnet, publicIp: p.publicIp, backend: p.backend, vtepMac: p.vtepMac, ...withWeftdReason(paths[i]!, state?.peers.find((s) => s.subnet === p.subnet.split(' ')[0])), target: targets[i]!, sent: r.sent, received: r.received, rttMs: rtt, reachable: r.received > 0, ...(w ? { wireguard: w } : {}) };
   });
   if (wgError) status.wireguardError = wgError;
   return status;
@@ -177,6 +183,13 @@ export async function gatherStatus(o: StatusOptions): Promise<NodeStatus> {
 export interface PathView {
   path: StatusPath;
   pathReason?: string;
+  probes?: PeerStatus['probes'];
+}
+
+/** The kernel's path, with weftd's reason and probes when weftd has the peer on that same path. */
+function withWeftdReason(v: PathView, s: (Record<string, unknown> & { subnet: string }) | undefined): PathView {
+  if (!s || s.path !== v.path || v.pathReason) return v;
+  return { ...v, ...(typeof s.reason === 'string' ? { pathReason: s.reason } : {}), ...(s.probes ? { probes: s.probes as PeerStatus['probes'] } : {}) };
 }
 
 /**
@@ -245,6 +258,11 @@ function bytes(n: number): string {
   return i === 0 ? `${v} B` : `${v.toFixed(1)} ${units[i]}`;
 }
 
+/** `vxlan down 3/20, udp up 20/20 0.412 ms`: each path's state, answered/sent and last RTT. */
+function probeText(p: NonNullable<PeerStatus['probes']>): string {
+  return (['vxlan', 'udp'] as const).map((k) => `${k} ${p[k].state} ${p[k].answered}/${p[k].sent}${p[k].lastRttMs !== undefined && p[k].state === 'up' ? ` ${p[k].lastRttMs!.toFixed(3)} ms` : ''}`).join(', ');
+}
+
 export function formatStatus(s: NodeStatus): string {
   const n = s.node;
   const lines = [
@@ -266,8 +284,8 @@ export function formatStatus(s: NodeStatus): string {
       const wgText = !wgCols ? '' : !w ? ' no WireGuard peer' : (w.lastHandshakeSecondsAgo === null ? 'never' : `${w.lastHandshakeSecondsAgo} s ago`).padEnd(12) + bytes(w.rxBytes).padEnd(12) + bytes(w.txBytes);
       lines.push((p.subnet.padEnd(20) + p.publicIp.padEnd(17) + p.backend.padEnd(10) + p.path.padEnd(10) + p.target.padEnd(16) + `${p.received}/${p.sent}`.padEnd(9) + (wgCols ? rtt.padEnd(14) + wgText : rtt)).trimEnd());
     }
-    const why = s.peers.filter((p) => p.pathReason);
-    if (why.length) lines.push('', ...why.map((p) => `${p.subnet} ${p.path}: ${p.pathReason}`));
+    const why = s.peers.filter((p) => p.pathReason || p.probes);
+    if (why.length) lines.push('', ...why.map((p) => (p.probes ? `${p.subnet} ${p.path}${p.pathReason ? ` (${p.pathReason})` : ''}; probes ${probeText(p.probes)}` : `${p.subnet} ${p.path}: ${p.pathReason}`)));
   } else if (s.etcd.ok) {
     lines.push('', 'No peers.');
   }
@@ -285,7 +303,7 @@ export const statusCommand: Command = {
     envPrefix: ENV_PREFIX,
     flags: [
       ...ETCD_FLAGS,
-      ...HOST_FLAGS.filter((f) => f.name === 'subnet-file' || f.name === 'bridge').map((f) => (f.name === 'subnet-file' ? { ...f, help: 'the subnet file weftd wrote' } : f)),
+      ...HOST_FLAGS.filter((f) => f.name === 'subnet-file' || f.name === 'bridge' || f.name === 'peer-state-file').map((f) => (f.name === 'subnet-file' ? { ...f, help: 'the subnet file weftd wrote' } : f.name === 'peer-state-file' ? { ...f, help: 'the peer state file weftd writes (why each peer takes its path)' } : f)),
       { name: 'timeout-ms', kind: 'int', def: 1000, min: 10, max: 60000, env: false, help: 'how long to wait for echo replies' },
       { name: 'json', kind: 'bool', env: false, help: 'print JSON instead of text' },
     ],
@@ -293,7 +311,7 @@ export const statusCommand: Command = {
   async run(p) {
     checkEtcdFlags(p.values);
     const v = p.values;
-    const s = await gatherStatus({ etcd: v as unknown as EtcdFlags, subnetFile: String(v.subnetFile), bridge: String(v.bridge), timeoutMs: Number(v['timeout-ms']) });
+    const s = await gatherStatus({ etcd: v as unknown as EtcdFlags, subnetFile: String(v.subnetFile), ...(typeof v.peerStateFile === 'string' ? { peerStateFile: v.peerStateFile } : {}), bridge: String(v.bridge), timeoutMs: Number(v['timeout-ms']) });
     process.stdout.write((v.json === true ? JSON.stringify(s, null, 2) : formatStatus(s)) + '\n');
     return s.etcd.ok && s.peers.every((p) => p.reachable) ? 0 : 1;
   },

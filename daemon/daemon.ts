@@ -19,6 +19,7 @@ import type { BackendRegistry } from '../backend/registry.js';
 import type { ForwardRules } from '../host/forward.js';
 import { readStateFile, writeStateFile } from '../host/state-dir.js';
 import { readPreviousSubnet } from '../host/subnet-env.js';
+import { peerStateFileOf, writePeerState } from './peer-state.js';
 import { findUnderlay, requireV4, type Underlay } from '../host/underlay.js';
 import { Backoff, retrying, sleep } from '../lib/backoff.js';
 import { ConfigError, errorCode, isRetryable } from '../lib/errors.js';
@@ -330,12 +331,27 @@ export class Daemon {
         await backend.resync(full);
         if (full) await this.forward?.keep();
         if (full) last = Date.now();
+        this.writePeerState(backend);
         backoff.reset();
         wait = 1000;
       } catch (e) {
         wait = backoff.next();
         this.transient('keeping the data plane in step', e, wait);
       }
+    }
+  }
+
+  private peerStateError = '';
+
+  /** Each peer's path and why, for weft status; a failure is logged once per distinct error, and retried every second. */
+  private writePeerState(backend: Backend): void {
+    try {
+      writePeerState(peerStateFileOf(this.cfg), backend.stats().paths ?? []);
+      this.peerStateError = '';
+    } catch (e) {
+      const msg = (e as Error).message;
+      if (msg !== this.peerStateError) this.log.error('cannot write the peer state file; weft status will not show why peers take their paths', { file: peerStateFileOf(this.cfg), err: e });
+      this.peerStateError = msg;
     }
   }
 }

@@ -18,6 +18,8 @@ export interface AgentConfig extends EtcdFlags {
   readonly iface?: string;
   readonly publicIp?: string;
   readonly subnetFile: string;
+  /** undefined: beside the subnet file (peerStateFileOf). */
+  readonly peerStateFile?: string;
   readonly ipMasq: boolean;
   readonly subnetLeaseRenewMarginMinutes: number;
   readonly subnetLeaseTtlSeconds: number;
@@ -49,6 +51,7 @@ export const HOST_FLAGS: readonly FlagDef[] = [
   { name: 'iface', key: 'iface', kind: 'string', check: ifaceName, help: 'underlay interface (default: the interface of the default route)' },
   { name: 'public-ip', key: 'publicIp', kind: 'string', check: (v) => (isIp(v, 4) ? undefined : 'must be an IPv4 address'), help: 'address peers reach this host at (default: first IPv4 address of --iface)' },
   { name: 'subnet-file', key: 'subnetFile', kind: 'string', def: '/run/flannel/subnet.env', help: 'where to write the leased subnet (flannel format)' },
+  { name: 'peer-state-file', key: 'peerStateFile', kind: 'string', check: (v) => (v.startsWith('/') ? undefined : 'must be an absolute path'), help: 'where weftd keeps each peer\'s path and why, every second, for weft status (default: weft-peers.json beside --subnet-file)' },
   { name: 'ip-masq', key: 'ipMasq', kind: 'bool', def: false, help: 'masquerade traffic from the overlay to destinations outside it' },
   { name: 'subnet-lease-renew-margin', key: 'subnetLeaseRenewMarginMinutes', kind: 'int', def: 60, min: 1, max: 1439, help: 'renew the lease at the latest this many minutes before it expires (keepalives go every TTL/3)' },
   { name: 'subnet-lease-ttl', key: 'subnetLeaseTtlSeconds', kind: 'int', def: 86400, min: 5, max: 31536000, help: 'lifetime of the subnet lease in seconds' },

@@ -79,7 +79,7 @@ export function buildRegistry(src: HealthSource): Registry {
   });
   new Gauge({
     name: 'weft_peer_path',
-    help: 'Each peer (by subnet) on its path: direct (routed, no encapsulation), vxlan, or skipped (the backend cannot reach it, e.g. host-gw behind a gateway); 1 for the current one',
+    help: 'Each peer (by subnet) on its path: direct (routed, no encapsulation), vxlan, udp (VXLAN\'s fallback: into the TUN), or skipped (the backend cannot reach it, e.g. host-gw behind a gateway); 1 for the current one',
     labelNames: ['peer', 'path'],
     registers: [reg],
     collect() {
@@ -87,7 +87,11 @@ export function buildRegistry(src: HealthSource): Registry {
       for (const p of src.backend()?.stats().paths ?? []) this.set({ peer: p.subnet, path: p.path }, 1);
     },
   });
-  mirroredCounter(reg, 'weft_peer_path_changes_total', 'Times a peer moved from one path to another (DirectRouting: its PublicIP came onto or left this host\'s L2 segment)', [], (set) => set(src.backend()?.stats().pathChanges ?? 0));
+  mirroredCounter(reg, 'weft_peer_path_changes_total', 'Times a peer moved from one path to another (DirectRouting: its PublicIP came onto or left this host\'s L2 segment; Fallback: vxlan to udp and back)', [], (set) => set(src.backend()?.stats().pathChanges ?? 0));
+  mirroredCounter(reg, 'weft_peer_probes_total', 'VXLAN\'s fallback: path probes to peers by path (vxlan, udp) and result (sent, answered, lost)', ['path', 'result'], (set) => {
+    const p = src.backend()?.stats().probes;
+    if (p) for (const [path, c] of Object.entries(p)) for (const [result, v] of Object.entries(c)) set(v, { path, result });
+  });
   mirroredCounter(reg, 'weft_kernel_operation_errors_total', 'Failed kernel (netlink) operations', [], (set) => set(src.backend()?.stats().kernelErrors ?? 0));
   mirroredCounter(reg, 'weft_invalid_peer_leases_total', 'Leases skipped because their backend data was unusable', [], (set) => set(src.backend()?.stats().invalidPeers ?? 0));
   mirroredCounter(reg, 'weft_device_recreated_total', 'Times the backend device had to be recreated', [], (set) => set(src.backend()?.stats().deviceRecreated ?? 0));

@@ -13,7 +13,7 @@ import { createRuntime, runtimePreflight, type ContainerRuntime, type RuntimeKin
 
 const FLAGS: FlagSet = {
   command: 'weft lab',
-  usage: 'weft lab [--hosts N] [--containers N] [--runtime netns|docker|podman] [--backend vxlan|udp|host-gw|wireguard] [--direct-routing] [--udp-engine native|dgram] [--topology one-segment|two-segments] [--network CIDR] [--keep] | weft lab down',
+  usage: 'weft lab [--hosts N] [--containers N] [--runtime netns|docker|podman] [--backend vxlan|udp|host-gw|wireguard] [--direct-routing] [--fallback] [--udp-engine native|dgram] [--topology one-segment|two-segments] [--network CIDR] [--keep] | weft lab down',
   positional: true,
   flags: [
     { name: 'hosts', kind: 'int', def: 3, min: 1, max: 20, help: 'hosts running weftd' },
@@ -21,6 +21,7 @@ const FLAGS: FlagSet = {
     { name: 'runtime', kind: 'string', def: 'netns', choices: ['netns', 'docker', 'podman'], help: 'what the containers are: namespaces attached by the CNI bridge plugin, or real Docker (dockerd per host, docker0 from weft docker-opts) or Podman (weft\'s CNI plugin as flannel) containers of a busybox image built here' },
     { name: 'backend', kind: 'string', def: 'vxlan', choices: ['vxlan', 'udp', 'host-gw', 'wireguard'], help: 'data path between hosts: kernel VXLAN, the userspace UDP forwarder, host-gw routes (no encapsulation; same segment only), or WireGuard (kernel or wireguard-go)' },
     { name: 'direct-routing', kind: 'bool', help: 'vxlan: Backend.DirectRouting, a direct route to every peer on the same segment' },
+    { name: 'fallback', kind: 'bool', help: 'vxlan: Backend.Fallback {"Type": "udp"}, the udp path for each peer VXLAN does not reach' },
     { name: 'udp-engine', kind: 'string', def: 'native', choices: ['native', 'dgram'], help: 'forwarder engine for --backend udp' },
     { name: 'topology', kind: 'string', def: 'one-segment', choices: ['one-segment', 'two-segments'], help: 'one underlay segment, or two (192.0.2.0/24 and 198.51.100.0/24, half the hosts each) joined by a router namespace; etcd on the first' },
     { name: 'network', kind: 'string', def: '10.244.0.0/16', help: 'the overlay network (Network in the config)' },
@@ -118,7 +119,7 @@ const RUNTIME_WHAT: Record<RuntimeKind, string> = {
 async function runLab(args: ParsedFlags): Promise<number> {
   if (args.positional[0] === 'down') return labDown();
   if (args.positional.length) throw new UsageError(`unexpected argument ${JSON.stringify(args.positional[0])}; usage: ${FLAGS.usage}`);
-  if (args.values['direct-routing'] === true && args.values.backend !== 'vxlan') throw new UsageError(`--direct-routing is a vxlan option, not one of --backend ${args.values.backend}`);
+  for (const o of ['direct-routing', 'fallback']) if (args.values[o] === true && args.values.backend !== 'vxlan') throw new UsageError(`--${o} is a vxlan option, not one of --backend ${args.values.backend}`);
   const kind = args.values.runtime as 'netns' | RuntimeKind;
   const missing = [...preflight(), ...(kind === 'netns' ? [] : runtimePreflight(kind, (t) => which(t)))];
   if (missing.length) {
@@ -145,7 +146,7 @@ async function runLab(args: ParsedFlags): Promise<number> {
       args.values.backend === 'udp' ? { Type: 'udp', Engine: args.values['udp-engine'] } :
       args.values.backend === 'host-gw' ? { Type: 'host-gw' } :
       wg ? { Type: 'wireguard' } :
-      { Type: 'vxlan', ...(args.values['direct-routing'] === true ? { DirectRouting: true } : {}) };
+      { Type: 'vxlan', ...(args.values['direct-routing'] === true ? { DirectRouting: true } : {}), ...(args.values.fallback === true ? { Fallback: { Type: 'udp', Port: 8285 } } : {}) };
     await putNetworkConfig(l, { Network: args.values.network, Backend: backend });
     const agents = await progress.step(`starting weftd on ${hosts} hosts${rt ? ` (${rt.weftdArgs(l.hosts[0]!).slice(0, 3).join(' ')} ...)` : ''}`, async (tick) =>
       startAgents(l, (h) => ['--log-level', 'info', ...(wg ? ['--wireguard-key-file', join(h.dir, 'wireguard.key')] : []), ...(rt ? rt.weftdArgs(h) : [])], (n) => tick(`${n}/${hosts} ready`)),
@@ -187,7 +188,7 @@ async function runLab(args: ParsedFlags): Promise<number> {
     const rtts = ok.map((p) => p.result.rttAvgMs).sort((a, b) => a - b);
     const median = rtts.length ? rtts[Math.floor(rtts.length / 2)]! : NaN;
     process.stdout.write(
-      `\nSummary: ${hosts} hosts, ${containers.length} ${rt ? `${rt.kind} ` : ''}containers, backend ${args.values.backend}${args.values.backend === 'udp' ? ` (${args.values['udp-engine']} engine)` : args.values['direct-routing'] === true ? ' with DirectRouting' : ''}${l.router ? ', two segments' : ''}: ` +
+      `\nSummary: ${hosts} hosts, ${containers.length} ${rt ? `${rt.kind} ` : ''}containers, backend ${args.values.backend}${args.values.backend === 'udp' ? ` (${args.values['udp-engine']} engine)` : args.values['direct-routing'] === true ? ' with DirectRouting' : ''}${args.values.fallback === true ? ' with the udp Fallback' : ''}${l.router ? ', two segments' : ''}: ` +
         `${ok.length}/${pairs.length} pairs reachable, median RTT ${median.toFixed(2)} ms, ` +
         `${((Date.now() - started) / 1000).toFixed(1)} s\n`,
     );

@@ -60,6 +60,8 @@ export interface UdpOptions {
   readonly resumed?: ResumedUdp;
   /** --route-protocol: carried by the Network route into the TUN, like every route weft installs. */
   readonly routeProtocol: number;
+  /** false: no Network route into the TUN (VXLAN's fallback routes single peers into it); default true. */
+  readonly networkRoute?: boolean;
 }
 
 export class UdpPeer {
@@ -215,7 +217,7 @@ export class UdpBackend implements Backend {
       if (a.address !== want || a.prefixLen !== 32) nl.addrDel({ index, address: a.address, prefixLen: a.prefixLen });
     }
     nl.addrReplace({ index, address: want, prefixLen: 32 });
-    nl.routeReplace({ dst: network.toString(), index, protocol: this.o.routeProtocol });
+    if (this.o.networkRoute !== false) nl.routeReplace({ dst: network.toString(), index, protocol: this.o.routeProtocol });
   }
 
   private async startEngine(): Promise<void> {

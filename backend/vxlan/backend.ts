@@ -9,6 +9,9 @@
 // re-evaluated when the underlay's routes change and on every full resync; a
 // move between the two forms adds the new one before removing the old (the
 // route is replaced in place), so traffic never stops.
+// With a fallback (backend/fallback/), a peer whose VXLAN path fails is routed
+// into the udp path's TUN instead, its neighbour and FDB entries kept:
+//   ip route replace <peer subnet> dev weft-tun proto 87
 // The routes are kept by the shared RouteReconciler; the neighbour and FDB
 // entries are reconciled here. The kernel is reconciled (list, diff, apply),
 // never flushed, so a restarted agent does not interrupt traffic. Per-peer
@@ -65,6 +68,19 @@ export interface VxlanOptions {
   readonly routeProtocol: number;
   /** Backend.DirectRouting: peers on this host's L2 segment get a direct route instead of VXLAN entries. */
   readonly directRouting?: boolean;
+  /** Backend.Fallback: says which peers VXLAN would carry go into the udp path's TUN instead (backend/fallback/). */
+  readonly fallback?: FallbackRouting;
+}
+
+/** A peer's path, and why; for udp (through the TUN) also the TUN's ifindex. */
+export interface PathChoice {
+  readonly path: PeerPath;
+  readonly reason?: string;
+  readonly index?: number;
+}
+
+export interface FallbackRouting {
+  choose(key: string): PathChoice & { readonly path: 'vxlan' | 'udp' };
 }
 
 /** VXLAN over IPv4 adds 50 bytes: outer IPv4 20 + UDP 8 + VXLAN 8 + inner Ethernet 14. */
@@ -74,7 +90,7 @@ const isDeletion = (type: number) => type === RTM_DELROUTE || type === RTM_DELNE
 /** With DirectRouting, route additions matter too: the underlay's routing may have changed. */
 const isRouteEvent = (type: number) => isDeletion(type) || type === RTM_NEWROUTE;
 
-type Choice = { path: PeerPath; reason?: string };
+type Choice = PathChoice;
 /** A peer whose entries a batch programs, and the path it takes. */
 type Programmed = { key: string; p: VxlanPeer; choice: Choice };
 
@@ -197,18 +213,25 @@ export class VxlanBackend implements Backend {
    * keeps the path it has.
    */
   private choosePath(key: string, p: VxlanPeer): Choice {
+    const c = this.chooseDirect(key, p);
+    return c.path === 'vxlan' && this.o.fallback ? this.o.fallback.choose(key) : c;
+  }
+
+  private chooseDirect(key: string, p: VxlanPeer): Choice {
     if (!this.o.directRouting) return { path: 'vxlan' };
     const hop = lookupNextHop(this.ops, this.o.nl, this.underlay, key, p.publicIp.v4!);
     if (!hop) {
       const cur = this.paths.get(key);
-      return cur && cur.path !== 'skipped' ? { path: cur.path, ...(cur.reason ? { reason: cur.reason } : {}) } : { path: 'vxlan', reason: 'route lookup failed' };
+      // (a udp peer is a vxlan one here: the fallback decides between the two)
+      return cur && cur.path !== 'skipped' ? { path: cur.path === 'direct' ? 'direct' : 'vxlan', ...(cur.reason ? { reason: cur.reason } : {}) } : { path: 'vxlan', reason: 'route lookup failed' };
     }
     return hop.onLink ? { path: 'direct' } : { path: 'vxlan', reason: hop.reason };
   }
 
   /** The peer's route in the form of its path, as the reconciler keeps it. */
-  private wantRoute(key: string, p: VxlanPeer, path: PeerPath): void {
-    if (path === 'direct') this.routes.want(key, directRoute(p.subnet, p.publicIp.v4!, this.underlay));
+  private wantRoute(key: string, p: VxlanPeer, c: Choice): void {
+    if (c.path === 'direct') this.routes.want(key, directRoute(p.subnet, p.publicIp.v4!, this.underlay));
+    else if (c.path === 'udp') this.routes.want(key, { dst: p.subnet.toString(), index: c.index! });
     else this.routes.want(key, { dst: p.subnet.toString(), gateway: p.vtepIp, index: this.link.index, onlink: true });
   }
 
@@ -220,7 +243,7 @@ export class VxlanBackend implements Backend {
    */
   private programOps(ops: KernelOp[], key: string, p: VxlanPeer, choice: Choice, have = { neigh: false, fdb: false }): void {
     const index = this.link.index;
-    this.wantRoute(key, p, choice.path);
+    this.wantRoute(key, p, choice);
     if (choice.path !== 'direct') {
       if (!have.neigh) ops.push({ what: 'neigh replace', subject: key, req: neighReplaceRequest({ index, ip: p.vtepIp, mac: p.mac }) });
       if (!have.fdb) ops.push({ what: 'fdb replace', subject: key, req: fdbRequest('replace', { index, mac: p.mac, dst: p.publicIp.v4! }) });
@@ -267,7 +290,8 @@ export class VxlanBackend implements Backend {
         continue;
       }
       this.dirty.delete(key);
-      if (choice.path === 'direct' && this.paths.get(key)?.path === 'vxlan') this.vxlanEntryRemovals(moved, key, p);
+      const was = this.paths.get(key)?.path;
+      if (choice.path === 'direct' && (was === 'vxlan' || was === 'udp')) this.vxlanEntryRemovals(moved, key, p);
       this.paths.set(key, p.publicIp.v4!, choice.path, choice.reason);
     }
     await this.ops.run(this.o.nl, moved);
@@ -292,8 +316,8 @@ export class VxlanBackend implements Backend {
       if (slicer.due()) await slicer.next();
       const c = this.choosePath(key, p);
       choices.set(key, c);
-      this.wantRoute(key, p, c.path);
-      if (c.path !== 'vxlan') continue;
+      this.wantRoute(key, p, c);
+      if (c.path === 'direct') continue; // vxlan and udp peers keep their VXLAN entries (udp: the way back is one route replace)
       byVtepIp.set(p.vtepIp, [key, p]);
       byMac.set(p.mac, [key, p]);
     }
@@ -344,7 +368,12 @@ export class VxlanBackend implements Backend {
     await this.ops.run(nl, stale);
   }
 
-  /** DirectRouting: each peer's path looked at again (the underlay's routes changed); movers are moved. */
+  /** Each peer's path looked at again now (the fallback decided a move), between other work. */
+  refreshPaths(): Promise<void> {
+    return this.serial.run(() => this.repath());
+  }
+
+  /** Each peer's path looked at again (DirectRouting: the underlay's routes changed; the fallback); movers are moved. */
   private async repath(): Promise<void> {
     const ops: KernelOp[] = [];
     const programmed: Programmed[] = [];
@@ -353,7 +382,7 @@ export class VxlanBackend implements Backend {
       if (slicer.due()) await slicer.next();
       const c = this.choosePath(key, p);
       const cur = this.paths.get(key);
-      if (cur && cur.path === c.path) {
+      if (cur && cur.path === c.path && (c.path !== 'udp' || this.routes.wanted(key)?.index === c.index)) {
         this.paths.set(key, p.publicIp.v4!, c.path, c.reason);
         continue;
       }

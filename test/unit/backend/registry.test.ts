@@ -33,6 +33,9 @@ test('backend fields match case-insensitively; every field of both backends is r
   assert.equal(resolve('{"network":"10.5.0.0/16","backend":{"type":"udp","engine":"dgram","offload":false,"mtu":1400,"port":9000}}').config, { port: 9000, mtu: 1400, engine: 'dgram', offload: false });
   const v = resolve('{"Network":"10.5.0.0/16","Backend":{"Type":"vxlan","VNI":4096,"Port":4789,"MTU":1400,"DirectRouting":true}}').config;
   assert.equal(v, { vni: 4096, port: 4789, mtu: 1400, directRouting: true });
+  const f = resolve('{"Network":"10.5.0.0/16","Backend":{"Type":"vxlan","fallback":{"type":"udp","port":9000,"engine":"dgram","offload":false}}}').config;
+  assert.equal(f, { vni: 1, port: 8472, directRouting: false, fallback: { type: 'udp', port: 9000, engine: 'dgram', offload: false } });
+  assert.equal((resolve('{"Network":"10.5.0.0/16","Backend":{"Type":"vxlan","Fallback":{"Type":"udp"}}}').config as { fallback: unknown }).fallback, { type: 'udp', port: 8285 });
 });
 
 const bad: [string, string][] = [
@@ -42,6 +45,12 @@ const bad: [string, string][] = [
   ['{"Network":"10.244.0.0/16","Backend":{"Type":"vxlan","Port":70000}}', 'Backend.Port must be an integer between 1 and 65535, got 70000'],
   ['{"Network":"10.244.0.0/16","Backend":{"Type":"vxlan","MTU":20}}', 'Backend.MTU must be an integer between 68 and 65535, got 20'],
   ['{"Network":"10.244.0.0/16","Backend":{"Type":"vxlan","DirectRouting":"yes"}}', 'Backend.DirectRouting must be true or false, got "yes"'],
+  ['{"Network":"10.244.0.0/16","Backend":{"Type":"vxlan","Fallback":"udp"}}', 'Backend.Fallback must be an object such as {"Type": "udp", "Port": 8285}, got "udp"'],
+  ['{"Network":"10.244.0.0/16","Backend":{"Type":"vxlan","Fallback":{"Type":"host-gw"}}}', 'Backend.Fallback.Type must be "udp" (the only fallback path), got "host-gw"'],
+  ['{"Network":"10.244.0.0/16","Backend":{"Type":"vxlan","Fallback":{"Type":"udp","Port":0}}}', 'Backend.Fallback.Port must be an integer between 1 and 65535, got 0'],
+  ['{"Network":"10.244.0.0/16","Backend":{"Type":"vxlan","Fallback":{"Type":"udp","Port":8472}}}', 'Backend.Fallback.Port 8472 is the VXLAN port (Backend.Port): the two paths need two ports'],
+  ['{"Network":"10.244.0.0/16","Backend":{"Type":"vxlan","Fallback":{"Type":"udp","Engine":"fast"}}}', 'Backend.Fallback.Engine must be "native" or "dgram", got "fast"'],
+  ['{"Network":"10.244.0.0/16","Backend":{"Type":"vxlan","Fallback":{"Type":"udp","MTU":1400}}}', 'Backend.Fallback.MTU is not used: the overlay MTU is Backend.MTU, else the smaller of the two paths\' (underlay MTU - 50); got 1400'],
   ['{"Network":"10.244.0.0/16","Backend":{"Type":"udp","Engine":"fast"}}', 'Backend.Engine must be "native" or "dgram", got "fast"'],
   ['{"Network":"10.244.0.0/16","Backend":{"Type":"udp","Port":0}}', 'Backend.Port must be an integer between 1 and 65535, got 0'],
   ['{"Network":"10.244.0.0/16","Backend":{"Type":"wireguard","ListenPort":0}}', 'Backend.ListenPort must be an integer between 1 and 65535, got 0'],
