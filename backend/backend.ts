@@ -42,6 +42,8 @@ export interface Backend {
   readonly mtu: number;
   /** BackendData for this host's lease. */
   readonly leaseData: unknown;
+  /** BackendV6Data for a dual-stack lease (vxlan: the IPv6 device's VNI and MAC); undefined when the backend publishes none. */
+  readonly leaseV6Data?: unknown;
   /** Address the device for the lease we got (after acquire). */
   configure(own: Lease): Promise<void>;
   /** Applies one batch of lease events, in order. Throws only on a fatal problem. */
@@ -63,6 +65,8 @@ export interface BackendContext<C> {
   readonly log: Logger;
   /** The cluster network (Network of the config). */
   readonly network: Prefix;
+  /** A dual-stack network's IPv6Network; absent when EnableIPv6 is off (then underlay.v6 is absent too). */
+  readonly ipv6Network?: Prefix;
   readonly underlay: Underlay;
   /** --etcd-prefix: tells two overlays on one host apart (e.g. in the VTEP MAC). */
   readonly etcdPrefix: string;

@@ -9,9 +9,9 @@ import type { BackendRegistry } from '../backend/registry.js';
 import { ensureBridge } from '../host/bridge.js';
 import { writeCniConf } from '../host/cni-conf.js';
 import { ensureMasquerade, removeMasquerade } from '../host/masquerade.js';
-import { readPreviousSubnet, writeSubnetEnv } from '../host/subnet-env.js';
+import { readPreviousSubnets, writeSubnetEnv } from '../host/subnet-env.js';
 import { ensureSysctl } from '../host/sysctl.js';
-import { findUnderlay, requireV4 } from '../host/underlay.js';
+import { findUnderlay, requireV4, requireV6 } from '../host/underlay.js';
 import { retrying, sleep } from '../lib/backoff.js';
 import { ConfigError, errorCode, isRetryable } from '../lib/errors.js';
 import type { Logger } from '../lib/log.js';
@@ -85,14 +85,16 @@ export class Daemon {
       throw e;
     }
     this.status.network = network;
-    log.info('network config', { network: network.network.toString(), subnetLen: network.subnetLen, backend: network.backend.type });
+    log.info('network config', {
+      network: network.network.toString(), subnetLen: network.subnetLen, backend: network.backend.type,
+      ...(network.ipv6Network ? { ipv6Network: network.ipv6Network.toString(), ipv6SubnetLen: network.ipv6SubnetLen } : {}),
+    });
     // The backend's own config is checked before anything is created: a bad one exits 2 naming the key.
     const { plugin, config } = this.resolveBackend(network, sm.configKey);
-    // Accepted for flannel compatibility, not implemented: say so rather than ignore it silently.
-    if (network.enableIPv6) log.warn('EnableIPv6 is not supported by weftd yet; only the IPv4 overlay is configured');
-
-    const underlay = findUnderlay(nl, cfg.iface, cfg.publicIp);
+    const underlay = findUnderlay(nl, cfg.iface, cfg.publicIp, cfg.publicIpv6);
     const publicIp = requireV4(underlay, 'the subnet lease');
+    // Dual stack: peers reach this host's IPv6 device at its PublicIPv6; without one the network cannot be joined (exit 2).
+    const publicIpv6 = network.enableIPv6 ? this.configErr(() => requireV6(underlay, 'EnableIPv6 (a dual-stack network)')) : undefined;
     log.info('underlay', { iface: underlay.name, publicIp, ...(underlay.v6 ? { publicIpv6: underlay.v6 } : {}), mtu: underlay.mtu });
 
     const backend = plugin.create({
@@ -101,7 +103,8 @@ export class Daemon {
       nl,
       log: log.child({ component: plugin.type }),
       network: network.network,
-      underlay,
+      ...(network.ipv6Network ? { ipv6Network: network.ipv6Network } : {}),
+      underlay: publicIpv6 ? underlay : { ...underlay, v6: undefined },
       etcdPrefix: cfg.etcdPrefix,
       routeProtocol: cfg.routeProtocol,
       track: (x) => this.track(x),
@@ -109,17 +112,23 @@ export class Daemon {
     this.status.backend = backend;
 
     this.phase('acquiring', `acquiring a subnet lease for ${publicIp}`);
-    const previousSubnet = readPreviousSubnet(cfg.subnetFile);
+    const previous = readPreviousSubnets(cfg.subnetFile);
     const lease = await retrying('acquiring a subnet lease', log, signal, () =>
       sm.acquireLease(network, {
         publicIP: publicIp,
+        ...(publicIpv6 ? { publicIPv6: publicIpv6 } : {}),
         backendType: backend.type,
         backendData: backend.leaseData,
-        previousSubnet,
+        ...(publicIpv6 && backend.leaseV6Data !== undefined ? { backendV6Data: backend.leaseV6Data } : {}),
+        ...(previous.v4 ? { previousSubnet: previous.v4 } : {}),
+        ...(previous.v6 ? { previousIpv6Subnet: previous.v6 } : {}),
       }),
     );
     this.status.lease = lease;
-    log.info('lease acquired', { subnet: lease.subnet.toString(), expires: lease.expiration?.toISOString() ?? 'never (reservation)' });
+    log.info('lease acquired', {
+      subnet: lease.subnet.toString(), ...(lease.ipv6Subnet ? { ipv6Subnet: lease.ipv6Subnet.toString() } : {}),
+      expires: lease.expiration?.toISOString() ?? 'never (reservation)',
+    });
 
     await this.configureHost(nl, network, lease, backend);
 
@@ -136,7 +145,7 @@ export class Daemon {
       .keepLease(lease, {
         signal: inner.signal,
         onChange: (l) => {
-          if (!l.subnet.equals(lease.subnet)) {
+          if (!l.subnet.equals(lease.subnet) || String(l.ipv6Subnet ?? '') !== String(lease.ipv6Subnet ?? '')) {
             fail(new Error(`lease for ${lease.subnet} was lost and re-acquired as ${l.subnet}; restarting to reconfigure`));
             return;
           }
@@ -193,16 +202,22 @@ export class Daemon {
   private async configureHost(nl: NetlinkHandle, network: NetworkConfig, lease: Lease, backend: Backend): Promise<void> {
     const { cfg, log } = this;
     await backend.configure(lease);
-    ensureBridge(nl, log, cfg.bridge, lease.subnet, network.network, backend.mtu);
+    const v6 = network.ipv6Network && lease.ipv6Subnet ? { subnet: lease.ipv6Subnet, network: network.ipv6Network } : undefined;
+    ensureBridge(nl, log, cfg.bridge, lease.subnet, network.network, backend.mtu, v6);
     if (ensureSysctl('net/ipv4/ip_forward', '1')) log.info('enabled net.ipv4.ip_forward');
+    if (v6 && ensureSysctl('net/ipv6/conf/all/forwarding', '1')) log.info('enabled net.ipv6.conf.all.forwarding');
     if (cfg.ipMasq) {
       await ensureMasquerade(network.network.toString(), lease.subnet.toString());
+      if (v6) await ensureMasquerade(v6.network.toString(), v6.subnet.toString(), 6);
     } else {
       await removeMasquerade().catch((e) => log.debug('no masquerade rules to remove', { err: e }));
+      if (v6) await removeMasquerade(6).catch((e) => log.debug('no IPv6 masquerade rules to remove', { err: e }));
     }
+    const gw6 = v6 ? { subnet: v6.subnet.toString(), gateway: v6.subnet.address(1) } : undefined;
     writeSubnetEnv(cfg.subnetFile, {
       network: network.network.toString(),
       subnet: `${lease.subnet.address(1)}/${lease.subnet.prefixLen}`,
+      ...(v6 && gw6 ? { ipv6Network: v6.network.toString(), ipv6Subnet: `${gw6.gateway}/${v6.subnet.prefixLen}` } : {}),
       mtu: backend.mtu,
       ipMasq: cfg.ipMasq,
     });
@@ -211,11 +226,21 @@ export class Daemon {
         bridge: cfg.bridge,
         subnet: lease.subnet.toString(),
         gateway: lease.subnet.address(1),
+        ...(gw6 ? { ipv6: gw6 } : {}),
         mtu: backend.mtu,
         ipamDataDir: cfg.cniIpamDataDir,
       });
     }
     log.info('host configured', { bridge: cfg.bridge, subnetFile: cfg.subnetFile, mtu: backend.mtu });
+  }
+
+  /** Runs fn; what it throws becomes a ConfigError (exit 2): a host that cannot join the configured network. */
+  private configErr<T>(fn: () => T): T {
+    try {
+      return fn();
+    } catch (e) {
+      throw new ConfigError((e as Error).message);
+    }
   }
 
   private healthSource(sm: SubnetManager): HealthSource {

@@ -16,6 +16,7 @@ export { UsageError } from '../lib/flags.js';
 export interface AgentConfig extends EtcdFlags {
   readonly iface?: string;
   readonly publicIp?: string;
+  readonly publicIpv6?: string;
   readonly subnetFile: string;
   readonly ipMasq: boolean;
   readonly subnetLeaseRenewMarginMinutes: number;
@@ -40,6 +41,7 @@ const absolutePath = (v: string) => (v.startsWith('/') ? undefined : 'must be an
 export const HOST_FLAGS: readonly FlagDef[] = [
   { name: 'iface', key: 'iface', kind: 'string', check: ifaceName, help: 'underlay interface (default: the interface of the default route)' },
   { name: 'public-ip', key: 'publicIp', kind: 'string', check: (v) => (isIp(v, 4) ? undefined : 'must be an IPv4 address'), help: 'address peers reach this host at (default: first IPv4 address of --iface)' },
+  { name: 'public-ipv6', key: 'publicIpv6', kind: 'string', check: (v) => (isIp(v, 6) ? undefined : 'must be an IPv6 address'), help: 'IPv6 address peers reach this host at in a dual-stack network (default: first global IPv6 address of --iface)' },
   { name: 'subnet-file', key: 'subnetFile', kind: 'string', def: '/run/flannel/subnet.env', help: 'where to write the leased subnet (flannel format)' },
   { name: 'ip-masq', key: 'ipMasq', kind: 'bool', def: false, help: 'masquerade traffic from the overlay to destinations outside it' },
   { name: 'subnet-lease-renew-margin', key: 'subnetLeaseRenewMarginMinutes', kind: 'int', def: 60, min: 1, max: 1439, help: 'renew the lease this many minutes before it expires' },
