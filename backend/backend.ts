@@ -80,6 +80,8 @@ export interface BackendContext<C> {
 export interface BackendPlugin<C = unknown> {
   /** Backend.Type in the network config and BackendType in leases ('vxlan'). */
   readonly type: string;
+  /** True when it runs a dual-stack network (EnableIPv6): create() then gets ctx.ipv6Network and the underlay's IPv6 address. */
+  readonly dualStack?: boolean;
   /** weftd flags of this backend (e.g. --vxlan-device); their values reach create() as ctx.flags. */
   readonly flags: readonly FlagDef[];
   /** Reads the Backend object of the network config into a frozen config; throws ConfigError naming the field. */

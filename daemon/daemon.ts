@@ -91,6 +91,9 @@ export class Daemon {
     });
     // The backend's own config is checked before anything is created: a bad one exits 2 naming the key.
     const { plugin, config } = this.resolveBackend(network, sm.configKey);
+    if (network.enableIPv6 && !plugin.dualStack) {
+      throw new ConfigError(`${sm.configKey}: EnableIPv6 is not supported by the ${plugin.type} backend of this weftd (dual stack runs on ${this.backends.types().filter((t) => this.backends.get(t)?.dualStack).join(', ')})`);
+    }
     const underlay = findUnderlay(nl, cfg.iface, cfg.publicIp, cfg.publicIpv6);
     const publicIp = requireV4(underlay, 'the subnet lease');
     // Dual stack: peers reach this host's IPv6 device at its PublicIPv6; without one the network cannot be joined (exit 2).

@@ -12,16 +12,23 @@
 // The routes are kept by the shared RouteReconciler; the neighbour and FDB
 // entries are reconciled here. The kernel is reconciled (list, diff, apply),
 // never flushed, so a restarted agent does not interrupt traffic.
-import type { Prefix } from '../../lib/ip.js';
+// A dual-stack network runs a second instance with family 6 (flannel's
+// flannel-v6.<VNI>, here weft-v6.<VNI>): its own device and MAC, local =
+// PublicIPv6, address <v6 subnet>/128, and per peer the same three entries
+// from the peer's IPv6 subnet, BackendV6Data and PublicIPv6:
+//   ip -6 neigh replace <peer v6 subnet>:: lladdr <V6 VtepMAC> dev weft-v6.1 nud permanent
+//   bridge fdb replace <V6 VtepMAC> dev weft-v6.1 dst <PublicIPv6> self permanent
+//   ip -6 route replace <peer v6 subnet> via <peer v6 subnet>:: dev weft-v6.1 onlink proto 87
+import { Prefix, type IpFamily } from '../../lib/ip.js';
 import type { Logger } from '../../lib/log.js';
-import type { Fdb, Link, Neigh, NetlinkHandle, Notification } from '../../netlink/index.js';
+import { IFA_F_NODAD, type Fdb, type Link, type Neigh, type NetlinkHandle, type Notification } from '../../netlink/index.js';
 import type { Underlay } from '../../host/underlay.js';
 import type { Lease, LeaseBatch } from '../../subnet-manager/index.js';
 import type { Backend, BackendStats } from '../backend.js';
 import { directRoute, lookupNextHop } from '../direct-route.js';
 import { KernelOps } from '../kernel-ops.js';
 import { PeerPaths, type PeerPath } from '../peer-paths.js';
-import { PeerTable, type PeerChange } from '../peer-table.js';
+import { familyKey, PeerTable, type PeerChange } from '../peer-table.js';
 import { classifyNotifications } from '../route-events.js';
 import { RouteReconciler } from '../route-reconciler.js';
 import { ensureVxlanDevice } from './device.js';
@@ -51,8 +58,10 @@ export interface VxlanOptions {
   readonly port: number;
   readonly device: string;
   readonly mac: string;
-  /** Its v4 address is the VTEP's local address. */
+  /** Its v4 address (v6 for family 6) is the VTEP's local address. */
   readonly underlay: Underlay & { readonly v4: string };
+  /** 4 (default): the IPv4 device; 6: a dual-stack network's IPv6 device (network is then IPv6Network). */
+  readonly family?: IpFamily;
   /** Backend.MTU from the network config; default underlay MTU - 50. */
   readonly mtu?: number;
   /** --route-protocol: carried by every route this backend installs. */
@@ -63,6 +72,10 @@ export interface VxlanOptions {
 
 /** VXLAN over IPv4 adds 50 bytes: outer IPv4 20 + UDP 8 + VXLAN 8 + inner Ethernet 14. */
 export const VXLAN_OVERHEAD = 50;
+/** Over IPv6, 70: the outer header is 40 bytes (flannel subtracts 50 for both; see the README). */
+export const VXLAN6_OVERHEAD = 70;
+
+const LINK_LOCAL = Prefix.parse('fe80::/10');
 
 export class VxlanBackend implements Backend {
   readonly type = 'vxlan';
@@ -77,21 +90,28 @@ export class VxlanBackend implements Backend {
   private link!: Link;
   private own?: Lease;
   private deviceRecreated = 0;
+  private readonly family: IpFamily;
+  /** The VTEP's local underlay address (IPv4, or IPv6 for the IPv6 device). */
+  private readonly local: string;
 
   constructor(private readonly o: VxlanOptions) {
-    this.mtu = o.mtu ?? o.underlay.mtu - VXLAN_OVERHEAD;
+    this.family = o.family ?? 4;
+    const local = this.family === 4 ? o.underlay.v4 : o.underlay.v6;
+    if (!local) throw new TypeError('the IPv6 VXLAN device needs the underlay\'s IPv6 address');
+    this.local = local;
+    this.mtu = o.mtu ?? o.underlay.mtu - (this.family === 4 ? VXLAN_OVERHEAD : VXLAN6_OVERHEAD);
     this.leaseData = { VNI: o.vni, VtepMAC: o.mac };
     this.ops = new KernelOps(o.log);
     // Ours: routes with weft's protocol in the Network (vxlan and direct forms), and anything on the device (an older weft's proto boot routes).
-    this.routes = new RouteReconciler(o.nl, this.ops, { family: 4, scope: () => ({ protocol: o.routeProtocol, within: o.network, device: this.link.index }) });
-    this.table = new PeerTable((l) => parseVxlanPeer(l, o.vni, o.underlay), o.log);
+    this.routes = new RouteReconciler(o.nl, this.ops, { family: this.family, scope: () => ({ protocol: o.routeProtocol, within: o.network, device: this.link.index }) });
+    this.table = new PeerTable((l) => parseVxlanPeer(l, o.vni, o.underlay, this.family), o.log, familyKey(this.family));
     this.paths = new PeerPaths(o.log);
     this.link = this.ensureDevice();
   }
 
   private ensureDevice(): Link {
     const { o } = this;
-    return ensureVxlanDevice(o.nl, o.log, { name: o.device, vni: o.vni, port: o.port, local: o.underlay.v4, underlayIndex: o.underlay.index, mtu: this.mtu, mac: o.mac });
+    return ensureVxlanDevice(o.nl, o.log, { name: o.device, vni: o.vni, port: o.port, local: this.local, underlayIndex: o.underlay.index, mtu: this.mtu, mac: o.mac });
   }
 
   async configure(own: Lease): Promise<void> {
@@ -100,14 +120,18 @@ export class VxlanBackend implements Backend {
   }
 
   // ip addr replace <subnet>.0/32 dev weft.1, and drop addresses of an old lease
+  // (IPv6: <v6 subnet>::/128 nodad on weft-v6.1; the kernel's link-local address stays, as in flannel)
   private configureAddress(): void {
-    if (!this.own) return;
+    const sn = this.family === 4 ? this.own?.subnet : this.own?.ipv6Subnet;
+    if (!sn) return;
     const { nl } = this.o;
-    const want = this.own.subnet.address(0);
-    for (const a of nl.addrList({ index: this.link.index, family: 4 })) {
-      if (a.address !== want || a.prefixLen !== 32) nl.addrDel({ index: this.link.index, address: a.address, prefixLen: a.prefixLen });
+    const want = sn.address(0);
+    const len = this.family === 4 ? 32 : 128;
+    for (const a of nl.addrList({ index: this.link.index, family: this.family })) {
+      if (this.family === 6 && LINK_LOCAL.contains(a.address)) continue;
+      if (a.address !== want || a.prefixLen !== len) nl.addrDel({ index: this.link.index, address: a.address, prefixLen: a.prefixLen });
     }
-    nl.addrReplace({ index: this.link.index, address: want, prefixLen: 32 });
+    nl.addrReplace({ index: this.link.index, address: want, prefixLen: len, ...(this.family === 6 ? { flags: IFA_F_NODAD } : {}) });
   }
 
   async apply(batch: LeaseBatch): Promise<void> {
@@ -123,7 +147,7 @@ export class VxlanBackend implements Backend {
   private logChange(c: PeerChange<VxlanPeer>): void {
     const p = c.after ?? c.before!;
     const what = c.after ? (c.before ? 'peer updated' : 'peer added') : 'peer removed';
-    this.o.log.info(what, { subnet: c.subnet, publicIp: p.publicIp.v4, ...(c.after ? { vtepMac: p.mac } : {}) });
+    this.o.log.info(what, { subnet: c.subnet, publicIp: p.dst, ...(c.after ? { vtepMac: p.mac } : {}) });
   }
 
   private applyChange(c: PeerChange<VxlanPeer>): void {
@@ -152,7 +176,7 @@ export class VxlanBackend implements Backend {
    */
   private choosePath(key: string, p: VxlanPeer): { path: PeerPath; reason?: string } {
     if (!this.o.directRouting) return { path: 'vxlan' };
-    const hop = lookupNextHop(this.ops, this.o.nl, this.o.underlay, key, p.publicIp.v4!);
+    const hop = lookupNextHop(this.ops, this.o.nl, this.o.underlay, key, p.dst);
     if (!hop) {
       const cur = this.paths.get(key);
       return cur && cur.path !== 'skipped' ? { path: cur.path, ...(cur.reason ? { reason: cur.reason } : {}) } : { path: 'vxlan', reason: 'route lookup failed' };
@@ -162,7 +186,7 @@ export class VxlanBackend implements Backend {
 
   /** The peer's route in the form of its path, as the reconciler keeps it. */
   private wantRoute(key: string, p: VxlanPeer, path: PeerPath): void {
-    if (path === 'direct') this.routes.want(key, directRoute(p.subnet, p.publicIp.v4!, this.o.underlay));
+    if (path === 'direct') this.routes.want(key, directRoute(p.subnet, p.dst, this.o.underlay));
     else this.routes.want(key, { dst: p.subnet.toString(), gateway: p.vtepIp, index: this.link.index, onlink: true });
   }
 
@@ -184,17 +208,17 @@ export class VxlanBackend implements Backend {
     } else {
       ok =
         (have.neigh || this.ops.attempt('neigh replace', key, () => nl.neighReplace({ index, ip: p.vtepIp, mac: p.mac }))) &&
-        (have.fdb || this.ops.attempt('fdb replace', key, () => nl.fdbReplace({ index, mac: p.mac, dst: p.publicIp.v4! }))) &&
+        (have.fdb || this.ops.attempt('fdb replace', key, () => nl.fdbReplace({ index, mac: p.mac, dst: p.dst }))) &&
         this.routes.apply(key);
     }
-    if (ok) this.paths.set(key, p.publicIp.v4!, choice.path, choice.reason);
+    if (ok) this.paths.set(key, p.dst, choice.path, choice.reason);
     return ok;
   }
 
   private removeVxlanEntries(key: string, p: VxlanPeer): void {
     const { nl } = this.o;
     const index = this.link.index;
-    this.ops.attempt('fdb del', key, () => nl.fdbDel({ index, mac: p.mac, dst: p.publicIp.v4! }), true);
+    this.ops.attempt('fdb del', key, () => nl.fdbDel({ index, mac: p.mac, dst: p.dst }), true);
     this.ops.attempt('neigh del', key, () => nl.neighDel({ index, ip: p.vtepIp, mac: p.mac }), true);
   }
 
@@ -203,7 +227,7 @@ export class VxlanBackend implements Backend {
     const { nl } = this.o;
     const index = this.link.index;
     if (leaving) this.routes.drop(key);
-    this.ops.attempt('fdb del', key, () => nl.fdbDel({ index, mac: p.mac, dst: p.publicIp.v4! }), true);
+    this.ops.attempt('fdb del', key, () => nl.fdbDel({ index, mac: p.mac, dst: p.dst }), true);
     if (leaving) this.ops.attempt('neigh del', key, () => nl.neighDel({ index, ip: p.vtepIp, mac: p.mac }), true);
   }
 
@@ -238,10 +262,10 @@ export class VxlanBackend implements Backend {
     for (const f of nl.fdbList({ index })) {
       if (!f.dst) continue; // the kernel's own entries carry no remote
       const hit = byMac.get(f.mac);
-      if (hit && hit[1].publicIp.v4 === f.dst) okFdb.add(hit[0]);
+      if (hit && hit[1].dst === f.dst) okFdb.add(hit[0]);
       else if (!hit) staleFdb.push(f);
     }
-    for (const n of nl.neighList({ index, family: 4 })) {
+    for (const n of nl.neighList({ index, family: this.family })) {
       const hit = byVtepIp.get(n.ip);
       if (hit && n.mac === hit[1].mac && isPermanent(n.state)) okNeigh.add(hit[0]);
       else if (!hit && network.contains(n.ip)) staleNeigh.push(n);
@@ -250,7 +274,7 @@ export class VxlanBackend implements Backend {
     for (const [key, p] of this.table.entries()) {
       const c = choices.get(key)!;
       const inPlace = okRoute.has(key) && (c.path === 'direct' || (okFdb.has(key) && okNeigh.has(key)));
-      if (inPlace) this.paths.set(key, p.publicIp.v4!, c.path, c.reason);
+      if (inPlace) this.paths.set(key, p.dst, c.path, c.reason);
       else if (!this.program(key, p, c, { neigh: okNeigh.has(key), fdb: okFdb.has(key) })) this.dirty.add(key);
     }
     // A peer whose move to a direct route failed keeps its VXLAN entries (its old route still uses them).
@@ -269,7 +293,7 @@ export class VxlanBackend implements Backend {
       const c = this.choosePath(key, p);
       const cur = this.paths.get(key);
       if (cur && cur.path === c.path) {
-        this.paths.set(key, p.publicIp.v4!, c.path, c.reason);
+        this.paths.set(key, p.dst, c.path, c.reason);
         continue;
       }
       if (this.program(key, p, c)) this.dirty.delete(key);

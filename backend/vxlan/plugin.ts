@@ -1,18 +1,21 @@
-// The vxlan backend as a plug-in: Backend.Type "vxlan".
+// The vxlan backend as a plug-in: Backend.Type "vxlan". A dual-stack network
+// gets a second device for IPv6, weft-v6.<VNI> (flannel's flannel-v6.<VNI>).
 import { defineBackend, hostOptions } from '../backend.js';
-import { NetlinkMonitor } from '../../netlink/index.js';
+import { DualStackBackend } from '../dual-stack.js';
+import { NetlinkMonitor, RTMGRP_IPV6_ROUTE, RTMGRP_LINK, RTMGRP_NEIGH } from '../../netlink/index.js';
 import { VxlanBackend } from './backend.js';
 import { parseVxlanConfig, VXLAN_FLAGS, type VxlanConfig } from './config.js';
 import { stableVtepMac } from './vtep-mac.js';
 
 export const vxlanBackend = defineBackend<VxlanConfig>({
   type: 'vxlan',
+  dualStack: true,
   flags: VXLAN_FLAGS,
   parseConfig: parseVxlanConfig,
   create(ctx) {
     const c = ctx.config;
     const host = hostOptions(ctx, 'the vxlan backend');
-    return new VxlanBackend({
+    const v4 = new VxlanBackend({
       ...host,
       monitor: ctx.track(NetlinkMonitor.open()),
       vni: c.vni,
@@ -22,5 +25,21 @@ export const vxlanBackend = defineBackend<VxlanConfig>({
       ...(c.mtu !== undefined ? { mtu: c.mtu } : {}),
       directRouting: c.directRouting,
     });
+    const v6local = ctx.underlay.v6;
+    if (!ctx.ipv6Network || !v6local) return v4;
+    const v6 = new VxlanBackend({
+      ...host,
+      family: 6,
+      network: ctx.ipv6Network,
+      log: ctx.log.child({ family: 6 }),
+      monitor: ctx.track(NetlinkMonitor.open({ groups: RTMGRP_LINK | RTMGRP_NEIGH | RTMGRP_IPV6_ROUTE })),
+      vni: c.vni,
+      port: c.port,
+      device: `weft-v6.${c.vni}`,
+      mac: stableVtepMac(v6local, c.vni, ctx.etcdPrefix),
+      ...(c.mtu !== undefined ? { mtu: c.mtu } : {}),
+      directRouting: c.directRouting,
+    });
+    return new DualStackBackend(v4, v6);
   },
 });
