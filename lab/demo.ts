@@ -12,7 +12,7 @@ import { pingMatrix } from './ping.js';
 
 const FLAGS: FlagSet = {
   command: 'weft lab',
-  usage: 'weft lab [--hosts N] [--containers N] [--backend vxlan|udp|host-gw|wireguard] [--direct-routing] [--udp-engine native|dgram] [--topology one-segment|two-segments] [--network CIDR] [--keep] | weft lab down',
+  usage: 'weft lab [--hosts N] [--containers N] [--backend vxlan|udp|host-gw|wireguard] [--direct-routing] [--udp-engine native|dgram] [--topology one-segment|two-segments] [--network CIDR] [--ipv6] [--keep] | weft lab down',
   positional: true,
   flags: [
     { name: 'hosts', kind: 'int', def: 3, min: 1, max: 20, help: 'hosts running weftd' },
@@ -22,6 +22,7 @@ const FLAGS: FlagSet = {
     { name: 'udp-engine', kind: 'string', def: 'native', choices: ['native', 'dgram'], help: 'forwarder engine for --backend udp' },
     { name: 'topology', kind: 'string', def: 'one-segment', choices: ['one-segment', 'two-segments'], help: 'one underlay segment, or two (192.0.2.0/24 and 198.51.100.0/24, half the hosts each) joined by a router namespace; etcd on the first' },
     { name: 'network', kind: 'string', def: '10.244.0.0/16', help: 'the overlay network (Network in the config)' },
+    { name: 'ipv6', kind: 'bool', help: 'dual stack: an IPv6 underlay too (2001:db8::/64), EnableIPv6 with IPv6Network fd00:10:244::/48, and a ping matrix over IPv6 as well (vxlan and host-gw)' },
     { name: 'keep', kind: 'bool', help: 'leave the lab up and print how to enter it; remove it with: weft lab down' },
   ],
   footer: 'Needs root and the Debian packages etcd-server, iproute2, iputils-ping, iperf3 and containernetworking-plugins.',
@@ -98,6 +99,9 @@ async function runLab(args: ParsedFlags): Promise<number> {
   if (args.positional[0] === 'down') return labDown();
   if (args.positional.length) throw new UsageError(`unexpected argument ${JSON.stringify(args.positional[0])}; usage: ${FLAGS.usage}`);
   if (args.values['direct-routing'] === true && args.values.backend !== 'vxlan') throw new UsageError(`--direct-routing is a vxlan option, not one of --backend ${args.values.backend}`);
+  const ipv6 = args.values.ipv6 === true;
+  if (ipv6 && args.values.backend !== 'vxlan' && args.values.backend !== 'host-gw') throw new UsageError(`--ipv6 runs on --backend vxlan or host-gw, not ${args.values.backend}`);
+  if (ipv6 && args.values.topology !== 'one-segment') throw new UsageError('--ipv6 builds a one-segment lab; drop --topology two-segments');
   const missing = preflight();
   if (missing.length) {
     process.stderr.write('weft lab cannot start; missing:\n' + missing.map((m) => `  ${m.what}: ${m.how}\n`).join('') + 'Nothing was created.\n');
@@ -111,7 +115,7 @@ async function runLab(args: ParsedFlags): Promise<number> {
   const started = Date.now();
   try {
     const topology = args.values.topology as 'one-segment' | 'two-segments';
-    lab = await progress.step(`creating the lab: ${topology === 'two-segments' ? 'two underlay segments and a router' : 'underlay'}, etcd host and ${hosts} hosts`, () => Lab.create({ hosts, outsideHost: false, topology }));
+    lab = await progress.step(`creating the lab: ${topology === 'two-segments' ? 'two underlay segments and a router' : 'underlay'}, etcd host and ${hosts} hosts`, () => Lab.create({ hosts, outsideHost: false, topology, ipv6 }));
     const l = lab;
     process.stdout.write(`      lab ${l.id}: namespaces ${l.id}-*, files and logs in ${l.dir}\n`);
     const wg = args.values.backend === 'wireguard';
@@ -120,7 +124,7 @@ async function runLab(args: ParsedFlags): Promise<number> {
       args.values.backend === 'host-gw' ? { Type: 'host-gw' } :
       wg ? { Type: 'wireguard' } :
       { Type: 'vxlan', ...(args.values['direct-routing'] === true ? { DirectRouting: true } : {}) };
-    await putNetworkConfig(l, { Network: args.values.network, Backend: backend });
+    await putNetworkConfig(l, { Network: args.values.network, ...(ipv6 ? { EnableIPv6: true, IPv6Network: 'fd00:10:244::/48' } : {}), Backend: backend });
     const agents = await progress.step(`starting weftd on ${hosts} hosts`, async (tick) =>
       startAgents(l, (h) => ['--log-level', 'info', ...(wg ? ['--wireguard-key-file', join(h.dir, 'wireguard.key')] : [])], (n) => tick(`${n}/${hosts} ready`)),
     );
@@ -134,9 +138,11 @@ async function runLab(args: ParsedFlags): Promise<number> {
         }
       }
     });
-    const pairs = await progress.step(`pinging every container from every other (${l.containers.length * (l.containers.length - 1)} pairs)`, () =>
-      pingMatrix(l, l.containers, { count: 3, intervalMs: 100, timeoutS: 1 }),
-    );
+    const v6 = l.containers.map((c) => ({ name: c.name, ns: c.ns, ip: c.ipv6 ?? '' }));
+    const pairs = await progress.step(`pinging every container from every other (${l.containers.length * (l.containers.length - 1)} pairs${ipv6 ? ', over IPv4 and over IPv6' : ''})`, async () => [
+      ...(await pingMatrix(l, l.containers, { count: 3, intervalMs: 100, timeoutS: 1 })),
+      ...(ipv6 ? (await pingMatrix(l, v6, { count: 3, intervalMs: 100, timeoutS: 1 })).map((p) => ({ ...p, from: `${p.from}/6` })) : []),
+    ]);
     let throughput: { underlay: number; overlay: number } | undefined;
     if (hosts >= 2) {
       const [h1, h2] = [l.hosts[0]!, l.hosts[1]!];
@@ -149,11 +155,19 @@ async function runLab(args: ParsedFlags): Promise<number> {
       });
     }
     const rtt = new Map<string, number | undefined>();
-    for (const p of pairs) rtt.set(`${p.from}>${p.to}`, p.result.received > 0 ? p.result.rttAvgMs : undefined);
+    for (const p of pairs) if (!p.from.endsWith('/6')) rtt.set(`${p.from}>${p.to}`, p.result.received > 0 ? p.result.rttAvgMs : undefined);
     const ok = pairs.filter((p) => p.result.received === p.result.sent && p.result.sent > 0);
     process.stdout.write('\nHosts:\n');
-    for (const [i, h] of l.hosts.entries()) process.stdout.write(`  ${h.name}  underlay ${h.underlayIp}${l.router ? ` (segment ${h.segment})` : ''}  subnet ${ready[i]!.subnet}  MTU ${ready[i]!.mtu}\n`);
-    process.stdout.write(`\nPing matrix (average RTT of 3 pings, rows ping columns):\n${matrixTable(l.containers, rtt)}\n`);
+    for (const [i, h] of l.hosts.entries()) {
+      const r = ready[i]!;
+      process.stdout.write(`  ${h.name}  underlay ${h.underlayIp}${h.underlayIpv6 ? ` ${h.underlayIpv6}` : ''}${l.router ? ` (segment ${h.segment})` : ''}  subnet ${r.subnet}${r.ipv6 ? ` ${r.ipv6.subnet}` : ''}  MTU ${r.mtu}\n`);
+    }
+    process.stdout.write(`\nPing matrix${ipv6 ? ', IPv4' : ''} (average RTT of 3 pings, rows ping columns):\n${matrixTable(l.containers, rtt)}\n`);
+    if (ipv6) {
+      const rtt6 = new Map<string, number | undefined>();
+      for (const p of pairs) if (p.from.endsWith('/6')) rtt6.set(`${p.from.slice(0, -2)}>${p.to}`, p.result.received > 0 ? p.result.rttAvgMs : undefined);
+      process.stdout.write(`\nPing matrix, IPv6 (ping -6 to each container's IPv6 address):\n${matrixTable(l.containers, rtt6)}\n`);
+    }
     if (throughput) {
       const g = (bps: number) => `${(bps / 1e9).toFixed(2)} Gbit/s`;
       process.stdout.write(
@@ -164,7 +178,7 @@ async function runLab(args: ParsedFlags): Promise<number> {
     const rtts = ok.map((p) => p.result.rttAvgMs).sort((a, b) => a - b);
     const median = rtts.length ? rtts[Math.floor(rtts.length / 2)]! : NaN;
     process.stdout.write(
-      `\nSummary: ${hosts} hosts, ${l.containers.length} containers, backend ${args.values.backend}${args.values.backend === 'udp' ? ` (${args.values['udp-engine']} engine)` : args.values['direct-routing'] === true ? ' with DirectRouting' : ''}${l.router ? ', two segments' : ''}: ` +
+      `\nSummary: ${hosts} hosts, ${l.containers.length} containers, backend ${args.values.backend}${ipv6 ? ' dual stack' : ''}${args.values.backend === 'udp' ? ` (${args.values['udp-engine']} engine)` : args.values['direct-routing'] === true ? ' with DirectRouting' : ''}${l.router ? ', two segments' : ''}: ` +
         `${ok.length}/${pairs.length} pairs reachable, median RTT ${median.toFixed(2)} ms, ` +
         `${((Date.now() - started) / 1000).toFixed(1)} s\n`,
     );

@@ -64,6 +64,19 @@ test('vxlan: two devices, the IPv6 one local = PublicIPv6, its own MAC, <v6 subn
   assert.equal(on(d6.index), { neigh: [], fdb: [], route: [] });
 });
 
+test('vxlan DirectRouting over IPv6: a peer whose PublicIPv6 is on-link gets <v6 subnet> via <PublicIPv6>, the others the IPv6 VXLAN entries', async () => {
+  const k = new FakeKernel();
+  const common = { nl: k, log, vni: 1, port: 8472, underlay: UNDERLAY_DUAL, routeProtocol: 87, directRouting: true };
+  const v6 = new VxlanBackend({ ...common, family: 6, network: Prefix.parse('fd00::/48'), device: 'weft-v6.1', mac: MAC6 });
+  const far: Lease = { ...dualLease(8), attrs: { ...dualLease(8).attrs, publicIPv6: '2001:db8:1::28' } };
+  await v6.apply(snapshot(dualLease(5), far));
+  const d6 = k.linkByName('weft-v6.1')!;
+  assert.equal(k.routes.map((r) => `${r.dst} via ${r.gateway} dev ${r.index === d6.index ? 'weft-v6.1' : r.index}`).sort(),
+    ['fd00:0:0:5::/64 via 2001:db8::19 dev 2', 'fd00:0:0:8::/64 via fd00:0:0:8:: dev weft-v6.1']);
+  assert.equal(k.fdbs.map((f) => f.dst), ['2001:db8:1::28']);
+  assert.equal(v6.stats().paths!.map((p) => `${p.subnet} ${p.path}`).sort(), ['fd00:0:0:5::/64 direct', 'fd00:0:0:8::/64 vxlan']);
+});
+
 test('vxlan IPv6 peers: bad BackendV6Data or a missing PublicIPv6 skip only the IPv6 half, naming why', async () => {
   const k = new FakeKernel();
   const b = vxlan(k);
