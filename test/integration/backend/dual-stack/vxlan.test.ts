@@ -128,7 +128,7 @@ test('leases are flannel\'s: `<v4>-<len>&<v6>-<len>` keys, PublicIPv6, two VTEP 
     assert.equal(u.ready.ipv6, { subnet: l.v6, gateway: `${l.v6.replace(/::\/64$/, '')}::1` });
     const dev = (await lab.ipJson(u.host.ns, ['-d', 'link', 'show', DEV6]))[0] as { address: string; mtu: number; linkinfo: { info_data: { id: number; local6: string; port: number; learning?: boolean } } };
     assert.equal([dev.address, dev.mtu, dev.linkinfo.info_data.id, dev.linkinfo.info_data.local6, dev.linkinfo.info_data.port], [l.mac6, 1430, 1, u.host.underlayIpv6, 8472]);
-    const bridge6 = (await lab.ipJson(u.host.ns, ['-6', 'addr', 'show', 'dev', 'weft0', 'scope', 'global']))[0].addr_info.map((a: { local: string; prefixlen: number }) => `${a.local}/${a.prefixlen}`);
+    const bridge6 = (await lab.ipJson(u.host.ns, ['-6', 'addr', 'show', 'dev', 'weft0', 'scope', 'global']))[0].addr_info.filter((a: { local?: string }) => a.local).map((a: { local: string; prefixlen: number }) => `${a.local}/${a.prefixlen}`);
     assert.equal(bridge6, [`${u.ready.ipv6!.gateway}/64`]);
     const fwd = await lab.execIn(u.host.ns, 'sysctl', ['-n', 'net.ipv6.conf.all.forwarding']);
     assert.is(fwd.stdout.trim(), '1');
