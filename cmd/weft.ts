@@ -18,6 +18,12 @@ Commands:
              and the control plane in labs; 'weft bench --help' for its flags
   leases     list every subnet lease in etcd
   status     this node's lease, device and bridge, and every peer's reachability
+  docker-opts
+             write dockerd's options (--bip, --mtu, --ip-masq) for this host's
+             subnet to an environment file, as flannel's mk-docker-opts.sh
+  install-cni
+             install weft's CNI plugin (flannel-compatible) as 'flannel' and
+             'weft' into a CNI plugin directory (default /opt/cni/bin)
   help       show this help
 
 Run 'weft <command> --help' for a command's flags. weft ${VERSION}`;
@@ -26,6 +32,8 @@ Run 'weft <command> --help' for a command's flags. weft ${VERSION}`;
 const COMMANDS: Record<string, () => Promise<Command>> = {
   leases: async () => (await import('../cli/leases.js')).leasesCommand,
   status: async () => (await import('../cli/status.js')).statusCommand,
+  'docker-opts': async () => (await import('../cli/docker-opts.js')).dockerOptsCommand,
+  'install-cni': async () => (await import('../cni/install.js')).installCniCommand,
   lab: async () => (await import('../lab/demo.js')).labCommand,
   bench: async () => (await import('../bench/bench-command.js')).benchCommand,
 };
@@ -41,7 +49,7 @@ async function main(argv: string[]): Promise<number> {
     return 0;
   }
   const load = COMMANDS[cmd];
-  if (!load) throw new UsageError(`unknown command ${JSON.stringify(cmd)}; commands: lab, lab down, bench, leases, status, help`);
+  if (!load) throw new UsageError(`unknown command ${JSON.stringify(cmd)}; commands: lab, lab down, bench, leases, status, docker-opts, install-cni, help`);
   return runCommand(await load(), rest, process.env);
 }
 

@@ -8,6 +8,7 @@ import { BACKENDS } from '../backend/builtin.js';
 import type { BackendRegistry } from '../backend/registry.js';
 import { ensureBridge } from '../host/bridge.js';
 import { writeCniConf } from '../host/cni-conf.js';
+import { ForwardRules, removeForwardRules } from '../host/forward.js';
 import { ensureMasquerade, removeMasquerade } from '../host/masquerade.js';
 import { readPreviousSubnets, writeSubnetEnv } from '../host/subnet-env.js';
 import { ensureSysctl } from '../host/sysctl.js';
@@ -32,6 +33,8 @@ export interface DaemonStatus {
 export class Daemon {
   readonly status: DaemonStatus = { phase: 'starting' };
   private readonly systemd: SystemdNotifier;
+  /** WEFT-FWD, kept on every full resync (--iptables-forward-rules). */
+  private forward?: ForwardRules;
 
   constructor(
     private readonly cfg: AgentConfig,
@@ -206,9 +209,18 @@ export class Daemon {
     const { cfg, log } = this;
     await backend.configure(lease);
     const v6 = network.ipv6Network && lease.ipv6Subnet ? { subnet: lease.ipv6Subnet, network: network.ipv6Network } : undefined;
-    ensureBridge(nl, log, cfg.bridge, lease.subnet, network.network, backend.mtu, v6);
+    // --bridge none: Docker's docker0 (dockerd --bip from `weft docker-opts`) or the CNI bridge plugin owns the bridge.
+    if (cfg.bridge !== 'none') ensureBridge(nl, log, cfg.bridge, lease.subnet, network.network, backend.mtu, v6);
     if (ensureSysctl('net/ipv4/ip_forward', '1')) log.info('enabled net.ipv4.ip_forward');
     if (v6 && ensureSysctl('net/ipv6/conf/all/forwarding', '1')) log.info('enabled net.ipv6.conf.all.forwarding');
+    if (cfg.iptablesForwardRules) {
+      const nets = [{ cidr: network.network.toString(), family: 4 as const }, ...(v6 ? [{ cidr: v6.network.toString(), family: 6 as const }] : [])];
+      this.forward = ForwardRules.forNetworks(nets, log.child({ component: 'forward' }));
+      await this.forward.install();
+    } else {
+      await removeForwardRules().catch((e) => log.debug('no forward rules to remove', { err: e }));
+      if (v6) await removeForwardRules(6).catch((e) => log.debug('no IPv6 forward rules to remove', { err: e }));
+    }
     if (cfg.ipMasq) {
       await ensureMasquerade(network.network.toString(), lease.subnet.toString());
       if (v6) await ensureMasquerade(v6.network.toString(), v6.subnet.toString(), 6);
@@ -226,12 +238,14 @@ export class Daemon {
     });
     if (cfg.cniConf) {
       writeCniConf(cfg.cniConf, {
-        bridge: cfg.bridge,
+        ...(cfg.bridge !== 'none' ? { bridge: cfg.bridge } : {}),
         subnet: lease.subnet.toString(),
         gateway: lease.subnet.address(1),
         ...(gw6 ? { ipv6: gw6 } : {}),
         mtu: backend.mtu,
         ipamDataDir: cfg.cniIpamDataDir,
+        plugin: cfg.cniPlugin,
+        subnetFile: cfg.subnetFile,
       });
     }
     log.info('host configured', { bridge: cfg.bridge, subnetFile: cfg.subnetFile, mtu: backend.mtu });
@@ -252,6 +266,7 @@ export class Daemon {
       leaseExpiry: () => this.status.lease?.expiration,
       subnet: () => this.status.lease?.subnet.toString(),
       backend: () => this.status.backend,
+      forwardRules: () => this.forward?.status(),
       etcd: () => sm.stats,
       probeEtcd: async () => {
         try {
@@ -274,6 +289,7 @@ export class Daemon {
       const full = Date.now() - last >= this.cfg.resyncIntervalSeconds * 1000;
       if (full) last = Date.now();
       await backend.resync(full);
+      if (full) await this.forward?.keep();
     }
   }
 }

@@ -21,7 +21,9 @@ export interface AgentConfig extends EtcdFlags {
   readonly ipMasq: boolean;
   readonly subnetLeaseRenewMarginMinutes: number;
   readonly subnetLeaseTtlSeconds: number;
+  /** 'none': weftd builds no bridge (Docker's docker0 or the CNI bridge plugin owns it). */
   readonly bridge: string;
+  readonly iptablesForwardRules: boolean;
   readonly routeProtocol: number;
   readonly resyncIntervalSeconds: number;
   readonly healthzIp: string;
@@ -29,6 +31,7 @@ export interface AgentConfig extends EtcdFlags {
   readonly healthzPort: number;
   readonly cniConf?: string;
   readonly cniIpamDataDir?: string;
+  readonly cniPlugin: 'bridge' | 'flannel' | 'weft';
   readonly logLevel: LogLevel;
   readonly help: boolean;
   readonly version: boolean;
@@ -46,7 +49,8 @@ export const HOST_FLAGS: readonly FlagDef[] = [
   { name: 'ip-masq', key: 'ipMasq', kind: 'bool', def: false, help: 'masquerade traffic from the overlay to destinations outside it' },
   { name: 'subnet-lease-renew-margin', key: 'subnetLeaseRenewMarginMinutes', kind: 'int', def: 60, min: 1, max: 1439, help: 'renew the lease this many minutes before it expires' },
   { name: 'subnet-lease-ttl', key: 'subnetLeaseTtlSeconds', kind: 'int', def: 86400, min: 5, max: 31536000, help: 'lifetime of the subnet lease in seconds' },
-  { name: 'bridge', key: 'bridge', kind: 'string', def: 'weft0', check: ifaceName, help: 'docker0-style bridge for this host\'s containers' },
+  { name: 'bridge', key: 'bridge', kind: 'string', def: 'weft0', check: ifaceName, help: 'docker0-style bridge for this host\'s containers; none: build no bridge (Docker\'s docker0 or the CNI bridge plugin owns it)' },
+  { name: 'iptables-forward-rules', key: 'iptablesForwardRules', kind: 'bool', def: true, help: 'accept forwarded traffic from and to the overlay in the chain WEFT-FWD (needed where the FORWARD policy is DROP, as Docker sets it)' },
   {
     name: 'route-protocol', key: 'routeProtocol', kind: 'int', def: DEFAULT_ROUTE_PROTOCOL, min: 5, max: 255,
     help: 'route protocol number carried by every route weftd installs (ip route show proto N); weftd removes routes with it in the Network that no peer wants, and never touches others (0-4 are the kernel\'s)',
@@ -59,6 +63,7 @@ const DAEMON_FLAGS: readonly FlagDef[] = [
   { name: 'healthz-port', key: 'healthzPort', kind: 'int', def: 0, min: 0, max: 65535, help: 'port of the health and metrics server; 0 disables it' },
   { name: 'cni-conf', key: 'cniConf', kind: 'string', check: absolutePath, help: 'write a CNI conflist (bridge + host-local) for this host\'s subnet here' },
   { name: 'cni-ipam-data-dir', key: 'cniIpamDataDir', kind: 'string', check: absolutePath, help: 'host-local state directory written into --cni-conf (default: the plugin\'s own)' },
+  { name: 'cni-plugin', key: 'cniPlugin', kind: 'string', def: 'bridge', choices: ['bridge', 'flannel', 'weft'], help: 'the plugin --cni-conf uses: bridge (+ host-local, the subnet written in), or weft\'s own plugin under the name flannel or weft (reads subnet.env at every ADD; weft install-cni)' },
   { name: 'log-level', key: 'logLevel', kind: 'string', def: 'info', check: (v) => (isLogLevel(v) ? undefined : `must be one of ${LOG_LEVELS.join(', ')}`), help: 'least severe log level printed' },
   { name: 'version', key: 'version', kind: 'bool', env: false, help: 'print the version and exit' },
 ];

@@ -4,6 +4,7 @@
 import { createServer, type Server } from 'node:http';
 import type { Registry } from 'prom-client';
 import type { Backend } from '../backend/backend.js';
+import type { ForwardRulesStatus } from '../host/forward.js';
 import type { Logger } from '../lib/log.js';
 import { buildRegistry } from './metrics.js';
 
@@ -13,6 +14,8 @@ export interface HealthSource {
   leaseExpiry(): Date | undefined;
   subnet(): string | undefined;
   backend(): Backend | undefined;
+  /** WEFT-FWD's last check; undefined with --iptables-forward-rules=false. */
+  forwardRules?(): ForwardRulesStatus | undefined;
   etcd(): { lastContact?: Date; reconnects: number; watchResyncs: number; invalidLeases: number };
   /** Asks etcd something cheap; resolves true when it answered. */
   probeEtcd(): Promise<boolean>;
@@ -88,7 +91,9 @@ export class HealthServer {
         const phase = this.src.phase();
         // A skipped peer (host-gw, behind a gateway) cannot be programmed by waiting: it is listed, not waited for.
         const skipped = s?.paths?.filter((p) => p.path === 'skipped') ?? [];
-        const ok = phase === 'ready' && s !== undefined && s.peersProgrammed + (s.peersSkipped ?? 0) === s.peersKnown;
+        const fwd = this.src.forwardRules?.();
+        const ok = phase === 'ready' && s !== undefined && s.peersProgrammed + (s.peersSkipped ?? 0) === s.peersKnown && (fwd === undefined || fwd.ok);
+        const forwardRules = fwd ? { ok: fwd.ok, detail: fwd.detail, repairs: fwd.repairs, checkedAt: fwd.checkedAt.toISOString() } : 'off';
         return {
           code: ok ? 200 : 503,
           type: 'application/json',
@@ -96,6 +101,7 @@ export class HealthServer {
             ok, phase, subnet: this.src.subnet() ?? null, peersKnown: s?.peersKnown ?? 0, peersProgrammed: s?.peersProgrammed ?? 0,
             peersSkipped: s?.peersSkipped ?? 0,
             skipped: skipped.map((p) => ({ subnet: p.subnet, publicIp: p.publicIp, reason: p.reason ?? null })),
+            forwardRules,
           }) + '\n',
         };
       }

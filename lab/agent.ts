@@ -7,6 +7,7 @@ import { execFileSync } from 'node:child_process';
 import type { Lab, LabContainer, LabHost, TrackedProcess } from './lab.js';
 
 export const WEFTD = fileURLToPath(new URL('../cmd/weftd.js', import.meta.url));
+/** The weft CLI (status, docker-opts, install-cni, ...), which the lab runs as an operator would. */
 export const WEFT = fileURLToPath(new URL('../cmd/weft.js', import.meta.url));
 export const PREFIX = '/coreos.com/network';
 
@@ -46,13 +47,16 @@ export function sanitizerReport(log: string): string | undefined {
   return i < 0 ? undefined : log.slice(i, i + 3000);
 }
 
+/** The subnet file weftd writes on a lab host (--subnet-file). */
+export const hostSubnetFile = (host: LabHost): string => join(host.dir, 'subnet.env');
+
 /**
  * Starts weftd in a host with the lab's etcd, a per-host subnet file, debug logs (in
  * <dir>/logs/<logName>.log, default weftd-<host>) and the host's own /run (what it or
  * wireguard-go put there stays the host's).
  */
 export function startAgent(lab: Lab, host: LabHost, extra: readonly string[] = [], logName = `weftd-${host.name}`): LabAgent {
-  const subnetFile = join(host.dir, 'subnet.env');
+  const subnetFile = hostSubnetFile(host);
   const args = [
     WEFTD,
     '--etcd-endpoints', lab.etcd!.labEndpoints.join(','),

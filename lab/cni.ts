@@ -3,8 +3,11 @@
 // network configuration on stdin; it prints a result (ADD) or an error object.
 // The plugin runs inside the HOST namespace (`ip netns exec HOST plugin`):
 // bridge creates the veth pair from the host side and the bridge lives there.
-import { exec } from './netns.js';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { exec, type ExecResult } from './netns.js';
 
+/** Debian's containernetworking-plugins. */
 export const CNI_PATH = '/usr/lib/cni';
 
 export interface BridgeNetConfOptions {
@@ -18,6 +21,17 @@ export interface BridgeNetConfOptions {
   ipamDataDir: string;
   /** Dual stack: a second range (the host's IPv6 subnet) and a default IPv6 route via its gateway. */
   ipv6?: { subnet: string; gateway: string };
+}
+
+/**
+ * `weft install-cni --bin-dir DIR`: weft's plugin as `flannel` and `weft` in a
+ * lab-local plugin directory (never the machine's /opt/cni/bin); use
+ * [DIR, CNI_PATH] as the CNI path so its bridge and host-local delegates are found.
+ */
+export async function installWeftPlugin(weftCli: string, dir: string): Promise<string[]> {
+  const r = await exec(process.execPath, [weftCli, 'install-cni', '--bin-dir', dir]);
+  if (r.code !== 0) throw new Error(`weft install-cni --bin-dir ${dir}: exit ${r.code}: ${r.stderr.trim()}`);
+  return [dir, CNI_PATH];
 }
 
 /** The bridge plugin's network config with host-local IPAM and a default route via the bridge. */
@@ -50,6 +64,8 @@ export interface CniInvocation {
   conf: Record<string, unknown>;
   /** ...or a whole conflist: plugins run in order for ADD (each gets the previous result), in reverse for DEL. */
   list?: { cniVersion: string; name: string; plugins: Record<string, unknown>[] };
+  /** Plugin directories (CNI_PATH), searched in order. Default [CNI_PATH]. */
+  cniPath?: readonly string[];
 }
 
 export interface CniIp { address: string; gateway?: string; interface?: number }
@@ -63,19 +79,31 @@ export class CniError extends Error {
   }
 }
 
-async function invoke(command: 'ADD' | 'DEL', inv: CniInvocation): Promise<string> {
+/**
+ * Runs one plugin for `command` in the host namespace as a runtime would and
+ * returns what it did, exit status and all (for tests of the CNI conventions).
+ * `stdin` replaces the JSON of inv.conf; `env` adds to or (with '') removes CNI_* variables.
+ */
+export async function cniExec(command: string, inv: CniInvocation, o: { stdin?: string; env?: Record<string, string> } = {}): Promise<ExecResult> {
   const plugin = String(inv.conf['type']);
-  const env = {
+  const dirs = inv.cniPath ?? [CNI_PATH];
+  const bin = dirs.map((d) => join(d, plugin)).find((p) => existsSync(p)) ?? join(dirs[0]!, plugin);
+  const env: NodeJS.ProcessEnv = {
     ...process.env,
     CNI_COMMAND: command,
     CNI_CONTAINERID: inv.containerId,
     CNI_NETNS: inv.netnsPath,
     CNI_IFNAME: inv.ifName ?? 'eth0',
-    CNI_PATH,
+    CNI_PATH: dirs.join(':'),
+    ...o.env,
   };
-  const r = await exec('ip', ['netns', 'exec', inv.hostNs, `${CNI_PATH}/${plugin}`], {
-    env, input: JSON.stringify(inv.conf), timeoutMs: 20_000,
-  });
+  for (const [k, v] of Object.entries(env)) if (v === '') delete env[k];
+  return exec('ip', ['netns', 'exec', inv.hostNs, bin], { env, input: o.stdin ?? JSON.stringify(inv.conf), timeoutMs: 20_000 });
+}
+
+async function invoke(command: 'ADD' | 'DEL', inv: CniInvocation): Promise<string> {
+  const plugin = String(inv.conf['type']);
+  const r = await cniExec(command, inv);
   if (r.code !== 0) {
     let msg = (r.stderr || r.stdout).trim() || `exit ${r.code ?? r.signal}`;
     let cniCode: number | undefined;

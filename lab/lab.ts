@@ -48,6 +48,7 @@ import {
   stopProcess, type ExecOptions, type ExecResult, type TrackedProcess,
 } from './netns.js';
 import { startEtcd, type EtcdCluster } from './etcd.js';
+import { removeLabCgroups } from './runtime/cgroups.js';
 import { addRouter, SEGMENTS, segmentIp, type Segment, type UnderlayMember } from './segments.js';
 
 export type { ExecResult, TrackedProcess } from './netns.js';
@@ -107,7 +108,7 @@ export interface LabContainer {
 
 export interface AddContainerOptions { bridge: string; subnet: string; gateway: string; mtu: number; name?: string; ipv6?: { subnet: string; gateway: string } }
 /** Attach through a CNI conflist file alone (e.g. the one weftd --cni-conf wrote). */
-export interface AddContainerFromConflist { conflist: string; name?: string }
+export interface AddContainerFromConflist { conflist: string; name?: string; /** CNI_PATH directories (e.g. a lab-local one holding weft's plugin first). */ cniPath?: readonly string[] }
 
 export const UNDERLAY_PREFIX = '192.0.2';
 /** The default gateway of segment a: unassigned in the one-segment lab, the router in two-segments. */
@@ -118,6 +119,8 @@ export const OUTSIDE_IP = '192.0.2.250';
 export const hostUnderlayIp = (index: number): string => `${UNDERLAY_PREFIX}.${10 + index}`;
 /** A dual-stack lab host's IPv6 underlay address (documentation prefix 2001:db8::/32). */
 export const hostUnderlayIpv6 = (index: number): string => `2001:db8::${10 + index}`;
+
+export interface LabState { id: string; dir: string; namespaces: string[]; pids: number[]; cgroups?: string[] }
 
 export class Lab {
   readonly id: string;
@@ -130,7 +133,10 @@ export class Lab {
   outside?: { ns: string; ip: string };
   etcdNs?: string;
 
+  /** Name prefix of every cgroup the lab's container runtimes make (their --cgroup-parent): all are removed with the lab. */
+  readonly cgroupPrefix: string;
   private readonly processes = new Set<TrackedProcess>();
+  private readonly teardowns: Array<() => Promise<void>> = [];
   private readonly cni = new Map<LabContainer, CniInvocation>();
   private readonly containerCount = new Map<LabHost, number>();
   private readonly removeExitHook: () => void;
@@ -145,6 +151,7 @@ export class Lab {
   private constructor(readonly opts: Readonly<Required<Omit<LabOptions, 'etcdMembers'>>> & { etcdMembers: 1 | 3 }) {
     this.id = `wt${randomBase36(5)}`;
     this.ulNs = `${this.id}-ul`;
+    this.cgroupPrefix = `weft-lab-${this.id}-`;
     this.dir = mkdtempSync(join(tmpdir(), `weft-lab-${this.id}-`));
     mkdirSync(join(this.dir, 'logs'));
     this.removeExitHook = onExitCleanup(() => this.destroySync());
@@ -224,6 +231,14 @@ export class Lab {
     }
   }
 
+  /** A new empty namespace <id>-<suffix> (lo up), removed with the lab. */
+  async addNamespace(suffix: string): Promise<string> {
+    this.assertAlive();
+    const ns = `${this.id}-${suffix}`;
+    await this.newNs(ns);
+    return ns;
+  }
+
   private async newNs(ns: string): Promise<void> {
     await addNetns(ns);
     this.namespaces.push(ns);
@@ -267,6 +282,7 @@ export class Lab {
       ifName: 'eth0',
       conf: 'conflist' in o ? {} : bridgeNetConf({ bridge: o.bridge, subnet: o.subnet, gateway: o.gateway, mtu: o.mtu, ipamDataDir, ...(o.ipv6 ? { ipv6: o.ipv6 } : {}) }),
       ...('conflist' in o ? { list: JSON.parse(readFileSync(o.conflist, 'utf8')) as NonNullable<CniInvocation['list']> } : {}),
+      ...('conflist' in o && o.cniPath ? { cniPath: o.cniPath } : {}),
     };
     const c: LabContainer = { host, name, ns, nsPath: inv.netnsPath, ip: '', cidr: '' };
     let result;
@@ -299,7 +315,7 @@ export class Lab {
   }
 
   /** Tracked process inside ns; stdout and stderr go to <dir>/logs/<logName>.log. */
-  spawnIn(ns: string, cmd: string, args: readonly string[], opts: { env?: NodeJS.ProcessEnv; cwd?: string; logName?: string; runDir?: string } = {}): TrackedProcess {
+  spawnIn(ns: string, cmd: string, args: readonly string[], opts: { env?: NodeJS.ProcessEnv; cwd?: string; logName?: string; runDir?: string; nsenter?: { target?: number } } = {}): TrackedProcess {
     this.assertAlive();
     const base = opts.logName ?? `${ns.slice(this.id.length + 1)}-${cmd.split('/').pop()}-${++this.logSeq}`;
     const p = spawnIn(ns, cmd, args, { ...opts, logPath: join(this.dir, 'logs', `${base}.log`) });
@@ -328,6 +344,11 @@ export class Lab {
     return bridgeJson<T>(ns, args);
   }
 
+  /** A step destroy() runs first (newest first), before processes are stopped: e.g. removing containers, stopping dockerd. */
+  onTeardown(fn: () => Promise<void>): void {
+    this.teardowns.push(fn);
+  }
+
   /** Still-running processes started with spawnIn. */
   get runningProcesses(): TrackedProcess[] {
     return [...this.processes];
@@ -348,7 +369,9 @@ export class Lab {
     const attempt = async (what: string, fn: () => Promise<void>) => {
       try { await fn(); } catch (err) { errors.push(new Error(`${what}: ${(err as Error).message ?? err}`)); }
     };
+    for (const fn of this.teardowns.splice(0).reverse()) await attempt('runtime teardown', fn);
     await Promise.all([...this.processes].map((p) => attempt(`stop pid ${p.pid}`, () => stopProcess(p))));
+    await attempt('remove cgroups', async () => removeLabCgroups(this.cgroupPrefix, this.cgroupDirs));
     if (this.etcd) await attempt('stop etcd', () => this.etcd!.stop());
     for (const [c, inv] of this.cni) await attempt(`CNI DEL ${c.name}`, () => cniDel(inv));
     this.cni.clear();
@@ -370,14 +393,22 @@ export class Lab {
     this.removeExitHook();
   }
 
+  /** Cgroup directories the runtimes reported (found from the daemons' own cgroups), for destroy and `lab down`. */
+  readonly cgroupDirs: string[] = [];
+
   /** Pids of every process the lab runs (agents, helpers, etcd members). */
   pids(): number[] {
     const own = [...this.processes].map((p) => p.pid).filter((x): x is number => x !== undefined);
     return [...own, ...(this.etcd?.members.map((m) => m.pid).filter((x): x is number => typeof x === 'number') ?? [])];
   }
 
-  /** Removes a detached lab from its recorded state: kills its processes, deletes its namespaces and directory. */
-  static async removeDetached(st: { id: string; dir: string; namespaces: string[]; pids: number[] }): Promise<void> {
+  /** What `weft lab --keep` records for `weft lab down`. */
+  state(): LabState {
+    return { id: this.id, dir: this.dir, namespaces: [...this.namespaces], pids: this.pids(), cgroups: [...this.cgroupDirs] };
+  }
+
+  /** Removes a detached lab from its recorded state: kills its processes and containers, deletes its cgroups, namespaces and directory. */
+  static async removeDetached(st: LabState): Promise<void> {
     for (const pid of st.pids) {
       try { process.kill(pid, 'SIGTERM'); } catch { /* gone */ }
     }
@@ -385,6 +416,7 @@ export class Lab {
     for (const pid of st.pids) {
       try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ }
     }
+    removeLabCgroups(`weft-lab-${st.id}-`, st.cgroups ?? []);
     for (const ns of [...st.namespaces].reverse()) {
       if (!ns.startsWith(`${st.id}-`)) continue; // only what that lab made
       await delNetns(ns);
@@ -397,6 +429,7 @@ export class Lab {
     for (const p of this.processes) {
       try { process.kill(-p.pid!, 'SIGKILL'); } catch { /* gone */ }
     }
+    try { removeLabCgroups(this.cgroupPrefix, this.cgroupDirs); } catch { /* keep cleaning */ }
     for (const ns of [...this.namespaces].reverse()) delNetnsSync(ns);
     this.namespaces.length = 0;
     rmSync(this.dir, { recursive: true, force: true });

@@ -148,13 +148,19 @@ export interface SpawnInOptions {
   logPath?: string;
   /** Used only without logPath. Default 'pipe'. */
   stdio?: 'pipe' | 'ignore' | 'inherit';
+  /**
+   * Enter with nsenter instead of `ip netns exec`, which remounts /sys (then
+   * dockerd finds no cgroup mounts): `nsenter --net=/run/netns/NS`, or with
+   * `target`, that process's network and mount namespaces.
+   */
+  nsenter?: { target?: number };
   /** Run with this directory as /run (see inOwnRun). */
   runDir?: string;
 }
 
 /**
- * Spawns `ip netns exec NS cmd args...` as its own process group (ip execs the
- * command, and so do unshare and sh with runDir, so the pid is the command's). Tracked until it exits: killed with
+ * Spawns `ip netns exec NS cmd args...` (or nsenter, see SpawnInOptions) as its
+ * own process group (ip and nsenter exec the command, and so do unshare and sh with runDir, so the pid is the command's). Tracked until it exits: killed with
  * SIGKILL if the test process exits or gets SIGINT/SIGTERM first.
  */
 export function spawnIn(ns: string, cmd: string, args: readonly string[], opts: SpawnInOptions = {}): TrackedProcess {
@@ -166,7 +172,12 @@ export function spawnIn(ns: string, cmd: string, args: readonly string[], opts: 
   } else {
     stdio = opts.stdio ?? 'pipe';
   }
-  const child = spawn('ip', ['netns', 'exec', ns, ...inOwnRun(opts.runDir, cmd, args)], {
+  const enter = !opts.nsenter
+    ? ['ip', 'netns', 'exec', ns]
+    : opts.nsenter.target !== undefined
+      ? ['nsenter', `--target=${opts.nsenter.target}`, '--mount', '--net', '--']
+      : ['nsenter', `--net=${NETNS_DIR}/${ns}`, '--'];
+  const child = spawn(enter[0]!, [...enter.slice(1), ...inOwnRun(opts.runDir, cmd, args)], {
     stdio, detached: true, env: opts.env ?? process.env, ...(opts.cwd ? { cwd: opts.cwd } : {}),
   });
   if (fd !== undefined) closeSync(fd);

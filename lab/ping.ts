@@ -2,7 +2,7 @@
 //   ping(ns, dst, opts)            one bounded run, parsed statistics
 //   pingMatrix(lab, containers)    every container to every other, bounded parallelism
 //   startPinger(ns, dst, ms)       a background pinger for "no lost pings during X" tests
-import { execIn, spawnIn, stopProcess } from './netns.js';
+import { execIn, spawnIn, stopProcess, type ExecOptions, type ExecResult } from './netns.js';
 
 export interface PingResult {
   sent: number;
@@ -25,12 +25,12 @@ export interface PingOptions {
   timeoutS?: number;
 }
 
-/** Parses iputils `ping -n` output (replies and the final statistics block). */
+/** Parses iputils `ping -n` output, or busybox ping's (in the runtimes' containers): replies and the statistics block. */
 export function parsePing(output: string): PingResult {
-  const stats = /(\d+) packets transmitted, (\d+) received(?:, \+\d+ duplicates)?(?:, \+\d+ errors)?, ([\d.]+)% packet loss/.exec(output);
+  const stats = /(\d+) packets transmitted, (\d+) (?:packets )?received(?:, \+\d+ duplicates)?(?:, \+\d+ errors)?, ([\d.]+)% packet loss/.exec(output);
   if (!stats) throw new Error(`ping output has no statistics line:\n${output}`);
-  const rtts = [...output.matchAll(/bytes from .*icmp_seq=\d+.* time=([\d.]+) ms/g)].map((m) => Number(m[1]));
-  const avg = /rtt min\/avg\/max\/mdev = [\d.]+\/([\d.]+)\//.exec(output);
+  const rtts = [...output.matchAll(/bytes from .*(?:icmp_)?seq=\d+.* time=([\d.]+) ms/g)].map((m) => Number(m[1]));
+  const avg = /(?:rtt min\/avg\/max\/mdev|round-trip min\/avg\/max) = [\d.]+\/([\d.]+)\//.exec(output);
   return {
     sent: Number(stats[1]),
     received: Number(stats[2]),
@@ -41,12 +41,18 @@ export function parsePing(output: string): PingResult {
   };
 }
 
-export async function ping(ns: string, dstIp: string, opts: PingOptions = {}): Promise<PingResult> {
+/** Runs a command where the pinger lives: in a namespace, or in a container through its runtime. */
+export type Exec = (cmd: string, args: readonly string[], opts?: ExecOptions) => Promise<ExecResult>;
+
+export async function ping(from: string | Exec, dstIp: string, opts: PingOptions = {}): Promise<PingResult> {
   const count = opts.count ?? 3;
   const intervalMs = opts.intervalMs ?? 200;
   const timeoutS = opts.timeoutS ?? 1;
-  const args = ['-n', '-c', String(count), '-i', (intervalMs / 1000).toFixed(3), '-W', String(timeoutS), dstIp];
-  const r = await execIn(ns, 'ping', args, { timeoutMs: count * intervalMs + timeoutS * 1000 + 5000 });
+  // busybox ping (containers) has no -n and prints numbers anyway; -W there is the wait after the last packet too.
+  const busybox = typeof from !== 'string';
+  const args = [...(busybox ? [] : ['-n']), '-c', String(count), '-i', (intervalMs / 1000).toFixed(3), '-W', String(timeoutS), dstIp];
+  const run: Exec = typeof from === 'string' ? (c, a, o) => execIn(from, c, a, o) : from;
+  const r = await run('ping', args, { timeoutMs: count * intervalMs + timeoutS * 1000 + 5000 });
   // Exit 1 = no reply (still prints statistics); 2 = another error (bad address, no route).
   if (r.code === 2 && !/packets transmitted/.test(r.stdout)) {
     return { sent: 0, received: 0, lossPct: 100, rttAvgMs: NaN, rtts: [], output: `${r.stdout}${r.stderr}` };
@@ -54,7 +60,8 @@ export async function ping(ns: string, dstIp: string, opts: PingOptions = {}): P
   return parsePing(r.stdout + r.stderr);
 }
 
-export interface PingTarget { name: string; ns: string; ip: string }
+/** A pinger and a destination: a namespace (iputils ping), or a container with `exec` (its own ping). */
+export interface PingTarget { name: string; ip: string; ns?: string; exec?: Exec }
 export interface PingPair { from: string; to: string; dstIp: string; result: PingResult }
 
 /** Every container pings every other container's IP (count 2, 4 probes at a time). */
@@ -71,7 +78,7 @@ export async function pingMatrix(
     while (next < jobs.length) {
       const k = next++;
       const { from, to } = jobs[k]!;
-      const result = await ping(from.ns, to.ip, { count: 2, intervalMs: 100, timeoutS: 1, ...opts });
+      const result = await ping(from.exec ?? from.ns!, to.ip, { count: 2, intervalMs: 100, timeoutS: 1, ...opts });
       out[k] = { from: from.name, to: to.name, dstIp: to.ip, result };
     }
   };

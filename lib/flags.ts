@@ -164,13 +164,15 @@ export const ifaceName = (v: string): string | undefined =>
 /** A command of a multi-command tool (weft leases, weft lab, ...): its flags and what it does with them. */
 export interface Command {
   readonly flags: FlagSet;
+  /** Rewrites argv before parsing (e.g. a script's short options into the long flags). */
+  readonly rewriteArgs?: (argv: readonly string[]) => string[];
   /** Runs with the parsed flags (never called for --help); resolves to the exit status. */
   run(p: ParsedFlags): Promise<number>;
 }
 
 /** Parses argv for a command and runs it, or prints its help. */
 export async function runCommand(c: Command, argv: readonly string[], env: Readonly<Record<string, string | undefined>> = {}, out: (s: string) => void = (s) => process.stdout.write(s)): Promise<number> {
-  const p = parseFlags(c.flags, argv, env);
+  const p = parseFlags(c.flags, c.rewriteArgs ? c.rewriteArgs(argv) : argv, env);
   if (p.help) {
     out(formatHelp(c.flags) + '\n');
     return 0;

@@ -5,14 +5,20 @@
 #   --wireguard   also the optional WireGuard test tools (CI passes it): Debian's
 #                 wireguard-go (the userspace provider), wireguard-tools (wg, the
 #                 tests' oracle and hand-built interop node) and tcpdump (underlay captures)
+#   --runtimes    also the container runtimes for `weft lab --runtime docker|podman`
+#                 and their tests (CI passes it): docker.io, podman, busybox-static
+#                 (the image). Their system services are not started (the lab runs a
+#                 daemon per lab host in its namespaces; nothing runs in the machine's own).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 wireguard=0
+runtimes=0
 for a in "$@"; do
   case $a in
     --wireguard) wireguard=1 ;;
-    *) echo "weft setup: unknown option $a (known: --wireguard)" >&2; exit 2 ;;
+    --runtimes) runtimes=1 ;;
+    *) echo "weft setup: unknown option $a (known: --wireguard, --runtimes)" >&2; exit 2 ;;
   esac
 done
 
@@ -29,6 +35,11 @@ done
 for p in "${wg_pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || wg_missing+=("$p")
 done
+if ((runtimes)); then
+  for p in docker.io podman busybox-static; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  done
+fi
 if ((${#missing[@]} + ${#wg_missing[@]})); then
   if [[ $(id -u) -ne 0 ]]; then
     echo "weft setup: missing Debian packages: ${missing[*]} ${wg_missing[*]}; run as root or: apt-get install ${missing[*]} ${wg_missing[*]}" >&2
@@ -36,9 +47,23 @@ if ((${#missing[@]} + ${#wg_missing[@]})); then
   fi
   echo "weft setup: installing ${missing[*]} ${wg_missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
+  # Package scripts must not start dockerd or containerd in the machine's own namespace
+  # (docker0, iptables): a policy-rc.d that says no, unless the machine has one already.
+  own_policy=false
+  if [[ ! -e /usr/sbin/policy-rc.d ]]; then
+    own_policy=true
+    printf '#!/bin/sh\n# weft setup: no service starts while packages install\nexit 101\n' > /usr/sbin/policy-rc.d
+    chmod 755 /usr/sbin/policy-rc.d
+    trap 'rm -f /usr/sbin/policy-rc.d' EXIT
+  fi
   apt-get update -qq
   if ((${#missing[@]})); then apt-get install -y -qq "${missing[@]}" >/dev/null; fi
   if ((${#wg_missing[@]})); then apt-get install -y -qq --no-install-recommends "${wg_missing[@]}" >/dev/null; fi
+  if $own_policy; then rm -f /usr/sbin/policy-rc.d; trap - EXIT; fi
+  if [[ " ${missing[*]} " == *" docker.io "* ]] && command -v systemctl >/dev/null && [[ -d /run/systemd/system ]]; then
+    systemctl disable -q docker.service docker.socket containerd.service 2>/dev/null || true
+    echo "weft setup: docker.io installed for the lab; its system service stays off (to use Docker on this machine: systemctl enable --now docker)"
+  fi
 fi
 
 if ! command -v node >/dev/null || ! node -e 'process.exit(Number(process.versions.node.split(".")[0]) >= 20 ? 0 : 1)'; then

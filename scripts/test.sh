@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Runs all of weft's tests: unit tests always, integration tests (real etcd,
 # network namespaces) when running as root. Sets itself up first; its
-# options go to scripts/setup.sh (--wireguard: the WireGuard test tools too).
+# options go to scripts/setup.sh (--wireguard: the WireGuard test tools too;
+# --runtimes: docker.io, podman and busybox-static, so the Docker and Podman
+# tests run instead of being skipped; CI passes both).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh "$@"

@@ -50,7 +50,7 @@ test('an invalid network config in etcd exits 2 naming the key and the value; a 
     await putNetworkConfig(lab, { Network: '10.244.0.0/16', Backend: { Type: 'ipip' } }, '/hg');
     const hg = await lab.execIn(h.ns, process.execPath, [WEFTD, '--etcd-endpoints', lab.etcd!.labEndpoints[0]!, '--etcd-prefix', '/hg', '--subnet-file', join(h.dir, 's.env')], { timeoutMs: 15_000 });
     assert.is(hg.code, 2, hg.stderr);
-    assert.match(hg.stderr, /weftd: \/hg\/config: Backend\.Type "ipip" is not supported by this weftd \(registered: vxlan, udp, host-gw\)/);
+    assert.match(hg.stderr, /weftd: \/hg\/config: Backend\.Type "ipip" is not supported by this weftd \(registered: vxlan, udp, host-gw, wireguard\)/);
     // host-gw behind a NAT (a --public-ip that is not on the underlay): refused, as flannel does.
     await putNetworkConfig(lab, { Network: '10.244.0.0/16', Backend: { Type: 'host-gw' } }, '/hg');
     const nat = await lab.execIn(h.ns, process.execPath, [WEFTD, '--etcd-endpoints', lab.etcd!.labEndpoints[0]!, '--etcd-prefix', '/hg', '--public-ip', '203.0.113.5', '--iface', 'eth0', '--subnet-file', join(h.dir, 's.env')], { timeoutMs: 15_000 });

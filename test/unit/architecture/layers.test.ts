@@ -23,10 +23,13 @@ export const LAYERS: Readonly<Record<string, readonly string[]>> = {
   daemon: ['lib', 'native', 'netlink', 'host', 'subnet-manager', 'backend', 'daemon'],
   // backend: weft status reads a WireGuard device the way the backend does (generic netlink or wireguard-go's UAPI).
   cli: ['lib', 'native', 'netlink', 'host', 'subnet-manager', 'backend', 'daemon', 'cli'],
+  // The CNI plugin is its own executable, run by container runtimes for every container: it reads
+  // subnet.env through host/ and must never load the daemon, etcd, netlink or the native addon.
+  cni: ['lib', 'host', 'cni'],
   // The lab and the bench sit beside the product: only cmd/ (and tests) import them.
   lab: ['lib', 'native', 'netlink', 'subnet-manager', 'lab'],
   bench: ['lib', 'native', 'netlink', 'lab', 'bench'],
-  cmd: ['lib', 'native', 'netlink', 'subnet-manager', 'host', 'backend', 'daemon', 'cli', 'lab', 'bench', 'cmd'],
+  cmd: ['lib', 'native', 'netlink', 'subnet-manager', 'host', 'backend', 'daemon', 'cli', 'cni', 'lab', 'bench', 'cmd'],
 };
 
 /** from → to pairs allowed only as `import type` / `export type`. */
@@ -105,7 +108,7 @@ function sources(): string[] {
 
 test('every layer folder has sources, and every top-level source folder is in the layer table', () => {
   const files = sources();
-  for (const layer of ['lib', 'native', 'netlink', 'subnet-manager', 'host', 'backend', 'daemon', 'cli', 'cmd', 'lab', 'bench']) {
+  for (const layer of ['lib', 'native', 'netlink', 'subnet-manager', 'host', 'backend', 'daemon', 'cli', 'cni', 'cmd', 'lab', 'bench']) {
     assert.ok(files.some((f) => f.startsWith(`${layer}/`)), `no sources in ${layer}/`);
   }
   const tops = readdirSync(ROOT).filter((n) => {

@@ -72,9 +72,20 @@ test('health: /readyz is 503 until every known peer is programmed', async () => 
   const h = new HealthServer(fakeSource({}, { peersProgrammed: 1 }), quiet);
   const r = await h.handle('/readyz', 'GET');
   assert.is(r.code, 503);
-  assert.equal(JSON.parse(r.body), { ok: false, phase: 'ready', subnet: '10.244.3.0/24', peersKnown: 2, peersProgrammed: 1, peersSkipped: 0, skipped: [] });
+  assert.equal(JSON.parse(r.body), { ok: false, phase: 'ready', subnet: '10.244.3.0/24', peersKnown: 2, peersProgrammed: 1, peersSkipped: 0, skipped: [], forwardRules: 'off' });
   assert.is((await new HealthServer(fakeSource({ phase: () => 'syncing' }), quiet).handle('/readyz', 'GET')).code, 503);
   assert.is((await new HealthServer(fakeSource(), quiet).handle('/readyz', 'GET')).code, 200);
+});
+
+test('health: /readyz reports the forward rules, and is 503 while they cannot be put in place', async () => {
+  const checkedAt = new Date(1_700_000_000_000);
+  const fwd = (ok: boolean, detail: string) => () => ({ ok, detail, repairs: 2, checkedAt });
+  const bad = await new HealthServer(fakeSource({ forwardRules: fwd(false, 'iptables-restore of WEFT-FWD failed: no such table') }), quiet).handle('/readyz', 'GET');
+  assert.is(bad.code, 503);
+  assert.equal(JSON.parse(bad.body).forwardRules, { ok: false, detail: 'iptables-restore of WEFT-FWD failed: no such table', repairs: 2, checkedAt: checkedAt.toISOString() });
+  const good = await new HealthServer(fakeSource({ forwardRules: fwd(true, 'repaired: no jump from FORWARD to WEFT-FWD') }), quiet).handle('/readyz', 'GET');
+  assert.is(good.code, 200);
+  assert.is(JSON.parse(good.body).forwardRules.detail, 'repaired: no jump from FORWARD to WEFT-FWD');
 });
 
 const SKIPPED = { subnet: '10.244.9.0/24', publicIp: '198.51.100.13', path: 'skipped' as const, reason: '198.51.100.13 is reached via gateway 192.0.2.1: not on this host\'s L2 segment', since: new Date(0) };

@@ -1,0 +1,3 @@
+import { dockerSuite } from './docker-suite.js';
+
+dockerSuite('udp');
