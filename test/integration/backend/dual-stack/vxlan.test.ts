@@ -91,7 +91,7 @@ test.before(async () => {
 
   weft = [];
   for (const h of [lab.host(1), lab.host(2)]) {
-    const agent = startAgent(lab, h);
+    const agent = startAgent(lab, h, h.index === 2 ? ['--ip-masq'] : []);
     weft.push({ host: h, agent, ready: await waitReady(lab, agent) });
   }
   for (const u of weft) containers.push(await attachContainer(lab, u.host, u.ready));
@@ -133,6 +133,18 @@ test('leases are flannel\'s: `<v4>-<len>&<v6>-<len>` keys, PublicIPv6, two VTEP 
     const fwd = await lab.execIn(u.host.ns, 'sysctl', ['-n', 'net.ipv6.conf.all.forwarding']);
     assert.is(fwd.stdout.trim(), '1');
   }
+});
+
+test('--ip-masq: the masquerade chain in ip6tables too, on the IPv6 network and this host\'s IPv6 subnet', async () => {
+  const u = weft[1]!;
+  const r = await lab.execIn(u.host.ns, 'ip6tables', ['-w', '5', '-t', 'nat', '-S', 'WEFT-POSTRTG']);
+  assert.is(r.code, 0, r.stderr);
+  const net = IPV6_NETWORK;
+  assert.match(r.stdout, new RegExp(`-A WEFT-POSTRTG -s ${net.replace(/\//g, '\\/')} -d ${net.replace(/\//g, '\\/')} .*-j RETURN`));
+  assert.match(r.stdout, new RegExp(`! -s ${net.replace(/\//g, '\\/')} -d ${u.ready.ipv6!.subnet.replace(/\//g, '\\/')} .*-j RETURN`));
+  assert.match(r.stdout, /! -d ff00::\/8 .*-j MASQUERADE --random-fully/);
+  const jump = await lab.execIn(u.host.ns, 'ip6tables', ['-w', '5', '-t', 'nat', '-S', 'POSTROUTING']);
+  assert.match(jump.stdout, /-j WEFT-POSTRTG/);
 });
 
 test('every container pings every other over IPv4 and over IPv6, flannel\'s node included', async () => {
