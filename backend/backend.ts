@@ -40,16 +40,27 @@ export interface Backend {
   readonly type: string;
   /** MTU for the bridge, containers and subnet.env. */
   readonly mtu: number;
-  /** BackendData for this host's lease. */
+  /** BackendData for this host's lease (it may change with setUnderlay). */
   readonly leaseData: unknown;
   /** BackendV6Data for a dual-stack lease (vxlan: the IPv6 device's VNI and MAC); undefined when the backend publishes none. */
   readonly leaseV6Data?: unknown;
-  /** Address the device for the lease we got (after acquire). */
+  /** Addresses the device for the lease we got (after acquire); again, in place, when the lease moves to another subnet. */
   configure(own: Lease): Promise<void>;
-  /** Applies one batch of lease events, in order. Throws only on a fatal problem. */
+  /**
+   * Applies one batch of lease events, in order. The peer set is updated
+   * first; if the kernel work then throws, the next resync() repairs it. A
+   * KernelError marked retryable is transient; anything else is fatal.
+   */
   apply(batch: LeaseBatch): Promise<void>;
-  /** Compares the data plane with what it should be and repairs it. */
+  /** Compares the data plane with what it should be and repairs it (same error rules as apply). */
   resync(full: boolean): Promise<void>;
+  /** The underlay's address changed: send from the new one (after it, leaseData may differ). Absent: a restart is needed. */
+  setUnderlay?(u: Underlay & { readonly v4: string }): Promise<void>;
+  /**
+   * Whether the data plane already carries this lease as a peer (now, or when
+   * this agent started): such a lease wins a conflict with a newer one.
+   */
+  holds?(lease: Lease): boolean;
   stats(): BackendStats;
   /** Stops background work; leaves kernel state in place so traffic continues. */
   close(): Promise<void>;
@@ -70,6 +81,8 @@ export interface BackendContext<C> {
   readonly underlay: Underlay;
   /** --etcd-prefix: tells two overlays on one host apart (e.g. in the VTEP MAC). */
   readonly etcdPrefix: string;
+  /** --state-dir: per-host state kept across restarts (host/state-dir.ts). */
+  readonly stateDir: string;
   /** --route-protocol: every route the backend installs carries it (ip route ... proto N), so it can tell its own routes from anyone else's. */
   readonly routeProtocol: number;
   /** Registers something the daemon closes when it stops (a netlink monitor, say). */

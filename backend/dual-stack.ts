@@ -41,6 +41,11 @@ export class DualStackBackend implements Backend {
     await this.v6.resync(full);
   }
 
+  /** Conflicts between leases are judged on the IPv4 half (its VTEP MAC and PublicIP). */
+  holds(lease: Lease): boolean {
+    return this.v4.holds?.(lease) ?? false;
+  }
+
   /** Counts add up; a peer is programmed in each family it has. Paths are listed per subnet of either family. */
   stats(): BackendStats {
     const a = this.v4.stats();

@@ -45,19 +45,27 @@ export class PeerTable<P extends { equals(o: P): boolean }> {
     return this.peers.get(subnet);
   }
 
-  /** Applies a batch and returns the changes (a snapshot replaces the whole set). */
+  /** Applies a batch and returns the changes (a snapshot replaces the whole set). Costs O(batch), a snapshot O(peers). */
   apply(batch: LeaseBatch): PeerChange<P>[] {
-    const next = batch.snapshot ? new Map<string, P>() : new Map(this.peers);
+    const seen = batch.snapshot ? new Set<string>() : undefined;
+    // Per subnet: the peer before this batch (undefined: none), recorded at its first change.
+    const before = new Map<string, P | undefined>();
+    const set = (subnet: string, p: P | undefined) => {
+      if (!before.has(subnet)) before.set(subnet, this.peers.get(subnet));
+      if (p) this.peers.set(subnet, p);
+      else this.peers.delete(subnet);
+    };
     for (const ev of batch.events) {
       const subnet = this.keyOf(ev.lease);
       if (ev.type === 'removed') {
-        next.delete(subnet);
+        set(subnet, undefined);
         this.rejected.delete(subnet);
         continue;
       }
+      seen?.add(subnet);
       const r = this.parse(ev.lease);
       if ('none' in r) {
-        next.delete(subnet);
+        set(subnet, undefined);
         this.rejected.delete(subnet);
         continue;
       }
@@ -68,23 +76,41 @@ export class PeerTable<P extends { equals(o: P): boolean }> {
           this.log.warn('skipping peer lease', { key: ev.lease.key, subnet, publicIp: ev.lease.attrs.publicIP, reason: r.error });
         }
         this.rejected.set(subnet, r.error);
-        if (batch.snapshot && this.peers.has(subnet)) next.set(subnet, this.peers.get(subnet)!);
         continue;
       }
       this.rejected.delete(subnet);
-      next.set(subnet, r.peer);
+      set(subnet, r.peer);
     }
-    const changes: PeerChange<P>[] = [];
-    for (const [subnet, before] of this.peers) {
-      const after = next.get(subnet);
-      if (!after) changes.push({ subnet, before });
-      else if (!after.equals(before)) changes.push({ subnet, before, after });
+    // A snapshot lists every current lease: a peer it does not mention is gone.
+    if (seen) for (const subnet of [...this.peers.keys()]) if (!seen.has(subnet)) set(subnet, undefined);
+    // Removals, then changes, then additions: a host that moved to another subnet
+    // keeps its MAC, and its old entries must go before the new ones are made.
+    const removed: PeerChange<P>[] = [];
+    const changed: PeerChange<P>[] = [];
+    const added: PeerChange<P>[] = [];
+    for (const [subnet, b] of before) {
+      const a = this.peers.get(subnet);
+      if (!a && b) removed.push({ subnet, before: b });
+      else if (a && !b) added.push({ subnet, after: a });
+      else if (a && b && !a.equals(b)) changed.push({ subnet, before: b, after: a });
     }
-    for (const [subnet, after] of next) if (!this.peers.has(subnet)) changes.push({ subnet, after });
-    this.peers.clear();
-    for (const [k, v] of next) this.peers.set(k, v);
-    return changes;
+    return [...removed, ...changed, ...added];
   }
+}
+
+/** At most this many peer changes are logged one line each; a bigger batch is one summary line (each peer at debug). */
+export const LOG_EACH_MAX = 20;
+
+/** Logs peer changes: one line per peer ('peer added', 'peer updated', 'peer removed'), or a summary for a big batch. */
+export function logPeerChanges<P>(log: Logger, changes: readonly PeerChange<P>[], fields: (p: P) => Record<string, unknown>): void {
+  const each = changes.length <= LOG_EACH_MAX ? log.info.bind(log) : log.debug.bind(log);
+  const count = { added: 0, updated: 0, removed: 0 };
+  for (const c of changes) {
+    const kind = c.after ? (c.before ? 'updated' : 'added') : 'removed';
+    count[kind]++;
+    each(`peer ${kind}`, { subnet: c.subnet, ...fields((c.after ?? c.before)!) });
+  }
+  if (changes.length > LOG_EACH_MAX) log.info('peers changed', { ...count, first: changes.slice(0, 5).map((c) => c.subnet) });
 }
 
 /** The peer table's key for a backend of one family: the lease's subnet of that family. */

@@ -1,8 +1,8 @@
 // The routes a backend wants per peer, kept in the kernel (flannel's
 // RouteNetwork idea, with weft's list/diff/apply instead of a flush):
 //   want(key, route)   declare the route of a peer (no kernel call)
-//   apply(key)         ip route replace it; a failure is remembered and retried
-//   drop(key)          forget it and ip route del it (forget(key): leave that to prune)
+//   apply(keys)        ip route replace them (one batch); a failure is remembered and retried
+//   drop(keys)         forget them and ip route del them (forget(key): leave that to prune)
 //   prune()            list the kernel's routes in scope, delete those no peer wants,
 //                      and say which peers' routes are already right
 //   reconcile()        prune, then replace every route that is missing or wrong
@@ -13,11 +13,14 @@
 // Network, plus, for the vxlan backend, anything on its own device (what an
 // older weft installed there with proto boot is adopted and re-stamped). A
 // route someone else installed (another protocol, elsewhere) is never deleted.
+// Kernel work is batched and asynchronous (NetlinkHandle.batch, routeDump):
+// thousands of peers do not hold the event loop.
+import { Slicer } from '../lib/backoff.js';
 import { Prefix, type IpFamily } from '../lib/ip.js';
-import { RT_TABLE_MAIN, type NetlinkHandle, type Route, type RouteSpec } from '../netlink/index.js';
-import type { KernelOps } from './kernel-ops.js';
+import { RT_TABLE_MAIN, routeRequest, type NetlinkHandle, type Route, type RouteSpec } from '../netlink/index.js';
+import type { KernelOp, KernelOps } from './kernel-ops.js';
 
-export type RouteNetlink = Pick<NetlinkHandle, 'routeList' | 'routeReplace' | 'routeDel'>;
+export type RouteNetlink = Pick<NetlinkHandle, 'routeDump' | 'batch'>;
 
 /**
  * weft's own route protocol number, the default of --route-protocol. Unassigned
@@ -79,53 +82,86 @@ export class RouteReconciler {
     return this.desired.get(key);
   }
 
-  /** ip route replace <dst> via <gateway> dev <index> [onlink] proto <protocol>. */
-  apply(key: string): boolean {
+  /** ip route replace <dst> via <gateway> dev <index> [onlink] proto <protocol>, as a batch item; undefined when key wants no route. */
+  replaceOp(key: string): KernelOp | undefined {
     const r = this.desired.get(key);
-    if (!r) return true;
-    const ok = this.ops.attempt('route replace', key, () => this.nl.routeReplace(this.toSpec(r)));
-    if (ok) this.failed.delete(key);
-    else this.failed.add(key);
-    return ok;
+    return r && { what: 'route replace', subject: key, req: routeRequest('replace', this.toSpec(r)) };
   }
 
-  /** ip route del of the declared route, ours only (already gone is fine). */
-  drop(key: string): void {
+  /** Records the outcome of replaceOp(key). */
+  settle(key: string, ok: boolean): void {
+    if (ok || !this.desired.has(key)) this.failed.delete(key);
+    else this.failed.add(key);
+  }
+
+  /** Replaces the routes of `keys` (one batch); returns the keys that failed. */
+  async apply(keys: Iterable<string>): Promise<Set<string>> {
+    const ops: KernelOp[] = [];
+    for (const k of keys) {
+      const op = this.replaceOp(k);
+      if (op) ops.push(op);
+    }
+    const ok = await this.ops.run(this.nl, ops);
+    const failed = new Set<string>();
+    ops.forEach((op, i) => {
+      this.settle(op.subject, ok[i]!);
+      if (!ok[i]) failed.add(op.subject);
+    });
+    return failed;
+  }
+
+  /** Undeclares key's route; returns the request that deletes it from the kernel (ours only; already gone is fine), for a caller that batches it. */
+  dropOp(key: string): KernelOp | undefined {
     const r = this.desired.get(key);
     this.desired.delete(key);
     this.failed.delete(key);
-    if (r) this.ops.attempt('route del', key, () => this.nl.routeDel(this.toSpec(r)), true);
+    return r && { what: 'route del', subject: key, req: routeRequest('del', this.toSpec(r)), tolerateMissing: true };
+  }
+
+  /** Undeclares the routes of `keys` and deletes them from the kernel (one batch). */
+  async drop(keys: Iterable<string>): Promise<void> {
+    const ops: KernelOp[] = [];
+    for (const k of keys) {
+      const op = this.dropOp(k);
+      if (op) ops.push(op);
+    }
+    await this.ops.run(this.nl, ops);
   }
 
   /** Deletes in-scope kernel routes that no key wants; returns the keys whose route is already as declared. */
-  prune(): Set<string> {
+  async prune(): Promise<Set<string>> {
     const scope = this.opts.scope();
     const byDst = new Map<string, [string, DesiredRoute]>();
     for (const [k, r] of this.desired) byDst.set(r.dst, [k, r]);
     const ok = new Set<string>();
-    for (const r of this.nl.routeList({ family: this.opts.family, table: RT_TABLE_MAIN })) {
+    const stale: KernelOp[] = [];
+    const listed = await this.nl.routeDump({ family: this.opts.family, table: RT_TABLE_MAIN });
+    const slicer = new Slicer();
+    for (const r of listed) {
+      if (slicer.due()) await slicer.next();
       if (!inScope(r, scope)) continue;
       const want = byDst.get(r.dst);
       if (want && matches(r, want[1], scope.protocol)) ok.add(want[0]);
       else if (!want) {
         // Deleted as listed (its own protocol), so a route someone re-added meanwhile under another protocol survives.
         const spec: RouteSpec = { dst: r.dst, protocol: r.protocol, ...(r.gateway ? { gateway: r.gateway } : {}), ...(r.index !== undefined ? { index: r.index } : {}) };
-        this.ops.attempt('route del (stale)', r.dst, () => this.nl.routeDel(spec), true);
+        stale.push({ what: 'route del (stale)', subject: r.dst, req: routeRequest('del', spec), tolerateMissing: true });
       }
     }
+    await this.ops.run(this.nl, stale);
     for (const k of ok) this.failed.delete(k);
     return ok;
   }
 
-  /** prune(), then apply() every wanted route that is not in place; returns the keys still failing. */
-  reconcile(): ReadonlySet<string> {
-    const ok = this.prune();
-    for (const k of this.desired.keys()) if (!ok.has(k)) this.apply(k);
+  /** prune(), then replace every wanted route that is not in place; returns the keys still failing. */
+  async reconcile(): Promise<ReadonlySet<string>> {
+    const ok = await this.prune();
+    await this.apply([...this.desired.keys()].filter((k) => !ok.has(k)));
     return this.failed;
   }
 
-  retryFailed(): ReadonlySet<string> {
-    for (const k of [...this.failed]) this.apply(k);
+  async retryFailed(): Promise<ReadonlySet<string>> {
+    await this.apply([...this.failed]);
     return this.failed;
   }
 

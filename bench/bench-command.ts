@@ -25,7 +25,7 @@ const FLAGS: FlagSet = {
     { name: 'quick', kind: 'bool', help: 'short smoke run: 1 rep, iperf3 -t 1, 100 pings, 100 leases, 10 puts' },
     { name: 'reps', kind: 'int', min: 1, max: 20, help: 'repetitions per data path; the median is reported (default 3, quick 1)' },
     { name: 'seconds', kind: 'int', min: 1, max: 5, help: 'iperf3 -t of each run (default 5, quick 1)' },
-    { name: 'paths', kind: 'string', help: `data paths to measure (default all: ${DATA_PATHS.map((p) => p.id).join(',')})` },
+    { name: 'paths', kind: 'string', help: `data paths to measure, or none (default all: ${DATA_PATHS.map((p) => p.id).join(',')})` },
     { name: 'leases', kind: 'int', min: 1, max: 4000, help: 'remote leases written at once in the scale run (default 1000, quick 100)' },
     { name: 'puts', kind: 'int', min: 1, max: 250, help: 'single lease puts timed to their routes (default 50, quick 10)' },
     { name: 'no-scale', kind: 'bool', help: 'skip the control-plane scale run' },
@@ -173,6 +173,7 @@ function addRatios(reports: PathReport[], s: BenchSettings): void {
 
 function selectPaths(list: string | undefined): DataPath[] {
   if (list === undefined) return [...DATA_PATHS];
+  if (list === 'none') return [];
   const ids = list.split(',').map((x) => x.trim()).filter(Boolean);
   const out: DataPath[] = [];
   for (const id of ids) {

@@ -4,13 +4,16 @@
 //     dumps), and the agents' resident memory before and after;
 //  2. then, with those N peers in place, one new lease at a time → the time
 //     from its put to its route existing on every host (netlink monitor).
-// The fake leases are valid vxlan leases; their PublicIPs lie in 198.51.100.0/24
-// (TEST-NET-2), never reached: the entries are PERMANENT and no traffic flows.
+// The fake leases are valid vxlan leases, each with its own PublicIP (two
+// leases with one PublicIP are a conflict weftd skips): from 198.18.0.0/15,
+// RFC 2544's range for benchmarks, on no interface and never reached: the
+// entries are PERMANENT and no traffic flows.
 import { performance } from 'node:perf_hooks';
 import { PREFIX, putNetworkConfig, type AgentReady, type LabAgent, startAgents } from '../lab/agent.js';
 import type { Lab } from '../lab/lab.js';
 import { NetlinkHandle, NetlinkMonitor, RTMGRP_IPV4_ROUTE } from '../netlink/index.js';
 import { rssBytes } from './proc-stats.js';
+import { HEALTHZ_FLAGS, HealthzPollers, type Responsiveness, scrapeEventLoop } from './responsiveness.js';
 import { percentile } from './stats.js';
 import type { Step } from './measure.js';
 
@@ -44,6 +47,8 @@ export interface ControlPlaneResult {
   entriesFound: [number, number, number][];
   rssBeforeMiB: number[];
   rssAfterMiB: number[];
+  /** /healthz answer times and weftd's event-loop delay while the N leases are programmed. */
+  responsiveness: Responsiveness;
   propagation: {
     puts: number;
     /** Every (put, host) sample, in ms. */
@@ -58,13 +63,14 @@ export interface ControlPlaneResult {
 
 export interface FakeLease { key: string; subnet: string; vtep: string; mac: string; publicIp: string; value: string }
 
-/** The k-th fake lease: subnet 10.200.0.0/24 + k, VtepMAC 02:b5:… + k, PublicIP 198.51.100.(1 + k mod 254). */
+/** The k-th fake lease: subnet 10.<base>.0.0/24 + k, VtepMAC 02:b5:<base>:… + k, PublicIP 198.18.0.1 + (base-200)·4096 + k. */
 export function fakeLease(k: number, base = 200): FakeLease {
   const b = base + (k >> 8);
   const c = k & 255;
   const subnet = `10.${b}.${c}.0/24`;
   const mac = `02:b5:${hex(base)}:${hex((k >> 16) & 255)}:${hex((k >> 8) & 255)}:${hex(c)}`;
-  const publicIp = `198.51.100.${1 + (k % 254)}`;
+  const n = 1 + (base - 200) * 4096 + k;
+  const publicIp = `198.${18 + (n >> 16)}.${(n >> 8) & 255}.${n & 255}`;
   const value = JSON.stringify({ PublicIP: publicIp, PublicIPv6: null, BackendType: 'vxlan', BackendData: { VNI: 1, VtepMAC: mac } });
   return { key: `${PREFIX}/subnets/10.${b}.${c}.0-24`, subnet, vtep: `10.${b}.${c}.0`, mac, publicIp, value };
 }
@@ -73,8 +79,8 @@ const hex = (n: number) => n.toString(16).padStart(2, '0');
 export async function runControlPlane(lab: Lab, s: ControlPlaneSettings, step: Step): Promise<ControlPlaneResult> {
   if (s.leases > 4000 || s.puts > 250) throw new Error(`at most 4000 leases and 250 puts fit the bench network, got ${s.leases} and ${s.puts}`);
   await putNetworkConfig(lab, SCALE_CONFIG);
-  // Default flags (info logs, 10 s resync): the agent as it runs in production.
-  const up = await startAgents(lab, () => ['--log-level', 'info']);
+  // Default flags (info logs, 10 s resync): the agent as it runs in production, plus its health server.
+  const up = await startAgents(lab, () => ['--log-level', 'info', ...HEALTHZ_FLAGS]);
   const agents: LabAgent[] = up.map((u) => u.agent);
   const ready: AgentReady[] = up.map((u) => u.ready);
   step(`${agents.length} agents up: ${ready.map((r) => r.subnet).join(', ')}`);
@@ -87,9 +93,16 @@ export async function runControlPlane(lab: Lab, s: ControlPlaneSettings, step: S
   }
   const handles = lab.hosts.map((h) => NetlinkHandle.open({ netns: h.ns }));
   const monitors: NetlinkMonitor[] = [];
+  const pollers = new HealthzPollers(lab, lab.hosts);
   try {
     const rssBefore = agents.map((a) => mib(rssBytes(a.proc.pid!)));
     const etcd = lab.etcd!.client();
+    // 2 s of idle /healthz answers as the baseline; the scrape resets weftd's event-loop histogram.
+    const idleFrom = Date.now();
+    await sleep(2000);
+    const idleTo = Date.now();
+    await Promise.all(lab.hosts.map((h) => scrapeEventLoop(lab, h)));
+    const busyFrom = Date.now();
     const t0 = performance.now();
     // "At once": every put in flight together on the client's one connection.
     const putting = Promise.all(fakes.map((f) => etcd.put(f.key).value(f.value))).then(() => (performance.now() - t0) / 1000);
@@ -113,6 +126,18 @@ export async function runControlPlane(lab: Lab, s: ControlPlaneSettings, step: S
       await sleep(100);
     }
     putSeconds ??= await putting;
+    const busyTo = Date.now();
+    const loops = await Promise.all(lab.hosts.map((h) => scrapeEventLoop(lab, h)));
+    const responsiveness: Responsiveness = {
+      healthzIdle: pollers.window(idleFrom, idleTo),
+      healthzBusy: pollers.window(busyFrom, busyTo),
+      eventLoopP99Ms: loops.map((l) => l.p99Ms),
+      eventLoopMaxMs: loops.map((l) => l.maxMs),
+    };
+    const hz = responsiveness.healthzBusy;
+    step(`while programming: /healthz p50 ${hz.p50Ms?.toFixed(1)} ms, p99 ${hz.p99Ms?.toFixed(1)} ms, max ${hz.maxMs?.toFixed(1)} ms (${hz.samples} answers, idle p99 ${responsiveness.healthzIdle.p99Ms?.toFixed(1)} ms); ` +
+      `event-loop delay p99 ${loops.map((l) => l.p99Ms?.toFixed(1)).join(', ')} ms, max ${loops.map((l) => l.maxMs?.toFixed(1)).join(', ')} ms`);
+    await pollers.stop();
     const rssAfter = agents.map((a) => mib(rssBytes(a.proc.pid!)));
     const done = converge.filter((c): c is number => c !== undefined);
     step(`${fakes.length} leases (${putSeconds.toFixed(2)} s to put): all ${3 * fakes.length} entries after ${converge.map((c) => (c === undefined ? 'TIMEOUT' : `${c.toFixed(2)} s`)).join(', ')}; RSS ${rssAfter.map((r) => `${r.toFixed(0)} MiB`).join(', ')}`);
@@ -170,9 +195,11 @@ export async function runControlPlane(lab: Lab, s: ControlPlaneSettings, step: S
       entriesFound: found,
       rssBeforeMiB: rssBefore,
       rssAfterMiB: rssAfter,
+      responsiveness,
       propagation: prop,
     };
   } finally {
+    await pollers.stop();
     for (const m of monitors) m.close();
     for (const h of handles) h.close();
   }

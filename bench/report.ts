@@ -127,6 +127,12 @@ export function toMarkdown(r: BenchReport): string {
     out.push('| measurement | result |', '| --- | --- |');
     out.push(`| ${c.leases} remote leases put into etcd at once | ${c.putSeconds.toFixed(2)} s to write |`);
     out.push(`| until every host holds all ${c.entriesExpected} kernel entries (neigh + fdb + route, netlink dump) | ${num(c.convergeSecondsMax, 2)} s (${perHost}) |`);
+    const z = c.responsiveness;
+    if (z) {
+      out.push(`| \`/healthz\` answer time while the ${c.leases} peers are programmed (polled every 20 ms on each host; idle p99 before: ${num(z.healthzIdle.p99Ms, 1)} ms) | ` +
+        `p50 ${num(z.healthzBusy.p50Ms, 1)} ms, p99 ${num(z.healthzBusy.p99Ms, 1)} ms, max ${num(z.healthzBusy.maxMs, 1)} ms (${z.healthzBusy.samples} answers${z.healthzBusy.failures ? `, ${z.healthzBusy.failures} not 200` : ''}) |`);
+      out.push(`| weftd event-loop delay over the same window (\`weft_nodejs_eventloop_lag_*\`) | p99 ${z.eventLoopP99Ms.map((v) => num(v, 1)).join(', ')} ms; max ${z.eventLoopMaxMs.map((v) => num(v, 1)).join(', ')} ms |`);
+    }
     out.push(`| agent RSS before → after the ${c.leases} peers | ${c.rssBeforeMiB.map((v) => v.toFixed(0)).join(', ')} → ${c.rssAfterMiB.map((v) => v.toFixed(0)).join(', ')} MiB |`);
     out.push(
       `| one new lease: put → route on each of ${c.hosts} hosts (${c.propagation.puts} puts, ${c.propagation.samples} samples) | ` +

@@ -3,7 +3,9 @@
 // valid leases are listed with the reason, since an operator wants to see them.
 import { checkEtcdFlags, ENV_PREFIX, ETCD_FLAGS, type EtcdFlags } from '../daemon/etcd-flags.js';
 import type { Command } from '../lib/flags.js';
-import { decodeLeaseAttrs, parseLeaseKeySuffix, type Registry } from '../subnet-manager/index.js';
+import { nullLogger } from '../lib/log.js';
+import { decodeLeaseAttrs, LeaseTable, leaseFromKV, parseLeaseKeySuffix, type Registry, type SubnetManager } from '../subnet-manager/index.js';
+import type { LeaseConflict } from '../subnet-manager/lease-claims.js';
 import { withSubnetManager } from './etcd.js';
 
 export interface LeaseRow {
@@ -38,6 +40,24 @@ export async function readLeaseRows(reg: Registry): Promise<LeaseRow[]> {
     }
     return row;
   });
+}
+
+/**
+ * The leases weftd on the host holding `ownSubnet` skips for a conflict (a VtepMAC, a
+ * PublicIP with its backend, or a subnet another lease or this host holds), judged as
+ * weftd judges a fresh listing: older keys keep their claims.
+ */
+export async function readLeaseConflicts(sm: SubnetManager, ownSubnet: string): Promise<LeaseConflict[]> {
+  const cfg = await sm.getNetworkConfig();
+  const reg = sm.registry;
+  const { kvs } = await reg.listSubnets();
+  const ownKv = kvs.find((kv) => {
+    try { return parseLeaseKeySuffix(kv.key.slice(reg.subnetsPrefix.length)).subnet.toString() === ownSubnet; } catch { return false; }
+  });
+  const own = ownKv && leaseFromKV(cfg, reg.subnetsPrefix, ownKv);
+  const table = new LeaseTable(cfg, reg.subnetsPrefix, nullLogger, own && typeof own !== 'string' ? { own } : {});
+  table.resync(kvs);
+  return table.conflicts();
 }
 
 function human(s: number | null): string {

@@ -16,7 +16,8 @@ import type { Command } from '../lib/flags.js';
 import { Prefix } from '../lib/ip.js';
 import { withSubnetManager } from './etcd.js';
 import { probeAll } from './icmp-probe.js';
-import { readLeaseRows, type LeaseRow } from './leases.js';
+import { readLeaseConflicts, readLeaseRows, type LeaseRow } from './leases.js';
+import type { LeaseConflict } from '../subnet-manager/lease-claims.js';
 import { formatEndpoint, NetlinkHandle, RT_TABLE_MAIN, type Link, type Route, type WgDevice } from '../netlink/index.js';
 import { nextHop } from '../host/next-hop.js';
 import { parseEnvFile } from '../host/subnet-env.js';
@@ -74,6 +75,8 @@ export interface NodeStatus {
   };
   etcd: { ok: boolean; endpoints: string[]; error?: string };
   peers: PeerStatus[];
+  /** Leases weftd skips for a conflict (not peers: no entries are made for them), each with the key it conflicts with. */
+  conflicts: LeaseConflict[];
   /** Why the WireGuard device could not be read, when it could not. */
   wireguardError?: string;
 }
@@ -128,10 +131,15 @@ export async function gatherStatus(o: StatusOptions): Promise<NodeStatus> {
     },
     etcd: { ok: false, endpoints: [...o.etcd.etcdEndpoints] },
     peers: [],
+    conflicts: [],
   };
   let rows: LeaseRow[] = [];
   try {
-    rows = await withSubnetManager(o.etcd, (sm) => readLeaseRows(sm.registry));
+    rows = await withSubnetManager(o.etcd, async (sm) => {
+      const r = await readLeaseRows(sm.registry);
+      status.conflicts = await readLeaseConflicts(sm, own.toString());
+      return r;
+    });
     status.etcd.ok = true;
   } catch (e) {
     status.etcd.error = `cannot reach etcd at ${o.etcd.etcdEndpoints.join(',')}: ${(e as Error).message.split('\n')[0]} (check --etcd-endpoints, or run on a host that reaches etcd)`;
@@ -143,7 +151,8 @@ export async function gatherStatus(o: StatusOptions): Promise<NodeStatus> {
     status.node.vtepMac = mine.vtepMac || null;
     status.node.leaseExpiresInSeconds = mine.ttlSeconds;
   }
-  const peers = rows.filter((r) => !r.error && r.subnet !== own.toString());
+  const skipped = new Set(status.conflicts.map((c) => c.key));
+  const peers = rows.filter((r) => !r.error && r.subnet !== own.toString() && !skipped.has(r.key));
   const pnl = NetlinkHandle.open();
   let paths: PathView[];
   try {
@@ -261,6 +270,10 @@ export function formatStatus(s: NodeStatus): string {
     if (why.length) lines.push('', ...why.map((p) => `${p.subnet} ${p.path}: ${p.pathReason}`));
   } else if (s.etcd.ok) {
     lines.push('', 'No peers.');
+  }
+  if (s.conflicts.length) {
+    lines.push('', `CONFLICTING LEASES (skipped by weftd, no entries made): ${s.conflicts.length}`);
+    for (const c of s.conflicts) lines.push(`${c.key} conflicts with ${c.other}: ${c.reason}`);
   }
   return lines.join('\n');
 }

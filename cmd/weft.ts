@@ -14,6 +14,9 @@ Commands:
              running weftd, containers attached through CNI), show a ping matrix,
              then tear it down; 'weft lab --help' for its flags
   lab down   remove a lab left up with 'weft lab --keep'
+  chaos      a lab under a seeded random schedule of faults (weftd and etcd kills,
+             lease deletions, link flaps, garbage leases, ...), then checks that
+             it is whole again; 'weft chaos --help' for its flags
   bench      measure the data paths (underlay, kernel VXLAN, UDP native/dgram)
              and the control plane in labs; 'weft bench --help' for its flags
   leases     list every subnet lease in etcd
@@ -36,6 +39,7 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   'install-cni': async () => (await import('../cni/install.js')).installCniCommand,
   lab: async () => (await import('../lab/demo.js')).labCommand,
   bench: async () => (await import('../bench/bench-command.js')).benchCommand,
+  chaos: async () => (await import('../lab/chaos-command.js')).chaosCommand,
 };
 
 async function main(argv: string[]): Promise<number> {
@@ -49,7 +53,7 @@ async function main(argv: string[]): Promise<number> {
     return 0;
   }
   const load = COMMANDS[cmd];
-  if (!load) throw new UsageError(`unknown command ${JSON.stringify(cmd)}; commands: lab, lab down, bench, leases, status, docker-opts, install-cni, help`);
+  if (!load) throw new UsageError(`unknown command ${JSON.stringify(cmd)}; commands: lab, lab down, chaos, bench, leases, status, docker-opts, install-cni, help`);
   return runCommand(await load(), rest, process.env);
 }
 

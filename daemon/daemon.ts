@@ -3,25 +3,34 @@
 // watch, kept in step with periodic resyncs. On abort (SIGTERM/SIGINT) it
 // returns and leaves kernel state and the lease in place, so a restarted
 // agent picks both up without cutting traffic.
+//
+// Staying up: kernel and etcd failures that a retry can fix (KernelError and
+// etcd errors marked retryable: interrupted dumps, ENOBUFS, timeouts, EBUSY,
+// an unreachable etcd) are retried with backoff, and the agent keeps serving
+// its peers meanwhile; only what no retry can fix ends it, naming the
+// operation and errno. The lease is kept by a LeaseKeeper (put back when its
+// key vanishes, moved in place when another host takes the subnet), the
+// underlay is watched (a new public IP is followed), and skipped conflicting
+// leases are reconsidered by the watch.
 import type { Backend } from '../backend/backend.js';
 import { BACKENDS } from '../backend/builtin.js';
 import type { BackendRegistry } from '../backend/registry.js';
-import { ensureBridge } from '../host/bridge.js';
-import { writeCniConf } from '../host/cni-conf.js';
-import { ForwardRules, removeForwardRules } from '../host/forward.js';
-import { ensureMasquerade, removeMasquerade } from '../host/masquerade.js';
-import { readPreviousSubnets, writeSubnetEnv } from '../host/subnet-env.js';
-import { ensureSysctl } from '../host/sysctl.js';
-import { findUnderlay, requireV4, requireV6 } from '../host/underlay.js';
-import { retrying, sleep } from '../lib/backoff.js';
+import type { ForwardRules } from '../host/forward.js';
+import { readStateFile, writeStateFile } from '../host/state-dir.js';
+import { readPreviousSubnets } from '../host/subnet-env.js';
+import { findUnderlay, requireV4, requireV6, type Underlay } from '../host/underlay.js';
+import { Backoff, retrying, sleep } from '../lib/backoff.js';
 import { ConfigError, errorCode, isRetryable } from '../lib/errors.js';
 import type { Logger } from '../lib/log.js';
-import { NetlinkHandle } from '../netlink/index.js';
-import { SubnetManager, type Lease, type NetworkConfig } from '../subnet-manager/index.js';
+import { NetlinkHandle, NetlinkMonitor, RTMGRP_IPV4_IFADDR, RTMGRP_LINK } from '../netlink/index.js';
+import { SubnetManager, type AcquireRequest, type Lease, type NetworkConfig } from '../subnet-manager/index.js';
+import type { LeaseChange, LeaseKeeper } from '../subnet-manager/lease-keeper.js';
 import { etcdOptionsFrom } from './etcd-flags.js';
 import type { AgentConfig } from './flags.js';
 import { HealthServer, type HealthSource } from './health.js';
+import { configureHost } from './host-config.js';
 import { SystemdNotifier } from './systemd.js';
+import { UnderlayWatch } from './underlay-watch.js';
 
 export interface DaemonStatus {
   phase: 'starting' | 'waiting-for-etcd' | 'acquiring' | 'syncing' | 'ready' | 'stopped';
@@ -30,11 +39,20 @@ export interface DaemonStatus {
   backend?: Backend;
 }
 
+/** Longest wait between attempts at a failing resync, host configuration or underlay move. */
+const RETRY_MAX_MS = 30_000;
+
 export class Daemon {
   readonly status: DaemonStatus = { phase: 'starting' };
   private readonly systemd: SystemdNotifier;
   /** WEFT-FWD, kept on every full resync (--iptables-forward-rules). */
   private forward?: ForwardRules;
+  private keeper?: LeaseKeeper;
+  private nl?: NetlinkHandle;
+  /** Set when the host configuration for the current lease is not (fully) in place: retried by the resync loop. */
+  private hostStale = false;
+  /** Aborts the current lease watch, so that it starts again with the current own lease. */
+  private restartWatch: () => void = () => {};
 
   constructor(
     private readonly cfg: AgentConfig,
@@ -61,6 +79,7 @@ export class Daemon {
       etcdOptions: etcdOptionsFrom(cfg),
     });
     const nl = NetlinkHandle.open();
+    this.nl = nl;
     // Up before etcd is: /healthz must say "etcd unreachable" rather than nothing.
     const health = cfg.healthzPort > 0 ? new HealthServer(this.healthSource(sm), log.child({ component: 'health' })) : undefined;
     try {
@@ -88,22 +107,24 @@ export class Daemon {
       throw e;
     }
     this.status.network = network;
-    log.info('network config', {
-      network: network.network.toString(), subnetLen: network.subnetLen, backend: network.backend.type,
-      ...(network.ipv6Network ? { ipv6Network: network.ipv6Network.toString(), ipv6SubnetLen: network.ipv6SubnetLen } : {}),
-    });
+    log.info('network config', { network: network.network.toString(), subnetLen: network.subnetLen, backend: network.backend.type });
     // The backend's own config is checked before anything is created: a bad one exits 2 naming the key.
     const { plugin, config } = this.resolveBackend(network, sm.configKey);
     if (network.enableIPv6 && !plugin.dualStack) {
       throw new ConfigError(`${sm.configKey}: EnableIPv6 is not supported by the ${plugin.type} backend of this weftd (dual stack runs on ${this.backends.types().filter((t) => this.backends.get(t)?.dualStack).join(', ')})`);
     }
-    const underlay = findUnderlay(nl, cfg.iface, cfg.publicIp, cfg.publicIpv6);
+
+    const underlay = await retrying('finding the underlay', log, signal, async () => findUnderlay(nl, cfg.iface, cfg.publicIp, () => readStateFile(cfg.stateDir, 'underlay'), cfg.publicIpv6));
+    rememberUnderlay(cfg.stateDir, underlay.name, log);
     const publicIp = requireV4(underlay, 'the subnet lease');
     // Dual stack: peers reach this host's IPv6 device at its PublicIPv6; without one the network cannot be joined (exit 2).
-    const publicIpv6 = network.enableIPv6 ? this.configErr(() => requireV6(underlay, 'EnableIPv6 (a dual-stack network)')) : undefined;
+    let publicIpv6: string | undefined;
+    if (network.enableIPv6) {
+      try { publicIpv6 = requireV6(underlay, 'EnableIPv6 (a dual-stack network)'); } catch (e) { throw new ConfigError((e as Error).message); }
+    }
     log.info('underlay', { iface: underlay.name, publicIp, ...(underlay.v6 ? { publicIpv6: underlay.v6 } : {}), mtu: underlay.mtu });
 
-    const backend = plugin.create({
+    const backend = await retrying('creating the backend device', log, signal, async () => plugin.create({
       config,
       flags: cfg.backendFlags,
       nl,
@@ -112,33 +133,29 @@ export class Daemon {
       ...(network.ipv6Network ? { ipv6Network: network.ipv6Network } : {}),
       underlay: publicIpv6 ? underlay : { ...underlay, v6: undefined },
       etcdPrefix: cfg.etcdPrefix,
+      stateDir: cfg.stateDir,
       routeProtocol: cfg.routeProtocol,
       track: (x) => this.track(x),
-    });
+    }));
     this.status.backend = backend;
 
     this.phase('acquiring', `acquiring a subnet lease for ${publicIp}`);
+    const request = (): AcquireRequest => ({
+      publicIP: this.underlay!.underlay.v4!, backendType: backend.type, backendData: backend.leaseData,
+      ...(publicIpv6 ? { publicIPv6: publicIpv6 } : {}),
+      ...(publicIpv6 && backend.leaseV6Data !== undefined ? { backendV6Data: backend.leaseV6Data } : {}),
+    });
+    this.underlay = new UnderlayWatch(nl, this.track(NetlinkMonitor.open({ groups: RTMGRP_LINK | RTMGRP_IPV4_IFADDR })), log.child({ component: 'underlay' }), underlay, cfg.publicIp);
     const previous = readPreviousSubnets(cfg.subnetFile);
     const lease = await retrying('acquiring a subnet lease', log, signal, () =>
-      sm.acquireLease(network, {
-        publicIP: publicIp,
-        ...(publicIpv6 ? { publicIPv6: publicIpv6 } : {}),
-        backendType: backend.type,
-        backendData: backend.leaseData,
-        ...(publicIpv6 && backend.leaseV6Data !== undefined ? { backendV6Data: backend.leaseV6Data } : {}),
-        ...(previous.v4 ? { previousSubnet: previous.v4 } : {}),
-        ...(previous.v6 ? { previousIpv6Subnet: previous.v6 } : {}),
-      }),
+      sm.acquireLease(network, { ...request(), ...(previous.v4 ? { previousSubnet: previous.v4 } : {}), ...(previous.v6 ? { previousIpv6Subnet: previous.v6 } : {}) }),
     );
     this.status.lease = lease;
-    log.info('lease acquired', {
-      subnet: lease.subnet.toString(), ...(lease.ipv6Subnet ? { ipv6Subnet: lease.ipv6Subnet.toString() } : {}),
-      expires: lease.expiration?.toISOString() ?? 'never (reservation)',
-    });
+    log.info('lease acquired', { subnet: lease.subnet.toString(), ...(lease.ipv6Subnet ? { ipv6Subnet: lease.ipv6Subnet.toString() } : {}), expires: lease.expiration?.toISOString() ?? 'never (reservation)' });
 
-    await this.configureHost(nl, network, lease, backend);
+    this.forward = await retrying('configuring the host', log, signal, () => configureHost(cfg, log, nl, network, lease, backend));
 
-    // Lease renewal and the watch run until the signal aborts; either one failing stops the agent.
+    // The keeper, the watch and the resync loop run until the signal aborts; a fatal failure of any stops the agent.
     const inner = new AbortController();
     const stop = () => inner.abort();
     signal.addEventListener('abort', stop, { once: true });
@@ -147,47 +164,86 @@ export class Daemon {
       failure ??= e;
       inner.abort();
     };
-    const keep = sm
-      .keepLease(lease, {
-        signal: inner.signal,
-        onChange: (l) => {
-          if (!l.subnet.equals(lease.subnet) || String(l.ipv6Subnet ?? '') !== String(lease.ipv6Subnet ?? '')) {
-            fail(new Error(`lease for ${lease.subnet} was lost and re-acquired as ${l.subnet}; restarting to reconfigure`));
-            return;
-          }
-          this.status.lease = l;
-          log.info('lease renewed', { subnet: l.subnet.toString(), expires: l.expiration?.toISOString() });
-        },
-      })
-      .catch(fail);
+    const keeper = sm.keepLease(lease, network, request(), {
+      signal: inner.signal,
+      onChange: (c) => this.leaseChanged(c, network, backend),
+    });
+    this.keeper = keeper;
+    const keep = keeper.done.catch(fail);
 
     this.phase('syncing', `lease ${lease.subnet}; programming peers`);
-    let first = true;
-    const watch = sm
-      .watchLeases(network, {
-        signal: inner.signal,
-        ownSubnet: lease.subnet,
-        onBatch: async (b) => {
-          await backend.apply(b);
-          if (first) {
-            first = false;
-            this.status.phase = 'ready';
-            const s = backend.stats();
-            log.info('ready', { subnet: lease.subnet.toString(), peers: s.peersKnown, programmed: s.peersProgrammed });
-            // Only now: lease held, device, bridge and subnet file exist, first peer sync applied.
-            this.systemd.ready(`ready: subnet ${lease.subnet}, ${s.peersProgrammed}/${s.peersKnown} peers programmed`);
-          }
-        },
-      })
-      .catch(fail);
-
-    const resync = this.resyncLoop(backend, inner.signal).catch(fail);
+    const watch = this.watchLoop(sm, network, backend, inner.signal).catch(fail);
+    const resync = this.resyncLoop(network, backend, inner.signal).catch(fail);
     await Promise.all([keep, watch, resync]);
     signal.removeEventListener('abort', stop);
     if (failure !== undefined && !signal.aborted) throw failure;
   }
 
-  /** The registered backend for Backend.Type and its parsed config; a ConfigError names the config key. */
+  private underlay?: UnderlayWatch;
+  /** A new underlay address not followed yet (the last attempt failed). */
+  private pendingUnderlay?: Underlay;
+
+  /** The lease watch, started again (a new snapshot) whenever our own lease changes. */
+  private async watchLoop(sm: SubnetManager, network: NetworkConfig, backend: Backend, signal: AbortSignal): Promise<void> {
+    const { log } = this;
+    while (!signal.aborted) {
+      const restart = new AbortController();
+      this.restartWatch = () => restart.abort();
+      const own = this.keeper!.lease;
+      await sm.watchLeases(network, {
+        signal: AbortSignal.any([signal, restart.signal]),
+        own,
+        prefer: (l) => backend.holds?.(l) ?? false,
+        onBatch: async (b) => {
+          try {
+            await backend.apply(b);
+          } catch (e) {
+            // The backend reconciles everything at its next resync.
+            this.transient('applying lease changes to the kernel', e);
+          }
+          if (this.status.phase !== 'ready') {
+            this.status.phase = 'ready';
+            const s = backend.stats();
+            log.info('ready', { subnet: own.subnet.toString(), peers: s.peersKnown, programmed: s.peersProgrammed });
+            // Only now: lease held, device, bridge and subnet file exist, first peer sync applied.
+            this.systemd.ready(`ready: subnet ${own.subnet}, ${s.peersProgrammed}/${s.peersKnown} peers programmed`);
+          }
+        },
+      });
+    }
+  }
+
+  /** A failure a retry can fix is logged and left to the next attempt; anything else is thrown (the agent stops). */
+  private transient(what: string, e: unknown, retryInMs?: number): void {
+    if (!isRetryable(e)) throw e;
+    this.log.warn(`${what} failed; will retry`, { err: e as Error, ...(retryInMs !== undefined ? { retryInMs } : {}) });
+  }
+
+  /** What the keeper changed about our lease: the host follows. */
+  private async leaseChanged(c: LeaseChange, network: NetworkConfig, backend: Backend): Promise<void> {
+    this.status.lease = c.lease;
+    if (c.kind === 'restored') return; // same subnet, same value: nothing on the host changes
+    if (c.kind === 'moved') {
+      this.log.warn('our subnet went to another host; leased a new one and reconfiguring this host in place (containers with an address of the old subnet must be attached again)', {
+        from: c.previous.subnet.toString(), to: c.lease.subnet.toString(), reason: c.reason,
+      });
+      this.hostStale = true;
+      await this.reconfigureHost(network, backend);
+    }
+    // Our own lease is filtered from the watch and its claims are reserved: start it again with the new one.
+    this.restartWatch();
+  }
+
+  private async reconfigureHost(network: NetworkConfig, backend: Backend): Promise<void> {
+    try {
+      this.forward = await configureHost(this.cfg, this.log, this.nl!, network, this.keeper!.lease, backend);
+      this.hostStale = false;
+    } catch (e) {
+      this.transient('configuring the host for the new lease', e);
+    }
+  }
+
+  /** Registered backend for Backend.Type and its parsed config; a ConfigError names the config key. */
   private resolveBackend(network: NetworkConfig, configKey: string): ReturnType<BackendRegistry['resolve']> {
     try {
       return this.backends.resolve(network.backend);
@@ -205,69 +261,32 @@ export class Daemon {
     return x;
   }
 
-  private async configureHost(nl: NetlinkHandle, network: NetworkConfig, lease: Lease, backend: Backend): Promise<void> {
-    const { cfg, log } = this;
-    await backend.configure(lease);
-    const v6 = network.ipv6Network && lease.ipv6Subnet ? { subnet: lease.ipv6Subnet, network: network.ipv6Network } : undefined;
-    // --bridge none: Docker's docker0 (dockerd --bip from `weft docker-opts`) or the CNI bridge plugin owns the bridge.
-    if (cfg.bridge !== 'none') ensureBridge(nl, log, cfg.bridge, lease.subnet, network.network, backend.mtu, v6);
-    if (ensureSysctl('net/ipv4/ip_forward', '1')) log.info('enabled net.ipv4.ip_forward');
-    if (v6 && ensureSysctl('net/ipv6/conf/all/forwarding', '1')) log.info('enabled net.ipv6.conf.all.forwarding');
-    if (cfg.iptablesForwardRules) {
-      const nets = [{ cidr: network.network.toString(), family: 4 as const }, ...(v6 ? [{ cidr: v6.network.toString(), family: 6 as const }] : [])];
-      this.forward = ForwardRules.forNetworks(nets, log.child({ component: 'forward' }));
-      await this.forward.install();
-    } else {
-      await removeForwardRules().catch((e) => log.debug('no forward rules to remove', { err: e }));
-      if (v6) await removeForwardRules(6).catch((e) => log.debug('no IPv6 forward rules to remove', { err: e }));
+  /** Our public IP moved (not given with --public-ip): the backend, then the lease follow it. */
+  private async followUnderlay(u: Underlay, backend: Backend): Promise<void> {
+    const from = this.underlay!.underlay.v4;
+    if (!backend.setUnderlay) {
+      this.log.warn('the underlay address changed, but this backend cannot follow it without a restart', { from, to: u.v4, backend: backend.type });
+      this.underlay!.moved(u);
+      return;
     }
-    if (cfg.ipMasq) {
-      await ensureMasquerade(network.network.toString(), lease.subnet.toString());
-      if (v6) await ensureMasquerade(v6.network.toString(), v6.subnet.toString(), 6);
-    } else {
-      await removeMasquerade().catch((e) => log.debug('no masquerade rules to remove', { err: e }));
-      if (v6) await removeMasquerade(6).catch((e) => log.debug('no IPv6 masquerade rules to remove', { err: e }));
-    }
-    const gw6 = v6 ? { subnet: v6.subnet.toString(), gateway: v6.subnet.address(1) } : undefined;
-    writeSubnetEnv(cfg.subnetFile, {
-      network: network.network.toString(),
-      subnet: `${lease.subnet.address(1)}/${lease.subnet.prefixLen}`,
-      ...(v6 && gw6 ? { ipv6Network: v6.network.toString(), ipv6Subnet: `${gw6.gateway}/${v6.subnet.prefixLen}` } : {}),
-      mtu: backend.mtu,
-      ipMasq: cfg.ipMasq,
-    });
-    if (cfg.cniConf) {
-      writeCniConf(cfg.cniConf, {
-        ...(cfg.bridge !== 'none' ? { bridge: cfg.bridge } : {}),
-        subnet: lease.subnet.toString(),
-        gateway: lease.subnet.address(1),
-        ...(gw6 ? { ipv6: gw6 } : {}),
-        mtu: backend.mtu,
-        ipamDataDir: cfg.cniIpamDataDir,
-        plugin: cfg.cniPlugin,
-        subnetFile: cfg.subnetFile,
-      });
-    }
-    log.info('host configured', { bridge: cfg.bridge, subnetFile: cfg.subnetFile, mtu: backend.mtu });
-  }
-
-  /** Runs fn; what it throws becomes a ConfigError (exit 2): a host that cannot join the configured network. */
-  private configErr<T>(fn: () => T): T {
-    try {
-      return fn();
-    } catch (e) {
-      throw new ConfigError((e as Error).message);
-    }
+    this.log.warn('the underlay address changed; moving the backend and the lease to it', { from, to: u.v4 });
+    await backend.setUnderlay({ ...u, v4: u.v4! });
+    this.underlay!.moved(u);
+    const l = this.keeper!.lease;
+    this.keeper!.update({ ...l.attrs, publicIP: u.v4!, backendData: backend.leaseData });
   }
 
   private healthSource(sm: SubnetManager): HealthSource {
     return {
       phase: () => this.status.phase,
       leaseExpiry: () => this.status.lease?.expiration,
+      leaseExpiresInSeconds: () => (this.keeper ? this.keeper.expiresInSeconds() ?? Infinity : undefined),
+      leaseRecoveries: () => this.keeper?.recoveries ?? 0,
       subnet: () => this.status.lease?.subnet.toString(),
       backend: () => this.status.backend,
       forwardRules: () => this.forward?.status(),
       etcd: () => sm.stats,
+      kernelErrors: () => this.nl?.errors.list() ?? [],
       probeEtcd: async () => {
         try {
           await sm.getNetworkConfig();
@@ -280,16 +299,45 @@ export class Daemon {
     };
   }
 
-  /** Every second: cheap checks (device present, failed entries retried); every --resync-interval: full list/diff/apply. */
-  private async resyncLoop(backend: Backend, signal: AbortSignal): Promise<void> {
+  /**
+   * Every second: the underlay, a pending host configuration, cheap backend
+   * checks (device present, failed entries retried); every --resync-interval:
+   * a full list/diff/apply. A transient failure backs off (up to 30 s).
+   */
+  private async resyncLoop(network: NetworkConfig, backend: Backend, signal: AbortSignal): Promise<void> {
     let last = Date.now();
+    const backoff = new Backoff(1000, RETRY_MAX_MS);
+    let wait = 1000;
     while (!signal.aborted) {
-      await sleep(1000, signal);
+      await sleep(wait, signal);
       if (signal.aborted || this.status.phase !== 'ready') continue;
       const full = Date.now() - last >= this.cfg.resyncIntervalSeconds * 1000;
-      if (full) last = Date.now();
-      await backend.resync(full);
-      if (full) await this.forward?.keep();
+      try {
+        const moved = this.underlay!.check();
+        if (moved) this.pendingUnderlay = moved;
+        if (this.pendingUnderlay) {
+          await this.followUnderlay(this.pendingUnderlay, backend);
+          this.pendingUnderlay = undefined;
+        }
+        if (this.hostStale) await this.reconfigureHost(network, backend);
+        await backend.resync(full);
+        if (full) await this.forward?.keep();
+        if (full) last = Date.now();
+        backoff.reset();
+        wait = 1000;
+      } catch (e) {
+        wait = backoff.next();
+        this.transient('keeping the data plane in step', e, wait);
+      }
     }
+  }
+}
+
+/** The underlay interface, for the next start when there is no default route to find it by (after a link flap). */
+function rememberUnderlay(stateDir: string, name: string, log: Logger): void {
+  try {
+    if (readStateFile(stateDir, 'underlay') !== name) writeStateFile(stateDir, 'underlay', name);
+  } catch (e) {
+    log.warn('cannot remember the underlay interface in --state-dir', { err: e as Error });
   }
 }

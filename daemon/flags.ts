@@ -9,6 +9,7 @@ import { DEFAULT_ROUTE_PROTOCOL } from '../backend/route-reconciler.js';
 import { formatHelp, ifaceName, keyOf, parseFlags, type FlagDef, type FlagSet } from '../lib/flags.js';
 import { isIp } from '../lib/ip.js';
 import { isLogLevel, LOG_LEVELS, type LogLevel } from '../lib/log.js';
+import { DEFAULT_STATE_DIR } from '../host/state-dir.js';
 import { checkEtcdFlags, ENV_PREFIX, ETCD_FLAGS, type EtcdFlags } from './etcd-flags.js';
 
 export { UsageError } from '../lib/flags.js';
@@ -24,6 +25,8 @@ export interface AgentConfig extends EtcdFlags {
   /** 'none': weftd builds no bridge (Docker's docker0 or the CNI bridge plugin owns it). */
   readonly bridge: string;
   readonly iptablesForwardRules: boolean;
+  /** Per-host state kept across restarts (the VTEP MAC's salt, the last underlay). */
+  readonly stateDir: string;
   readonly routeProtocol: number;
   readonly resyncIntervalSeconds: number;
   readonly healthzIp: string;
@@ -47,10 +50,11 @@ export const HOST_FLAGS: readonly FlagDef[] = [
   { name: 'public-ipv6', key: 'publicIpv6', kind: 'string', check: (v) => (isIp(v, 6) ? undefined : 'must be an IPv6 address'), help: 'IPv6 address peers reach this host at in a dual-stack network (default: first global IPv6 address of --iface)' },
   { name: 'subnet-file', key: 'subnetFile', kind: 'string', def: '/run/flannel/subnet.env', help: 'where to write the leased subnet (flannel format)' },
   { name: 'ip-masq', key: 'ipMasq', kind: 'bool', def: false, help: 'masquerade traffic from the overlay to destinations outside it' },
-  { name: 'subnet-lease-renew-margin', key: 'subnetLeaseRenewMarginMinutes', kind: 'int', def: 60, min: 1, max: 1439, help: 'renew the lease this many minutes before it expires' },
+  { name: 'subnet-lease-renew-margin', key: 'subnetLeaseRenewMarginMinutes', kind: 'int', def: 60, min: 1, max: 1439, help: 'renew the lease at the latest this many minutes before it expires (keepalives go every TTL/3)' },
   { name: 'subnet-lease-ttl', key: 'subnetLeaseTtlSeconds', kind: 'int', def: 86400, min: 5, max: 31536000, help: 'lifetime of the subnet lease in seconds' },
   { name: 'bridge', key: 'bridge', kind: 'string', def: 'weft0', check: ifaceName, help: 'docker0-style bridge for this host\'s containers; none: build no bridge (Docker\'s docker0 or the CNI bridge plugin owns it)' },
   { name: 'iptables-forward-rules', key: 'iptablesForwardRules', kind: 'bool', def: true, help: 'accept forwarded traffic from and to the overlay in the chain WEFT-FWD (needed where the FORWARD policy is DROP, as Docker sets it)' },
+  { name: 'state-dir', key: 'stateDir', kind: 'string', def: DEFAULT_STATE_DIR, check: absolutePath, help: 'per-host state kept across restarts (the VTEP MAC\'s salt); give each host its own' },
   {
     name: 'route-protocol', key: 'routeProtocol', kind: 'int', def: DEFAULT_ROUTE_PROTOCOL, min: 5, max: 255,
     help: 'route protocol number carried by every route weftd installs (ip route show proto N); weftd removes routes with it in the Network that no peer wants, and never touches others (0-4 are the kernel\'s)',

@@ -6,17 +6,25 @@ import type { Registry } from 'prom-client';
 import type { Backend } from '../backend/backend.js';
 import type { ForwardRulesStatus } from '../host/forward.js';
 import type { Logger } from '../lib/log.js';
+import type { ErrorCount } from '../netlink/index.js';
+import type { ManagerStats } from '../subnet-manager/index.js';
 import { buildRegistry } from './metrics.js';
 
 export interface HealthSource {
   /** 'ready' when the node is fully programmed. */
   phase(): string;
   leaseExpiry(): Date | undefined;
+  /** Seconds until the lease expires unless renewed; Infinity for a reservation; undefined before it is held. */
+  leaseExpiresInSeconds(): number | undefined;
+  /** Times the lease key was put back or re-leased. */
+  leaseRecoveries(): number;
   subnet(): string | undefined;
   backend(): Backend | undefined;
   /** WEFT-FWD's last check; undefined with --iptables-forward-rules=false. */
   forwardRules?(): ForwardRulesStatus | undefined;
-  etcd(): { lastContact?: Date; reconnects: number; watchResyncs: number; invalidLeases: number };
+  etcd(): ManagerStats;
+  /** Failed kernel (netlink, TUN) operations by operation and errno. */
+  kernelErrors(): readonly ErrorCount[];
   /** Asks etcd something cheap; resolves true when it answered. */
   probeEtcd(): Promise<boolean>;
 }

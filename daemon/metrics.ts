@@ -37,6 +37,27 @@ export function buildRegistry(src: HealthSource): Registry {
     },
   });
   new Gauge({
+    name: 'weft_lease_expiry_seconds',
+    help: 'Seconds until the subnet lease expires unless renewed (+Inf for a reservation, 0 before the lease is held; negative once it has expired)',
+    registers: [reg],
+    collect() {
+      this.set(src.leaseExpiresInSeconds() ?? 0);
+    },
+  });
+  mirroredCounter(reg, 'weft_lease_recoveries_total', 'Times the lease key was put back after it vanished or changed, or re-leased after another host took the subnet', [], (set) => set(src.leaseRecoveries()));
+  mirroredCounter(reg, 'weft_netlink_errors_total', 'Failed kernel operations (netlink requests, TUN calls) by operation and errno; transient ones (EINTR for an interrupted dump, ENOBUFS, EAGAIN, EBUSY, ETIMEDOUT) are retried', ['op', 'errno'], (set) => {
+    for (const e of src.kernelErrors()) set(e.count, { op: e.op, errno: e.errno });
+  });
+  mirroredCounter(reg, 'weft_lease_conflicts_total', 'Leases skipped because another live lease (or this host\'s own) holds their subnet, PublicIP or VtepMAC', [], (set) => set(src.etcd().leaseConflicts));
+  new Gauge({
+    name: 'weft_conflicting_leases',
+    help: 'Leases skipped for a conflict right now',
+    registers: [reg],
+    collect() {
+      this.set(src.etcd().conflictingLeases);
+    },
+  });
+  new Gauge({
     name: 'weft_ready',
     help: '1 when the lease is held and the data plane is programmed',
     registers: [reg],

@@ -17,9 +17,19 @@ export interface Underlay extends DualAddress {
 
 export class UnderlayError extends errorKind('EUNDERLAY', false) {}
 
+/** The underlay is there but not usable yet (down, no address): worth waiting for. */
+export class UnderlayWaitError extends errorKind('EUNDERLAYWAIT', true) {}
+
 export type UnderlayNetlink = Pick<NetlinkHandle, 'linkByName' | 'linkByIndex' | 'addrList' | 'routeList'>;
 
-export function findUnderlay(nl: UnderlayNetlink, iface?: string, publicIp?: string, publicIpv6?: string): Underlay {
+/**
+ * The underlay: --iface, else the interface holding --public-ip, else the
+ * interface of the default route, else `fallbackIface()` (the last run's, for
+ * a host whose default route a link flap removed). An interface that is down
+ * or has no IPv4 address yet is a retryable error: weftd waits for it.
+ * Its IPv6 address: --public-ipv6, else the first global, not deprecated one.
+ */
+export function findUnderlay(nl: UnderlayNetlink, iface?: string, publicIp?: string, fallbackIface?: () => string | undefined, publicIpv6?: string): Underlay {
   let index: number | undefined;
   if (iface) {
     const l = nl.linkByName(iface);
@@ -30,14 +40,19 @@ export function findUnderlay(nl: UnderlayNetlink, iface?: string, publicIp?: str
   }
   if (index === undefined) {
     const def = nl.routeList({ family: 4, table: RT_TABLE_MAIN }).find((r) => r.table === RT_TABLE_MAIN && (r.dst === 'default' || r.dst === '0.0.0.0/0'));
-    if (!def?.index) throw new UnderlayError('no default route to choose an interface from; give --iface');
-    index = def.index;
+    index = def?.index;
+  }
+  if (index === undefined) {
+    const last = fallbackIface?.();
+    const l = last === undefined ? undefined : nl.linkByName(last);
+    if (!l) throw new UnderlayError('no default route to choose an interface from; give --iface');
+    index = l.index;
   }
   const link = nl.linkByIndex(index);
   if (!link) throw new UnderlayError(`interface index ${index} vanished`);
   const v4 = publicIp ?? nl.addrList({ index, family: 4 })[0]?.address;
-  if (!v4) throw new UnderlayError(`interface ${link.name} has no IPv4 address; give --public-ip`);
-  if (!link.up) throw new UnderlayError(`interface ${link.name} is down`);
+  if (!v4) throw new UnderlayWaitError(`interface ${link.name} has no IPv4 address yet (or give --public-ip)`);
+  if (!link.up) throw new UnderlayWaitError(`interface ${link.name} is down`);
   const v6 = publicIpv6 ?? nl.addrList({ index, family: 6 }).find((a) => a.scope === RT_SCOPE_UNIVERSE && (a.flags & IFA_F_DEPRECATED) === 0)?.address;
   return Object.freeze({ index, name: link.name, mtu: link.mtu, v4, ...(v6 ? { v6 } : {}) });
 }

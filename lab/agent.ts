@@ -32,7 +32,11 @@ let asanEnv: NodeJS.ProcessEnv | undefined;
  * A sanitizer report ends weftd with exit code 86 (ASan) or 87 (UBSan) and is in its log.
  */
 export function agentEnv(): NodeJS.ProcessEnv | undefined {
-  if (process.env.WEFT_NATIVE_ASAN !== '1') return undefined;
+  return process.env.WEFT_NATIVE_ASAN === '1' ? nativeAsanEnv() : undefined;
+}
+
+/** The environment of a node process that loads the ASan+UBSan addon (built first when stale). */
+export function nativeAsanEnv(): NodeJS.ProcessEnv {
   if (!asanEnv) {
     execFileSync('bash', [join(ROOT, 'scripts/build-asan.sh')], { stdio: ['ignore', 'ignore', 'inherit'] });
     const lines = execFileSync('bash', [join(ROOT, 'scripts/asan-env.sh')], { encoding: 'utf8' }).trim().split('\n');
@@ -51,9 +55,11 @@ export function sanitizerReport(log: string): string | undefined {
 export const hostSubnetFile = (host: LabHost): string => join(host.dir, 'subnet.env');
 
 /**
- * Starts weftd in a host with the lab's etcd, a per-host subnet file, debug logs (in
- * <dir>/logs/<logName>.log, default weftd-<host>) and the host's own /run (what it or
- * wireguard-go put there stays the host's).
+ * Starts weftd in a host with the lab's etcd, a per-host subnet file and state
+ * directory, debug logs (in <dir>/logs/<logName>.log, default weftd-<host>) and
+ * the host's own /run (what it or wireguard-go put there stays the host's).
+ * WEFT_PROF=<dir> in the environment: each weftd writes a CPU profile there
+ * when it exits (node --cpu-prof).
  */
 export function startAgent(lab: Lab, host: LabHost, extra: readonly string[] = [], logName = `weftd-${host.name}`): LabAgent {
   const subnetFile = hostSubnetFile(host);
@@ -61,12 +67,17 @@ export function startAgent(lab: Lab, host: LabHost, extra: readonly string[] = [
     WEFTD,
     '--etcd-endpoints', lab.etcd!.labEndpoints.join(','),
     '--subnet-file', subnetFile,
+    ...(extra.includes('--state-dir') ? [] : ['--state-dir', join(host.dir, 'state')]),
     ...(extra.includes('--log-level') ? [] : ['--log-level', 'debug']),
     ...extra,
   ];
   const env = agentEnv();
-  const proc = lab.spawnIn(host.ns, process.execPath, ['--enable-source-maps', ...args], { logName, runDir: host.runDir, ...(env ? { env } : {}) });
+  const proc = lab.spawnIn(host.ns, process.execPath, [...nodeArgs(), ...args], { logName, runDir: host.runDir, ...(env ? { env } : {}) });
   return { host, proc, subnetFile, args };
+}
+
+function nodeArgs(): string[] {
+  return ['--enable-source-maps', ...(process.env.WEFT_PROF ? ['--cpu-prof', '--cpu-prof-dir', process.env.WEFT_PROF] : [])];
 }
 
 let restarts = 0;
@@ -74,7 +85,7 @@ let restarts = 0;
 /** Starts the agent again with the same flags; its log goes to a new file so old "ready" lines do not count. */
 export async function restartAgent(lab: Lab, a: LabAgent): Promise<void> {
   const env = agentEnv();
-  a.proc = lab.spawnIn(a.host.ns, process.execPath, ['--enable-source-maps', ...a.args], { logName: `weftd-${a.host.name}-restart${++restarts}`, runDir: a.host.runDir, ...(env ? { env } : {}) });
+  a.proc = lab.spawnIn(a.host.ns, process.execPath, [...nodeArgs(), ...a.args], { logName: `weftd-${a.host.name}-restart${++restarts}`, runDir: a.host.runDir, ...(env ? { env } : {}) });
 }
 
 /** Polls `check` every 50 ms until it returns true; returns the milliseconds it took. */

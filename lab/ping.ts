@@ -116,6 +116,8 @@ export interface PingerStats {
 
 export interface Pinger {
   readonly pid: number | undefined;
+  /** With `timestamps`: when each reply arrived so far (epoch ms, from ping -D), in order; else []. */
+  replyTimes(): readonly number[];
   stop(): Promise<PingerStats>;
 }
 
@@ -126,17 +128,27 @@ export interface Pinger {
  * iputils back off to a few packets per second, so assert on `lost`, not on
  * `sent`, when the path may break.
  */
-export function startPinger(ns: string, dstIp: string, intervalMs = 10): Pinger {
+export function startPinger(ns: string, dstIp: string, intervalMs = 10, opts: { timestamps?: boolean } = {}): Pinger {
   // -l 2: iputils paces intervals >= 10 ms (one CLK_TCK) coarsely, ~16 ms for 10 ms; a preload
   // of 2 lets its token bucket catch up, so the average rate is the requested one.
-  const p = spawnIn(ns, 'ping', ['-n', '-l', '2', '-i', (intervalMs / 1000).toFixed(3), dstIp], { stdio: 'pipe' });
+  // -D: each line starts with [epoch.micros], the arrival time of that reply.
+  const p = spawnIn(ns, 'ping', ['-n', '-l', '2', ...(opts.timestamps ? ['-D'] : []), '-i', (intervalMs / 1000).toFixed(3), dstIp], { stdio: 'pipe' });
   let output = '';
-  p.stdout!.setEncoding('utf8').on('data', (d: string) => { output += d; });
+  const times: number[] = [];
+  let parsed = 0;
+  p.stdout!.setEncoding('utf8').on('data', (d: string) => {
+    output += d;
+    if (!opts.timestamps) return;
+    const end = output.lastIndexOf('\n') + 1;
+    for (const m of output.slice(parsed, end).matchAll(/^\[(\d+\.\d+)\] \d+ bytes from .*icmp_seq=\d+/gm)) times.push(Number(m[1]) * 1000);
+    parsed = Math.max(parsed, end);
+  });
   p.stderr!.setEncoding('utf8').on('data', (d: string) => { output += d; });
   const closed = new Promise<void>((r) => p.once('close', () => r()));
   let stopped: Promise<PingerStats> | undefined;
   return {
     pid: p.pid,
+    replyTimes: () => times,
     stop() {
       stopped ??= (async () => {
         await stopProcess(p, { signal: 'SIGINT', graceMs: 2000 });

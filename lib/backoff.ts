@@ -13,6 +13,30 @@ export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
   });
 }
 
+/** Resolves after the event loop has run what is due (timers, I/O): long work awaits it between slices. */
+export function yieldToLoop(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
+}
+
+/** Work between two yields to the event loop in weft's long loops (thousands of peers). */
+export const SLICE_MS = 5;
+
+/**
+ * Cuts a long loop into slices: `if (s.due()) await s.next();` in each
+ * iteration lets the event loop run once SLICE_MS of work have passed.
+ */
+export class Slicer {
+  private start = performance.now();
+  constructor(private readonly ms = SLICE_MS) {}
+  due(): boolean {
+    return performance.now() - this.start > this.ms;
+  }
+  async next(): Promise<void> {
+    await yieldToLoop();
+    this.start = performance.now();
+  }
+}
+
 /** Delays that double from min up to max; reset() after a success. */
 export class Backoff {
   private current: number;

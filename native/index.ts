@@ -5,8 +5,11 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 export interface NativeNetlink {
-  /** socket(AF_NETLINK, SOCK_RAW, protocol) bound to `groups`, inside netnsPath if given. */
-  open(protocol: number, groups: number, netnsPath?: string): { fd: number; portId: number };
+  /**
+   * socket(AF_NETLINK, SOCK_RAW, protocol) bound to `groups`, inside netnsPath if given (undefined:
+   * this namespace). Receive buffer 4 MiB (SO_RCVBUFFORCE), or exactly rcvbuf bytes when > 0.
+   */
+  open(protocol: number, groups: number, netnsPath?: string, rcvbuf?: number): { fd: number; portId: number };
   /** One datagram to the kernel. Throws an Error with `code`/`errno` on failure. */
   send(fd: number, message: Buffer): void;
   /** One datagram from the kernel, or null when none arrived within timeoutMs (-1: wait forever). */

@@ -16,6 +16,7 @@ namespace {
 struct OpenArgs {
   int protocol;
   uint32_t groups;
+  int rcvbuf;
 };
 
 int DoOpen(void* p) {
@@ -26,8 +27,12 @@ int DoOpen(void* p) {
   // Extended ACKs give the kernel's own reason text for an error.
   setsockopt(fd, SOL_NETLINK, NETLINK_EXT_ACK, &one, sizeof one);
   setsockopt(fd, SOL_NETLINK, NETLINK_CAP_ACK, &one, sizeof one);
-  int rcvbuf = 4 * 1024 * 1024;
-  setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
+  // A large buffer: ACKs of a batch and dump parts queue here. SO_RCVBUFFORCE
+  // passes net.core.rmem_max (which SO_RCVBUF is capped at) when we may.
+  int rcvbuf = a->rcvbuf > 0 ? a->rcvbuf : 4 * 1024 * 1024;
+  if (a->rcvbuf > 0 || setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &rcvbuf, sizeof rcvbuf) != 0) {
+    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
+  }
   sockaddr_nl sa{};
   sa.nl_family = AF_NETLINK;
   sa.nl_groups = a->groups;
@@ -40,11 +45,13 @@ int DoOpen(void* p) {
   return fd;
 }
 
-// open(protocol, groups, netnsPath?) -> { fd, portId }
+// open(protocol, groups, netnsPath?, rcvbuf?) -> { fd, portId }
+// rcvbuf > 0 sets exactly that SO_RCVBUF (tests make it small to provoke ENOBUFS).
 Napi::Value Open(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   OpenArgs a{info[0].As<Napi::Number>().Int32Value(),
-             info[1].As<Napi::Number>().Uint32Value()};
+             info[1].As<Napi::Number>().Uint32Value(),
+             info.Length() > 3 && info[3].IsNumber() ? info[3].As<Napi::Number>().Int32Value() : 0};
   std::string ns = info.Length() > 2 && info[2].IsString() ? info[2].As<Napi::String>().Utf8Value() : "";
   int err = 0;
   int fd = InNetns(ns, DoOpen, &a, &err);

@@ -4,7 +4,7 @@ import {
   IFA_LOCAL, NLM_F_CREATE, NLM_F_EXCL, NLM_F_REPLACE, RTM_DELADDR, RTM_GETADDR,
   RTM_NEWADDR, RT_SCOPE_UNIVERSE,
 } from './constants.js';
-import { formatIp, parseIp } from '../lib/ip.js';
+import { parseIp } from '../lib/ip.js';
 import { checkIndex, checkUint, dumpRequest, type Request } from './request.js';
 import type { Addr, AddrSpec } from './types.js';
 import { attr, attrStr, decodeIfAddrMsg, encodeIfAddrMsg, type NlMsg, splitBody } from './wire.js';
@@ -65,21 +65,21 @@ export function decodeAddr(m: NlMsg): Addr | undefined {
   const { fixed, attrs } = splitBody(m, IFADDRMSG_LEN);
   const ifa = decodeIfAddrMsg(fixed);
   if (ifa.family !== AF_INET && ifa.family !== AF_INET6) return undefined;
-  const local = attrs.get(IFA_LOCAL);
-  const address = attrs.get(IFA_ADDRESS);
+  const local = attrs.ip(IFA_LOCAL);
+  const address = attrs.ip(IFA_ADDRESS);
   const mine = local ?? address;
   if (!mine) return undefined;
   const a: Addr = {
     index: ifa.index,
     family: ifa.family === AF_INET ? 4 : 6,
-    address: formatIp(mine),
+    address: mine,
     prefixLen: ifa.prefixLen,
     scope: ifa.scope,
     flags: attrs.u32(IFA_FLAGS) ?? ifa.flags,
   };
-  if (local && address && !local.equals(address)) a.peer = formatIp(address);
-  const brd = attrs.get(IFA_BROADCAST);
-  if (brd) a.broadcast = formatIp(brd);
+  if (local && address && local !== address) a.peer = address;
+  const brd = attrs.ip(IFA_BROADCAST);
+  if (brd) a.broadcast = brd;
   const label = attrs.str(IFA_LABEL);
   if (label !== undefined) a.label = label;
   return a;

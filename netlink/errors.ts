@@ -68,12 +68,24 @@ export function errnoNumber(code: string): number {
   return CODE_TO_ERRNO.get(code) ?? 0;
 }
 
-// Transient conditions: the same request may succeed if sent again.
+// Transient conditions: the same request may succeed if sent again (an
+// interrupted dump, a full socket buffer, a busy device, no answer in time).
+// Anything else (EPERM, EINVAL, ENODEV, ...) no retry of the same call fixes.
 const RETRYABLE = new Set(['EAGAIN', 'EINTR', 'ENOBUFS', 'EBUSY', 'ETIMEDOUT', 'ENOMEM']);
 
-/** A request the kernel refused (NLMSG_ERROR), or a socket failure while talking to it. */
-export class NetlinkError extends Error {
-  override readonly name = 'NetlinkError';
+/** Whether an errno name is a transient condition (see RETRYABLE). */
+export function isTransientErrno(code: string): boolean {
+  return RETRYABLE.has(code);
+}
+
+/**
+ * A kernel operation failed with an errno: a netlink request (NetlinkError),
+ * a TUN ioctl, a socket call. `op` is iproute2-style ("route replace
+ * 10.244.3.0/24 via 10.244.3.0 dev 7", "tun open weft-tun"); `retryable`
+ * marks the transient errnos.
+ */
+export class KernelError extends Error {
+  override readonly name: string = 'KernelError';
   readonly op: string;
   readonly errno: number;
   readonly code: string;
@@ -92,6 +104,34 @@ export class NetlinkError extends Error {
   }
 }
 
+/** A request the kernel refused (NLMSG_ERROR), or a socket failure while talking to it. */
+export class NetlinkError extends KernelError {
+  override readonly name = 'NetlinkError';
+}
+
+export function isKernelError(e: unknown): e is KernelError {
+  return e instanceof KernelError;
+}
+
+/**
+ * An error from a system call (the native addon's, or Node's: anything with a
+ * numeric errno or an errno name as code) as a KernelError naming `op`;
+ * anything else is returned unchanged.
+ */
+export function toKernelError(op: string, e: unknown): unknown {
+  if (e instanceof KernelError) return e;
+  const x = e as { errno?: unknown; code?: unknown; message?: unknown } | null;
+  const code = typeof x?.code === 'string' && /^E[A-Z0-9]+$/.test(x.code) ? x.code : undefined;
+  const errno = typeof x?.errno === 'number' ? Math.abs(x.errno) : code ? errnoNumber(code) : 0;
+  if (!code && !errno) return e;
+  return new KernelError(op, errno, code ? { code } : {});
+}
+
+/** The operation without its arguments ("route replace", "neigh show", "tun open"): the metrics' op label. */
+export function opKind(op: string): string {
+  return op.split(' ').slice(0, 2).join(' ');
+}
+
 export function isNetlinkError(e: unknown): e is NetlinkError {
   return e instanceof NetlinkError;
 }
@@ -102,12 +142,12 @@ const NOT_FOUND = new Set(['ENOENT', 'ESRCH', 'ENODEV', 'EADDRNOTAVAIL']);
 
 /** True when `e` says the object was not there (e.g. deleting what is already gone). */
 export function isNotFound(e: unknown): boolean {
-  return e instanceof NetlinkError && NOT_FOUND.has(e.code);
+  return e instanceof KernelError && NOT_FOUND.has(e.code);
 }
 
 /** True when `e` says the object already exists (NLM_F_EXCL). */
 export function isExists(e: unknown): boolean {
-  return e instanceof NetlinkError && e.code === 'EEXIST';
+  return e instanceof KernelError && e.code === 'EEXIST';
 }
 
 /** Bytes that are not a well-formed netlink message. Never retryable. */

@@ -1,10 +1,19 @@
 // NetlinkHandle: rtnetlink operations bound to one network namespace. Each
-// method mirrors one iproute2 command (named in the comment above it). The
-// request/answer logic is NetlinkConn's (transport.ts).
+// method mirrors one iproute2 command (named in the comment above it).
+// Single requests are synchronous, through NetlinkConn (transport.ts):
+// rtnetlink handles a request inside sendmsg, so the answer is already queued
+// when recv runs; the timeout only guards bugs. Large work goes through the
+// asynchronous side (channel.ts): batch() and the *Dump() listings, which
+// share the event loop. Every failure is a NetlinkError naming the operation
+// and errno, counted in `errors` (by operation and errno; not-found and exists
+// answers are not failures).
 import { closeSync, openSync } from 'node:fs';
 import { RT_TABLE_MAIN, RTM_NEWADDR, RTM_NEWLINK, RTM_NEWNEIGH, RTM_NEWROUTE, RT_TABLE_UNSPEC } from './constants.js';
 import { addrDumpRequest, addrRequest, decodeAddr } from './addr.js';
-import { isNotFound, NetlinkError } from './errors.js';
+import { NetlinkChannel } from './channel.js';
+import { KernelErrorCounts } from './error-counts.js';
+import { isNotFound, KernelError, NetlinkError } from './errors.js';
+import { Faults } from './faults.js';
 import {
   linkAddRequest, linkDelRequest, linkDumpRequest, linkGetRequest, linkSetHwAddrRequest,
   linkSetMasterRequest, linkSetMtuRequest, linkSetUpRequest, decodeLink,
@@ -22,26 +31,63 @@ export interface HandleOptions {
   netns?: string;
   /** How long to wait for the kernel's answer to one request. Default 5000 ms. */
   timeoutMs?: number;
+  /**
+   * The socket for batch() and the *Dump() calls (opened on first use). Default: the handle's
+   * own socket, which is only right when nothing else uses the handle meanwhile (tests).
+   */
+  asyncSocket?: () => NetlinkSocket;
+  /** Injected failures (tests); default WEFT_FAULTS from the environment. */
+  faults?: Faults;
 }
 
 export class NetlinkHandle {
   readonly netns: string | undefined;
   private readonly conn: NetlinkConn;
+  private readonly timeoutMs: number;
+  private readonly faults: Faults;
+  private readonly asyncSocket: (() => NetlinkSocket) | undefined;
+  private channelOpen?: NetlinkChannel;
+  /** Failed operations by operation and errno (weft_netlink_errors_total). */
+  readonly errors = new KernelErrorCounts();
 
   /** Opens an rtnetlink socket in `netns` (or the current namespace). */
   static open(opts: HandleOptions = {}): NetlinkHandle {
     const netns = opts.netns === undefined ? undefined : resolveNetns(opts.netns);
-    return new NetlinkHandle(openRouteSocket(netns === undefined ? {} : { netns }), { ...opts, ...(netns ? { netns } : {}) });
+    const where = netns === undefined ? {} : { netns };
+    return new NetlinkHandle(openRouteSocket(where), { asyncSocket: () => openRouteSocket(where), ...opts, ...(netns ? { netns } : {}) });
   }
 
   /** Wraps an already open socket (tests pass a fake). The handle owns it from now on. */
   constructor(sock: NetlinkSocket, opts: HandleOptions = {}) {
-    this.conn = new NetlinkConn(sock, opts.timeoutMs ?? 5000);
+    this.timeoutMs = opts.timeoutMs ?? 5000;
+    this.faults = opts.faults ?? Faults.fromEnv();
+    this.conn = new NetlinkConn(sock, this.timeoutMs, { errors: this.errors, faults: this.faults });
     this.netns = opts.netns;
+    this.asyncSocket = opts.asyncSocket;
   }
 
   close(): void {
+    if (this.conn.isClosed) return;
+    if (this.channelOpen && this.asyncSocket) this.channelOpen.close();
     this.conn.close();
+  }
+
+  /** The asynchronous side, opened on first use. */
+  private get channel(): NetlinkChannel {
+    if (this.conn.isClosed) throw new NetlinkError('netlink batch', 9, { detail: 'handle is closed' });
+    if (!this.channelOpen) {
+      let sock = this.conn.sock;
+      if (this.asyncSocket) {
+        try {
+          sock = this.asyncSocket();
+        } catch (e) {
+          if (e instanceof KernelError) this.errors.add(e);
+          throw e;
+        }
+      }
+      this.channelOpen = new NetlinkChannel(sock, { timeoutMs: this.timeoutMs, faults: this.faults, errors: this.errors, nextSeq: () => this.conn.nextSeq() });
+    }
+    return this.channelOpen;
   }
 
   // ------------------------------------------------------------ transport
@@ -236,6 +282,33 @@ export class NetlinkHandle {
   // bridge fdb del MAC dev INDEX [dst IP] self
   fdbDel(f: FdbSpec): void {
     this.exec(fdbRequest('del', f));
+  }
+
+  // ------------------------------------------------------------ asynchronous: batches and dumps
+
+  /**
+   * Sends many modifying requests (route/neigh/fdb/addr requests built with
+   * the encoders of this folder), many per sendmsg; resolves to each one's
+   * error, or undefined where it succeeded. Transient failures are retried.
+   */
+  batch(reqs: readonly Request[]): Promise<(KernelError | undefined)[]> {
+    return this.channel.batch(reqs);
+  }
+
+  // ip [-4|-6] route show [table T|all] [dev INDEX], decoded as it arrives
+  routeDump(filter: { index?: number; family?: 4 | 6; table?: number } = {}): Promise<Route[]> {
+    const table = filter.table ?? RT_TABLE_MAIN;
+    return this.channel.dump(routeDumpRequest(filter.family), RTM_NEWROUTE, decodeRoute, (r) => (table === RT_TABLE_UNSPEC || r.table === table) && matchesFilter(r, filter));
+  }
+
+  // ip [-4|-6] neigh show [dev INDEX], decoded as it arrives
+  neighDump(filter: { index?: number; family?: 4 | 6 } = {}): Promise<Neigh[]> {
+    return this.channel.dump(neighDumpRequest(filter.family), RTM_NEWNEIGH, decodeNeigh, (n) => matchesFilter(n, filter));
+  }
+
+  // bridge fdb show [dev INDEX], decoded as it arrives
+  fdbDump(filter: { index?: number } = {}): Promise<Fdb[]> {
+    return this.channel.dump(fdbDumpRequest(), RTM_NEWNEIGH, decodeFdb, (f) => matchesFilter(f, filter));
   }
 }
 

@@ -16,3 +16,5 @@ export * from './transport.js';
 export * from './genl.js';
 export * from './wireguard.js';
 export * from './monitor.js';
+export * from './error-counts.js';
+export * from './faults.js';

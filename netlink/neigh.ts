@@ -60,9 +60,9 @@ export function decodeNeigh(m: NlMsg): Neigh | undefined {
   const { fixed, attrs } = splitBody(m, NDMSG_LEN);
   const nd = decodeNdMsg(fixed);
   if (nd.family !== AF_INET && nd.family !== AF_INET6) return undefined;
-  const dst = attrs.get(NDA_DST);
+  const dst = attrs.ip(NDA_DST);
   if (!dst) return undefined;
-  const n: Neigh = { index: nd.index, family: nd.family === AF_INET ? 4 : 6, ip: formatIp(dst), state: nd.state, flags: nd.flags, type: nd.type };
+  const n: Neigh = { index: nd.index, family: nd.family === AF_INET ? 4 : 6, ip: dst, state: nd.state, flags: nd.flags, type: nd.type };
   const ll = attrs.get(NDA_LLADDR);
   if (ll && ll.length > 0) n.mac = formatMac(ll);
   return n;

@@ -5,7 +5,7 @@ import {
   RTM_F_LOOKUP_TABLE, RTM_GETROUTE, RTM_NEWROUTE, RTMSG_LEN, RTN_UNICAST, RTN_UNSPEC, RTNH_F_ONLINK, RTPROT_BOOT,
   RTPROT_UNSPEC, RT_SCOPE_LINK, RT_SCOPE_NOWHERE, RT_SCOPE_UNIVERSE, RT_TABLE_MAIN, RT_TABLE_UNSPEC,
 } from './constants.js';
-import { formatIp, type IpFamily, parseCidr, parseIp } from '../lib/ip.js';
+import { type IpFamily, parseCidr, parseIp } from '../lib/ip.js';
 import { checkIndex, checkUint, dumpRequest, type Request } from './request.js';
 import type { Route, RouteSpec } from './types.js';
 import { attr, attrNested, attrU32, decodeRtMsg, encodeRtMsg, type NlMsg, splitBody } from './wire.js';
@@ -94,10 +94,10 @@ export function decodeRoute(m: NlMsg): Route | undefined {
   const rt = decodeRtMsg(fixed);
   if (rt.family !== AF_INET && rt.family !== AF_INET6) return undefined;
   const family: IpFamily = rt.family === AF_INET ? 4 : 6;
-  const dst = attrs.get(RTA_DST);
+  const dst = attrs.ip(RTA_DST);
   const r: Route = {
     family,
-    dst: dst && rt.dstLen > 0 ? `${formatIp(dst)}/${rt.dstLen}` : 'default',
+    dst: dst && rt.dstLen > 0 ? `${dst}/${rt.dstLen}` : 'default',
     onlink: (rt.flags & RTNH_F_ONLINK) !== 0,
     table: attrs.u32(RTA_TABLE) ?? rt.table,
     protocol: rt.protocol,
@@ -105,14 +105,14 @@ export function decodeRoute(m: NlMsg): Route | undefined {
     type: rt.type,
     flags: rt.flags,
   };
-  const gw = attrs.get(RTA_GATEWAY);
-  if (gw) r.gateway = formatIp(gw);
+  const gw = attrs.ip(RTA_GATEWAY);
+  if (gw) r.gateway = gw;
   const oif = attrs.u32(RTA_OIF);
   if (oif !== undefined) r.index = oif;
   const prio = attrs.u32(RTA_PRIORITY);
   if (prio !== undefined) r.metric = prio;
-  const src = attrs.get(RTA_PREFSRC);
-  if (src) r.src = formatIp(src);
+  const src = attrs.ip(RTA_PREFSRC);
+  if (src) r.src = src;
   const mtu = attrs.nested(RTA_METRICS)?.u32(RTAX_MTU);
   if (mtu !== undefined) r.mtu = mtu;
   return r;

@@ -28,6 +28,15 @@ export function fromNative(op: string, e: unknown): Error {
   return e instanceof Error ? e : new Error(String(e));
 }
 
+/**
+ * WEFT_NETLINK_RCVBUF (bytes; tests and diagnosis): a request socket's receive
+ * buffer, e.g. 4096 to make the kernel drop a batch's ACKs (ENOBUFS) for real.
+ */
+function requestRcvbuf(): number {
+  const v = Number(process.env.WEFT_NETLINK_RCVBUF ?? 0);
+  return Number.isInteger(v) && v > 0 ? v : 0;
+}
+
 export function openRouteSocket(opts: { groups?: number; netns?: string } = {}): NetlinkSocket {
   return openNetlinkSocket(NETLINK_ROUTE, 'rtnetlink', opts);
 }
@@ -43,7 +52,7 @@ function openNetlinkSocket(protocol: number, what: string, opts: { groups?: numb
   const n = native();
   let s: { fd: number; portId: number };
   try {
-    s = path === undefined ? n.netlink.open(protocol, groups) : n.netlink.open(protocol, groups, path);
+    s = n.netlink.open(protocol, groups, path, groups === 0 && protocol === NETLINK_ROUTE ? requestRcvbuf() : 0);
   } catch (e) {
     throw fromNative(`open ${what} socket${path ? ` in ${path}` : ''}`, e);
   }

@@ -2,14 +2,25 @@
 // logic every netlink family shares (rtnetlink's NetlinkHandle, generic
 // netlink's GenlHandle). Requests are synchronous: the kernel handles a request
 // inside sendmsg, so the answer is already queued when recv runs; the timeout
-// only guards bugs.
+// only guards bugs. Every kernel failure is counted (by operation and errno)
+// when the owner passes its counts; WEFT_FAULTS failpoints apply here too.
 import { NLMSG_DONE, NLMSG_ERROR, NLMSG_NOOP, NLMSG_OVERRUN, NLM_F_DUMP, NLM_F_DUMP_INTR } from './constants.js';
-import { NetlinkError, NetlinkParseError } from './errors.js';
+import type { KernelErrorCounts } from './error-counts.js';
+import { errnoNumber, KernelError, NetlinkError, NetlinkParseError } from './errors.js';
+import type { Faults } from './faults.js';
 import { type Request, toMessage } from './request.js';
 import { fromNative, type NetlinkSocket } from './socket.js';
 import { type NlMsg, parseDone, parseError, parseMessages } from './wire.js';
 
-const DUMP_ATTEMPTS = 3;
+/** Attempts of a dump the kernel flags inconsistent (NLM_F_DUMP_INTR). */
+export const DUMP_ATTEMPTS = 3;
+
+export interface ConnOptions {
+  /** Failed operations, by operation and errno (not-found and exists answers included: the caller decides). */
+  readonly errors?: KernelErrorCounts;
+  /** Injected failures (tests). */
+  readonly faults?: Faults;
+}
 
 export class NetlinkConn {
   private readonly timeoutMs: number;
@@ -17,7 +28,7 @@ export class NetlinkConn {
   private closed = false;
 
   /** The conversation owns `sock` from now on. */
-  constructor(private readonly sock: NetlinkSocket, timeoutMs = 5000) {
+  constructor(readonly sock: NetlinkSocket, timeoutMs = 5000, private readonly o: ConnOptions = {}) {
     this.timeoutMs = timeoutMs;
     // A random start keeps two handles on one port from confusing each other's answers after a restart.
     this.seq = (Math.random() * 0x7fffffff) >>> 0;
@@ -29,7 +40,10 @@ export class NetlinkConn {
     this.sock.close();
   }
 
-  private nextSeq(): number {
+  get isClosed(): boolean { return this.closed; }
+
+  /** The next sequence number (shared with the owner's asynchronous side, so no two requests share one). */
+  nextSeq(): number {
     this.seq = (this.seq + 1) >>> 0 || 1;
     return this.seq;
   }
@@ -40,8 +54,19 @@ export class NetlinkConn {
    * kernel error, a socket error, garbage, or no answer within the timeout.
    */
   private transact(req: Request): { msgs: NlMsg[]; interrupted: boolean } {
+    try {
+      return this.transactOnce(req);
+    } catch (e) {
+      if (e instanceof KernelError) this.o.errors?.add(e);
+      throw e;
+    }
+  }
+
+  private transactOnce(req: Request): { msgs: NlMsg[]; interrupted: boolean } {
     if (this.closed) throw new NetlinkError(req.op, 9, { detail: 'handle is closed' });
     const dump = (req.flags & NLM_F_DUMP) === NLM_F_DUMP;
+    const fault = this.o.faults?.take(req.op);
+    if (fault !== undefined && fault !== 'DUMP_INTR') throw new NetlinkError(req.op, errnoNumber(fault), { detail: `injected ${fault} (WEFT_FAULTS)` });
     const seq = this.nextSeq();
     try {
       this.sock.send(toMessage(req, seq, 0, !dump));
@@ -50,7 +75,7 @@ export class NetlinkConn {
     }
     const deadline = Date.now() + this.timeoutMs;
     const msgs: NlMsg[] = [];
-    let interrupted = false;
+    let interrupted = fault === 'DUMP_INTR';
     for (;;) {
       const left = deadline - Date.now();
       let dgram: Buffer | null = null;
@@ -102,9 +127,9 @@ export class NetlinkConn {
     for (let attempt = 1; ; attempt++) {
       const { msgs, interrupted } = this.transact(req);
       if (!interrupted) return msgs;
-      if (attempt >= DUMP_ATTEMPTS) {
-        throw new NetlinkError(req.op, 4, { detail: `dump kept changing underneath us (${attempt} attempts)` });
-      }
+      const e = new NetlinkError(req.op, 4, { detail: `dump kept changing underneath us (${attempt} attempts)` });
+      this.o.errors?.add(e);
+      if (attempt >= DUMP_ATTEMPTS) throw e;
     }
   }
 }

@@ -8,6 +8,7 @@ import {
   NLMSGERR_ATTR_OFFS, NLM_F_ACK_TLVS, NLM_F_CAPPED, RTMSG_LEN,
 } from './constants.js';
 import { NetlinkParseError } from './errors.js';
+import { formatIp } from '../lib/ip.js';
 
 export const align = (n: number): number => (n + NLMSG_ALIGNTO - 1) & ~(NLMSG_ALIGNTO - 1);
 
@@ -188,6 +189,13 @@ export class Attrs {
   }
   s32(type: number): number | undefined {
     return this.sized(type, 4)?.readInt32LE(0);
+  }
+  /** An IPv4 or IPv6 address attribute, formatted; any length but 4 or 16 bytes is a NetlinkParseError. */
+  ip(type: number): string | undefined {
+    const d = this.get(type);
+    if (d === undefined) return undefined;
+    if (d.length !== 4 && d.length !== 16) throw new NetlinkParseError(`address attribute type ${type} has ${d.length} bytes, expected 4 or 16`, 0);
+    return formatIp(d);
   }
   /** String attribute; stops at the first NUL. */
   str(type: number): string | undefined {

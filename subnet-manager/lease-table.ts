@@ -1,10 +1,21 @@
 // The watcher's view of <prefix>/subnets/: validates raw key-values into
 // leases, remembers the last good value per key, and turns puts, deletes and
 // re-lists into lease events. Pure (no etcd), so it is unit-tested directly.
+//
+// Conflicts (lease-claims.ts): a lease whose subnet overlaps a live lease's,
+// or whose PublicIP (same backend) or VtepMAC another live lease holds, is
+// skipped with a warning naming both keys; so is one claiming what this
+// host's own lease holds. The established lease keeps its claims: the one
+// this table accepted first while running, and on a snapshot the one the data
+// plane already carries (`prefer`), then the older key. A lease that
+// disappears keeps its claims reserved for `graceMs` (its host puts it back
+// within a second), so a skipped lease is not promoted in that moment; after
+// it, reconsider() accepts skipped leases that no longer conflict.
 import type { Logger } from '../lib/log.js';
 import type { SubnetSpace } from './allocate.js';
 import type { Prefix } from '../lib/ip.js';
-import { type Lease, decodeLeaseAttrs, encodeLeaseAttrs, parseLeaseKeySuffix } from './lease.js';
+import { type LeaseConflict, SubnetIndex, establishedFirst, leaseClaims } from './lease-claims.js';
+import { type Lease, type LeaseAttrs, decodeLeaseAttrs, encodeLeaseAttrs, parseLeaseKeySuffix } from './lease.js';
 
 export interface LeaseEvent {
   /** 'added' is also used for a changed value: consumers replace by subnet. */
@@ -22,8 +33,17 @@ export interface RawKV {
   readonly key: string;
   readonly value: string;
   readonly modRevision: number;
+  /** Revision that created the key (absent: taken as modRevision). */
+  readonly createRevision?: number;
   /** etcd lease id, "0" when the key has none (a reservation). */
   readonly leaseId: string;
+}
+
+/** This host's own lease, as the table must know it: filtered out, and what it claims reserved. */
+export interface OwnLease {
+  readonly key: string;
+  readonly subnet: Prefix;
+  readonly attrs: LeaseAttrs;
 }
 
 /** Parses a raw KV into a lease or a reason why it is not one. Does not check overlaps. */
@@ -41,6 +61,7 @@ export function leaseFromKV(space: SubnetSpace, subnetsPrefix: string, kv: RawKV
     attrs,
     key: kv.key,
     modRevision: kv.modRevision,
+    createRevision: kv.createRevision ?? kv.modRevision,
     ...(hasLease ? { leaseId: kv.leaseId } : {}),
   });
 }
@@ -60,77 +81,209 @@ export function diffLeaseMaps(known: ReadonlyMap<string, Lease>, next: ReadonlyM
   return out;
 }
 
+export interface LeaseTableOptions {
+  /** This host's lease. */
+  readonly own?: OwnLease;
+  /** Each invalid key or value seen. */
+  readonly onInvalid?: () => void;
+  /** Each lease newly skipped for a conflict. */
+  readonly onConflict?: () => void;
+  /** Leases the data plane already carries: they win conflicts on a snapshot. */
+  readonly prefer?: (l: Lease) => boolean;
+  /** How long a vanished lease's claims stay reserved for it (default 10 s). */
+  readonly graceMs?: number;
+  readonly now?: () => number;
+}
+
+export const CLAIM_GRACE_MS = 10_000;
+
+/** The accepted leases and what they claim. */
+class Accepted {
+  readonly leases = new Map<string, Lease>();
+  readonly subnets = new SubnetIndex();
+  readonly claims = new Map<string, string>();
+
+  add(l: Lease): void {
+    this.remove(l.key);
+    this.leases.set(l.key, l);
+    this.subnets.add(l.subnet, l.key);
+    for (const c of leaseClaims(l.attrs)) this.claims.set(c, l.key);
+  }
+
+  remove(key: string): Lease | undefined {
+    const old = this.leases.get(key);
+    if (!old) return undefined;
+    this.leases.delete(key);
+    this.subnets.remove(old.subnet, key);
+    for (const c of leaseClaims(old.attrs)) if (this.claims.get(c) === key) this.claims.delete(c);
+    return old;
+  }
+}
+
 export class LeaseTable {
-  private known = new Map<string, Lease>();
+  private acc = new Accepted();
+  private skipped = new Map<string, LeaseConflict & { lease: Lease }>();
+  /** Claims (and subnets) of leases that just vanished: kept for them until `until`. */
+  private readonly reserved = new Map<string, { key: string; until: number }>();
+  private readonly reservedSubnets = new Map<string, { subnet: Prefix; until: number }>();
+  private readonly ownClaims: ReadonlySet<string>;
+  /** A lease left (or a snapshot came) since the last reconsider(): skipped leases may fit now. */
+  private released = false;
+  /** When the earliest reservation runs out. */
+  private nextExpiry = Infinity;
+  private readonly graceMs: number;
+  private readonly now: () => number;
 
   constructor(
     private readonly space: SubnetSpace,
     private readonly subnetsPrefix: string,
     private readonly logger: Logger,
-    private readonly ownSubnet?: Prefix,
-    private readonly onInvalid: () => void = () => {},
-  ) {}
-
-  get size(): number { return this.known.size; }
-  leases(): Lease[] { return [...this.known.values()]; }
-
-  private isOwn(key: string): boolean {
-    if (!this.ownSubnet) return false;
-    try { return parseLeaseKeySuffix(key.slice(this.subnetsPrefix.length)).subnet.equals(this.ownSubnet); } catch { return false; }
+    private readonly o: LeaseTableOptions = {},
+  ) {
+    this.ownClaims = new Set(o.own ? leaseClaims(o.own.attrs) : []);
+    this.graceMs = o.graceMs ?? CLAIM_GRACE_MS;
+    this.now = o.now ?? Date.now;
   }
 
-  /** Validates kv against `table` (other keys' leases); returns the lease or null after warning. */
-  private accept(kv: RawKV, table: ReadonlyMap<string, Lease>): Lease | null {
-    const l = leaseFromKV(this.space, this.subnetsPrefix, kv);
-    let reason = typeof l === 'string' ? l : null;
-    if (typeof l !== 'string') {
-      for (const [k, o] of table) {
-        if (k !== kv.key && o.subnet.overlaps(l.subnet)) { reason = `subnet ${l.subnet} overlaps the lease ${k}`; break; }
-      }
+  get size(): number { return this.acc.leases.size; }
+  leases(): Lease[] { return [...this.acc.leases.values()]; }
+  /** The leases skipped now for a conflict, and with whom. */
+  conflicts(): LeaseConflict[] { return [...this.skipped.values()].map(({ key, other, reason }) => ({ key, other, reason })); }
+  /** How many leases are skipped now for a conflict. */
+  get conflicting(): number { return this.skipped.size; }
+
+  private isOwn(key: string): boolean {
+    const own = this.o.own;
+    if (!own) return false;
+    if (key === own.key) return true;
+    try { return parseLeaseKeySuffix(key.slice(this.subnetsPrefix.length)).subnet.equals(own.subnet); } catch { return false; }
+  }
+
+  /** Why `l` may not be accepted next to the leases of `acc`: the other key and the reason, or null. */
+  private conflict(l: Lease, acc: Accepted): { other: string; reason: string } | null {
+    const own = this.o.own;
+    if (own && own.subnet.overlaps(l.subnet)) return { other: own.key, reason: `subnet ${l.subnet} overlaps this host's own subnet ${own.subnet}` };
+    const o = acc.subnets.overlapping(l.subnet, l.key);
+    if (o !== undefined) return { other: o, reason: `subnet ${l.subnet} overlaps the lease ${o}` };
+    const now = this.now();
+    for (const [k, r] of this.reservedSubnets) {
+      if (r.until <= now) this.reservedSubnets.delete(k);
+      else if (k !== l.key && r.subnet.overlaps(l.subnet)) return { other: k, reason: `subnet ${l.subnet} overlaps the lease ${k}, which vanished moments ago (held for it ${this.graceMs / 1000} s)` };
     }
-    if (reason === null) return l as Lease;
-    this.onInvalid();
-    const had = table.get(kv.key);
-    this.logger.warn(had ? 'invalid lease update skipped, keeping its last good value' : 'invalid lease skipped', { key: kv.key, reason });
+    for (const c of leaseClaims(l.attrs)) {
+      if (this.ownClaims.has(c) && own) return { other: own.key, reason: `its ${c} is this host's own` };
+      const holder = acc.claims.get(c);
+      if (holder !== undefined && holder !== l.key) return { other: holder, reason: `its ${c} is held by the lease ${holder}` };
+      const r = this.reserved.get(c);
+      if (r && r.until > now && r.key !== l.key) return { other: r.key, reason: `its ${c} was held by the lease ${r.key}, which vanished moments ago (held for it ${this.graceMs / 1000} s)` };
+    }
     return null;
   }
 
-  /** A put from the watch: an 'added' event, or null (own lease, unchanged, or invalid). */
+  /** Parses kv; warns and counts when it is invalid. */
+  private parse(kv: RawKV): Lease | null {
+    const l = leaseFromKV(this.space, this.subnetsPrefix, kv);
+    if (typeof l !== 'string') return l;
+    this.o.onInvalid?.();
+    const had = this.acc.leases.has(kv.key);
+    this.logger.warn(had ? 'invalid lease update skipped, keeping its last good value' : 'invalid lease skipped', { key: kv.key, reason: l });
+    return null;
+  }
+
+  private skip(l: Lease, c: { other: string; reason: string }, keepingOld: boolean): void {
+    const was = this.skipped.get(l.key);
+    this.skipped.set(l.key, { key: l.key, ...c, lease: l });
+    if (was && was.other === c.other && was.reason === c.reason) return;
+    this.o.onConflict?.();
+    this.logger.warn(keepingOld ? 'conflicting lease update skipped, keeping its last good value' : 'conflicting lease skipped', { key: l.key, other: c.other, reason: c.reason });
+  }
+
+  /** A put from the watch: an 'added' event, or null (own lease, unchanged, invalid or conflicting). */
   put(kv: RawKV): LeaseEvent | null {
     if (this.isOwn(kv.key)) return null;
-    const l = this.accept(kv, this.known);
+    const l = this.parse(kv);
     if (!l) return null;
-    const old = this.known.get(kv.key);
-    this.known.set(kv.key, l);
+    const old = this.acc.leases.get(kv.key);
+    const c = this.conflict(l, this.acc);
+    if (c) {
+      this.skip(l, c, old !== undefined);
+      return null;
+    }
+    this.skipped.delete(kv.key);
+    this.acc.add(l);
     if (old && sameLease(old, l)) return null;
+    // An accepted lease that changed gave up its old claims: a skipped one may fit now.
+    if (old) this.released = true;
     return { type: 'added', lease: l };
   }
 
   delete(key: string): LeaseEvent | null {
-    const old = this.known.get(key);
+    this.skipped.delete(key);
+    const old = this.acc.remove(key);
     if (!old) return null;
-    this.known.delete(key);
+    const until = this.now() + this.graceMs;
+    for (const c of leaseClaims(old.attrs)) this.reserved.set(c, { key, until });
+    this.reservedSubnets.set(key, { subnet: old.subnet, until });
+    this.released = true;
+    this.nextExpiry = Math.min(this.nextExpiry, until);
     return { type: 'removed', lease: old };
   }
 
   /**
    * Replaces the known set by a fresh listing and returns the differences. A
-   * key whose new value is invalid keeps its last good value; older leases
-   * win overlaps (sorted by modRevision).
+   * key whose new value is invalid keeps its last good value; conflicts go to
+   * the leases accepted before, then to those `prefer` names, then to the
+   * older keys.
    */
   resync(kvs: readonly RawKV[]): LeaseEvent[] {
-    const next = new Map<string, Lease>();
-    for (const kv of [...kvs].sort((a, b) => a.modRevision - b.modRevision)) {
+    const items: { lease: Lease; kv: RawKV }[] = [];
+    for (const kv of kvs) {
       if (this.isOwn(kv.key)) continue;
-      const l = this.accept(kv, next);
-      if (l) next.set(kv.key, l);
-      else {
-        const old = this.known.get(kv.key);
-        if (old && ![...next.values()].some((o) => o.subnet.overlaps(old.subnet))) next.set(kv.key, old);
+      const l = this.parse(kv);
+      const lease = l ?? this.acc.leases.get(kv.key);
+      if (lease) items.push({ lease, kv });
+    }
+    const incumbent = (l: Lease) => this.acc.leases.has(l.key) || (this.o.prefer?.(l) ?? false);
+    const next = new Accepted();
+    const skipped = new Map(this.skipped);
+    this.skipped = new Map();
+    for (const { lease } of establishedFirst(items, incumbent)) {
+      const c = this.conflict(lease, next);
+      if (c) {
+        if (skipped.has(lease.key)) this.skipped.set(lease.key, skipped.get(lease.key)!);
+        this.skip(lease, c, false);
+      } else {
+        next.add(lease);
       }
     }
-    const events = diffLeaseMaps(this.known, next);
-    this.known = next;
+    const events = diffLeaseMaps(this.acc.leases, next.leases);
+    this.acc = next;
+    this.released = true;
+    return events;
+  }
+
+  /** Accepts skipped leases that no longer conflict (their rival left, its grace ran out); returns their events. */
+  reconsider(): LeaseEvent[] {
+    const now = this.now();
+    if (this.skipped.size === 0 || (!this.released && now < this.nextExpiry)) return [];
+    this.released = false;
+    this.nextExpiry = Infinity;
+    for (const [c, r] of this.reserved) {
+      if (r.until <= now) this.reserved.delete(c);
+      else this.nextExpiry = Math.min(this.nextExpiry, r.until);
+    }
+    for (const [k, r] of this.reservedSubnets) {
+      if (r.until <= now) this.reservedSubnets.delete(k);
+      else this.nextExpiry = Math.min(this.nextExpiry, r.until);
+    }
+    const events: LeaseEvent[] = [];
+    for (const s of establishedFirst([...this.skipped.values()], () => false)) {
+      if (this.conflict(s.lease, this.acc)) continue;
+      this.skipped.delete(s.key);
+      this.acc.add(s.lease);
+      this.logger.info('lease no longer conflicts, accepted', { key: s.key, was: s.reason });
+      events.push({ type: 'added', lease: s.lease });
+    }
     return events;
   }
 }

@@ -30,6 +30,8 @@ export interface Lease {
   /** undefined = reservation (a key without an etcd lease; never expires). */
   readonly expiration?: Date;
   readonly modRevision?: number;
+  /** etcd revision that created the key: the older of two conflicting leases wins. */
+  readonly createRevision?: number;
   /** etcd lease id (decimal string) the key is attached to; undefined for reservations. */
   readonly leaseId?: string;
 }

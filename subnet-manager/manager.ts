@@ -4,13 +4,15 @@ import type { Logger } from '../lib/log.js';
 import { type SubnetSpace, chooseFreeSubnet, chooseFreeSubnetV6, isAllocatable, isFree, outOfSubnets } from './allocate.js';
 import { type NetworkConfig, ipv6Space, parseNetworkConfig } from './config.js';
 import { AbortedError, ConfigError, ConfigMissingError, LeaseError } from './errors.js';
-import { Backoff, sleep } from '../lib/backoff.js';
-import { errorKind, isRetryable } from '../lib/errors.js';
+import { sleep } from '../lib/backoff.js';
+import { errorKind } from '../lib/errors.js';
 import { Prefix, isIp } from '../lib/ip.js';
 import { type Lease, type LeaseAttrs, decodeLeaseAttrs, encodeLeaseAttrs, leaseKeySuffix, parseLeaseKeySuffix } from './lease.js';
 import type { LeaseBatch, RawKV } from './lease-table.js';
 import { Registry } from './registry.js';
-import { BACKOFF_MAX_MS, BACKOFF_MIN_MS, type ManagerStats, runLeaseWatch } from './watch.js';
+import { type KeeperOptions, LeaseKeeper } from './lease-keeper.js';
+import type { OwnLease } from './lease-table.js';
+import { type ManagerStats, runLeaseWatch } from './watch.js';
 
 export interface SubnetManagerOptions {
   endpoints: string[];
@@ -38,6 +40,8 @@ export interface AcquireRequest {
   previousSubnet?: Prefix;
   /** IPv6 subnet from the previous run's subnet file (FLANNEL_IPV6_SUBNET); reused with previousSubnet if both are free. */
   previousIpv6Subnet?: Prefix;
+  /** An etcd lease to attach the key to (the caller's; not revoked if acquiring fails). Default: a new one. */
+  leaseId?: string;
 }
 
 /** Conflicting creates exhausted the retries (many hosts racing); retryable. */
@@ -46,14 +50,12 @@ export class AcquireConflictError extends errorKind('ECONFLICT', true) {}
 const MAX_ACQUIRE_ATTEMPTS = 16;
 
 export class SubnetManager {
-  readonly stats: ManagerStats = { invalidLeases: 0, watchResyncs: 0, reconnects: 0 };
+  readonly stats: ManagerStats = { invalidLeases: 0, watchResyncs: 0, reconnects: 0, leaseConflicts: 0, conflictingLeases: 0 };
   private readonly reg: Registry;
   private readonly log: Logger;
   private readonly ttl: number;
   private readonly margin: number;
   private readonly closer = new AbortController();
-  /** What each live lease was acquired with, to re-acquire it when it vanishes. */
-  private readonly origins = new Map<string, { cfg: NetworkConfig; req: AcquireRequest }>();
 
   constructor(opts: SubnetManagerOptions) {
     this.log = opts.logger.child({ component: 'subnet-manager' });
@@ -84,8 +86,9 @@ export class SubnetManager {
 
   /**
    * Leases a subnet: (1) the lease already holding our PublicIP (value
-   * refreshed, fresh TTL; a reservation is kept without TTL), (2) previousSubnet
-   * if free, (3) a random free subnet. Creates are `if version(key)==0` txns.
+   * refreshed, fresh TTL; a reservation is kept without TTL; of several, the
+   * one in previousSubnet, else the oldest), (2) previousSubnet if free, (3) a
+   * random free subnet. Creates are `if version(key)==0` txns.
    */
   async acquireLease(cfg: NetworkConfig, req: AcquireRequest): Promise<Lease> {
     this.checkOpen();
@@ -101,23 +104,26 @@ export class SubnetManager {
     // flannel's isIPv6SubnetConfigCompat: with IPv6 on, the lease's IPv6 subnet must be one of the space's; with it off, there must be none.
     const v6Fits = (sn6: Prefix | undefined): boolean => (space6 ? !!sn6 && isAllocatable(space6, sn6) : !sn6);
     const value = encodeLeaseAttrs(attrs);
-    let leaseId: string | null = null;
+    const given = req.leaseId;
+    let leaseId: string | null = given ?? null;
     try {
       for (let attempt = 0; attempt < MAX_ACQUIRE_ATTEMPTS; attempt++) {
         const { kvs } = await this.reg.listSubnets();
         const taken: Prefix[] = [];
         const taken6: Prefix[] = [];
         let mine: { kv: RawKV; subnet: Prefix; ipv6Subnet?: Prefix } | null = null;
+        const better = (kv: RawKV, sn: Prefix) => !mine ||
+          (req.previousSubnet !== undefined && sn.equals(req.previousSubnet) && !mine.subnet.equals(req.previousSubnet)) ||
+          (!(req.previousSubnet !== undefined && mine.subnet.equals(req.previousSubnet)) && (kv.createRevision ?? kv.modRevision) < (mine.kv.createRevision ?? mine.kv.modRevision));
         for (const kv of kvs) {
           const [sn, sn6] = this.takenSubnets(kv.key);
           if (sn) taken.push(sn);
           if (sn6) taken6.push(sn6);
-          if (mine) continue;
           try {
             const a = decodeLeaseAttrs(kv.value);
             if (a.publicIP !== req.publicIP) continue;
             const k = parseLeaseKeySuffix(kv.key.slice(this.reg.subnetsPrefix.length));
-            mine = { kv, ...k };
+            if (better(kv, k.subnet)) mine = { kv, ...k };
           } catch { /* not ours or unreadable; already counted as taken */ }
         }
 
@@ -130,13 +136,13 @@ export class SubnetManager {
               // flannel: a reservation is used as-is, value refreshed, never given a TTL.
               const r = await this.reg.putIf(mine.kv.key, 'Lease', 0, value, '0');
               if (!r.ok) continue;
-              return this.made(cfg, req, mine.kv.key, mine.subnet, mine.ipv6Subnet, attrs, undefined, r.revision);
+              return this.made(mine.kv.key, mine.subnet, mine.ipv6Subnet, attrs, undefined, r.revision, mine.kv.createRevision);
             }
             leaseId ??= await this.reg.grant(this.ttl);
             const r = await this.reg.putIf(mine.kv.key, 'Mod', mine.kv.modRevision, value, leaseId);
             if (!r.ok) continue;
-            this.reg.revoke(mine.kv.leaseId).catch(() => {}); // the old lease now holds no key
-            const l = this.made(cfg, req, mine.kv.key, mine.subnet, mine.ipv6Subnet, attrs, leaseId, r.revision);
+            if (mine.kv.leaseId !== leaseId) this.reg.revoke(mine.kv.leaseId).catch(() => {}); // the old lease now holds no key
+            const l = this.made(mine.kv.key, mine.subnet, mine.ipv6Subnet, attrs, leaseId, r.revision, mine.kv.createRevision);
             leaseId = null;
             this.log.info('reusing the subnet leased to our public IP', { subnet: String(l.subnet), publicIP: req.publicIP });
             return l;
@@ -172,58 +178,37 @@ export class SubnetManager {
           this.log.debug('subnet taken concurrently, choosing again', { key });
           continue;
         }
-        const l = this.made(cfg, req, key, sn, sn6, attrs, leaseId, r.revision);
+        const l = this.made(key, sn, sn6, attrs, leaseId, r.revision, r.revision);
         leaseId = null;
         this.log.info('leased subnet', { subnet: String(sn), ...(sn6 ? { ipv6Subnet: String(sn6) } : {}), publicIP: req.publicIP });
         return l;
       }
       throw new AcquireConflictError(`could not lease a subnet: ${MAX_ACQUIRE_ATTEMPTS} attempts lost races to other hosts`);
     } finally {
-      if (leaseId !== null) this.reg.revoke(leaseId).catch(() => {});
+      if (leaseId !== null && leaseId !== given) this.reg.revoke(leaseId).catch(() => {});
     }
   }
 
   /**
-   * Keeps `lease` alive until signal aborts: renews (fresh etcd lease, re-put
-   * if the key still carries ours) `renewMargin` before expiry. If the key or
-   * its etcd lease vanished, re-acquires (the same subnet if still free) and
-   * calls onChange. etcd outages are retried with capped backoff.
+   * Keeps `lease` (acquired with `req` in `cfg`) alive and in place until the
+   * signal aborts: one etcd lease kept alive, the key watched and put back when
+   * it vanishes or changes, a new subnet leased when another host took ours
+   * (see LeaseKeeper). Returns the keeper (its `done` settles at the end).
    */
-  async keepLease(lease: Lease, opts: { signal: AbortSignal; onChange?: (l: Lease) => void }): Promise<void> {
-    const { signal } = opts;
-    const stop = AbortSignal.any([signal, this.closer.signal]);
-    let cur = lease;
-    const backoff = new Backoff(BACKOFF_MIN_MS, BACKOFF_MAX_MS);
-    let due = cur.expiration ? cur.expiration.getTime() - this.marginMs() : Infinity;
-    while (!stop.aborted) {
-      if (!cur.expiration || !cur.leaseId) { await sleep(2 ** 31 - 1, stop); continue; } // reservation: nothing to renew
-      await sleep(Math.max(0, due - Date.now()), stop);
-      if (stop.aborted) break;
-      try {
-        const renewed = await this.renew(cur);
-        if (renewed) {
-          cur = renewed;
-        } else {
-          const origin = this.origins.get(cur.key) ?? this.originFrom(cur);
-          this.log.warn('our lease vanished from etcd, re-acquiring', { key: cur.key });
-          const next = await this.acquireLease(origin.cfg, { ...origin.req, previousSubnet: cur.subnet });
-          cur = next;
-          opts.onChange?.(next);
-        }
-        backoff.reset();
-        due = cur.expiration ? cur.expiration.getTime() - this.marginMs() : Infinity;
-      } catch (e) {
-        if (!isRetryable(e)) throw e;
-        const delay = backoff.next();
-        this.log.warn('renewing the lease failed, retrying', { err: e as Error, retryInMs: delay });
-        due = Date.now() + delay;
-      }
-    }
+  keepLease(lease: Lease, cfg: NetworkConfig, req: AcquireRequest, opts: KeeperOptions): LeaseKeeper {
+    this.checkOpen();
+    const signal = AbortSignal.any([opts.signal, this.closer.signal]);
+    return new LeaseKeeper({
+      reg: this.reg,
+      log: this.log,
+      ttlSeconds: this.ttl,
+      marginMs: Math.min(this.margin, (this.ttl * 2) / 3) * 1000,
+      acquire: (attrs, leaseId) => this.acquireLease(cfg, { ...req, publicIP: attrs.publicIP, publicIPv6: attrs.publicIPv6, backendType: attrs.backendType, backendData: attrs.backendData, previousSubnet: undefined, ...(leaseId ? { leaseId } : {}) }),
+    }, lease, { ...opts, signal });
   }
 
   /** Deletes the key and revokes its etcd lease. A reservation is left alone. */
   async releaseLease(lease: Lease): Promise<void> {
-    this.origins.delete(lease.key);
     if (!lease.leaseId) {
       this.log.info('not releasing a reservation', { key: lease.key });
       return;
@@ -233,7 +218,7 @@ export class SubnetManager {
   }
 
   /** Snapshot, then changes, of everyone's leases; resolves when signal aborts. */
-  watchLeases(cfg: NetworkConfig, opts: { signal: AbortSignal; ownSubnet?: Prefix; onBatch: (b: LeaseBatch) => void | Promise<void> }): Promise<void> {
+  watchLeases(cfg: NetworkConfig, opts: { signal: AbortSignal; own?: OwnLease; prefer?: (l: Lease) => boolean; onBatch: (b: LeaseBatch) => void | Promise<void> }): Promise<void> {
     this.checkOpen();
     const signal = AbortSignal.any([opts.signal, this.closer.signal]);
     return runLeaseWatch(this.reg, cfg, { ...opts, signal }, this.stats, this.log);
@@ -256,35 +241,6 @@ export class SubnetManager {
     if (this.closer.signal.aborted) throw new AbortedError('SubnetManager is closed');
   }
 
-  private marginMs(): number {
-    return Math.min(this.margin, (this.ttl * 2) / 3) * 1000;
-  }
-
-  /** Fresh etcd lease onto our key if the key still carries our old one; null if it vanished. */
-  private async renew(cur: Lease): Promise<Lease | null> {
-    const id = await this.reg.grant(this.ttl);
-    const started = Date.now();
-    let r;
-    try {
-      r = await this.reg.putIf(cur.key, 'Lease', cur.leaseId!, encodeLeaseAttrs(cur.attrs), id);
-    } catch (e) {
-      this.reg.revoke(id).catch(() => {});
-      throw e;
-    }
-    if (!r.ok) {
-      this.reg.revoke(id).catch(() => {});
-      return null;
-    }
-    this.reg.revoke(cur.leaseId!).catch(() => {});
-    const next: Lease = Object.freeze({ ...cur, leaseId: id, expiration: new Date(started + this.ttl * 1000), modRevision: r.revision });
-    this.log.debug('renewed lease', { key: cur.key, expiration: next.expiration!.toISOString() });
-    return next;
-  }
-
-  private originFrom(l: Lease): { cfg: NetworkConfig; req: AcquireRequest } {
-    throw new LeaseError(`lease ${l.key} was not acquired by this SubnetManager; cannot re-acquire it`);
-  }
-
   /** Any key whose IPv4 (IPv6) part parses counts as taken, masked if misaligned, whatever the other part holds. */
   private takenSubnets(key: string): [Prefix | null, Prefix | null] {
     const [v4, v6] = key.slice(this.reg.subnetsPrefix.length).split('&');
@@ -297,15 +253,14 @@ export class SubnetManager {
     return [sn, sn6];
   }
 
-  private made(cfg: NetworkConfig, req: AcquireRequest, key: string, subnet: Prefix, ipv6Subnet: Prefix | undefined,
-    attrs: LeaseAttrs, leaseId: string | undefined, revision: number): Lease {
-    const l: Lease = Object.freeze({
+  private made(key: string, subnet: Prefix, ipv6Subnet: Prefix | undefined,
+    attrs: LeaseAttrs, leaseId: string | undefined, revision: number, createRevision: number | undefined): Lease {
+    return Object.freeze({
       subnet, ...(ipv6Subnet ? { ipv6Subnet } : {}), attrs, key,
       ...(leaseId ? { leaseId, expiration: new Date(Date.now() + this.ttl * 1000) } : {}),
       modRevision: revision,
+      ...(createRevision !== undefined ? { createRevision } : {}),
     });
-    this.origins.set(key, { cfg, req });
-    return l;
   }
 }
 

@@ -6,6 +6,14 @@ import { WeftError } from '../lib/errors.js';
 import { EtcdAuthError, EtcdTlsError, EtcdUnavailableError } from './errors.js';
 import type { RawKV } from './lease-table.js';
 
+/** An etcd key-value as the listing and the watches deliver it. */
+function rawKV(kv: { key: Buffer; value: Buffer; mod_revision: string | number; create_revision: string | number; lease?: string | number }): RawKV {
+  return {
+    key: kv.key.toString(), value: kv.value.toString(),
+    modRevision: Number(kv.mod_revision), createRevision: Number(kv.create_revision), leaseId: String(kv.lease ?? '0'),
+  };
+}
+
 /** One change under <prefix>/subnets/ as the watch delivers it. */
 export type SubnetEvent = { readonly type: 'put'; readonly kv: RawKV } | { readonly type: 'delete'; readonly key: string; readonly modRevision: number };
 
@@ -130,16 +138,46 @@ export class Registry {
       const res = await this.client.getAll().prefix(this.subnetsPrefix).exec();
       return {
         revision: Number(res.header.revision),
-        kvs: res.kvs.map((kv) => ({
-          key: kv.key.toString(), value: kv.value.toString(),
-          modRevision: Number(kv.mod_revision), leaseId: String(kv.lease ?? '0'),
-        })),
+        kvs: res.kvs.map(rawKV),
       };
+    });
+  }
+
+  /** One key (null when absent) and the store revision of the read. */
+  getKey(key: string): Promise<{ revision: number; kv: RawKV | null }> {
+    return this.call(async () => {
+      const res = await this.client.get(key).exec();
+      return { revision: Number(res.header.revision), kv: res.kvs[0] ? rawKV(res.kvs[0]) : null };
     });
   }
 
   grant(ttlSeconds: number): Promise<string> {
     return this.call(async () => String((await this.client.leaseClient.leaseGrant({ TTL: ttlSeconds, ID: 0 })).ID));
+  }
+
+  /**
+   * One keepalive of an etcd lease: the seconds it now has left, or 0 when
+   * etcd no longer knows it (it expired or was revoked: its keys are gone).
+   */
+  keepAlive(leaseId: string): Promise<number> {
+    return this.call(async () => {
+      const stream = await this.client.leaseClient.leaseKeepAlive();
+      try {
+        return await new Promise<number>((resolve, reject) => {
+          const timer = setTimeout(() => reject(new Error(`no keepalive answer within ${CALL_TIMEOUT_MS} ms`)), CALL_TIMEOUT_MS);
+          stream.on('data', (res: { TTL: string | number }) => { clearTimeout(timer); resolve(Math.max(0, Number(res.TTL))); });
+          stream.on('error', (err: Error) => { clearTimeout(timer); reject(err); });
+          stream.write({ ID: leaseId });
+        });
+      } finally {
+        stream.end();
+      }
+    });
+  }
+
+  /** Every etcd lease id the cluster holds (etcd 3.3+): for tests and diagnosis. */
+  leaseIds(): Promise<string[]> {
+    return this.call(async () => (await this.client.leaseClient.leaseLeases()).leases.map((l) => String(l.ID)));
   }
 
   /** Revokes an etcd lease (deleting its keys); an unknown lease is not an error. */
@@ -188,7 +226,16 @@ export class Registry {
    * decides where to resume (watch.ts tracks the revision itself).
    */
   watchSubnets(fromRevision: number, h: SubnetWatchHandlers): { cancel(): Promise<void> } {
-    const w = this.client.watch().prefix(this.subnetsPrefix).startRevision(String(fromRevision)).watcher();
+    return this.watch(this.client.watch().prefix(this.subnetsPrefix), fromRevision, h);
+  }
+
+  /** Watches one key from `fromRevision` (undefined: from now); like watchSubnets. */
+  watchKey(key: string, fromRevision: number | undefined, h: SubnetWatchHandlers): { cancel(): Promise<void> } {
+    return this.watch(this.client.watch().key(key), fromRevision, h);
+  }
+
+  private watch(b: ReturnType<Etcd3['watch']>, fromRevision: number | undefined, h: SubnetWatchHandlers): { cancel(): Promise<void> } {
+    const w = (fromRevision === undefined ? b : b.startRevision(String(fromRevision))).watcher();
     w.on('connected', () => {
       this.onContact();
       h.connected();
@@ -196,11 +243,9 @@ export class Registry {
     w.on('data', (res) => {
       this.onContact();
       const events: SubnetEvent[] = res.events.map((ev) => {
-        const key = ev.kv.key.toString();
-        const modRevision = Number(ev.kv.mod_revision);
         return ev.type === 'Put'
-          ? { type: 'put' as const, kv: { key, value: ev.kv.value.toString(), modRevision, leaseId: String(ev.kv.lease ?? '0') } }
-          : { type: 'delete' as const, key, modRevision };
+          ? { type: 'put' as const, kv: rawKV(ev.kv) }
+          : { type: 'delete' as const, key: ev.kv.key.toString(), modRevision: Number(ev.kv.mod_revision) };
       });
       h.data(events, Number(res.header.revision));
     });

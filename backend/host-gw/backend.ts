@@ -18,11 +18,12 @@ import { directRoute, lookupNextHop } from '../direct-route.js';
 import { KernelOps } from '../kernel-ops.js';
 import { PeerPaths } from '../peer-paths.js';
 import { familyKey, PeerTable, type PeerChange } from '../peer-table.js';
+import { Serial } from '../../lib/serial.js';
 import { classifyNotifications } from '../route-events.js';
 import { RouteReconciler } from '../route-reconciler.js';
 import { parseHostGwPeer, type HostGwPeer } from './peer.js';
 
-export type HostGwNetlink = Pick<NetlinkHandle, 'routeList' | 'routeReplace' | 'routeDel' | 'routeGet'>;
+export type HostGwNetlink = Pick<NetlinkHandle, 'routeDump' | 'batch' | 'routeGet'>;
 
 export interface HostGwOptions {
   readonly nl: HostGwNetlink;
@@ -47,6 +48,7 @@ export class HostGwBackend implements Backend {
   private readonly ops: KernelOps;
   private readonly routes: RouteReconciler;
   private readonly paths: PeerPaths;
+  private readonly serial = new Serial();
   /** Peers whose route or route lookup failed; retried every second. */
   private readonly dirty = new Set<string>();
 
@@ -63,17 +65,19 @@ export class HostGwBackend implements Backend {
     // Nothing to address: the bridge holds this host's subnet, the underlay its PublicIP.
   }
 
-  async apply(batch: LeaseBatch): Promise<void> {
-    const changes = this.table.apply(batch);
-    for (const c of changes) this.logChange(c);
-    if (batch.snapshot) {
-      this.reconcile();
-      return;
-    }
-    for (const c of changes) {
-      if (c.after) this.serve(c.subnet, c.after);
-      else this.leave(c.subnet);
-    }
+  apply(batch: LeaseBatch): Promise<void> {
+    return this.serial.run(async () => {
+      const changes = this.table.apply(batch);
+      for (const c of changes) this.logChange(c);
+      if (batch.snapshot) {
+        await this.reconcile();
+        return;
+      }
+      for (const c of changes) {
+        if (c.after) await this.serve(c.subnet, c.after);
+        else await this.leave(c.subnet);
+      }
+    });
   }
 
   private logChange(c: PeerChange<HostGwPeer>): void {
@@ -81,27 +85,27 @@ export class HostGwBackend implements Backend {
     this.o.log.info(c.after ? (c.before ? 'peer updated' : 'peer added') : 'peer removed', { subnet: c.subnet, publicIp: p.publicIp });
   }
 
-  private leave(key: string): void {
-    this.routes.drop(key);
+  private async leave(key: string): Promise<void> {
+    await this.routes.drop([key]);
     this.paths.delete(key);
     this.dirty.delete(key);
   }
 
   /** Looks at the peer's next hop, then installs its route, or removes the one it had (now behind a gateway) and skips it. */
-  private serve(key: string, p: HostGwPeer): void {
+  private async serve(key: string, p: HostGwPeer): Promise<void> {
     const hop = lookupNextHop(this.ops, this.o.nl, this.o.underlay, key, p.publicIp);
     if (!hop) {
       this.dirty.add(key);
       return;
     }
     if (!hop.onLink) {
-      this.routes.drop(key);
+      await this.routes.drop([key]);
       this.paths.set(key, p.publicIp, 'skipped', hop.reason);
       this.dirty.delete(key);
       return;
     }
     this.routes.want(key, directRoute(p.subnet, p.publicIp, this.o.underlay));
-    if (this.routes.apply(key)) {
+    if ((await this.routes.apply([key])).size === 0) {
       this.paths.set(key, p.publicIp, 'direct');
       this.dirty.delete(key);
     } else {
@@ -110,7 +114,7 @@ export class HostGwBackend implements Backend {
   }
 
   /** Every peer decided again; stale routes of ours deleted; missing or wrong ones replaced. */
-  private reconcile(): void {
+  private async reconcile(): Promise<void> {
     this.dirty.clear();
     for (const key of this.routes.desiredKeys()) if (!this.table.get(key)) this.routes.forget(key);
     for (const key of this.paths.keys()) if (!this.table.get(key)) this.paths.delete(key);
@@ -123,7 +127,7 @@ export class HostGwBackend implements Backend {
         this.paths.set(key, p.publicIp, 'skipped', hop.reason);
       }
     }
-    const failed = this.routes.reconcile();
+    const failed = await this.routes.reconcile();
     for (const [key, p] of this.table.entries()) {
       if (!this.routes.wanted(key) || this.dirty.has(key)) continue;
       if (failed.has(key)) this.dirty.add(key);
@@ -132,7 +136,7 @@ export class HostGwBackend implements Backend {
   }
 
   /** The underlay's routes changed: peers whose next hop changed are served anew. */
-  private repath(): void {
+  private async repath(): Promise<void> {
     for (const [key, p] of this.table.entries()) {
       const hop = lookupNextHop(this.ops, this.o.nl, this.o.underlay, key, p.publicIp);
       if (!hop) {
@@ -140,22 +144,25 @@ export class HostGwBackend implements Backend {
         continue;
       }
       const served = this.routes.wanted(key) !== undefined;
-      if (hop.onLink !== served || (!hop.onLink && this.paths.get(key)?.reason !== hop.reason)) this.serve(key, p);
+      if (hop.onLink !== served || (!hop.onLink && this.paths.get(key)?.reason !== hop.reason)) await this.serve(key, p);
     }
   }
 
-  async resync(full: boolean): Promise<void> {
-    const ev = classifyNotifications(this.o.monitor?.poll(0) ?? [], { protocol: this.o.routeProtocol });
-    if (full || ev.oursDeleted) {
-      this.reconcile();
-      return;
-    }
-    if (ev.underlayChanged) this.repath();
-    for (const key of [...this.dirty]) {
-      const p = this.table.get(key);
-      if (p) this.serve(key, p);
-      else this.dirty.delete(key);
-    }
+  resync(full: boolean): Promise<void> {
+    // One at a time with apply: both await the kernel.
+    return this.serial.run(async () => {
+      const ev = classifyNotifications(this.o.monitor?.poll(0) ?? [], { protocol: this.o.routeProtocol });
+      if (full || ev.oursDeleted) {
+        await this.reconcile();
+        return;
+      }
+      if (ev.underlayChanged) await this.repath();
+      for (const key of [...this.dirty]) {
+        const p = this.table.get(key);
+        if (p) await this.serve(key, p);
+        else this.dirty.delete(key);
+      }
+    });
   }
 
   stats(): BackendStats {

@@ -12,7 +12,7 @@ import type { Lease, LeaseBatch } from '../../subnet-manager/index.js';
 import type { Logger } from '../../lib/log.js';
 import { native } from '../../native/index.js';
 import type { Link, NetlinkHandle } from '../../netlink/index.js';
-import { isNotFound } from '../../netlink/index.js';
+import { errnoNumber, Faults, isNotFound, KernelError, toKernelError } from '../../netlink/index.js';
 import { ensureSysctl } from '../../host/sysctl.js';
 import type { Backend, BackendStats } from '../backend.js';
 import { PeerTable } from '../peer-table.js';
@@ -84,10 +84,13 @@ export class UdpBackend implements Backend {
   private kernelErrors = 0;
   private deviceRecreated = 0;
   private closed = false;
+  /** The forwarder's local address: o.underlay until setUnderlay. */
+  private underlay: Underlay & { readonly v4: string };
 
   constructor(private readonly o: UdpOptions) {
     this.mtu = o.mtu ?? o.underlay.mtu - UDP_OVERHEAD;
-    this.table = new PeerTable((l) => parseUdpPeer(l, o.underlay), o.log);
+    this.underlay = o.underlay;
+    this.table = new PeerTable((l) => parseUdpPeer(l, this.underlay), o.log);
     this.dev = this.openDevice();
   }
 
@@ -102,11 +105,18 @@ export class UdpBackend implements Backend {
     const t = native().tun;
     const vnetHdr = this.o.engine === 'native' && (this.o.offload ?? true);
     let fd: number;
+    const op = `tun open ${device}`;
     try {
+      const fault = Faults.fromEnv().take(op);
+      if (fault) throw new KernelError(op, errnoNumber(fault), { detail: `injected ${fault} (WEFT_FAULTS)` });
       ({ fd } = t.open(device, t.IFF_TUN | t.IFF_NO_PI | (vnetHdr ? t.IFF_VNET_HDR : 0)));
     } catch (e) {
-      if ((e as { code?: string }).code === 'EBUSY') throw new Error(`TUN device ${device} is held by another process (another weftd?)`);
-      throw e;
+      // Classified like every kernel error (EBUSY, ENOMEM: transient; EPERM, ENOENT: fatal) and counted.
+      const err = toKernelError(op, e);
+      if (!(err instanceof KernelError)) throw err;
+      nl.errors.add(err);
+      if (err.code === 'EBUSY') throw new KernelError(op, err.errno, { detail: `TUN device ${device} is held by another process (another weftd?)` });
+      throw err;
     }
     try {
       const offloads = vnetHdr ? t.enableOffload(fd) : 0;
@@ -127,6 +137,19 @@ export class UdpBackend implements Backend {
   async configure(own: Lease): Promise<void> {
     this.own = own;
     this.configureDevice();
+    await this.restartEngine();
+  }
+
+  /** The underlay's address changed: the forwarder starts again, bound to the new address. */
+  async setUnderlay(u: Underlay & { readonly v4: string }): Promise<void> {
+    this.underlay = u;
+    if (this.own) await this.restartEngine();
+  }
+
+  /** (Re)starts the forwarder for the current lease and underlay (a moved lease has a new own subnet). */
+  private async restartEngine(): Promise<void> {
+    await this.engine?.stop();
+    this.engine = undefined;
     await this.startEngine();
   }
 
@@ -144,7 +167,8 @@ export class UdpBackend implements Backend {
   }
 
   private async startEngine(): Promise<void> {
-    const { log, underlay, port, engine } = this.o;
+    const { log, port, engine } = this.o;
+    const { underlay } = this;
     const { subnet } = this.own!;
     const opts = { tunFd: this.dev.fd, bindIp: underlay.v4, port, ownIp: subnet.address(0), ownSubnets: [{ net: Number(subnet.ip), prefixLen: subnet.prefixLen }] };
     this.engine =
@@ -174,14 +198,15 @@ export class UdpBackend implements Backend {
   async resync(full: boolean): Promise<void> {
     if (this.closed) return;
     const { nl, log, device } = this.o;
-    const cur = nl.linkByIndex(this.dev.link.index);
-    const running = this.engine?.stats().running ?? true;
+    const cur = this.dev.fd < 0 ? undefined : nl.linkByIndex(this.dev.link.index);
+    const running = this.engine?.stats().running ?? !this.own;
     if (!cur || cur.name !== device || !running) {
       log.warn('TUN device or forwarder gone; recreating both', { device, deviceFound: !!cur, forwarderRunning: running, error: this.engine?.stats().error });
       await this.engine?.stop();
       this.engine = undefined;
       if (cur) this.deleteDevice();
-      native().close(this.dev.fd);
+      this.closeFd();
+      // If opening fails (a transient error), the next resync tries again: the fd is already closed.
       this.dev = this.openDevice();
       this.deviceRecreated++;
       this.configureDevice();
@@ -228,7 +253,13 @@ export class UdpBackend implements Backend {
     if (this.closed) return;
     this.closed = true;
     await this.engine?.stop();
-    native().close(this.dev.fd);
+    this.closeFd();
     this.o.log.info('forwarder stopped; TUN device closed', { device: this.o.device });
+  }
+
+  private closeFd(): void {
+    if (this.dev.fd < 0) return;
+    native().close(this.dev.fd);
+    this.dev = { ...this.dev, fd: -1 };
   }
 }

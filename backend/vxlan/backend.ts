@@ -11,7 +11,9 @@
 // route is replaced in place), so traffic never stops.
 // The routes are kept by the shared RouteReconciler; the neighbour and FDB
 // entries are reconciled here. The kernel is reconciled (list, diff, apply),
-// never flushed, so a restarted agent does not interrupt traffic.
+// never flushed, so a restarted agent does not interrupt traffic. Per-peer
+// entries go in batches (many per sendmsg, the event loop runs between
+// chunks); apply, resync and the rest run one at a time.
 // A dual-stack network runs a second instance with family 6 (flannel's
 // flannel-v6.<VNI>, here weft-v6.<VNI>): its own device and MAC, local =
 // PublicIPv6, address <v6 subnet>/128, and per peer the same three entries
@@ -21,32 +23,35 @@
 //   ip -6 route replace <peer v6 subnet> via <peer v6 subnet>:: dev weft-v6.1 onlink proto 87
 import { Prefix, type IpFamily } from '../../lib/ip.js';
 import type { Logger } from '../../lib/log.js';
-import { IFA_F_NODAD, type Fdb, type Link, type Neigh, type NetlinkHandle, type Notification } from '../../netlink/index.js';
+import { Slicer } from '../../lib/backoff.js';
+import { Serial } from '../../lib/serial.js';
+import {
+  fdbRequest, IFA_F_NODAD, neighDelRequest, neighReplaceRequest, RTM_DELLINK, RTM_DELNEIGH, RTM_DELROUTE, RTM_NEWROUTE,
+  type Link, type NetlinkHandle, type Notification,
+} from '../../netlink/index.js';
 import type { Underlay } from '../../host/underlay.js';
 import type { Lease, LeaseBatch } from '../../subnet-manager/index.js';
 import type { Backend, BackendStats } from '../backend.js';
 import { directRoute, lookupNextHop } from '../direct-route.js';
-import { KernelOps } from '../kernel-ops.js';
+import { type KernelOp, KernelOps } from '../kernel-ops.js';
 import { PeerPaths, type PeerPath } from '../peer-paths.js';
-import { familyKey, PeerTable, type PeerChange } from '../peer-table.js';
+import { familyKey, PeerTable, logPeerChanges, type PeerChange } from '../peer-table.js';
 import { classifyNotifications } from '../route-events.js';
 import { RouteReconciler } from '../route-reconciler.js';
 import { ensureVxlanDevice } from './device.js';
-import { parseVxlanPeer, type VxlanPeer } from './peer.js';
+import { leaseVtepMac, parseVxlanPeer, type VxlanPeer } from './peer.js';
 
 /** The netlink operations the VXLAN backend uses (a NetlinkHandle; a fake in unit tests). */
 export type VxlanNetlink = Pick<
   NetlinkHandle,
   | 'linkByName' | 'linkByIndex' | 'linkAdd' | 'linkDel' | 'linkSetUp' | 'linkSetMtu' | 'linkSetHwAddr'
   | 'addrList' | 'addrReplace' | 'addrDel'
-  | 'routeList' | 'routeReplace' | 'routeDel' | 'routeGet'
-  | 'neighList' | 'neighReplace' | 'neighDel'
-  | 'fdbList' | 'fdbReplace' | 'fdbDel'
+  | 'routeDump' | 'neighDump' | 'fdbDump' | 'batch' | 'routeGet'
 >;
 
 /** Kernel notifications (a NetlinkMonitor): a deletion of ours triggers a full reconcile at once, an underlay route change a new look at each peer's path. */
 export interface VxlanMonitor {
-  poll(timeoutMs?: number): Notification[];
+  drain(want?: (type: number) => boolean): Promise<Notification[]>;
 }
 
 export interface VxlanOptions {
@@ -57,7 +62,8 @@ export interface VxlanOptions {
   readonly vni: number;
   readonly port: number;
   readonly device: string;
-  readonly mac: string;
+  /** The VTEP MAC for a public address (derived from it, so it changes with the address). */
+  readonly macFor: (publicIp: string) => string;
   /** Its v4 address (v6 for family 6) is the VTEP's local address. */
   readonly underlay: Underlay & { readonly v4: string };
   /** 4 (default): the IPv4 device; 6: a dual-stack network's IPv6 device (network is then IPv6Network). */
@@ -77,46 +83,75 @@ export const VXLAN6_OVERHEAD = 70;
 
 const LINK_LOCAL = Prefix.parse('fe80::/10');
 
+const isDeletion = (type: number) => type === RTM_DELROUTE || type === RTM_DELNEIGH || type === RTM_DELLINK;
+/** With DirectRouting, route additions matter too: the underlay's routing may have changed. */
+const isRouteEvent = (type: number) => isDeletion(type) || type === RTM_NEWROUTE;
+
+type Choice = { path: PeerPath; reason?: string };
+/** A peer whose entries a batch programs, and the path it takes. */
+type Programmed = { key: string; p: VxlanPeer; choice: Choice };
+
 export class VxlanBackend implements Backend {
   readonly type = 'vxlan';
   readonly mtu: number;
-  readonly leaseData: { VNI: number; VtepMAC: string };
   private readonly table: PeerTable<VxlanPeer>;
   private readonly ops: KernelOps;
   private readonly routes: RouteReconciler;
+  private readonly serial = new Serial();
   private readonly paths: PeerPaths;
   /** Peers whose entries are not all in place (a failed operation); retried every second. */
   private readonly dirty = new Set<string>();
+  /** A reconcile did not finish (a transient kernel error): the next resync does a full one. */
+  private needsReconcile = false;
+  private underlay: Underlay & { readonly v4: string };
+  private mac: string;
   private link!: Link;
   private own?: Lease;
   private deviceRecreated = 0;
+  /** MAC -> remote of the FDB entries the device held when this agent started (see holds()). */
+  private startFdb?: Map<string, string>;
+
   private readonly family: IpFamily;
-  /** The VTEP's local underlay address (IPv4, or IPv6 for the IPv6 device). */
-  private readonly local: string;
 
   constructor(private readonly o: VxlanOptions) {
     this.family = o.family ?? 4;
-    const local = this.family === 4 ? o.underlay.v4 : o.underlay.v6;
-    if (!local) throw new TypeError('the IPv6 VXLAN device needs the underlay\'s IPv6 address');
-    this.local = local;
     this.mtu = o.mtu ?? o.underlay.mtu - (this.family === 4 ? VXLAN_OVERHEAD : VXLAN6_OVERHEAD);
-    this.leaseData = { VNI: o.vni, VtepMAC: o.mac };
+    this.underlay = o.underlay;
+    this.mac = o.macFor(this.local);
     this.ops = new KernelOps(o.log);
     // Ours: routes with weft's protocol in the Network (vxlan and direct forms), and anything on the device (an older weft's proto boot routes).
     this.routes = new RouteReconciler(o.nl, this.ops, { family: this.family, scope: () => ({ protocol: o.routeProtocol, within: o.network, device: this.link.index }) });
-    this.table = new PeerTable((l) => parseVxlanPeer(l, o.vni, o.underlay, this.family), o.log, familyKey(this.family));
+    this.table = new PeerTable((l) => parseVxlanPeer(l, o.vni, this.underlay, this.mac, this.family), o.log, familyKey(this.family));
     this.paths = new PeerPaths(o.log);
     this.link = this.ensureDevice();
   }
 
-  private ensureDevice(): Link {
-    const { o } = this;
-    return ensureVxlanDevice(o.nl, o.log, { name: o.device, vni: o.vni, port: o.port, local: this.local, underlayIndex: o.underlay.index, mtu: this.mtu, mac: o.mac });
+  /** The VTEP's local underlay address (IPv4, or IPv6 for the IPv6 device). */
+  private get local(): string {
+    const ip = this.family === 4 ? this.underlay.v4 : this.underlay.v6;
+    if (!ip) throw new TypeError('the IPv6 VXLAN device needs the underlay\'s IPv6 address');
+    return ip;
   }
 
-  async configure(own: Lease): Promise<void> {
-    this.own = own;
-    this.configureAddress();
+  get leaseData(): { VNI: number; VtepMAC: string } {
+    return { VNI: this.o.vni, VtepMAC: this.mac };
+  }
+
+  private ensureDevice(): Link {
+    const { o } = this;
+    return ensureVxlanDevice(o.nl, o.log, { name: o.device, vni: o.vni, port: o.port, local: this.local, underlayIndex: this.underlay.index, mtu: this.mtu, mac: this.mac });
+  }
+
+  /** Addresses the device for our lease; called again (in place) when the lease moves to another subnet. */
+  configure(own: Lease): Promise<void> {
+    return this.serial.run(async () => {
+      this.own = own;
+      this.configureAddress();
+      if (!this.startFdb) {
+        this.startFdb = new Map();
+        for (const f of await this.o.nl.fdbDump({ index: this.link.index })) if (f.dst) this.startFdb.set(f.mac, f.dst);
+      }
+    });
   }
 
   // ip addr replace <subnet>.0/32 dev weft.1, and drop addresses of an old lease
@@ -134,38 +169,52 @@ export class VxlanBackend implements Backend {
     nl.addrReplace({ index: this.link.index, address: want, prefixLen: len, ...(this.family === 6 ? { flags: IFA_F_NODAD } : {}) });
   }
 
-  async apply(batch: LeaseBatch): Promise<void> {
-    const changes = this.table.apply(batch);
-    if (batch.snapshot) {
-      for (const c of changes) this.logChange(c);
-      this.reconcile();
-      return;
-    }
-    for (const c of changes) this.applyChange(c);
+  /**
+   * The underlay's address changed: the device is remade with the new local
+   * address (and the MAC derived from it), then every peer is programmed again.
+   */
+  setUnderlay(u: Underlay & { readonly v4: string }): Promise<void> {
+    return this.serial.run(async () => {
+      this.underlay = u;
+      this.mac = this.o.macFor(this.family === 4 ? u.v4 : u.v6 ?? this.local);
+      this.link = this.ensureDevice();
+      this.configureAddress();
+      this.needsReconcile = true;
+      await this.reconcile();
+    });
   }
 
-  private logChange(c: PeerChange<VxlanPeer>): void {
-    const p = c.after ?? c.before!;
-    const what = c.after ? (c.before ? 'peer updated' : 'peer added') : 'peer removed';
-    this.o.log.info(what, { subnet: c.subnet, publicIp: p.dst, ...(c.after ? { vtepMac: p.mac } : {}) });
+  apply(batch: LeaseBatch): Promise<void> {
+    return this.serial.run(async () => {
+      const changes = this.table.apply(batch);
+      logPeerChanges(this.o.log, changes, (p) => ({ publicIp: p.dst, vtepMac: p.mac }));
+      // Set until the kernel work is done: if it throws, the next resync reconciles everything.
+      this.needsReconcile = true;
+      if (batch.snapshot) await this.reconcile();
+      else await this.applyChanges(changes);
+      this.needsReconcile = false;
+    });
   }
 
-  private applyChange(c: PeerChange<VxlanPeer>): void {
-    if (c.before && (!c.after || c.after.mac !== c.before.mac)) {
-      this.unprogram(c.subnet, c.before, !c.after);
-    }
-    if (c.after) {
-      if (this.program(c.subnet, c.after, this.choosePath(c.subnet, c.after))) {
-        this.dirty.delete(c.subnet);
-        this.logChange(c);
+  /** Every old entry goes before any new one is made: a MAC may move from one peer to another within a batch. */
+  private async applyChanges(changes: readonly PeerChange<VxlanPeer>[]): Promise<void> {
+    const removals: KernelOp[] = [];
+    const ops: KernelOp[] = [];
+    const programmed: Programmed[] = [];
+    const slicer = new Slicer();
+    for (const c of changes) {
+      if (slicer.due()) await slicer.next();
+      if (c.before && (!c.after || c.after.mac !== c.before.mac)) this.unprogramOps(removals, c.subnet, c.before, !c.after);
+      if (c.after) {
+        const choice = this.choosePath(c.subnet, c.after);
+        this.programOps(ops, c.subnet, c.after, choice);
+        programmed.push({ key: c.subnet, p: c.after, choice });
       } else {
-        this.dirty.add(c.subnet);
+        this.dirty.delete(c.subnet);
+        this.paths.delete(c.subnet);
       }
-    } else {
-      this.dirty.delete(c.subnet);
-      this.paths.delete(c.subnet);
-      this.logChange(c);
     }
+    await this.runProgram([...removals, ...ops], programmed);
   }
 
   /**
@@ -174,9 +223,9 @@ export class VxlanBackend implements Backend {
    * DirectRouting()), else vxlan. When the lookup itself fails, the peer
    * keeps the path it has.
    */
-  private choosePath(key: string, p: VxlanPeer): { path: PeerPath; reason?: string } {
+  private choosePath(key: string, p: VxlanPeer): Choice {
     if (!this.o.directRouting) return { path: 'vxlan' };
-    const hop = lookupNextHop(this.ops, this.o.nl, this.o.underlay, key, p.dst);
+    const hop = lookupNextHop(this.ops, this.o.nl, this.underlay, key, p.dst);
     if (!hop) {
       const cur = this.paths.get(key);
       return cur && cur.path !== 'skipped' ? { path: cur.path, ...(cur.reason ? { reason: cur.reason } : {}) } : { path: 'vxlan', reason: 'route lookup failed' };
@@ -186,49 +235,70 @@ export class VxlanBackend implements Backend {
 
   /** The peer's route in the form of its path, as the reconciler keeps it. */
   private wantRoute(key: string, p: VxlanPeer, path: PeerPath): void {
-    if (path === 'direct') this.routes.want(key, directRoute(p.subnet, p.dst, this.o.underlay));
+    if (path === 'direct') this.routes.want(key, directRoute(p.subnet, p.dst, this.underlay));
     else this.routes.want(key, { dst: p.subnet.toString(), gateway: p.vtepIp, index: this.link.index, onlink: true });
   }
 
   /**
    * vxlan: neighbour, then FDB, then route (no packet is routed to the device
-   * before the peer's MAC and address are known). direct: the route, then the
-   * peer's VXLAN entries go (the route was replaced in place, so there is no gap
-   * either way).
+   * before the peer's MAC and address are known). direct: the route only; the
+   * peer's VXLAN entries go after it is in place (runProgram), so there is no
+   * gap either way.
    */
-  private program(key: string, p: VxlanPeer, choice: { path: PeerPath; reason?: string }, have = { neigh: false, fdb: false }): boolean {
-    const { nl } = this.o;
+  private programOps(ops: KernelOp[], key: string, p: VxlanPeer, choice: Choice, have = { neigh: false, fdb: false }): void {
     const index = this.link.index;
-    const was = this.paths.get(key)?.path;
     this.wantRoute(key, p, choice.path);
-    let ok: boolean;
-    if (choice.path === 'direct') {
-      ok = this.routes.apply(key);
-      if (ok && was === 'vxlan') this.removeVxlanEntries(key, p);
-    } else {
-      ok =
-        (have.neigh || this.ops.attempt('neigh replace', key, () => nl.neighReplace({ index, ip: p.vtepIp, mac: p.mac }))) &&
-        (have.fdb || this.ops.attempt('fdb replace', key, () => nl.fdbReplace({ index, mac: p.mac, dst: p.dst }))) &&
-        this.routes.apply(key);
+    if (choice.path !== 'direct') {
+      if (!have.neigh) ops.push({ what: 'neigh replace', subject: key, req: neighReplaceRequest({ index, ip: p.vtepIp, mac: p.mac }) });
+      if (!have.fdb) ops.push({ what: 'fdb replace', subject: key, req: fdbRequest('replace', { index, mac: p.mac, dst: p.dst }) });
     }
-    if (ok) this.paths.set(key, p.dst, choice.path, choice.reason);
-    return ok;
+    ops.push(this.routes.replaceOp(key)!);
   }
 
-  private removeVxlanEntries(key: string, p: VxlanPeer): void {
-    const { nl } = this.o;
+  /** The peer's VXLAN entries (it moved to a direct route). */
+  private vxlanEntryRemovals(ops: KernelOp[], key: string, p: VxlanPeer): void {
     const index = this.link.index;
-    this.ops.attempt('fdb del', key, () => nl.fdbDel({ index, mac: p.mac, dst: p.dst }), true);
-    this.ops.attempt('neigh del', key, () => nl.neighDel({ index, ip: p.vtepIp, mac: p.mac }), true);
+    ops.push({ what: 'fdb del', subject: key, req: fdbRequest('del', { index, mac: p.mac, dst: p.dst }), tolerateMissing: true });
+    ops.push({ what: 'neigh del', subject: key, req: neighDelRequest({ index, ip: p.vtepIp }), tolerateMissing: true });
   }
 
   /** The reverse order: route, FDB, neighbour (the route and neighbour only when the peer leaves). */
-  private unprogram(key: string, p: VxlanPeer, leaving: boolean): void {
-    const { nl } = this.o;
+  private unprogramOps(ops: KernelOp[], key: string, p: VxlanPeer, leaving: boolean): void {
     const index = this.link.index;
-    if (leaving) this.routes.drop(key);
-    this.ops.attempt('fdb del', key, () => nl.fdbDel({ index, mac: p.mac, dst: p.dst }), true);
-    if (leaving) this.ops.attempt('neigh del', key, () => nl.neighDel({ index, ip: p.vtepIp, mac: p.mac }), true);
+    if (leaving) {
+      const route = this.routes.dropOp(key);
+      if (route) ops.push(route);
+    }
+    ops.push({ what: 'fdb del', subject: key, req: fdbRequest('del', { index, mac: p.mac, dst: p.dst }), tolerateMissing: true });
+    if (leaving) ops.push({ what: 'neigh del', subject: key, req: neighDelRequest({ index, ip: p.vtepIp }), tolerateMissing: true });
+  }
+
+  /**
+   * Runs ops as one batch; each peer of `programmed` is clean (and on its
+   * path) when all of its entries succeeded. A peer that moved to a direct
+   * route loses its VXLAN entries once that route is in place.
+   */
+  private async runProgram(ops: KernelOp[], programmed: readonly Programmed[]): Promise<Set<string>> {
+    const ok = await this.ops.run(this.o.nl, ops);
+    const failed = new Set<string>();
+    const routeOk = new Map<string, boolean>();
+    ops.forEach((op, i) => {
+      if (!ok[i]) failed.add(op.subject);
+      if (op.what === 'route replace') routeOk.set(op.subject, ok[i]!);
+    });
+    for (const [key, r] of routeOk) this.routes.settle(key, r);
+    const moved: KernelOp[] = [];
+    for (const { key, p, choice } of programmed) {
+      if (failed.has(key)) {
+        this.dirty.add(key);
+        continue;
+      }
+      this.dirty.delete(key);
+      if (choice.path === 'direct' && this.paths.get(key)?.path === 'vxlan') this.vxlanEntryRemovals(moved, key, p);
+      this.paths.set(key, p.dst, choice.path, choice.reason);
+    }
+    await this.ops.run(this.o.nl, moved);
+    return failed;
   }
 
   /**
@@ -238,13 +308,15 @@ export class VxlanBackend implements Backend {
    * wants go, so a peer just moved to a direct route kept its entries until
    * that route was in place.
    */
-  private reconcile(): void {
+  private async reconcile(): Promise<void> {
     const { nl, network } = this.o;
     const index = this.link.index;
-    const choices = new Map<string, { path: PeerPath; reason?: string }>();
+    const choices = new Map<string, Choice>();
     const byVtepIp = new Map<string, [string, VxlanPeer]>();
     const byMac = new Map<string, [string, VxlanPeer]>();
+    const slicer = new Slicer();
     for (const [key, p] of this.table.entries()) {
+      if (slicer.due()) await slicer.next();
       const c = this.choosePath(key, p);
       choices.set(key, c);
       this.wantRoute(key, p, c.path);
@@ -254,74 +326,114 @@ export class VxlanBackend implements Backend {
     }
     for (const key of this.routes.desiredKeys()) if (!this.table.get(key)) this.routes.forget(key);
     for (const key of this.paths.keys()) if (!this.table.get(key)) this.paths.delete(key);
-    const okRoute = this.routes.prune();
+    const okRoute = await this.routes.prune();
     const okFdb = new Set<string>();
     const okNeigh = new Set<string>();
-    const staleFdb: Fdb[] = [];
-    const staleNeigh: Neigh[] = [];
-    for (const f of nl.fdbList({ index })) {
+    const staleFdb: Array<{ mac: string; dst: string }> = [];
+    const staleNeigh: string[] = [];
+    for (const f of await nl.fdbDump({ index })) {
+      if (slicer.due()) await slicer.next();
       if (!f.dst) continue; // the kernel's own entries carry no remote
       const hit = byMac.get(f.mac);
       if (hit && hit[1].dst === f.dst) okFdb.add(hit[0]);
-      else if (!hit) staleFdb.push(f);
+      else if (!hit) staleFdb.push({ mac: f.mac, dst: f.dst });
     }
-    for (const n of nl.neighList({ index, family: this.family })) {
+    for (const n of await nl.neighDump({ index, family: this.family })) {
+      if (slicer.due()) await slicer.next();
       const hit = byVtepIp.get(n.ip);
       if (hit && n.mac === hit[1].mac && isPermanent(n.state)) okNeigh.add(hit[0]);
-      else if (!hit && network.contains(n.ip)) staleNeigh.push(n);
+      else if (!hit && network.contains(n.ip)) staleNeigh.push(n.ip);
     }
-    this.dirty.clear();
-    for (const [key, p] of this.table.entries()) {
+    const ops: KernelOp[] = [];
+    const programmed: Programmed[] = [];
+    for (const [key, p] of [...this.table.entries()]) {
+      if (slicer.due()) await slicer.next();
       const c = choices.get(key)!;
       const inPlace = okRoute.has(key) && (c.path === 'direct' || (okFdb.has(key) && okNeigh.has(key)));
-      if (inPlace) this.paths.set(key, p.dst, c.path, c.reason);
-      else if (!this.program(key, p, c, { neigh: okNeigh.has(key), fdb: okFdb.has(key) })) this.dirty.add(key);
+      if (inPlace) {
+        this.paths.set(key, p.dst, c.path, c.reason);
+        continue;
+      }
+      this.programOps(ops, key, p, c, { neigh: okNeigh.has(key), fdb: okFdb.has(key) });
+      programmed.push({ key, p, choice: c });
     }
+    this.dirty.clear();
+    await this.runProgram(ops, programmed);
     // A peer whose move to a direct route failed keeps its VXLAN entries (its old route still uses them).
     const keep = new Set<string>();
     for (const key of this.dirty) {
       const p = this.table.get(key);
       if (p) keep.add(p.mac).add(p.vtepIp);
     }
-    for (const f of staleFdb) if (!keep.has(f.mac)) this.ops.attempt('fdb del (stale)', f.mac, () => nl.fdbDel({ index, mac: f.mac, dst: f.dst }), true);
-    for (const n of staleNeigh) if (!keep.has(n.ip)) this.ops.attempt('neigh del (stale)', n.ip, () => nl.neighDel({ index, ip: n.ip, mac: n.mac ?? '00:00:00:00:00:00' }), true);
+    const stale: KernelOp[] = [];
+    for (const f of staleFdb) if (!keep.has(f.mac)) stale.push({ what: 'fdb del (stale)', subject: f.mac, req: fdbRequest('del', { index, mac: f.mac, dst: f.dst }), tolerateMissing: true });
+    for (const ip of staleNeigh) if (!keep.has(ip)) stale.push({ what: 'neigh del (stale)', subject: ip, req: neighDelRequest({ index, ip }), tolerateMissing: true });
+    await this.ops.run(nl, stale);
   }
 
   /** DirectRouting: each peer's path looked at again (the underlay's routes changed); movers are moved. */
-  private repath(): void {
-    for (const [key, p] of this.table.entries()) {
+  private async repath(): Promise<void> {
+    const ops: KernelOp[] = [];
+    const programmed: Programmed[] = [];
+    const slicer = new Slicer();
+    for (const [key, p] of [...this.table.entries()]) {
+      if (slicer.due()) await slicer.next();
       const c = this.choosePath(key, p);
       const cur = this.paths.get(key);
       if (cur && cur.path === c.path) {
         this.paths.set(key, p.dst, c.path, c.reason);
         continue;
       }
-      if (this.program(key, p, c)) this.dirty.delete(key);
-      else this.dirty.add(key);
+      this.programOps(ops, key, p, c);
+      programmed.push({ key, p, choice: c });
     }
+    await this.runProgram(ops, programmed);
   }
 
-  async resync(full: boolean): Promise<void> {
-    // Our own deletions show up here too; the extra reconcile they cause is a no-op.
-    const ev = classifyNotifications(this.o.monitor?.poll(0) ?? [], { protocol: this.o.routeProtocol, device: this.link.index });
-    if (ev.oursDeleted) full = true;
-    const current = this.o.nl.linkByIndex(this.link.index);
-    if (!current || current.name !== this.o.device || !current.up) {
-      this.o.log.warn('VXLAN device missing or down; restoring it with all peers', { device: this.o.device });
-      this.link = this.ensureDevice();
-      this.deviceRecreated++;
-      this.configureAddress();
-      full = true;
-    }
-    if (full) {
-      this.reconcile();
-      return;
-    }
-    if (ev.underlayChanged && this.o.directRouting) this.repath();
-    for (const key of [...this.dirty]) {
-      const p = this.table.get(key);
-      if (!p || this.program(key, p, this.choosePath(key, p))) this.dirty.delete(key);
-    }
+  resync(full: boolean): Promise<void> {
+    return this.serial.run(async () => {
+      // Our own deletions show up here too; the extra reconcile they cause is a no-op.
+      const notes = (await this.o.monitor?.drain(this.o.directRouting ? isRouteEvent : isDeletion)) ?? [];
+      const ev = classifyNotifications(notes, { protocol: this.o.routeProtocol, device: this.link.index });
+      if (ev.oursDeleted) full = true;
+      const current = this.o.nl.linkByIndex(this.link.index);
+      if (!current || current.name !== this.o.device || !current.up) {
+        this.o.log.warn('VXLAN device missing or down; restoring it with all peers', { device: this.o.device });
+        this.link = this.ensureDevice();
+        this.deviceRecreated++;
+        this.configureAddress();
+        full = true;
+      }
+      if (full || this.needsReconcile) {
+        this.needsReconcile = true;
+        await this.reconcile();
+        this.needsReconcile = false;
+        return;
+      }
+      if (ev.underlayChanged && this.o.directRouting) await this.repath();
+      const ops: KernelOp[] = [];
+      const retry: Programmed[] = [];
+      for (const key of [...this.dirty]) {
+        const p = this.table.get(key);
+        if (!p) {
+          this.dirty.delete(key);
+          continue;
+        }
+        const choice = this.choosePath(key, p);
+        this.programOps(ops, key, p, choice);
+        retry.push({ key, p, choice });
+      }
+      await this.runProgram(ops, retry);
+    });
+  }
+
+  /** Whether this lease is a peer we program now, or was one when this agent started (its FDB entry was on the device). */
+  holds(lease: Lease): boolean {
+    const mac = leaseVtepMac(lease);
+    if (!mac || this.family === 6) return false; // conflicts are judged on the IPv4 half
+    const p = this.table.get(lease.subnet.toString());
+    if (p) return p.mac === mac && p.publicIp.v4 === lease.attrs.publicIP;
+    return this.startFdb?.get(mac) === lease.attrs.publicIP;
   }
 
   stats(): BackendStats {

@@ -22,11 +22,22 @@ export class VxlanPeer {
   }
 }
 
-/** Turns a lease into a VXLAN peer, or says why it cannot be one. `own` is this host's public address. */
-export function parseVxlanPeer(lease: Lease, vni: number, own: DualAddress, family: IpFamily = 4): { peer: VxlanPeer } | { error: string } | { none: true } {
+/** The lease's VtepMAC in lower case, or undefined when it has none that could be one. */
+export function leaseVtepMac(lease: Lease): string | undefined {
+  const d = lease.attrs.backendData as { VtepMAC?: unknown } | null;
+  return typeof d === 'object' && d !== null && validVtepMac(d.VtepMAC) ? d.VtepMAC.toLowerCase() : undefined;
+}
+
+/**
+ * Turns a lease into a VXLAN peer, or says why it cannot be one. `own` is
+ * this host's public address and `ownMac` its VTEP MAC: a lease carrying
+ * either is never programmed (it would send this host's traffic to itself, or
+ * take its MAC away from it).
+ */
+export function parseVxlanPeer(lease: Lease, vni: number, own: DualAddress, ownMac?: string, family: IpFamily = 4): { peer: VxlanPeer } | { error: string } | { none: true } {
   const a = lease.attrs;
   if (a.backendType !== 'vxlan') return { error: `BackendType ${JSON.stringify(a.backendType)} is not "vxlan"` };
-  if (family === 6) return parseV6(lease, vni, own);
+  if (family === 6) return parseV6(lease, vni, own, ownMac);
   const data = a.backendData;
   if (typeof data !== 'object' || data === null || Array.isArray(data)) {
     return { error: `BackendData must be an object with VtepMAC, got ${JSON.stringify(data)}` };
@@ -35,12 +46,13 @@ export function parseVxlanPeer(lease: Lease, vni: number, own: DualAddress, fami
   if (!validVtepMac(d.VtepMAC)) return { error: `VtepMAC ${JSON.stringify(d.VtepMAC)} is not a unicast MAC address` };
   if (d.VNI !== undefined && d.VNI !== vni) return { error: `VNI ${JSON.stringify(d.VNI)} differs from this network's VNI ${vni}` };
   if (a.publicIP === own.v4) return { error: `PublicIP ${a.publicIP} is this host's own address` };
+  if (ownMac !== undefined && d.VtepMAC.toLowerCase() === ownMac.toLowerCase()) return { error: `VtepMAC ${d.VtepMAC} is this host's own VTEP MAC` };
   const publicIp: DualAddress = a.publicIPv6 ? { v4: a.publicIP, v6: a.publicIPv6 } : { v4: a.publicIP };
   return { peer: new VxlanPeer(lease.subnet, lease.subnet.address(0), d.VtepMAC.toLowerCase(), publicIp) };
 }
 
 /** The IPv6 device's peer: none when the lease has no IPv6 subnet (an IPv4-only host; flannel skips it the same way). */
-function parseV6(lease: Lease, vni: number, own: DualAddress): { peer: VxlanPeer } | { error: string } | { none: true } {
+function parseV6(lease: Lease, vni: number, own: DualAddress, ownMac?: string): { peer: VxlanPeer } | { error: string } | { none: true } {
   const a = lease.attrs;
   if (!lease.ipv6Subnet) return { none: true };
   const data = a.backendV6Data;
@@ -53,6 +65,7 @@ function parseV6(lease: Lease, vni: number, own: DualAddress): { peer: VxlanPeer
   if (!a.publicIPv6) return { error: `the lease has IPv6 subnet ${lease.ipv6Subnet} but no PublicIPv6` };
   const dst = canonicalIp(a.publicIPv6); // as the kernel prints it, so FDB listings compare equal
   if (dst === own.v6) return { error: `PublicIPv6 ${a.publicIPv6} is this host's own address` };
+  if (ownMac !== undefined && d.VtepMAC.toLowerCase() === ownMac.toLowerCase()) return { error: `BackendV6Data.VtepMAC ${d.VtepMAC} is this host's own IPv6 VTEP MAC` };
   const sn6 = lease.ipv6Subnet;
   return { peer: new VxlanPeer(sn6, sn6.address(0), d.VtepMAC.toLowerCase(), { v4: a.publicIP, v6: dst }, dst) };
 }

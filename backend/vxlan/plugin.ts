@@ -2,6 +2,7 @@
 // gets a second device for IPv6, weft-v6.<VNI> (flannel's flannel-v6.<VNI>).
 import { defineBackend, hostOptions } from '../backend.js';
 import { DualStackBackend } from '../dual-stack.js';
+import { vtepSalt } from '../../host/state-dir.js';
 import { NetlinkMonitor, RTMGRP_IPV6_ROUTE, RTMGRP_LINK, RTMGRP_NEIGH } from '../../netlink/index.js';
 import { VxlanBackend } from './backend.js';
 import { parseVxlanConfig, VXLAN_FLAGS, type VxlanConfig } from './config.js';
@@ -15,18 +16,22 @@ export const vxlanBackend = defineBackend<VxlanConfig>({
   create(ctx) {
     const c = ctx.config;
     const host = hostOptions(ctx, 'the vxlan backend');
+    const device = (ctx.flags.vxlanDevice as string | undefined) ?? `weft.${c.vni}`;
+    const salt = vtepSalt(ctx.stateDir, () => {
+      const l = ctx.nl.linkByName(device);
+      return l?.kind === 'vxlan' && l.mac === stableVtepMac(host.underlay.v4, c.vni, ctx.etcdPrefix);
+    });
     const v4 = new VxlanBackend({
       ...host,
       monitor: ctx.track(NetlinkMonitor.open()),
       vni: c.vni,
       port: c.port,
-      device: (ctx.flags.vxlanDevice as string | undefined) ?? `weft.${c.vni}`,
-      mac: stableVtepMac(host.underlay.v4, c.vni, ctx.etcdPrefix),
+      device,
+      macFor: (ip) => stableVtepMac(ip, c.vni, ctx.etcdPrefix, salt),
       ...(c.mtu !== undefined ? { mtu: c.mtu } : {}),
       directRouting: c.directRouting,
     });
-    const v6local = ctx.underlay.v6;
-    if (!ctx.ipv6Network || !v6local) return v4;
+    if (!ctx.ipv6Network || !ctx.underlay.v6) return v4;
     const v6 = new VxlanBackend({
       ...host,
       family: 6,
@@ -36,7 +41,7 @@ export const vxlanBackend = defineBackend<VxlanConfig>({
       vni: c.vni,
       port: c.port,
       device: `weft-v6.${c.vni}`,
-      mac: stableVtepMac(v6local, c.vni, ctx.etcdPrefix),
+      macFor: (ip) => stableVtepMac(ip, c.vni, ctx.etcdPrefix, salt),
       ...(c.mtu !== undefined ? { mtu: c.mtu } : {}),
       directRouting: c.directRouting,
     });

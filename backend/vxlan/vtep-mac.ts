@@ -1,11 +1,14 @@
 // The VTEP MAC must survive restarts of the agent and of the host, or every
 // peer's neighbour and FDB entries for this host would go stale. It is
 // derived from what identifies this VTEP in the cluster: its public IP and
-// the VNI (and the etcd prefix, so two overlays on one host differ).
+// the VNI (and the etcd prefix, so two overlays on one host differ), plus a
+// per-host random salt kept in --state-dir, so that two hosts deriving it
+// from the same public IP (behind one NAT) do not collide. An empty salt is
+// the derivation of weft before the salt (kept by upgraded hosts).
 import { createHash } from 'node:crypto';
 
-export function stableVtepMac(publicIp: string, vni: number, prefix: string): string {
-  const h = createHash('sha256').update(`weft-vtep\0${prefix}\0${publicIp}\0${vni}`).digest();
+export function stableVtepMac(publicIp: string, vni: number, prefix: string, salt = ''): string {
+  const h = createHash('sha256').update(`weft-vtep\0${prefix}\0${publicIp}\0${vni}${salt ? `\0${salt}` : ''}`).digest();
   // Locally administered (bit 1 set), unicast (bit 0 clear).
   h[0] = (h[0]! & 0xfc) | 0x02;
   return Array.from(h.subarray(0, 6), (b) => b.toString(16).padStart(2, '0')).join(':');

@@ -18,7 +18,7 @@ import { RouteReconciler } from '../route-reconciler.js';
 import { encodeKey, type WgKeyPair } from './key.js';
 import type { WgProvider } from './provider.js';
 
-export type WgDeviceNetlink = Pick<NetlinkHandle, 'linkByIndex' | 'linkSetUp' | 'addrList' | 'addrReplace' | 'addrDel' | 'routeList' | 'routeReplace' | 'routeDel'>;
+export type WgDeviceNetlink = Pick<NetlinkHandle, 'linkByIndex' | 'linkSetUp' | 'addrList' | 'addrReplace' | 'addrDel' | 'routeDump' | 'batch'>;
 
 /** What one remote host is to this device: its key, where to send, which subnet it owns. */
 export interface PeerView {
@@ -96,12 +96,12 @@ export class WgDeviceSync {
     // Adopting a kernel device keeps its peers (reconciled next), so no replace-peers here.
     await provider.set({ privateKey: key.privateKey, listenPort });
     this.applied.clear();
-    this.configureAddress();
+    await this.configureAddress();
     log.info('WireGuard device configured', { device: provider.device, impl: provider.impl, publicKey: encodeKey(key.publicKey), listenPort, mtu: this.o.mtu });
   }
 
   // ip addr replace <address>/<len> dev weft-wg (others of the family dropped); ip link set up; ip route replace <Network> dev weft-wg
-  private configureAddress(): void {
+  private async configureAddress(): Promise<void> {
     if (!this.own || !this.link) return;
     const { nl, family } = this.o;
     const index = this.link.index;
@@ -114,7 +114,7 @@ export class WgDeviceSync {
     nl.addrReplace({ index, address, prefixLen });
     if (!nl.linkByIndex(index)?.up) nl.linkSetUp(index);
     this.routes.want('network', { dst: network.toString(), index });
-    this.routes.reconcile();
+    await this.routes.reconcile();
   }
 
   /** The peers the leases want, by public key; a key published by several leases gets all their subnets. */
@@ -269,7 +269,7 @@ export class WgDeviceSync {
     }
     if (full) {
       try {
-        this.configureAddress();
+        await this.configureAddress();
       } catch (e) {
         this.failure('restoring the WireGuard device address or route failed; will retry', e);
       }
@@ -277,7 +277,7 @@ export class WgDeviceSync {
       return;
     }
     if (!link.up) this.ops.attempt('link set up', provider.device, () => nl.linkSetUp(link.index));
-    this.routes.retryFailed();
+    await this.routes.retryFailed();
     if (this.dirty.size) await this.sync(peers, false);
   }
 

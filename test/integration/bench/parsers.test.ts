@@ -47,16 +47,14 @@ test('median of repetitions skips missing values; nearest-rank percentiles', () 
   assert.is(ratio(undefined, 2), undefined);
 });
 
-test('fake leases: distinct subnets and MACs, valid flannel lease values, PublicIPs in 198.51.100.0/24', () => {
+test('fake leases: distinct subnets, MACs and PublicIPs (in 198.18.0.0/15), valid flannel lease values', () => {
   const leases = Array.from({ length: 4000 }, (_, k) => fakeLease(k));
   assert.is(new Set(leases.map((l) => l.subnet)).size, 4000);
   assert.is(new Set(leases.map((l) => l.mac)).size, 4000);
   for (const l of [leases[0]!, leases[255]!, leases[256]!, leases[3999]!]) {
     const a = decodeLeaseAttrs(l.value);
     assert.is(a.publicIP, l.publicIp);
-    assert.match(l.publicIp, /^198\.51\.100\.(\d+)$/);
-    const last = Number(l.publicIp.split('.')[3]);
-    assert.ok(last >= 1 && last <= 254, l.publicIp);
+    assert.match(l.publicIp, /^198\.1[89]\.\d+\.\d+$/);
     assert.match(l.key, /\/subnets\/10\.2\d\d\.\d+\.0-24$/);
     assert.is(l.vtep, l.subnet.replace(/\/24$/, ''));
   }
@@ -67,6 +65,8 @@ test('fake leases: distinct subnets and MACs, valid flannel lease values, Public
   const single = Array.from({ length: 250 }, (_, k) => fakeLease(k, 220));
   assert.ok(single.every((l) => second(l) === 220), 'propagation leases in 10.220.0.0/16');
   assert.is(new Set([...leases, ...single].map((l) => l.mac)).size, 4250, 'no MAC shared between the two sets');
+  assert.is(new Set([...leases, ...single].map((l) => l.publicIp)).size, 4250, 'no PublicIP shared either (it would be a conflict)');
+  assert.is(leases[0]!.publicIp, '198.18.0.1');
 });
 
 test('/proc readers: this process has CPU time and resident memory; a gone pid is undefined', () => {

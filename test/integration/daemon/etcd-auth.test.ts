@@ -14,7 +14,7 @@ const etcdctl = (args: string[]) =>
 
 function agent(extra: string[], name: string): LabAgent {
   const host = lab.host(1);
-  const args = [WEFTD, '--etcd-endpoints', URL, '--subnet-file', join(host.dir, 'subnet.env'), '--log-level', 'info', ...extra];
+  const args = [WEFTD, '--etcd-endpoints', URL, '--subnet-file', join(host.dir, 'subnet.env'), '--state-dir', join(host.dir, 'state'), '--log-level', 'info', ...extra];
   return { host, proc: lab.spawnIn(host.ns, process.execPath, args, { logName: name }), subnetFile: join(host.dir, 'subnet.env'), args };
 }
 

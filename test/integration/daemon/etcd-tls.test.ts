@@ -35,7 +35,7 @@ const etcdctl = (args: string[]) =>
 
 function agent(extra: string[], name: string): LabAgent {
   const host = lab.host(1);
-  const args = [WEFTD, '--etcd-endpoints', ETCD_URL, '--subnet-file', join(host.dir, 'subnet.env'), '--log-level', 'debug', ...extra];
+  const args = [WEFTD, '--etcd-endpoints', ETCD_URL, '--subnet-file', join(host.dir, 'subnet.env'), '--state-dir', join(host.dir, 'state'), '--log-level', 'debug', ...extra];
   const proc = lab.spawnIn(host.ns, process.execPath, ['--enable-source-maps', ...args], { logName: name });
   return { host, proc, subnetFile: join(host.dir, 'subnet.env'), args };
 }

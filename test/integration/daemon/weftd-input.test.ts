@@ -40,7 +40,7 @@ test('an invalid network config in etcd exits 2 naming the key and the value; a 
   try {
     const h = lab.host(1);
     await putNetworkConfig(lab, { Network: '10.244.0.0/16', SubnetLen: 31 }, '/bad');
-    const r = await lab.execIn(h.ns, process.execPath, [WEFTD, '--etcd-endpoints', lab.etcd!.labEndpoints[0]!, '--etcd-prefix', '/bad', '--subnet-file', join(h.dir, 's.env')], { timeoutMs: 15_000 });
+    const r = await lab.execIn(h.ns, process.execPath, [WEFTD, '--etcd-endpoints', lab.etcd!.labEndpoints[0]!, '--etcd-prefix', '/bad', '--subnet-file', join(h.dir, 's.env'), '--state-dir', join(h.dir, 'state')], { timeoutMs: 15_000 });
     assert.is(r.code, 2, r.stderr);
     assert.match(r.stderr, /weftd: \/bad\/config: SubnetLen must be at most 30, got 31/);
     let links = (await lab.ipJson(h.ns, ['link', 'show'])) as Array<{ ifname: string }>;
@@ -48,16 +48,16 @@ test('an invalid network config in etcd exits 2 naming the key and the value; a 
 
     // A backend this weftd has no plug-in for, or a bad field of a known one: exit 2 naming the key, the registered types.
     await putNetworkConfig(lab, { Network: '10.244.0.0/16', Backend: { Type: 'ipip' } }, '/hg');
-    const hg = await lab.execIn(h.ns, process.execPath, [WEFTD, '--etcd-endpoints', lab.etcd!.labEndpoints[0]!, '--etcd-prefix', '/hg', '--subnet-file', join(h.dir, 's.env')], { timeoutMs: 15_000 });
+    const hg = await lab.execIn(h.ns, process.execPath, [WEFTD, '--etcd-endpoints', lab.etcd!.labEndpoints[0]!, '--etcd-prefix', '/hg', '--subnet-file', join(h.dir, 's.env'), '--state-dir', join(h.dir, 'state')], { timeoutMs: 15_000 });
     assert.is(hg.code, 2, hg.stderr);
     assert.match(hg.stderr, /weftd: \/hg\/config: Backend\.Type "ipip" is not supported by this weftd \(registered: vxlan, udp, host-gw, wireguard\)/);
     // host-gw behind a NAT (a --public-ip that is not on the underlay): refused, as flannel does.
     await putNetworkConfig(lab, { Network: '10.244.0.0/16', Backend: { Type: 'host-gw' } }, '/hg');
-    const nat = await lab.execIn(h.ns, process.execPath, [WEFTD, '--etcd-endpoints', lab.etcd!.labEndpoints[0]!, '--etcd-prefix', '/hg', '--public-ip', '203.0.113.5', '--iface', 'eth0', '--subnet-file', join(h.dir, 's.env')], { timeoutMs: 15_000 });
+    const nat = await lab.execIn(h.ns, process.execPath, [WEFTD, '--etcd-endpoints', lab.etcd!.labEndpoints[0]!, '--etcd-prefix', '/hg', '--public-ip', '203.0.113.5', '--iface', 'eth0', '--subnet-file', join(h.dir, 's.env'), '--state-dir', join(h.dir, 'state')], { timeoutMs: 15_000 });
     assert.is(nat.code, 2, nat.stderr);
     assert.match(nat.stderr, /the host-gw backend needs the public IP on the underlay: 203\.0\.113\.5 \(--public-ip\) is not an address of eth0 \(192\.0\.2\.11\)/);
     await putNetworkConfig(lab, { Network: '10.244.0.0/16', Backend: { Type: 'udp', Engine: 'fast' } }, '/hg');
-    const eng = await lab.execIn(h.ns, process.execPath, [WEFTD, '--etcd-endpoints', lab.etcd!.labEndpoints[0]!, '--etcd-prefix', '/hg', '--subnet-file', join(h.dir, 's.env')], { timeoutMs: 15_000 });
+    const eng = await lab.execIn(h.ns, process.execPath, [WEFTD, '--etcd-endpoints', lab.etcd!.labEndpoints[0]!, '--etcd-prefix', '/hg', '--subnet-file', join(h.dir, 's.env'), '--state-dir', join(h.dir, 'state')], { timeoutMs: 15_000 });
     assert.is(eng.code, 2, eng.stderr);
     assert.match(eng.stderr, /weftd: \/hg\/config: Backend\.Engine must be "native" or "dgram", got "fast"/);
     // Dual stack: IPv6-only is refused (flannel's etcd mode cannot run it); a backend without dual stack, and a host
@@ -79,7 +79,7 @@ test('an invalid network config in etcd exits 2 naming the key and the value; a 
     assert.equal(links.map((l) => l.ifname).sort(), ['eth0', 'lo'], 'still no device');
 
     // No config yet: the agent waits (like flanneld) and starts once it appears.
-    const p = lab.spawnIn(h.ns, process.execPath, [WEFTD, '--etcd-endpoints', lab.etcd!.labEndpoints[0]!, '--etcd-prefix', '/later', '--subnet-file', join(h.dir, 's.env')], { logName: 'weftd-later' });
+    const p = lab.spawnIn(h.ns, process.execPath, [WEFTD, '--etcd-endpoints', lab.etcd!.labEndpoints[0]!, '--etcd-prefix', '/later', '--subnet-file', join(h.dir, 's.env'), '--state-dir', join(h.dir, 'state')], { logName: 'weftd-later' });
     // Wait for the agent to say why it waits (start-up takes longer on a loaded machine), then check it is still there.
     const notFound = /network config not found: etcd key \/later\/config does not exist/;
     const w0 = Date.now();

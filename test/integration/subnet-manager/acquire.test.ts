@@ -3,6 +3,7 @@ import * as assert from 'uvu/assert';
 import { createLogger } from '../../../daemon/logger.js';
 import { Prefix } from '../../../lib/ip.js';
 import { OutOfSubnetsError, SubnetManager, parseNetworkConfig, type Lease } from '../../../subnet-manager/index.js';
+import type { LeaseChange } from '../../../subnet-manager/lease-keeper.js';
 import { type EtcdCluster, startEtcd } from '../../../lab/etcd.js';
 
 const log = createLogger('silent');
@@ -120,8 +121,8 @@ test('short TTL: unrenewed lease disappears and a watcher sees removed; keepLeas
   const dying = await m.acquireLease(cfg, req('192.0.2.1'));
   const kept = await m.acquireLease(cfg, req('192.0.2.2'));
   const keepAc = new AbortController();
-  const changes: Lease[] = [];
-  const k = m.keepLease(kept, { signal: keepAc.signal, onChange: (l) => changes.push(l) });
+  const changes: LeaseChange[] = [];
+  const k = m.keepLease(kept, cfg, req('192.0.2.2'), { signal: keepAc.signal, onChange: (c) => { changes.push(c); } });
   const t0 = Date.now();
   while (!removed.includes(String(dying.subnet)) && Date.now() - t0 < 8000) await new Promise((r) => setTimeout(r, 100));
   assert.ok(removed.includes(String(dying.subnet)), 'watcher saw the expired lease removed');
@@ -129,15 +130,16 @@ test('short TTL: unrenewed lease disappears and a watcher sees removed; keepLeas
   assert.ok(await etcd.client().get(kept.key).string(), 'kept lease still there after 2.5x its TTL');
   assert.not.ok(removed.includes(String(kept.subnet)));
   assert.is(changes.length, 0);
-  // Its key deleted behind its back: keepLease re-acquires the same subnet and reports it.
+  // Its key deleted behind its back: the keeper puts the same subnet back and reports it.
   await etcd.client().delete().key(kept.key);
   const t1 = Date.now();
   while (changes.length === 0 && Date.now() - t1 < 5000) await new Promise((r) => setTimeout(r, 100));
   assert.is(changes.length, 1);
-  assert.ok(changes[0]!.subnet.equals(kept.subnet));
+  assert.is(changes[0]!.kind, 'restored');
+  assert.ok(changes[0]!.lease.subnet.equals(kept.subnet));
   assert.ok(await etcd.client().get(kept.key).string());
   keepAc.abort(); ac.abort();
-  await k; await w;
+  await k.done; await w;
 });
 
 test('dual stack: independent IPv6 subnets in flannel\'s key and JSON; reuse keeps both halves; an IPv4-only lease is released for a dual-stack config; the previous pair is reused', async () => {

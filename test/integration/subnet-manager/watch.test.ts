@@ -2,12 +2,15 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { Etcd3 } from 'etcd3';
 import { createLogger } from '../../../daemon/logger.js';
-import { SubnetManager, parseNetworkConfig, type LeaseBatch } from '../../../subnet-manager/index.js';
+import { Prefix } from '../../../lib/ip.js';
+import { SubnetManager, decodeLeaseAttrs, parseNetworkConfig, type LeaseBatch } from '../../../subnet-manager/index.js';
 import { type EtcdCluster, compact, startEtcd } from '../../../lab/etcd.js';
 
 const cfg = parseNetworkConfig('{"Network":"10.244.0.0/16"}');
 const P = '/coreos.com/network/subnets/';
-const val = (ip: string) => `{"PublicIP":"${ip}","PublicIPv6":null,"BackendType":"vxlan","BackendData":{"VNI":1,"VtepMAC":"c6:d2:32:6f:8f:44"}}`;
+// Each lease its own VtepMAC (derived from its PublicIP): two leases sharing one are a conflict.
+const macOf = (ip: string) => '02:00:' + ip.split('.').map((o) => Number(o).toString(16).padStart(2, '0')).join(':');
+const val = (ip: string) => `{"PublicIP":"${ip}","PublicIPv6":null,"BackendType":"vxlan","BackendData":{"VNI":1,"VtepMAC":"${macOf(ip)}"}}`;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
@@ -23,7 +26,7 @@ function mirror(m: SubnetManager, ownSubnet?: string) {
   const seenAt = new Map<string, number>();
   const done = m.watchLeases(cfg, {
     signal: ac.signal,
-    ...(ownSubnet ? { ownSubnet: (parseNetworkConfig(`{"Network":"${ownSubnet}"}`).network) } : {}),
+    ...(ownSubnet ? { own: { key: P + ownSubnet.replace('/', '-'), subnet: Prefix.parse(ownSubnet), attrs: decodeLeaseAttrs(val('192.0.2.9')) } } : {}),
     onBatch: async (b) => {
       batches.push(b);
       for (const e of b.events) {

@@ -18,8 +18,8 @@ const log = createLogger('silent');
 function vxlan(k: FakeKernel): DualStackBackend {
   const common = { nl: k, log, vni: 1, port: 8472, underlay: UNDERLAY_DUAL, routeProtocol: 87 };
   return new DualStackBackend(
-    new VxlanBackend({ ...common, network: Prefix.parse('10.244.0.0/16'), device: 'weft.1', mac: MAC }),
-    new VxlanBackend({ ...common, family: 6, network: Prefix.parse('fd00::/48'), device: 'weft-v6.1', mac: MAC6 }),
+    new VxlanBackend({ ...common, network: Prefix.parse('10.244.0.0/16'), device: 'weft.1', macFor: () => MAC }),
+    new VxlanBackend({ ...common, family: 6, network: Prefix.parse('fd00::/48'), device: 'weft-v6.1', macFor: () => MAC6 }),
   );
 }
 
@@ -67,7 +67,7 @@ test('vxlan: two devices, the IPv6 one local = PublicIPv6, its own MAC, <v6 subn
 test('vxlan DirectRouting over IPv6: a peer whose PublicIPv6 is on-link gets <v6 subnet> via <PublicIPv6>, the others the IPv6 VXLAN entries', async () => {
   const k = new FakeKernel();
   const common = { nl: k, log, vni: 1, port: 8472, underlay: UNDERLAY_DUAL, routeProtocol: 87, directRouting: true };
-  const v6 = new VxlanBackend({ ...common, family: 6, network: Prefix.parse('fd00::/48'), device: 'weft-v6.1', mac: MAC6 });
+  const v6 = new VxlanBackend({ ...common, family: 6, network: Prefix.parse('fd00::/48'), device: 'weft-v6.1', macFor: () => MAC6 });
   const far: Lease = { ...dualLease(8), attrs: { ...dualLease(8).attrs, publicIPv6: '2001:db8:1::28' } };
   await v6.apply(snapshot(dualLease(5), far));
   const d6 = k.linkByName('weft-v6.1')!;

@@ -7,6 +7,7 @@ import { Prefix } from '../../../lib/ip.js';
 import type { VxlanNetlink } from '../../../backend/vxlan/backend.js';
 import type { Lease } from '../../../subnet-manager/lease.js';
 import type { LeaseBatch } from '../../../subnet-manager/lease-table.js';
+import { asyncCalls } from '../helpers/batching-fake.js';
 
 export const UNDERLAY = { index: 2, name: 'eth0', v4: '192.0.2.11', mtu: 1500 };
 export const UNDERLAY_DUAL = { ...UNDERLAY, v6: '2001:db8::11' };
@@ -54,13 +55,21 @@ export class FakeKernel implements VxlanNetlink {
   fdbs: Fdb[] = [];
   ops: string[] = [];
   failNext = new Map<string, number>();
+  /** errno of the injected failures per op (default ENOBUFS). */
+  failErrno = new Map<string, number>();
   private nextIndex = 10;
+  // The asynchronous calls (batch, dumps) over the synchronous ones below.
+  private readonly a = asyncCalls(this);
+  batch: VxlanNetlink['batch'] = (reqs) => this.a.batch(reqs);
+  routeDump: VxlanNetlink['routeDump'] = (f) => this.a.routeDump(f);
+  neighDump: VxlanNetlink['neighDump'] = (f) => this.a.neighDump(f);
+  fdbDump: VxlanNetlink['fdbDump'] = (f) => this.a.fdbDump(f);
 
   private maybeFail(op: string): void {
     const n = this.failNext.get(op) ?? 0;
     if (n > 0) {
       this.failNext.set(op, n - 1);
-      throw new NetlinkError(op, 105, { detail: 'injected' }); // ENOBUFS
+      throw new NetlinkError(op, this.failErrno.get(op) ?? 105, { detail: 'injected' }); // default ENOBUFS
     }
   }
   linkByName(name: string) { return [...this.links.values()].find((l) => l.name === name); }
@@ -114,7 +123,10 @@ export class FakeKernel implements VxlanNetlink {
     if (!hit) throw new NetlinkError('route del', 3); // ESRCH
     this.routes = this.routes.filter((x) => x !== hit);
   }
-  neighList(f?: { index?: number; family?: 4 | 6 }) { return this.neighs.filter((n) => (f?.index === undefined || n.index === f.index) && (f?.family === undefined || n.family === f.family)); }
+  neighList(f?: { index?: number; family?: 4 | 6 }) {
+    this.maybeFail('neigh show');
+    return this.neighs.filter((n) => (f?.index === undefined || n.index === f.index) && (f?.family === undefined || n.family === f.family));
+  }
   neighReplace(n: { index: number; ip: string; mac: string }) {
     this.ops.push(`neigh replace ${n.ip}`);
     this.neighs = this.neighs.filter((x) => x.ip !== n.ip);

@@ -10,11 +10,15 @@ import { inScope, RouteReconciler, type RouteNetlink, type RouteScope } from '..
 import { Prefix } from '../../../lib/ip.js';
 import { nullLogger } from '../../../lib/log.js';
 import { NetlinkError, type Route, type RouteSpec } from '../../../netlink/index.js';
+import { asyncCalls } from '../helpers/batching-fake.js';
 
 const W = 87;
 const BOOT = 3;
 
 class Routes implements RouteNetlink {
+  private readonly a = asyncCalls(this);
+  batch: RouteNetlink['batch'] = (reqs) => this.a.batch(reqs);
+  routeDump: RouteNetlink['routeDump'] = (f) => this.a.routeDump(f);
   routes: Route[] = [];
   ops: string[] = [];
   failReplace = 0;
@@ -45,7 +49,7 @@ const NET = Prefix.parse('10.244.0.0/16');
 const want = (n: number, index = 7) => ({ dst: `10.244.${n}.0/24`, gateway: `10.244.${n}.0`, index, onlink: true });
 const make = (k: Routes, scope: RouteScope, ops = new KernelOps(nullLogger)) => new RouteReconciler(k, ops, { family: 4, scope: () => scope });
 
-test('reconcile: keeps what is right, replaces what is missing or wrong, deletes stale routes of ours only', () => {
+test('reconcile: keeps what is right, replaces what is missing or wrong, deletes stale routes of ours only', async () => {
   const k = new Routes();
   k.routes = [
     route('10.244.1.0/24', '10.244.1.0', 7),
@@ -58,22 +62,22 @@ test('reconcile: keeps what is right, replaces what is missing or wrong, deletes
   r.want('a', want(1));
   r.want('b', want(2));
   r.want('d', want(4));
-  const failed = r.reconcile();
+  const failed = await r.reconcile();
   assert.equal(k.ops, ['del 10.244.3.0/24 proto 87', 'replace 10.244.2.0/24 via 10.244.2.0 dev 7 proto 87', 'replace 10.244.4.0/24 via 10.244.4.0 dev 7 proto 87']);
   assert.is(failed.size, 0);
   assert.ok(k.routes.some((x) => x.dst === '10.9.0.0/16'), 'another Network\'s route is not ours');
   assert.ok(k.routes.some((x) => x.dst === '10.244.99.0/24'), 'a hand-added route with another protocol stays');
   k.ops = [];
-  r.reconcile();
+  await r.reconcile();
   assert.equal(k.ops, [], 'a second pass changes nothing');
 });
 
-test('upgrade: an older weft\'s proto boot routes on the device are adopted: stale ones deleted, wanted ones re-stamped', () => {
+test('upgrade: an older weft\'s proto boot routes on the device are adopted: stale ones deleted, wanted ones re-stamped', async () => {
   const k = new Routes();
   k.routes = [route('10.244.1.0/24', '10.244.1.0', 7, BOOT), route('10.244.3.0/24', '10.244.3.0', 7, BOOT), route('10.244.5.0/24', '192.0.2.5', 2, BOOT, false)];
   const r = make(k, { protocol: W, within: NET, device: 7 });
   r.want('a', want(1));
-  r.reconcile();
+  await r.reconcile();
   assert.equal(k.ops, ['del 10.244.3.0/24 proto 3', 'replace 10.244.1.0/24 via 10.244.1.0 dev 7 proto 87']);
   assert.equal(k.routes.map((x) => `${x.dst} ${x.protocol}`).sort(), ['10.244.1.0/24 87', '10.244.5.0/24 3'], 'proto boot elsewhere is not ours');
 });
@@ -89,38 +93,60 @@ test('inScope: main table only; device or protocol; within the Network', () => {
   assert.ok(inScope(route('10.245.1.0/24', 'x', 2, W), { protocol: W }), 'no Network: every route with the protocol');
 });
 
-test('a failed replace is counted, remembered and retried; drop deletes ours; forget leaves it to prune', () => {
+test('a failed replace is counted, remembered and retried; drop deletes ours; forget leaves it to prune', async () => {
   const k = new Routes();
   const ops = new KernelOps(nullLogger);
   const r = make(k, { protocol: W, within: NET }, ops);
   r.want('a', want(1));
   k.failReplace = 1;
-  assert.is(r.apply('a'), false);
+  assert.equal([...(await r.apply(['a']))], ['a']);
   assert.equal([...r.failedKeys], ['a']);
   assert.is(ops.errors, 1);
-  r.retryFailed();
+  await r.retryFailed();
   assert.is(r.failedKeys.size, 0);
   assert.is(k.routes.length, 1);
   assert.is(k.routes[0]!.protocol, W);
-  r.drop('a');
-  assert.is(k.routes.length, 0);
-  r.drop('a'); // already gone: fine, not counted
-  assert.is(ops.errors, 1);
   r.want('b', want(2));
-  r.apply('b');
-  r.forget('b');
+  r.want('c', want(3));
+  await r.apply(['b', 'c']);
+  await r.drop(['a', 'b']);
+  assert.equal(k.routes.map((x) => x.dst), ['10.244.3.0/24']);
+  r.want('a', want(1));
+  await r.drop(['a']); // already gone: fine, not counted
+  assert.is(ops.errors, 1);
+  r.forget('c');
   assert.equal(r.desiredKeys(), []);
-  assert.equal([...r.prune()], []);
+  assert.equal([...(await r.prune())], []);
   assert.is(k.routes.length, 0, 'prune removed the forgotten route');
 });
 
-test('drop never deletes a route someone else put there with another protocol', () => {
+test('many routes go in one batch; a failure names its route in one summary line per operation and errno', async () => {
+  const k = new Routes();
+  const lines: string[] = [];
+  const { createLogger } = await import('../../../daemon/logger.js');
+  const ops = new KernelOps(createLogger('error', {}, (l) => lines.push(l)));
+  let batches = 0;
+  const inner = k.batch;
+  k.batch = (reqs) => { batches++; return inner(reqs); };
+  const r = new RouteReconciler(k, ops, { family: 4, scope: () => ({ protocol: W, within: NET }) });
+  for (let i = 1; i <= 200; i++) r.want(`p${i}`, want(i));
+  k.failReplace = 3;
+  const failed = await r.reconcile();
+  assert.is(batches, 1, 'no stale route: only the batch of 200 replaces');
+  assert.is(failed.size, 3);
+  assert.is(lines.length, 1);
+  const rec = JSON.parse(lines[0]!);
+  assert.equal([rec.op, rec.errno, rec.count, rec.subnets], ['route replace', 'ENOBUFS', 3, ['p1', 'p2', 'p3']]);
+  assert.is(k.routes.length, 197);
+});
+
+test('drop never deletes a route someone else put there with another protocol', async () => {
   const k = new Routes();
   const r = make(k, { protocol: W, within: NET });
   r.want('a', want(1));
-  r.apply('a');
+  await r.apply(['a']);
   k.routes = [route('10.244.1.0/24', '192.0.2.50', 2, 4, false)]; // an admin replaced it meanwhile (proto static)
-  r.drop('a');
+  await r.drop(['a']);
   assert.equal(k.routes.map((x) => x.protocol), [4]);
 });
 

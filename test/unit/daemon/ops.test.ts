@@ -60,9 +60,12 @@ function fakeSource(over: Partial<HealthSource> = {}, stats: Partial<BackendStat
   return {
     phase: () => 'ready',
     leaseExpiry: () => new Date(2_000_000_000_000),
+    leaseExpiresInSeconds: () => 86000,
+    leaseRecoveries: () => 2,
     subnet: () => '10.244.3.0/24',
     backend: () => backend,
-    etcd: () => ({ lastContact: new Date(), reconnects: 4, watchResyncs: 1, invalidLeases: 5 }),
+    etcd: () => ({ lastContact: new Date(), reconnects: 4, watchResyncs: 1, invalidLeases: 5, leaseConflicts: 7, conflictingLeases: 1 }),
+    kernelErrors: () => [{ op: 'neigh show', errno: 'EINTR', count: 3 }, { op: 'route replace', errno: 'ENOBUFS', count: 1 }],
     probeEtcd: async () => true,
     ...over,
   };
@@ -115,7 +118,7 @@ test('metrics: skipped peers counted, each peer\'s path as weft_peer_path{peer,p
 
 test('health: /healthz probes etcd when it has been quiet, and says unreachable when the probe fails', async () => {
   let probes = 0;
-  const h = new HealthServer(fakeSource({ etcd: () => ({ reconnects: 0, watchResyncs: 0, invalidLeases: 0 }), probeEtcd: async () => { probes++; throw new Error('down'); } }), quiet);
+  const h = new HealthServer(fakeSource({ etcd: () => ({ reconnects: 0, watchResyncs: 0, invalidLeases: 0, leaseConflicts: 0, conflictingLeases: 0 }), probeEtcd: async () => { probes++; throw new Error('down'); } }), quiet);
   const r = await h.handle('/healthz', 'GET');
   assert.is(r.code, 503);
   assert.is(JSON.parse(r.body).etcd, 'unreachable');
@@ -138,6 +141,12 @@ test('metrics: counters mirror the backend, etcd and forwarder counters', async 
     'weft_forwarder_icmp_total{result="suppressed"} 6',
     'weft_forwarder_drops_total{reason="unknown_peer"} 2',
     'weft_forwarder_drops_total{reason="no_route"} 0',
+    'weft_lease_expiry_seconds 86000',
+    'weft_lease_recoveries_total 2',
+    'weft_netlink_errors_total{op="neigh show",errno="EINTR"} 3',
+    'weft_netlink_errors_total{op="route replace",errno="ENOBUFS"} 1',
+    'weft_lease_conflicts_total 7',
+    'weft_conflicting_leases 1',
   ]) {
     assert.ok(m.includes(`\n${line}\n`), line);
   }
@@ -148,6 +157,8 @@ test('metrics: counters mirror the backend, etcd and forwarder counters', async 
   // One prefix for every metric, the process metrics too.
   const names = m.split('\n').filter((l) => l && !l.startsWith('#')).map((l) => l.split(/[{ ]/)[0]!);
   assert.ok(names.includes('weft_process_resident_memory_bytes'));
+  // The event-loop delay (perf_hooks.monitorEventLoopDelay) since the last scrape.
+  for (const n of ['weft_nodejs_eventloop_lag_p99_seconds', 'weft_nodejs_eventloop_lag_max_seconds']) assert.ok(names.includes(n), n);
   assert.equal(names.filter((n) => !n.startsWith('weft_')), []);
 });
 

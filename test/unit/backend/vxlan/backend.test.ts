@@ -9,8 +9,8 @@ import type { Notification } from '../../../../netlink/index.js';
 import { Prefix } from '../../../../lib/ip.js';
 import { FakeKernel, lease, MAC, snapshot, UNDERLAY } from '../fake-kernel.js';
 
-function backend(k: FakeKernel, monitor?: { poll(): Notification[] }, directRouting = false) {
-  return new VxlanBackend({ nl: k, monitor, log: createLogger('silent'), network: Prefix.parse('10.244.0.0/16'), vni: 1, port: 8472, device: 'weft.1', mac: MAC, underlay: UNDERLAY, routeProtocol: 87, directRouting });
+function backend(k: FakeKernel, monitor?: { drain(): Promise<Notification[]> }, macFor: (ip: string) => string = () => MAC, directRouting = false) {
+  return new VxlanBackend({ nl: k, monitor, log: createLogger('silent'), network: Prefix.parse('10.244.0.0/16'), vni: 1, port: 8472, device: 'weft.1', macFor, underlay: UNDERLAY, routeProtocol: 87, directRouting });
 }
 
 test('creates the VTEP as DESIGN.md says and programs one neighbour, FDB and route entry per peer', async () => {
@@ -95,7 +95,7 @@ test('a device with other parameters is replaced; a deleted device comes back wi
 test('a deleted entry seen by the monitor is restored at the next 1 s check, not the 10 s full resync', async () => {
   const k = new FakeKernel();
   let queued: Notification[] = [];
-  const b = backend(k, { poll: () => queued.splice(0) });
+  const b = backend(k, { drain: async () => queued.splice(0) });
   await b.apply(snapshot(lease(5)));
   const gone = k.neighs[0]!;
   k.neighDel({ ip: gone.ip });
@@ -104,6 +104,63 @@ test('a deleted entry seen by the monitor is restored at the next 1 s check, not
   queued = [{ kind: 'neigh', action: 'del', neigh: gone }];
   await b.resync(false);
   assert.equal(k.neighs.map((n) => n.ip), ['10.244.5.0']);
+});
+
+test('a dump that fails for a transient reason (interrupted three times): the peers are known, the next resync reconciles everything', async () => {
+  const k = new FakeKernel();
+  const b = backend(k);
+  k.failNext.set('neigh show', 1);
+  k.failErrno.set('neigh show', 4); // EINTR: what the handle throws after three interrupted attempts
+  await b.apply(snapshot(lease(5), lease(7))).then(() => assert.unreachable('apply rethrows for the daemon to log'), (e) => assert.is(e.code, 'EINTR'));
+  assert.is(b.stats().peersKnown, 2, 'the peer set is updated before the kernel work');
+  await b.resync(false);
+  assert.is(k.routes.length, 2);
+  assert.is(k.neighs.length, 2);
+  assert.is(b.stats().peersProgrammed, 2);
+});
+
+test('a lease carrying this host\'s own VTEP MAC or public IP is never programmed', async () => {
+  const k = new FakeKernel();
+  const b = backend(k);
+  const ownMac = { ...lease(5, MAC) };
+  const ownIp = { ...lease(6), attrs: { ...lease(6).attrs, publicIP: UNDERLAY.v4 } };
+  await b.apply(snapshot(ownMac, ownIp, lease(7)));
+  assert.equal(k.routes.map((r) => r.dst), ['10.244.7.0/24']);
+  assert.is(b.stats().invalidPeers, 2);
+});
+
+test('a MAC that moves from a leaving peer to a new one in the same batch stays in the FDB', async () => {
+  const k = new FakeKernel();
+  const b = backend(k);
+  await b.apply(snapshot(lease(5, '02:00:00:00:55:55')));
+  await b.apply({ snapshot: false, events: [{ type: 'added', lease: lease(8, '02:00:00:00:55:55') }, { type: 'removed', lease: lease(5, '02:00:00:00:55:55') }] });
+  assert.equal(k.fdbs.map((f) => `${f.mac} ${f.dst}`), ['02:00:00:00:55:55 192.0.2.28']);
+  assert.equal(k.routes.map((r) => r.dst), ['10.244.8.0/24']);
+});
+
+test('holds(): the peers it programs, and before its first sync the FDB entries the device carried at start', async () => {
+  const k = new FakeKernel();
+  await backend(k).apply(snapshot(lease(5)));
+  const b = backend(k);
+  await b.configure(lease(3));
+  assert.ok(b.holds(lease(5)), 'from the FDB found at start');
+  assert.not.ok(b.holds(lease(5, '02:00:00:00:99:99')), 'another MAC');
+  assert.not.ok(b.holds({ ...lease(5), attrs: { ...lease(5).attrs, publicIP: '192.0.2.99' } }), 'another address');
+  await b.apply(snapshot(lease(6)));
+  assert.ok(b.holds(lease(6)));
+});
+
+test('setUnderlay: the device is remade with the new local address and MAC, every peer programmed again', async () => {
+  const k = new FakeKernel();
+  const b = backend(k, undefined, (ip) => (ip === '192.0.2.11' ? MAC : '02:33:33:33:33:33'));
+  await b.configure(lease(3));
+  await b.apply(snapshot(lease(5), lease(7)));
+  await b.setUnderlay({ ...UNDERLAY, v4: '192.0.2.31' });
+  const dev = k.linkByName('weft.1')!;
+  assert.equal([dev.vxlan!.local, dev.mac], ['192.0.2.31', '02:33:33:33:33:33']);
+  assert.equal(b.leaseData, { VNI: 1, VtepMAC: '02:33:33:33:33:33' });
+  assert.is(k.routes.filter((r) => r.index === dev.index).length, 2);
+  assert.equal(k.addrList({ index: dev.index }).map((a) => a.address), ['10.244.3.0']);
 });
 
 test.run();

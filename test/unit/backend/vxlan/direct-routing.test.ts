@@ -16,8 +16,8 @@ const FAR = lease(7, undefined, '198.51.100.27'); // behind the default gateway
 
 function backend(k: FakeKernel, queued: Notification[] = []) {
   return new VxlanBackend({
-    nl: k, monitor: { poll: () => queued.splice(0) }, log: createLogger('silent'), network: Prefix.parse('10.244.0.0/16'),
-    vni: 1, port: 8472, device: 'weft.1', mac: MAC, underlay: UNDERLAY, routeProtocol: 87, directRouting: true,
+    nl: k, monitor: { drain: async () => queued.splice(0) }, log: createLogger('silent'), network: Prefix.parse('10.244.0.0/16'),
+    vni: 1, port: 8472, device: 'weft.1', macFor: () => MAC, underlay: UNDERLAY, routeProtocol: 87, directRouting: true,
   });
 }
 
@@ -87,7 +87,7 @@ test('a restart re-evaluates: stale VXLAN entries of a peer now direct go only a
 test('upgrade: an older weft\'s proto boot onlink routes are re-stamped in place, a stale one deleted; neighbour and FDB entries are kept', async () => {
   const k = new FakeKernel();
   const other = lease(9, undefined, '198.51.100.29');
-  const plain = new VxlanBackend({ nl: k, log: createLogger('silent'), network: Prefix.parse('10.244.0.0/16'), vni: 1, port: 8472, device: 'weft.1', mac: MAC, underlay: UNDERLAY, routeProtocol: 87 });
+  const plain = new VxlanBackend({ nl: k, log: createLogger('silent'), network: Prefix.parse('10.244.0.0/16'), vni: 1, port: 8472, device: 'weft.1', macFor: () => MAC, underlay: UNDERLAY, routeProtocol: 87 });
   await plain.apply(snapshot(FAR, other));
   for (const r of k.routes) r.protocol = 3; // as the weft before route protocols left them
   k.routes.push({ ...k.routes[0]!, dst: '10.244.8.0/24', gateway: '10.244.8.0' }); // a host that left meanwhile

@@ -13,10 +13,14 @@ import { Prefix } from '../../../../lib/ip.js';
 import type { Link, Route, WgConfig, WgDevice, WgPeer } from '../../../../netlink/index.js';
 import type { Lease } from '../../../../subnet-manager/lease.js';
 import type { LeaseBatch } from '../../../../subnet-manager/lease-table.js';
+import { asyncCalls } from '../../helpers/batching-fake.js';
 
 const UNDERLAY = { index: 2, name: 'eth0', v4: '192.0.2.11', mtu: 1500 };
 
 class FakeKernel implements WireguardBackendNetlink {
+  private readonly a = asyncCalls(this);
+  batch: WireguardBackendNetlink['batch'] = (reqs) => this.a.batch(reqs);
+  routeDump: WireguardBackendNetlink['routeDump'] = (f) => this.a.routeDump(f);
   links = new Map<number, Link>();
   addrs: Array<{ index: number; address: string; prefixLen: number }> = [];
   routes: Route[] = [];

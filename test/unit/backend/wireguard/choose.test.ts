@@ -91,7 +91,7 @@ test('the kernel device: adopted as it is, MTU corrected; a device of another ki
 });
 
 test('Mode "ipv6" exits 2 before anything is made', () => {
-  const ctx = { config: { listenPort: 51820, listenPortV6: 51821, persistentKeepalive: 0, mode: 'ipv6' as const }, flags: {}, nl: {} as never, log: createLogger('silent'), network: Prefix.parse('10.244.0.0/16'), underlay: { index: 2, name: 'eth0', v4: '192.0.2.11', mtu: 1500 }, etcdPrefix: '/coreos.com/network', routeProtocol: 87, track: <T>(x: T) => x };
+  const ctx = { config: { listenPort: 51820, listenPortV6: 51821, persistentKeepalive: 0, mode: 'ipv6' as const }, flags: {}, nl: {} as never, log: createLogger('silent'), network: Prefix.parse('10.244.0.0/16'), underlay: { index: 2, name: 'eth0', v4: '192.0.2.11', mtu: 1500 }, etcdPrefix: '/coreos.com/network', stateDir: '/nonexistent/weft-state', routeProtocol: 87, track: <T>(x: T) => x };
   assert.throws(() => wireguardBackend.create(ctx), (e: unknown) => e instanceof ConfigError && /Backend.Mode "ipv6"/.test((e as Error).message));
 });
 

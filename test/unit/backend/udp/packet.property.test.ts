@@ -1,0 +1,138 @@
+// Property tests of the udp forwarder's receive and send checks: the TypeScript rules
+// (backend/udp/packet.ts, the dgram engine's) and the C++ forwarder's (native/ipv4.cc through the
+// test-only binding, and the real loops of native/tun-to-udp.cc and udp-to-tun.cc on scripted
+// system calls) must agree on every packet: the same verdict, the same drop reason, the same
+// bytes out. Neither may throw. Inputs: random bytes, valid IPv4/UDP/TCP packets with random
+// addresses near the table's subnets, and those packets mutated. packet-asan.test.ts runs this
+// file again on the ASan+UBSan build of the addon.
+import * as assert from 'uvu/assert';
+import { test } from 'uvu';
+import { fc, property } from '../../property.js';
+import { native, type NativeForwarderRoute, type NativePrefix, type ScriptedDatagram } from '../../../../native/index.js';
+import { buildNetUnreachable, checkDatagram, decrementTtl, icmpErrorAllowed, parseIpHeader, routeFromTun, type Net4 } from '../../../../backend/udp/packet.js';
+import { ForwardingTable } from '../../../../backend/udp/table.js';
+import { formatIP4, parseIP4 } from '../../../../lib/ip.js';
+import { tcp4, udp4 } from '../../native/packet-builders.js';
+
+const v4 = native().ipv4;
+const loops = native().loops;
+
+/** Addresses crowd 10.244.0.0/22 (and a few elsewhere) so that they hit, miss and straddle the subnets. */
+const addr = fc.oneof(
+  { weight: 6, arbitrary: fc.integer({ min: parseIP4('10.244.0.0'), max: parseIP4('10.244.3.255') }) },
+  { weight: 1, arbitrary: fc.constantFrom(0, 0xffffffff, parseIP4('224.0.0.1'), parseIP4('8.8.8.8'), parseIP4('10.9.9.9')) },
+  { weight: 1, arbitrary: fc.integer({ min: 0, max: 0xffffffff }) },
+).map((n) => formatIP4(n >>> 0));
+const PEERS = ['192.0.2.12', '192.0.2.13', '192.0.2.14'];
+const sender = fc.constantFrom(...PEERS, '192.0.2.250');
+const prefix = fc.tuple(fc.integer({ min: parseIP4('10.244.0.0'), max: parseIP4('10.244.3.255') }), fc.integer({ min: 16, max: 32 })).map(([n, len]) => {
+  const net = (n & (len === 0 ? 0 : (0xffffffff << (32 - len)) >>> 0)) >>> 0;
+  return { subnet: formatIP4(net), prefixLen: len };
+});
+/** A forwarding table as the lease table would make it: distinct subnets (they may nest), each to one peer. */
+const routes = fc.uniqueArray(fc.tuple(prefix, fc.constantFrom(...PEERS), fc.constantFrom(8285, 9999)), { maxLength: 6, selector: ([p]) => `${p.subnet}/${p.prefixLen}` })
+  .map((rs) => rs.map(([p, peerIp, port]): NativeForwarderRoute => ({ ...p, peerIp, port })));
+const ownSubnets = fc.array(prefix, { minLength: 1, maxLength: 2 });
+
+const l4 = fc.record({ src: addr, dst: addr, ttl: fc.integer({ min: 0, max: 255 }), len: fc.nat({ max: 120 }), tcp: fc.boolean(), df: fc.boolean() })
+  .map((o) => (o.tcp ? tcp4 : udp4)({ src: o.src, dst: o.dst, ttl: o.ttl, df: o.df, payload: Buffer.alloc(o.len, 0x5a) }));
+const mutation = fc.oneof(
+  fc.record({ t: fc.constant('set' as const), at: fc.nat({ max: 60 }), v: fc.integer({ min: 0, max: 255 }) }),
+  fc.record({ t: fc.constant('cut' as const), at: fc.nat({ max: 200 }), v: fc.constant(0) }),
+  fc.record({ t: fc.constant('grow' as const), at: fc.nat({ max: 8 }), v: fc.integer({ min: 0, max: 255 }) }),
+);
+const packet = fc.oneof(
+  { weight: 4, arbitrary: l4 },
+  { weight: 4, arbitrary: fc.tuple(l4, fc.array(mutation, { minLength: 1, maxLength: 3 })).map(([p, ms]) => {
+    let b = Buffer.from(p);
+    for (const m of ms) {
+      if (m.t === 'set' && b.length) b[m.at % b.length] = m.v;
+      else if (m.t === 'cut') b = b.subarray(0, m.at % (b.length + 1));
+      else if (m.t === 'grow') b = Buffer.concat([b, Buffer.alloc(m.at, m.v)]);
+    }
+    return b;
+  }) },
+  { weight: 1, arbitrary: fc.uint8Array({ maxLength: 80 }).map((u) => Buffer.from(u)) },
+  { weight: 1, arbitrary: fc.tuple(fc.nat({ max: 60 }), fc.uint8Array({ maxLength: 70 })).map(([plen, rest]) => { // IPv6-looking
+    const b = Buffer.concat([Buffer.alloc(40), Buffer.from(rest)]); b[0] = 0x60; b.writeUInt16BE(plen, 4); return b;
+  }) },
+);
+
+const tsTable = (rs: readonly NativeForwarderRoute[]) => new ForwardingTable(rs.map((r) => ({ subnet: `${r.subnet}/${r.prefixLen}`, peerIp: r.peerIp, port: r.port })));
+const nets = (os: readonly NativePrefix[]): Net4[] => os.map((o) => ({ net: parseIP4(o.subnet), prefixLen: o.prefixLen }));
+/** The TypeScript verdict on a received datagram, in the C++ binding's terms. */
+const tsReceive = (pkt: Buffer, from: string, t: ForwardingTable, own: Net4[]) => { const v = checkDatagram(pkt, t.routesOf(from), own); return v.ok ? null : v.reason; };
+
+property('receive: checkDatagram (TypeScript) and ipv4::CheckDatagram (C++) give the same verdict on every datagram', fc.property(packet, sender, routes, ownSubnets, (pkt, from, rs, own) => {
+  const ts = tsReceive(pkt, from, tsTable(rs), nets(own));
+  assert.is(v4.checkDatagram(pkt, from, rs, own), ts);
+}));
+
+property('send: routeFromTun (TypeScript) and the C++ verdict agree on drop reason, peer, ICMP and the bytes sent', fc.property(packet, routes, (pkt, rs) => {
+  const t = tsTable(rs);
+  const tsPkt = Buffer.from(pkt);
+  const ts = routeFromTun(tsPkt, (d) => t.lookup(d), parseIP4('10.244.1.0'));
+  const cc = v4.routeFromTun(Buffer.from(pkt), rs);
+  assert.equal(
+    { drop: cc.drop, peer: cc.peer, icmp: cc.icmp, pkt: cc.pkt.toString('hex') },
+    { drop: ts.action === 'drop' ? ts.reason : null, peer: ts.route ? `${ts.route.peerIp}:${ts.route.port}` : null, icmp: ts.action === 'drop' && ts.icmp !== undefined, pkt: tsPkt.toString('hex') },
+  );
+  if (ts.action === 'drop' && ts.icmp) assert.is(v4.buildNetUnreachable(pkt, '10.244.1.0').toString('hex'), ts.icmp.toString('hex'));
+}));
+
+property('ICMP rules, the error built and the TTL decrement agree byte for byte on any IPv4 header', fc.property(packet.filter((p) => typeof parseIpHeader(p) !== 'string' && p[0]! >> 4 === 4), (pkt) => {
+  const h = parseIpHeader(pkt) as Extract<ReturnType<typeof parseIpHeader>, { version: 4 }>;
+  assert.is(v4.icmpAllowed(pkt), icmpErrorAllowed(pkt, h));
+  assert.is(v4.buildNetUnreachable(pkt, '10.244.1.0').toString('hex'), buildNetUnreachable(pkt, parseIP4('10.244.1.0')).toString('hex'));
+  if (h.ttl > 1) {
+    const ts = Buffer.from(pkt);
+    decrementTtl(ts);
+    assert.is(v4.decrementTtl(Buffer.from(pkt)).toString('hex'), ts.toString('hex'));
+  }
+}));
+
+/** Up to 3 recvmmsg batches of datagrams from peers and strangers. */
+const batches = fc.array(fc.array(fc.record({ from: sender, data: packet }), { minLength: 1, maxLength: 8 }), { minLength: 1, maxLength: 3 });
+
+property('the real UDP -> TUN loop writes exactly the datagrams checkDatagram accepts, in order, and counts each drop by the same reason', fc.property(batches, routes, ownSubnets, (bs, rs, own) => {
+  const t = tsTable(rs);
+  const ownNets = nets(own);
+  const want: string[] = [];
+  const drops: Record<string, number> = {};
+  for (const d of bs.flat()) {
+    const v = tsReceive(d.data, d.from, t, ownNets);
+    if (v === null) want.push(d.data.toString('hex'));
+    else drops[v] = (drops[v] ?? 0) + 1;
+  }
+  const r = loops.run({ ownIp: '10.244.1.0', ownSubnets: own, routes: rs, recvBatches: bs as ScriptedDatagram[][] });
+  assert.equal(r.tunWrites.map((w) => w.data.toString('hex')), want);
+  assert.equal(Object.fromEntries(Object.entries(r.stats.drops).filter(([, n]) => n > 0)), drops);
+}), 0.5);
+
+property('the real TUN -> UDP loop sends what routeFromTun routes, to the same peer, and writes the same ICMP errors', fc.property(fc.array(packet, { minLength: 1, maxLength: 20 }), routes, (reads, rs) => {
+  const t = tsTable(rs);
+  const sent: string[] = [];
+  const icmp: string[] = [];
+  for (const p of reads) {
+    if (p.length === 0) continue; // a zero-byte read is no packet
+    const b = Buffer.from(p);
+    const v = routeFromTun(b, (d) => t.lookup(d), parseIP4('10.244.1.0'));
+    if (v.action === 'send') sent.push(`${v.route.peerIp}:${v.route.port} ${b.toString('hex')}`);
+    else if (v.icmp) icmp.push(v.icmp.toString('hex'));
+  }
+  const r = loops.run({ ownIp: '10.244.1.0', ownSubnets: [{ subnet: '10.244.1.0', prefixLen: 24 }], routes: rs, tunReads: reads });
+  assert.equal(r.sent.map((s) => `${s.to} ${s.data.toString('hex')}`), sent);
+  assert.equal(r.tunWrites.map((w) => w.data.toString('hex')), icmp);
+}), 0.5);
+
+test('the generators reach every receive verdict and every send outcome', () => {
+  const seen = new Set<string>();
+  for (const [pkt, from, rs, own] of fc.sample(fc.tuple(packet, sender, routes, ownSubnets), { numRuns: 3000, seed: 7 })) {
+    seen.add(String(tsReceive(pkt, from, tsTable(rs), nets(own))));
+    const v = routeFromTun(Buffer.from(pkt), (d) => tsTable(rs).lookup(d), 0);
+    seen.add(v.action === 'send' ? 'send' : `${v.reason}${v.icmp ? '+icmp' : ''}`);
+  }
+  for (const k of ['null', 'malformed', 'unknown_peer', 'spoofed_source', 'wrong_destination', 'send', 'no_route', 'no_route+icmp', 'ttl']) assert.ok(seen.has(k), `${k} never generated`);
+});
+
+test.run();
