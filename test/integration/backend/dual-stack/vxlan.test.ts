@@ -8,7 +8,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { Lab, type LabContainer, type LabHost } from '../../../../lab/lab.js';
-import { pingAllPairs, startPinger } from '../../../../lab/ping.js';
+import { ping, pingAllPairs, startPinger } from '../../../../lab/ping.js';
 import { checkedTransfer } from '../../../../lab/transfer.js';
 import { attachContainer, logRecords, PREFIX, putNetworkConfig, restartAgent, startAgent, waitFor, waitReady, type StartedAgent } from '../../../../lab/agent.js';
 
@@ -149,6 +149,10 @@ test('--ip-masq: the masquerade chain in ip6tables too, on the IPv6 network and 
 
 test('every container pings every other over IPv4 and over IPv6, flannel\'s node included', async () => {
   await pingAllPairs(lab, containers);
+  // The hand-built node's container first resolves its gateway (the CNI bridge plugin's address on cni0, with DAD):
+  // one unasserted echo from it, so the matrix measures the overlay, not that warm-up (the last run lost one echo there).
+  const flannelC = v6Targets()[2]!;
+  for (const t of v6Targets().slice(0, 2)) await ping(flannelC.ns, t.ip, { count: 1, timeoutS: 2 });
   await pingAllPairs(lab, v6Targets());
 });
 
