@@ -44,6 +44,8 @@ export interface Backend {
   readonly mtu: number;
   /** BackendData for this host's lease (it may change with setUnderlay). */
   readonly leaseData: unknown;
+  /** BackendV6Data for a dual-stack lease (vxlan: the IPv6 device's VNI and MAC); undefined when the backend publishes none. */
+  readonly leaseV6Data?: unknown;
   /** Addresses the device for the lease we got (after acquire); again, in place, when the lease moves to another subnet. */
   configure(own: Lease): Promise<void>;
   /**
@@ -106,6 +108,8 @@ export interface BackendContext<C> {
   readonly log: Logger;
   /** The cluster network (Network of the config). */
   readonly network: Prefix;
+  /** A dual-stack network's IPv6Network; absent when EnableIPv6 is off (then underlay.v6 is absent too). */
+  readonly ipv6Network?: Prefix;
   readonly underlay: Underlay;
   /** --etcd-prefix: tells two overlays on one host apart (e.g. in the VTEP MAC). */
   readonly etcdPrefix: string;
@@ -123,6 +127,8 @@ export interface BackendContext<C> {
 export interface BackendPlugin<C = unknown> {
   /** Backend.Type in the network config and BackendType in leases ('vxlan'). */
   readonly type: string;
+  /** True when it runs a dual-stack network (EnableIPv6): create() then gets ctx.ipv6Network and the underlay's IPv6 address. */
+  readonly dualStack?: boolean;
   /** weftd flags of this backend (e.g. --vxlan-device); their values reach create() as ctx.flags. */
   readonly flags: readonly FlagDef[];
   /** Reads the Backend object of the network config into a frozen config; throws ConfigError naming the field. */

@@ -10,7 +10,12 @@ export interface PeerChange<P> {
   readonly after?: P;
 }
 
-export type PeerParser<P> = (lease: Lease) => { peer: P } | { error: string };
+/**
+ * A lease as a peer, why it cannot be one (warned, counted), or `none`: the
+ * lease is fine but has nothing for this table (a dual-stack backend's IPv6
+ * half and a peer without an IPv6 subnet, as flannel skips it).
+ */
+export type PeerParser<P> = (lease: Lease) => { peer: P } | { error: string } | { none: true };
 
 export class PeerTable<P extends { equals(o: P): boolean }> {
   private readonly peers = new Map<string, P>();
@@ -20,6 +25,8 @@ export class PeerTable<P extends { equals(o: P): boolean }> {
   constructor(
     private readonly parse: PeerParser<P>,
     private readonly log: Logger,
+    /** A peer's key: its subnet (a dual-stack backend's IPv6 half: its IPv6 subnet, so each family's paths and metrics have their own). */
+    private readonly keyOf: (l: Lease) => string = (l) => l.subnet.toString(),
   ) {}
 
   get size(): number {
@@ -49,7 +56,7 @@ export class PeerTable<P extends { equals(o: P): boolean }> {
       else this.peers.delete(subnet);
     };
     for (const ev of batch.events) {
-      const subnet = ev.lease.subnet.toString();
+      const subnet = this.keyOf(ev.lease);
       if (ev.type === 'removed') {
         set(subnet, undefined);
         this.rejected.delete(subnet);
@@ -57,6 +64,11 @@ export class PeerTable<P extends { equals(o: P): boolean }> {
       }
       seen?.add(subnet);
       const r = this.parse(ev.lease);
+      if ('none' in r) {
+        set(subnet, undefined);
+        this.rejected.delete(subnet);
+        continue;
+      }
       if ('error' in r) {
         // A bad lease never takes down a peer we already reach through a good one.
         if (this.rejected.get(subnet) !== r.error) {
@@ -99,4 +111,9 @@ export function logPeerChanges<P>(log: Logger, changes: readonly PeerChange<P>[]
     each(`peer ${kind}`, { subnet: c.subnet, ...fields((c.after ?? c.before)!) });
   }
   if (changes.length > LOG_EACH_MAX) log.info('peers changed', { ...count, first: changes.slice(0, 5).map((c) => c.subnet) });
+}
+
+/** The peer table's key for a backend of one family: the lease's subnet of that family. */
+export function familyKey(family: 4 | 6): (l: Lease) => string {
+  return family === 4 ? (l) => l.subnet.toString() : (l) => (l.ipv6Subnet ?? l.subnet).toString();
 }

@@ -18,9 +18,9 @@ import { BACKENDS } from '../backend/builtin.js';
 import type { BackendRegistry } from '../backend/registry.js';
 import type { ForwardRules } from '../host/forward.js';
 import { readStateFile, writeStateFile } from '../host/state-dir.js';
-import { readPreviousSubnet } from '../host/subnet-env.js';
+import { readPreviousSubnets } from '../host/subnet-env.js';
 import { peerStateFileOf, writePeerState } from './peer-state.js';
-import { findUnderlay, requireV4, type Underlay } from '../host/underlay.js';
+import { findUnderlay, requireV4, requireV6, type Underlay } from '../host/underlay.js';
 import { Backoff, retrying, sleep } from '../lib/backoff.js';
 import { ConfigError, errorCode, isRetryable } from '../lib/errors.js';
 import type { Logger } from '../lib/log.js';
@@ -115,12 +115,18 @@ export class Daemon {
     log.info('network config', { network: network.network.toString(), subnetLen: network.subnetLen, backend: network.backend.type });
     // The backend's own config is checked before anything is created: a bad one exits 2 naming the key.
     const { plugin, config } = this.resolveBackend(network, sm.configKey);
-    // Accepted for flannel compatibility, not implemented: say so rather than ignore it silently.
-    if (network.enableIPv6) log.warn('EnableIPv6 is not supported by weftd yet; only the IPv4 overlay is configured');
+    if (network.enableIPv6 && !plugin.dualStack) {
+      throw new ConfigError(`${sm.configKey}: EnableIPv6 is not supported by the ${plugin.type} backend of this weftd (dual stack runs on ${this.backends.types().filter((t) => this.backends.get(t)?.dualStack).join(', ')})`);
+    }
 
-    const underlay = await retrying('finding the underlay', log, signal, async () => findUnderlay(nl, cfg.iface, cfg.publicIp, () => readStateFile(cfg.stateDir, 'underlay')));
+    const underlay = await retrying('finding the underlay', log, signal, async () => findUnderlay(nl, cfg.iface, cfg.publicIp, () => readStateFile(cfg.stateDir, 'underlay'), cfg.publicIpv6));
     rememberUnderlay(cfg.stateDir, underlay.name, log);
     const publicIp = requireV4(underlay, 'the subnet lease');
+    // Dual stack: peers reach this host's IPv6 device at its PublicIPv6; without one the network cannot be joined (exit 2).
+    let publicIpv6: string | undefined;
+    if (network.enableIPv6) {
+      try { publicIpv6 = requireV6(underlay, 'EnableIPv6 (a dual-stack network)'); } catch (e) { throw new ConfigError((e as Error).message); }
+    }
     log.info('underlay', { iface: underlay.name, publicIp, ...(underlay.v6 ? { publicIpv6: underlay.v6 } : {}), mtu: underlay.mtu });
 
     let resumed = this.resumed;
@@ -140,7 +146,8 @@ export class Daemon {
       nl,
       log: log.child({ component: plugin.type }),
       network: network.network,
-      underlay,
+      ...(network.ipv6Network ? { ipv6Network: network.ipv6Network } : {}),
+      underlay: publicIpv6 ? underlay : { ...underlay, v6: undefined },
       etcdPrefix: cfg.etcdPrefix,
       stateDir: cfg.stateDir,
       routeProtocol: cfg.routeProtocol,
@@ -152,14 +159,18 @@ export class Daemon {
     this.status.backend = backend;
 
     this.phase('acquiring', `acquiring a subnet lease for ${publicIp}`);
-    const request = (): AcquireRequest => ({ publicIP: this.underlay!.underlay.v4!, backendType: backend.type, backendData: backend.leaseData });
+    const request = (): AcquireRequest => ({
+      publicIP: this.underlay!.underlay.v4!, backendType: backend.type, backendData: backend.leaseData,
+      ...(publicIpv6 ? { publicIPv6: publicIpv6 } : {}),
+      ...(publicIpv6 && backend.leaseV6Data !== undefined ? { backendV6Data: backend.leaseV6Data } : {}),
+    });
     this.underlay = new UnderlayWatch(nl, this.track(NetlinkMonitor.open({ groups: RTMGRP_LINK | RTMGRP_IPV4_IFADDR })), log.child({ component: 'underlay' }), underlay, cfg.publicIp);
-    const previousSubnet = readPreviousSubnet(cfg.subnetFile);
+    const previous = readPreviousSubnets(cfg.subnetFile);
     const lease = await retrying('acquiring a subnet lease', log, signal, () =>
-      sm.acquireLease(network, { ...request(), ...(previousSubnet ? { previousSubnet } : {}) }),
+      sm.acquireLease(network, { ...request(), ...(previous.v4 ? { previousSubnet: previous.v4 } : {}), ...(previous.v6 ? { previousIpv6Subnet: previous.v6 } : {}) }),
     );
     this.status.lease = lease;
-    log.info('lease acquired', { subnet: lease.subnet.toString(), expires: lease.expiration?.toISOString() ?? 'never (reservation)' });
+    log.info('lease acquired', { subnet: lease.subnet.toString(), ...(lease.ipv6Subnet ? { ipv6Subnet: lease.ipv6Subnet.toString() } : {}), expires: lease.expiration?.toISOString() ?? 'never (reservation)' });
 
     this.forward = await retrying('configuring the host', log, signal, () => configureHost(cfg, log, nl, network, lease, backend));
 

@@ -17,6 +17,7 @@ export { UsageError } from '../lib/flags.js';
 export interface AgentConfig extends EtcdFlags {
   readonly iface?: string;
   readonly publicIp?: string;
+  readonly publicIpv6?: string;
   readonly subnetFile: string;
   /** undefined: beside the subnet file (peerStateFileOf). */
   readonly peerStateFile?: string;
@@ -50,6 +51,7 @@ const absolutePath = (v: string) => (v.startsWith('/') ? undefined : 'must be an
 export const HOST_FLAGS: readonly FlagDef[] = [
   { name: 'iface', key: 'iface', kind: 'string', check: ifaceName, help: 'underlay interface (default: the interface of the default route)' },
   { name: 'public-ip', key: 'publicIp', kind: 'string', check: (v) => (isIp(v, 4) ? undefined : 'must be an IPv4 address'), help: 'address peers reach this host at (default: first IPv4 address of --iface)' },
+  { name: 'public-ipv6', key: 'publicIpv6', kind: 'string', check: (v) => (isIp(v, 6) ? undefined : 'must be an IPv6 address'), help: 'IPv6 address peers reach this host at in a dual-stack network (default: first global IPv6 address of --iface)' },
   { name: 'subnet-file', key: 'subnetFile', kind: 'string', def: '/run/flannel/subnet.env', help: 'where to write the leased subnet (flannel format)' },
   { name: 'peer-state-file', key: 'peerStateFile', kind: 'string', check: (v) => (v.startsWith('/') ? undefined : 'must be an absolute path'), help: 'where weftd keeps each peer\'s path and why, every second, for weft status (default: weft-peers.json beside --subnet-file)' },
   { name: 'ip-masq', key: 'ipMasq', kind: 'bool', def: false, help: 'masquerade traffic from the overlay to destinations outside it' },

@@ -15,6 +15,8 @@ export interface CniConfOptions {
   readonly bridge?: string;
   readonly subnet: string; // 10.244.3.0/24
   readonly gateway: string; // 10.244.3.1
+  /** Dual stack: the IPv6 subnet and its gateway (fd00:10:244:7::/64, fd00:10:244:7::1). */
+  readonly ipv6?: { readonly subnet: string; readonly gateway: string };
   readonly mtu: number;
   /** host-local's state directory; unset = the plugin's default (/var/lib/cni/networks). */
   readonly ipamDataDir?: string;
@@ -47,8 +49,10 @@ export function cniConflist(o: CniConfOptions): Record<string, unknown> {
   }
   const ipam: Record<string, unknown> = {
     type: 'host-local',
-    ranges: [[{ subnet: o.subnet, gateway: o.gateway }]],
-    // No routes here: the bridge plugin's isDefaultGateway adds the default route (twice would fail with EEXIST).
+    // One range set per family: host-local gives each container one address of each.
+    ranges: [[{ subnet: o.subnet, gateway: o.gateway }], ...(o.ipv6 ? [[{ subnet: o.ipv6.subnet, gateway: o.ipv6.gateway }]] : [])],
+    // No routes here: the bridge plugin's isDefaultGateway adds the default route of each family
+    // (0.0.0.0/0, and ::/0 via the IPv6 gateway); twice would fail with EEXIST.
   };
   if (o.ipamDataDir) ipam.dataDir = o.ipamDataDir;
   return {

@@ -1,10 +1,12 @@
 // Which interface and addresses carry the overlay: --iface / --public-ip, or
 // the interface of the default route and its first IPv4 address (flanneld's
-// rule). The IPv6 address is the interface's first global one, when it has
-// any; nothing uses it yet (dual-stack backends will).
+// rule). The IPv6 address is --public-ipv6, else the interface's first global
+// one that is not deprecated (flannel's GetInterfaceIP6Addrs order, without
+// its link-local fallback: a link-local address cannot be reached by peers
+// on other links); dual-stack networks need it.
 import { errorKind } from '../lib/errors.js';
 import type { DualAddress } from '../lib/ip.js';
-import { RT_SCOPE_UNIVERSE, RT_TABLE_MAIN } from '../netlink/constants.js';
+import { IFA_F_DEPRECATED, RT_SCOPE_UNIVERSE, RT_TABLE_MAIN } from '../netlink/constants.js';
 import type { NetlinkHandle } from '../netlink/index.js';
 
 export interface Underlay extends DualAddress {
@@ -25,8 +27,9 @@ export type UnderlayNetlink = Pick<NetlinkHandle, 'linkByName' | 'linkByIndex' |
  * interface of the default route, else `fallbackIface()` (the last run's, for
  * a host whose default route a link flap removed). An interface that is down
  * or has no IPv4 address yet is a retryable error: weftd waits for it.
+ * Its IPv6 address: --public-ipv6, else the first global, not deprecated one.
  */
-export function findUnderlay(nl: UnderlayNetlink, iface?: string, publicIp?: string, fallbackIface?: () => string | undefined): Underlay {
+export function findUnderlay(nl: UnderlayNetlink, iface?: string, publicIp?: string, fallbackIface?: () => string | undefined, publicIpv6?: string): Underlay {
   let index: number | undefined;
   if (iface) {
     const l = nl.linkByName(iface);
@@ -50,8 +53,14 @@ export function findUnderlay(nl: UnderlayNetlink, iface?: string, publicIp?: str
   const v4 = publicIp ?? nl.addrList({ index, family: 4 })[0]?.address;
   if (!v4) throw new UnderlayWaitError(`interface ${link.name} has no IPv4 address yet (or give --public-ip)`);
   if (!link.up) throw new UnderlayWaitError(`interface ${link.name} is down`);
-  const v6 = nl.addrList({ index, family: 6 }).find((a) => a.scope === RT_SCOPE_UNIVERSE)?.address;
+  const v6 = publicIpv6 ?? nl.addrList({ index, family: 6 }).find((a) => a.scope === RT_SCOPE_UNIVERSE && (a.flags & IFA_F_DEPRECATED) === 0)?.address;
   return Object.freeze({ index, name: link.name, mtu: link.mtu, v4, ...(v6 ? { v6 } : {}) });
+}
+
+/** The underlay's IPv6 address, which a dual-stack network needs; the error says how to give one. */
+export function requireV6(u: Underlay, what: string): string {
+  if (!u.v6) throw new UnderlayError(`${what} needs an IPv6 address on the underlay ${u.name} (it has no global one); give --public-ipv6`);
+  return u.v6;
 }
 
 /** The underlay's IPv4 address, which today's backends need; ConfigError-like failure when it has none. */

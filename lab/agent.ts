@@ -146,6 +146,8 @@ export interface AgentReady {
   subnet: string; // 10.244.3.0/24
   gateway: string; // 10.244.3.1
   mtu: number;
+  /** Dual stack (FLANNEL_IPV6_SUBNET): fd00:10:244:7::/64 and fd00:10:244:7::1. */
+  ipv6?: { subnet: string; gateway: string };
 }
 
 /** Waits for the agent's "ready" log line (so its --log-level must be info or debug) and returns what its subnet file says. */
@@ -195,7 +197,7 @@ export async function startCluster(lab: Lab, o: { perHost?: number; argsFor?: (h
 
 /** Attaches a new container to weftd's bridge on `host`, with the subnet, gateway and MTU the agent leased. */
 export function attachContainer(lab: Lab, host: LabHost, ready: AgentReady, bridge = 'weft0'): Promise<LabContainer> {
-  return lab.addContainer(host, { bridge, subnet: ready.subnet, gateway: ready.gateway, mtu: ready.mtu });
+  return lab.addContainer(host, { bridge, subnet: ready.subnet, gateway: ready.gateway, mtu: ready.mtu, ...(ready.ipv6 ? { ipv6: ready.ipv6 } : {}) });
 }
 
 export function readSubnetEnv(path: string): AgentReady {
@@ -204,7 +206,12 @@ export function readSubnetEnv(path: string): AgentReady {
   );
   const sub = env.get('FLANNEL_SUBNET')!; // 10.244.3.1/24
   const [gw, len] = sub.split('/');
-  return { subnet: Prefix.containing(gw!, Number(len)).toString(), gateway: gw!, mtu: Number(env.get('FLANNEL_MTU')) };
+  const sub6 = env.get('FLANNEL_IPV6_SUBNET'); // fd00:10:244:7::1/64
+  const [gw6, len6] = sub6 ? sub6.split('/') : [];
+  return {
+    subnet: Prefix.containing(gw!, Number(len)).toString(), gateway: gw!, mtu: Number(env.get('FLANNEL_MTU')),
+    ...(gw6 ? { ipv6: { subnet: Prefix.containing(gw6, Number(len6)).toString(), gateway: gw6 } } : {}),
+  };
 }
 
 /** `weft status --json` run inside the agent's host, with its etcd and subnet file; the parsed report and the exit code. */

@@ -19,6 +19,8 @@ export interface BridgeNetConfOptions {
   mtu: number;
   /** host-local's state directory; one per host, since all hosts share the filesystem. */
   ipamDataDir: string;
+  /** Dual stack: a second range (the host's IPv6 subnet) and a default IPv6 route via its gateway. */
+  ipv6?: { subnet: string; gateway: string };
 }
 
 /**
@@ -44,8 +46,8 @@ export function bridgeNetConf(o: BridgeNetConfOptions): Record<string, unknown> 
     mtu: o.mtu,
     ipam: {
       type: 'host-local',
-      ranges: [[{ subnet: o.subnet, gateway: o.gateway }]],
-      routes: [{ dst: '0.0.0.0/0' }],
+      ranges: [[{ subnet: o.subnet, gateway: o.gateway }], ...(o.ipv6 ? [[{ subnet: o.ipv6.subnet, gateway: o.ipv6.gateway }]] : [])],
+      routes: [{ dst: '0.0.0.0/0' }, ...(o.ipv6 ? [{ dst: '::/0' }] : [])],
       dataDir: o.ipamDataDir,
     },
   };

@@ -13,7 +13,7 @@ import { createRuntime, runtimePreflight, type ContainerRuntime, type RuntimeKin
 
 const FLAGS: FlagSet = {
   command: 'weft lab',
-  usage: 'weft lab [--hosts N] [--containers N] [--runtime netns|docker|podman] [--backend vxlan|udp|host-gw|wireguard] [--direct-routing] [--fallback] [--udp-engine native|dgram] [--topology one-segment|two-segments] [--network CIDR] [--keep] | weft lab down',
+  usage: 'weft lab [--hosts N] [--containers N] [--runtime netns|docker|podman] [--backend vxlan|udp|host-gw|wireguard] [--direct-routing] [--fallback] [--udp-engine native|dgram] [--topology one-segment|two-segments] [--network CIDR] [--ipv6] [--keep] | weft lab down',
   positional: true,
   flags: [
     { name: 'hosts', kind: 'int', def: 3, min: 1, max: 20, help: 'hosts running weftd' },
@@ -25,6 +25,7 @@ const FLAGS: FlagSet = {
     { name: 'udp-engine', kind: 'string', def: 'native', choices: ['native', 'dgram'], help: 'forwarder engine for --backend udp' },
     { name: 'topology', kind: 'string', def: 'one-segment', choices: ['one-segment', 'two-segments'], help: 'one underlay segment, or two (192.0.2.0/24 and 198.51.100.0/24, half the hosts each) joined by a router namespace; etcd on the first' },
     { name: 'network', kind: 'string', def: '10.244.0.0/16', help: 'the overlay network (Network in the config)' },
+    { name: 'ipv6', kind: 'bool', help: 'dual stack: an IPv6 underlay too (2001:db8::/64), EnableIPv6 with IPv6Network fd00:10:244::/48, and a ping matrix over IPv6 as well (vxlan and host-gw, --runtime netns)' },
     { name: 'keep', kind: 'bool', help: 'leave the lab up and print how to enter it; remove it with: weft lab down' },
   ],
   footer: 'Needs root and the Debian packages etcd-server, iproute2, iputils-ping, iperf3 and containernetworking-plugins; --runtime docker also docker.io and busybox-static, --runtime podman podman and busybox-static (bash scripts/setup.sh --runtimes installs them).',
@@ -121,6 +122,10 @@ async function runLab(args: ParsedFlags): Promise<number> {
   if (args.positional.length) throw new UsageError(`unexpected argument ${JSON.stringify(args.positional[0])}; usage: ${FLAGS.usage}`);
   for (const o of ['direct-routing', 'fallback']) if (args.values[o] === true && args.values.backend !== 'vxlan') throw new UsageError(`--${o} is a vxlan option, not one of --backend ${args.values.backend}`);
   const kind = args.values.runtime as 'netns' | RuntimeKind;
+  const ipv6 = args.values.ipv6 === true;
+  if (ipv6 && args.values.backend !== 'vxlan' && args.values.backend !== 'host-gw') throw new UsageError(`--ipv6 runs on --backend vxlan or host-gw, not ${args.values.backend}`);
+  if (ipv6 && args.values.topology !== 'one-segment') throw new UsageError('--ipv6 builds a one-segment lab; drop --topology two-segments');
+  if (ipv6 && kind !== 'netns') throw new UsageError(`--ipv6 attaches containers by CNI in namespaces; drop --runtime ${kind}`);
   const missing = [...preflight(), ...(kind === 'netns' ? [] : runtimePreflight(kind, (t) => which(t)))];
   if (missing.length) {
     process.stderr.write('weft lab cannot start; missing:\n' + missing.map((m) => `  ${m.what}: ${m.how}\n`).join('') + 'Nothing was created.\n');
@@ -136,7 +141,7 @@ async function runLab(args: ParsedFlags): Promise<number> {
   const started = Date.now();
   try {
     const topology = args.values.topology as 'one-segment' | 'two-segments';
-    lab = await progress.step(`creating the lab: ${topology === 'two-segments' ? 'two underlay segments and a router' : 'underlay'}, etcd host and ${hosts} hosts`, () => Lab.create({ hosts, outsideHost: false, topology }));
+    lab = await progress.step(`creating the lab: ${topology === 'two-segments' ? 'two underlay segments and a router' : 'underlay'}, etcd host and ${hosts} hosts`, () => Lab.create({ hosts, outsideHost: false, topology, ipv6 }));
     const l = lab;
     process.stdout.write(`      lab ${l.id}: namespaces ${l.id}-*, files and logs in ${l.dir}\n`);
     const rt = kind === 'netns' ? undefined : createRuntime(l, kind);
@@ -147,7 +152,7 @@ async function runLab(args: ParsedFlags): Promise<number> {
       args.values.backend === 'host-gw' ? { Type: 'host-gw' } :
       wg ? { Type: 'wireguard' } :
       { Type: 'vxlan', ...(args.values['direct-routing'] === true ? { DirectRouting: true } : {}), ...(args.values.fallback === true ? { Fallback: { Type: 'udp', Port: 8285 } } : {}) };
-    await putNetworkConfig(l, { Network: args.values.network, Backend: backend });
+    await putNetworkConfig(l, { Network: args.values.network, ...(ipv6 ? { EnableIPv6: true, IPv6Network: 'fd00:10:244::/48' } : {}), Backend: backend });
     const agents = await progress.step(`starting weftd on ${hosts} hosts${rt ? ` (${rt.weftdArgs(l.hosts[0]!).slice(0, 3).join(' ')} ...)` : ''}`, async (tick) =>
       startAgents(l, (h) => ['--log-level', 'info', ...(wg ? ['--wireguard-key-file', join(h.dir, 'wireguard.key')] : []), ...(rt ? rt.weftdArgs(h) : [])], (n) => tick(`${n}/${hosts} ready`)),
     );
@@ -155,9 +160,11 @@ async function runLab(args: ParsedFlags): Promise<number> {
     if (rt) await progress.step(`starting ${RUNTIME_WHAT[rt.kind]} on ${hosts} hosts`, () => Promise.all(l.hosts.map((h) => rt.startHost(h))).then(() => undefined));
     const how = rt ? `${rt.kind} run, image weft-lab/busybox` : 'CNI (bridge + host-local)';
     const containers = await progress.step(`starting ${hosts * perHost} containers: ${how}`, (tick) => makeContainers(l, rt, ready, perHost, tick));
-    const pairs = await progress.step(`pinging every container from every other (${containers.length * (containers.length - 1)} pairs${rt ? `, ${rt.kind} exec ping` : ''})`, () =>
-      pingMatrix(l, containers, { count: 3, intervalMs: 100, timeoutS: 1 }),
-    );
+    const v6 = l.containers.map((c) => ({ name: c.name, ns: c.ns, ip: c.ipv6 ?? '' }));
+    const pairs = await progress.step(`pinging every container from every other (${containers.length * (containers.length - 1)} pairs${rt ? `, ${rt.kind} exec ping` : ''}${ipv6 ? ', over IPv4 and over IPv6' : ''})`, async () => [
+      ...(await pingMatrix(l, containers, { count: 3, intervalMs: 100, timeoutS: 1 })),
+      ...(ipv6 ? (await pingMatrix(l, v6, { count: 3, intervalMs: 100, timeoutS: 1 })).map((p) => ({ ...p, from: `${p.from}/6` })) : []),
+    ]);
     let throughput: { underlay: number; overlay: number } | undefined;
     if (measure) {
       const [h1, h2] = [l.hosts[0]!, l.hosts[1]!];
@@ -170,14 +177,22 @@ async function runLab(args: ParsedFlags): Promise<number> {
       });
     }
     const rtt = new Map<string, number | undefined>();
-    for (const p of pairs) rtt.set(`${p.from}>${p.to}`, p.result.received > 0 ? p.result.rttAvgMs : undefined);
+    for (const p of pairs) if (!p.from.endsWith('/6')) rtt.set(`${p.from}>${p.to}`, p.result.received > 0 ? p.result.rttAvgMs : undefined);
     const ok = pairs.filter((p) => p.result.received === p.result.sent && p.result.sent > 0);
     process.stdout.write('\nHosts:\n');
     const bridge = kind === 'docker' ? 'docker0' : kind === 'podman' ? 'cni0' : 'weft0';
-    for (const [i, h] of l.hosts.entries()) process.stdout.write(`  ${h.name}  underlay ${h.underlayIp}${l.router ? ` (segment ${h.segment})` : ''}  subnet ${ready[i]!.subnet}  bridge ${bridge} ${ready[i]!.gateway}  MTU ${ready[i]!.mtu}\n`);
+    for (const [i, h] of l.hosts.entries()) {
+      const r = ready[i]!;
+      process.stdout.write(`  ${h.name}  underlay ${h.underlayIp}${h.underlayIpv6 ? ` ${h.underlayIpv6}` : ''}${l.router ? ` (segment ${h.segment})` : ''}  subnet ${r.subnet}${r.ipv6 ? ` ${r.ipv6.subnet}` : ''}  bridge ${bridge} ${r.gateway}  MTU ${r.mtu}\n`);
+    }
     process.stdout.write(`\nContainers (${rt ? `${rt.kind}, image weft-lab/busybox` : 'network namespaces'}):\n`);
     for (const c of containers) process.stdout.write(`  ${c.name.padEnd(8)} on ${c.host.name}  ${c.ip}\n`);
-    process.stdout.write(`\nPing matrix (average RTT of 3 pings, rows ping columns${rt ? `, from inside the containers` : ''}):\n${matrixTable(containers, rtt)}\n`);
+    process.stdout.write(`\nPing matrix (average RTT of 3 pings, rows ping columns${rt ? `, from inside the containers` : ''}${ipv6 ? ', IPv4' : ''}):\n${matrixTable(containers, rtt)}\n`);
+    if (ipv6) {
+      const rtt6 = new Map<string, number | undefined>();
+      for (const p of pairs) if (p.from.endsWith('/6')) rtt6.set(`${p.from.slice(0, -2)}>${p.to}`, p.result.received > 0 ? p.result.rttAvgMs : undefined);
+      process.stdout.write(`\nPing matrix, IPv6 (ping -6 to each container's IPv6 address):\n${matrixTable(containers, rtt6)}\n`);
+    }
     if (throughput) {
       const g = (bps: number) => `${(bps / 1e9).toFixed(2)} Gbit/s`;
       process.stdout.write(
@@ -188,7 +203,7 @@ async function runLab(args: ParsedFlags): Promise<number> {
     const rtts = ok.map((p) => p.result.rttAvgMs).sort((a, b) => a - b);
     const median = rtts.length ? rtts[Math.floor(rtts.length / 2)]! : NaN;
     process.stdout.write(
-      `\nSummary: ${hosts} hosts, ${containers.length} ${rt ? `${rt.kind} ` : ''}containers, backend ${args.values.backend}${args.values.backend === 'udp' ? ` (${args.values['udp-engine']} engine)` : args.values['direct-routing'] === true ? ' with DirectRouting' : ''}${args.values.fallback === true ? ' with the udp Fallback' : ''}${l.router ? ', two segments' : ''}: ` +
+      `\nSummary: ${hosts} hosts, ${containers.length} ${rt ? `${rt.kind} ` : ''}containers, backend ${args.values.backend}${ipv6 ? ' dual stack' : ''}${args.values.backend === 'udp' ? ` (${args.values['udp-engine']} engine)` : args.values['direct-routing'] === true ? ' with DirectRouting' : ''}${args.values.fallback === true ? ' with the udp Fallback' : ''}${l.router ? ', two segments' : ''}: ` +
         `${ok.length}/${pairs.length} pairs reachable, median RTT ${median.toFixed(2)} ms, ` +
         `${((Date.now() - started) / 1000).toFixed(1)} s\n`,
     );

@@ -5,6 +5,8 @@
 //   <id>-h<i>    host i: eth0 = 192.0.2.<10+i>/24, default via 192.0.2.1 (unassigned)
 //   <id>-etcd    etcd host: eth0 = 192.0.2.2/24, etcd started by ./etcd.ts (opts.etcd; data under <dir>)
 //   <id>-out     optional "outside" host on the underlay, not in the overlay: 192.0.2.250/24
+// ipv6: a dual-stack underlay (one segment): every host also has 2001:db8::<10+i>/64 on eth0
+//   (nodad), containers an address of the host's IPv6 subnet when addContainer is given one
 // topology 'two-segments': two L2 segments joined by a router (./segments.ts):
 //   ul0 = segment a, 192.0.2.0/24; ul1 = segment b, 198.51.100.0/24 (hosts there: 198.51.100.<10+i>/24)
 //   <id>-rt      router: eth0 = 192.0.2.1/24 on ul0, eth1 = 198.51.100.1/24 on ul1, forwarding;
@@ -68,6 +70,8 @@ export interface LabOptions {
   topology?: 'one-segment' | 'two-segments';
   /** two-segments: how many hosts, the last ones, sit on segment b. Default half of them, rounded down. */
   segmentBHosts?: number;
+  /** A dual-stack underlay: hosts get 2001:db8::<10+i>/64 too (one-segment only). Default false. */
+  ipv6?: boolean;
 }
 
 export interface LabHost {
@@ -78,6 +82,8 @@ export interface LabHost {
   /** /run/netns/<ns> */
   nsPath: string;
   underlayIp: string;
+  /** Dual-stack lab: its IPv6 underlay address, 2001:db8::<10+i>. */
+  underlayIpv6?: string;
   /** Its L2 segment: 'a' (192.0.2.0/24, the only one in the one-segment lab) or 'b'. */
   segment: Segment;
   /** Per-host directory for the subnet file, configs, sockets. */
@@ -96,9 +102,11 @@ export interface LabContainer {
   ip: string;
   /** As CNI returned it, e.g. 10.244.1.2/24 */
   cidr: string;
+  /** Dual stack: its IPv6 address (without prefix length), e.g. fd00:10:244:7::2 */
+  ipv6?: string;
 }
 
-export interface AddContainerOptions { bridge: string; subnet: string; gateway: string; mtu: number; name?: string }
+export interface AddContainerOptions { bridge: string; subnet: string; gateway: string; mtu: number; name?: string; ipv6?: { subnet: string; gateway: string } }
 /** Attach through a CNI conflist file alone (e.g. the one weftd --cni-conf wrote). */
 export interface AddContainerFromConflist { conflist: string; name?: string; /** CNI_PATH directories (e.g. a lab-local one holding weft's plugin first). */ cniPath?: readonly string[] }
 
@@ -109,6 +117,8 @@ const SEGMENT_BRIDGE: Record<Segment, string> = { a: 'ul0', b: 'ul1' };
 export const ETCD_IP = '192.0.2.2';
 export const OUTSIDE_IP = '192.0.2.250';
 export const hostUnderlayIp = (index: number): string => `${UNDERLAY_PREFIX}.${10 + index}`;
+/** A dual-stack lab host's IPv6 underlay address (documentation prefix 2001:db8::/32). */
+export const hostUnderlayIpv6 = (index: number): string => `2001:db8::${10 + index}`;
 
 export interface LabState { id: string; dir: string; namespaces: string[]; pids: number[]; cgroups?: string[] }
 
@@ -157,7 +167,9 @@ export class Lab {
       defaultRoute: opts.defaultRoute ?? true,
       topology: opts.topology ?? 'one-segment',
       segmentBHosts: opts.topology === 'two-segments' ? opts.segmentBHosts ?? Math.floor((opts.hosts ?? 3) / 2) : 0,
+      ipv6: opts.ipv6 ?? false,
     };
+    if (o.ipv6 && o.topology !== 'one-segment') throw new Error('ipv6 (a dual-stack underlay) is built for the one-segment topology only');
     if (!Number.isInteger(o.hosts) || o.hosts < 1 || o.hosts > 200) throw new Error(`hosts must be 1..200, got ${o.hosts}`);
     if (!Number.isInteger(o.segmentBHosts) || o.segmentBHosts < 0 || o.segmentBHosts > o.hosts) throw new Error(`segmentBHosts must be 0..${o.hosts}, got ${o.segmentBHosts}`);
     if (!Number.isInteger(o.underlayMtu) || o.underlayMtu < 1280 || o.underlayMtu > 9000) {
@@ -195,9 +207,13 @@ export class Lab {
       mkdirSync(join(dir, 'run'));
       await this.newNs(ns);
       const segment: Segment = i >= firstB ? 'b' : 'a';
-      const host: LabHost = { index: i, name, ns, nsPath: `${NETNS_DIR}/${ns}`, underlayIp: segmentIp(segment, 10 + i), segment, dir, runDir: join(dir, 'run') };
+      const host: LabHost = {
+        index: i, name, ns, nsPath: `${NETNS_DIR}/${ns}`, underlayIp: segmentIp(segment, 10 + i), segment, dir, runDir: join(dir, 'run'),
+        ...(this.opts.ipv6 ? { underlayIpv6: hostUnderlayIpv6(i) } : {}),
+      };
       this.hosts.push(host);
       await this.plugIntoUnderlay(ns, name, host.underlayIp, this.opts.defaultRoute, segment);
+      if (host.underlayIpv6) await ip(ns, ['addr', 'add', `${host.underlayIpv6}/64`, 'dev', 'eth0', 'nodad']);
     }
     if (this.opts.outsideHost) {
       const ns = `${this.id}-out`;
@@ -264,7 +280,7 @@ export class Lab {
       netnsPath: `${NETNS_DIR}/${ns}`,
       containerId: ns,
       ifName: 'eth0',
-      conf: 'conflist' in o ? {} : bridgeNetConf({ bridge: o.bridge, subnet: o.subnet, gateway: o.gateway, mtu: o.mtu, ipamDataDir }),
+      conf: 'conflist' in o ? {} : bridgeNetConf({ bridge: o.bridge, subnet: o.subnet, gateway: o.gateway, mtu: o.mtu, ipamDataDir, ...(o.ipv6 ? { ipv6: o.ipv6 } : {}) }),
       ...('conflist' in o ? { list: JSON.parse(readFileSync(o.conflist, 'utf8')) as NonNullable<CniInvocation['list']> } : {}),
       ...('conflist' in o && o.cniPath ? { cniPath: o.cniPath } : {}),
     };
@@ -279,8 +295,11 @@ export class Lab {
       throw err;
     }
     this.cni.set(c, inv);
-    c.cidr = result.ips![0]!.address;
+    const v4 = result.ips!.find((x) => !x.address.includes(':')) ?? result.ips![0]!;
+    c.cidr = v4.address;
     c.ip = c.cidr.split('/')[0]!;
+    const v6 = result.ips!.find((x) => x.address.includes(':'));
+    if (v6) c.ipv6 = v6.address.split('/')[0]!;
     this.containers.push(c);
     return c;
   }

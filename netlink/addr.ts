@@ -1,6 +1,6 @@
 // Addresses: RTM_NEWADDR / RTM_DELADDR / RTM_GETADDR requests and the Addr decoder.
 import {
-  AF_INET, AF_INET6, IFADDRMSG_LEN, IFA_ADDRESS, IFA_BROADCAST, IFA_FLAGS, IFA_LABEL,
+  AF_INET, AF_INET6, IFADDRMSG_LEN, IFA_ADDRESS, IFA_BROADCAST, IFA_FLAGS, IFA_F_NODAD, IFA_LABEL,
   IFA_LOCAL, NLM_F_CREATE, NLM_F_EXCL, NLM_F_REPLACE, RTM_DELADDR, RTM_GETADDR,
   RTM_NEWADDR, RT_SCOPE_UNIVERSE,
 } from './constants.js';
@@ -36,6 +36,13 @@ export function addrRequest(verb: AddrVerb, a: AddrSpec): Request {
   if (a.label !== undefined) {
     attrs.push(attrStr(IFA_LABEL, a.label));
     op += ` label ${a.label}`;
+  }
+  if (a.flags !== undefined && a.flags !== 0) {
+    checkUint('addr flags', a.flags, 0xffffffff);
+    const f = Buffer.alloc(4);
+    f.writeUInt32LE(a.flags, 0); // host order, as the kernel reads IFA_FLAGS
+    attrs.push(attr(IFA_FLAGS, f));
+    if (a.flags & IFA_F_NODAD) op += ' nodad';
   }
   op += ` dev ${a.index}`;
   return {

@@ -104,6 +104,8 @@ export interface AddrSpec {
   broadcast?: string;
   label?: string;
   scope?: number;
+  /** IFA_FLAGS (e.g. IFA_F_NODAD: an IPv6 address usable at once, no duplicate address detection). */
+  flags?: number;
 }
 
 export interface Route {

@@ -67,8 +67,44 @@ export function chooseFreeSubnet(s: SubnetSpace, taken: Iterable<Prefix>, random
   return subnetAt(s, free[Math.floor(random() * free.length)]!);
 }
 
+/**
+ * flannel's IPv6 walk (pkg/subnet/etcd/local_manager.go allocateSubnet): the
+ * first `limit` free subnets from SubnetMin upward. An IPv6 space has far too
+ * many subnets to list (2^32 /64s in a /32), so it jumps over taken ranges
+ * instead of marking every subnet.
+ */
+export function firstFreeSubnets(s: SubnetSpace, taken: Iterable<Prefix>, limit = 100): Prefix[] {
+  const size = step(s);
+  const fam = s.subnetMin.family;
+  const sorted = [...taken].filter((t) => t.family === fam).sort((a, b) => (a.ip < b.ip ? -1 : a.ip > b.ip ? 1 : 0));
+  const out: Prefix[] = [];
+  let cur = s.subnetMin.ip;
+  let i = 0;
+  while (cur <= s.subnetMax.ip && out.length < limit) {
+    const end = cur + size - 1n;
+    while (i < sorted.length && sorted[i]!.last < cur) i++;
+    // Any taken range starting at or before this candidate's end and reaching into it?
+    let blockEnd = -1n;
+    for (let j = i; j < sorted.length && sorted[j]!.ip <= end; j++) if (sorted[j]!.last >= cur && sorted[j]!.last > blockEnd) blockEnd = sorted[j]!.last;
+    if (blockEnd < 0n) {
+      out.push(new Prefix(fam, cur, s.subnetLen));
+      cur += size;
+    } else {
+      cur = ((blockEnd - s.subnetMin.ip) / size + 1n) * size + s.subnetMin.ip; // the first candidate after the taken range
+    }
+  }
+  return out;
+}
+
+/** flannel's choice for IPv6: a random one of the first 100 free subnets from SubnetMin, independent of the IPv4 choice. */
+export function chooseFreeSubnetV6(s: SubnetSpace, taken: Iterable<Prefix>, random: () => number = Math.random): Prefix | null {
+  const free = firstFreeSubnets(s, taken, 100);
+  return free.length === 0 ? null : free[Math.floor(random() * free.length)]!;
+}
+
 export function outOfSubnets(s: SubnetSpace): OutOfSubnetsError {
+  const v6 = s.subnetMin.family === 6 ? 'IPv6 ' : '';
   return new OutOfSubnetsError(
-    `out of subnets: all ${subnetCount(s)} /${s.subnetLen} subnets between ${s.subnetMin.networkAddress} and ${s.subnetMax.networkAddress} are leased`,
+    `out of ${v6}subnets: all ${subnetCount(s)} /${s.subnetLen} subnets between ${s.subnetMin.networkAddress} and ${s.subnetMax.networkAddress} are leased`,
   );
 }

@@ -4,7 +4,11 @@
 // - keys match case-insensitively, as Go's encoding/json does; unknown keys are ignored;
 // - Network host bits are cleared silently (Go's net.ParseCIDR does the same);
 // - SubnetLen defaults to 24 when Network is /22 or shorter, else prefix+2;
-// - SubnetMin/SubnetMax default to the second/last subnet, must be aligned.
+// - SubnetMin/SubnetMax default to the second/last subnet, must be aligned;
+// - dual stack: EnableIPv4 (default true), EnableIPv6, IPv6Network, IPv6SubnetLen
+//   (64 when IPv6Network is /62 or shorter, else prefix+2), IPv6SubnetMin/Max
+//   (second/last subnet), checked as the IPv4 ones. IPv6-only (EnableIPv4 false)
+//   is refused: flannel's etcd mode cannot run it (see the README).
 import { absent, boolField, deepFreeze, field, isObject, show, type JsonObject as Obj } from '../lib/config-fields.js';
 import { Prefix, formatIpNumber, ipNumber, isIp } from '../lib/ip.js';
 import { ConfigError } from './errors.js';
@@ -27,23 +31,38 @@ export interface NetworkConfig {
   readonly subnetMin: Prefix;
   /** Last allocatable subnet (prefix subnetLen). */
   readonly subnetMax: Prefix;
+  /** Always true: IPv6-only is refused (flannel's etcd mode cannot run it either). */
+  readonly enableIPv4: true;
   readonly enableIPv6: boolean;
+  /** The IPv6 half, present exactly when enableIPv6. */
   readonly ipv6Network?: Prefix;
   readonly ipv6SubnetLen?: number;
+  readonly ipv6SubnetMin?: Prefix;
+  readonly ipv6SubnetMax?: Prefix;
   readonly backend: BackendConfig;
 }
 
-function subnetBound(o: Obj, name: 'SubnetMin' | 'SubnetMax', network: Prefix, subnetLen: number, dflt: bigint): Prefix {
+/** The IPv6 subnet space of a dual-stack config (undefined when EnableIPv6 is off). */
+export function ipv6Space(c: NetworkConfig): { network: Prefix; subnetLen: number; subnetMin: Prefix; subnetMax: Prefix } | undefined {
+  if (!c.enableIPv6 || !c.ipv6Network || c.ipv6SubnetLen === undefined || !c.ipv6SubnetMin || !c.ipv6SubnetMax) return undefined;
+  return { network: c.ipv6Network, subnetLen: c.ipv6SubnetLen, subnetMin: c.ipv6SubnetMin, subnetMax: c.ipv6SubnetMax };
+}
+
+type BoundName = 'SubnetMin' | 'SubnetMax' | 'IPv6SubnetMin' | 'IPv6SubnetMax';
+
+function subnetBound(o: Obj, name: BoundName, network: Prefix, subnetLen: number, dflt: bigint): Prefix {
+  const fam = network.family;
   const v = field(o, name);
   let ip = dflt;
   if (!absent(v, true)) {
-    if (typeof v !== 'string') throw new ConfigError(`${name} must be a string like "${formatIpNumber(dflt, 4)}", got ${show(v)}`);
-    if (!isIp(v, 4)) throw new ConfigError(`${name} ${show(v)} is not a valid IPv4 address`);
+    if (typeof v !== 'string') throw new ConfigError(`${name} must be a string like "${formatIpNumber(dflt, fam)}", got ${show(v)}`);
+    if (!isIp(v, fam)) throw new ConfigError(`${name} ${show(v)} is not a valid IPv${fam} address`);
     ip = ipNumber(v).n;
-    if (!network.contains(ip)) throw new ConfigError(`${name} ${v} is not inside Network ${network}`);
+    const net = fam === 4 ? 'Network' : 'IPv6Network';
+    if (!network.contains(ip)) throw new ConfigError(`${name} ${v} is not inside ${net} ${network}`);
     if (Prefix.containing(v, subnetLen).ip !== ip) throw new ConfigError(`${name} ${v} is not on a /${subnetLen} boundary`);
   }
-  return new Prefix(4, ip, subnetLen);
+  return new Prefix(fam, ip, subnetLen);
 }
 
 function parseBackend(v: unknown): BackendConfig {
@@ -89,32 +108,57 @@ export function parseNetworkConfig(text: string): NetworkConfig {
     throw new ConfigError(`SubnetMin ${subnetMin.networkAddress} is greater than SubnetMax ${subnetMax.networkAddress}`);
   }
 
+  const enableIPv4 = boolField(doc, 'EnableIPv4', 'EnableIPv4', true);
   const enableIPv6 = boolField(doc, 'EnableIPv6', 'EnableIPv6', false);
-  let ipv6Network: Prefix | undefined;
-  let ipv6SubnetLen: number | undefined;
+  if (!enableIPv4) {
+    throw new ConfigError(enableIPv6
+      ? 'EnableIPv4 false (IPv6-only) is not supported: flannel\'s etcd mode cannot run an IPv6-only network either (every lease needs an IPv4 subnet); use a dual-stack network (EnableIPv4 and EnableIPv6 true)'
+      : 'EnableIPv4 and EnableIPv6 are both false: there is no network to run');
+  }
+  const v6 = enableIPv6 ? parseIPv6Space(doc) : undefined;
+  // Not enabled: a malformed IPv6Network is still an error (Go's JSON decoding fails on it in flannel too).
   const v6V = field(doc, 'IPv6Network');
-  if (enableIPv6 || !absent(v6V, true)) {
-    if (absent(v6V, true)) throw new ConfigError('IPv6Network is required when EnableIPv6 is true');
-    if (typeof v6V !== 'string') throw new ConfigError(`IPv6Network must be a string like "fd00::/48", got ${show(v6V)}`);
-    try { ipv6Network = Prefix.parse(v6V, { mask: true, family: 6 }); } catch { throw new ConfigError(`IPv6Network ${show(v6V)} is not a valid IPv6 CIDR like "fd00::/48"`); }
-    const l = field(doc, 'IPv6SubnetLen');
-    if (l === undefined || l === null || l === 0) {
-      ipv6SubnetLen = 64;
-    } else {
-      if (typeof l !== 'number' || !Number.isInteger(l)) throw new ConfigError(`IPv6SubnetLen must be an integer, got ${show(l)}`);
-      if (l > 126) throw new ConfigError(`IPv6SubnetLen must be at most 126, got ${l}`);
-      ipv6SubnetLen = l;
-    }
-    if (ipv6SubnetLen <= ipv6Network.prefixLen) {
-      throw new ConfigError(`IPv6SubnetLen must be longer than the IPv6Network prefix /${ipv6Network.prefixLen}, got ${ipv6SubnetLen}`);
-    }
+  if (!v6 && !absent(v6V, true) && (typeof v6V !== 'string' || !isCidr6(v6V))) {
+    throw new ConfigError(`IPv6Network ${show(v6V)} is not a valid IPv6 CIDR like "fd00::/48"`);
   }
 
   const backend = parseBackend(field(doc, 'Backend'));
   const cfg: NetworkConfig = {
-    network, subnetLen, subnetMin, subnetMax, enableIPv6,
-    ...(ipv6Network ? { ipv6Network, ipv6SubnetLen } : {}),
+    network, subnetLen, subnetMin, subnetMax, enableIPv4: true, enableIPv6,
+    ...(v6 ? { ipv6Network: v6.network, ipv6SubnetLen: v6.subnetLen, ipv6SubnetMin: v6.subnetMin, ipv6SubnetMax: v6.subnetMax } : {}),
     backend,
   };
   return deepFreeze(cfg);
+}
+
+function isCidr6(v: string): boolean {
+  try { Prefix.parse(v, { mask: true, family: 6 }); return true; } catch { return false; }
+}
+
+/** IPv6Network, IPv6SubnetLen, IPv6SubnetMin/Max (EnableIPv6 is on): flannel's defaults and rules. */
+function parseIPv6Space(doc: Obj): { network: Prefix; subnetLen: number; subnetMin: Prefix; subnetMax: Prefix } {
+  const v6V = field(doc, 'IPv6Network');
+  if (absent(v6V, true)) throw new ConfigError('IPv6Network is required when EnableIPv6 is true, e.g. "fd00:10:244::/48"');
+  if (typeof v6V !== 'string') throw new ConfigError(`IPv6Network must be a string like "fd00::/48", got ${show(v6V)}`);
+  let network: Prefix;
+  try { network = Prefix.parse(v6V, { mask: true, family: 6 }); } catch { throw new ConfigError(`IPv6Network ${show(v6V)} is not a valid IPv6 CIDR like "fd00::/48"`); }
+  const l = field(doc, 'IPv6SubnetLen');
+  let subnetLen: number;
+  if (l === undefined || l === null || l === 0) {
+    if (network.prefixLen > 124) throw new ConfigError(`IPv6Network ${network} is too small: the minimum useful prefix is /124`);
+    subnetLen = network.prefixLen <= 62 ? 64 : network.prefixLen + 2;
+  } else {
+    if (typeof l !== 'number' || !Number.isInteger(l)) throw new ConfigError(`IPv6SubnetLen must be an integer, got ${show(l)}`);
+    if (l > 126) throw new ConfigError(`IPv6SubnetLen must be at most 126, got ${l}`);
+    // flannel: "network must be able to accommodate at least four subnets".
+    if (l < network.prefixLen + 2) throw new ConfigError(`IPv6SubnetLen must be at least the IPv6Network prefix + 2 (/${network.prefixLen + 2}, four subnets), got ${l}`);
+    subnetLen = l;
+  }
+  const size = 1n << BigInt(128 - subnetLen);
+  const subnetMin = subnetBound(doc, 'IPv6SubnetMin', network, subnetLen, network.ip + size);
+  const subnetMax = subnetBound(doc, 'IPv6SubnetMax', network, subnetLen, network.last + 1n - size);
+  if (subnetMin.ip > subnetMax.ip) {
+    throw new ConfigError(`IPv6SubnetMin ${subnetMin.networkAddress} is greater than IPv6SubnetMax ${subnetMax.networkAddress}`);
+  }
+  return { network, subnetLen, subnetMin, subnetMax };
 }

@@ -1,6 +1,7 @@
 // Lease keys and values, byte-compatible with flannel (pkg/subnet, pkg/lease):
 //   key   <prefix>/subnets/10.244.3.0-24   (dual stack: 10.244.3.0-24&fd00:0:0:3::-64)
 //   value {"PublicIP":"192.0.2.11","PublicIPv6":null,"BackendType":"vxlan","BackendData":{...}}
+//   dual  {"PublicIP":"192.0.2.11","PublicIPv6":"2001:db8::11","BackendType":"vxlan","BackendData":{...},"BackendV6Data":{...}}
 import { LeaseError } from './errors.js';
 import { deepFreeze } from '../lib/config-fields.js';
 import { Prefix, isIp } from '../lib/ip.js';
@@ -15,6 +16,8 @@ export interface LeaseAttrs {
    */
   readonly backendType: string;
   readonly backendData: unknown;
+  /** flannel's BackendV6Data (dual stack: the IPv6 device's data, e.g. its VTEP MAC); absent when the lease has none. */
+  readonly backendV6Data?: unknown;
 }
 
 export interface Lease {
@@ -69,6 +72,7 @@ export function encodeLeaseAttrs(a: LeaseAttrs): string {
     PublicIPv6: a.publicIPv6 ?? null,
     BackendType: a.backendType,
     ...(a.backendData === undefined ? {} : { BackendData: a.backendData }),
+    ...(a.backendV6Data === undefined || a.backendV6Data === null ? {} : { BackendV6Data: a.backendV6Data }),
   });
 }
 
@@ -91,5 +95,9 @@ export function decodeLeaseAttrs(json: string): LeaseAttrs {
   const bt = o['BackendType'] ?? '';
   if (typeof bt !== 'string') throw new LeaseError(`lease BackendType must be a string, got ${JSON.stringify(bt)}`);
   const backendData = o['BackendData'] ?? null;
-  return deepFreeze({ publicIP: ip, publicIPv6: ip6 as string | null, backendType: bt === '' ? 'udp' : bt, backendData });
+  const v6Data = o['BackendV6Data'] ?? null;
+  return deepFreeze({
+    publicIP: ip, publicIPv6: ip6 as string | null, backendType: bt === '' ? 'udp' : bt, backendData,
+    ...(v6Data !== null ? { backendV6Data: v6Data } : {}),
+  });
 }

@@ -1,8 +1,8 @@
 // SubnetManager: acquire, renew and release this host's subnet lease and
 // watch everyone else's, against etcd in flannel's layout.
 import type { Logger } from '../lib/log.js';
-import { type SubnetSpace, chooseFreeSubnet, isAllocatable, isFree, outOfSubnets } from './allocate.js';
-import { type NetworkConfig, parseNetworkConfig } from './config.js';
+import { type SubnetSpace, chooseFreeSubnet, chooseFreeSubnetV6, isAllocatable, isFree, outOfSubnets } from './allocate.js';
+import { type NetworkConfig, ipv6Space, parseNetworkConfig } from './config.js';
 import { AbortedError, ConfigError, ConfigMissingError, LeaseError } from './errors.js';
 import { sleep } from '../lib/backoff.js';
 import { errorKind } from '../lib/errors.js';
@@ -34,8 +34,12 @@ export interface AcquireRequest {
   publicIPv6?: string | null;
   backendType: string;
   backendData: unknown;
+  /** BackendV6Data of a dual-stack lease (vxlan: the IPv6 device's VNI and VTEP MAC). */
+  backendV6Data?: unknown;
   /** Subnet from the previous run's subnet file; reused if free. */
   previousSubnet?: Prefix;
+  /** IPv6 subnet from the previous run's subnet file (FLANNEL_IPV6_SUBNET); reused with previousSubnet if both are free. */
+  previousIpv6Subnet?: Prefix;
   /** An etcd lease to attach the key to (the caller's; not revoked if acquiring fails). Default: a new one. */
   leaseId?: string;
 }
@@ -92,9 +96,13 @@ export class SubnetManager {
     if (req.publicIPv6 != null) {
       if (!isIp(req.publicIPv6, 6)) { throw new LeaseError(`publicIPv6 ${JSON.stringify(req.publicIPv6)} is not a valid IPv6 address`); }
     }
+    const space6 = ipv6Space(cfg);
     const attrs: LeaseAttrs = Object.freeze({
       publicIP: req.publicIP, publicIPv6: req.publicIPv6 ?? null, backendType: req.backendType, backendData: req.backendData,
+      ...(req.backendV6Data !== undefined ? { backendV6Data: req.backendV6Data } : {}),
     });
+    // flannel's isIPv6SubnetConfigCompat: with IPv6 on, the lease's IPv6 subnet must be one of the space's; with it off, there must be none.
+    const v6Fits = (sn6: Prefix | undefined): boolean => (space6 ? !!sn6 && isAllocatable(space6, sn6) : !sn6);
     const value = encodeLeaseAttrs(attrs);
     const given = req.leaseId;
     let leaseId: string | null = given ?? null;
@@ -102,13 +110,15 @@ export class SubnetManager {
       for (let attempt = 0; attempt < MAX_ACQUIRE_ATTEMPTS; attempt++) {
         const { kvs } = await this.reg.listSubnets();
         const taken: Prefix[] = [];
+        const taken6: Prefix[] = [];
         let mine: { kv: RawKV; subnet: Prefix; ipv6Subnet?: Prefix } | null = null;
         const better = (kv: RawKV, sn: Prefix) => !mine ||
           (req.previousSubnet !== undefined && sn.equals(req.previousSubnet) && !mine.subnet.equals(req.previousSubnet)) ||
           (!(req.previousSubnet !== undefined && mine.subnet.equals(req.previousSubnet)) && (kv.createRevision ?? kv.modRevision) < (mine.kv.createRevision ?? mine.kv.modRevision));
         for (const kv of kvs) {
-          const sn = this.takenSubnet(kv.key);
+          const [sn, sn6] = this.takenSubnets(kv.key);
           if (sn) taken.push(sn);
+          if (sn6) taken6.push(sn6);
           try {
             const a = decodeLeaseAttrs(kv.value);
             if (a.publicIP !== req.publicIP) continue;
@@ -119,7 +129,9 @@ export class SubnetManager {
 
         if (mine) {
           const isReservation = mine.kv.leaseId === '0';
-          if (isReservation ? cfg.network.containsNet(mine.subnet) : isAllocatable(cfg, mine.subnet)) {
+          const v4Fits = isReservation ? cfg.network.containsNet(mine.subnet) : isAllocatable(cfg, mine.subnet);
+          const fits = v4Fits && (isReservation && space6 ? !!mine.ipv6Subnet && space6.network.containsNet(mine.ipv6Subnet) : v6Fits(mine.ipv6Subnet));
+          if (fits) {
             if (isReservation) {
               // flannel: a reservation is used as-is, value refreshed, never given a TTL.
               const r = await this.reg.putIf(mine.kv.key, 'Lease', 0, value, '0');
@@ -145,10 +157,20 @@ export class SubnetManager {
         }
 
         let sn: Prefix | null = null;
-        if (req.previousSubnet && isFree(cfg, req.previousSubnet, taken)) sn = req.previousSubnet;
+        let sn6: Prefix | undefined;
+        // The previous pair, when both halves are free (flannel checks only the IPv4 half; a taken IPv6 one would collide).
+        if (req.previousSubnet && isFree(cfg, req.previousSubnet, taken) &&
+            (!space6 || (req.previousIpv6Subnet && isFree(space6, req.previousIpv6Subnet, taken6)))) {
+          sn = req.previousSubnet;
+          if (space6) sn6 = req.previousIpv6Subnet;
+        }
         sn ??= chooseFreeSubnet(cfg, taken);
         if (!sn) throw outOfSubnets(cfg);
-        const sn6 = this.ipv6For(cfg, sn);
+        if (space6 && !sn6) {
+          // flannel: chosen on its own, at random among the first 100 free from IPv6SubnetMin (not from the IPv4 index).
+          sn6 = chooseFreeSubnetV6(space6, taken6) ?? undefined;
+          if (!sn6) throw outOfSubnets(space6);
+        }
         const key = this.reg.subnetsPrefix + leaseKeySuffix(sn, sn6);
         leaseId ??= await this.reg.grant(this.ttl);
         const r = await this.reg.createIfAbsent(key, value, leaseId);
@@ -158,7 +180,7 @@ export class SubnetManager {
         }
         const l = this.made(key, sn, sn6, attrs, leaseId, r.revision, r.revision);
         leaseId = null;
-        this.log.info('leased subnet', { subnet: String(sn), publicIP: req.publicIP });
+        this.log.info('leased subnet', { subnet: String(sn), ...(sn6 ? { ipv6Subnet: String(sn6) } : {}), publicIP: req.publicIP });
         return l;
       }
       throw new AcquireConflictError(`could not lease a subnet: ${MAX_ACQUIRE_ATTEMPTS} attempts lost races to other hosts`);
@@ -219,19 +241,16 @@ export class SubnetManager {
     if (this.closer.signal.aborted) throw new AbortedError('SubnetManager is closed');
   }
 
-  /** Any key whose IPv4 part parses counts as taken, masked if misaligned (whatever follows its '&'). */
-  private takenSubnet(key: string): Prefix | null {
-    const v4 = key.slice(this.reg.subnetsPrefix.length).split('&')[0]!;
-    try { return parseLeaseKeySuffix(v4, { mask: true }).subnet; } catch { return null; }
-  }
-
-  /** Dual stack: the IPv6 subnet with the same index in IPv6Network as sn has in Network. */
-  private ipv6For(cfg: NetworkConfig, sn: Prefix): Prefix | undefined {
-    if (!cfg.enableIPv6 || !cfg.ipv6Network || !cfg.ipv6SubnetLen) return undefined;
-    const index = (sn.ip - cfg.network.ip) / sn.size;
-    const bits = BigInt(cfg.ipv6SubnetLen - cfg.ipv6Network.prefixLen);
-    if (bits < 32n && index >= 1n << bits) throw new ConfigError(`IPv6Network ${cfg.ipv6Network} has too few /${cfg.ipv6SubnetLen} subnets for Network ${cfg.network}`);
-    return new Prefix(6, cfg.ipv6Network.ip + (index << BigInt(128 - cfg.ipv6SubnetLen)), cfg.ipv6SubnetLen);
+  /** Any key whose IPv4 (IPv6) part parses counts as taken, masked if misaligned, whatever the other part holds. */
+  private takenSubnets(key: string): [Prefix | null, Prefix | null] {
+    const [v4, v6] = key.slice(this.reg.subnetsPrefix.length).split('&');
+    let sn: Prefix | null = null;
+    let sn6: Prefix | null = null;
+    try { sn = parseLeaseKeySuffix(v4!, { mask: true }).subnet; } catch { /* not a subnet key */ }
+    if (v6 !== undefined) {
+      try { sn6 = parseLeaseKeySuffix(`0.0.0.0-0&${v6}`, { mask: true }).ipv6Subnet ?? null; } catch { /* no usable IPv6 part */ }
+    }
+    return [sn, sn6];
   }
 
   private made(key: string, subnet: Prefix, ipv6Subnet: Prefix | undefined,

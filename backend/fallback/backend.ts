@@ -111,6 +111,7 @@ export class FallbackBackend implements Backend, FallbackRouting {
   private parsePeer(l: Lease): { peer: FallbackPeer } | { error: string } {
     const v = parseVxlanPeer(l, this.o.vxlan.vni, this.o.vxlan.underlay);
     if ('error' in v) return v;
+    if (!('peer' in v)) return { error: 'the lease has no IPv4 part' }; // (family 4 always has one)
     const f = leaseFallback(l, this.o.udp.port);
     const probe = { key: l.subnet.toString(), publicIp: v.peer.publicIp.v4!, vtepIp: v.peer.vtepIp, mac: v.peer.mac, udpPort: 'port' in f ? f.port : 0 };
     return { peer: new FallbackPeer(probe, 'none' in f ? f.none : undefined) };

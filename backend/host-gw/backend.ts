@@ -6,7 +6,9 @@
 // behind a gateway is skipped, with a warning naming it, counted (stats,
 // /metrics, /readyz) and looked at again whenever the underlay's routes change
 // and on every full resync. Stale routes are found by weft's route protocol.
-import type { Prefix } from '../../lib/ip.js';
+// A dual-stack network runs a second instance with family 6: each peer's IPv6
+// subnet via its PublicIPv6 (ip -6 route replace ... via <PublicIPv6> dev <underlay>).
+import type { IpFamily, Prefix } from '../../lib/ip.js';
 import type { Logger } from '../../lib/log.js';
 import type { NetlinkHandle, Notification } from '../../netlink/index.js';
 import type { Underlay } from '../../host/underlay.js';
@@ -15,7 +17,7 @@ import type { Backend, BackendStats } from '../backend.js';
 import { directRoute, lookupNextHop } from '../direct-route.js';
 import { KernelOps } from '../kernel-ops.js';
 import { PeerPaths } from '../peer-paths.js';
-import { PeerTable, type PeerChange } from '../peer-table.js';
+import { familyKey, PeerTable, type PeerChange } from '../peer-table.js';
 import { Serial } from '../../lib/serial.js';
 import { classifyNotifications } from '../route-events.js';
 import { RouteReconciler } from '../route-reconciler.js';
@@ -32,6 +34,8 @@ export interface HostGwOptions {
   readonly underlay: Underlay & { readonly v4: string };
   /** --route-protocol: carried by every route this backend installs. */
   readonly routeProtocol: number;
+  /** 4 (default), or 6 for a dual-stack network's IPv6 routes (network is then IPv6Network). */
+  readonly family?: IpFamily;
 }
 
 export class HostGwBackend implements Backend {
@@ -51,8 +55,9 @@ export class HostGwBackend implements Backend {
   constructor(private readonly o: HostGwOptions) {
     this.mtu = o.underlay.mtu;
     this.ops = new KernelOps(o.log);
-    this.routes = new RouteReconciler(o.nl, this.ops, { family: 4, scope: () => ({ protocol: o.routeProtocol, within: o.network }) });
-    this.table = new PeerTable((l) => parseHostGwPeer(l, o.underlay), o.log);
+    const family = o.family ?? 4;
+    this.routes = new RouteReconciler(o.nl, this.ops, { family, scope: () => ({ protocol: o.routeProtocol, within: o.network }) });
+    this.table = new PeerTable((l) => parseHostGwPeer(l, o.underlay, family), o.log, familyKey(family));
     this.paths = new PeerPaths(o.log);
   }
 

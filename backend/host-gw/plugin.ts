@@ -1,12 +1,14 @@
 // The host-gw backend as a plug-in: Backend.Type "host-gw".
 import { ConfigError } from '../../lib/errors.js';
-import { NetlinkMonitor, RTMGRP_IPV4_ROUTE } from '../../netlink/index.js';
+import { NetlinkMonitor, RTMGRP_IPV4_ROUTE, RTMGRP_IPV6_ROUTE } from '../../netlink/index.js';
 import { defineBackend, hostOptions } from '../backend.js';
+import { DualStackBackend } from '../dual-stack.js';
 import { HostGwBackend } from './backend.js';
 import { HOST_GW_FLAGS, parseHostGwConfig, type HostGwConfig } from './config.js';
 
 export const hostGwBackend = defineBackend<HostGwConfig>({
   type: 'host-gw',
+  dualStack: true,
   flags: HOST_GW_FLAGS,
   parseConfig: parseHostGwConfig,
   create(ctx) {
@@ -20,6 +22,19 @@ export const hostGwBackend = defineBackend<HostGwConfig>({
           `(${own.join(', ') || 'no IPv4 address'}); peers route this host's subnet via it, so a NAT is not supported`,
       );
     }
-    return new HostGwBackend({ ...host, monitor: ctx.track(NetlinkMonitor.open({ groups: RTMGRP_IPV4_ROUTE })) });
+    const v4 = new HostGwBackend({ ...host, monitor: ctx.track(NetlinkMonitor.open({ groups: RTMGRP_IPV4_ROUTE })) });
+    const v6 = ctx.underlay.v6;
+    if (!ctx.ipv6Network || !v6) return v4;
+    const own6 = ctx.nl.addrList({ index: host.underlay.index, family: 6 }).map((a) => a.address);
+    if (!own6.includes(v6)) {
+      throw new ConfigError(
+        `the host-gw backend needs the public IPv6 address on the underlay: ${v6} (--public-ipv6) is not an address of ${host.underlay.name} ` +
+          `(${own6.join(', ') || 'no IPv6 address'}); peers route this host's IPv6 subnet via it`,
+      );
+    }
+    return new DualStackBackend(v4, new HostGwBackend({
+      ...host, family: 6, network: ctx.ipv6Network, log: ctx.log.child({ family: 6 }),
+      monitor: ctx.track(NetlinkMonitor.open({ groups: RTMGRP_IPV6_ROUTE })),
+    }));
   },
 });

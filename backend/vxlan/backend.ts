@@ -17,12 +17,19 @@
 // never flushed, so a restarted agent does not interrupt traffic. Per-peer
 // entries go in batches (many per sendmsg, the event loop runs between
 // chunks); apply, resync and the rest run one at a time.
-import type { Prefix } from '../../lib/ip.js';
+// A dual-stack network runs a second instance with family 6 (flannel's
+// flannel-v6.<VNI>, here weft-v6.<VNI>): its own device and MAC, local =
+// PublicIPv6, address <v6 subnet>/128, and per peer the same three entries
+// from the peer's IPv6 subnet, BackendV6Data and PublicIPv6:
+//   ip -6 neigh replace <peer v6 subnet>:: lladdr <V6 VtepMAC> dev weft-v6.1 nud permanent
+//   bridge fdb replace <V6 VtepMAC> dev weft-v6.1 dst <PublicIPv6> self permanent
+//   ip -6 route replace <peer v6 subnet> via <peer v6 subnet>:: dev weft-v6.1 onlink proto 87
+import { Prefix, type IpFamily } from '../../lib/ip.js';
 import type { Logger } from '../../lib/log.js';
 import { Slicer } from '../../lib/backoff.js';
 import { Serial } from '../../lib/serial.js';
 import {
-  fdbRequest, neighDelRequest, neighReplaceRequest, RTM_DELLINK, RTM_DELNEIGH, RTM_DELROUTE, RTM_NEWROUTE,
+  fdbRequest, IFA_F_NODAD, neighDelRequest, neighReplaceRequest, RTM_DELLINK, RTM_DELNEIGH, RTM_DELROUTE, RTM_NEWROUTE,
   type Link, type NetlinkHandle, type Notification,
 } from '../../netlink/index.js';
 import type { Underlay } from '../../host/underlay.js';
@@ -31,7 +38,7 @@ import type { Backend, BackendStats } from '../backend.js';
 import { directRoute, lookupNextHop } from '../direct-route.js';
 import { type KernelOp, KernelOps } from '../kernel-ops.js';
 import { PeerPaths, type PeerPath } from '../peer-paths.js';
-import { PeerTable, logPeerChanges, type PeerChange } from '../peer-table.js';
+import { familyKey, PeerTable, logPeerChanges, type PeerChange } from '../peer-table.js';
 import { classifyNotifications } from '../route-events.js';
 import { RouteReconciler } from '../route-reconciler.js';
 import { ensureVxlanDevice } from './device.js';
@@ -60,8 +67,10 @@ export interface VxlanOptions {
   readonly device: string;
   /** The VTEP MAC for a public address (derived from it, so it changes with the address). */
   readonly macFor: (publicIp: string) => string;
-  /** Its v4 address is the VTEP's local address. */
+  /** Its v4 address (v6 for family 6) is the VTEP's local address. */
   readonly underlay: Underlay & { readonly v4: string };
+  /** 4 (default): the IPv4 device; 6: a dual-stack network's IPv6 device (network is then IPv6Network). */
+  readonly family?: IpFamily;
   /** Backend.MTU from the network config; default underlay MTU - 50. */
   readonly mtu?: number;
   /** --route-protocol: carried by every route this backend installs. */
@@ -85,6 +94,10 @@ export interface FallbackRouting {
 
 /** VXLAN over IPv4 adds 50 bytes: outer IPv4 20 + UDP 8 + VXLAN 8 + inner Ethernet 14. */
 export const VXLAN_OVERHEAD = 50;
+/** Over IPv6, 70: the outer header is 40 bytes (flannel subtracts 50 for both; see the README). */
+export const VXLAN6_OVERHEAD = 70;
+
+const LINK_LOCAL = Prefix.parse('fe80::/10');
 
 const isDeletion = (type: number) => type === RTM_DELROUTE || type === RTM_DELNEIGH || type === RTM_DELLINK;
 /** With DirectRouting, route additions matter too: the underlay's routing may have changed. */
@@ -114,16 +127,26 @@ export class VxlanBackend implements Backend {
   /** MAC -> remote of the FDB entries the device held when this agent started (see holds()). */
   private startFdb?: Map<string, string>;
 
+  private readonly family: IpFamily;
+
   constructor(private readonly o: VxlanOptions) {
-    this.mtu = o.mtu ?? o.underlay.mtu - VXLAN_OVERHEAD;
+    this.family = o.family ?? 4;
+    this.mtu = o.mtu ?? o.underlay.mtu - (this.family === 4 ? VXLAN_OVERHEAD : VXLAN6_OVERHEAD);
     this.underlay = o.underlay;
-    this.mac = o.macFor(o.underlay.v4);
+    this.mac = o.macFor(this.local);
     this.ops = new KernelOps(o.log);
     // Ours: routes with weft's protocol in the Network (vxlan and direct forms), and anything on the device (an older weft's proto boot routes).
-    this.routes = new RouteReconciler(o.nl, this.ops, { family: 4, scope: () => ({ protocol: o.routeProtocol, within: o.network, device: this.link.index }) });
-    this.table = new PeerTable((l) => parseVxlanPeer(l, o.vni, this.underlay, this.mac), o.log);
+    this.routes = new RouteReconciler(o.nl, this.ops, { family: this.family, scope: () => ({ protocol: o.routeProtocol, within: o.network, device: this.link.index }) });
+    this.table = new PeerTable((l) => parseVxlanPeer(l, o.vni, this.underlay, this.mac, this.family), o.log, familyKey(this.family));
     this.paths = new PeerPaths(o.log);
     this.link = this.ensureDevice();
+  }
+
+  /** The VTEP's local underlay address (IPv4, or IPv6 for the IPv6 device). */
+  private get local(): string {
+    const ip = this.family === 4 ? this.underlay.v4 : this.underlay.v6;
+    if (!ip) throw new TypeError('the IPv6 VXLAN device needs the underlay\'s IPv6 address');
+    return ip;
   }
 
   get leaseData(): { VNI: number; VtepMAC: string } {
@@ -132,7 +155,7 @@ export class VxlanBackend implements Backend {
 
   private ensureDevice(): Link {
     const { o } = this;
-    return ensureVxlanDevice(o.nl, o.log, { name: o.device, vni: o.vni, port: o.port, local: this.underlay.v4, underlayIndex: this.underlay.index, mtu: this.mtu, mac: this.mac });
+    return ensureVxlanDevice(o.nl, o.log, { name: o.device, vni: o.vni, port: o.port, local: this.local, underlayIndex: this.underlay.index, mtu: this.mtu, mac: this.mac });
   }
 
   /** Addresses the device for our lease; called again (in place) when the lease moves to another subnet. */
@@ -148,14 +171,18 @@ export class VxlanBackend implements Backend {
   }
 
   // ip addr replace <subnet>.0/32 dev weft.1, and drop addresses of an old lease
+  // (IPv6: <v6 subnet>::/128 nodad on weft-v6.1; the kernel's link-local address stays, as in flannel)
   private configureAddress(): void {
-    if (!this.own) return;
+    const sn = this.family === 4 ? this.own?.subnet : this.own?.ipv6Subnet;
+    if (!sn) return;
     const { nl } = this.o;
-    const want = this.own.subnet.address(0);
-    for (const a of nl.addrList({ index: this.link.index, family: 4 })) {
-      if (a.address !== want || a.prefixLen !== 32) nl.addrDel({ index: this.link.index, address: a.address, prefixLen: a.prefixLen });
+    const want = sn.address(0);
+    const len = this.family === 4 ? 32 : 128;
+    for (const a of nl.addrList({ index: this.link.index, family: this.family })) {
+      if (this.family === 6 && LINK_LOCAL.contains(a.address)) continue;
+      if (a.address !== want || a.prefixLen !== len) nl.addrDel({ index: this.link.index, address: a.address, prefixLen: a.prefixLen });
     }
-    nl.addrReplace({ index: this.link.index, address: want, prefixLen: 32 });
+    nl.addrReplace({ index: this.link.index, address: want, prefixLen: len, ...(this.family === 6 ? { flags: IFA_F_NODAD } : {}) });
   }
 
   /**
@@ -165,7 +192,7 @@ export class VxlanBackend implements Backend {
   setUnderlay(u: Underlay & { readonly v4: string }): Promise<void> {
     return this.serial.run(async () => {
       this.underlay = u;
-      this.mac = this.o.macFor(u.v4);
+      this.mac = this.o.macFor(this.family === 4 ? u.v4 : u.v6 ?? this.local);
       this.link = this.ensureDevice();
       this.configureAddress();
       this.needsReconcile = true;
@@ -176,7 +203,7 @@ export class VxlanBackend implements Backend {
   apply(batch: LeaseBatch): Promise<void> {
     return this.serial.run(async () => {
       const changes = this.table.apply(batch);
-      logPeerChanges(this.o.log, changes, (p) => ({ publicIp: p.publicIp.v4, vtepMac: p.mac }));
+      logPeerChanges(this.o.log, changes, (p) => ({ publicIp: p.dst, vtepMac: p.mac }));
       // Set until the kernel work is done: if it throws, the next resync reconciles everything.
       this.needsReconcile = true;
       if (batch.snapshot) await this.reconcile();
@@ -219,7 +246,7 @@ export class VxlanBackend implements Backend {
 
   private chooseDirect(key: string, p: VxlanPeer): Choice {
     if (!this.o.directRouting) return { path: 'vxlan' };
-    const hop = lookupNextHop(this.ops, this.o.nl, this.underlay, key, p.publicIp.v4!);
+    const hop = lookupNextHop(this.ops, this.o.nl, this.underlay, key, p.dst);
     if (!hop) {
       const cur = this.paths.get(key);
       // (a udp peer is a vxlan one here: the fallback decides between the two)
@@ -230,7 +257,7 @@ export class VxlanBackend implements Backend {
 
   /** The peer's route in the form of its path, as the reconciler keeps it. */
   private wantRoute(key: string, p: VxlanPeer, c: Choice): void {
-    if (c.path === 'direct') this.routes.want(key, directRoute(p.subnet, p.publicIp.v4!, this.underlay));
+    if (c.path === 'direct') this.routes.want(key, directRoute(p.subnet, p.dst, this.underlay));
     else if (c.path === 'udp') this.routes.want(key, { dst: p.subnet.toString(), index: c.index! });
     else this.routes.want(key, { dst: p.subnet.toString(), gateway: p.vtepIp, index: this.link.index, onlink: true });
   }
@@ -246,7 +273,7 @@ export class VxlanBackend implements Backend {
     this.wantRoute(key, p, choice);
     if (choice.path !== 'direct') {
       if (!have.neigh) ops.push({ what: 'neigh replace', subject: key, req: neighReplaceRequest({ index, ip: p.vtepIp, mac: p.mac }) });
-      if (!have.fdb) ops.push({ what: 'fdb replace', subject: key, req: fdbRequest('replace', { index, mac: p.mac, dst: p.publicIp.v4! }) });
+      if (!have.fdb) ops.push({ what: 'fdb replace', subject: key, req: fdbRequest('replace', { index, mac: p.mac, dst: p.dst }) });
     }
     ops.push(this.routes.replaceOp(key)!);
   }
@@ -254,7 +281,7 @@ export class VxlanBackend implements Backend {
   /** The peer's VXLAN entries (it moved to a direct route). */
   private vxlanEntryRemovals(ops: KernelOp[], key: string, p: VxlanPeer): void {
     const index = this.link.index;
-    ops.push({ what: 'fdb del', subject: key, req: fdbRequest('del', { index, mac: p.mac, dst: p.publicIp.v4! }), tolerateMissing: true });
+    ops.push({ what: 'fdb del', subject: key, req: fdbRequest('del', { index, mac: p.mac, dst: p.dst }), tolerateMissing: true });
     ops.push({ what: 'neigh del', subject: key, req: neighDelRequest({ index, ip: p.vtepIp }), tolerateMissing: true });
   }
 
@@ -265,7 +292,7 @@ export class VxlanBackend implements Backend {
       const route = this.routes.dropOp(key);
       if (route) ops.push(route);
     }
-    ops.push({ what: 'fdb del', subject: key, req: fdbRequest('del', { index, mac: p.mac, dst: p.publicIp.v4! }), tolerateMissing: true });
+    ops.push({ what: 'fdb del', subject: key, req: fdbRequest('del', { index, mac: p.mac, dst: p.dst }), tolerateMissing: true });
     if (leaving) ops.push({ what: 'neigh del', subject: key, req: neighDelRequest({ index, ip: p.vtepIp }), tolerateMissing: true });
   }
 
@@ -292,7 +319,7 @@ export class VxlanBackend implements Backend {
       this.dirty.delete(key);
       const was = this.paths.get(key)?.path;
       if (choice.path === 'direct' && (was === 'vxlan' || was === 'udp')) this.vxlanEntryRemovals(moved, key, p);
-      this.paths.set(key, p.publicIp.v4!, choice.path, choice.reason);
+      this.paths.set(key, p.dst, choice.path, choice.reason);
     }
     await this.ops.run(this.o.nl, moved);
     return failed;
@@ -332,10 +359,10 @@ export class VxlanBackend implements Backend {
       if (slicer.due()) await slicer.next();
       if (!f.dst) continue; // the kernel's own entries carry no remote
       const hit = byMac.get(f.mac);
-      if (hit && hit[1].publicIp.v4 === f.dst) okFdb.add(hit[0]);
+      if (hit && hit[1].dst === f.dst) okFdb.add(hit[0]);
       else if (!hit) staleFdb.push({ mac: f.mac, dst: f.dst });
     }
-    for (const n of await nl.neighDump({ index, family: 4 })) {
+    for (const n of await nl.neighDump({ index, family: this.family })) {
       if (slicer.due()) await slicer.next();
       const hit = byVtepIp.get(n.ip);
       if (hit && n.mac === hit[1].mac && isPermanent(n.state)) okNeigh.add(hit[0]);
@@ -348,7 +375,7 @@ export class VxlanBackend implements Backend {
       const c = choices.get(key)!;
       const inPlace = okRoute.has(key) && (c.path === 'direct' || (okFdb.has(key) && okNeigh.has(key)));
       if (inPlace) {
-        this.paths.set(key, p.publicIp.v4!, c.path, c.reason);
+        this.paths.set(key, p.dst, c.path, c.reason);
         continue;
       }
       this.programOps(ops, key, p, c, { neigh: okNeigh.has(key), fdb: okFdb.has(key) });
@@ -383,7 +410,7 @@ export class VxlanBackend implements Backend {
       const c = this.choosePath(key, p);
       const cur = this.paths.get(key);
       if (cur && cur.path === c.path && (c.path !== 'udp' || this.routes.wanted(key)?.index === c.index)) {
-        this.paths.set(key, p.publicIp.v4!, c.path, c.reason);
+        this.paths.set(key, p.dst, c.path, c.reason);
         continue;
       }
       this.programOps(ops, key, p, c);
@@ -432,7 +459,7 @@ export class VxlanBackend implements Backend {
   /** Whether this lease is a peer we program now, or was one when this agent started (its FDB entry was on the device). */
   holds(lease: Lease): boolean {
     const mac = leaseVtepMac(lease);
-    if (!mac) return false;
+    if (!mac || this.family === 6) return false; // conflicts are judged on the IPv4 half
     const p = this.table.get(lease.subnet.toString());
     if (p) return p.mac === mac && p.publicIp.v4 === lease.attrs.publicIP;
     return this.startFdb?.get(mac) === lease.attrs.publicIP;

@@ -1,16 +1,20 @@
 // The vxlan backend as a plug-in: Backend.Type "vxlan" (with Backend.Fallback:
-// VXLAN and the udp path side by side, backend/fallback/).
+// VXLAN and the udp path side by side, backend/fallback/). A dual-stack network
+// gets a second device for IPv6, weft-v6.<VNI> (flannel's flannel-v6.<VNI>).
 import { defineBackend, hostOptions } from '../backend.js';
+import { DualStackBackend } from '../dual-stack.js';
 import { FallbackBackend } from '../fallback/backend.js';
 import { effectiveUdpSettings, type UdpFlagValues } from '../udp/config.js';
+import { ConfigError } from '../../lib/errors.js';
 import { vtepSalt } from '../../host/state-dir.js';
-import { NetlinkMonitor } from '../../netlink/index.js';
+import { NetlinkMonitor, RTMGRP_IPV6_ROUTE, RTMGRP_LINK, RTMGRP_NEIGH } from '../../netlink/index.js';
 import { VxlanBackend } from './backend.js';
 import { parseVxlanConfig, VXLAN_FLAGS, type VxlanConfig } from './config.js';
 import { stableVtepMac } from './vtep-mac.js';
 
 export const vxlanBackend = defineBackend<VxlanConfig>({
   type: 'vxlan',
+  dualStack: true,
   flags: VXLAN_FLAGS,
   parseConfig: parseVxlanConfig,
   create(ctx) {
@@ -31,14 +35,34 @@ export const vxlanBackend = defineBackend<VxlanConfig>({
       ...(c.mtu !== undefined ? { mtu: c.mtu } : {}),
       directRouting: c.directRouting,
     };
-    if (!c.fallback) return new VxlanBackend(vxlan);
-    const { mtu, ...shared } = vxlan;
-    const u = effectiveUdpSettings(c.fallback, ctx.flags as unknown as UdpFlagValues);
-    return new FallbackBackend({
-      vxlan: shared,
-      udp: { ...host, port: c.fallback.port, device: u.device, engine: u.engine, offload: u.offload },
-      ...(mtu !== undefined ? { mtu } : {}),
-      log: ctx.log,
+    if (c.fallback && ctx.ipv6Network) throw new ConfigError('Backend.Fallback is not supported with EnableIPv6 yet: the udp path forwards IPv4 only');
+    let v4;
+    if (!c.fallback) {
+      v4 = new VxlanBackend(vxlan);
+    } else {
+      const { mtu, ...shared } = vxlan;
+      const u = effectiveUdpSettings(c.fallback, ctx.flags as unknown as UdpFlagValues);
+      v4 = new FallbackBackend({
+        vxlan: shared,
+        udp: { ...host, port: c.fallback.port, device: u.device, engine: u.engine, offload: u.offload },
+        ...(mtu !== undefined ? { mtu } : {}),
+        log: ctx.log,
+      });
+    }
+    if (!ctx.ipv6Network || !ctx.underlay.v6) return v4;
+    const v6 = new VxlanBackend({
+      ...host,
+      family: 6,
+      network: ctx.ipv6Network,
+      log: ctx.log.child({ family: 6 }),
+      monitor: ctx.track(NetlinkMonitor.open({ groups: RTMGRP_LINK | RTMGRP_NEIGH | RTMGRP_IPV6_ROUTE })),
+      vni: c.vni,
+      port: c.port,
+      device: `weft-v6.${c.vni}`,
+      macFor: (ip) => stableVtepMac(ip, c.vni, ctx.etcdPrefix, salt),
+      ...(c.mtu !== undefined ? { mtu: c.mtu } : {}),
+      directRouting: c.directRouting,
     });
+    return new DualStackBackend(v4, v6);
   },
 });

@@ -60,6 +60,21 @@ test('an invalid network config in etcd exits 2 naming the key and the value; a 
     const eng = await lab.execIn(h.ns, process.execPath, [WEFTD, '--etcd-endpoints', lab.etcd!.labEndpoints[0]!, '--etcd-prefix', '/hg', '--subnet-file', join(h.dir, 's.env'), '--state-dir', join(h.dir, 'state')], { timeoutMs: 15_000 });
     assert.is(eng.code, 2, eng.stderr);
     assert.match(eng.stderr, /weftd: \/hg\/config: Backend\.Engine must be "native" or "dgram", got "fast"/);
+    // Dual stack: IPv6-only is refused (flannel's etcd mode cannot run it); a backend without dual stack, and a host
+    // with no IPv6 address on its underlay, are refused naming why.
+    const run = async (config: unknown, ...extra: string[]) => {
+      await putNetworkConfig(lab, config, '/v6');
+      return lab.execIn(h.ns, process.execPath, [WEFTD, '--etcd-endpoints', lab.etcd!.labEndpoints[0]!, '--etcd-prefix', '/v6', '--subnet-file', join(h.dir, 's.env'), ...extra], { timeoutMs: 15_000 });
+    };
+    const only6 = await run({ Network: '10.244.0.0/16', EnableIPv4: false, EnableIPv6: true, IPv6Network: 'fd00::/48' });
+    assert.is(only6.code, 2, only6.stderr);
+    assert.match(only6.stderr, /weftd: \/v6\/config: EnableIPv4 false \(IPv6-only\) is not supported: flannel's etcd mode cannot run an IPv6-only network either/);
+    const udp6 = await run({ Network: '10.244.0.0/16', EnableIPv6: true, IPv6Network: 'fd00::/48', Backend: { Type: 'udp' } });
+    assert.is(udp6.code, 2, udp6.stderr);
+    assert.match(udp6.stderr, /weftd: \/v6\/config: EnableIPv6 is not supported by the udp backend of this weftd \(dual stack runs on vxlan, host-gw\)/);
+    const noV6 = await run({ Network: '10.244.0.0/16', EnableIPv6: true, IPv6Network: 'fd00::/48' });
+    assert.is(noV6.code, 2, noV6.stderr);
+    assert.match(noV6.stderr, /EnableIPv6 \(a dual-stack network\) needs an IPv6 address on the underlay eth0 \(it has no global one\); give --public-ipv6/);
     links = (await lab.ipJson(h.ns, ['link', 'show'])) as Array<{ ifname: string }>;
     assert.equal(links.map((l) => l.ifname).sort(), ['eth0', 'lo'], 'still no device');
 

@@ -2,7 +2,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { createLogger } from '../../../daemon/logger.js';
 import { Prefix } from '../../../lib/ip.js';
-import { OutOfSubnetsError, SubnetManager, parseNetworkConfig } from '../../../subnet-manager/index.js';
+import { OutOfSubnetsError, SubnetManager, parseNetworkConfig, type Lease } from '../../../subnet-manager/index.js';
 import type { LeaseChange } from '../../../subnet-manager/lease-keeper.js';
 import { type EtcdCluster, startEtcd } from '../../../lab/etcd.js';
 
@@ -140,6 +140,39 @@ test('short TTL: unrenewed lease disappears and a watcher sees removed; keepLeas
   assert.ok(await etcd.client().get(kept.key).string());
   keepAc.abort(); ac.abort();
   await k.done; await w;
+});
+
+test('dual stack: independent IPv6 subnets in flannel\'s key and JSON; reuse keeps both halves; an IPv4-only lease is released for a dual-stack config; the previous pair is reused', async () => {
+  const cfg = parseNetworkConfig('{"Network":"10.244.0.0/16","EnableIPv6":true,"IPv6Network":"fd00:10:244::/48"}');
+  const dual = (ip: string, n: number) => ({ ...req(ip), publicIPv6: `2001:db8::${n}`, backendV6Data: { VNI: 1, VtepMAC: '0e:00:00:00:00:06' } });
+  const m = mk({ prefix: '/t6' });
+  const leases: Lease[] = [];
+  for (let i = 1; i <= 8; i++) leases.push(await m.acquireLease(cfg, dual(`192.0.2.${i}`, i)));
+  assert.is(new Set(leases.map((l) => String(l.ipv6Subnet))).size, 8);
+  for (const l of leases) {
+    assert.ok(l.ipv6Subnet && cfg.ipv6Network!.containsNet(l.ipv6Subnet) && l.ipv6Subnet.prefixLen === 64 && l.ipv6Subnet.ip >= cfg.ipv6SubnetMin!.ip);
+    // Among the first 100 free from IPv6SubnetMin: with up to 7 taken before it, at most index 107.
+    assert.ok(l.ipv6Subnet.ip - cfg.ipv6Network!.ip < 108n << 64n, `among the first 100 free from IPv6SubnetMin: ${l.ipv6Subnet}`);
+    assert.ok(/(\d+\.\d+.\d+.\d+)-(\d+)&([a-f\d:]+)-(\d+)$/.test(l.key), l.key);
+  }
+  const all = await etcd.client().getAll().prefix('/t6/subnets/').strings();
+  assert.is(all[leases[0]!.key], '{"PublicIP":"192.0.2.1","PublicIPv6":"2001:db8::1","BackendType":"vxlan","BackendData":{"VNI":1,"VtepMAC":"c6:d2:32:6f:8f:44"},"BackendV6Data":{"VNI":1,"VtepMAC":"0e:00:00:00:00:06"}}');
+  // Not derived from the IPv4 index: over 8 hosts, some pair's IPv6 index differs from its IPv4 index (1 in 100^8 that none does).
+  const idx = (l: Lease) => [Number((l.subnet.ip - cfg.network.ip) >> 8n), Number((l.ipv6Subnet!.ip - cfg.ipv6Network!.ip) >> 64n)];
+  assert.ok(leases.some((l) => idx(l)[0] !== idx(l)[1]));
+  // Reuse by PublicIP keeps both halves.
+  const again = await mk({ prefix: '/t6' }).acquireLease(cfg, dual('192.0.2.3', 3));
+  assert.is(again.key, leases[2]!.key);
+  // An IPv4-only lease of this PublicIP does not fit a dual-stack config: released, a new pair leased.
+  const v4cfg = parseNetworkConfig('{"Network":"10.244.0.0/16"}');
+  const old = await mk({ prefix: '/t6b' }).acquireLease(v4cfg, req('192.0.2.50'));
+  const up = await mk({ prefix: '/t6b' }).acquireLease(cfg, dual('192.0.2.50', 50));
+  assert.ok(up.ipv6Subnet);
+  assert.is((await etcd.client().get(old.key).string()), null);
+  // The previous subnet file's pair is taken again when both halves are free.
+  const prev = { v4: Prefix.parse('10.244.123.0/24'), v6: Prefix.parse('fd00:10:244:77::/64') };
+  const p = await mk({ prefix: '/t6c' }).acquireLease(cfg, { ...dual('192.0.2.60', 60), previousSubnet: prev.v4, previousIpv6Subnet: prev.v6 });
+  assert.equal([String(p.subnet), String(p.ipv6Subnet)], ['10.244.123.0/24', 'fd00:10:244:77::/64']);
 });
 
 test.run();

@@ -10,6 +10,7 @@ import type { LeaseBatch } from '../../../subnet-manager/lease-table.js';
 import { asyncCalls } from '../helpers/batching-fake.js';
 
 export const UNDERLAY = { index: 2, name: 'eth0', v4: '192.0.2.11', mtu: 1500 };
+export const UNDERLAY_DUAL = { ...UNDERLAY, v6: '2001:db8::11' };
 export const MAC = '02:11:11:11:11:11';
 
 /** Host n's vxlan lease: 10.244.<n>.0/24, PublicIP 192.0.2.<20+n> (on the fake's connected segment) unless given. */
@@ -29,6 +30,21 @@ export function hostGwLease(n: number, publicIP = `192.0.2.${20 + n}`): Lease {
 export const added = (...ls: Lease[]): LeaseBatch => ({ snapshot: false, events: ls.map((lease) => ({ type: 'added' as const, lease })) });
 export const removed = (...ls: Lease[]): LeaseBatch => ({ snapshot: false, events: ls.map((lease) => ({ type: 'removed' as const, lease })) });
 export const snapshot = (...ls: Lease[]): LeaseBatch => ({ snapshot: true, events: ls.map((lease) => ({ type: 'added' as const, lease })) });
+
+const fam = (s: string): 4 | 6 => (s.includes(':') ? 6 : 4);
+
+/** Host n's dual-stack vxlan lease: also fd00:0:0:<n>::/64 (hex n), PublicIPv6 2001:db8::<20+n>, BackendV6Data with its own MAC. */
+export function dualLease(n: number, v6 = true): Lease {
+  const l = lease(n);
+  const hex = n.toString(16);
+  if (!v6) return l;
+  return {
+    ...l,
+    ipv6Subnet: Prefix.parse(`fd00:0:0:${hex}::/64`),
+    attrs: { ...l.attrs, publicIPv6: `2001:db8::${(20 + n).toString(16)}`, backendV6Data: { VNI: 1, VtepMAC: `06:00:00:00:00:${n.toString(16).padStart(2, '0')}` } },
+    key: `${l.key}&fd00:0:0:${hex}::-64`,
+  };
+}
 
 /** A tiny kernel: links, addresses, main-table routes, neighbours and FDB entries, plus a log of mutations. */
 export class FakeKernel implements VxlanNetlink {
@@ -77,26 +93,28 @@ export class FakeKernel implements VxlanNetlink {
   linkSetUp(i: number) { this.links.get(i)!.up = true; }
   linkSetMtu(i: number, mtu: number) { this.links.get(i)!.mtu = mtu; }
   linkSetHwAddr(i: number, mac: string) { this.links.get(i)!.mac = mac; }
-  addrList(f?: { index?: number }) {
-    return this.addrs.filter((a) => f?.index === undefined || a.index === f.index).map((a) => ({ ...a, family: 4 as const, scope: 0, flags: 0 }));
+  addrList(f?: { index?: number; family?: 4 | 6 }) {
+    return this.addrs.filter((a) => (f?.index === undefined || a.index === f.index) && (f?.family === undefined || fam(a.address) === f.family))
+      .map((a) => ({ ...a, family: fam(a.address), scope: 0, flags: 0 }));
   }
   addrReplace(a: { index: number; address: string; prefixLen: number }) {
     this.addrs = this.addrs.filter((x) => !(x.index === a.index && x.address === a.address));
     this.addrs.push({ index: a.index, address: a.address, prefixLen: a.prefixLen });
   }
   addrDel(a: { index: number; address: string }) { this.addrs = this.addrs.filter((x) => !(x.index === a.index && x.address === a.address)); }
-  routeList(f?: { index?: number }) { return this.routes.filter((r) => f?.index === undefined || r.index === f.index); }
+  routeList(f?: { index?: number; family?: 4 | 6 }) { return this.routes.filter((r) => (f?.index === undefined || r.index === f.index) && (f?.family === undefined || r.family === f.family)); }
   routeReplace(r: { dst: string; gateway?: string; index?: number; onlink?: boolean; protocol?: number }) {
     this.maybeFail('route replace');
     this.ops.push(`route replace ${r.dst}${r.gateway && !r.onlink ? ` via ${r.gateway}` : ''}`);
     this.routes = this.routes.filter((x) => x.dst !== r.dst);
-    this.routes.push({ family: 4, dst: r.dst, gateway: r.gateway, index: r.index, onlink: !!r.onlink, table: 254, protocol: r.protocol ?? 3, scope: 0, type: 1, flags: r.onlink ? 4 : 0 });
+    this.routes.push({ family: fam(r.dst), dst: r.dst, gateway: r.gateway, index: r.index, onlink: !!r.onlink, table: 254, protocol: r.protocol ?? 3, scope: 0, type: 1, flags: r.onlink ? 4 : 0 });
   }
   /** The underlay's connected prefix (on-link through eth0); everything else goes via 192.0.2.1. */
-  connected = [Prefix.parse('192.0.2.0/24')];
+  connected = [Prefix.parse('192.0.2.0/24'), Prefix.parse('2001:db8::/64')];
   routeGet(ip: string): Route[] {
     const onLink = this.connected.some((p) => p.contains(ip));
-    return [{ family: 4, dst: `${ip}/32`, index: 2, onlink: false, table: 254, protocol: 2, scope: 0, type: 1, flags: 0, ...(onLink ? {} : { gateway: '192.0.2.1' }) }];
+    const f = fam(ip);
+    return [{ family: f, dst: `${ip}/${f === 4 ? 32 : 128}`, index: 2, onlink: false, table: 254, protocol: 2, scope: 0, type: 1, flags: 0, ...(onLink ? {} : { gateway: f === 4 ? '192.0.2.1' : '2001:db8::1' }) }];
   }
   routeDel(r: { dst: string; protocol?: number }) {
     this.ops.push(`route del ${r.dst}`);
@@ -105,14 +123,14 @@ export class FakeKernel implements VxlanNetlink {
     if (!hit) throw new NetlinkError('route del', 3); // ESRCH
     this.routes = this.routes.filter((x) => x !== hit);
   }
-  neighList(f?: { index?: number }) {
+  neighList(f?: { index?: number; family?: 4 | 6 }) {
     this.maybeFail('neigh show');
-    return this.neighs.filter((n) => f?.index === undefined || n.index === f.index);
+    return this.neighs.filter((n) => (f?.index === undefined || n.index === f.index) && (f?.family === undefined || n.family === f.family));
   }
   neighReplace(n: { index: number; ip: string; mac: string }) {
     this.ops.push(`neigh replace ${n.ip}`);
     this.neighs = this.neighs.filter((x) => x.ip !== n.ip);
-    this.neighs.push({ index: n.index, family: 4, ip: n.ip, mac: n.mac, state: 0x80, flags: 0, type: 1 });
+    this.neighs.push({ index: n.index, family: fam(n.ip), ip: n.ip, mac: n.mac, state: 0x80, flags: 0, type: 1 });
   }
   neighDel(n: { ip: string }) {
     this.ops.push(`neigh del ${n.ip}`);

@@ -25,4 +25,11 @@ test('CNI conflist with weft\'s plugin (--cni-plugin flannel): kube-flannel\'s s
   assert.equal((b.plugins as Array<Record<string, any>>)[0], { type: 'weft', delegate: { bridge: 'weft0', hairpinMode: true, isDefaultGateway: true } });
 });
 
+test('CNI conflist, dual stack: a second range set for the IPv6 subnet (one address of each family per container)', () => {
+  const c = cniConflist({ bridge: 'weft0', subnet: '10.244.3.0/24', gateway: '10.244.3.1', ipv6: { subnet: 'fd00:10:244:7::/64', gateway: 'fd00:10:244:7::1' }, mtu: 1430 });
+  const bridge = (c.plugins as Array<Record<string, any>>)[0]!;
+  assert.equal(bridge.ipam.ranges, [[{ subnet: '10.244.3.0/24', gateway: '10.244.3.1' }], [{ subnet: 'fd00:10:244:7::/64', gateway: 'fd00:10:244:7::1' }]]);
+  assert.is(bridge.isDefaultGateway, true, 'the bridge plugin adds 0.0.0.0/0 and ::/0 via the gateways');
+});
+
 test.run();

@@ -3,7 +3,7 @@ import * as assert from 'uvu/assert';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { formatSubnetEnv, readPreviousSubnet, writeSubnetEnv } from '../../../host/subnet-env.js';
+import { formatSubnetEnv, readPreviousSubnet, readPreviousSubnets, writeSubnetEnv } from '../../../host/subnet-env.js';
 import { masqRestoreInput, masqRules } from '../../../host/masquerade.js';
 import { forwardChain, ForwardRules } from '../../../host/forward.js';
 import { chainRestoreInput, type ExecResult } from '../../../host/iptables.js';
@@ -14,6 +14,23 @@ test('subnet.env has flannel\'s four lines', () => {
     formatSubnetEnv({ network: '10.244.0.0/16', subnet: '10.244.3.1/24', mtu: 1450, ipMasq: false }),
     'FLANNEL_NETWORK=10.244.0.0/16\nFLANNEL_SUBNET=10.244.3.1/24\nFLANNEL_MTU=1450\nFLANNEL_IPMASQ=false\n',
   );
+});
+
+test('dual stack: flannel\'s IPv6 pair after the IPv4 pair (flannel\'s Documentation/configuration.md example), read back as the previous subnets', () => {
+  const text = formatSubnetEnv({ network: '10.42.0.0/16', subnet: '10.42.0.1/24', ipv6Network: '2001:cafe:42::/56', ipv6Subnet: '2001:cafe:42::1/64', mtu: 1450, ipMasq: true });
+  assert.is(text, 'FLANNEL_NETWORK=10.42.0.0/16\nFLANNEL_SUBNET=10.42.0.1/24\nFLANNEL_IPV6_NETWORK=2001:cafe:42::/56\nFLANNEL_IPV6_SUBNET=2001:cafe:42::1/64\nFLANNEL_MTU=1450\nFLANNEL_IPMASQ=true\n');
+  const dir = mkdtempSync(join(tmpdir(), 'weft-env-'));
+  try {
+    const p = join(dir, 'subnet.env');
+    writeFileSync(p, text);
+    const prev = readPreviousSubnets(p);
+    assert.is(prev.v4?.toString(), '10.42.0.0/24');
+    assert.is(prev.v6?.toString(), '2001:cafe:42::/64');
+    writeFileSync(p, 'FLANNEL_SUBNET=10.42.0.1/24\nFLANNEL_IPV6_SUBNET=10.1.1.1/24\n');
+    assert.equal(Object.keys(readPreviousSubnets(p)), ['v4']);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 test('subnet.env is written atomically and read back as the previous subnet', () => {
@@ -40,6 +57,10 @@ test('masquerade rules: overlay-to-overlay returns, overlay-to-outside masquerad
   const input = masqRestoreInput('10.244.0.0/16', '10.244.3.0/24');
   assert.match(input, /^\*nat\n:WEFT-POSTRTG - \[0:0\]\n-F WEFT-POSTRTG\n/);
   assert.match(input, /COMMIT\n$/);
+  // ip6tables: the same chain on the IPv6 network, multicast ff00::/8.
+  const r6 = masqRules('fd00:10:244::/48', 'fd00:10:244:7::/64', 6).map((x) => x.join(' '));
+  assert.match(r6[0]!, /^-s fd00:10:244::\/48 -d fd00:10:244::\/48 .*-j RETURN$/);
+  assert.match(r6[2]!, /^-s fd00:10:244::\/48 ! -d ff00::\/8 .*-j MASQUERADE --random-fully$/);
   assert.match(input, /-A WEFT-POSTRTG -s 10\.244\.0\.0\/16 -d 10\.244\.0\.0\/16 -m comment --comment "weft masq" -j RETURN\n/);
 });
 

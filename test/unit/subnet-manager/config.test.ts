@@ -54,7 +54,7 @@ const bad: [string, string][] = [
   ['{"Network":"10.244.0.0/16","SubnetMin":"10.244.300.0"}', 'SubnetMin "10.244.300.0" is not a valid IPv4 address'],
   ['{"Network":"10.244.0.0/16","Backend":"vxlan"}', 'Backend must be an object like {"Type":"vxlan"}, got "vxlan"'],
   ['{"Network":"10.244.0.0/16","Backend":{"Type":7}}', 'Backend.Type must be a string like "vxlan", got 7'],
-  ['{"Network":"10.244.0.0/16","EnableIPv6":true}', 'IPv6Network is required when EnableIPv6 is true'],
+  ['{"Network":"10.244.0.0/16","EnableIPv6":true}', 'IPv6Network is required when EnableIPv6 is true, e.g. "fd00:10:244::/48"'],
   ['{"Network":"10.244.0.0/16","EnableIPv6":true,"IPv6Network":"fd00::/48","IPv6SubnetLen":127}', 'IPv6SubnetLen must be at most 126, got 127'],
   ['{"Network":"10.244.0.0/16","EnableIPv6":"true"}', 'EnableIPv6 must be true or false, got "true"'],
 ];

@@ -1,0 +1,52 @@
+// Dual stack on host-gw: three weft hosts on a dual-stack segment; each
+// peer's IPv6 subnet is routed via its PublicIPv6 (weft's protocol), every
+// container pings every other over both families, and 10 MB of TCP over IPv6
+// arrives intact.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { Lab } from '../../../../lab/lab.js';
+import { pingAllPairs } from '../../../../lab/ping.js';
+import { checkedTransfer } from '../../../../lab/transfer.js';
+import { putNetworkConfig, startCluster, waitFor, type StartedAgent } from '../../../../lab/agent.js';
+import type { LabContainer } from '../../../../lab/lab.js';
+
+let lab: Lab;
+let agents: StartedAgent[];
+let containers: LabContainer[];
+
+async function routes6(ns: string): Promise<string[]> {
+  const rs = (await lab.ipJson(ns, ['-6', 'route', 'show', 'proto', '87'])) as Array<{ dst: string; gateway?: string; dev: string }>;
+  return rs.map((r) => `${r.dst} via ${r.gateway} dev ${r.dev}`).sort();
+}
+
+test.before(async () => {
+  lab = await Lab.create({ hosts: 3, ipv6: true });
+  await putNetworkConfig(lab, { Network: '10.244.0.0/16', EnableIPv6: true, IPv6Network: 'fd00:10:244::/48', Backend: { Type: 'host-gw' } });
+  ({ agents, containers } = await startCluster(lab));
+});
+
+test.after(async () => {
+  await lab?.destroy();
+});
+
+test('each host routes every peer\'s IPv6 subnet via its PublicIPv6 on eth0, proto 87, and nothing else', async () => {
+  for (const u of agents) {
+    const want = agents.filter((p) => p !== u).map((p) => `${p.ready.ipv6!.subnet} via ${p.host.underlayIpv6} dev eth0`).sort();
+    await waitFor(`${u.host.name}'s IPv6 routes`, 3000, async () => JSON.stringify(await routes6(u.host.ns)) === JSON.stringify(want));
+    assert.equal(await routes6(u.host.ns), want);
+  }
+});
+
+test('every container pings every other over IPv4 and over IPv6', async () => {
+  await pingAllPairs(lab, containers);
+  await pingAllPairs(lab, containers.map((c) => ({ name: c.name, ns: c.ns, ip: c.ipv6! })));
+});
+
+test('10 MB of TCP over IPv6 arrives intact (sha256)', async () => {
+  const [a, b] = containers.map((c) => ({ name: c.name, ns: c.ns, ip: c.ipv6! }));
+  const r = await checkedTransfer(lab, a!, b!, { bytes: 10 * 1024 * 1024, port: 7206 });
+  assert.is(r.receivedSha, r.sentSha);
+  assert.is(r.receivedBytes, r.bytes);
+});
+
+test.run();
