@@ -50,6 +50,7 @@ export class Daemon {
   /** WEFT-FWD, kept on every full resync (--iptables-forward-rules). */
   private forward?: ForwardRules;
   private keeper?: LeaseKeeper;
+  private sm?: SubnetManager;
   private nl?: NetlinkHandle;
   /** Set when the host configuration for the current lease is not (fully) in place: retried by the resync loop. */
   private hostStale = false;
@@ -82,6 +83,7 @@ export class Daemon {
       logger: log,
       etcdOptions: etcdOptionsFrom(cfg),
     });
+    this.sm = sm;
     const nl = NetlinkHandle.open();
     this.nl = nl;
     // Up before etcd is: /healthz must say "etcd unreachable" rather than nothing.
@@ -291,6 +293,10 @@ export class Daemon {
     this.log.warn('the underlay address changed; moving the backend and the lease to it', { from, to: u.v4 });
     await backend.setUnderlay({ ...u, v4: u.v4! });
     this.underlay!.moved(u);
+    // Our TCP connections to etcd left from the old address, which is gone: the
+    // kernel can send nothing more on them, and grpc's keepalive would see that
+    // only after 15 s. Connect anew before the lease is rewritten.
+    if (from !== undefined && from !== u.v4) this.sm!.reconnect(`the underlay address changed from ${from} to ${u.v4}`);
     const l = this.keeper!.lease;
     this.keeper!.update({ ...l.attrs, publicIP: u.v4!, backendData: backend.leaseData });
   }
