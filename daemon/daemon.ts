@@ -174,7 +174,7 @@ export class Daemon {
     this.status.lease = lease;
     log.info('lease acquired', { subnet: lease.subnet.toString(), ...(lease.ipv6Subnet ? { ipv6Subnet: lease.ipv6Subnet.toString() } : {}), expires: lease.expiration?.toISOString() ?? 'never (reservation)' });
 
-    this.forward = await retrying('configuring the host', log, signal, () => configureHost(cfg, log, nl, network, lease, backend));
+    this.forward = await retrying('configuring the host', log, signal, () => this.configureHost(network, lease, backend));
 
     // The keeper, the watch and the resync loop run until the signal aborts; a fatal failure of any stops the agent.
     const inner = new AbortController();
@@ -257,10 +257,26 @@ export class Daemon {
 
   private async reconfigureHost(network: NetworkConfig, backend: Backend): Promise<void> {
     try {
-      this.forward = await configureHost(this.cfg, this.log, this.nl!, network, this.keeper!.lease, backend);
+      this.forward = await this.configureHost(network, this.keeper!.lease, backend);
       this.hostStale = false;
     } catch (e) {
       this.transient('configuring the host for the new lease', e);
+    }
+  }
+
+  /**
+   * The device, bridge, subnet file... for `lease`. A device deleted meanwhile (by hand: ENODEV)
+   * is created again by the backend's check, and the host configured again (a few times).
+   */
+  private async configureHost(network: NetworkConfig, lease: Lease, backend: Backend): Promise<ForwardRules | undefined> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await configureHost(this.cfg, this.log, this.nl!, network, lease, backend);
+      } catch (e) {
+        if (errorCode(e) !== 'ENODEV' || attempt >= 3) throw e;
+        this.log.warn('a device vanished while configuring the host; creating it again', { attempt, err: e as Error });
+        await backend.resync(false);
+      }
     }
   }
 
