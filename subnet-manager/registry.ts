@@ -273,12 +273,14 @@ export class Registry {
     const w = (fromRevision === undefined ? b : b.startRevision(String(fromRevision))).watcher();
     // Over once it reports 'disconnected' or 'canceled', or reconnect() ends it: nothing more is passed on.
     let over = false;
+    let cancelling: Promise<void> | undefined;
+    const cancel = () => (cancelling ??= w.cancel());
     const entry = {
       end: (err: Error) => {
         if (over) return;
         over = true;
         this.watches.delete(entry);
-        void w.cancel().catch(() => {});
+        void cancel().catch(() => {});
         h.disconnected(err);
       },
     };
@@ -314,7 +316,7 @@ export class Registry {
       cancel: () => {
         over = true;
         this.watches.delete(entry);
-        return w.cancel();
+        return cancel();
       },
     };
   }
