@@ -4,7 +4,7 @@
 import type { ControlPlaneResult } from './control-plane.js';
 import type { MeasureSettings, RepFigures } from './measure.js';
 
-export type MetricKey = Exclude<keyof RepFigures, 'agentCpuSeconds' | 'machineCpuSeconds' | 'tcpBytes' | 'pingLossPct'>;
+export type MetricKey = Exclude<keyof RepFigures, 'receiverTcpDrops' | 'agentCpuSeconds' | 'machineCpuSeconds' | 'tcpBytes' | 'pingLossPct'>;
 
 export interface Metric {
   key: MetricKey;
