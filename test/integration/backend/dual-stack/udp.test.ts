@@ -55,8 +55,11 @@ test('the TUN holds <v6 subnet>::/128 and routes IPv6Network, proto 87; the leas
   for (const [key, value] of Object.entries(all)) {
     assert.match(key, /\d+-24&fd00:10:244:[0-9a-f]+::-64$/);
     const j = JSON.parse(value) as Record<string, unknown>;
-    assert.equal(Object.keys(j), ['PublicIP', 'PublicIPv6', 'BackendType'], 'flannel\'s udp backend publishes no BackendData');
+    assert.equal(Object.keys(j).slice(0, 3), ['PublicIP', 'PublicIPv6', 'BackendType']);
     assert.is(j.BackendType, 'udp');
+    assert.is(j.BackendData ?? null, null, 'flannel\'s udp backend publishes no BackendData');
+    assert.not.ok('BackendV6Data' in j, 'nor BackendV6Data');
+    assert.is(j.PublicIPv6, agents.find((u) => u.host.underlayIp === j.PublicIP)!.host.underlayIpv6);
   }
 });
 
