@@ -26,7 +26,8 @@ async function sh(ns: string, cmd: string, ...args: string[]): Promise<void> {
 async function devs(a: StartedAgent, b: StartedAgent): Promise<string[]> {
   const r4 = (await lab.ipJson(a.host.ns, ['route', 'show', b.ready.subnet])) as Array<{ dev: string }>;
   const r6 = (await lab.ipJson(a.host.ns, ['-6', 'route', 'show', b.ready.ipv6!.subnet])) as Array<{ dev: string }>;
-  return [r4[0]?.dev ?? 'none', r6[0]?.dev ?? 'none'];
+  // One route per family: a second one beside it (an IPv6 replace that added instead) shows as "+".
+  return [r4.map((r) => r.dev).join('+') || 'none', r6.map((r) => r.dev).join('+') || 'none'];
 }
 
 /** Drops VXLAN (UDP 8472) to and from the other host, over both underlay families, in host a's namespace. */
