@@ -12,7 +12,7 @@ import * as assert from 'uvu/assert';
 import { Lab, type LabContainer, type LabHost } from '../../../../lab/lab.js';
 import { ping, pingAllPairs } from '../../../../lab/ping.js';
 import { checkedTransfer } from '../../../../lab/transfer.js';
-import { logRecords, putNetworkConfig, startCluster, waitFor, type LabAgent, type StartedAgent } from '../../../../lab/agent.js';
+import { forwarderStats, putNetworkConfig, startCluster, waitFor, type LabAgent, type StartedAgent } from '../../../../lab/agent.js';
 
 const TUN = 'weft-tun';
 const PORT = 8285;
@@ -23,14 +23,7 @@ let agents: StartedAgent[];
 let containers: LabContainer[];
 const v6 = (cs: LabContainer[]) => cs.map((c) => ({ name: c.name, ns: c.ns, ip: c.ipv6! }));
 
-/** SIGUSR1 → the next "stats" log line's forwarder counters. */
-async function stats(a: LabAgent): Promise<any> {
-  const count = () => logRecords(lab, a).filter((r) => r.msg === 'stats').length;
-  const before = count();
-  process.kill(a.proc.pid!, 'SIGUSR1');
-  await waitFor(`a stats line from ${a.host.name}`, 3000, () => count() > before);
-  return logRecords(lab, a).filter((r) => r.msg === 'stats').at(-1)!.forwarder;
-}
+const stats = (a: LabAgent) => forwarderStats(lab, a);
 
 test.before(async () => {
   lab = await Lab.create({ hosts: 3, ipv6: true });
