@@ -13,6 +13,12 @@ uint32_t ParseIp(Napi::Env env, const Napi::Value& v, const char* what) {
   return ntohl(a.s_addr);
 }
 
+void ParseIp6(Napi::Env env, const Napi::Value& v, const char* what, uint8_t out[16]) {
+  if (!v.IsString()) throw Napi::TypeError::New(env, std::string(what) + " must be an IPv6 address string");
+  std::string s = v.As<Napi::String>().Utf8Value();
+  if (inet_pton(AF_INET6, s.c_str(), out) != 1) throw Napi::TypeError::New(env, std::string(what) + " '" + s + "' is not an IPv6 address");
+}
+
 int IntField(Napi::Env env, const Napi::Object& o, const char* key, int lo, int hi) {
   Napi::Value v = o.Get(key);
   if (!v.IsNumber()) throw Napi::TypeError::New(env, std::string(key) + " must be a number");
@@ -28,11 +34,27 @@ bool BoolField(const Napi::Object& o, const char* key, bool def) {
 
 namespace {
 
+bool IsV6(const Napi::Object& o) {
+  Napi::Value v = o.Get("subnet");
+  return v.IsString() && v.As<Napi::String>().Utf8Value().find(':') != std::string::npos;
+}
+
 Prefix4 ParsePrefix(Napi::Env env, const Napi::Object& o, const std::string& what) {
   Prefix4 p;
   p.len = static_cast<uint8_t>(IntField(env, o, "prefixLen", 0, 32));
   p.net = ParseIp(env, o.Get("subnet"), "subnet");
   if ((p.net & Prefix4::Mask(p.len)) != p.net) throw Napi::RangeError::New(env, what + " has host bits set");
+  return p;
+}
+
+Prefix6 ParsePrefix6(Napi::Env env, const Napi::Object& o, const std::string& what) {
+  Prefix6 p;
+  p.len = static_cast<uint8_t>(IntField(env, o, "prefixLen", 0, 128));
+  ParseIp6(env, o.Get("subnet"), "subnet", p.net);
+  uint64_t h, l, h2, l2;
+  Prefix6::Key(p.net, p.len, &h, &l);
+  Prefix6::Key(p.net, 128, &h2, &l2);
+  if (h != h2 || l != l2) throw Napi::RangeError::New(env, what + " has host bits set");
   return p;
 }
 
@@ -49,12 +71,14 @@ Napi::Object Element(Napi::Env env, const Napi::Array& a, uint32_t i, const std:
 
 }  // namespace
 
-std::vector<Prefix4> ParsePrefixes(Napi::Env env, const Napi::Value& v, const char* what) {
+std::vector<Prefix4> ParsePrefixes(Napi::Env env, const Napi::Value& v, const char* what, std::vector<Prefix6>* v6) {
   Napi::Array a = ArrayArg(env, v, what);
   std::vector<Prefix4> out;
   for (uint32_t i = 0; i < a.Length(); i++) {
     std::string name = std::string(what) + "[" + std::to_string(i) + "]";
-    out.push_back(ParsePrefix(env, Element(env, a, i, name), name));
+    Napi::Object o = Element(env, a, i, name);
+    if (v6 && IsV6(o)) v6->push_back(ParsePrefix6(env, o, name));
+    else out.push_back(ParsePrefix(env, o, name));
   }
   return out;
 }
@@ -66,7 +90,12 @@ std::vector<RouteSpec> ParseRoutes(Napi::Env env, const Napi::Value& v) {
     std::string name = "route " + std::to_string(i);
     Napi::Object o = Element(env, a, i, name);
     RouteSpec r;
-    r.prefix = ParsePrefix(env, o, name);
+    if (IsV6(o)) {
+      r.v6 = true;
+      r.prefix6 = ParsePrefix6(env, o, name);
+    } else {
+      r.prefix = ParsePrefix(env, o, name);
+    }
     r.peerIp = ParseIp(env, o.Get("peerIp"), "peerIp");
     r.port = static_cast<uint16_t>(IntField(env, o, "port", 1, 65535));
     out.push_back(r);

@@ -11,11 +11,15 @@ namespace weft {
 
 // A dotted IPv4 string -> host order; throws a TypeError naming `what`.
 uint32_t ParseIp(Napi::Env env, const Napi::Value& v, const char* what);
+// An IPv6 address string -> 16 bytes, network order; throws a TypeError naming `what`.
+void ParseIp6(Napi::Env env, const Napi::Value& v, const char* what, uint8_t out[16]);
 int IntField(Napi::Env env, const Napi::Object& o, const char* key, int lo, int hi);
 bool BoolField(const Napi::Object& o, const char* key, bool def);
-// [{ subnet: "10.244.3.0", prefixLen: 24 }, ...]; `what` names the list in errors.
-std::vector<Prefix4> ParsePrefixes(Napi::Env env, const Napi::Value& v, const char* what);
-// [{ subnet: "10.244.3.0", prefixLen: 24, peerIp: "192.0.2.13", port: 8285 }, ...]
+// [{ subnet: "10.244.3.0", prefixLen: 24 }, ...]; `what` names the list in errors. With v6,
+// IPv6 entries ({ subnet: "fd00:0:0:1::", prefixLen: 64 }) go there; without, they are errors.
+std::vector<Prefix4> ParsePrefixes(Napi::Env env, const Napi::Value& v, const char* what, std::vector<Prefix6>* v6 = nullptr);
+// [{ subnet: "10.244.3.0", prefixLen: 24, peerIp: "192.0.2.13", port: 8285 }, ...]; an IPv6
+// subnet ("fd00:0:0:3::", prefixLen up to 128) makes an IPv6 route to the same IPv4 peer.
 std::vector<RouteSpec> ParseRoutes(Napi::Env env, const Napi::Value& v);
 
 // { txPackets, ..., drops: {...}, peers: { "ip:port": {...} }, errno: {...}, offload: {...} }

@@ -144,7 +144,7 @@ Fd BoundSocket(Napi::Env env, const sockaddr_in& sa, int bufBytes, bool gro, boo
   return fd;
 }
 
-// start({ tunFds, udpFds?, routes?, bindIp, port, ownIp, ownSubnets, bufferBytes?, vnetHdr?, udpGso?, udpGro?, tunUso? }) -> handle
+// start({ tunFds, udpFds?, routes?, bindIp, port, ownIp, ownIp6?, ownSubnets (IPv4 and IPv6), bufferBytes?, vnetHdr?, udpGso?, udpGro?, tunUso? }) -> handle
 // One worker per TUN queue fd, each with its own UDP socket bound to bindIp:port (one
 // SO_REUSEPORT group, steered by FlowSteeringProgram when there are several); udpFds: the
 // sockets of an earlier forwarder, taken back from the fd holder (one per TUN fd), adopted
@@ -168,7 +168,11 @@ Napi::Value Start(const Napi::CallbackInfo& info) {
   uint32_t bindIp = ParseIp(env, o.Get("bindIp"), "bindIp");
   int port = IntField(env, o, "port", 1, 65535);
   c.ownIp = ParseIp(env, o.Get("ownIp"), "ownIp");
-  c.ownSubnets = ParsePrefixes(env, o.Get("ownSubnets"), "ownSubnets");
+  c.ownSubnets = ParsePrefixes(env, o.Get("ownSubnets"), "ownSubnets", &c.ownSubnets6);
+  if (o.Has("ownIp6") && !o.Get("ownIp6").IsUndefined()) {
+    ParseIp6(env, o.Get("ownIp6"), "ownIp6", c.ownIp6);
+    c.hasOwnIp6 = true;
+  }
   int bufBytes = o.Has("bufferBytes") && o.Get("bufferBytes").IsNumber() ? IntField(env, o, "bufferBytes", 65536, 1 << 30) : 8 << 20;
   c.vnetHdr = BoolField(o, "vnetHdr", false);
   c.udpGso = c.vnetHdr && BoolField(o, "udpGso", true);

@@ -55,6 +55,9 @@ struct ForwarderConfig {
   bool udpGro = false;                       // UDP_GRO is on for the sockets
   bool tunUso = false;                       // the TUN takes GSO_UDP_L4 writes: merge UDP datagrams too
   std::vector<Prefix4> ownSubnets;           // this host's subnets: the only inner destinations received
+  std::vector<Prefix6> ownSubnets6;          // the same for IPv6 (a dual-stack network)
+  bool hasOwnIp6 = false;                    // ownIp6 is set: ICMPv6 errors go into the TUN
+  uint8_t ownIp6[16] = {};                   // the TUN's IPv6 address: source of ICMPv6 errors
 };
 
 class Forwarder {

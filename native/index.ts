@@ -130,7 +130,9 @@ export interface NativeForwarder {
     bindIp: string;
     port: number;
     ownIp: string;
-    /** This host's subnets: a received datagram whose inner destination lies outside them is a wrong_destination drop. */
+    /** The TUN's IPv6 address (a dual-stack network): the source of ICMPv6 errors; absent: none are sent. */
+    ownIp6?: string;
+    /** This host's subnets (IPv4, and IPv6 in a dual-stack network): a received datagram whose inner destination lies outside them is a wrong_destination drop. */
     ownSubnets: readonly NativePrefix[];
     bufferBytes?: number;
     /** The TUN has IFF_VNET_HDR and tun.enableOffload was called: split TSO reads, GSO sends, GRO receives, coalesced writes. */
@@ -172,6 +174,9 @@ export interface NativeIpv4 {
   buildNetUnreachable(pkt: Buffer, ownIp: string): Buffer;
   icmpAllowed(pkt: Buffer): boolean;
   decrementTtl(pkt: Buffer): Buffer;
+  /** ICMPv6 no route to destination about an IPv6 packet, from ownIp6 (native/ipv6.h). */
+  buildNoRoute6(pkt: Buffer, ownIp6: string): Buffer;
+  icmp6Allowed(pkt: Buffer): boolean;
 }
 
 /** A datagram a scripted recvmmsg returns: from ip:port, with a UDP_GRO size if gro > 0. */
@@ -195,6 +200,7 @@ export interface NativeLoops {
     udpGro?: boolean;
     tunUso?: boolean;
     ownIp: string;
+    ownIp6?: string;
     ownSubnets: readonly NativePrefix[];
     routes: readonly NativeForwarderRoute[];
     tunReads?: readonly Buffer[];

@@ -2,6 +2,7 @@
 #include "ipv4.h"
 
 #include "bytes.h"
+#include "ipv6.h"
 
 #include <algorithm>
 #include <cstring>
@@ -51,12 +52,36 @@ size_t BuildNetUnreachable(const uint8_t* orig, size_t len, uint32_t ownIp, uint
   return total;
 }
 
-TunVerdict RouteFromTun(const Table& t, uint8_t* p, size_t len) {
+size_t BuildNoRouteError(const uint8_t* p, size_t len, uint32_t ownIp, const uint8_t* ownIp6, uint8_t* out) {
+  if ((p[0] >> 4) == 6) return ownIp6 ? BuildNoRoute6(p, len, ownIp6, out) : 0;
+  return BuildNetUnreachable(p, len, ownIp, out);
+}
+
+namespace {
+TunVerdict RouteFromTun6(const Table& t, uint8_t* p, size_t len) {
   TunVerdict v;
-  if (len > 0 && (p[0] >> 4) == 6) {  // the overlay is IPv4
-    v.drop = kNoRoute;
+  if (len < 40) {
+    v.drop = kMalformed;
     return v;
   }
+  v.route = t.Lookup6(p + 24);
+  if (!v.route) {
+    v.drop = kNoRoute;
+    v.icmp = Icmp6Allowed(p, len);
+    return v;
+  }
+  if (p[7] <= 1) {
+    v.drop = kTtl;
+    return v;
+  }
+  p[7]--;  // the hop limit: no header checksum to update
+  return v;
+}
+}  // namespace
+
+TunVerdict RouteFromTun(const Table& t, uint8_t* p, size_t len) {
+  if (len > 0 && (p[0] >> 4) == 6) return RouteFromTun6(t, p, len);
+  TunVerdict v;
   if (len < 20 || (p[0] >> 4) != 4 || (p[0] & 0x0f) < 5 || (p[0] & 0x0fu) * 4u > len) {
     v.drop = kMalformed;
     return v;
@@ -75,7 +100,8 @@ TunVerdict RouteFromTun(const Table& t, uint8_t* p, size_t len) {
   return v;
 }
 
-int CheckDatagram(const Table& t, const std::vector<Prefix4>& own, uint32_t from, const uint8_t* p, size_t len, PeerCounters** pc) {
+int CheckDatagram(const Table& t, const std::vector<Prefix4>& own, const std::vector<Prefix6>& own6, uint32_t from, const uint8_t* p, size_t len,
+                  PeerCounters** pc) {
   const std::vector<uint32_t>* mine = t.RoutesOf(from);
   if (!mine) return kUnknownPeer;
   *pc = t.routes()[mine->front()].counters.get();  // drops from here on are this peer's
@@ -85,12 +111,15 @@ int CheckDatagram(const Table& t, const std::vector<Prefix4>& own, uint32_t from
     if (len < 20 || (p[0] & 0x0f) < 5 || (p[0] & 0x0fu) * 4u > len || Be16(p + 2) != len) return kMalformed;
   } else if (v == 6) {
     if (len < 40 || Be16(p + 4) + 40u != len) return kMalformed;
-    return kSpoofedSource;  // a peer's subnet is IPv4: an IPv6 source is never inside it
+    bool owned6 = std::any_of(mine->begin(), mine->end(), [&](uint32_t i) { return t.routes()[i].v6 && t.routes()[i].prefix6.Contains(p + 8); });
+    if (!owned6) return kSpoofedSource;
+    bool ours6 = std::any_of(own6.begin(), own6.end(), [&](const Prefix6& o) { return o.Contains(p + 24); });
+    return ours6 ? -1 : kWrongDestination;
   } else {
     return kMalformed;
   }
   uint32_t src = Be32(p + 12);
-  bool owned = std::any_of(mine->begin(), mine->end(), [&](uint32_t i) { return t.routes()[i].prefix.Contains(src); });
+  bool owned = std::any_of(mine->begin(), mine->end(), [&](uint32_t i) { return !t.routes()[i].v6 && t.routes()[i].prefix.Contains(src); });
   if (!owned) return kSpoofedSource;
   uint32_t dst = Be32(p + 16);
   bool ours = std::any_of(own.begin(), own.end(), [&](const Prefix4& o) { return o.Contains(dst); });

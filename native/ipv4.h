@@ -1,7 +1,8 @@
-// The forwarder's IPv4 rules, as pure functions over byte buffers (no system
+// The forwarder's IP rules, as pure functions over byte buffers (no system
 // calls): the verdict on a packet read from the TUN (send to which peer?), the
 // checks on a datagram from the wire (deliver?), TTL decrement and the ICMP
-// net-unreachable. agent/backend/packet.ts implements the same rules for the
+// net-unreachable. IPv4 here; the IPv6 specifics (hop limit, ICMPv6) are in
+// ipv6.h, and RouteFromTun / CheckDatagram take both versions. agent/backend/packet.ts implements the same rules for the
 // dgram engine; test/unit/udp-packet-vectors.test.ts runs both on one set of vectors.
 #pragma once
 #include "counters.h"
@@ -20,14 +21,19 @@ void DecrementTtl(uint8_t* ip);
 // ICMP error, a non-first fragment, or a zero/multicast/broadcast address. len >= 20.
 bool IcmpAllowed(const uint8_t* ip, size_t len);
 
-// The largest ICMP error BuildNetUnreachable writes: IP + ICMP headers, a quoted
-// 60-byte IP header and 8 bytes of its payload.
-constexpr size_t kMaxIcmpError = 20 + 8 + 60 + 8;
+// The largest ICMP error BuildNetUnreachable or BuildNoRouteError writes: the ICMPv6
+// error of an IPv6 packet fills the IPv6 minimum MTU (an IPv4 one is 20 + 8 + 60 + 8).
+constexpr size_t kMaxIcmpError = 1280;
 // ICMP destination unreachable (type 3, code 0) from `ownIp` to the packet's source,
 // quoting its IP header and the first 8 bytes of its payload. Returns the length.
 size_t BuildNetUnreachable(const uint8_t* orig, size_t len, uint32_t ownIp, uint8_t* out);
 
-// What to do with a packet read from the TUN. drop < 0: send to route (TTL already
+// The no-route error about an IP packet read from the TUN: ICMP net unreachable from
+// ownIp (IPv4), or ICMPv6 no route to destination from ownIp6 (IPv6; 0 bytes when
+// ownIp6 is null: the network has no IPv6). out holds kMaxIcmpError bytes.
+size_t BuildNoRouteError(const uint8_t* p, size_t len, uint32_t ownIp, const uint8_t* ownIp6, uint8_t* out);
+
+// What to do with a packet read from the TUN. IPv4 or IPv6 (hop limit for TTL). drop < 0: send to route (TTL already
 // decremented in place). Else a Drop; route is set for ttl (the peer it was for),
 // icmp when a net-unreachable about it may go back into the TUN.
 struct TunVerdict {
@@ -40,8 +46,10 @@ TunVerdict RouteFromTun(const Table& t, uint8_t* p, size_t len);
 // Why a datagram from `from` (host order) must not be written to the TUN (a Drop),
 // or -1 when it may. Checked in this order: a known peer (strangers are always
 // counted as such), one whole IPv4/IPv6 packet, its source inside one of the
-// sender's subnets, its destination inside one of this host's subnets (`own`).
+// sender's subnets of that family, its destination inside one of this host's
+// subnets of that family (`own`, `own6`).
 // *pc: the sender's counters once it is known to be a peer.
-int CheckDatagram(const Table& t, const std::vector<Prefix4>& own, uint32_t from, const uint8_t* p, size_t len, PeerCounters** pc);
+int CheckDatagram(const Table& t, const std::vector<Prefix4>& own, const std::vector<Prefix6>& own6, uint32_t from, const uint8_t* p, size_t len,
+                  PeerCounters** pc);
 
 }  // namespace weft

@@ -5,6 +5,7 @@
 //   exports.loops    the real forwarding loops run on a script (scripted-syscalls.h)
 #include "binding.h"
 #include "ipv4.h"
+#include "ipv6.h"
 #include "offload.h"
 #include "scripted-syscalls.h"
 #include "udp-batch.h"
@@ -103,9 +104,10 @@ Napi::Value CheckDatagramOf(const Napi::CallbackInfo& info) {
   std::vector<uint8_t> p = Bytes(info[0], "pkt");
   uint32_t from = ParseIp(env, info[1], "fromIp");
   auto t = Table::Build(ParseRoutes(env, info[2]), nullptr);
-  std::vector<Prefix4> own = ParsePrefixes(env, info[3], "ownSubnets");
+  std::vector<Prefix6> own6;
+  std::vector<Prefix4> own = ParsePrefixes(env, info[3], "ownSubnets", &own6);
   PeerCounters* pc = nullptr;
-  return DropName(env, CheckDatagram(*t, own, from, p.data(), p.size(), &pc));
+  return DropName(env, CheckDatagram(*t, own, own6, from, p.data(), p.size(), &pc));
 }
 
 // routeFromTun(pkt, routes) -> { drop, peer, icmp, pkt }: the verdict and the packet after it
@@ -130,6 +132,24 @@ Napi::Value BuildNetUnreachableOf(const Napi::CallbackInfo& info) {
   std::vector<uint8_t> out(kMaxIcmpError);
   out.resize(BuildNetUnreachable(p.data(), p.size(), ParseIp(env, info[1], "ownIp"), out.data()));
   return CopyOut(env, out);
+}
+
+// buildNoRoute6(pkt, ownIp6) -> Buffer; pkt: an IPv6 packet of at least 40 bytes
+Napi::Value BuildNoRoute6Of(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::vector<uint8_t> p = Bytes(info[0], "pkt");
+  if (p.size() < 40) throw Napi::RangeError::New(env, "pkt must hold an IPv6 header");
+  uint8_t own[16];
+  ParseIp6(env, info[1], "ownIp6", own);
+  std::vector<uint8_t> out(kMaxIcmpError);
+  out.resize(BuildNoRoute6(p.data(), p.size(), own, out.data()));
+  return CopyOut(env, out);
+}
+
+Napi::Value Icmp6AllowedOf(const Napi::CallbackInfo& info) {
+  std::vector<uint8_t> p = Bytes(info[0], "pkt");
+  if (p.size() < 40) throw Napi::RangeError::New(info.Env(), "pkt must hold an IPv6 header");
+  return Napi::Boolean::New(info.Env(), Icmp6Allowed(p.data(), p.size()));
 }
 
 Napi::Value IcmpAllowedOf(const Napi::CallbackInfo& info) {
@@ -186,7 +206,11 @@ Napi::Value RunLoops(const Napi::CallbackInfo& info) {
   c.udpGro = c.vnetHdr && BoolField(o, "udpGro", true);
   c.tunUso = c.vnetHdr && BoolField(o, "tunUso", false);
   c.ownIp = ParseIp(env, o.Get("ownIp"), "ownIp");
-  c.ownSubnets = ParsePrefixes(env, o.Get("ownSubnets"), "ownSubnets");
+  c.ownSubnets = ParsePrefixes(env, o.Get("ownSubnets"), "ownSubnets", &c.ownSubnets6);
+  if (o.Has("ownIp6") && !o.Get("ownIp6").IsUndefined()) {
+    ParseIp6(env, o.Get("ownIp6"), "ownIp6", c.ownIp6);
+    c.hasOwnIp6 = true;
+  }
   sys.vnetHdr = c.vnetHdr;
   sys.nsPerRead = static_cast<uint64_t>(OptInt(env, o, "nsPerRead", 0, 1 << 30, 0));
   sys.gsoSendErrno = OptInt(env, o, "gsoSendErrno", 0, 4095, 0);
@@ -242,6 +266,8 @@ void InitTesting(Napi::Env env, Napi::Object exports) {
   v4.Set("buildNetUnreachable", Napi::Function::New(env, BuildNetUnreachableOf));
   v4.Set("icmpAllowed", Napi::Function::New(env, IcmpAllowedOf));
   v4.Set("decrementTtl", Napi::Function::New(env, DecrementTtlOf));
+  v4.Set("buildNoRoute6", Napi::Function::New(env, BuildNoRoute6Of));
+  v4.Set("icmp6Allowed", Napi::Function::New(env, Icmp6AllowedOf));
   exports.Set("ipv4", v4);
   Napi::Object l = Napi::Object::New(env);
   l.Set("run", Napi::Function::New(env, RunLoops));

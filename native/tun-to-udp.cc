@@ -171,12 +171,13 @@ bool TunToUdp::ReadOne(const Table& t) {
 }
 
 void TunToUdp::NoRoute(const uint8_t* p, size_t len) {
+  if ((p[0] >> 4) == 6 && !cfg_.hasOwnIp6) return;  // no IPv6 in this network: nothing to answer from
   if (!f_.TakeIcmpToken()) {
     Add(c_.icmpSuppressed);
     return;
   }
   uint8_t icmp[kMaxIcmpError];
-  offload::Slice s{icmp, BuildNetUnreachable(p, len, cfg_.ownIp, icmp)};
+  offload::Slice s{icmp, BuildNoRouteError(p, len, cfg_.ownIp, cfg_.ownIp6, icmp)};
   if (f_.WriteTun(w_, nullptr, &s, 1) == 0) {
     Add(c_.icmpSent);
   } else {

@@ -97,7 +97,7 @@ void UdpToTun::Deliver(const Table& t, size_t i) {
   peerOf_[i] = nullptr;
   if (batch_.truncated(i) || len == 0) {
     PeerCounters* pc = nullptr;
-    int why = CheckDatagram(t, cfg_.ownSubnets, src, base, 0, &pc);
+    int why = CheckDatagram(t, cfg_.ownSubnets, cfg_.ownSubnets6, src, base, 0, &pc);
     c_.Dropped(why == kUnknownPeer ? kUnknownPeer : kMalformed, pc);
     return;
   }
@@ -111,7 +111,7 @@ void UdpToTun::Deliver(const Table& t, size_t i) {
     const uint8_t* p = base + off;
     size_t l = std::min(seg, len - off);
     PeerCounters* pc = nullptr;
-    int why = CheckDatagram(t, cfg_.ownSubnets, src, p, l, &pc);
+    int why = CheckDatagram(t, cfg_.ownSubnets, cfg_.ownSubnets6, src, p, l, &pc);
     if (why >= 0) {
       c_.Dropped(static_cast<Drop>(why), pc);
       continue;

@@ -11,6 +11,11 @@
 // not decided alike yet still talks. Peers without it (flannel, an older weft)
 // are always reached over VXLAN. Both devices carry the overlay MTU, the
 // smaller of the two paths', so a move never needs a new MTU.
+// Dual stack (EnableIPv6): the udp path carries the peer's IPv6 subnet too (the
+// TUN's IPv6 half, over the IPv4 underlay), and the IPv6 VXLAN device
+// (weft-v6.<VNI>, its own VxlanBackend) asks v6Routing where a peer goes: the
+// same path as its IPv4 half, decided by the same probes (one pair of hosts,
+// one verdict; the probes run over IPv4).
 import type { Lease, LeaseBatch, LeaseEvent } from '../../subnet-manager/index.js';
 import { nullLogger, type Logger } from '../../lib/log.js';
 import type { NetlinkHandle } from '../../netlink/index.js';
@@ -39,11 +44,13 @@ class FallbackPeer {
   constructor(
     readonly probe: ProbePeer,
     readonly noFallback?: string,
+    /** Its IPv6 subnet (a dual-stack network): the IPv6 VXLAN half's key for it. */
+    readonly subnet6?: string,
   ) {}
   equals(o: FallbackPeer): boolean {
     const a = this.probe;
     const b = o.probe;
-    return a.publicIp === b.publicIp && a.mac === b.mac && a.udpPort === b.udpPort && this.noFallback === o.noFallback;
+    return a.publicIp === b.publicIp && a.mac === b.mac && a.udpPort === b.udpPort && this.noFallback === o.noFallback && this.subnet6 === o.subnet6;
   }
 }
 
@@ -70,6 +77,16 @@ export class FallbackBackend implements Backend, FallbackRouting {
   private readonly decided = new Map<string, { path: ProbePath; reason?: string }>();
   private tunIndex?: number;
   private deviceError = '';
+  /** Dual stack: the IPv6 VXLAN half (attachV6), and its peers' keys (IPv6 subnets) -> their IPv4 keys. */
+  private v6?: VxlanBackend;
+  private v4KeyOf6 = new Map<string, string>();
+  /** FallbackRouting for the IPv6 VXLAN half: a peer's IPv6 subnet takes the path its IPv4 half is on. */
+  readonly v6Routing: FallbackRouting = {
+    choose: (key6) => {
+      const k = this.v4KeyOf6.get(key6);
+      return k ? this.choose(k) : { path: 'vxlan' };
+    },
+  };
 
   constructor(private readonly o: FallbackOptions) {
     this.tuning = o.tuning ?? DEFAULT_TUNING;
@@ -114,7 +131,8 @@ export class FallbackBackend implements Backend, FallbackRouting {
     if (!('peer' in v)) return { error: 'the lease has no IPv4 part' }; // (family 4 always has one)
     const f = leaseFallback(l, this.o.udp.port);
     const probe = { key: l.subnet.toString(), publicIp: v.peer.publicIp.v4!, vtepIp: v.peer.vtepIp, mac: v.peer.mac, udpPort: 'port' in f ? f.port : 0 };
-    return { peer: new FallbackPeer(probe, 'none' in f ? f.none : undefined) };
+    const sn6 = this.o.udp.ipv6Network ? l.ipv6Subnet?.toString() : undefined;
+    return { peer: new FallbackPeer(probe, 'none' in f ? f.none : undefined, sn6) };
   }
 
   /** FallbackRouting: the VXLAN backend asks where a peer it would send over VXLAN goes. */
@@ -141,7 +159,17 @@ export class FallbackBackend implements Backend, FallbackRouting {
       else if (d.reason !== cur?.reason) reasons = true;
       this.decided.set(key, d);
     }
-    if (moved || reasons) void this.vxlan.refreshPaths().catch((e) => this.o.log.error('moving peers between paths failed; the next resync repairs it', { err: e }));
+    if (moved || reasons) void this.refreshAllPaths().catch((e) => this.o.log.error('moving peers between paths failed; the next resync repairs it', { err: e }));
+  }
+
+  /** The dual-stack network's IPv6 VXLAN half, whose peers follow their IPv4 halves' paths (v6Routing). */
+  attachV6(v6: VxlanBackend): void {
+    this.v6 = v6;
+  }
+
+  private async refreshAllPaths(): Promise<void> {
+    await this.vxlan.refreshPaths();
+    await this.v6?.refreshPaths();
   }
 
   async configure(own: Lease): Promise<void> {
@@ -164,6 +192,7 @@ export class FallbackBackend implements Backend, FallbackRouting {
 
   async apply(batch: LeaseBatch): Promise<void> {
     this.table.apply(batch);
+    this.v4KeyOf6 = new Map([...this.table.entries()].filter(([, p]) => p.subnet6).map(([k, p]) => [p.subnet6!, k]));
     // The forwarder knows every fallback peer first, so a route into the TUN always finds its peer.
     await this.udp.apply(this.udpBatch(batch));
     await this.vxlan.apply(batch);
@@ -195,7 +224,7 @@ export class FallbackBackend implements Backend, FallbackRouting {
       if ((e as Error).message !== this.deviceError) this.o.log.error('checking the fallback devices failed; will retry', { err: e });
       this.deviceError = (e as Error).message;
     }
-    if (this.tunIndex !== before) await this.vxlan.refreshPaths();
+    if (this.tunIndex !== before) await this.refreshAllPaths();
     await this.vxlan.resync(full);
   }
 

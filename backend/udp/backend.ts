@@ -5,6 +5,12 @@
 //   for the native engine with offloads), MTU underlay - 28, <own subnet>.0/32, up
 //   ip route replace <Network> dev weft-tun proto 87   (--route-protocol)
 //   forwarding table (remote subnet -> peer PublicIP) handed whole to the engine
+// Dual stack (EnableIPv6): the same TUN and engine carry IPv6 too, over the
+// same IPv4 underlay (one socket, the peer's PublicIP: see the README's udp
+// section on why not PublicIPv6):
+//   ip -6 addr replace <own v6 subnet>::/128 dev weft-tun nodad
+//   ip -6 route replace <IPv6Network> dev weft-tun proto 87
+//   table entries <peer v6 subnet> -> the peer's PublicIP
 // The TUN is persistent: a stopped or killed weftd leaves it with its address
 // and route, so nothing routed to the overlay leaks out of the underlay
 // unencapsulated. The native engine's TUN queues and UDP sockets are also kept
@@ -13,11 +19,11 @@
 // table is saved in --state-dir (state.ts), so a restarted weftd takes the
 // queues and sockets back and forwards again before it has talked to etcd
 // (resume.ts). weftd --cleanup ends the holder and removes the device and state.
-import { isIp, type DualAddress, type Prefix } from '../../lib/ip.js';
+import { isIp, Prefix, type DualAddress } from '../../lib/ip.js';
 import type { Lease, LeaseBatch } from '../../subnet-manager/index.js';
 import type { Logger } from '../../lib/log.js';
 import type { NetlinkHandle } from '../../netlink/index.js';
-import { Faults, isNotFound, KernelError, errnoNumber } from '../../netlink/index.js';
+import { Faults, IFA_F_NODAD, isNotFound, KernelError, errnoNumber } from '../../netlink/index.js';
 import type { Backend, BackendStats } from '../backend.js';
 import { PeerTable } from '../peer-table.js';
 import { DgramEngine } from './dgram-engine.js';
@@ -40,6 +46,8 @@ export interface UdpOptions {
   readonly nl: NetlinkHandle;
   readonly log: Logger;
   readonly network: Prefix;
+  /** A dual-stack network's IPv6Network: the TUN then carries IPv6 too. */
+  readonly ipv6Network?: Prefix;
   readonly port: number;
   readonly device: string;
   /** Its v4 address is the forwarder's local address. */
@@ -69,22 +77,39 @@ export class UdpPeer {
     readonly subnet: Prefix,
     /** Where its datagrams go: the lease's PublicIP. */
     readonly publicIp: DualAddress,
+    /** Its IPv6 subnet (a dual-stack network), carried over the same PublicIP. */
+    readonly subnet6?: Prefix,
   ) {}
   equals(o: UdpPeer): boolean {
-    return this.subnet.equals(o.subnet) && this.publicIp.v4 === o.publicIp.v4 && this.publicIp.v6 === o.publicIp.v6;
+    return this.subnet.equals(o.subnet) && this.publicIp.v4 === o.publicIp.v4 && this.publicIp.v6 === o.publicIp.v6 &&
+      String(this.subnet6 ?? '') === String(o.subnet6 ?? '');
   }
 }
 
-/** Turns a lease into a udp peer (BackendType "udp", which is also what an absent BackendType decodes to), or says why not. */
-export function parseUdpPeer(lease: Lease, own: DualAddress): { peer: UdpPeer } | { error: string } {
+/**
+ * Turns a lease into a udp peer (BackendType "udp", which is also what an absent BackendType decodes
+ * to), or says why not. In a dual-stack network (ipv6Network) the lease's IPv6 subnet comes along
+ * when it lies inside that network; a lease without one is an IPv4-only peer.
+ */
+export function parseUdpPeer(lease: Lease, own: DualAddress, ipv6Network?: Prefix): { peer: UdpPeer } | { error: string } {
   const a = lease.attrs;
   if (a.backendType !== 'udp') return { error: `BackendType ${JSON.stringify(a.backendType)} is not "udp"` };
   if (!isIp(a.publicIP, 4)) return { error: `PublicIP ${JSON.stringify(a.publicIP)} is not an IPv4 address` };
   if (a.publicIP === own.v4) return { error: `PublicIP ${a.publicIP} is this host's own address` };
-  return { peer: new UdpPeer(lease.subnet, { v4: a.publicIP }) };
+  const sn6 = ipv6Network ? lease.ipv6Subnet : undefined;
+  if (sn6 && !(sn6.family === 6 && sn6.prefixLen >= ipv6Network!.prefixLen && ipv6Network!.contains(sn6.ip))) return { error: `IPv6 subnet ${sn6} is not inside IPv6Network ${ipv6Network}` };
+  return { peer: new UdpPeer(lease.subnet, { v4: a.publicIP }, sn6) };
 }
 
 type Routes = UdpState['routes'];
+
+/** fe80::/10: the kernel's own link-local address on the TUN, never ours to remove. */
+const LINK_LOCAL = Prefix.parse('fe80::/10');
+
+/** What the engine was started for: its own subnets (ICMP sources, receive check). */
+function subnetsKey(v4: string, v6: string | undefined): string {
+  return v6 ? `${v4} ${v6}` : v4;
+}
 
 /** An address in the network outside this host's subnet: the network route sends it into the TUN. */
 export function routedIntoTun(network: Prefix, own: Prefix): string {
@@ -120,7 +145,7 @@ export class UdpBackend implements Backend {
   constructor(private readonly o: UdpOptions) {
     this.mtu = o.mtu ?? o.underlay.mtu - UDP_OVERHEAD;
     this.underlay = o.underlay;
-    this.table = new PeerTable((l) => parseUdpPeer(l, this.underlay), o.log);
+    this.table = new PeerTable((l) => parseUdpPeer(l, this.underlay, o.ipv6Network), o.log);
     this.vnetHdr = o.engine === 'native' && (o.offload ?? true);
     this.workers = o.engine === 'native' ? o.workers ?? 1 : 1;
     const r = o.resumed;
@@ -129,7 +154,7 @@ export class UdpBackend implements Backend {
       this.dev = r.dev;
       this.engine = r.engine;
       this.holder = r.holder;
-      this.engineSubnet = r.state.ownSubnet;
+      this.engineSubnet = subnetsKey(r.state.ownSubnet, r.state.ownSubnet6);
       this.routes = r.state.routes;
       o.log.info('adopted the data path resumed from saved state', { device: o.device, peers: this.routes.length, subnet: r.state.ownSubnet });
     } else {
@@ -156,6 +181,7 @@ export class UdpBackend implements Backend {
       s.port !== o.port && `port ${o.port}`,
       s.bindIp !== o.underlay.v4 && `public IP ${o.underlay.v4}`,
       s.network !== o.network.toString() && `network ${o.network}`,
+      (s.network6 ?? '') !== String(o.ipv6Network ?? '') && `IPv6 network ${o.ipv6Network ?? 'none'}`,
       s.mtu !== this.mtu && `MTU ${this.mtu}`,
     ].filter((x): x is string => typeof x === 'string');
     return diffs.length ? `now ${diffs.join(', ')}` : undefined;
@@ -187,7 +213,7 @@ export class UdpBackend implements Backend {
   async configure(own: Lease): Promise<void> {
     this.own = own;
     this.configureDevice();
-    if (!this.engine || this.engineSubnet !== own.subnet.toString()) await this.restartEngine();
+    if (!this.engine || this.engineSubnet !== this.ownSubnetsKey()) await this.restartEngine();
     this.saveSoon(0);
   }
 
@@ -207,10 +233,20 @@ export class UdpBackend implements Backend {
     await this.startEngine();
   }
 
+  /** The own IPv6 subnet the TUN carries: a dual-stack network and a lease with one. */
+  private get ownSubnet6(): Prefix | undefined {
+    return this.o.ipv6Network ? this.own?.ipv6Subnet : undefined;
+  }
+
+  private ownSubnetsKey(): string {
+    return subnetsKey(this.own!.subnet.toString(), this.ownSubnet6?.toString());
+  }
+
   // ip addr replace <subnet>.0/32 dev weft-tun; ip route replace <Network> dev weft-tun proto 87
+  // dual stack: ip -6 addr replace <v6 subnet>::/128 dev weft-tun nodad; ip -6 route replace <IPv6Network> dev weft-tun proto 87
   private configureDevice(): void {
     if (!this.own) return;
-    const { nl, network } = this.o;
+    const { nl, network, ipv6Network } = this.o;
     const index = this.dev.index;
     const want = this.own.subnet.address(0);
     for (const a of nl.addrList({ index, family: 4 })) {
@@ -218,6 +254,15 @@ export class UdpBackend implements Backend {
     }
     nl.addrReplace({ index, address: want, prefixLen: 32 });
     if (this.o.networkRoute !== false) nl.routeReplace({ dst: network.toString(), index, protocol: this.o.routeProtocol });
+    const sn6 = this.ownSubnet6;
+    if (!ipv6Network || !sn6) return;
+    const want6 = sn6.address(0);
+    for (const a of nl.addrList({ index, family: 6 })) {
+      if (LINK_LOCAL.contains(a.address)) continue;  // the kernel's own fe80:: stays
+      if (a.address !== want6 || a.prefixLen !== 128) nl.addrDel({ index, address: a.address, prefixLen: a.prefixLen });
+    }
+    nl.addrReplace({ index, address: want6, prefixLen: 128, flags: IFA_F_NODAD });
+    if (this.o.networkRoute !== false) nl.routeReplace({ dst: ipv6Network.toString(), index, protocol: this.o.routeProtocol });
   }
 
   private async startEngine(): Promise<void> {
@@ -225,13 +270,17 @@ export class UdpBackend implements Backend {
     const { underlay } = this;
     const { subnet } = this.own!;
     this.endHolder();  // it holds the old sockets: the new ones must not share the port with them
-    const opts = { tunFds: this.dev.fds, bindIp: underlay.v4, port, ownIp: subnet.address(0), ownSubnets: [{ net: Number(subnet.ip), prefixLen: subnet.prefixLen }] };
+    const sn6 = this.ownSubnet6;
+    const opts = {
+      tunFds: this.dev.fds, bindIp: underlay.v4, port, ownIp: subnet.address(0), ownSubnets: [{ net: Number(subnet.ip), prefixLen: subnet.prefixLen }],
+      ...(sn6 ? { ownIp6: sn6.address(0), ownSubnets6: [{ net6: sn6.ip, prefixLen: sn6.prefixLen }] } : {}),
+    };
     const table = new ForwardingTable(this.routes);
     this.engine =
       engine === 'native'
         ? NativeEngine.start({ ...opts, tunOffloads: this.dev.offloads }, table)
         : await DgramEngine.start({ ...opts, log: log.child({ engine: 'dgram' }), wakeTunReader: () => this.deleteDevice(), wakeAddress: routedIntoTun(this.o.network, subnet) });
-    this.engineSubnet = subnet.toString();
+    this.engineSubnet = this.ownSubnetsKey();
     this.engine.setTable(table);
     if (this.engine instanceof NativeEngine) {
       try {
@@ -255,7 +304,10 @@ export class UdpBackend implements Backend {
 
   /** The whole table, rebuilt from the peers and swapped in at once. */
   private pushTable(): void {
-    this.routes = [...this.table.values()].map((p) => ({ subnet: p.subnet.toString(), peerIp: p.publicIp.v4!, port: this.o.port }));
+    this.routes = [...this.table.values()].flatMap((p) => [
+      { subnet: p.subnet.toString(), peerIp: p.publicIp.v4!, port: this.o.port },
+      ...(p.subnet6 ? [{ subnet: p.subnet6.toString(), peerIp: p.publicIp.v4!, port: this.o.port }] : []),
+    ]);
     this.engine?.setTable(new ForwardingTable(this.routes));
     this.saveSoon(SAVE_DELAY_MS);
   }
@@ -265,7 +317,7 @@ export class UdpBackend implements Backend {
     if (changes.length === 0 && !batch.snapshot) return;
     this.pushTable();
     for (const c of changes) {
-      if (c.after) this.o.log.info(c.before ? 'peer updated' : 'peer added', { subnet: c.subnet, publicIp: c.after.publicIp.v4 });
+      if (c.after) this.o.log.info(c.before ? 'peer updated' : 'peer added', { subnet: c.subnet, publicIp: c.after.publicIp.v4, ...(c.after.subnet6 ? { ipv6Subnet: c.after.subnet6.toString() } : {}) });
       else this.o.log.info('peer removed', { subnet: c.subnet, publicIp: c.before!.publicIp.v4 });
     }
   }
@@ -335,6 +387,8 @@ export class UdpBackend implements Backend {
         port: this.o.port,
         ownSubnet: this.own.subnet.toString(),
         network: this.o.network.toString(),
+        ...(this.ownSubnet6 ? { ownSubnet6: this.ownSubnet6.toString() } : {}),
+        ...(this.o.ipv6Network ? { network6: this.o.ipv6Network.toString() } : {}),
         routes: this.routes,
         savedAt: new Date().toISOString(),
       });

@@ -17,7 +17,7 @@
 // straight into the host's stack) and keeps order with no buffering.
 import dgram from 'node:dgram';
 import { read, writeSync } from 'node:fs';
-import { parseIP4 } from '../../lib/ip.js';
+import { ipNumber, parseIP4 } from '../../lib/ip.js';
 import type { Logger } from '../../lib/log.js';
 import { checkDatagram, DROP_REASONS, routeFromTun, TokenBucket, type DropReason } from './packet.js';
 import type { ForwarderStats, PeerCounters, PeerStats, UdpEngine, UdpEngineOptions } from './engine.js';
@@ -51,12 +51,14 @@ export class DgramEngine implements UdpEngine {
   private endReader!: () => void;
   private readonly rbuf = Buffer.allocUnsafe(65536);
   private readonly ownIp: number;
+  private readonly ownIp6: bigint | undefined;
 
   private constructor(
     private readonly o: DgramEngineOptions,
     private readonly sock: dgram.Socket,
   ) {
     this.ownIp = parseIP4(o.ownIp);
+    this.ownIp6 = o.ownIp6 ? ipNumber(o.ownIp6).n : undefined;
     this.readerDone = new Promise((r) => (this.endReader = r));
     sock.on('message', (msg, rinfo) => this.fromWire(msg, rinfo.address));
     sock.on('error', (e) => {
@@ -104,7 +106,8 @@ export class DgramEngine implements UdpEngine {
 
   private fromTun(p: Buffer): void {
     const table = this.table;
-    const v = routeFromTun(p, (dst) => table.lookup(dst), this.ownIp);
+    const ownIp6 = this.ownIp6;
+    const v = routeFromTun(p, (dst) => table.lookup(dst), this.ownIp, ownIp6 === undefined ? undefined : { lookup6: (dst) => table.lookup6(dst), ownIp6 });
     if (v.action === 'drop') {
       this.drop(v.reason, v.route && this.peers.get(`${v.route.peerIp}:${v.route.port}`));
       if (v.icmp && !this.icmpBucket.take()) this.icmpSuppressed++;
@@ -125,7 +128,7 @@ export class DgramEngine implements UdpEngine {
   private fromWire(msg: Buffer, from: string): void {
     const routes = this.table.routesOf(from);
     const peer = routes && this.peers.get(`${from}:${routes[0]!.port}`);
-    const c = checkDatagram(msg, routes, this.o.ownSubnets);
+    const c = checkDatagram(msg, routes, this.o.ownSubnets, this.o.ownSubnets6);
     if (!c.ok) {
       this.drop(c.reason, peer);
       return;

@@ -2,7 +2,7 @@
 // dgram reference): take a whole new table, report counters, stop cleanly.
 // Both engines count the same things under the same names.
 import type { NativeOffloadStats } from '../../native/index.js';
-import type { DropReason, Net4 } from './packet.js';
+import type { DropReason, Net4, Net6 } from './packet.js';
 import type { ForwardingTable } from './table.js';
 
 export type UdpEngineName = 'native' | 'dgram';
@@ -62,6 +62,9 @@ export interface UdpEngineOptions {
   readonly ownIp: string;
   /** This host's subnets: the only inner destinations accepted from peers (else wrong_destination). */
   readonly ownSubnets: readonly Net4[];
+  /** A dual-stack network: the TUN's IPv6 address (source of ICMPv6 errors) and this host's IPv6 subnets. */
+  readonly ownIp6?: string;
+  readonly ownSubnets6?: readonly Net6[];
 }
 
 export interface UdpEngine {

@@ -3,7 +3,7 @@
 import { native, type NativeForwarderHandle } from '../../native/index.js';
 import type { ForwarderStats, UdpEngine, UdpEngineOptions } from './engine.js';
 import type { ForwardingTable } from './table.js';
-import { formatIP4 } from '../../lib/ip.js';
+import { formatIP4, formatIpNumber } from '../../lib/ip.js';
 
 /**
  * Socket buffers with offloads: one GSO/GRO message is up to 64 KiB (and its skb's truesize
@@ -20,7 +20,7 @@ export function tunOffloadNames(bits: number): string[] {
 }
 
 function nativeRoutes(t: ForwardingTable) {
-  return t.routes.map((r) => ({ subnet: formatIP4(r.net), prefixLen: r.prefixLen, peerIp: r.peerIp, port: r.port }));
+  return t.routes.map((r) => ({ subnet: r.family === 6 ? formatIpNumber(r.net6, 6) : formatIP4(r.net), prefixLen: r.prefixLen, peerIp: r.peerIp, port: r.port }));
 }
 
 export class NativeEngine implements UdpEngine {
@@ -39,7 +39,10 @@ export class NativeEngine implements UdpEngine {
    */
   static start(o: UdpEngineOptions, table?: ForwardingTable): NativeEngine {
     const bits = o.tunOffloads ?? 0;
-    const ownSubnets = o.ownSubnets.map((p) => ({ subnet: formatIP4(p.net), prefixLen: p.prefixLen }));
+    const ownSubnets = [
+      ...o.ownSubnets.map((p) => ({ subnet: formatIP4(p.net), prefixLen: p.prefixLen })),
+      ...(o.ownSubnets6 ?? []).map((p) => ({ subnet: formatIpNumber(p.net6, 6), prefixLen: p.prefixLen })),
+    ];
     const h = native().forwarder.start({
       tunFds: o.tunFds,
       ...(o.udpFds ? { udpFds: o.udpFds } : {}),
@@ -47,6 +50,7 @@ export class NativeEngine implements UdpEngine {
       bindIp: o.bindIp,
       port: o.port,
       ownIp: o.ownIp,
+      ...(o.ownIp6 ? { ownIp6: o.ownIp6 } : {}),
       ownSubnets,
       vnetHdr: bits !== 0,
       tunUso: (bits & TUN_F_USO4) !== 0,

@@ -3,6 +3,9 @@
 // header parsing, the Internet checksum, TTL decrement with an incremental
 // checksum update, ICMP net-unreachable, and the verdicts on a packet read
 // from the TUN (send where?) and on a datagram from the wire (deliver?).
+// Both IP versions: IPv6 packets are routed by longest prefix match over the
+// peers' IPv6 subnets, hop limit - 1, ICMPv6 no route to destination (RFC 4443)
+// for no route (native/ipv6.cc).
 
 /** Drop reasons, the same names as the native engine's counters. */
 export const DROP_REASONS = ['no_route', 'ttl', 'unknown_peer', 'spoofed_source', 'wrong_destination', 'malformed', 'tun_write_error', 'send_error'] as const;
@@ -11,10 +14,13 @@ export type DropReason = (typeof DROP_REASONS)[number];
 export const IPPROTO_ICMP = 1;
 export const ICMP_DEST_UNREACH = 3;
 export const ICMP_NET_UNREACH = 0;
+export const IPPROTO_ICMPV6 = 58;
+/** RFC 4443 2.4(c): an ICMPv6 error fills at most the IPv6 minimum MTU. */
+export const IPV6_MIN_MTU = 1280;
 
 export type IpHeader =
   | { version: 4; headerLen: number; totalLen: number; ttl: number; protocol: number; fragOffset: number; src: number; dst: number }
-  | { version: 6; headerLen: 40; totalLen: number; hopLimit: number; nextHeader: number };
+  | { version: 6; headerLen: 40; totalLen: number; hopLimit: number; nextHeader: number; src: bigint; dst: bigint };
 
 /**
  * Parses the IP header at the start of `p`: IPv4 (IHL >= 5 and within the buffer) or IPv6 (40
@@ -42,7 +48,7 @@ export function parseIpHeader(p: Uint8Array): IpHeader | string {
   }
   if (version === 6) {
     if (p.length < 40) return `IPv6 packet of ${p.length} bytes is shorter than a header`;
-    return { version: 6, headerLen: 40, totalLen: 40 + be16(p, 4), hopLimit: p[7]!, nextHeader: p[6]! };
+    return { version: 6, headerLen: 40, totalLen: 40 + be16(p, 4), hopLimit: p[7]!, nextHeader: p[6]!, src: be128(p, 8), dst: be128(p, 24) };
   }
   return `IP version ${version} is neither 4 nor 6`;
 }
@@ -55,6 +61,13 @@ export function be32(p: Uint8Array, off: number): number {
   return ((p[off]! << 24) | (p[off + 1]! << 16) | (p[off + 2]! << 8) | p[off + 3]!) >>> 0;
 }
 
+/** 16 bytes at off as a 128-bit bigint (an IPv6 address). */
+export function be128(p: Uint8Array, off: number): bigint {
+  let n = 0n;
+  for (let i = 0; i < 16; i += 4) n = (n << 32n) | BigInt(be32(p, off + i));
+  return n;
+}
+
 function put16(p: Uint8Array, off: number, v: number): void {
   p[off] = (v >>> 8) & 0xff;
   p[off + 1] = v & 0xff;
@@ -65,9 +78,9 @@ function put32(p: Uint8Array, off: number, v: number): void {
   put16(p, off + 2, v & 0xffff);
 }
 
-/** The Internet checksum (RFC 1071) of p[off, off+len). */
-export function internetChecksum(p: Uint8Array, off = 0, len = p.length - off): number {
-  let sum = 0;
+/** The Internet checksum (RFC 1071) of p[off, off+len), `initial` (an unfolded sum, e.g. a pseudo-header's) added. */
+export function internetChecksum(p: Uint8Array, off = 0, len = p.length - off, initial = 0): number {
+  let sum = initial;
   const end = off + len;
   let i = off;
   for (; i + 1 < end; i += 2) sum += (p[i]! << 8) | p[i + 1]!;
@@ -129,6 +142,43 @@ export function buildNetUnreachable(orig: Uint8Array, ownIp: number): Buffer {
 }
 
 /**
+ * Whether RFC 4443 2.4(e) allows an ICMPv6 error about this IPv6 packet: not about an ICMPv6
+ * error message (type < 128, ICMPv6 being the first next header), not to a multicast destination,
+ * not from an unspecified, loopback, multicast or link-local source (native/ipv6.cc Icmp6Allowed).
+ */
+export function icmp6ErrorAllowed(ip: Uint8Array, h: Extract<IpHeader, { version: 6 }>): boolean {
+  if (h.dst >> 120n === 0xffn || h.src >> 120n === 0xffn) return false;
+  if (h.src >> 118n === 0x3fan) return false; // fe80::/10
+  if (h.src === 0n || h.src === 1n) return false;
+  if (h.nextHeader === IPPROTO_ICMPV6 && ip.length > 40 && ip[40]! < 128) return false;
+  return true;
+}
+
+/**
+ * ICMPv6 destination unreachable, code 0 (no route to destination), from ownIp6 to the packet's
+ * source, quoting as much of it as fits in 1280 bytes (RFC 4443 3.1, 2.4(c)).
+ */
+export function buildNoRoute6(orig: Uint8Array, ownIp6: bigint): Buffer {
+  const quote = Math.min(orig.length, IPV6_MIN_MTU - 48);
+  const icmpLen = 8 + quote;
+  const out = Buffer.alloc(40 + icmpLen);
+  out[0] = 0x60;
+  put16(out, 4, icmpLen);
+  out[6] = IPPROTO_ICMPV6;
+  out[7] = 64;
+  for (let i = 0; i < 4; i++) put32(out, 8 + 4 * i, Number((ownIp6 >> BigInt(96 - 32 * i)) & 0xffffffffn));
+  out.set(orig.subarray(8, 24), 24);
+  out[40] = 1;
+  out[41] = 0;
+  out.set(orig.subarray(0, quote), 48);
+  // Pseudo-header (RFC 8200 8.1): source, destination, upper-layer length, next header.
+  let pseudo = IPPROTO_ICMPV6 + (icmpLen >>> 16) + (icmpLen & 0xffff);
+  for (let i = 8; i < 40; i += 2) pseudo += be16(out, i);
+  put16(out, 42, internetChecksum(out, 40, icmpLen, pseudo));
+  return out;
+}
+
+/**
  * A token bucket: up to `burst` tokens, refilled at `perSecond`; take() spends one. The ICMP
  * errors written into the TUN use Linux's defaults for a host's ICMP errors (icmp_msgs_per_sec,
  * icmp_msgs_burst), as the native engine does.
@@ -159,10 +209,27 @@ export interface Net4 {
   readonly prefixLen: number;
 }
 
-/** A peer as the forwarder sees it: its subnet (uint32 network, prefix) and where it listens. */
-export interface ForwardRoute extends Net4 {
+/** An IPv6 prefix: 128-bit network (host bits clear) and length. */
+export interface Net6 {
+  readonly net6: bigint;
+  readonly prefixLen: number;
+}
+
+/**
+ * A peer as the forwarder sees it: one of its subnets and where it listens (its IPv4 PublicIP).
+ * An IPv4 subnet (uint32 network, prefix), or with family 6 an IPv6 one (net6).
+ */
+export type ForwardRoute = (({ readonly family?: 4 } & Net4) | ({ readonly family: 6 } & Net6)) & {
   readonly peerIp: string;
   readonly port: number;
+};
+
+/** The IPv6 half of the forwarder's view (a dual-stack network). */
+export interface ForwardV6<R> {
+  /** Longest prefix match of an IPv6 destination. */
+  lookup6(dst: bigint): R | undefined;
+  /** The TUN's IPv6 address: the source of ICMPv6 errors. */
+  readonly ownIp6: bigint;
 }
 
 /** What to do with a packet read from the TUN. */
@@ -173,10 +240,21 @@ export type TunVerdict<R> =
 /**
  * Decides where a packet read from the TUN goes; on 'send' the TTL has been decremented in place.
  * No route → a counted drop plus, where allowed, the ICMP net-unreachable to write into the TUN.
- * IPv6 is a no_route drop (the overlay is IPv4) without ICMP.
+ * IPv6 likewise by v6 (hop limit, ICMPv6); without v6 (an IPv4-only network) IPv6 is a no_route
+ * drop without ICMP.
  */
-export function routeFromTun<R extends ForwardRoute>(p: Uint8Array, lookup: (dst: number) => R | undefined, ownIp: number): TunVerdict<R> {
-  if (p.length > 0 && p[0]! >> 4 === 6) return { action: 'drop', reason: 'no_route' };
+export function routeFromTun<R extends ForwardRoute>(p: Uint8Array, lookup: (dst: number) => R | undefined, ownIp: number, v6?: ForwardV6<R>): TunVerdict<R> {
+  if (p.length > 0 && p[0]! >> 4 === 6) {
+    const h = parseIpHeader(p);
+    if (typeof h === 'string' || h.version !== 6) return { action: 'drop', reason: 'malformed' };
+    const route = v6?.lookup6(h.dst);
+    if (!route) {
+      return v6 && icmp6ErrorAllowed(p, h) ? { action: 'drop', reason: 'no_route', icmp: buildNoRoute6(p, v6.ownIp6) } : { action: 'drop', reason: 'no_route' };
+    }
+    if (h.hopLimit <= 1) return { action: 'drop', reason: 'ttl', route };
+    p[7] = h.hopLimit - 1;
+    return { action: 'send', route };
+  }
   const h = parseIpHeader(p);
   if (typeof h === 'string' || h.version !== 4) return { action: 'drop', reason: 'malformed' };
   const route = lookup(h.dst);
@@ -191,15 +269,25 @@ export function routeFromTun<R extends ForwardRoute>(p: Uint8Array, lookup: (dst
 /**
  * Whether a datagram from `srcIp` may be written into the TUN: the sender must be a known peer
  * (checked first, so strangers are always counted as such), the payload one whole IPv4/IPv6
- * packet (header length == datagram length), its source inside one of that peer's subnets and
- * its destination inside one of this host's (`own`; else wrong_destination).
+ * packet (header length == datagram length), its source inside one of that peer's subnets of
+ * its family and its destination inside one of this host's (`own`, `own6`; else wrong_destination).
  */
-export function checkDatagram<R extends ForwardRoute>(p: Uint8Array, routesOfPeer: readonly R[] | undefined, own: readonly Net4[]): { ok: true; route: R } | { ok: false; reason: DropReason } {
+export function checkDatagram<R extends ForwardRoute>(
+  p: Uint8Array,
+  routesOfPeer: readonly R[] | undefined,
+  own: readonly Net4[],
+  own6: readonly Net6[] = [],
+): { ok: true; route: R } | { ok: false; reason: DropReason } {
   if (!routesOfPeer || routesOfPeer.length === 0) return { ok: false, reason: 'unknown_peer' };
   const h = parseIpHeader(p);
   if (typeof h === 'string' || h.totalLen !== p.length) return { ok: false, reason: 'malformed' };
-  if (h.version === 6) return { ok: false, reason: 'spoofed_source' }; // a peer's subnet is IPv4
-  const route = routesOfPeer.find((r) => contains(r, h.src));
+  if (h.version === 6) {
+    const route6 = routesOfPeer.find((r) => r.family === 6 && contains6(r, h.src));
+    if (!route6) return { ok: false, reason: 'spoofed_source' };
+    if (!own6.some((o) => contains6(o, h.dst))) return { ok: false, reason: 'wrong_destination' };
+    return { ok: true, route: route6 };
+  }
+  const route = routesOfPeer.find((r) => r.family !== 6 && contains(r, h.src));
   if (!route) return { ok: false, reason: 'spoofed_source' };
   if (!own.some((o) => contains(o, h.dst))) return { ok: false, reason: 'wrong_destination' };
   return { ok: true, route };
@@ -211,4 +299,12 @@ export function contains(p: Net4, addr: number): boolean {
 
 export function mask(prefixLen: number): number {
   return prefixLen === 0 ? 0 : (0xffffffff << (32 - prefixLen)) >>> 0;
+}
+
+export function contains6(p: Net6, addr: bigint): boolean {
+  return (addr & mask6(p.prefixLen)) === p.net6;
+}
+
+export function mask6(prefixLen: number): bigint {
+  return ((1n << 128n) - 1n) ^ ((1n << BigInt(128 - prefixLen)) - 1n);
 }

@@ -1,4 +1,5 @@
-// The udp backend as a plug-in: Backend.Type "udp".
+// The udp backend as a plug-in: Backend.Type "udp". Dual stack (EnableIPv6): one
+// TUN and engine for both families, IPv6 carried over the IPv4 underlay.
 import { defineBackend, hostOptions } from '../backend.js';
 import { UdpBackend } from './backend.js';
 import { effectiveUdpSettings, parseUdpConfig, UDP_FLAGS, type UdpConfig, type UdpFlagValues } from './config.js';
@@ -6,6 +7,7 @@ import { cleanupUdp, resumeUdp, type ResumedUdp } from './resume.js';
 
 export const udpBackend = defineBackend<UdpConfig>({
   type: 'udp',
+  dualStack: true,
   flags: UDP_FLAGS,
   parseConfig: parseUdpConfig,
   create(ctx) {
@@ -13,6 +15,7 @@ export const udpBackend = defineBackend<UdpConfig>({
     const s = effectiveUdpSettings(c, ctx.flags as unknown as UdpFlagValues);
     return new UdpBackend({
       ...hostOptions(ctx, 'the udp backend'),
+      ...(ctx.ipv6Network ? { ipv6Network: ctx.ipv6Network } : {}),
       port: c.port,
       device: s.device,
       engine: s.engine,

@@ -90,6 +90,7 @@ export function resumeUdp(ctx: ResumeContext): ResumeResult {
   let holder: Holder;
   try {
     const own = Prefix.parse(st.ownSubnet);
+    const own6 = st.ownSubnet6 ? Prefix.parse(st.ownSubnet6) : undefined;
     engine = NativeEngine.start({
       tunFds: dev.fds,
       ...(udpFds ? { udpFds } : {}),
@@ -98,6 +99,7 @@ export function resumeUdp(ctx: ResumeContext): ResumeResult {
       port: st.port,
       ownIp: own.address(0),
       ownSubnets: [{ net: Number(own.ip), prefixLen: own.prefixLen }],
+      ...(own6 ? { ownIp6: own6.address(0), ownSubnets6: [{ net6: own6.ip, prefixLen: own6.prefixLen }] } : {}),
     }, new ForwardingTable(st.routes));
   } catch (e) {
     closeTun(dev);

@@ -24,6 +24,9 @@ export interface UdpState {
   /** This host's lease: the TUN's address (<subnet>.0) is the ICMP source. */
   readonly ownSubnet: string;
   readonly network: string;
+  /** A dual-stack network: this host's IPv6 subnet (the TUN's IPv6 address <v6 subnet>:: is the ICMPv6 source) and IPv6Network. */
+  readonly ownSubnet6?: string;
+  readonly network6?: string;
   readonly routes: ReadonlyArray<{ readonly subnet: string; readonly peerIp: string; readonly port: number }>;
   readonly savedAt: string;
 }
@@ -97,6 +100,8 @@ export function readUdpState(path: string): UdpState | undefined {
     port: int('port', 1, 65535),
     ownSubnet: prefix('ownSubnet', str('ownSubnet')),
     network: prefix('network', str('network')),
+    ...(v.ownSubnet6 !== undefined ? { ownSubnet6: prefix('ownSubnet6', str('ownSubnet6')) } : {}),
+    ...(v.network6 !== undefined ? { network6: prefix('network6', str('network6')) } : {}),
     routes,
     savedAt: str('savedAt'),
   };

@@ -270,11 +270,16 @@ export class VxlanBackend implements Backend {
    */
   private programOps(ops: KernelOp[], key: string, p: VxlanPeer, choice: Choice, have = { neigh: false, fdb: false }): void {
     const index = this.link.index;
+    // IPv6 out of the fallback's TUN: the kernel refuses an onlink gateway that a route to another
+    // device covers ("Nexthop has invalid gateway or device mismatch"), and the peer's TUN route
+    // covers its VTEP address, so that route goes first, in the same batch.
+    const fromTun = this.family === 6 && choice.path !== 'udp' && this.paths.get(key)?.path === 'udp' ? this.routes.dropOp(key) : undefined;
     this.wantRoute(key, p, choice);
     if (choice.path !== 'direct') {
       if (!have.neigh) ops.push({ what: 'neigh replace', subject: key, req: neighReplaceRequest({ index, ip: p.vtepIp, mac: p.mac }) });
       if (!have.fdb) ops.push({ what: 'fdb replace', subject: key, req: fdbRequest('replace', { index, mac: p.mac, dst: p.dst }) });
     }
+    if (fromTun) ops.push(fromTun);
     ops.push(this.routes.replaceOp(key)!);
   }
 

@@ -5,7 +5,6 @@ import { defineBackend, hostOptions } from '../backend.js';
 import { DualStackBackend } from '../dual-stack.js';
 import { FallbackBackend } from '../fallback/backend.js';
 import { effectiveUdpSettings, type UdpFlagValues } from '../udp/config.js';
-import { ConfigError } from '../../lib/errors.js';
 import { vtepSalt } from '../../host/state-dir.js';
 import { NetlinkMonitor, RTMGRP_IPV6_ROUTE, RTMGRP_LINK, RTMGRP_NEIGH } from '../../netlink/index.js';
 import { VxlanBackend } from './backend.js';
@@ -35,7 +34,7 @@ export const vxlanBackend = defineBackend<VxlanConfig>({
       ...(c.mtu !== undefined ? { mtu: c.mtu } : {}),
       directRouting: c.directRouting,
     };
-    if (c.fallback && ctx.ipv6Network) throw new ConfigError('Backend.Fallback is not supported with EnableIPv6 yet: the udp path forwards IPv4 only');
+    const dual = ctx.ipv6Network && ctx.underlay.v6 ? ctx.ipv6Network : undefined;
     let v4;
     if (!c.fallback) {
       v4 = new VxlanBackend(vxlan);
@@ -44,16 +43,16 @@ export const vxlanBackend = defineBackend<VxlanConfig>({
       const u = effectiveUdpSettings(c.fallback, ctx.flags as unknown as UdpFlagValues);
       v4 = new FallbackBackend({
         vxlan: shared,
-        udp: { ...host, port: c.fallback.port, device: u.device, engine: u.engine, offload: u.offload },
+        udp: { ...host, port: c.fallback.port, device: u.device, engine: u.engine, offload: u.offload, ...(dual ? { ipv6Network: dual } : {}) },
         ...(mtu !== undefined ? { mtu } : {}),
         log: ctx.log,
       });
     }
-    if (!ctx.ipv6Network || !ctx.underlay.v6) return v4;
+    if (!dual) return v4;
     const v6 = new VxlanBackend({
       ...host,
       family: 6,
-      network: ctx.ipv6Network,
+      network: dual,
       log: ctx.log.child({ family: 6 }),
       monitor: ctx.track(NetlinkMonitor.open({ groups: RTMGRP_LINK | RTMGRP_NEIGH | RTMGRP_IPV6_ROUTE })),
       vni: c.vni,
@@ -62,7 +61,10 @@ export const vxlanBackend = defineBackend<VxlanConfig>({
       macFor: (ip) => stableVtepMac(ip, c.vni, ctx.etcdPrefix, salt),
       ...(c.mtu !== undefined ? { mtu: c.mtu } : {}),
       directRouting: c.directRouting,
+      // With a fallback, a peer's IPv6 subnet takes the path its IPv4 half is on (the udp path carries both).
+      ...(v4 instanceof FallbackBackend ? { fallback: v4.v6Routing } : {}),
     });
+    if (v4 instanceof FallbackBackend) v4.attachV6(v6);
     return new DualStackBackend(v4, v6);
   },
 });

@@ -1,6 +1,6 @@
-// IPv4 packets for the forwarder's tests, built and checked independently of
+// IPv4 and IPv6 packets for the forwarder's tests, built and checked independently of
 // the code under test (plain RFC 1071 sums over 16-bit words).
-import { parseIP4 } from '../../../lib/ip.js';
+import { parseIP4, parseIp } from '../../../lib/ip.js';
 
 export function sum16(b: Uint8Array, start = 0, end = b.length, init = 0): number {
   let s = init;
@@ -81,6 +81,55 @@ export function udp4(o: Ip4Opts & { payload: Buffer; sport?: number; dport?: num
   o.payload.copy(u, 8);
   const p = ip4(o, 17, u);
   p.writeUInt16BE(0xffff - fold(sum16(p, 20, p.length, pseudo4(p, 17, p.length - 20))) || 0xffff, 26);
+  return p;
+}
+
+export interface Ip6Opts {
+  src: string;
+  dst: string;
+  hopLimit?: number;
+}
+
+/** The pseudo-header sum of an IPv6 packet (RFC 8200 8.1), unfolded. */
+export const pseudo6 = (p: Uint8Array, proto: number, l4Len: number) => sum16(p, 8, 40) + proto + l4Len;
+
+function ip6(o: Ip6Opts, proto: number, l4: Buffer): Buffer {
+  const h = Buffer.alloc(40);
+  h.writeUInt32BE(0x60000000, 0);
+  h.writeUInt16BE(l4.length, 4);
+  h[6] = proto;
+  h[7] = o.hopLimit ?? 64;
+  parseIp(o.src).bytes.copy(h, 8);
+  parseIp(o.dst).bytes.copy(h, 24);
+  return Buffer.concat([h, l4]);
+}
+
+/** An IPv6 TCP segment (a 32-byte TCP header, as tcp4's) with a full checksum. */
+export function tcp6(o: Ip6Opts & { sport?: number; dport?: number; seq?: number; flags?: number; payload: Buffer }): Buffer {
+  const t = tcp4({ ...o, src: '0.0.0.0', dst: '0.0.0.0' }).subarray(20);
+  const p = ip6(o, 6, Buffer.from(t));
+  p.writeUInt16BE(0, 56);
+  p.writeUInt16BE(0xffff - fold(sum16(p, 40, p.length, pseudo6(p, 6, p.length - 40))), 56);
+  return p;
+}
+
+/** An IPv6 UDP datagram with a full checksum. */
+export function udp6(o: Ip6Opts & { payload: Buffer; sport?: number; dport?: number }): Buffer {
+  const u = Buffer.alloc(8 + o.payload.length);
+  u.writeUInt16BE(o.sport ?? 4444, 0);
+  u.writeUInt16BE(o.dport ?? 9999, 2);
+  u.writeUInt16BE(u.length, 4);
+  o.payload.copy(u, 8);
+  const p = ip6(o, 17, u);
+  p.writeUInt16BE(0xffff - fold(sum16(p, 40, p.length, pseudo6(p, 17, p.length - 40))) || 0xffff, 46);
+  return p;
+}
+
+/** An ICMPv6 message (type, code, then body) with a full checksum. */
+export function icmp6(o: Ip6Opts & { type: number; code?: number; body?: Buffer }): Buffer {
+  const m = Buffer.concat([Buffer.from([o.type, o.code ?? 0, 0, 0]), o.body ?? Buffer.alloc(4)]);
+  const p = ip6(o, 58, m);
+  p.writeUInt16BE(0xffff - fold(sum16(p, 40, p.length, pseudo6(p, 58, p.length - 40))), 42);
   return p;
 }
 

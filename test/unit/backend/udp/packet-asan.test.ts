@@ -22,7 +22,7 @@ test('the packet properties hold on the ASan+UBSan addon, without a sanitizer re
   assert.not.ok(report, `sanitizer report:\n${report}`);
   for (const line of out.split('\n').filter((l) => l.includes('property '))) console.log(`  [asan]${line.replace(/^\s*•?\s*/, ' ')}`);
   assert.is(r.status, 0, out.slice(-3000));
-  assert.match(out, /Passed:\s+6/);
+  assert.match(out, /Passed:\s+7/);
 });
 
 test.run();

@@ -2,17 +2,19 @@
 // (backend/udp/packet.ts, the dgram engine's) and the C++ forwarder's (native/ipv4.cc through the
 // test-only binding, and the real loops of native/tun-to-udp.cc and udp-to-tun.cc on scripted
 // system calls) must agree on every packet: the same verdict, the same drop reason, the same
-// bytes out. Neither may throw. Inputs: random bytes, valid IPv4/UDP/TCP packets with random
-// addresses near the table's subnets, and those packets mutated. packet-asan.test.ts runs this
+// bytes out. Neither may throw. Inputs: random bytes, valid IPv4 and IPv6 UDP/TCP packets with
+// random addresses near the table's subnets of both families, and those packets mutated. packet-asan.test.ts runs this
 // file again on the ASan+UBSan build of the addon.
 import * as assert from 'uvu/assert';
 import { test } from 'uvu';
 import { fc, property } from '../../property.js';
 import { native, type NativeForwarderRoute, type NativePrefix, type ScriptedDatagram } from '../../../../native/index.js';
-import { buildNetUnreachable, checkDatagram, decrementTtl, icmpErrorAllowed, parseIpHeader, routeFromTun, type Net4 } from '../../../../backend/udp/packet.js';
+import {
+  buildNetUnreachable, buildNoRoute6, checkDatagram, decrementTtl, icmp6ErrorAllowed, icmpErrorAllowed, parseIpHeader, routeFromTun, type Net4, type Net6,
+} from '../../../../backend/udp/packet.js';
 import { ForwardingTable } from '../../../../backend/udp/table.js';
-import { formatIP4, parseIP4 } from '../../../../lib/ip.js';
-import { tcp4, udp4 } from '../../native/packet-builders.js';
+import { formatIP4, formatIpNumber, ipNumber, parseIP4 } from '../../../../lib/ip.js';
+import { icmp6, tcp4, tcp6, udp4, udp6 } from '../../native/packet-builders.js';
 
 const v4 = native().ipv4;
 const loops = native().loops;
@@ -29,13 +31,34 @@ const prefix = fc.tuple(fc.integer({ min: parseIP4('10.244.0.0'), max: parseIP4(
   const net = (n & (len === 0 ? 0 : (0xffffffff << (32 - len)) >>> 0)) >>> 0;
   return { subnet: formatIP4(net), prefixLen: len };
 });
+/** IPv6 addresses crowd fd00::/62 (and a few special ones) likewise. */
+const BASE6 = ipNumber('fd00::').n;
+const addr6 = fc.oneof(
+  { weight: 6, arbitrary: fc.tuple(fc.integer({ min: 0, max: 3 }), fc.bigInt({ min: 0n, max: (1n << 64n) - 1n }), fc.boolean()).map(([s, lo, small]) => formatIpNumber(BASE6 | (BigInt(s) << 64n) | (small ? lo & 0xffn : lo), 6)) },
+  { weight: 1, arbitrary: fc.constantFrom('::', '::1', 'ff02::1', 'fe80::1', '2001:db8::1', 'fd00:0:0:9::1') },
+);
+const prefix6 = fc.tuple(fc.integer({ min: 0, max: 3 }), fc.bigInt({ min: 0n, max: (1n << 64n) - 1n }), fc.integer({ min: 48, max: 128 })).map(([s, lo, len]) => {
+  const n = BASE6 | (BigInt(s) << 64n) | lo;
+  const net = n & (((1n << 128n) - 1n) ^ ((1n << BigInt(128 - len)) - 1n));
+  return { subnet: formatIpNumber(net, 6), prefixLen: len };
+});
+const anyPrefix = fc.oneof({ weight: 2, arbitrary: prefix }, { weight: 1, arbitrary: prefix6 });
 /** A forwarding table as the lease table would make it: distinct subnets (they may nest), each to one peer. */
-const routes = fc.uniqueArray(fc.tuple(prefix, fc.constantFrom(...PEERS), fc.constantFrom(8285, 9999)), { maxLength: 6, selector: ([p]) => `${p.subnet}/${p.prefixLen}` })
+const routes = fc.uniqueArray(fc.tuple(anyPrefix, fc.constantFrom(...PEERS), fc.constantFrom(8285, 9999)), { maxLength: 6, selector: ([p]) => `${p.subnet}/${p.prefixLen}` })
   .map((rs) => rs.map(([p, peerIp, port]): NativeForwarderRoute => ({ ...p, peerIp, port })));
-const ownSubnets = fc.array(prefix, { minLength: 1, maxLength: 2 });
+const ownSubnets = fc.array(anyPrefix, { minLength: 1, maxLength: 3 });
+const OWN_IP6 = 'fd00:0:0:1::';
 
-const l4 = fc.record({ src: addr, dst: addr, ttl: fc.integer({ min: 0, max: 255 }), len: fc.nat({ max: 120 }), tcp: fc.boolean(), df: fc.boolean() })
+const l4v4 = fc.record({ src: addr, dst: addr, ttl: fc.integer({ min: 0, max: 255 }), len: fc.nat({ max: 120 }), tcp: fc.boolean(), df: fc.boolean() })
   .map((o) => (o.tcp ? tcp4 : udp4)({ src: o.src, dst: o.dst, ttl: o.ttl, df: o.df, payload: Buffer.alloc(o.len, 0x5a) }));
+const l4v6 = fc.record({ src: addr6, dst: addr6, hopLimit: fc.integer({ min: 0, max: 255 }), len: fc.nat({ max: 120 }), kind: fc.constantFrom('tcp', 'udp', 'icmp-error', 'echo') })
+  .map((o) => {
+    const base = { src: o.src, dst: o.dst, hopLimit: o.hopLimit };
+    if (o.kind === 'tcp') return tcp6({ ...base, payload: Buffer.alloc(o.len, 0x5a) });
+    if (o.kind === 'udp') return udp6({ ...base, payload: Buffer.alloc(o.len, 0x5a) });
+    return icmp6({ ...base, type: o.kind === 'echo' ? 128 : 1, body: Buffer.alloc(4 + o.len, 0x33) });
+  });
+const l4 = fc.oneof({ weight: 2, arbitrary: l4v4 }, { weight: 1, arbitrary: l4v6 });
 const mutation = fc.oneof(
   fc.record({ t: fc.constant('set' as const), at: fc.nat({ max: 60 }), v: fc.integer({ min: 0, max: 255 }) }),
   fc.record({ t: fc.constant('cut' as const), at: fc.nat({ max: 200 }), v: fc.constant(0) }),
@@ -59,25 +82,40 @@ const packet = fc.oneof(
 );
 
 const tsTable = (rs: readonly NativeForwarderRoute[]) => new ForwardingTable(rs.map((r) => ({ subnet: `${r.subnet}/${r.prefixLen}`, peerIp: r.peerIp, port: r.port })));
-const nets = (os: readonly NativePrefix[]): Net4[] => os.map((o) => ({ net: parseIP4(o.subnet), prefixLen: o.prefixLen }));
+const nets = (os: readonly NativePrefix[]): Net4[] => os.filter((o) => !o.subnet.includes(':')).map((o) => ({ net: parseIP4(o.subnet), prefixLen: o.prefixLen }));
+const nets6 = (os: readonly NativePrefix[]): Net6[] => os.filter((o) => o.subnet.includes(':')).map((o) => ({ net6: ipNumber(o.subnet).n, prefixLen: o.prefixLen }));
 /** The TypeScript verdict on a received datagram, in the C++ binding's terms. */
-const tsReceive = (pkt: Buffer, from: string, t: ForwardingTable, own: Net4[]) => { const v = checkDatagram(pkt, t.routesOf(from), own); return v.ok ? null : v.reason; };
+const tsReceive = (pkt: Buffer, from: string, t: ForwardingTable, own: readonly NativePrefix[]) => {
+  const v = checkDatagram(pkt, t.routesOf(from), nets(own), nets6(own));
+  return v.ok ? null : v.reason;
+};
+/** The TypeScript verdict on a packet from the TUN, with the IPv6 half on. */
+const tsSend = (pkt: Buffer, t: ForwardingTable) => routeFromTun(pkt, (d) => t.lookup(d), parseIP4('10.244.1.0'), { lookup6: (d) => t.lookup6(d), ownIp6: ipNumber(OWN_IP6).n });
 
 property('receive: checkDatagram (TypeScript) and ipv4::CheckDatagram (C++) give the same verdict on every datagram', fc.property(packet, sender, routes, ownSubnets, (pkt, from, rs, own) => {
-  const ts = tsReceive(pkt, from, tsTable(rs), nets(own));
+  const ts = tsReceive(pkt, from, tsTable(rs), own);
   assert.is(v4.checkDatagram(pkt, from, rs, own), ts);
 }));
 
 property('send: routeFromTun (TypeScript) and the C++ verdict agree on drop reason, peer, ICMP and the bytes sent', fc.property(packet, routes, (pkt, rs) => {
   const t = tsTable(rs);
   const tsPkt = Buffer.from(pkt);
-  const ts = routeFromTun(tsPkt, (d) => t.lookup(d), parseIP4('10.244.1.0'));
+  const ts = tsSend(tsPkt, t);
   const cc = v4.routeFromTun(Buffer.from(pkt), rs);
   assert.equal(
     { drop: cc.drop, peer: cc.peer, icmp: cc.icmp, pkt: cc.pkt.toString('hex') },
     { drop: ts.action === 'drop' ? ts.reason : null, peer: ts.route ? `${ts.route.peerIp}:${ts.route.port}` : null, icmp: ts.action === 'drop' && ts.icmp !== undefined, pkt: tsPkt.toString('hex') },
   );
-  if (ts.action === 'drop' && ts.icmp) assert.is(v4.buildNetUnreachable(pkt, '10.244.1.0').toString('hex'), ts.icmp.toString('hex'));
+  if (ts.action === 'drop' && ts.icmp) {
+    const cIcmp = pkt[0]! >> 4 === 6 ? v4.buildNoRoute6(pkt, OWN_IP6) : v4.buildNetUnreachable(pkt, '10.244.1.0');
+    assert.is(cIcmp.toString('hex'), ts.icmp.toString('hex'));
+  }
+}));
+
+property('ICMPv6 rules and the error built agree byte for byte on any IPv6 header', fc.property(packet.filter((p) => typeof parseIpHeader(p) !== 'string' && p[0]! >> 4 === 6), (pkt) => {
+  const h = parseIpHeader(pkt) as Extract<ReturnType<typeof parseIpHeader>, { version: 6 }>;
+  assert.is(v4.icmp6Allowed(pkt), icmp6ErrorAllowed(pkt, h));
+  assert.is(v4.buildNoRoute6(pkt, OWN_IP6).toString('hex'), buildNoRoute6(pkt, ipNumber(OWN_IP6).n).toString('hex'));
 }));
 
 property('ICMP rules, the error built and the TTL decrement agree byte for byte on any IPv4 header', fc.property(packet.filter((p) => typeof parseIpHeader(p) !== 'string' && p[0]! >> 4 === 4), (pkt) => {
@@ -96,11 +134,10 @@ const batches = fc.array(fc.array(fc.record({ from: sender, data: packet }), { m
 
 property('the real UDP -> TUN loop writes exactly the datagrams checkDatagram accepts, in order, and counts each drop by the same reason', fc.property(batches, routes, ownSubnets, (bs, rs, own) => {
   const t = tsTable(rs);
-  const ownNets = nets(own);
   const want: string[] = [];
   const drops: Record<string, number> = {};
   for (const d of bs.flat()) {
-    const v = tsReceive(d.data, d.from, t, ownNets);
+    const v = tsReceive(d.data, d.from, t, own);
     if (v === null) want.push(d.data.toString('hex'));
     else drops[v] = (drops[v] ?? 0) + 1;
   }
@@ -116,11 +153,11 @@ property('the real TUN -> UDP loop sends what routeFromTun routes, to the same p
   for (const p of reads) {
     if (p.length === 0) continue; // a zero-byte read is no packet
     const b = Buffer.from(p);
-    const v = routeFromTun(b, (d) => t.lookup(d), parseIP4('10.244.1.0'));
+    const v = tsSend(b, t);
     if (v.action === 'send') sent.push(`${v.route.peerIp}:${v.route.port} ${b.toString('hex')}`);
     else if (v.icmp) icmp.push(v.icmp.toString('hex'));
   }
-  const r = loops.run({ ownIp: '10.244.1.0', ownSubnets: [{ subnet: '10.244.1.0', prefixLen: 24 }], routes: rs, tunReads: reads });
+  const r = loops.run({ ownIp: '10.244.1.0', ownIp6: OWN_IP6, ownSubnets: [{ subnet: '10.244.1.0', prefixLen: 24 }, { subnet: 'fd00:0:0:1::', prefixLen: 64 }], routes: rs, tunReads: reads });
   assert.equal(r.sent.map((s) => `${s.to} ${s.data.toString('hex')}`), sent);
   assert.equal(r.tunWrites.map((w) => w.data.toString('hex')), icmp);
 }), 0.5);
@@ -128,11 +165,14 @@ property('the real TUN -> UDP loop sends what routeFromTun routes, to the same p
 test('the generators reach every receive verdict and every send outcome', () => {
   const seen = new Set<string>();
   for (const [pkt, from, rs, own] of fc.sample(fc.tuple(packet, sender, routes, ownSubnets), { numRuns: 3000, seed: 7 })) {
-    seen.add(String(tsReceive(pkt, from, tsTable(rs), nets(own))));
-    const v = routeFromTun(Buffer.from(pkt), (d) => tsTable(rs).lookup(d), 0);
-    seen.add(v.action === 'send' ? 'send' : `${v.reason}${v.icmp ? '+icmp' : ''}`);
+    const fam = pkt.length > 0 && pkt[0]! >> 4 === 6 ? '6:' : '';
+    seen.add(fam + String(tsReceive(pkt, from, tsTable(rs), own)));
+    const v = tsSend(Buffer.from(pkt), tsTable(rs));
+    seen.add(fam + (v.action === 'send' ? 'send' : `${v.reason}${v.icmp ? '+icmp' : ''}`));
   }
-  for (const k of ['null', 'malformed', 'unknown_peer', 'spoofed_source', 'wrong_destination', 'send', 'no_route', 'no_route+icmp', 'ttl']) assert.ok(seen.has(k), `${k} never generated`);
+  for (const fam of ['', '6:']) {
+    for (const k of ['null', 'malformed', 'unknown_peer', 'spoofed_source', 'wrong_destination', 'send', 'no_route', 'no_route+icmp', 'ttl']) assert.ok(seen.has(fam + k), `${fam}${k} never generated`);
+  }
 });
 
 test.run();

@@ -51,7 +51,7 @@ test('parseIpHeader reads IPv4 and IPv6 headers', () => {
   assert.equal(parseIpHeader(p), {
     version: 4, headerLen: 20, totalLen: 28, ttl: 17, protocol: 6, fragOffset: 0, src: parseIP4('10.244.1.2'), dst: parseIP4('10.244.2.3'),
   });
-  assert.equal(parseIpHeader(ipv6(8)), { version: 6, headerLen: 40, totalLen: 48, hopLimit: 64, nextHeader: 58 });
+  assert.equal(parseIpHeader(ipv6(8)), { version: 6, headerLen: 40, totalLen: 48, hopLimit: 64, nextHeader: 58, src: 0n, dst: 0n });
   const opts = ipv4('10.0.0.1', '10.0.0.2', { ihl: 6 });
   assert.is((parseIpHeader(opts) as { headerLen: number }).headerLen, 24);
 });
