@@ -7,7 +7,7 @@ import * as assert from 'uvu/assert';
 import { Lab } from '../../../../lab/lab.js';
 import { pingAllPairs } from '../../../../lab/ping.js';
 import { checkedTransfer } from '../../../../lab/transfer.js';
-import { putNetworkConfig, startCluster, waitFor, type StartedAgent } from '../../../../lab/agent.js';
+import { putNetworkConfig, startCluster, waitFor, weftStatus, type StartedAgent } from '../../../../lab/agent.js';
 import type { LabContainer } from '../../../../lab/lab.js';
 
 let lab: Lab;
@@ -47,6 +47,16 @@ test('10 MB of TCP over IPv6 arrives intact (sha256)', async () => {
   const r = await checkedTransfer(lab, a!, b!, { bytes: 10 * 1024 * 1024, port: 7206 });
   assert.is(r.receivedSha, r.sentSha);
   assert.is(r.receivedBytes, r.bytes);
+});
+
+test('weft status: each peer\'s IPv6 half on its own row, path direct (via its PublicIPv6), ICMPv6 echo answered', async () => {
+  const u = agents[0]!;
+  const s = await weftStatus(lab, u.agent);
+  assert.is(s.code, 0, s.text);
+  const rows = s.status.peers.map((p: { family: number; subnet: string; publicIp: string; path: string; received: number }) => `${p.family} ${p.subnet} ${p.publicIp} ${p.path} ${p.received}`).sort();
+  const want = agents.slice(1).flatMap((o) => [`4 ${o.ready.subnet} ${o.host.underlayIp} direct 3`, `6 ${o.ready.ipv6!.subnet} ${o.host.underlayIpv6} direct 3`]).sort();
+  assert.equal(rows, want);
+  assert.match(s.text, `IPv6      subnet ${u.ready.ipv6!.subnet} of fd00:10:244::/48, public IPv6 ${u.host.underlayIpv6}, device none`);
 });
 
 test.run();

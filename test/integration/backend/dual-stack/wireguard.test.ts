@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { Lab, type LabContainer, type LabHost } from '../../../../lab/lab.js';
 import { pingAllPairs } from '../../../../lab/ping.js';
 import { checkedTransfer } from '../../../../lab/transfer.js';
-import { PREFIX, putNetworkConfig, startCluster, waitFor, type StartedAgent } from '../../../../lab/agent.js';
+import { PREFIX, putNetworkConfig, startCluster, waitFor, weftStatus, type StartedAgent } from '../../../../lab/agent.js';
 import { wgDump } from '../../../../lab/wireguard.js';
 
 const NETWORK = '10.244.0.0/16';
@@ -95,6 +95,24 @@ test('10 MB of TCP over IPv6 arrive intact (sha256)', async () => {
   const [a, b] = containers.map((c) => ({ name: c.name, ns: c.ns, ip: c.ipv6! }));
   const r = await checkedTransfer(lab, a!, b!, { bytes: 10 * 1024 * 1024, port: 7207 });
   assert.equal([r.receivedBytes, r.receivedSha], [r.bytes, r.sentSha]);
+});
+
+test('weft status lists each peer\'s IPv6 half (IPv6 subnet, PublicIPv6, path wireguard on weft-wg-v6, ICMPv6 answered) beside its IPv4 one', async () => {
+  const u = agents[0]!;
+  const s = await weftStatus(lab, u.agent);
+  assert.is(s.code, 0, s.text);
+  assert.is(s.status.node.ipv6.subnet, u.ready.ipv6!.subnet);
+  assert.is(s.status.node.ipv6.publicIp, u.host.underlayIpv6);
+  assert.is(s.status.node.ipv6.device.name, DEV6);
+  assert.is(s.status.node.ipv6.wireguard.listenPort, 51821);
+  const rows = s.status.peers.map((p: any) => `${p.family} ${p.subnet} ${p.publicIp} ${p.path} ${p.received}/${p.sent} ${p.wireguard?.endpoint}`).sort(); // eslint-disable-line @typescript-eslint/no-explicit-any
+  const want = agents.slice(1).flatMap((o) => [
+    `4 ${o.ready.subnet} ${o.host.underlayIp} wireguard 3/3 ${o.host.underlayIp}:51820`,
+    `6 ${o.ready.ipv6!.subnet} ${o.host.underlayIpv6} wireguard 3/3 [${o.host.underlayIpv6}]:51821`,
+  ]).sort();
+  assert.equal(rows, want);
+  for (const o of agents.slice(1)) assert.match(s.text, new RegExp(`${o.ready.ipv6!.subnet}\\s+${o.host.underlayIpv6}\\s+wireguard\\s+wireguard\\s+${o.ready.ipv6!.gateway}\\s+3/3`));
+  console.log(s.text.split('\n').map((l) => `    ${l}`).join('\n'));
 });
 
 test('a lease deleted from etcd takes its peer off both devices', async () => {
