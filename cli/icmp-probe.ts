@@ -18,24 +18,14 @@ const ECHO_REPLY = 0;
 const ECHO6_REQUEST = 128;
 const ECHO6_REPLY = 129;
 
-/** An echo request with the given id and sequence, checksummed. */
-export function echoRequest(id: number, seq: number, payload: Buffer = Buffer.from('weft status probe')): Buffer {
+/** An echo request with the given id and sequence: ICMP, checksummed; or ICMPv6, whose checksum is the kernel's (it covers the IPv6 pseudo-header). */
+export function echoRequest(id: number, seq: number, payload: Buffer = Buffer.from('weft status probe'), family: 4 | 6 = 4): Buffer {
   const b = Buffer.alloc(8 + payload.length);
-  b.writeUInt8(ECHO_REQUEST, 0);
+  b.writeUInt8(family === 4 ? ECHO_REQUEST : ECHO6_REQUEST, 0);
   b.writeUInt16BE(id & 0xffff, 4);
   b.writeUInt16BE(seq & 0xffff, 6);
   payload.copy(b, 8);
-  raw.writeChecksum(b, 2, raw.createChecksum(b));
-  return b;
-}
-
-/** An ICMPv6 echo request; its checksum is the kernel's (it covers the IPv6 pseudo-header). */
-export function echo6Request(id: number, seq: number, payload: Buffer = Buffer.from('weft status probe')): Buffer {
-  const b = Buffer.alloc(8 + payload.length);
-  b.writeUInt8(ECHO6_REQUEST, 0);
-  b.writeUInt16BE(id & 0xffff, 4);
-  b.writeUInt16BE(seq & 0xffff, 6);
-  payload.copy(b, 8);
+  if (family === 4) raw.writeChecksum(b, 2, raw.createChecksum(b));
   return b;
 }
 
@@ -87,7 +77,7 @@ async function probeFamily(targets: readonly string[], family: 4 | 6, opts: { co
     for (let round = 0; round < count; round++) {
       for (const target of targets) {
         const mySeq = ++seq;
-        const pkt = family === 4 ? echoRequest(id, mySeq) : echo6Request(id, mySeq);
+        const pkt = echoRequest(id, mySeq, undefined, family);
         await new Promise<void>((resolve) => {
           sock.send(pkt, 0, pkt.length, target, () => sentAt.set(mySeq, { target, at: process.hrtime.bigint() }), (err) => {
             if (err) errors.push(new Error(`ICMP echo to ${target}: ${err.message}`));
