@@ -14,6 +14,8 @@ export interface LeaseRow {
   publicIp: string;
   backend: string;
   vtepMac: string;
+  /** A dual-stack lease's IPv6 half: its IPv6 subnet, PublicIPv6 and BackendV6Data's VtepMAC ('' when none). */
+  ipv6?: { subnet: string; publicIp: string; vtepMac: string };
   /** Seconds left, or null for a reservation (no etcd lease). */
   ttlSeconds: number | null;
   error?: string;
@@ -33,8 +35,9 @@ export async function readLeaseRows(reg: Registry): Promise<LeaseRow[]> {
       const a = decodeLeaseAttrs(kv.value);
       row.publicIp = a.publicIP;
       row.backend = a.backendType;
-      const d = a.backendData as { VtepMAC?: unknown } | null;
-      row.vtepMac = d && typeof d === 'object' && typeof d.VtepMAC === 'string' ? d.VtepMAC : '';
+      const mac = (d: unknown) => (d && typeof d === 'object' && typeof (d as { VtepMAC?: unknown }).VtepMAC === 'string' ? (d as { VtepMAC: string }).VtepMAC : '');
+      row.vtepMac = mac(a.backendData);
+      if (ipv6Subnet) row.ipv6 = { subnet: ipv6Subnet.toString(), publicIp: a.publicIPv6 ?? '', vtepMac: mac(a.backendV6Data) };
     } catch (e) {
       row.error = (e as Error).message;
     }

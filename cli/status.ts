@@ -1,19 +1,21 @@
 // `weft status`: this node (lease, backend device, bridge, MTU) and every
-// `weft status`: this node (lease, backend device, bridge, MTU) and every
 // peer with its path and reachability and RTT, measured by ICMP echo to the
 // peer's bridge gateway over the overlay. The path is read from the kernel,
 // not from weftd: the route to the peer's subnet says whether packets go
 // direct (via its PublicIP: host-gw, DirectRouting), into the VXLAN device,
 // the TUN (udp) or the WireGuard device; a peer without a route whose PublicIP
 // is behind a gateway is one host-gw skips. On a WireGuard device also each
-// peer's last handshake and bytes, read from the device itself. Exit 0 when
-// etcd answered and every peer did.
+// peer's last handshake and bytes, read from the device itself. On a
+// dual-stack network each peer with an IPv6 subnet has a second row, for
+// its IPv6 half (IPv6 subnet, PublicIPv6, the path from the kernel's IPv6
+// table, ICMPv6 echo to its IPv6 gateway). Exit 0 when etcd answered and
+// every peer did.
 import { readFileSync } from 'node:fs';
 import { readWireguardDevice } from '../backend/wireguard/choose.js';
 import { checkEtcdFlags, ENV_PREFIX, ETCD_FLAGS, type EtcdFlags } from '../daemon/etcd-flags.js';
 import { HOST_FLAGS } from '../daemon/flags.js';
 import type { Command } from '../lib/flags.js';
-import { Prefix } from '../lib/ip.js';
+import { formatIp, parseIp, Prefix, type IpFamily } from '../lib/ip.js';
 import { withSubnetManager } from './etcd.js';
 import { probeAll } from './icmp-probe.js';
 import { readLeaseConflicts, readLeaseRows, type LeaseRow } from './leases.js';
@@ -36,6 +38,8 @@ export interface StatusOptions {
 export type StatusPath = 'direct' | 'vxlan' | 'udp' | 'wireguard' | 'skipped' | 'none' | 'other';
 
 export interface PeerStatus {
+  /** 4, or 6 for a dual-stack peer's IPv6 half (subnet, publicIp and vtepMac are then its IPv6 subnet, PublicIPv6 and BackendV6Data's MAC). */
+  family: IpFamily;
   subnet: string;
   publicIp: string;
   backend: string;
@@ -77,6 +81,14 @@ export interface NodeStatus {
     /** The device's WireGuard identity, when it is a WireGuard device (kernel, or wireguard-go's TUN). */
     wireguard: { publicKey: string | null; listenPort: number; peers: number } | null;
     bridge: { name: string; up: boolean; mtu: number; addresses: string[] } | null;
+    /** A dual-stack node's IPv6 half: subnet.env's FLANNEL_IPV6_*, the lease's PublicIPv6, the device holding <v6 subnet>::/128. */
+    ipv6: {
+      subnet: string;
+      network: string;
+      publicIp: string | null;
+      device: { name: string; kind: string | null; up: boolean; mtu: number } | null;
+      wireguard: { publicKey: string | null; listenPort: number; peers: number } | null;
+    } | null;
   };
   etcd: { ok: boolean; endpoints: string[]; error?: string };
   peers: PeerStatus[];
@@ -103,18 +115,24 @@ export async function gatherStatus(o: StatusOptions): Promise<NodeStatus> {
   const gwCidr = env.get('FLANNEL_SUBNET');
   if (!gwCidr) throw new Error(`${o.subnetFile} has no FLANNEL_SUBNET line`);
   const own = Prefix.parse(gwCidr, { mask: true, family: 4 });
+  const gw6 = env.get('FLANNEL_IPV6_SUBNET');
+  const own6 = gw6 ? Prefix.parse(gw6, { mask: true, family: 6 }) : undefined;
   const nl = NetlinkHandle.open();
-  let device: NodeStatus['node']['device'] = null;
   let bridge: NodeStatus['node']['bridge'] = null;
-  let wg: WgDevice | undefined;
   let wgError: string | undefined;
-  let wgIndex: number | undefined;
+  let dev4: FamilyDevice = {};
+  let dev6: FamilyDevice = {};
   try {
-    const vtep = nl.addrList({ family: 4 }).find((a) => a.address === own.address(0) && a.prefixLen === 32);
-    const dl = vtep && nl.linkByIndex(vtep.index);
-    if (dl) device = { name: dl.name, kind: dl.kind ?? null, up: dl.up, mtu: dl.mtu };
-    if (dl) wg = await readWireguardDevice(dl).catch((e: Error) => { wgError = e.message; return undefined; });
-    if (dl && wg) wgIndex = dl.index;
+    // The backend's device of each family holds <subnet>.0/32 (IPv6: <v6 subnet>::/128); host-gw has none.
+    const find = async (family: IpFamily, sn: Prefix): Promise<FamilyDevice> => {
+      const at = nl.addrList({ family }).find((a) => a.address === sn.address(0) && a.prefixLen === (family === 4 ? 32 : 128));
+      const dl = at && nl.linkByIndex(at.index);
+      if (!dl) return {};
+      const wg = await readWireguardDevice(dl).catch((e: Error) => { wgError = e.message; return undefined; });
+      return { device: { name: dl.name, kind: dl.kind ?? null, up: dl.up, mtu: dl.mtu }, ...(wg ? { wg, wgIndex: dl.index } : {}) };
+    };
+    dev4 = await find(4, own);
+    if (own6) dev6 = await find(6, own6);
     const bl = nl.linkByName(o.bridge);
     if (bl) bridge = { name: bl.name, up: bl.up, mtu: bl.mtu, addresses: nl.addrList({ index: bl.index, family: 4 }).map((a) => `${a.address}/${a.prefixLen}`) };
   } finally {
@@ -130,9 +148,10 @@ export async function gatherStatus(o: StatusOptions): Promise<NodeStatus> {
       backend: null,
       vtepMac: null,
       leaseExpiresInSeconds: null,
-      device,
-      wireguard: wg ? { publicKey: wg.publicKey?.toString('base64') ?? null, listenPort: wg.listenPort, peers: wg.peers.length } : null,
+      device: dev4.device ?? null,
+      wireguard: wgIdentity(dev4.wg),
       bridge,
+      ipv6: own6 ? { subnet: own6.toString(), network: env.get('FLANNEL_IPV6_NETWORK') ?? '', publicIp: null, device: dev6.device ?? null, wireguard: wgIdentity(dev6.wg) } : null,
     },
     etcd: { ok: false, endpoints: [...o.etcd.etcdEndpoints] },
     peers: [],
@@ -149,35 +168,61 @@ export async function gatherStatus(o: StatusOptions): Promise<NodeStatus> {
   } catch (e) {
     status.etcd.error = `cannot reach etcd at ${o.etcd.etcdEndpoints.join(',')}: ${(e as Error).message.split('\n')[0]} (check --etcd-endpoints, or run on a host that reaches etcd)`;
   }
-  const mine = rows.find((r) => r.subnet === own.toString());
+  const v4Of = (r: LeaseRow) => r.subnet.split(' ')[0]!;
+  const mine = rows.find((r) => v4Of(r) === own.toString());
   if (mine) {
+    if (status.node.ipv6) status.node.ipv6.publicIp = mine.ipv6?.publicIp || null;
     status.node.publicIp = mine.publicIp;
     status.node.backend = mine.backend;
     status.node.vtepMac = mine.vtepMac || null;
     status.node.leaseExpiresInSeconds = mine.ttlSeconds;
   }
   const skipped = new Set(status.conflicts.map((c) => c.key));
-  const peers = rows.filter((r) => !r.error && r.subnet !== own.toString() && !skipped.has(r.key));
+  const leases = rows.filter((r) => !r.error && v4Of(r) !== own.toString() && !skipped.has(r.key));
+  // One row per peer and family: the IPv4 half, then (a dual-stack node, a peer with an IPv6 subnet) the IPv6 half.
+  const halves: Half[] = [
+    ...leases.map((r): Half => ({ family: 4, subnet: v4Of(r), publicIp: r.publicIp, backend: r.backend, vtepMac: r.vtepMac })),
+    ...(own6 ? leases.flatMap((r): Half[] => (r.ipv6 ? [{ family: 6, subnet: r.ipv6.subnet, publicIp: r.ipv6.publicIp, backend: r.backend, vtepMac: r.ipv6.vtepMac }] : [])) : []),
+  ];
   const pnl = NetlinkHandle.open();
-  let paths: PathView[];
+  const paths = new Map<Half, PathView>();
   try {
-    paths = peerPaths(pnl, peers, status.node.publicIp, wgIndex);
+    for (const family of [4, 6] as const) {
+      const of = halves.filter((h) => h.family === family);
+      const ownIp = family === 4 ? status.node.publicIp : status.node.ipv6?.publicIp ?? null;
+      peerPaths(pnl, of, ownIp, (family === 4 ? dev4 : dev6).wgIndex, family).forEach((v, i) => paths.set(of[i]!, v));
+    }
   } finally {
     pnl.close();
   }
-  const targets = peers.map((p) => Prefix.parse(p.subnet.split(' ')[0]!).address(1));
+  const targets = halves.map((p) => Prefix.parse(p.subnet).address(1));
   // A skipped peer has no route here: an echo would only leave through the default route.
-  const probed = targets.filter((_, i) => paths[i]!.path !== 'skipped');
+  const probed = targets.filter((_, i) => paths.get(halves[i]!)!.path !== 'skipped');
   const probes = probed.length ? await probeAll(probed, { count: 3, timeoutMs: o.timeoutMs }) : new Map();
   const state = readPeerState(peerStateFileOf(o));
-  status.peers = peers.map((p, i) => {
+  status.peers = halves.map((p, i) => {
     const r = probes.get(targets[i]!) ?? { sent: 0, received: 0, rttsMs: [] };
     const rtt = median(r.rttsMs);
-    const w = wg && wireguardPeer(wg, p.subnet.split(' ')[0]!);
-    return { subnet: p.subnet, publicIp: p.publicIp, backend: p.backend, vtepMac: p.vtepMac, ...withWeftdReason(paths[i]!, state?.peers.find((s) => s.subnet === p.subnet.split(' ')[0])), target: targets[i]!, sent: r.sent, received: r.received, rttMs: rtt, reachable: r.received > 0, ...(w ? { wireguard: w } : {}) };
+    const wg = (p.family === 4 ? dev4 : dev6).wg;
+    const w = wg && wireguardPeer(wg, p.subnet);
+    return { ...p, ...withWeftdReason(paths.get(p)!, state?.peers.find((s) => s.subnet === p.subnet)), target: targets[i]!, sent: r.sent, received: r.received, rttMs: rtt, reachable: r.received > 0, ...(w ? { wireguard: w } : {}) };
   });
   if (wgError) status.wireguardError = wgError;
   return status;
+}
+
+/** The backend's device of one family, and its WireGuard view when it is a WireGuard device. */
+interface FamilyDevice {
+  device?: NonNullable<NodeStatus['node']['device']>;
+  wg?: WgDevice;
+  wgIndex?: number;
+}
+
+/** One family's half of a peer, before its path and probes. */
+type Half = Pick<PeerStatus, 'family' | 'subnet' | 'publicIp' | 'backend' | 'vtepMac'>;
+
+function wgIdentity(wg: WgDevice | undefined): NodeStatus['node']['wireguard'] {
+  return wg ? { publicKey: wg.publicKey?.toString('base64') ?? null, listenPort: wg.listenPort, peers: wg.peers.length } : null;
 }
 
 export interface PathView {
@@ -193,25 +238,41 @@ function withWeftdReason(v: PathView, s: (Record<string, unknown> & { subnet: st
 }
 
 /**
- * Each peer's path from the kernel's main table: the route to its subnet goes
- * via its PublicIP (direct), into a VXLAN device (vxlan), the WireGuard device
- * (wireguard; wireguard-go's is a TUN, so it is told by its index) or another
- * TUN (udp); no route and a PublicIP behind a gateway is a peer host-gw skips.
+ * Each peer's path from the kernel's main table (of the family of its
+ * subnets): the most specific route holding its subnet (not the default
+ * route) goes via its PublicIP (direct), into a VXLAN device (vxlan), the
+ * WireGuard device (wireguard, whose one route holds the whole network;
+ * wireguard-go's is a TUN, so it is told by its index) or another TUN (udp);
+ * no route and a PublicIP behind a gateway is a peer host-gw skips. The
+ * IPv6 halves of peers are judged against their PublicIPv6.
  */
 export function peerPaths(
   nl: Pick<NetlinkHandle, 'routeList' | 'linkList' | 'addrList' | 'routeGet'>,
   peers: ReadonlyArray<{ subnet: string; publicIp: string }>,
   ownPublicIp: string | null,
   wireguardIndex?: number,
+  family: IpFamily = 4,
 ): PathView[] {
-  const routes = nl.routeList({ family: 4, table: RT_TABLE_MAIN });
+  const routes = nl.routeList({ family, table: RT_TABLE_MAIN }).flatMap((r) => {
+    if (r.dst === 'default') return [];
+    try {
+      const dst = Prefix.parse(r.dst, { mask: true });
+      return dst.prefixLen > 0 ? [{ r, dst }] : [];
+    } catch {
+      return [];
+    }
+  });
   const links = new Map<number, Link>(nl.linkList().map((l) => [l.index, l]));
-  const ownAddr = ownPublicIp === null ? undefined : nl.addrList({ family: 4 }).find((a) => a.address === ownPublicIp);
+  const canon = (ip: string) => { try { return formatIp(parseIp(ip).bytes); } catch { return ip; } };
+  const ownAddr = ownPublicIp === null ? undefined : nl.addrList({ family }).find((a) => a.address === canon(ownPublicIp));
   const underlay = ownAddr && links.get(ownAddr.index);
   return peers.map((p): PathView => {
     const subnet = p.subnet.split(' ')[0]!;
-    const r = routes.find((x) => x.dst === subnet);
-    if (r) return routePath(r, p.publicIp, links, wireguardIndex);
+    const sn = Prefix.parse(subnet);
+    let best: { r: Route; dst: Prefix } | undefined;
+    for (const x of routes) if (x.dst.containsNet(sn) && (!best || x.dst.prefixLen > best.dst.prefixLen)) best = x;
+    if (best) return routePath(best.r, canon(p.publicIp), links, wireguardIndex);
+    if (!p.publicIp) return { path: 'none', pathReason: `no route to ${subnet}, and the lease has no ${family === 4 ? 'PublicIP' : 'PublicIPv6'}` };
     if (underlay) {
       try {
         const hop = nextHop(nl, p.publicIp, underlay);
@@ -272,17 +333,24 @@ export function formatStatus(s: NodeStatus): string {
     ...(n.wireguard ? [`WireGuard public key ${n.wireguard.publicKey ?? '(none)'}, port ${n.wireguard.listenPort}, ${n.wireguard.peers} peer${n.wireguard.peers === 1 ? '' : 's'}`] : []),
     ...(s.wireguardError ? [`WireGuard cannot read the device: ${s.wireguardError}`] : []),
     `Bridge    ${n.bridge ? `${n.bridge.name}, ${n.bridge.up ? 'up' : 'DOWN'}, MTU ${n.bridge.mtu}, ${n.bridge.addresses.join(' ') || 'no address'}` : 'missing'}`,
+    ...(n.ipv6 ? [`IPv6      subnet ${n.ipv6.subnet} of ${n.ipv6.network}, public IPv6 ${n.ipv6.publicIp ?? '?'}, device ${n.ipv6.device ? `${n.ipv6.device.name} (${n.ipv6.device.kind ?? 'plain'}), ${n.ipv6.device.up ? 'up' : 'DOWN'}, MTU ${n.ipv6.device.mtu}` : 'none'}`] : []),
+    ...(n.ipv6?.wireguard ? [`WireGuard IPv6 device: public key ${n.ipv6.wireguard.publicKey ?? '(none)'}, port ${n.ipv6.wireguard.listenPort}, ${n.ipv6.wireguard.peers} peer${n.ipv6.wireguard.peers === 1 ? '' : 's'}`] : []),
     `MTU       ${n.mtu} (containers)${n.ipMasq ? ', masquerading traffic that leaves the overlay' : ''}`,
     `etcd      ${s.etcd.ok ? `ok (${s.etcd.endpoints.join(',')})` : s.etcd.error}`,
   ];
   if (s.peers.length) {
     const wgCols = s.peers.some((p) => p.wireguard);
-    lines.push('', 'PEER SUBNET'.padEnd(20) + 'PUBLIC IP'.padEnd(17) + 'BACKEND'.padEnd(10) + 'PATH'.padEnd(10) + 'PROBE'.padEnd(16) + 'REPLIES  ' + (wgCols ? 'RTT'.padEnd(14) + 'HANDSHAKE'.padEnd(12) + 'RX'.padEnd(12) + 'TX' : 'RTT'));
+    // Columns as wide as their longest value (IPv6 subnets and addresses are longer than IPv4's).
+    const width = (title: string, min: number, of: (p: PeerStatus) => string) => Math.max(min, title.length + 1, ...s.peers.map((p) => of(p).length + 1));
+    const ws = width('PEER SUBNET', 20, (p) => p.subnet);
+    const wi = width('PUBLIC IP', 17, (p) => p.publicIp);
+    const wt = width('PROBE', 16, (p) => p.target);
+    lines.push('', 'PEER SUBNET'.padEnd(ws) + 'PUBLIC IP'.padEnd(wi) + 'BACKEND'.padEnd(10) + 'PATH'.padEnd(10) + 'PROBE'.padEnd(wt) + 'REPLIES  ' + (wgCols ? 'RTT'.padEnd(14) + 'HANDSHAKE'.padEnd(12) + 'RX'.padEnd(12) + 'TX' : 'RTT'));
     for (const p of s.peers) {
       const rtt = p.rttMs !== null ? `${p.rttMs.toFixed(3)} ms` : p.path === 'skipped' ? 'not probed' : 'UNREACHABLE';
       const w = p.wireguard;
       const wgText = !wgCols ? '' : !w ? ' no WireGuard peer' : (w.lastHandshakeSecondsAgo === null ? 'never' : `${w.lastHandshakeSecondsAgo} s ago`).padEnd(12) + bytes(w.rxBytes).padEnd(12) + bytes(w.txBytes);
-      lines.push((p.subnet.padEnd(20) + p.publicIp.padEnd(17) + p.backend.padEnd(10) + p.path.padEnd(10) + p.target.padEnd(16) + `${p.received}/${p.sent}`.padEnd(9) + (wgCols ? rtt.padEnd(14) + wgText : rtt)).trimEnd());
+      lines.push((p.subnet.padEnd(ws) + (p.publicIp || '-').padEnd(wi) + p.backend.padEnd(10) + p.path.padEnd(10) + p.target.padEnd(wt) + `${p.received}/${p.sent}`.padEnd(9) + (wgCols ? rtt.padEnd(14) + wgText : rtt)).trimEnd());
     }
     const why = s.peers.filter((p) => p.pathReason || p.probes);
     if (why.length) lines.push('', ...why.map((p) => (p.probes ? `${p.subnet} ${p.path}${p.pathReason ? ` (${p.pathReason})` : ''}; probes ${probeText(p.probes)}` : `${p.subnet} ${p.path}: ${p.pathReason}`)));
@@ -299,7 +367,7 @@ export function formatStatus(s: NodeStatus): string {
 export const statusCommand: Command = {
   flags: {
     command: 'weft status',
-    about: 'This node\'s lease, device and bridge, and every peer\'s path (direct, vxlan, udp; skipped when host-gw cannot reach it) and reachability (ICMP echo over the overlay).\nExit status 1 when etcd does not answer or a peer does not reply (a skipped peer included).',
+    about: 'This node\'s lease, device and bridge, and every peer\'s path (direct, vxlan, udp, wireguard; skipped when host-gw cannot reach it) and reachability (ICMP echo over the overlay).\nOn a dual-stack network each peer with an IPv6 subnet also has a row for IPv6: its IPv6 subnet, PublicIPv6, path and ICMPv6 echo.\nExit status 1 when etcd does not answer or a peer does not reply (a skipped peer included).',
     envPrefix: ENV_PREFIX,
     flags: [
       ...ETCD_FLAGS,

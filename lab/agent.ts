@@ -221,9 +221,10 @@ export function readSubnetEnv(path: string): AgentReady {
 /** `weft status --json` run inside the agent's host, with its etcd and subnet file; the parsed report and the exit code. */
 export async function weftStatus(lab: Lab, a: LabAgent, extra: readonly string[] = []): Promise<{ code: number | null; status: any; text: string }> { // eslint-disable-line @typescript-eslint/no-explicit-any
   const args = [WEFT, 'status', '--timeout-ms', '500', '--etcd-endpoints', lab.etcd!.labEndpoints.join(','), '--subnet-file', a.subnetFile, ...extra];
-  const r = await lab.execIn(a.host.ns, process.execPath, [...args, '--json'], { timeoutMs: 20_000 });
+  // In the host's own /run, where its wireguard-go sockets are.
+  const r = await lab.execIn(a.host.ns, process.execPath, [...args, '--json'], { timeoutMs: 20_000, runDir: a.host.runDir });
   if (!r.stdout.trim().startsWith('{')) throw new Error(`weft status on ${a.host.name} exited ${r.code}: ${r.stderr}`);
-  const text = await lab.execIn(a.host.ns, process.execPath, args, { timeoutMs: 20_000 });
+  const text = await lab.execIn(a.host.ns, process.execPath, args, { timeoutMs: 20_000, runDir: a.host.runDir });
   return { code: r.code, status: JSON.parse(r.stdout), text: text.stdout };
 }
 

@@ -1,14 +1,18 @@
 // WireGuard (flannel's wireguard backend, kernel or userspace): the leases'
-// WireGuard peers kept on one device per family (device.ts; IPv4's weft-wg
-// today), the kernel routing the whole network into the device and the peers'
-// allowed IPs picking the host. Hosts sharing a public key share one
-// WireGuard peer whose allowed IPs are all their subnets.
-import type { Prefix } from '../../lib/ip.js';
+// WireGuard peers kept on one device of one family (device.ts), the kernel
+// routing the whole network into the device and the peers' allowed IPs
+// picking the host. Hosts sharing a public key share one WireGuard peer whose
+// allowed IPs are all their subnets. A dual-stack network runs two, as
+// flannel's separate mode: weft-wg (IPv4: subnet, PublicIP, BackendData,
+// ListenPort) and weft-wg-v6 (family 6: IPv6 subnet, PublicIPv6,
+// BackendV6Data, ListenPortV6), with the same key pair, side by side in a
+// DualStackBackend.
+import { formatIp, parseIp, type IpFamily, type Prefix } from '../../lib/ip.js';
 import type { Logger } from '../../lib/log.js';
 import type { Underlay } from '../../host/underlay.js';
 import type { Lease, LeaseBatch } from '../../subnet-manager/index.js';
 import type { Backend, BackendStats } from '../backend.js';
-import { PeerTable } from '../peer-table.js';
+import { familyKey, PeerTable } from '../peer-table.js';
 import { WgDeviceSync, type PeerView, type WgDeviceNetlink } from './device.js';
 import { decodeKey, encodeKey, type WgKeyPair } from './key.js';
 import { parseWireguardPeer, type WireguardPeer } from './peer.js';
@@ -19,12 +23,15 @@ export type WireguardBackendNetlink = WgDeviceNetlink;
 export interface WireguardOptions {
   readonly nl: WireguardBackendNetlink;
   readonly log: Logger;
+  /** Network (family 6: IPv6Network), routed into the device. */
   readonly network: Prefix;
+  /** 4 (default): weft-wg; 6: a dual-stack network's IPv6 device. */
+  readonly family?: IpFamily;
   /** weft's route protocol (--route-protocol). */
   readonly routeProtocol: number;
-  /** Its v4 address is this host's endpoint (the lease's PublicIP). */
+  /** Its v4 address is this host's endpoint (the lease's PublicIP; family 6: its v6, the PublicIPv6). */
   readonly underlay: Underlay & { readonly v4: string };
-  /** The IPv4 device's provider. */
+  /** This device's provider. */
   readonly provider: WgProvider;
   readonly key: WgKeyPair;
   readonly listenPort: number;
@@ -44,8 +51,8 @@ export interface WireguardStats {
   readonly listenPort: number;
 }
 
-/** The IPv4 device's view of a peer (an IPv6 device takes the lease's IPv6 subnet and PublicIPv6). */
-const v4View = (p: WireguardPeer): PeerView => ({ publicKey: decodeKey(p.publicKey)!, endpoint: p.endpoint, subnet: p.subnet });
+/** The device's view of a peer (the IPv6 device's peer already holds the lease's IPv6 subnet and PublicIPv6). */
+const view = (p: WireguardPeer): PeerView => ({ publicKey: decodeKey(p.publicKey)!, endpoint: p.endpoint, subnet: p.subnet });
 
 export class WireguardBackend implements Backend {
   readonly type = 'wireguard';
@@ -53,18 +60,23 @@ export class WireguardBackend implements Backend {
   /** flannel's wireguardLeaseAttrs. */
   readonly leaseData: { PublicKey: string; Port: number };
   private readonly table: PeerTable<WireguardPeer>;
-  private readonly v4: WgDeviceSync;
+  private readonly dev: WgDeviceSync;
+  private readonly family: IpFamily;
   private own?: Lease;
   private closed = false;
   private chain: Promise<unknown> = Promise.resolve();
 
   constructor(private readonly o: WireguardOptions) {
     this.mtu = o.mtu;
+    this.family = o.family ?? 4;
     const publicKey = encodeKey(o.key.publicKey);
     this.leaseData = { PublicKey: publicKey, Port: o.listenPort };
-    this.table = new PeerTable((l) => parseWireguardPeer(l, { publicIp: o.underlay.v4, publicKey, listenPort: o.listenPort }), o.log);
-    this.v4 = new WgDeviceSync({
-      family: 4, nl: o.nl, log: o.log, provider: o.provider, key: o.key, listenPort: o.listenPort, mtu: o.mtu,
+    const v6 = o.underlay.v6;
+    if (this.family === 6 && !v6) throw new TypeError('the IPv6 WireGuard device needs the underlay\'s IPv6 address');
+    const publicIp = this.family === 4 ? o.underlay.v4 : formatIp(parseIp(v6!).bytes);
+    this.table = new PeerTable((l) => parseWireguardPeer(l, { publicIp, publicKey, listenPort: o.listenPort }, this.family), o.log, familyKey(this.family));
+    this.dev = new WgDeviceSync({
+      family: this.family, nl: o.nl, log: o.log, provider: o.provider, key: o.key, listenPort: o.listenPort, mtu: o.mtu,
       persistentKeepalive: o.persistentKeepalive, routeProtocol: o.routeProtocol, ...(o.psk ? { psk: o.psk } : {}),
     });
   }
@@ -77,28 +89,31 @@ export class WireguardBackend implements Backend {
   }
 
   private peers(): PeerView[] {
-    return [...this.table.values()].map(v4View);
+    return [...this.table.values()].map(view);
   }
 
   async configure(own: Lease): Promise<void> {
     this.own = own;
-    await this.serial(() => this.v4.bringUp({ address: own.subnet.address(0), prefixLen: 32, network: this.o.network }));
+    // flannel: <subnet>.0/32 on flannel-wg, <v6 subnet>::/128 on flannel-wg-v6
+    const sn = this.family === 4 ? own.subnet : own.ipv6Subnet;
+    if (!sn) throw new TypeError('the IPv6 WireGuard device configured with a lease without an IPv6 subnet');
+    await this.serial(() => this.dev.bringUp({ address: sn.address(0), prefixLen: this.family === 4 ? 32 : 128, network: this.o.network }));
   }
 
   async apply(batch: LeaseBatch): Promise<void> {
     await this.serial(async () => {
       for (const c of this.table.apply(batch)) {
         const p = c.after ?? c.before!;
-        this.o.log.info(c.after ? (c.before ? 'peer updated' : 'peer added') : 'peer removed', { subnet: c.subnet, publicIp: p.endpoint.ip, publicKey: p.publicKey });
+        this.o.log.info(c.after ? (c.before ? 'peer updated' : 'peer added') : 'peer removed', { subnet: c.subnet, [this.family === 4 ? 'publicIp' : 'publicIpv6']: p.endpoint.ip, publicKey: p.publicKey });
       }
-      if (this.v4.configured) await this.v4.sync(this.peers(), batch.snapshot);
+      if (this.dev.configured) await this.dev.sync(this.peers(), batch.snapshot);
     });
   }
 
   async resync(full: boolean): Promise<void> {
     await this.serial(async () => {
       if (this.closed || !this.own) return;
-      await this.v4.resync(this.peers(), full);
+      await this.dev.resync(this.peers(), full);
     });
   }
 
@@ -106,10 +121,10 @@ export class WireguardBackend implements Backend {
     const { provider } = this.o;
     return {
       peersKnown: this.table.size,
-      peersProgrammed: [...this.table.values()].filter((p) => this.v4.programmed(decodeKey(p.publicKey)!)).length,
-      kernelErrors: this.v4.kernelErrors,
+      peersProgrammed: [...this.table.values()].filter((p) => this.dev.programmed(decodeKey(p.publicKey)!)).length,
+      kernelErrors: this.dev.kernelErrors,
       invalidPeers: this.table.invalid,
-      deviceRecreated: this.v4.deviceRecreated,
+      deviceRecreated: this.dev.deviceRecreated,
       wireguard: { impl: provider.impl, device: provider.device, publicKey: this.leaseData.PublicKey, listenPort: this.o.listenPort },
     };
   }
@@ -119,7 +134,7 @@ export class WireguardBackend implements Backend {
     await this.serial(async () => {
       if (this.closed) return;
       this.closed = true;
-      await this.v4.close();
+      await this.dev.close();
     });
   }
 }

@@ -24,7 +24,7 @@ export const WG_OVERHEAD = 80;
 export interface WireguardConfig {
   /** UDP port of the IPv4 device (Backend.ListenPort, 51820), published in the lease. */
   readonly listenPort: number;
-  /** UDP port of the IPv6 device in separate mode (Backend.ListenPortV6, 51821); unused until dual stack. */
+  /** UDP port of the IPv6 device in separate mode (Backend.ListenPortV6, 51821), published in BackendV6Data. */
   readonly listenPortV6: number;
   /** Backend.PSK: base64 of 32 bytes (`wg genpsk`), the same on every host; unset: none. */
   readonly psk?: string;
@@ -58,6 +58,7 @@ export const DEFAULT_KEY_FILE = '/var/lib/weft/wireguard.key';
 
 export const WIREGUARD_FLAGS: readonly FlagDef[] = [
   { name: 'wireguard-device', key: 'wireguardDevice', kind: 'string', def: 'weft-wg', check: ifaceName, help: 'name of the wireguard backend\'s device' },
+  { name: 'wireguard-device-v6', key: 'wireguardDeviceV6', kind: 'string', def: 'weft-wg-v6', check: ifaceName, help: 'name of the wireguard backend\'s IPv6 device (a dual-stack network)' },
   { name: 'wireguard-key-file', key: 'wireguardKeyFile', kind: 'string', def: DEFAULT_KEY_FILE, check: absolutePath, help: 'this host\'s WireGuard private key (mode 0600; made on first start)' },
   { name: 'wireguard-impl', key: 'wireguardImpl', kind: 'string', def: 'auto', choices: WG_IMPLS, help: 'WireGuard device: kernel, userspace (wireguard-go), or auto (kernel when it has WireGuard)' },
 ];
@@ -65,6 +66,7 @@ export const WIREGUARD_FLAGS: readonly FlagDef[] = [
 /** The wireguard flags' values as parsed by weftd's flag table. */
 export interface WireguardFlagValues {
   readonly wireguardDevice: string;
+  readonly wireguardDeviceV6: string;
   readonly wireguardKeyFile: string;
   readonly wireguardImpl: WireguardImpl;
 }

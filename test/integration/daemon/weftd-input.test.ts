@@ -69,9 +69,6 @@ test('an invalid network config in etcd exits 2 naming the key and the value; a 
     const only6 = await run({ Network: '10.244.0.0/16', EnableIPv4: false, EnableIPv6: true, IPv6Network: 'fd00::/48' });
     assert.is(only6.code, 2, only6.stderr);
     assert.match(only6.stderr, /weftd: \/v6\/config: EnableIPv4 false \(IPv6-only\) is not supported: flannel's etcd mode cannot run an IPv6-only network either/);
-    const wg6 = await run({ Network: '10.244.0.0/16', EnableIPv6: true, IPv6Network: 'fd00::/48', Backend: { Type: 'wireguard' } });
-    assert.is(wg6.code, 2, wg6.stderr);
-    assert.match(wg6.stderr, /weftd: \/v6\/config: EnableIPv6 is not supported by the wireguard backend of this weftd \(dual stack runs on vxlan, udp, host-gw\)/);
     const noV6 = await run({ Network: '10.244.0.0/16', EnableIPv6: true, IPv6Network: 'fd00::/48' });
     assert.is(noV6.code, 2, noV6.stderr);
     assert.match(noV6.stderr, /EnableIPv6 \(a dual-stack network\) needs an IPv6 address on the underlay eth0 \(it has no global one\); give --public-ipv6/);

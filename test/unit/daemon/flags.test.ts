@@ -66,7 +66,7 @@ for (const [argv, env, re] of bad) {
 
 test('backend flags land in backendFlags, not beside the core ones; --version is not read from the environment', () => {
   const c = parseFlags(['--vxlan-device', 'vx9', '--udp-engine', 'dgram'], { WEFTD_VERSION: 'true' });
-  assert.equal(c.backendFlags, { vxlanDevice: 'vx9', tunDevice: 'weft-tun', udpEngine: 'dgram', wireguardDevice: 'weft-wg', wireguardKeyFile: '/var/lib/weft/wireguard.key', wireguardImpl: 'auto' });
+  assert.equal(c.backendFlags, { vxlanDevice: 'vx9', tunDevice: 'weft-tun', udpEngine: 'dgram', wireguardDevice: 'weft-wg', wireguardDeviceV6: 'weft-wg-v6', wireguardKeyFile: '/var/lib/weft/wireguard.key', wireguardImpl: 'auto' });
   assert.is((c as unknown as Record<string, unknown>).vxlanDevice, undefined);
   assert.is(c.version, false);
   assert.is(parseFlags(['-h']).help, true);
@@ -78,7 +78,7 @@ test('usage lists every flag with its environment variable', () => {
     assert.ok(u.includes(f), f);
   }
   assert.ok(u.includes('WEFTD_SUBNET_LEASE_RENEW_MARGIN'));
-  for (const f of ['--vxlan-device', '--tun-device', '--udp-engine', '--udp-offload', '--wireguard-device', '--wireguard-key-file', '--wireguard-impl']) assert.ok(u.includes(f), f);
+  for (const f of ['--vxlan-device', '--tun-device', '--udp-engine', '--udp-offload', '--wireguard-device', '--wireguard-device-v6', '--wireguard-key-file', '--wireguard-impl']) assert.ok(u.includes(f), f);
   assert.not.ok(u.includes('WEFTD_VERSION'));
 });
 

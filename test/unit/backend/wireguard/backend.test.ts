@@ -11,11 +11,11 @@ import type { WgProvider } from '../../../../backend/wireguard/provider.js';
 import { createLogger } from '../../../../daemon/logger.js';
 import { Prefix } from '../../../../lib/ip.js';
 import type { Link, Route, WgConfig, WgDevice, WgPeer } from '../../../../netlink/index.js';
-import type { Lease } from '../../../../subnet-manager/lease.js';
+import { decodeLeaseAttrs, parseLeaseKeySuffix, type Lease } from '../../../../subnet-manager/lease.js';
 import type { LeaseBatch } from '../../../../subnet-manager/lease-table.js';
 import { asyncCalls } from '../../helpers/batching-fake.js';
 
-const UNDERLAY = { index: 2, name: 'eth0', v4: '192.0.2.11', mtu: 1500 };
+const UNDERLAY = { index: 2, name: 'eth0', v4: '192.0.2.11', v6: '2001:db8::11', mtu: 1500 };
 
 class FakeKernel implements WireguardBackendNetlink {
   private readonly a = asyncCalls(this);
@@ -112,14 +112,14 @@ const snapshot = (...ls: Lease[]): LeaseBatch => ({ snapshot: true, events: ls.m
 const added = (...ls: Lease[]): LeaseBatch => ({ snapshot: false, events: ls.map((lease) => ({ type: 'added' as const, lease })) });
 const removed = (...ls: Lease[]): LeaseBatch => ({ snapshot: false, events: ls.map((lease) => ({ type: 'removed' as const, lease })) });
 
-function setup(o: { keepalive?: number; psk?: Buffer } = {}) {
+function setup(o: { keepalive?: number; psk?: Buffer; family?: 6 } = {}) {
   const k = new FakeKernel();
   const dev = new FakeDevice(k);
   const privateKey = generatePrivateKey();
   const key = { privateKey, publicKey: publicKeyOf(privateKey) };
   const b = new WireguardBackend({
-    nl: k, log: createLogger('silent'), network: Prefix.parse('10.244.0.0/16'), routeProtocol: 87, underlay: UNDERLAY, provider: dev, key,
-    listenPort: 51820, persistentKeepalive: o.keepalive ?? 0, ...(o.psk ? { psk: o.psk } : {}), mtu: 1420,
+    nl: k, log: createLogger('silent'), network: Prefix.parse(o.family ? 'fd00:10:244::/48' : '10.244.0.0/16'), routeProtocol: 87, underlay: UNDERLAY, provider: dev, key,
+    listenPort: o.family ? 51821 : 51820, persistentKeepalive: o.keepalive ?? 0, ...(o.psk ? { psk: o.psk } : {}), mtu: 1420, ...(o.family ? { family: o.family } : {}),
   });
   return { k, dev, b, key };
 }
@@ -149,6 +149,37 @@ test('snapshot: one peer per lease (endpoint PublicIP:Port, allowed IPs its subn
   assert.equal(b.stats().wireguard, { impl: 'userspace', device: 'weft-wg', publicKey: b.leaseData.PublicKey, listenPort: 51820 });
   const s = b.stats();
   assert.equal([s.peersKnown, s.peersProgrammed, s.invalidPeers], [2, 2, 1]);
+});
+
+/** A dual-stack lease as flannel's separate mode writes it (JSON parsed as weft parses every lease). */
+function lease6(n: number, v: Record<string, unknown> = {}): Lease {
+  const value = {
+    PublicIP: `192.0.2.${20 + n}`, PublicIPv6: `2001:db8::${20 + n}`, BackendType: 'wireguard',
+    BackendData: { PublicKey: pub(n), Port: 51820 }, BackendV6Data: { PublicKey: pub(n), Port: 51821 }, ...v,
+  };
+  const key = `/coreos.com/network/subnets/10.244.${n}.0-24&fd00:10:244:${n}::-64`;
+  const { subnet, ipv6Subnet } = parseLeaseKeySuffix(key.slice('/coreos.com/network/subnets/'.length));
+  return { subnet, ...(ipv6Subnet ? { ipv6Subnet } : {}), attrs: decodeLeaseAttrs(JSON.stringify(value)), key };
+}
+
+test('IPv6 device (separate mode): <v6 subnet>::/128, the IPv6 network routed in; peers from BackendV6Data at [PublicIPv6]:Port with their IPv6 subnet; IPv4-only leases are no peers of it', async () => {
+  const { k, dev, b, key } = setup({ family: 6 });
+  assert.equal(b.leaseData, { PublicKey: key.publicKey.toString('base64'), Port: 51821 });
+  await b.configure(lease6(3));
+  const link = [...k.links.values()][0]!;
+  assert.is(dev.listenPort, 51821);
+  assert.equal(k.addrs.map((a) => `${a.address}/${a.prefixLen}`), ['fd00:10:244:3::/128']);
+  assert.equal(k.routes.map((r) => `${r.dst} dev ${r.index} proto ${r.protocol}`), [`fd00:10:244::/48 dev ${link.index} proto 87`]);
+  await b.apply(snapshot(
+    lease6(5),
+    lease6(6, { PublicIPv6: '2001:DB8:0:0::26', BackendV6Data: { PublicKey: pub(6) } }), // no Port: our own; the address as wg prints it
+    lease(7), // IPv4-only host: nothing for this device, not an error
+    lease6(8, { BackendV6Data: { PublicKey: 'nope', Port: 51821 } }),
+    lease6(9, { PublicIPv6: null }),
+  ));
+  assert.equal(dev.show(), [`${short(5)} 2001:db8::25:51821 fd00:10:244:5::/64 ka=0`, `${short(6)} 2001:db8::26:51821 fd00:10:244:6::/64 ka=0`].sort());
+  const s = b.stats();
+  assert.equal([s.peersKnown, s.peersProgrammed, s.invalidPeers], [2, 2, 2]);
 });
 
 test('keepalive and PSK as configured; no priming needed when keepalive is on', async () => {
