@@ -1,5 +1,6 @@
-// control-plane.svg: the scale run's kernel entries per host over time (from
-// the first put), one line per host, the expected total as a dashed line.
+// control-plane.svg: the scale run's peer routes per host over time (from the
+// first put; each comes after the peer's neighbour and FDB entries), one line
+// per host, the number of leases as a dashed line.
 // Plain SVG, no dependencies, like throughput.svg.
 import type { ControlPlaneResult } from './control-plane.js';
 
@@ -17,9 +18,9 @@ function tickStep(max: number, n = 5): number {
   return [1, 2, 5, 10].map((m) => m * p).find((s) => s >= raw) ?? 10 * p;
 }
 
-export function controlPlaneSvg(r: Pick<ControlPlaneResult, 'series' | 'entriesExpected' | 'leases' | 'convergeSeconds' | 'hosts'>): string {
+export function controlPlaneSvg(r: Pick<ControlPlaneResult, 'series' | 'leases' | 'convergeSeconds' | 'hosts'>): string {
   const tMax = Math.max(0.1, ...r.series.map((s) => s.t));
-  const yMax = Math.max(1, r.entriesExpected);
+  const yMax = Math.max(1, r.leases);
   const pw = W - PAD.left - PAD.right;
   const ph = H - PAD.top - PAD.bottom;
   const x = (t: number) => PAD.left + (t / tMax) * pw;
@@ -27,7 +28,7 @@ export function controlPlaneSvg(r: Pick<ControlPlaneResult, 'series' | 'entriesE
   const out: string[] = [];
   out.push(`<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="sans-serif" font-size="12">`);
   out.push(`<rect width="${W}" height="${H}" fill="white"/>`);
-  out.push(`<text x="${W / 2}" y="20" text-anchor="middle" font-size="14">${esc(`${r.leases} leases put at once: kernel entries per host (neigh + fdb + route)`)}</text>`);
+  out.push(`<text x="${W / 2}" y="20" text-anchor="middle" font-size="14">${esc(`${r.leases} leases put at once: peer routes per host (each after its neighbour and FDB entry)`)}</text>`);
   const ys = tickStep(yMax);
   for (let v = 0; v <= yMax; v += ys) {
     out.push(`<line x1="${PAD.left}" x2="${W - PAD.right}" y1="${y(v).toFixed(1)}" y2="${y(v).toFixed(1)}" stroke="#eee"/>`);
@@ -42,11 +43,11 @@ export function controlPlaneSvg(r: Pick<ControlPlaneResult, 'series' | 'entriesE
   out.push(`<line x1="${PAD.left}" x2="${W - PAD.right}" y1="${y(yMax)}" y2="${y(yMax)}" stroke="#555" stroke-dasharray="6 4"/>`);
   out.push(`<rect x="${PAD.left}" y="${PAD.top}" width="${pw}" height="${ph}" fill="none" stroke="#888"/>`);
   for (let h = 0; h < r.hosts; h++) {
-    const pts = r.series.filter((s) => s.entries[h] !== undefined).map((s) => `${x(s.t).toFixed(1)},${y(s.entries[h]!).toFixed(1)}`);
+    const pts = r.series.filter((s) => s.routes[h] !== undefined).map((s) => `${x(s.t).toFixed(1)},${y(s.routes[h]!).toFixed(1)}`);
     const color = COLORS[h % COLORS.length]!;
     out.push(`<polyline fill="none" stroke="${color}" stroke-width="2" points="${pts.join(' ')}"/>`);
     const c = r.convergeSeconds[h];
-    const label = `h${h + 1}: ${c === undefined ? 'not all' : `all after ${c.toFixed(2)} s`}`;
+    const label = `h${h + 1}: ${c === undefined ? 'not all' : `all ${3 * r.leases} entries after ${c.toFixed(2)} s`}`;
     out.push(`<text x="${PAD.left + 10}" y="${PAD.top + 16 + 16 * h}" fill="${color}">${esc(label)}</text>`);
   }
   out.push('</svg>');
