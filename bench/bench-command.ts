@@ -16,7 +16,12 @@ import { checkReachable, measureOnce, type MeasureSettings, type RepFigures } fr
 import { metrics, toJson, toMarkdown, toSvg, type BenchReport, type BenchSettings, type Figures, type Machine, type PathReport } from './report.js';
 import { median, ratio } from './stats.js';
 
+/** The tracked results the README shows: written only by a full run with the defaults. */
 export const DEFAULT_OUT = fileURLToPath(new URL('../../bench/results/', import.meta.url));
+/** Where a quick or partial run writes unless --out says otherwise (untracked: .gitignore). */
+export const PARTIAL_OUT = fileURLToPath(new URL('../../bench/results/partial/', import.meta.url));
+/** Flags that make a run quick or partial: with any of them the tracked full-run results stay untouched. */
+const PARTIAL_FLAGS = ['quick', 'reps', 'seconds', 'paths', 'leases', 'puts', 'no-scale'] as const;
 
 const FLAGS: FlagSet = {
   command: 'weft bench',
@@ -30,7 +35,7 @@ const FLAGS: FlagSet = {
     { name: 'leases', kind: 'int', min: 1, max: MAX_LEASES, help: 'remote leases written at once in the scale run (default 1000, quick 100)' },
     { name: 'puts', kind: 'int', min: 1, max: MAX_PUTS, help: 'single lease puts timed to their routes (default 50, quick 10)' },
     { name: 'no-scale', kind: 'bool', help: 'skip the control-plane scale run' },
-    { name: 'out', kind: 'string', help: `directory for latest.json, latest.md, throughput.svg and control-plane.svg (default ${DEFAULT_OUT})` },
+    { name: 'out', kind: 'string', help: `directory for latest.json, latest.md, throughput.svg and control-plane.svg (default ${DEFAULT_OUT} for a full run with the defaults, ${PARTIAL_OUT} when any other flag above makes it quick or partial)` },
   ],
   footer: 'Needs root, iperf3, etcd-server, iproute2, iputils-ping and containernetworking-plugins; the wireguard-userspace path wireguard-go (scripts/setup.sh --wireguard), else it is reported unavailable.',
 };
@@ -70,7 +75,7 @@ async function runBench(a: ParsedFlags, argv: readonly string[]): Promise<number
     scaleHosts: 3,
   };
   const paths = selectPaths(a.values.paths as string | undefined);
-  const outDir = resolve(String(a.values.out ?? DEFAULT_OUT));
+  const outDir = resolve(String(a.values.out ?? defaultOut(a)));
   mkdirSync(outDir, { recursive: true });
 
   const started = Date.now();
@@ -132,6 +137,11 @@ async function runBench(a: ParsedFlags, argv: readonly string[]): Promise<number
   }
   say(`\n${md}\nWrote ${join(outDir, 'latest.json')}, latest.md and ${charts.join(' and ')} (${elapsed().trim()}).`);
   return 0;
+}
+
+/** The tracked results for a full run with the defaults; elsewhere for a quick or partial one, so it never replaces what the README shows. */
+export function defaultOut(a: ParsedFlags): string {
+  return PARTIAL_FLAGS.some((k) => a.values[k] !== undefined && a.values[k] !== false) ? PARTIAL_OUT : DEFAULT_OUT;
 }
 
 /** One data path: a fresh lab, its setup, a reachability check, the repetitions; never throws. */

@@ -5,7 +5,7 @@ import { iperf, type IperfTcpResult, type IperfUdpResult } from '../lab/iperf.js
 import type { Lab } from '../lab/lab.js';
 import { ping } from '../lab/ping.js';
 import type { PathEndpoints } from './data-paths.js';
-import { machineBusySeconds, totalCpuSeconds } from './proc-stats.js';
+import { machineBusySeconds, parseTcpDrops, tcpDropsDelta, totalCpuSeconds, type TcpDrops } from './proc-stats.js';
 import { percentile } from './stats.js';
 
 export interface MeasureSettings {
@@ -39,6 +39,8 @@ export interface RepFigures {
   /** CPU seconds of the whole machine (all cores, softirq included) during both TCP runs. */
   machineCpuSeconds: number;
   machineCpuSecondsPerGB: number | undefined;
+  /** Where the TCP receiver dropped segments during both TCP runs (TcpExt of its namespace): what the retransmits were. */
+  receiverTcpDrops: TcpDrops;
 }
 
 export type Step = (what: string) => void;
@@ -51,6 +53,7 @@ export async function measureOnce(lab: Lab, ep: PathEndpoints, s: MeasureSetting
   const p99 = percentile(p.rtts, 99);
   step(`ping x${s.pings}: p50 ${fmt(p50, 3)} ms, p99 ${fmt(p99, 3)} ms, loss ${p.lossPct}%`);
 
+  const drops0 = await receiverTcpDrops(lab, ep.toNs);
   const cpu0 = ep.agentPids.length ? totalCpuSeconds(ep.agentPids) : undefined;
   const machine0 = machineBusySeconds();
   const t1 = (await iperf(lab, { ...base, streams: 1 })) as IperfTcpResult;
@@ -59,6 +62,7 @@ export async function measureOnce(lab: Lab, ep: PathEndpoints, s: MeasureSetting
   step(`TCP ${s.streams} streams: ${(tN.bitsPerSecond / 1e9).toFixed(2)} Gbit/s (${tN.retransmits} retransmits)`);
   const cpu1 = ep.agentPids.length ? totalCpuSeconds(ep.agentPids) : undefined;
   const machineCpuSeconds = machineBusySeconds() - machine0;
+  const drops = tcpDropsDelta(drops0, await receiverTcpDrops(lab, ep.toNs));
 
   const u = (await iperf(lab, { ...base, udp: { length: s.udpLength, bitrate: s.udpBitrate } })) as IperfUdpResult;
   step(`UDP ${s.udpLength} B: ${(u.deliveredPerSecond / 1e3).toFixed(1)} kpps delivered, ${u.lostPct.toFixed(1)}% lost`);
@@ -80,7 +84,15 @@ export async function measureOnce(lab: Lab, ep: PathEndpoints, s: MeasureSetting
     agentCpuSecondsPerGB: agentCpuSeconds !== undefined && tcpBytes > 0 ? agentCpuSeconds / (tcpBytes / 1e9) : undefined,
     machineCpuSeconds,
     machineCpuSecondsPerGB: tcpBytes > 0 ? machineCpuSeconds / (tcpBytes / 1e9) : undefined,
+    receiverTcpDrops: drops,
   };
+}
+
+/** The receiving namespace's TCP drop counters (/proc/net/netstat is per network namespace). */
+async function receiverTcpDrops(lab: Lab, ns: string): Promise<TcpDrops> {
+  const r = await lab.execIn(ns, 'cat', ['/proc/net/netstat']);
+  if (r.code !== 0) throw new Error(`cat /proc/net/netstat in ${ns}: exit ${r.code}: ${r.stderr.trim()}`);
+  return parseTcpDrops(r.stdout);
 }
 
 /** A short check that the path carries packets at all, before anything is timed. */

@@ -78,3 +78,27 @@ export function descendants(pid: number): number[] {
   }
   return out;
 }
+
+/** The TcpExt counters of /proc/net/netstat that say where a TCP receiver dropped segments. */
+export const TCP_DROP_COUNTERS = ['TCPBacklogDrop', 'TCPRcvQDrop', 'TCPOFODrop', 'PruneCalled', 'TCPZeroWindowDrop'] as const;
+export type TcpDrops = Record<(typeof TCP_DROP_COUNTERS)[number], number>;
+
+/** Those counters from the text of /proc/net/netstat (a "TcpExt:" names line, then a values line); absent ones are 0. */
+export function parseTcpDrops(netstat: string): TcpDrops {
+  const lines = netstat.split('\n').filter((l) => l.startsWith('TcpExt:'));
+  const names = (lines[0] ?? '').split(/\s+/).slice(1);
+  const values = (lines[1] ?? '').split(/\s+/).slice(1).map(Number);
+  const out = {} as TcpDrops;
+  for (const k of TCP_DROP_COUNTERS) {
+    const v = values[names.indexOf(k)];
+    out[k] = names.includes(k) && Number.isFinite(v) ? v! : 0;
+  }
+  return out;
+}
+
+/** after - before, counter by counter. */
+export function tcpDropsDelta(before: TcpDrops, after: TcpDrops): TcpDrops {
+  const out = {} as TcpDrops;
+  for (const k of TCP_DROP_COUNTERS) out[k] = after[k] - before[k];
+  return out;
+}

@@ -4,7 +4,7 @@
 import type { ControlPlaneResult } from './control-plane.js';
 import type { MeasureSettings, RepFigures } from './measure.js';
 
-export type MetricKey = Exclude<keyof RepFigures, 'tcp1Retransmits' | 'tcpNRetransmits' | 'agentCpuSeconds' | 'machineCpuSeconds' | 'tcpBytes' | 'pingLossPct'>;
+export type MetricKey = Exclude<keyof RepFigures, 'receiverTcpDrops' | 'agentCpuSeconds' | 'machineCpuSeconds' | 'tcpBytes' | 'pingLossPct'>;
 
 export interface Metric {
   key: MetricKey;
@@ -23,6 +23,9 @@ export function metrics(s: { streams: number; udpLength: number }): Metric[] {
     { key: 'tcpNGbps', label: `TCP ${s.streams} streams`, unit: 'Gbit/s', digits: 2, ratio: true, throughput: true },
     { key: 'udpKpps', label: `UDP ${s.udpLength} B delivered`, unit: 'kpps', digits: 0, ratio: true, throughput: true },
     { key: 'udpLossPct', label: `UDP ${s.udpLength} B loss`, unit: '%', digits: 1, ratio: false, throughput: false },
+    // No ratio either: TCP's retransmits (iperf3's sender count) say whether a path drops or reorders (e.g. a flow split over workers).
+    { key: 'tcp1Retransmits', label: 'TCP 1 stream retransmits', unit: 'count', digits: 0, ratio: false, throughput: false },
+    { key: 'tcpNRetransmits', label: `TCP ${s.streams} streams retransmits`, unit: 'count', digits: 0, ratio: false, throughput: false },
     { key: 'pingP50Ms', label: 'ping p50', unit: 'ms', digits: 3, ratio: true, throughput: false },
     { key: 'pingP99Ms', label: 'ping p99', unit: 'ms', digits: 3, ratio: true, throughput: false },
     // No ratio: the kernel paths' agents are idle, so their figure is ~0 (/proc counts in 10 ms ticks) and a ratio to it is noise.

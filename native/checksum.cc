@@ -5,18 +5,60 @@
 #if defined(__SSE2__)
 #include <emmintrin.h>
 #endif
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#define WEFT_AVX2_SUM 1
+#endif
 
 namespace weft {
+
+#if WEFT_AVX2_SUM
+namespace {
+
+// 64 bytes per step on CPUs with AVX2 (chosen at run time: the addon is built for
+// baseline x86-64): the same widening of 32-bit words into 64-bit lanes as the SSE2
+// loop below, twice as wide. Sums the first (n / 64) * 64 bytes into *acc (each lane
+// folded into it as the SSE2 loop does) and returns how many it summed.
+__attribute__((target("avx2"))) size_t SumAvx2(const uint8_t* p, size_t n, uint64_t* acc) {
+  const __m256i zero = _mm256_setzero_si256();
+  __m256i a0 = zero, a1 = zero, a2 = zero, a3 = zero;
+  size_t i = 0;
+  for (; i + 64 <= n; i += 64) {
+    __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + i));
+    __m256i y = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + i + 32));
+    a0 = _mm256_add_epi64(a0, _mm256_unpacklo_epi32(x, zero));
+    a1 = _mm256_add_epi64(a1, _mm256_unpackhi_epi32(x, zero));
+    a2 = _mm256_add_epi64(a2, _mm256_unpacklo_epi32(y, zero));
+    a3 = _mm256_add_epi64(a3, _mm256_unpackhi_epi32(y, zero));
+  }
+  __m256i t = _mm256_add_epi64(_mm256_add_epi64(a0, a1), _mm256_add_epi64(a2, a3));
+  uint64_t lanes[4];
+  _mm256_storeu_si256(reinterpret_cast<__m256i*>(lanes), t);
+  for (uint64_t l : lanes) *acc += (l & 0xffffffffu) + (l >> 32);
+  return i;
+}
+
+// Static initialisers of one library run in no set order: initialise the CPU model here.
+const bool kHaveAvx2 = [] {
+  __builtin_cpu_init();
+  return __builtin_cpu_supports("avx2") != 0;
+}();
+
+}  // namespace
+#endif
 
 // Sums native-order words (RFC 1071 2(B): the ones'-complement sum is byte-order
 // independent) 32 bits at a time into 64 bits, then swaps the folded result.
 uint32_t Sum(const uint8_t* p, size_t n, uint32_t initial) {
   uint64_t acc = 0;
   size_t i = 0;
+#if WEFT_AVX2_SUM
+  if (n >= 128 && kHaveAvx2) i = SumAvx2(p, n, &acc);
+#endif
 #if defined(__SSE2__)
   // The transmit path sums every byte it sends: 32 bytes per step, each 32-bit word
   // widened into a 64-bit lane (which cannot wrap for n < 2^37).
-  if (n >= 64) {
+  if (n - i >= 64) {
     const __m128i zero = _mm_setzero_si128();
     __m128i a0 = zero, a1 = zero, a2 = zero, a3 = zero;
     for (; i + 32 <= n; i += 32) {

@@ -18,8 +18,11 @@ namespace weft {
 namespace {
 
 constexpr size_t kRxSlot = 65536;  // a datagram, or a GRO message, never exceeds 64 KiB
-// Messages per recvmmsg: plain, 64 datagrams; with GRO each may be a 64 KiB run, and
-// the batch is read again by the TUN writes, so it stays within L2 (16 x 64 KiB = 1 MiB).
+// Messages per recvmmsg: without GRO, 64 datagrams (one each); with GRO each may be a
+// 64 KiB run, and the batch is read again by the TUN writes, so it stays within L2
+// (16 x 64 KiB = 1 MiB). It is UDP_GRO that decides, not the TUN kind: with more than
+// one worker the sockets have no GRO, and 16 single datagrams per call would cost a
+// system call per 16 segments of a TCP stream.
 constexpr size_t kRxBatchPlain = 64;
 constexpr size_t kRxBatchGro = 16;
 
@@ -34,7 +37,7 @@ class UdpToTun {
  public:
   UdpToTun(Forwarder& f, size_t w)
       : f_(f), w_(w), c_(f.counters(w)), sys_(f.sys()), cfg_(f.config()), udpFd_(cfg_.udpFds[w]),
-        batch_(cfg_.vnetHdr ? kRxBatchGro : kRxBatchPlain, kRxSlot, cfg_.udpGro), peerOf_(batch_.capacity()),
+        batch_(cfg_.udpGro ? kRxBatchGro : kRxBatchPlain, kRxSlot, cfg_.udpGro), peerOf_(batch_.capacity()),
         coal_(CoalescerOptions(cfg_)) {}
 
   void Run();

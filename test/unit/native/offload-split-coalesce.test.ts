@@ -517,7 +517,8 @@ test('coalesce stays within 64 KiB: 50 x 1400 bytes become two super-packets', (
 
 test('checksum() agrees with the RFC 1071 example and the independent sum on odd lengths', () => {
   assert.is(off.checksum(Buffer.from([0x00, 0x01, 0xf2, 0x03, 0xf4, 0xf5, 0xf6, 0xf7])), 0xffff - 0xddf2);
-  for (const n of [0, 1, 2, 3, 7, 8, 9, 15, 17, 1501, 65535]) {
+  // Across the widths of the sum (8-byte, 32-byte SSE2, 64-byte AVX2 steps) and their remainders.
+  for (const n of [0, 1, 2, 3, 7, 8, 9, 15, 17, 63, 64, 65, 127, 128, 129, 191, 1420, 1501, 4099, 65535]) {
     const b = pattern(n, n);
     assert.is(off.checksum(b), 0xffff - fold(sum16(b)), `${n} bytes`);
   }
