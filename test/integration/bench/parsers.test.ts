@@ -55,7 +55,7 @@ test('fake leases: distinct subnets, MACs and PublicIPs (in 198.18.0.0/15), vali
     const a = decodeLeaseAttrs(l.value);
     assert.is(a.publicIP, l.publicIp);
     assert.match(l.publicIp, /^198\.1[89]\.\d+\.\d+$/);
-    assert.match(l.key, /\/subnets\/10\.2\d\d\.\d+\.0-24$/);
+    assert.match(l.key, /\/subnets\/10\.(1[6-9]|2[0-3])\d\.\d+\.0-24$/);
     assert.is(l.vtep, l.subnet.replace(/\/24$/, ''));
   }
   assert.is(leases[256]!.subnet, '10.161.0.0/24');
