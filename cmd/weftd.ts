@@ -9,6 +9,7 @@ import { readFileSync } from 'node:fs';
 import { parseWeftdFlags, usage } from '../daemon/flags.js';
 import { cleanupDataPlane, resumeDataPlane } from '../daemon/resume.js';
 import { errorCode, UsageError } from '../lib/errors.js';
+import { fdStore } from '../host/fd-store.js';
 
 function version(): string {
   const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
@@ -44,6 +45,8 @@ async function main(): Promise<number> {
       return 1;
     }
   }
+  // systemd's fd store: what it passed (LISTEN_FDS) is taken over first, before any child could inherit it.
+  fdStore();
   const early = resumeDataPlane(cfg);
   const [{ Daemon }, { createLogger }] = await Promise.all([import('../daemon/daemon.js'), import('../daemon/logger.js')]);
   const log = createLogger(cfg.logLevel, { component: 'weftd' });

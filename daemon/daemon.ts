@@ -50,6 +50,7 @@ export class Daemon {
   /** WEFT-FWD, kept on every full resync (--iptables-forward-rules). */
   private forward?: ForwardRules;
   private keeper?: LeaseKeeper;
+  private sm?: SubnetManager;
   private nl?: NetlinkHandle;
   /** Set when the host configuration for the current lease is not (fully) in place: retried by the resync loop. */
   private hostStale = false;
@@ -82,6 +83,7 @@ export class Daemon {
       logger: log,
       etcdOptions: etcdOptionsFrom(cfg),
     });
+    this.sm = sm;
     const nl = NetlinkHandle.open();
     this.nl = nl;
     // Up before etcd is: /healthz must say "etcd unreachable" rather than nothing.
@@ -172,7 +174,7 @@ export class Daemon {
     this.status.lease = lease;
     log.info('lease acquired', { subnet: lease.subnet.toString(), ...(lease.ipv6Subnet ? { ipv6Subnet: lease.ipv6Subnet.toString() } : {}), expires: lease.expiration?.toISOString() ?? 'never (reservation)' });
 
-    this.forward = await retrying('configuring the host', log, signal, () => configureHost(cfg, log, nl, network, lease, backend));
+    this.forward = await retrying('configuring the host', log, signal, () => this.configureHost(network, lease, backend));
 
     // The keeper, the watch and the resync loop run until the signal aborts; a fatal failure of any stops the agent.
     const inner = new AbortController();
@@ -255,10 +257,26 @@ export class Daemon {
 
   private async reconfigureHost(network: NetworkConfig, backend: Backend): Promise<void> {
     try {
-      this.forward = await configureHost(this.cfg, this.log, this.nl!, network, this.keeper!.lease, backend);
+      this.forward = await this.configureHost(network, this.keeper!.lease, backend);
       this.hostStale = false;
     } catch (e) {
       this.transient('configuring the host for the new lease', e);
+    }
+  }
+
+  /**
+   * The device, bridge, subnet file... for `lease`. A device deleted meanwhile (by hand: ENODEV)
+   * is created again by the backend's check, and the host configured again (a few times).
+   */
+  private async configureHost(network: NetworkConfig, lease: Lease, backend: Backend): Promise<ForwardRules | undefined> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await configureHost(this.cfg, this.log, this.nl!, network, lease, backend);
+      } catch (e) {
+        if (errorCode(e) !== 'ENODEV' || attempt >= 3) throw e;
+        this.log.warn('a device vanished while configuring the host; creating it again', { attempt, err: e as Error });
+        await backend.resync(false);
+      }
     }
   }
 
@@ -291,6 +309,10 @@ export class Daemon {
     this.log.warn('the underlay address changed; moving the backend and the lease to it', { from, to: u.v4 });
     await backend.setUnderlay({ ...u, v4: u.v4! });
     this.underlay!.moved(u);
+    // Our TCP connections to etcd left from the old address, which is gone: the
+    // kernel can send nothing more on them, and grpc's keepalive would see that
+    // only after 15 s. Connect anew before the lease is rewritten.
+    if (from !== undefined && from !== u.v4) this.sm!.reconnect(`the underlay address changed from ${from} to ${u.v4}`);
     const l = this.keeper!.lease;
     this.keeper!.update({ ...l.attrs, publicIP: u.v4!, backendData: backend.leaseData });
   }

@@ -7,6 +7,8 @@ import { execFileSync } from 'node:child_process';
 import type { Lab, LabContainer, LabHost, TrackedProcess } from './lab.js';
 
 export const WEFTD = fileURLToPath(new URL('../cmd/weftd.js', import.meta.url));
+/** lab/fake-systemd.js: systemd's notify socket and fd store, for tests. */
+export const FAKE_SYSTEMD = fileURLToPath(new URL('./fake-systemd.js', import.meta.url));
 /** The weft CLI (status, docker-opts, install-cni, ...), which the lab runs as an operator would. */
 export const WEFT = fileURLToPath(new URL('../cmd/weft.js', import.meta.url));
 export const PREFIX = '/coreos.com/network';
@@ -61,7 +63,7 @@ export const hostSubnetFile = (host: LabHost): string => join(host.dir, 'subnet.
  * it or wireguard-go put there stays the host's). WEFT_PROF=<dir> in the
  * environment: each weftd writes a CPU profile there when it exits (node --cpu-prof).
  */
-export function startAgent(lab: Lab, host: LabHost, extra: readonly string[] = [], logName?: string): LabAgent {
+export function startAgent(lab: Lab, host: LabHost, extra: readonly string[] = [], logName?: string, opts: { fakeSystemd?: string } = {}): LabAgent {
   const subnetFile = hostSubnetFile(host);
   const args = [
     WEFTD,
@@ -77,7 +79,9 @@ export function startAgent(lab: Lab, host: LabHost, extra: readonly string[] = [
     logName = `weftd-${host.name}`;
     for (let n = 2; existsSync(join(lab.dir, 'logs', `${logName}.log`)); n++) logName = `weftd-${host.name}-${n}`;
   }
-  const proc = lab.spawnIn(host.ns, process.execPath, [...nodeArgs(), ...args], { logName, runDir: host.runDir, ...(env ? { env } : {}) });
+  // Under lab/fake-systemd.js (notify socket opts.fakeSystemd): weftd's log and the fake's events go to the same file.
+  const argv = opts.fakeSystemd ? [FAKE_SYSTEMD, opts.fakeSystemd, process.execPath, ...nodeArgs(), ...args] : [...nodeArgs(), ...args];
+  const proc = lab.spawnIn(host.ns, process.execPath, argv, { logName, runDir: host.runDir, ...(env ? { env } : {}) });
   return { host, proc, subnetFile, args };
 }
 

@@ -155,7 +155,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
       void proc.exited.then(({ code, signal }) => {
         if (stopping) return; // the teardown's SIGTERM
         const bySchedule = a.killing === proc;
-        rec.exit = { code, signal, atMs: rel(Date.now()), bySchedule, ...(bySchedule ? {} : { logTail: lab.readLog(proc).trim().split('\n').slice(-5).join('\n') }) };
+        rec.exit = { code, signal, atMs: rel(Date.now()), bySchedule, ...(bySchedule ? {} : { logTail: lab.readLog(proc).trim().split('\n').slice(-30).join('\n') }) };
         if (bySchedule) return;
         say(`  !! weftd on ${a.host.name} (pid ${rec.pid}) exited by itself (${code ?? signal}); restarting it in 1 s`);
         a.down = true;

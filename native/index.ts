@@ -234,8 +234,18 @@ export interface NativeHolder {
 
 export interface NativeAddon {
   close(fd: number): void;
-  /** One AF_UNIX datagram to a systemd notify socket (a path, or "@name" for the abstract namespace). */
-  sdNotify(socketPath: string, message: string): void;
+  /** One AF_UNIX datagram to a systemd notify socket (a path, or "@name" for the abstract namespace), carrying `fds` (SCM_RIGHTS) if given. */
+  sdNotify(socketPath: string, message: string, fds?: readonly number[]): void;
+  readonly sdNotifySocket: {
+    /** BARRIER=1 (sd_notify_barrier): true once the receiver has handled every earlier message, false after timeoutMs. */
+    barrier(socketPath: string, timeoutMs: number): boolean;
+    /** An fd systemd passed (LISTEN_FDS) made close-on-exec; throws (EBADF) when it is not open. */
+    keep(fd: number): void;
+    /** Tests (a fake systemd): a bound AF_UNIX datagram socket. */
+    listen(socketPath: string): number;
+    /** Tests: one datagram and the fds it carried (CLOEXEC), or null after timeoutMs. */
+    recv(fd: number, timeoutMs: number): { message: string; fds: number[]; truncated: boolean } | null;
+  };
   readonly netlink: NativeNetlink;
   readonly tun: NativeTun;
   readonly forwarder: NativeForwarder;

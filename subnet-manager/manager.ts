@@ -224,6 +224,17 @@ export class SubnetManager {
     return runLeaseWatch(this.reg, cfg, { ...opts, signal }, this.stats, this.log);
   }
 
+  /**
+   * Drops the etcd connections and connects anew (the watches resume on the new
+   * one): after our source address was removed, the old ones are dead without
+   * TCP knowing it (see Registry.reconnect).
+   */
+  reconnect(reason: string): void {
+    this.checkOpen();
+    this.log.info('reconnecting to etcd', { reason });
+    this.reg.reconnect(reason);
+  }
+
   async close(): Promise<void> {
     if (this.closer.signal.aborted) return;
     this.closer.abort();

@@ -92,8 +92,20 @@ class CappedBackoff {
 const ONE_ATTEMPT = { execute: <T>(fn: () => PromiseLike<T> | T): Promise<T> => Promise.resolve().then(fn) };
 type GlobalPolicy = NonNullable<NonNullable<IOptions['faultHandling']>['global']>;
 
+/**
+ * A channel option of our own: a new value gives the next client new grpc
+ * subchannels (grpc-js shares a subchannel, i.e. a TCP connection, between
+ * clients whose options are equal), so reconnect() really connects anew.
+ */
+const CONNECTION_OPTION = 'weft.etcd_connection';
+
 export class Registry {
-  private readonly client: Etcd3;
+  private client: Etcd3;
+  private readonly opts: IOptions;
+  /** Times reconnect() dropped the connections. */
+  private generation = 0;
+  /** The watches running on the current client, to end them on reconnect(). */
+  private readonly watches = new Set<{ end(err: Error): void }>();
   readonly prefix: string;
   readonly subnetsPrefix: string;
   readonly configKey: string;
@@ -115,7 +127,30 @@ export class Registry {
       faultHandling: { watchBackoff: new CappedBackoff(), ...(o.failFast ? { global: ONE_ATTEMPT as unknown as GlobalPolicy } : {}) },
       ...(o.etcdOptions as Partial<IOptions> | undefined),
     };
-    this.client = new Etcd3(opts);
+    this.opts = opts;
+    this.client = this.newClient();
+  }
+
+  private newClient(): Etcd3 {
+    return new Etcd3({ ...this.opts, grpcOptions: { ...this.opts.grpcOptions, [CONNECTION_OPTION]: this.generation } });
+  }
+
+  /**
+   * Drops every connection to etcd and its watches, and connects anew on the
+   * next request. For when the connections are known dead but TCP cannot tell
+   * yet: our source address was removed (the underlay moved to a new public IP),
+   * so the kernel can send nothing more on them and grpc's keepalive would
+   * notice only after 15 s. Each running watch reports 'disconnected' (with
+   * `reason`), so its owner starts it again on the new connection; requests
+   * in flight on the old one end at their deadline.
+   */
+  reconnect(reason: string): void {
+    const old = this.client;
+    this.generation++;
+    this.client = this.newClient();
+    const err = new EtcdUnavailableError(`etcd connection dropped: ${reason}`);
+    for (const w of [...this.watches]) w.end(err);
+    old.close();
   }
 
   private async call<T>(fn: () => Promise<T>): Promise<T> {
@@ -236,11 +271,27 @@ export class Registry {
 
   private watch(b: ReturnType<Etcd3['watch']>, fromRevision: number | undefined, h: SubnetWatchHandlers): { cancel(): Promise<void> } {
     const w = (fromRevision === undefined ? b : b.startRevision(String(fromRevision))).watcher();
+    // Over once it reports 'disconnected' or 'canceled', or reconnect() ends it: nothing more is passed on.
+    let over = false;
+    let cancelling: Promise<void> | undefined;
+    const cancel = () => (cancelling ??= w.cancel());
+    const entry = {
+      end: (err: Error) => {
+        if (over) return;
+        over = true;
+        this.watches.delete(entry);
+        void cancel().catch(() => {});
+        h.disconnected(err);
+      },
+    };
+    this.watches.add(entry);
     w.on('connected', () => {
+      if (over) return;
       this.onContact();
       h.connected();
     });
     w.on('data', (res) => {
+      if (over) return;
       this.onContact();
       const events: SubnetEvent[] = res.events.map((ev) => {
         return ev.type === 'Put'
@@ -249,9 +300,25 @@ export class Registry {
       });
       h.data(events, Number(res.header.revision));
     });
-    w.on('disconnected', (err: unknown) => h.disconnected(err));
-    w.on('error', (err: Error) => h.canceled(err));
-    return { cancel: () => w.cancel() };
+    w.on('disconnected', (err: unknown) => {
+      if (over) return;
+      over = true;
+      this.watches.delete(entry);
+      h.disconnected(err);
+    });
+    w.on('error', (err: Error) => {
+      if (over) return;
+      over = true;
+      this.watches.delete(entry);
+      h.canceled(err);
+    });
+    return {
+      cancel: () => {
+        over = true;
+        this.watches.delete(entry);
+        return cancel();
+      },
+    };
   }
 
   /**

@@ -23,7 +23,7 @@ import { PeerTable } from '../peer-table.js';
 import { DgramEngine } from './dgram-engine.js';
 import type { UdpEngine, UdpEngineName } from './engine.js';
 import { NativeEngine, tunOffloadNames } from './native-engine.js';
-import { endHolder, spawnHolder, type Holder } from './holder.js';
+import { endHolder, holderName, spawnHolder, type Holder } from './holder.js';
 import { endHolders, type ResumedUdp } from './resume.js';
 import { statePath, writeUdpState, type UdpState } from './state.js';
 import { ForwardingTable } from './table.js';
@@ -240,7 +240,7 @@ export class UdpBackend implements Backend {
         log.warn('no fd holder: while weftd is down, what arrives is dropped instead of queued', { device: this.o.device, err: e });
       }
     }
-    log.info('forwarder started', { engine, listen: `${underlay.v4}:${port}`, workers: this.dev.fds.length, holder: this.holder?.pid });
+    log.info('forwarder started', { engine, listen: `${underlay.v4}:${port}`, workers: this.dev.fds.length, holder: this.holder && holderName(this.holder) });
   }
 
   private endHolder(): void {
@@ -248,7 +248,7 @@ export class UdpBackend implements Backend {
     try {
       endHolder(this.holder);
     } catch (e) {
-      this.o.log.warn('ending the fd holder failed', { pid: this.holder.pid, err: e });
+      this.o.log.warn('ending the fd holder failed', { holder: holderName(this.holder), err: e });
     }
     this.holder = undefined;
   }
@@ -366,7 +366,7 @@ export class UdpBackend implements Backend {
     this.closed = true;
     await this.engine?.stop(true);
     this.closeTun();
-    this.o.log.info('forwarder stopped; the persistent TUN device stays for the next weftd (weftd --cleanup removes it)', { device: this.o.device, holder: this.holder?.pid });
+    this.o.log.info('forwarder stopped; the persistent TUN device stays for the next weftd (weftd --cleanup removes it)', { device: this.o.device, holder: this.holder && holderName(this.holder) });
   }
 
   /** Closes our queues once (a failed re-open leaves none to close again). */

@@ -7,17 +7,51 @@
 // It is found by its argv[0] and network namespace, not by a pid file:
 //   weft-fd-holder <device> tun=<fd>,<fd> udp=<fd>,<fd>
 // and nothing else is ever killed. weftd --cleanup ends it.
+// Under systemd with a file descriptor store (FileDescriptorStoreMax=, see
+// host/fd-store.ts) systemd holds them instead: a holder process lives in
+// weftd's cgroup, so `systemctl restart weftd` would kill it with weftd. The
+// store's names are weft-udp/<device>/tun/<i> and weft-udp/<device>/udp/<i>.
 import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
+import { fdStore, type FdStore } from '../../host/fd-store.js';
 import { native } from '../../native/index.js';
 
 const MARKER = 'weft-fd-holder';
 
 export interface Holder {
+  /** The holder process; 0 when systemd's fd store holds the files. */
   readonly pid: number;
   readonly device: string;
-  /** Its fd numbers (the same as the spawner's at the time). */
+  /**
+   * Its fd numbers (the same as the spawner's at the time). For a store
+   * found at start: the fds systemd passed to this process.
+   */
   readonly tunFds: readonly number[];
   readonly udpFds: readonly number[];
+  /** Set when systemd's fd store holds them. */
+  readonly store?: FdStore;
+}
+
+/** Where the holder is, for the log: "the fd holder 1234" or "systemd's fd store". */
+export function holderName(h: Holder): string {
+  return h.store ? "systemd's fd store" : `the fd holder ${h.pid}`;
+}
+
+const storePrefix = (device: string) => `weft-udp/${device}/`;
+
+/** The files systemd passed from its store for `device`, if any (tun and udp, each in order). */
+function storedHolder(store: FdStore, device: string): Holder | undefined {
+  const prefix = storePrefix(device);
+  const names = store.passedNames(prefix);
+  if (names.length === 0) return undefined;
+  // Looked at, not taken: takeFromHolder takes them; endHolder closes what was not taken.
+  const list = (kind: string) => {
+    const out: number[] = [];
+    for (let i = 0; names.includes(`${prefix}${kind}/${i}`); i++) out.push(store.passedFd(`${prefix}${kind}/${i}`)!);
+    return out;
+  };
+  const tunFds = list('tun');
+  const udpFds = list('udp');
+  return { pid: 0, device, tunFds, udpFds, store };
 }
 
 function marker(device: string, tunFds: readonly number[], udpFds: readonly number[]): string {
@@ -31,10 +65,23 @@ function parseMarker(pid: number, argv0: string): Holder | undefined {
   return { pid, device: m[1]!, tunFds: list(m[2]!), udpFds: list(m[3]!) };
 }
 
-/** Holders of `device` in this network namespace (normally one at most). */
+function takeStored(store: FdStore, device: string): number[] {
+  const prefix = storePrefix(device);
+  const names = store.passedNames(prefix);
+  const take = (kind: string) => {
+    const out: number[] = [];
+    for (let i = 0; names.includes(`${prefix}${kind}/${i}`); i++) out.push(store.take(`${prefix}${kind}/${i}`)!);
+    return out;
+  };
+  return [...take('tun'), ...take('udp')];
+}
+
+/** Holders of `device` in this network namespace (normally one at most): systemd's store first, then processes. */
 export function findHolders(device: string): Holder[] {
   const ownNet = readlinkSync('/proc/self/ns/net');
-  const out: Holder[] = [];
+  const store = fdStore();
+  const stored = store && storedHolder(store, device);
+  const out: Holder[] = stored ? [stored] : [];
   for (const d of readdirSync('/proc')) {
     if (!/^\d+$/.test(d)) continue;
     let argv0: string;
@@ -51,14 +98,26 @@ export function findHolders(device: string): Holder[] {
   return out;
 }
 
-/** Starts a holder of these fds (they stay ours too). */
+/** Starts a holder of these fds (they stay ours too): systemd's fd store when the unit has one, else a process. */
 export function spawnHolder(device: string, tunFds: readonly number[], udpFds: readonly number[]): Holder {
+  const store = fdStore();
+  if (store) {
+    // Replaces what the store held for the device (the same files, after a resume: systemd had them already).
+    const prefix = storePrefix(device);
+    store.remove(prefix);
+    store.store([...tunFds.map((fd, i) => [`${prefix}tun/${i}`, fd] as const), ...udpFds.map((fd, i) => [`${prefix}udp/${i}`, fd] as const)]);
+    return { pid: 0, device, tunFds, udpFds, store };
+  }
   const pid = native().holder.spawn([...tunFds, ...udpFds], marker(device, tunFds, udpFds));
   return { pid, device, tunFds, udpFds };
 }
 
-/** Ends a holder and waits until its fds are closed. */
+/** Ends a holder and waits until its fds are closed (the store: until systemd has closed them). */
 export function endHolder(h: Holder): void {
+  if (h.store) {
+    h.store.remove(storePrefix(h.device));
+    return;
+  }
   if (!native().holder.end(h.pid, 2000)) throw new Error(`the fd holder ${h.pid} of ${h.device} did not exit within 2 s of SIGKILL`);
 }
 
@@ -68,7 +127,8 @@ export function endHolder(h: Holder): void {
  */
 export function takeFromHolder(h: Holder, expect: { bindIp: string; port: number }): { tunFds: number[]; udpFds: number[] } {
   const n = native();
-  const fds = n.holder.take(h.pid, [...h.tunFds, ...h.udpFds]);
+  // The store's files were passed to this process already: now the caller's.
+  const fds = h.store ? takeStored(h.store, h.device) : n.holder.take(h.pid, [...h.tunFds, ...h.udpFds]);
   const tunFds = fds.slice(0, h.tunFds.length);
   const udpFds = fds.slice(h.tunFds.length);
   try {

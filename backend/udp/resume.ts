@@ -13,7 +13,7 @@ import { native } from '../../native/index.js';
 import type { NetlinkHandle } from '../../netlink/index.js';
 import type { ResumeContext, ResumeResult, Resumed } from '../backend.js';
 import type { UdpFlagValues } from './config.js';
-import { endHolder, findHolders, spawnHolder, takeFromHolder, type Holder } from './holder.js';
+import { endHolder, findHolders, holderName, spawnHolder, takeFromHolder, type Holder } from './holder.js';
 import { NativeEngine } from './native-engine.js';
 import { readUdpState, removeUdpState, statePath, type UdpState } from './state.js';
 import { ForwardingTable } from './table.js';
@@ -69,7 +69,7 @@ export function resumeUdp(ctx: ResumeContext): ResumeResult {
       const offloads = st.vnetHdr ? native().tun.enableOffload(taken.tunFds[0]!) : 0;
       dev = { name: st.device, index: link.index, fds: taken.tunFds, offloads, adopted: true };
       udpFds = taken.udpFds;
-      via = `the fd holder ${old.pid}`;
+      via = holderName(old);
     } catch {
       dev = undefined;  // attached by name below, once the holder is gone
     }
@@ -106,7 +106,8 @@ export function resumeUdp(ctx: ResumeContext): ResumeResult {
   try {
     // The new holder first, then the old one goes: the files are never without a holder.
     holder = spawnHolder(st.device, dev.fds, engine.udpFds());
-    if (old) endHolder(old);
+    // systemd's store was replaced in place by spawnHolder: it is the new holder.
+    if (old && !(old.store && old.store === holder.store)) endHolder(old);
   } catch (e) {
     engine.stopNow();
     closeTun(dev);

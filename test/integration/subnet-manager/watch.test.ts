@@ -153,4 +153,23 @@ test('etcd down for 10 s and back: the watch resumes and sees every lease writte
   await w.stop();
 });
 
+test('reconnect() (our source address moved): the running watch resumes on a new connection and misses nothing; requests work', async () => {
+  await direct.delete().prefix(P);
+  const m = mgr();
+  const w = mirror(m);
+  await until('snapshot', () => w.batches.length >= 1);
+  await direct.put(P + '10.244.31.0-24').value(val('192.0.2.31'));
+  await until('first', () => w.set.has('10.244.31.0/24'));
+  const before = m.stats.reconnects;
+  m.reconnect('test');
+  // Written at once, while the watch starts again: seen through the resumed watch.
+  await direct.put(P + '10.244.32.0-24').value(val('192.0.2.32'));
+  await until('the lease written after reconnect()', () => w.set.has('10.244.32.0/24'));
+  assert.is(m.stats.reconnects, before + 1, 'the watch resumed once');
+  const l = await m.acquireLease(cfg, { publicIP: '192.0.2.78', backendType: 'vxlan', backendData: null });
+  await until('own acquire seen', () => w.set.get(String(l.subnet)) === '192.0.2.78');
+  assert.is(w.set.size, 3);
+  await w.stop();
+});
+
 test.run();
