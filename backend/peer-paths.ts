@@ -59,7 +59,9 @@ export class PeerPaths {
     if (path === 'skipped') this.log.warn('peer skipped: this backend cannot reach it', fields);
     // A fallback move (to or from udp) is an incident on the underlay: one warning per move.
     else if (old && (path === 'udp' || old.path === 'udp')) this.log.warn('peer path changed', fields);
-    else this.log.info(old ? 'peer path changed' : 'peer path', fields);
+    else if (old) this.log.info('peer path changed', fields);
+    // A new peer's first path: at debug, or thousands of peers arriving at once log a line each ('peer added' says it at info for a few).
+    else this.log.debug('peer path', fields);
   }
 
   delete(subnet: string): void {

@@ -2,6 +2,7 @@
 // Each backend supplies a parser that turns a lease into its own peer type or
 // says why the lease is unusable; the table reports what changed.
 import type { Lease, LeaseBatch } from '../subnet-manager/index.js';
+import { Slicer } from '../lib/backoff.js';
 import type { Logger } from '../lib/log.js';
 
 export interface PeerChange<P> {
@@ -47,6 +48,26 @@ export class PeerTable<P extends { equals(o: P): boolean }> {
 
   /** Applies a batch and returns the changes (a snapshot replaces the whole set). Costs O(batch), a snapshot O(peers). */
   apply(batch: LeaseBatch): PeerChange<P>[] {
+    const run = this.steps(batch);
+    for (;;) {
+      const r = run.next();
+      if (r.done) return r.value;
+    }
+  }
+
+  /** apply() for thousands of leases at once: the event loop runs between slices. */
+  async applySliced(batch: LeaseBatch): Promise<PeerChange<P>[]> {
+    const slicer = new Slicer();
+    const run = this.steps(batch);
+    for (;;) {
+      const r = run.next();
+      if (r.done) return r.value;
+      if (slicer.due()) await slicer.next();
+    }
+  }
+
+  /** apply()'s work, a step per lease (the table is consistent between steps only as a whole batch: callers run one at a time). */
+  private *steps(batch: LeaseBatch): Generator<void, PeerChange<P>[]> {
     const seen = batch.snapshot ? new Set<string>() : undefined;
     // Per subnet: the peer before this batch (undefined: none), recorded at its first change.
     const before = new Map<string, P | undefined>();
@@ -56,6 +77,7 @@ export class PeerTable<P extends { equals(o: P): boolean }> {
       else this.peers.delete(subnet);
     };
     for (const ev of batch.events) {
+      yield;
       const subnet = this.keyOf(ev.lease);
       if (ev.type === 'removed') {
         set(subnet, undefined);

@@ -9,7 +9,8 @@ import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { UsageError, type Command, type FlagSet, type ParsedFlags } from '../lib/flags.js';
 import { withLab } from '../lab/lab.js';
-import { runControlPlane } from './control-plane.js';
+import { controlPlaneSvg } from './control-plane-chart.js';
+import { MAX_LEASES, MAX_PUTS, runControlPlane } from './control-plane.js';
 import { DATA_PATHS, PathUnavailableError, REFERENCE_PATHS, type DataPath } from './data-paths.js';
 import { checkReachable, measureOnce, type MeasureSettings, type RepFigures } from './measure.js';
 import { metrics, toJson, toMarkdown, toSvg, type BenchReport, type BenchSettings, type Figures, type Machine, type PathReport } from './report.js';
@@ -31,10 +32,10 @@ const FLAGS: FlagSet = {
     { name: 'reps', kind: 'int', min: 1, max: 20, help: 'repetitions per data path; the median is reported (default 3, quick 1)' },
     { name: 'seconds', kind: 'int', min: 1, max: 5, help: 'iperf3 -t of each run (default 5, quick 1)' },
     { name: 'paths', kind: 'string', help: `data paths to measure, or none (default all: ${DATA_PATHS.map((p) => p.id).join(',')})` },
-    { name: 'leases', kind: 'int', min: 1, max: 4000, help: 'remote leases written at once in the scale run (default 1000, quick 100)' },
-    { name: 'puts', kind: 'int', min: 1, max: 250, help: 'single lease puts timed to their routes (default 50, quick 10)' },
+    { name: 'leases', kind: 'int', min: 1, max: MAX_LEASES, help: 'remote leases written at once in the scale run (default 1000, quick 100)' },
+    { name: 'puts', kind: 'int', min: 1, max: MAX_PUTS, help: 'single lease puts timed to their routes (default 50, quick 10)' },
     { name: 'no-scale', kind: 'bool', help: 'skip the control-plane scale run' },
-    { name: 'out', kind: 'string', help: `directory for latest.json, latest.md and throughput.svg (default ${DEFAULT_OUT} for a full run with the defaults, ${PARTIAL_OUT} when any other flag above makes it quick or partial)` },
+    { name: 'out', kind: 'string', help: `directory for latest.json, latest.md, throughput.svg and control-plane.svg (default ${DEFAULT_OUT} for a full run with the defaults, ${PARTIAL_OUT} when any other flag above makes it quick or partial)` },
   ],
   footer: 'Needs root, iperf3, etcd-server, iproute2, iputils-ping and containernetworking-plugins; the wireguard-userspace path wireguard-go (scripts/setup.sh --wireguard), else it is reported unavailable.',
 };
@@ -129,7 +130,12 @@ async function runBench(a: ParsedFlags, argv: readonly string[]): Promise<number
   writeFileSync(join(outDir, 'latest.json'), toJson(report));
   writeFileSync(join(outDir, 'latest.md'), md);
   writeFileSync(join(outDir, 'throughput.svg'), toSvg(report));
-  say(`\n${md}\nWrote ${join(outDir, 'latest.json')}, latest.md and throughput.svg (${elapsed().trim()}).`);
+  const charts = ['throughput.svg'];
+  if (controlPlane.status === 'ok') {
+    writeFileSync(join(outDir, 'control-plane.svg'), controlPlaneSvg(controlPlane));
+    charts.push('control-plane.svg');
+  }
+  say(`\n${md}\nWrote ${join(outDir, 'latest.json')}, latest.md and ${charts.join(' and ')} (${elapsed().trim()}).`);
   return 0;
 }
 

@@ -1,7 +1,9 @@
 // Control-plane scale, in its own lab (3 hosts running weftd with kernel VXLAN):
-//  1. N remote leases written into etcd at once → time until each agent's host
-//     holds all 3N kernel entries (neighbour + FDB + route, counted from netlink
-//     dumps), and the agents' resident memory before and after;
+//  1. N remote leases written into etcd at once (a few large transactions, as
+//     fast as etcd takes them: the bench measures weft, not its own puts) →
+//     time until each agent's host holds all 3N kernel entries (neighbour +
+//     FDB + route, counted from netlink dumps; the routes kept as a time series per host),
+//     and the agents' resident memory before and after;
 //  2. then, with those N peers in place, one new lease at a time → the time
 //     from its put to its route existing on every host (netlink monitor).
 // The fake leases are valid vxlan leases, each with its own PublicIP (two
@@ -18,10 +20,17 @@ import { percentile } from './stats.js';
 import type { Step } from './measure.js';
 
 /**
- * 8192 /24s (10.192.0.0 – 10.223.255.255): the fake peers from 10.200.0.0 (at most 4000, up to
- * 10.215.159.0), the propagation leases from 10.220.0.0, the real hosts anywhere (skipped).
+ * 32768 /24s (10.128.0.0 – 10.255.255.255): the fake peers from 10.160.0.0 (at most
+ * MAX_LEASES, up to 10.238.31.0), the propagation leases from 10.240.0.0, the real hosts
+ * anywhere (skipped).
  */
-export const SCALE_CONFIG = { Network: '10.192.0.0/11', SubnetLen: 24, Backend: { Type: 'vxlan', VNI: 1, Port: 8472 } } as const;
+export const SCALE_CONFIG = { Network: '10.128.0.0/9', SubnetLen: 24, Backend: { Type: 'vxlan', VNI: 1, Port: 8472 } } as const;
+export const MAX_LEASES = 20_000;
+export const MAX_PUTS = 250;
+const FAKE_BASE = 160;
+export const PROPAGATION_BASE = 240;
+/** Puts per etcd transaction (the lab's etcd runs with --max-txn-ops raised to match). */
+export const TXN_OPS = 1000;
 const VXLAN_DEV = 'weft.1';
 
 export interface ControlPlaneSettings {
@@ -45,6 +54,12 @@ export interface ControlPlaneResult {
   convergeSecondsMax: number | undefined;
   /** Per host, what the last dump found: [neigh, fdb, route]. */
   entriesFound: [number, number, number][];
+  /**
+   * Peer routes per host over time (weftd adds each peer's route after its neighbour and FDB
+   * entries): seconds since the first put, and each host's count then; convergeSeconds is when
+   * all three kinds were listed complete.
+   */
+  series: { t: number; routes: number[] }[];
   rssBeforeMiB: number[];
   rssAfterMiB: number[];
   /** /healthz answer times and weftd's event-loop delay while the N leases are programmed. */
@@ -63,13 +78,17 @@ export interface ControlPlaneResult {
 
 export interface FakeLease { key: string; subnet: string; vtep: string; mac: string; publicIp: string; value: string }
 
-/** The k-th fake lease: subnet 10.<base>.0.0/24 + k, VtepMAC 02:b5:<base>:… + k, PublicIP 198.18.0.1 + (base-200)·4096 + k. */
-export function fakeLease(k: number, base = 200): FakeLease {
+/**
+ * The k-th fake lease: subnet 10.<base>.0.0/24 + k, VtepMAC 02:b5:<base>:… + k, PublicIP
+ * 198.18.0.1 + the subnet's index in 10.128.0.0/9 (so no two subnets share one).
+ */
+export function fakeLease(k: number, base = FAKE_BASE): FakeLease {
   const b = base + (k >> 8);
   const c = k & 255;
+  if (b > 255) throw new RangeError(`fake lease ${k} from 10.${base}.0.0 falls outside the scale network`);
   const subnet = `10.${b}.${c}.0/24`;
   const mac = `02:b5:${hex(base)}:${hex((k >> 16) & 255)}:${hex((k >> 8) & 255)}:${hex(c)}`;
-  const n = 1 + (base - 200) * 4096 + k;
+  const n = 1 + (b - 128) * 256 + c;
   const publicIp = `198.${18 + (n >> 16)}.${(n >> 8) & 255}.${n & 255}`;
   const value = JSON.stringify({ PublicIP: publicIp, PublicIPv6: null, BackendType: 'vxlan', BackendData: { VNI: 1, VtepMAC: mac } });
   return { key: `${PREFIX}/subnets/10.${b}.${c}.0-24`, subnet, vtep: `10.${b}.${c}.0`, mac, publicIp, value };
@@ -77,7 +96,7 @@ export function fakeLease(k: number, base = 200): FakeLease {
 const hex = (n: number) => n.toString(16).padStart(2, '0');
 
 export async function runControlPlane(lab: Lab, s: ControlPlaneSettings, step: Step): Promise<ControlPlaneResult> {
-  if (s.leases > 4000 || s.puts > 250) throw new Error(`at most 4000 leases and 250 puts fit the bench network, got ${s.leases} and ${s.puts}`);
+  if (s.leases > MAX_LEASES || s.puts > MAX_PUTS) throw new Error(`at most ${MAX_LEASES} leases and ${MAX_PUTS} puts fit the bench network, got ${s.leases} and ${s.puts}`);
   await putNetworkConfig(lab, SCALE_CONFIG);
   // Default flags (info logs, 10 s resync): the agent as it runs in production, plus its health server.
   const up = await startAgents(lab, () => ['--log-level', 'info', ...HEALTHZ_FLAGS]);
@@ -104,8 +123,13 @@ export async function runControlPlane(lab: Lab, s: ControlPlaneSettings, step: S
     await Promise.all(lab.hosts.map((h) => scrapeEventLoop(lab, h)));
     const busyFrom = Date.now();
     const t0 = performance.now();
-    // "At once": every put in flight together on the client's one connection.
-    const putting = Promise.all(fakes.map((f) => etcd.put(f.key).value(f.value))).then(() => (performance.now() - t0) / 1000);
+    // "At once": transactions of TXN_OPS puts each, all in flight together on the client's one connection.
+    const txns: Promise<unknown>[] = [];
+    for (let i = 0; i < fakes.length; i += TXN_OPS) {
+      const success = fakes.slice(i, i + TXN_OPS).map((f) => ({ request_put: { key: Buffer.from(f.key), value: Buffer.from(f.value) } }));
+      txns.push(etcd.kv.txn({ compare: [], success, failure: [] }));
+    }
+    const putting = Promise.all(txns).then(() => (performance.now() - t0) / 1000);
     const want = new Map(fakes.map((f) => [f.subnet, f]));
     const converge: (number | undefined)[] = handles.map(() => undefined);
     const found: [number, number, number][] = handles.map(() => [0, 0, 0]);
@@ -113,17 +137,26 @@ export async function runControlPlane(lab: Lab, s: ControlPlaneSettings, step: S
     let putSeconds: number | undefined;
     void putting.then((x) => { putSeconds = x; });
     let lastReport = 0;
+    const series: { t: number; routes: number[] }[] = [{ t: 0, routes: handles.map(() => 0) }];
+    const counter = new EntryCounter(want);
     while (converge.some((c) => c === undefined) && performance.now() < deadline) {
+      const round = performance.now();
       for (const [i, nl] of handles.entries()) {
         if (converge[i] !== undefined) continue;
-        found[i] = countEntries(nl, want);
+        // The bench shares the CPUs (and the kernel's rtnl lock) with the agents: while a host
+        // is short of routes only its routes are listed (weftd adds a peer's route after its
+        // neighbour and FDB entries); the three lists once every route is there.
+        const routes = counter.routes(nl);
+        found[i] = routes === fakes.length ? counter.count(nl) : [found[i]![0], found[i]![1], routes];
         if (found[i].every((n) => n === fakes.length)) converge[i] = (performance.now() - t0) / 1000;
       }
+      series.push({ t: (performance.now() - t0) / 1000, routes: found.map((f) => f[2]) });
       if (performance.now() - lastReport > 2000) {
         lastReport = performance.now();
         step(`  ${((performance.now() - t0) / 1000).toFixed(1)} s: entries per host ${found.map((f) => f.reduce((a, b) => a + b, 0)).join(', ')} of ${3 * fakes.length}`);
       }
-      await sleep(100);
+      // At most about a third of one CPU for the counting (10,000 peers: a listing takes tens of ms).
+      await sleep(Math.max(50, 2 * (performance.now() - round)));
     }
     putSeconds ??= await putting;
     const busyTo = Date.now();
@@ -148,7 +181,7 @@ export async function runControlPlane(lab: Lab, s: ControlPlaneSettings, step: S
     let missing = 0;
     const single: FakeLease[] = [];
     for (let k = 0; single.length < s.puts; k++) {
-      const f = fakeLease(k, 220);
+      const f = fakeLease(k, PROPAGATION_BASE);
       if (!taken.has(f.subnet)) single.push(f);
     }
     for (const f of single) {
@@ -193,6 +226,7 @@ export async function runControlPlane(lab: Lab, s: ControlPlaneSettings, step: S
       convergeSeconds: converge,
       convergeSecondsMax: done.length === converge.length ? Math.max(...done) : undefined,
       entriesFound: found,
+      series,
       rssBeforeMiB: rssBefore,
       rssAfterMiB: rssAfter,
       responsiveness,
@@ -205,16 +239,25 @@ export async function runControlPlane(lab: Lab, s: ControlPlaneSettings, step: S
   }
 }
 
-/** [neigh, fdb, route] entries on the VXLAN device that match a wanted fake lease exactly. */
-function countEntries(nl: NetlinkHandle, want: Map<string, FakeLease>): [number, number, number] {
-  const dev = nl.linkByName(VXLAN_DEV);
-  if (!dev) return [0, 0, 0];
-  const byVtep = new Map([...want.values()].map((f) => [f.vtep, f]));
-  const byMac = new Map([...want.values()].map((f) => [f.mac, f]));
-  const neigh = nl.neighList({ index: dev.index, family: 4 }).filter((n) => n.mac !== undefined && byVtep.get(n.ip)?.mac === n.mac).length;
-  const fdb = nl.fdbList({ index: dev.index }).filter((x) => x.dst !== undefined && byMac.get(x.mac)?.publicIp === x.dst).length;
-  const route = nl.routeList({ index: dev.index, family: 4 }).filter((r) => want.get(r.dst)?.vtep === r.gateway).length;
-  return [neigh, fdb, route];
+/** Counts the [neigh, fdb, route] entries on the VXLAN device that match a wanted fake lease exactly. */
+class EntryCounter {
+  private readonly byVtep: Map<string, FakeLease>;
+  private readonly byMac: Map<string, FakeLease>;
+  constructor(private readonly want: Map<string, FakeLease>) {
+    this.byVtep = new Map([...want.values()].map((f) => [f.vtep, f]));
+    this.byMac = new Map([...want.values()].map((f) => [f.mac, f]));
+  }
+  count(nl: NetlinkHandle): [number, number, number] {
+    const dev = nl.linkByName(VXLAN_DEV);
+    if (!dev) return [0, 0, 0];
+    const neigh = nl.neighList({ index: dev.index, family: 4 }).filter((n) => n.mac !== undefined && this.byVtep.get(n.ip)?.mac === n.mac).length;
+    const fdb = nl.fdbList({ index: dev.index }).filter((x) => x.dst !== undefined && this.byMac.get(x.mac)?.publicIp === x.dst).length;
+    return [neigh, fdb, this.routes(nl, dev.index)];
+  }
+  routes(nl: NetlinkHandle, index = nl.linkByName(VXLAN_DEV)?.index): number {
+    if (index === undefined) return 0;
+    return nl.routeList({ index, family: 4 }).filter((r) => this.want.get(r.dst)?.vtep === r.gateway).length;
+  }
 }
 
 const mib = (b: number | undefined) => (b === undefined ? NaN : b / 2 ** 20);

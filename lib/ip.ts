@@ -178,6 +178,11 @@ function fromBigInt(n: bigint, family: IpFamily): Buffer {
 
 /** The address `n` (an integer of the family's width) as text. */
 export function formatIpNumber(n: bigint, family: IpFamily): string {
+  if (family === 4 && n >= 0n && n <= 0xffffffffn) {
+    // The common case without a Buffer: thousands of peers format their subnets often.
+    const v = Number(n);
+    return `${v >>> 24}.${(v >>> 16) & 255}.${(v >>> 8) & 255}.${v & 255}`;
+  }
   return formatIp(fromBigInt(n, family));
 }
 
@@ -186,6 +191,8 @@ export function ipNumber(s: string): { family: IpFamily; n: bigint } {
   const p = parseIp(s);
   return { family: p.family, n: toBigInt(p.bytes) };
 }
+
+const PREFIX_TEXT = new WeakMap<Prefix, string>();
 
 /**
  * A subnet of either family: "10.244.3.0/24", "fd00:0:0:3::/64". Immutable;
@@ -256,7 +263,12 @@ export class Prefix {
   get networkAddress(): string { return formatIpNumber(this.ip, this.family); }
   get netmask(): string { return formatIpNumber(~Prefix.hostMask(this.family, this.prefixLen) & ((1n << BigInt(this.bits)) - 1n), this.family); }
 
-  toString(): string { return `${this.networkAddress}/${this.prefixLen}`; }
+  toString(): string {
+    // Immutable (frozen), so its text is computed once: peers are keyed by it everywhere.
+    let t = PREFIX_TEXT.get(this);
+    if (t === undefined) PREFIX_TEXT.set(this, (t = `${this.networkAddress}/${this.prefixLen}`));
+    return t;
+  }
   toJSON(): string { return this.toString(); }
 
   /** The nth address in the prefix: address(1) of 10.244.3.0/24 is "10.244.3.1". */

@@ -13,7 +13,7 @@ import { Serial } from '../lib/serial.js';
 import type { NetworkConfig } from './config.js';
 import type { Lease } from './lease.js';
 import { type LeaseBatch, type LeaseEvent, LeaseTable, type OwnLease } from './lease-table.js';
-import type { Registry } from './registry.js';
+import type { Registry, SubnetEvent } from './registry.js';
 
 export interface ManagerStats {
   /** Lease keys/values skipped as invalid (each time one is seen). */
@@ -109,6 +109,8 @@ export async function runLeaseWatch(reg: Registry, cfg: NetworkConfig, opts: Wat
   async function watchLoop(): Promise<void> {
     const session = (startRev: number): Promise<SessionEnd> => new Promise((resolve) => {
       let done = false;
+      /** Watch responses not taken yet by a delivery run. */
+      const queued: { evs: SubnetEvent[]; headerRevision: number }[] = [];
       const finish = (end: SessionEnd, cancel: boolean) => {
         if (done) return;
         done = true;
@@ -125,20 +127,28 @@ export async function runLeaseWatch(reg: Registry, cfg: NetworkConfig, opts: Wat
           log.debug('watching leases', { fromRevision: startRev });
         },
         data: (evs, headerRevision) => {
+          // Responses that arrive while an earlier delivery runs are taken together
+          // by the next run: a burst (thousands of hosts' puts) becomes a few large
+          // batches for the backend, not one small batch per response.
+          queued.push({ evs, headerRevision });
+          if (queued.length > 1) return;
           void serial.run(async () => {
+            const responses = queued.splice(0);
             if ((done && signal.aborted) || failure) return;
             const events: LeaseEvent[] = [];
             // A response can hold thousands of events: the event loop runs between slices.
             const slicer = new Slicer();
-            for (const ev of evs) {
-              const e = ev.type === 'put' ? table.put(ev.kv) : table.delete(ev.key);
-              if (e) events.push(e);
-              rev = Math.max(rev, ev.type === 'put' ? ev.kv.modRevision : ev.modRevision);
-              if (slicer.due()) await slicer.next();
+            for (const r of responses) {
+              for (const ev of r.evs) {
+                const e = ev.type === 'put' ? table.put(ev.kv) : table.delete(ev.key);
+                if (e) events.push(e);
+                rev = Math.max(rev, ev.type === 'put' ? ev.kv.modRevision : ev.modRevision);
+                if (slicer.due()) await slicer.next();
+              }
+              // An empty response is a progress notification: everything up to the
+              // header's revision has been delivered.
+              if (r.evs.length === 0) rev = Math.max(rev, r.headerRevision);
             }
-            // An empty response is a progress notification: everything up to the
-            // header's revision has been delivered.
-            if (evs.length === 0) rev = Math.max(rev, headerRevision);
             await deliver(events);
           }).catch((err) => {
             failure ??= { err };

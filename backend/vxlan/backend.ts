@@ -202,7 +202,7 @@ export class VxlanBackend implements Backend {
 
   apply(batch: LeaseBatch): Promise<void> {
     return this.serial.run(async () => {
-      const changes = this.table.apply(batch);
+      const changes = await this.table.applySliced(batch);
       logPeerChanges(this.o.log, changes, (p) => ({ publicIp: p.dst, vtepMac: p.mac }));
       // Set until the kernel work is done: if it throws, the next resync reconciles everything.
       this.needsReconcile = true;
@@ -316,7 +316,9 @@ export class VxlanBackend implements Backend {
     });
     for (const [key, r] of routeOk) this.routes.settle(key, r);
     const moved: KernelOp[] = [];
+    const slicer = new Slicer();
     for (const { key, p, choice } of programmed) {
+      if (slicer.due()) await slicer.next();
       if (failed.has(key)) {
         this.dirty.add(key);
         continue;

@@ -5,7 +5,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { parseIperfTcp, parseIperfUdp } from '../../../lab/iperf.js';
 import { median, percentile, ratio } from '../../../bench/stats.js';
-import { fakeLease } from '../../../bench/control-plane.js';
+import { fakeLease, MAX_LEASES, MAX_PUTS, PROPAGATION_BASE, SCALE_CONFIG } from '../../../bench/control-plane.js';
 import { cpuSeconds, machineBusySeconds, rssBytes } from '../../../bench/proc-stats.js';
 import { decodeLeaseAttrs } from '../../../subnet-manager/lease.js';
 
@@ -48,25 +48,28 @@ test('median of repetitions skips missing values; nearest-rank percentiles', () 
 });
 
 test('fake leases: distinct subnets, MACs and PublicIPs (in 198.18.0.0/15), valid flannel lease values', () => {
-  const leases = Array.from({ length: 4000 }, (_, k) => fakeLease(k));
-  assert.is(new Set(leases.map((l) => l.subnet)).size, 4000);
-  assert.is(new Set(leases.map((l) => l.mac)).size, 4000);
-  for (const l of [leases[0]!, leases[255]!, leases[256]!, leases[3999]!]) {
+  const leases = Array.from({ length: MAX_LEASES }, (_, k) => fakeLease(k));
+  assert.is(new Set(leases.map((l) => l.subnet)).size, MAX_LEASES);
+  assert.is(new Set(leases.map((l) => l.mac)).size, MAX_LEASES);
+  for (const l of [leases[0]!, leases[255]!, leases[256]!, leases[MAX_LEASES - 1]!]) {
     const a = decodeLeaseAttrs(l.value);
     assert.is(a.publicIP, l.publicIp);
     assert.match(l.publicIp, /^198\.1[89]\.\d+\.\d+$/);
-    assert.match(l.key, /\/subnets\/10\.2\d\d\.\d+\.0-24$/);
+    assert.match(l.key, /\/subnets\/10\.(1[6-9]|2[0-3])\d\.\d+\.0-24$/);
     assert.is(l.vtep, l.subnet.replace(/\/24$/, ''));
   }
-  assert.is(leases[256]!.subnet, '10.201.0.0/24');
-  // The scale network 10.192.0.0/11 holds every one of them, below the propagation leases (10.220.0.0 on).
+  assert.is(leases[256]!.subnet, '10.161.0.0/24');
+  // The scale network 10.128.0.0/9 holds every one of them, below the propagation leases (10.240.0.0 on).
+  assert.is(SCALE_CONFIG.Network, '10.128.0.0/9');
   const second = (l: { subnet: string }) => Number(l.subnet.split('.')[1]);
-  assert.ok(leases.every((l) => second(l) >= 192 && second(l) < 220), 'fake peers in 10.192.0.0/11, below 10.220');
-  const single = Array.from({ length: 250 }, (_, k) => fakeLease(k, 220));
-  assert.ok(single.every((l) => second(l) === 220), 'propagation leases in 10.220.0.0/16');
-  assert.is(new Set([...leases, ...single].map((l) => l.mac)).size, 4250, 'no MAC shared between the two sets');
-  assert.is(new Set([...leases, ...single].map((l) => l.publicIp)).size, 4250, 'no PublicIP shared either (it would be a conflict)');
-  assert.is(leases[0]!.publicIp, '198.18.0.1');
+  assert.ok(leases.every((l) => second(l) >= 160 && second(l) < PROPAGATION_BASE), 'fake peers in 10.128.0.0/9, below the propagation leases');
+  const single = Array.from({ length: MAX_PUTS }, (_, k) => fakeLease(k, PROPAGATION_BASE));
+  assert.ok(single.every((l) => second(l) === PROPAGATION_BASE), 'propagation leases in 10.240.0.0/16');
+  const n = MAX_LEASES + MAX_PUTS;
+  assert.is(new Set([...leases, ...single].map((l) => l.mac)).size, n, 'no MAC shared between the two sets');
+  assert.is(new Set([...leases, ...single].map((l) => l.publicIp)).size, n, 'no PublicIP shared either (it would be a conflict)');
+  assert.is(leases[0]!.publicIp, '198.18.32.1');
+  assert.throws(() => fakeLease(256 * 96), /outside the scale network/);
 });
 
 test('/proc readers: this process has CPU time and resident memory; a gone pid is undefined', () => {

@@ -87,6 +87,12 @@ test('the JSON has every data path, each with numeric figures or a reason, and t
   for (const v of [...c.rssBeforeMiB, ...c.rssAfterMiB]) assert.ok(v > 0, `RSS ${v}`);
   assert.is(c.propagation.samples + c.propagation.missing, c.propagation.puts * 3);
   assert.type(c.propagation.p50Ms, 'number');
+  // The time series of routes per host ends with every host holding all of them.
+  assert.ok(c.series.length >= 2, `series of ${c.series.length}`);
+  assert.equal(c.series.at(-1).routes, [100, 100, 100]);
+  assert.equal(c.series.map((s: { t: number }) => s.t), [...c.series.map((s: { t: number }) => s.t)].sort((a, b) => a - b), 'in time order');
+  const svg = readFileSync(join(out, 'control-plane.svg'), 'utf8');
+  assert.is((svg.match(/<polyline /g) ?? []).length, 3, 'a line per host');
 });
 
 test('the markdown has a table row per data path and the control-plane rows', () => {

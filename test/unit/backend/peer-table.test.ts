@@ -100,3 +100,29 @@ test('bad leases never enter the table; good ones beside them do', () => {
 });
 
 test.run();
+
+test('applySliced: the same changes as apply for thousands of leases, and the event loop runs meanwhile', async () => {
+  const events = (from: number, n: number, type: 'added' | 'removed' = 'added') =>
+    Array.from({ length: n }, (_, k) => ({ type, lease: lease(`10.${100 + ((from + k) >> 8)}.${(from + k) & 255}.0/24`, `198.18.${(from + k) >> 8}.${(from + k) & 255}`, { VNI: 1, VtepMAC: `02:00:00:00:${(((from + k) >> 8) & 255).toString(16).padStart(2, '0')}:${((from + k) & 255).toString(16).padStart(2, '0')}` }) }));
+  const a = table().t;
+  const b = table().t;
+  const batches = [
+    { snapshot: true, events: events(0, 3000) },
+    { snapshot: false, events: [...events(0, 500, 'removed'), ...events(3000, 2000)] },
+    { snapshot: true, events: events(1000, 3000) },
+  ];
+  let ticks = 0;
+  const timer = setInterval(() => ticks++, 0);
+  try {
+    for (const batch of batches) {
+      const want = a.apply(batch);
+      const got = await b.applySliced(batch);
+      assert.equal(got.map((c) => [c.subnet, c.before?.dst, c.after?.dst]), want.map((c) => [c.subnet, c.before?.dst, c.after?.dst]));
+      assert.equal([...b.entries()].map(([k, p]) => [k, p.mac]).sort(), [...a.entries()].map(([k, p]) => [k, p.mac]).sort());
+    }
+  } finally {
+    clearInterval(timer);
+  }
+  assert.is(b.size, 3000);
+  assert.ok(ticks > 0, 'timers ran between slices');
+});
