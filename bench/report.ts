@@ -136,7 +136,7 @@ export function toMarkdown(r: BenchReport): string {
     if (z) {
       out.push(`| \`/healthz\` answer time while the ${c.leases} peers are programmed (polled every 20 ms on each host; idle p99 before: ${num(z.healthzIdle.p99Ms, 1)} ms) | ` +
         `p50 ${num(z.healthzBusy.p50Ms, 1)} ms, p99 ${num(z.healthzBusy.p99Ms, 1)} ms, max ${num(z.healthzBusy.maxMs, 1)} ms (${z.healthzBusy.samples} answers${z.healthzBusy.failures ? `, ${z.healthzBusy.failures} not 200` : ''}) |`);
-      out.push(`| weftd event-loop delay over the same window (\`weft_nodejs_eventloop_lag_*\`) | p99 ${z.eventLoopP99Ms.map((v) => num(v, 1)).join(', ')} ms; max ${z.eventLoopMaxMs.map((v) => num(v, 1)).join(', ')} ms |`);
+      out.push(`| weftd event-loop delay over the same window (\`weft_nodejs_eventloop_lag_*\` minus its 10 ms tick) | p99 ${z.eventLoopP99Ms.map((v) => num(v, 1)).join(', ')} ms; max ${z.eventLoopMaxMs.map((v) => num(v, 1)).join(', ')} ms |`);
     }
     out.push(`| agent RSS before → after the ${c.leases} peers | ${c.rssBeforeMiB.map((v) => v.toFixed(0)).join(', ')} → ${c.rssAfterMiB.map((v) => v.toFixed(0)).join(', ')} MiB |`);
     out.push(

@@ -24,10 +24,15 @@ function mirroredCounter(reg: Registry, name: string, help: string, labelNames: 
   });
 }
 
+/** The event-loop monitor's tick (ms): its gauges read the tick plus the delay. */
+export const EVENT_LOOP_TICK_MS = 10;
+
 export function buildRegistry(src: HealthSource): Registry {
   const reg = new Registry();
-  // One prefix for everything, the process metrics included.
-  collectDefaultMetrics({ register: reg, prefix: METRIC_PREFIX });
+  // One prefix for everything, the process metrics included. The event-loop gauges come from
+  // perf_hooks.monitorEventLoopDelay ticking every EVENT_LOOP_TICK_MS: each sample is the time
+  // between two ticks, so an idle loop reads about 10 ms and the delay is the reading minus that.
+  collectDefaultMetrics({ register: reg, prefix: METRIC_PREFIX, eventLoopMonitoringPrecision: EVENT_LOOP_TICK_MS });
   new Gauge({
     name: 'weft_lease_expiry_timestamp_seconds',
     help: 'When the subnet lease expires unless renewed (0 for a reservation or no lease)',

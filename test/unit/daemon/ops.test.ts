@@ -6,7 +6,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { HealthServer, type HealthSource } from '../../../daemon/health.js';
-import { forwarderTotals } from '../../../daemon/metrics.js';
+import { EVENT_LOOP_TICK_MS, forwarderTotals } from '../../../daemon/metrics.js';
+import { EVENT_LOOP_TICK_MS as BENCH_TICK_MS } from '../../../bench/responsiveness.js';
 import type { ForwarderStats } from '../../../backend/udp/engine.js';
 import { createLogger } from '../../../daemon/logger.js';
 import { SystemdNotifier } from '../../../daemon/systemd.js';
@@ -160,6 +161,16 @@ test('metrics: counters mirror the backend, etcd and forwarder counters', async 
   // The event-loop delay (perf_hooks.monitorEventLoopDelay) since the last scrape.
   for (const n of ['weft_nodejs_eventloop_lag_p99_seconds', 'weft_nodejs_eventloop_lag_max_seconds']) assert.ok(names.includes(n), n);
   assert.equal(names.filter((n) => !n.startsWith('weft_')), []);
+});
+
+test('metrics: the event-loop gauges read the monitor\'s tick plus the delay (idle p50 is about the tick), and the bench subtracts the same tick', async () => {
+  assert.is(BENCH_TICK_MS, EVENT_LOOP_TICK_MS);
+  const h = new HealthServer(fakeSource(), quiet);
+  await h.handle('/metrics', 'GET'); // resets the histogram
+  await new Promise((r) => setTimeout(r, 300));
+  const m = (await h.handle('/metrics', 'GET')).body;
+  const p50 = Number(/^weft_nodejs_eventloop_lag_p50_seconds ([0-9.e+-]+)$/m.exec(m)?.[1]);
+  assert.ok(p50 >= 0.9 * EVENT_LOOP_TICK_MS / 1000, `idle p50 ${p50} s, tick ${EVENT_LOOP_TICK_MS} ms`);
 });
 
 test('deploy/weftd.service passes systemd-analyze verify without a single warning', () => {
