@@ -275,11 +275,16 @@ export class Registry {
     let over = false;
     let cancelling: Promise<void> | undefined;
     const cancel = () => (cancelling ??= w.cancel());
+    /** Marks the watch over; false when it already was. */
+    const close = (): boolean => {
+      if (over) return false;
+      over = true;
+      this.watches.delete(entry);
+      return true;
+    };
     const entry = {
       end: (err: Error) => {
-        if (over) return;
-        over = true;
-        this.watches.delete(entry);
+        if (!close()) return;
         void cancel().catch(() => {});
         h.disconnected(err);
       },
@@ -301,21 +306,14 @@ export class Registry {
       h.data(events, Number(res.header.revision));
     });
     w.on('disconnected', (err: unknown) => {
-      if (over) return;
-      over = true;
-      this.watches.delete(entry);
-      h.disconnected(err);
+      if (close()) h.disconnected(err);
     });
     w.on('error', (err: Error) => {
-      if (over) return;
-      over = true;
-      this.watches.delete(entry);
-      h.canceled(err);
+      if (close()) h.canceled(err);
     });
     return {
       cancel: () => {
-        over = true;
-        this.watches.delete(entry);
+        close();
         return cancel();
       },
     };
