@@ -38,19 +38,21 @@ export function holderName(h: Holder): string {
 
 const storePrefix = (device: string) => `weft-udp/${device}/`;
 
-/** The files systemd passed from its store for `device`, if any (tun and udp, each in order). */
-function storedHolder(store: FdStore, device: string): Holder | undefined {
+/** The names systemd passed for `device`'s files of one kind: <prefix><kind>/0, /1 ... while they run on. */
+function storedNames(store: FdStore, device: string, kind: 'tun' | 'udp'): string[] {
   const prefix = storePrefix(device);
   const names = store.passedNames(prefix);
-  if (names.length === 0) return undefined;
+  const out: string[] = [];
+  for (let i = 0; names.includes(`${prefix}${kind}/${i}`); i++) out.push(`${prefix}${kind}/${i}`);
+  return out;
+}
+
+/** The files systemd passed from its store for `device`, if any (tun and udp, each in order). */
+function storedHolder(store: FdStore, device: string): Holder | undefined {
+  if (store.passedNames(storePrefix(device)).length === 0) return undefined;
   // Looked at, not taken: takeFromHolder takes them; endHolder closes what was not taken.
-  const list = (kind: string) => {
-    const out: number[] = [];
-    for (let i = 0; names.includes(`${prefix}${kind}/${i}`); i++) out.push(store.passedFd(`${prefix}${kind}/${i}`)!);
-    return out;
-  };
-  const tunFds = list('tun');
-  const udpFds = list('udp');
+  const tunFds = storedNames(store, device, 'tun').map((n) => store.passedFd(n)!);
+  const udpFds = storedNames(store, device, 'udp').map((n) => store.passedFd(n)!);
   return { pid: 0, device, tunFds, udpFds, store };
 }
 
@@ -66,14 +68,7 @@ function parseMarker(pid: number, argv0: string): Holder | undefined {
 }
 
 function takeStored(store: FdStore, device: string): number[] {
-  const prefix = storePrefix(device);
-  const names = store.passedNames(prefix);
-  const take = (kind: string) => {
-    const out: number[] = [];
-    for (let i = 0; names.includes(`${prefix}${kind}/${i}`); i++) out.push(store.take(`${prefix}${kind}/${i}`)!);
-    return out;
-  };
-  return [...take('tun'), ...take('udp')];
+  return [...storedNames(store, device, 'tun'), ...storedNames(store, device, 'udp')].map((n) => store.take(n)!);
 }
 
 /** Holders of `device` in this network namespace (normally one at most): systemd's store first, then processes. */
