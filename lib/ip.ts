@@ -156,6 +156,11 @@ export function mask4(prefixLen: number): number {
   return prefixLen === 0 ? 0 : (0xffffffff << (32 - prefixLen)) >>> 0;
 }
 
+/** Netmask of an IPv6 prefix length as a 128-bit bigint (prefix 0 -> 0). */
+export function mask6(prefixLen: number): bigint {
+  return ((1n << 128n) - 1n) ^ ((1n << BigInt(128 - prefixLen)) - 1n);
+}
+
 // ---------------------------------------------------------------- Prefix
 
 const BITS: Record<IpFamily, number> = { 4: 32, 6: 128 };

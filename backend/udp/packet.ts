@@ -7,6 +7,8 @@
 // peers' IPv6 subnets, hop limit - 1, ICMPv6 no route to destination (RFC 4443)
 // for no route (native/ipv6.cc).
 
+import { mask4, mask6 } from '../../lib/ip.js';
+
 /** Drop reasons, the same names as the native engine's counters. */
 export const DROP_REASONS = ['no_route', 'ttl', 'unknown_peer', 'spoofed_source', 'wrong_destination', 'malformed', 'tun_write_error', 'send_error'] as const;
 export type DropReason = (typeof DROP_REASONS)[number];
@@ -294,17 +296,9 @@ export function checkDatagram<R extends ForwardRoute>(
 }
 
 export function contains(p: Net4, addr: number): boolean {
-  return ((addr & mask(p.prefixLen)) >>> 0) === p.net;
-}
-
-export function mask(prefixLen: number): number {
-  return prefixLen === 0 ? 0 : (0xffffffff << (32 - prefixLen)) >>> 0;
+  return ((addr & mask4(p.prefixLen)) >>> 0) === p.net;
 }
 
 export function contains6(p: Net6, addr: bigint): boolean {
   return (addr & mask6(p.prefixLen)) === p.net6;
-}
-
-export function mask6(prefixLen: number): bigint {
-  return ((1n << 128n) - 1n) ^ ((1n << BigInt(128 - prefixLen)) - 1n);
 }

@@ -3,8 +3,8 @@
 // native engine gets the same entries and builds its own copy).
 //   lookup(dst) / lookup6(dst): longest-prefix match, one Map per distinct prefix length, longest first
 //   routesOf(peerIp): the subnets (both families) a sender may use as inner source
-import { formatIP4, mask4, parseIP4, Prefix } from '../../lib/ip.js';
-import { mask6, type ForwardRoute } from './packet.js';
+import { formatIP4, mask4, mask6, parseIP4, Prefix } from '../../lib/ip.js';
+import type { ForwardRoute } from './packet.js';
 
 export type UdpRoute = ForwardRoute & {
   /** "10.244.3.0/24" or "fd00:0:0:3::/64", for logs and stats. */
