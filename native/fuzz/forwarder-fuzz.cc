@@ -283,12 +283,12 @@ void CheckSent(const ScriptedSyscalls& sys, uint64_t txPackets, const std::vecto
     for (size_t off = 0; off < s.data.size(); off += seg) {
       Bytes d(s.data.begin() + off, s.data.begin() + std::min(s.data.size(), off + seg));
       datagrams++;
-      CHECK(next < expected.size() && expected[next].first == ntohl(s.to.sin_addr.s_addr) && expected[next].second == d);
+      CHECK(next < expected.size() && s.to.sa.sa_family == AF_INET && expected[next].first == ntohl(s.to.v4.sin_addr.s_addr) && expected[next].second == d);
       next++;
       CHECK(d.size() >= 20 && (d[0] >> 4) == 4);
       const Peer* want = Route(Be32(&d[16]));
       CHECK(want != nullptr);
-      CHECK(ntohl(s.to.sin_addr.s_addr) == want->ip && ntohs(s.to.sin_port) == want->port);
+      CHECK(ntohl(s.to.v4.sin_addr.s_addr) == want->ip && ntohs(s.to.v4.sin_port) == want->port);
       CHECK(d[8] >= 1);
     }
   }
