@@ -1,11 +1,13 @@
 // The udp backend's section of the network config and the weftd flags it adds.
-//   {"Type": "udp", "Port": 8285, "Engine": "native", "Offload": true, "MTU": 1472}
+//   {"Type": "udp", "Port": 8285, "Engine": "native", "Offload": true, "MTU": 1472, "Underlay": "ipv4"}
 // A flag, when given, wins over the config (--udp-engine over Engine, --udp-offload over Offload).
 import { boolField, choiceField, deepFreeze, intField } from '../../lib/config-fields.js';
 import { ifaceName, type FlagDef } from '../../lib/flags.js';
 import type { UdpEngineName } from './engine.js';
 
 export const UDP_ENGINES: readonly UdpEngineName[] = ['native', 'dgram'];
+export type UdpUnderlay = 'ipv4' | 'ipv6';
+export const UDP_UNDERLAYS: readonly UdpUnderlay[] = ['ipv4', 'ipv6'];
 /** The native engine's limit (native/forwarder.h kMaxWorkers). */
 export const MAX_UDP_WORKERS = 64;
 
@@ -18,17 +20,25 @@ export interface UdpConfig {
   readonly engine?: UdpEngineName;
   /** Backend.Offload; unset: --udp-offload, else true. */
   readonly offload?: boolean;
+  /**
+   * Backend.Underlay: the family this host sends its datagrams over, to the peers' PublicIP
+   * ("ipv4", the default) or PublicIPv6 ("ipv6": needs EnableIPv6). Either way a dual-stack
+   * host receives both. Absent: "ipv4".
+   */
+  readonly underlay?: UdpUnderlay;
 }
 
 export function parseUdpConfig(raw: Readonly<Record<string, unknown>>): UdpConfig {
   const mtu = intField(raw, 'MTU', 'Backend.MTU', 68, 65535);
   const engine = choiceField(raw, 'Engine', 'Backend.Engine', UDP_ENGINES);
   const offload = boolField(raw, 'Offload', 'Backend.Offload');
+  const underlay = choiceField(raw, 'Underlay', 'Backend.Underlay', UDP_UNDERLAYS);
   return deepFreeze({
     port: intField(raw, 'Port', 'Backend.Port', 1, 65535, 8285),
     ...(mtu !== undefined ? { mtu } : {}),
     ...(engine !== undefined ? { engine } : {}),
     ...(offload !== undefined ? { offload } : {}),
+    ...(underlay !== undefined ? { underlay } : {}),
   });
 }
 

@@ -218,12 +218,15 @@ export interface Net6 {
 }
 
 /**
- * A peer as the forwarder sees it: one of its subnets and where it listens (its IPv4 PublicIP).
+ * A peer as the forwarder sees it: one of its subnets and where it listens (its IPv4 PublicIP,
+ * and with an IPv6 underlay its PublicIPv6: over6 sends there).
  * An IPv4 subnet (uint32 network, prefix), or with family 6 an IPv6 one (net6).
  */
 export type ForwardRoute = (({ readonly family?: 4 } & Net4) | ({ readonly family: 6 } & Net6)) & {
   readonly peerIp: string;
   readonly port: number;
+  readonly peerIp6?: string;
+  readonly over6?: boolean;
 };
 
 /** The IPv6 half of the forwarder's view (a dual-stack network). */
