@@ -19,7 +19,7 @@ import dgram from 'node:dgram';
 import { read, writeSync } from 'node:fs';
 import { ipNumber, parseIP4 } from '../../lib/ip.js';
 import type { Logger } from '../../lib/log.js';
-import { checkDatagram, DROP_REASONS, routeFromTun, TokenBucket, type DropReason } from './packet.js';
+import { checkDatagram, datagramTarget, DROP_REASONS, routeFromTun, TokenBucket, type DropReason } from './packet.js';
 import type { ForwarderStats, PeerCounters, PeerStats, UdpEngine, UdpEngineOptions } from './engine.js';
 import { ForwardingTable } from './table.js';
 
@@ -119,8 +119,7 @@ export class DgramEngine implements UdpEngine {
       return;
     }
     const key = `${v.route.peerIp}:${v.route.port}`;
-    const to = v.route.over6 ? v.route.peerIp6! : this.v6Socket ? `::ffff:${v.route.peerIp}` : v.route.peerIp;
-    this.sock.send(p, v.route.port, to, (err) => {
+    this.sock.send(p, v.route.port, datagramTarget(v.route, this.v6Socket), (err) => {
       if (err) {
         this.drop('send_error', this.peers.get(key));
         this.error = `last send: ${(err as NodeJS.ErrnoException).code ?? err.message}`;

@@ -229,6 +229,14 @@ export type ForwardRoute = (({ readonly family?: 4 } & Net4) | ({ readonly famil
   readonly over6?: boolean;
 };
 
+/**
+ * The address a route's datagrams go to: the peer's PublicIPv6 (over6), else its PublicIP, as an
+ * IPv4-mapped IPv6 address on an IPv6 socket (v6Socket), as native/table.cc Build makes it.
+ */
+export function datagramTarget(r: Pick<ForwardRoute, 'peerIp' | 'peerIp6' | 'over6'>, v6Socket: boolean): string {
+  return r.over6 ? r.peerIp6! : v6Socket ? `::ffff:${r.peerIp}` : r.peerIp;
+}
+
 /** The IPv6 half of the forwarder's view (a dual-stack network). */
 export interface ForwardV6<R> {
   /** Longest prefix match of an IPv6 destination. */
