@@ -15,11 +15,12 @@ export const udpBackend = defineBackend<UdpConfig>({
   create(ctx) {
     const c = ctx.config;
     const s = effectiveUdpSettings(c, ctx.flags as unknown as UdpFlagValues);
-    if (c.underlay === 'ipv6' && !ctx.ipv6Network) {
-      throw new ConfigError('Backend.Underlay "ipv6" (datagrams to the peers\' PublicIPv6) needs EnableIPv6 and an IPv6Network in the network config');
+    const what = (ctx.flags as unknown as UdpFlagValues).udpUnderlay ? '--udp-underlay ipv6' : 'Backend.Underlay "ipv6"';
+    if (s.underlay === 'ipv6' && !ctx.ipv6Network) {
+      throw new ConfigError(`${what} (datagrams to the peers' PublicIPv6) needs EnableIPv6 and an IPv6Network in the network config`);
     }
-    if (c.underlay === 'ipv6' && !ctx.underlay.v6) {
-      throw new ConfigError(`Backend.Underlay "ipv6" needs an IPv6 address of this host's own (--public-ipv6, or a global IPv6 address on ${ctx.underlay.name})`);
+    if (s.underlay === 'ipv6' && !ctx.underlay.v6) {
+      throw new ConfigError(`${what} needs an IPv6 address of this host's own (--public-ipv6, or a global IPv6 address on ${ctx.underlay.name})`);
     }
     return new UdpBackend({
       ...hostOptions(ctx, 'the udp backend'),
@@ -32,7 +33,7 @@ export const udpBackend = defineBackend<UdpConfig>({
       stateDir: ctx.stateDir,
       ...(ctx.resumed?.type === 'udp' ? { resumed: ctx.resumed as ResumedUdp } : {}),
       ...(c.mtu !== undefined ? { mtu: c.mtu } : {}),
-      ...(c.underlay === 'ipv6' ? { over6: true } : {}),
+      ...(s.underlay === 'ipv6' ? { over6: true } : {}),
     });
   },
   resume: resumeUdp,
