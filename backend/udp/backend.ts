@@ -9,7 +9,8 @@
 //   ip -6 addr replace <own v6 subnet>::/128 dev weft-tun nodad
 //   ip -6 route replace <IPv6Network> dev weft-tun proto 87
 //   table entries <peer v6 subnet> -> the peer
-// and the socket is one AF_INET6 socket bound to [::] (IPV6_V6ONLY off), so
+// and the socket is one AF_INET6 socket bound to [::] (IPV6_V6ONLY off; not for
+// VXLAN's fallback, whose udp path stays on the IPv4 underlay), so
 // datagrams of both underlay families arrive; a sender is its peer by the
 // lease's PublicIP or PublicIPv6. Each entry goes to the peer's PublicIP, or
 // with Backend.Underlay "ipv6" (over6) to its PublicIPv6 (TUN MTU underlay - 48).
@@ -66,8 +67,14 @@ export interface UdpOptions {
   readonly workers?: number;
   /** Backend.MTU from the network config; default underlay MTU - 28 (- 48 with over6). */
   readonly mtu?: number;
-  /** Backend.Underlay "ipv6": datagrams go to the peers' PublicIPv6 (needs ipv6Network and underlay.v6). */
+  /** Backend.Underlay "ipv6": datagrams go to the peers' PublicIPv6 (needs dualSocket). */
   readonly over6?: boolean;
+  /**
+   * One socket on [::] for both underlay families (a dual-stack udp backend: peers may send over
+   * either); else one on the PublicIP. VXLAN's fallback keeps the latter: its prober listens on
+   * <subnet>.0 at the same port, and its udp path is IPv4 only.
+   */
+  readonly dualSocket?: boolean;
   /** Where the table is saved for the next weftd (state.ts); none: nothing is saved. */
   readonly stateDir?: string;
   /** The data plane resume() started from the saved state, to adopt when it matches. */
@@ -251,7 +258,7 @@ export class UdpBackend implements Backend {
    * either underlay reach it; else this host's PublicIP.
    */
   private get bindIp(): string {
-    return this.o.ipv6Network && this.underlay.v6 ? '::' : this.underlay.v4;
+    return this.o.dualSocket ? '::' : this.underlay.v4;
   }
 
   /** The own IPv6 subnet the TUN carries: a dual-stack network and a lease with one. */

@@ -33,6 +33,7 @@ export const udpBackend = defineBackend<UdpConfig>({
       stateDir: ctx.stateDir,
       ...(ctx.resumed?.type === 'udp' ? { resumed: ctx.resumed as ResumedUdp } : {}),
       ...(c.mtu !== undefined ? { mtu: c.mtu } : {}),
+      ...(ctx.ipv6Network && ctx.underlay.v6 ? { dualSocket: true } : {}),
       ...(s.underlay === 'ipv6' ? { over6: true } : {}),
     });
   },
