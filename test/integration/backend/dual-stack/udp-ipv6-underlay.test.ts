@@ -9,13 +9,13 @@
 // over the family each sender chose: ip6tables/iptables counting rules in h1's INPUT chain
 // per source underlay address, plus `ss` showing the forwarder's socket on [::]. A lease
 // without PublicIPv6 is skipped by the IPv6 senders with a reason naming it; the others keep
-// working.
+// working. kill -9 + restart of an IPv6 sender resumes its [::] sockets from the fd holder.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { Lab, type LabContainer, type LabHost } from '../../../../lab/lab.js';
 import { pingAllPairs } from '../../../../lab/ping.js';
 import { checkedTransfer } from '../../../../lab/transfer.js';
-import { forwarderStats, logRecords, putNetworkConfig, startCluster, waitFor, type StartedAgent } from '../../../../lab/agent.js';
+import { forwarderStats, logRecords, putNetworkConfig, restartAgent, startCluster, waitFor, waitReady, type StartedAgent } from '../../../../lab/agent.js';
 
 const TUN = 'weft-tun';
 const PORT = 8285;
@@ -127,6 +127,17 @@ test('a lease without PublicIPv6 is skipped by the IPv6 senders, naming it; the 
   } finally {
     await c.delete().key(key);
   }
+});
+
+test('kill -9 + restart of h1: the new weftd resumes its [::] sockets from the fd holder and adopts them; pings over IPv6 go on', async () => {
+  const a = agents[0]!.agent;
+  await lab.stop(a.proc, { signal: 'SIGKILL' });
+  await restartAgent(lab, a);
+  await waitFor('the new weftd to resume', 10_000, () => logRecords(lab, a).some((r) => r.msg === 'resumed the data path from saved state, before etcd'));
+  await waitReady(lab, a);
+  assert.ok(logRecords(lab, a).some((r) => r.msg === 'adopted the data path resumed from saved state'), 'the backend adopted what resumed');
+  await pingAllPairs(lab, v6(containers).slice(0, 2));
+  await pingAllPairs(lab, [containers[0]!, containers[3]!]);
 });
 
 test.run();
