@@ -5,18 +5,15 @@
 // IPv6) consistent with the medians. Nothing here is about speed.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { spawn } from 'node:child_process';
-import { appendFileSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { listNetns } from '../../../lab/netns.js';
+import { handOnRegistry, leftNamespaces, runBench, type BenchRun } from './run-bench.js';
 
-const WEFT = fileURLToPath(new URL('../../../cmd/weft.js', import.meta.url));
 const PATHS = ['underlay', 'vxlan', 'udp-native'];
 
 let out: string;
-let run: { code: number | null; stdout: string; stderr: string };
+let run: BenchRun;
 /** The bench lists every namespace it makes here (lab/netns.ts registerNetns). */
 let registry: string;
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
@@ -25,23 +22,12 @@ let r: any;
 test.before(async () => {
   out = mkdtempSync(join(tmpdir(), 'weft-bench-ipv6-'));
   registry = join(out, 'netns-registry');
-  run = await new Promise((resolve) => {
-    const child = spawn(process.execPath, [WEFT, 'bench', '--ipv6', '--quick', '--seconds', '1', '--reps', '1', '--paths', PATHS.join(','), '--no-scale', '--out', out], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-      env: { ...process.env, WEFT_NETNS_REGISTRY: registry },
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (d: string) => { stdout += d; });
-    child.stderr.setEncoding('utf8').on('data', (d: string) => { stderr += d; });
-    const timer = setTimeout(() => child.kill('SIGTERM'), 4 * 60_000);
-    child.on('close', (code) => { clearTimeout(timer); resolve({ code, stdout, stderr }); });
-  });
+  run = await runBench(['--ipv6', '--quick', '--seconds', '1', '--reps', '1', '--paths', PATHS.join(','), '--no-scale', '--out', out], registry, 4 * 60_000);
   if (existsSync(join(out, 'latest.json'))) r = JSON.parse(readFileSync(join(out, 'latest.json'), 'utf8'));
 });
 
 test.after(() => {
-  if (process.env.WEFT_NETNS_REGISTRY && existsSync(registry)) appendFileSync(process.env.WEFT_NETNS_REGISTRY, readFileSync(registry, 'utf8'));
+  handOnRegistry(registry);
   rmSync(out, { recursive: true, force: true });
 });
 
@@ -102,10 +88,9 @@ test('latest.md has the IPv6 tables with a row per path; throughput.svg the IPv6
 });
 
 test('every namespace the bench made is gone', async () => {
-  const made = readFileSync(registry, 'utf8').split('\n').filter(Boolean);
-  assert.ok(made.length >= 3 * 3, `the bench registered its namespaces (${made.length})`);
-  const now = new Set(await listNetns());
-  assert.equal(made.filter((n) => now.has(n)), []);
+  const { made, left } = await leftNamespaces(registry);
+  assert.ok(made >= 3 * 3, `the bench registered its namespaces (${made})`);
+  assert.equal(left, []);
 });
 
 test.run();
