@@ -166,7 +166,9 @@ async function benchPath(path: DataPath, s: BenchSettings, step: (what: string) 
   if (!s.ipv6 || r.status !== 'unavailable' || r.ipv6?.status === 'ok') return r;
   step('measuring IPv4 again in a single-stack lab');
   const r4 = await measurePath(path, s, false, step);
-  return { ...r4, ipv6: noIpv6('unavailable', `dual stack (EnableIPv6): ${r.reason}`) };
+  // Unavailable single stack as well (e.g. kernel WireGuard without the module): not a matter of IPv6.
+  const why = r4.status === 'ok' ? `dual stack (EnableIPv6): ${r.reason}` : `the path is ${r4.status}, single stack too: ${r4.reason}`;
+  return { ...r4, ipv6: noIpv6('unavailable', why) };
 }
 
 /** A path's IPv6 report before its medians and ratios: ok with its endpoints, or why there are no (more) IPv6 figures. */
