@@ -244,7 +244,7 @@ export interface NativeHolder {
   end(pid: number, waitMs: number): boolean;
   /** TUNGETIFF of a TUN fd: its device name and IFF_* flags. */
   tunInfo(fd: number): { name: string; flags: number };
-  /** The bound address of an IPv4 UDP socket; throws for any other fd. */
+  /** The bound address of an IPv4 or IPv6 UDP socket ("::" for the udp backend's dual-stack one); throws for any other fd. */
   udpInfo(fd: number): { address: string; port: number };
 }
 
