@@ -10,7 +10,7 @@ import { parseWeftdFlags, usage } from '../daemon/flags.js';
 import { cleanupDataPlane, resumeDataPlane } from '../daemon/resume.js';
 import { errorCode, UsageError } from '../lib/errors.js';
 import { fdStore } from '../host/fd-store.js';
-import { holdYoungGeneration } from '../daemon/heap.js';
+import { applyHeapPolicy } from '../daemon/heap.js';
 
 function version(): string {
   const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
@@ -47,7 +47,7 @@ async function main(): Promise<number> {
     }
   }
   // Before anything allocates much: see daemon/heap.ts.
-  holdYoungGeneration();
+  applyHeapPolicy();
   // systemd's fd store: what it passed (LISTEN_FDS) is taken over first, before any child could inherit it.
   fdStore();
   const early = resumeDataPlane(cfg);

@@ -1,39 +1,43 @@
 // weftd's heap policy (daemon/heap.ts): the young generation stays at its
-// starting size however much survives, unless the operator sized it.
+// starting size, the old one near what is live, unless the operator sized them.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { holdYoungGeneration } from '../../../daemon/heap.js';
+import { applyHeapPolicy, HEAP_FLAGS } from '../../../daemon/heap.js';
 
 const HEAP = fileURLToPath(new URL('../../../daemon/heap.js', import.meta.url));
 
-/** New space (MiB) of a node process that keeps many short- and medium-lived objects, with or without the policy. */
-function newSpaceMiB(hold: boolean, nodeArgs: string[] = []): number {
+/** Heap spaces (MiB) of a node process that keeps 200,000 objects and makes 2,000,000 short-lived ones, with or without the policy. */
+function spaces(policy: boolean, nodeArgs: string[] = []): { old: number; young: number } {
   const script = `
-    const { holdYoungGeneration } = await import(${JSON.stringify(HEAP)});
-    if (${hold}) holdYoungGeneration();
+    const { applyHeapPolicy } = await import(${JSON.stringify(HEAP)});
+    if (${policy}) applyHeapPolicy();
     const v8 = await import('node:v8');
-    const keep = [];
-    for (let r = 0; r < 60; r++) { const a = []; for (let i = 0; i < 20000; i++) a.push({ i, s: 'x' + i }); keep.push(a); if (keep.length > 10) keep.shift(); }
-    const s = v8.getHeapSpaceStatistics().find((x) => x.space_name === 'new_space');
-    process.stdout.write(String(s.space_size / 2 ** 20));`;
+    const live = []; for (let i = 0; i < 200000; i++) live.push({ i, s: 'k' + i });
+    let n = 0;
+    for (let r = 0; r < 100; r++) { const a = []; for (let i = 0; i < 20000; i++) a.push({ i, s: 'x' + i }); n += a.length; }
+    const s = Object.fromEntries(v8.getHeapSpaceStatistics().map((x) => [x.space_name, x.space_size / 2 ** 20]));
+    process.stdout.write(JSON.stringify({ old: s.old_space, young: s.new_space, n, live: live.length }));`;
   const r = spawnSync(process.execPath, [...nodeArgs, '--input-type=module', '-e', script], { encoding: 'utf8', env: { ...process.env, NODE_OPTIONS: '' } });
   assert.is(r.status, 0, r.stderr);
-  return Number(r.stdout);
+  return JSON.parse(r.stdout) as { old: number; young: number };
 }
 
-test('the young generation stays at its starting size (it grows to 32 MiB without the policy)', () => {
-  const held = newSpaceMiB(true);
-  const grown = newSpaceMiB(false);
-  assert.ok(held <= 4, `new space ${held} MiB with the policy`);
-  assert.ok(grown > held, `new space ${grown} MiB without it, ${held} MiB with it`);
+test('with the policy the young generation stays at its starting size and the heap well below what V8 keeps by default', () => {
+  const held = spaces(true);
+  const dflt = spaces(false);
+  assert.ok(held.young <= 4, `new space ${held.young} MiB with the policy`);
+  assert.ok(dflt.young > held.young, `new space ${dflt.young} MiB without it, ${held.young} MiB with it`);
+  assert.ok(held.old + held.young < 0.75 * (dflt.old + dflt.young), `heap ${held.old + held.young} MiB with the policy, ${dflt.old + dflt.young} MiB without`);
 });
 
-test('an operator\'s own semi-space setting stands', () => {
-  assert.is(holdYoungGeneration(['--max-semi-space-size=8'], ''), false);
-  assert.is(holdYoungGeneration([], '--max-semi-space-size=8'), false);
-  assert.ok(newSpaceMiB(true, ['--max-semi-space-size=8']) > 4, 'the command line\'s size is used');
+test('an operator\'s own sizes stand, each for its part of the heap', () => {
+  assert.equal(applyHeapPolicy([], ''), HEAP_FLAGS.map((h) => h.flag));
+  assert.equal(applyHeapPolicy(['--max-semi-space-size=8'], ''), ['--heap-growing-percent=20']);
+  assert.equal(applyHeapPolicy([], '--max-old-space-size=512'), ['--semi-space-growth-factor=1']);
+  assert.equal(applyHeapPolicy(['--max-semi-space-size=8', '--max-old-space-size=512'], ''), []);
+  assert.ok(spaces(true, ['--max-semi-space-size=8']).young > 4, 'the command line\'s semi-space size is used');
 });
 
 test.run();
