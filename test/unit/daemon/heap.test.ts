@@ -34,7 +34,7 @@ test('with the policy the young generation stays at its starting size and the he
 
 test('an operator\'s own sizes stand, each for its part of the heap', () => {
   assert.equal(applyHeapPolicy([], ''), HEAP_FLAGS.map((h) => h.flag));
-  assert.equal(applyHeapPolicy(['--max-semi-space-size=8'], ''), ['--heap-growing-percent=20']);
+  assert.equal(applyHeapPolicy(['--max-semi-space-size=8'], ''), ['--heap-growing-percent=50']);
   assert.equal(applyHeapPolicy([], '--max-old-space-size=512'), ['--semi-space-growth-factor=1']);
   assert.equal(applyHeapPolicy(['--max-semi-space-size=8', '--max-old-space-size=512'], ''), []);
   assert.ok(spaces(true, ['--max-semi-space-size=8']).young > 4, 'the command line\'s semi-space size is used');
