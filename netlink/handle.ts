@@ -8,7 +8,7 @@
 // and errno, counted in `errors` (by operation and errno; not-found and exists
 // answers are not failures).
 import { closeSync, openSync } from 'node:fs';
-import { RT_TABLE_MAIN, RTM_NEWADDR, RTM_NEWLINK, RTM_NEWNEIGH, RTM_NEWROUTE, RT_TABLE_UNSPEC } from './constants.js';
+import { RT_TABLE_MAIN, RTM_NEWADDR, RTM_NEWLINK, RTM_NEWNEIGH, RTM_NEWNEXTHOP, RTM_NEWROUTE, RT_TABLE_UNSPEC } from './constants.js';
 import { addrDumpRequest, addrRequest, decodeAddr } from './addr.js';
 import { NetlinkChannel } from './channel.js';
 import { KernelErrorCounts } from './error-counts.js';
@@ -20,10 +20,11 @@ import {
 } from './link.js';
 import { decodeFdb, decodeNeigh, fdbDumpRequest, fdbRequest, neighDelRequest, neighDumpRequest, neighReplaceRequest } from './neigh.js';
 import type { Request } from './request.js';
+import { decodeNexthop, nexthopDumpRequest, nexthopRequest } from './nexthop.js';
 import { decodeRoute, routeDumpRequest, routeGetRequest, routeRequest } from './route.js';
 import { type NetlinkSocket, openRouteSocket, resolveNetns } from './socket.js';
 import { NetlinkConn } from './transport.js';
-import type { Addr, AddrSpec, Fdb, FdbSpec, Link, LinkSpec, Neigh, NeighSpec, Route, RouteSpec } from './types.js';
+import type { Addr, AddrSpec, Fdb, FdbSpec, Link, LinkSpec, Neigh, NeighSpec, Nexthop, NexthopSpec, Route, RouteSpec } from './types.js';
 import type { NlMsg } from './wire.js';
 
 export interface HandleOptions {
@@ -245,6 +246,23 @@ export class NetlinkHandle {
     this.exec(routeRequest('del', r));
   }
 
+  // ------------------------------------------------------------ nexthop objects
+
+  // ip [-4|-6] nexthop show   (a kernel without nexthop objects answers EOPNOTSUPP)
+  nexthopList(filter: { family?: 4 | 6 } = {}): Nexthop[] {
+    return this.list(nexthopDumpRequest(filter.family), RTM_NEWNEXTHOP, decodeNexthop, (n) => matchesFilter(n, filter));
+  }
+
+  // ip nexthop replace id N via GW dev INDEX [onlink] ...
+  nexthopReplace(n: NexthopSpec): void {
+    this.exec(nexthopRequest('replace', n));
+  }
+
+  // ip nexthop del id N   (its routes go with it)
+  nexthopDel(id: number): void {
+    this.exec(nexthopRequest('del', { id }));
+  }
+
   // ------------------------------------------------------------ neighbours
 
   // ip [-4|-6] neigh show [dev INDEX]
@@ -299,6 +317,11 @@ export class NetlinkHandle {
   routeDump(filter: { index?: number; family?: 4 | 6; table?: number } = {}): Promise<Route[]> {
     const table = filter.table ?? RT_TABLE_MAIN;
     return this.channel.dump(routeDumpRequest(filter.family), RTM_NEWROUTE, decodeRoute, (r) => (table === RT_TABLE_UNSPEC || r.table === table) && matchesFilter(r, filter));
+  }
+
+  // ip [-4|-6] nexthop show, decoded as it arrives
+  nexthopDump(filter: { family?: 4 | 6 } = {}): Promise<Nexthop[]> {
+    return this.channel.dump(nexthopDumpRequest(filter.family), RTM_NEWNEXTHOP, decodeNexthop, (n) => matchesFilter(n, filter));
   }
 
   // ip [-4|-6] neigh show [dev INDEX], decoded as it arrives

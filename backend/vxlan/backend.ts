@@ -2,10 +2,15 @@
 // neighbour, one FDB and one route entry per remote host (as flannel does):
 //   ip neigh replace <peer subnet>.0 lladdr <peer VtepMAC> dev weft.1 nud permanent
 //   bridge fdb replace <peer VtepMAC> dev weft.1 dst <peer PublicIP> self permanent
-//   ip route replace <peer subnet> via <peer subnet>.0 dev weft.1 onlink proto 87
+//   ip nexthop add id <N> via <peer subnet>.0 dev weft.1 onlink proto 87
+//   ip route replace <peer subnet> nhid <N> proto 87
+// (the route through a nexthop object, one per peer: see route-reconciler.ts;
+// `ip route replace <peer subnet> via <peer subnet>.0 dev weft.1 onlink proto 87`
+// on a kernel without nexthop objects, and for IPv6)
 // With DirectRouting, a peer whose PublicIP the kernel reaches on-link
 // through the underlay gets a plain route instead, and no VXLAN entries:
 //   ip route replace <peer subnet> via <peer PublicIP> dev <underlay> proto 87
+// (again through a nexthop object: ip nexthop add id <N> via <peer PublicIP> dev <underlay>)
 // re-evaluated when the underlay's routes change and on every full resync; a
 // move between the two forms adds the new one before removing the old (the
 // route is replaced in place), so traffic never stops.
@@ -273,14 +278,13 @@ export class VxlanBackend implements Backend {
     // IPv6 out of the fallback's TUN: the kernel refuses an onlink gateway that a route to another
     // device covers ("Nexthop has invalid gateway or device mismatch"), and the peer's TUN route
     // covers its VTEP address, so that route goes first, in the same batch.
-    const fromTun = this.family === 6 && choice.path !== 'udp' && this.paths.get(key)?.path === 'udp' ? this.routes.dropOp(key) : undefined;
+    const fromTun = this.family === 6 && choice.path !== 'udp' && this.paths.get(key)?.path === 'udp' ? this.routes.dropOps(key) : [];
     this.wantRoute(key, p, choice);
     if (choice.path !== 'direct') {
       if (!have.neigh) ops.push({ what: 'neigh replace', subject: key, req: neighReplaceRequest({ index, ip: p.vtepIp, mac: p.mac }) });
       if (!have.fdb) ops.push({ what: 'fdb replace', subject: key, req: fdbRequest('replace', { index, mac: p.mac, dst: p.dst }) });
     }
-    if (fromTun) ops.push(fromTun);
-    ops.push(this.routes.replaceOp(key)!);
+    ops.push(...fromTun, ...this.routes.replaceOps(key));
   }
 
   /** The peer's VXLAN entries (it moved to a direct route). */
@@ -293,10 +297,7 @@ export class VxlanBackend implements Backend {
   /** The reverse order: route, FDB, neighbour (the route and neighbour only when the peer leaves). */
   private unprogramOps(ops: KernelOp[], key: string, p: VxlanPeer, leaving: boolean): void {
     const index = this.link.index;
-    if (leaving) {
-      const route = this.routes.dropOp(key);
-      if (route) ops.push(route);
-    }
+    if (leaving) ops.push(...this.routes.dropOps(key));
     ops.push({ what: 'fdb del', subject: key, req: fdbRequest('del', { index, mac: p.mac, dst: p.dst }), tolerateMissing: true });
     if (leaving) ops.push({ what: 'neigh del', subject: key, req: neighDelRequest({ index, ip: p.vtepIp }), tolerateMissing: true });
   }
