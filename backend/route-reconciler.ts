@@ -32,7 +32,7 @@
 // next prune(); drop() deletes a peer's route, then its object.
 import { Slicer } from '../lib/backoff.js';
 import { Prefix, type IpFamily } from '../lib/ip.js';
-import { KernelError, nexthopRequest, RT_TABLE_MAIN, routeRequest, type NetlinkHandle, type Nexthop, type Route, type RouteSpec } from '../netlink/index.js';
+import { KernelError, nexthopRequest, resolveNexthops, RT_TABLE_MAIN, routeRequest, type NetlinkHandle, type Nexthop, type Route, type RouteSpec } from '../netlink/index.js';
 import { NexthopIds, nexthopKey } from './nexthop-ids.js';
 import type { KernelOp, KernelOps } from './kernel-ops.js';
 
@@ -228,20 +228,10 @@ export class RouteReconciler {
     const stale: KernelOp[] = [];
     const listed = await this.nl.routeDump({ family: this.opts.family, table: RT_TABLE_MAIN });
     const slicer = new Slicer();
-    const objects = new Map<number, Nexthop>();
-    for (const n of nexthops ?? []) objects.set(n.id, n);
     // A route through an object: its gateway and device are the object's (the dump carries them only in compat mode).
+    resolveNexthops(listed, nexthops ?? []);
     const foreign = new Set<number>();
-    for (const r of listed) {
-      if (r.nhid === undefined) continue;
-      const n = objects.get(r.nhid);
-      if (n) {
-        if (n.gateway) r.gateway = n.gateway;
-        if (n.index !== undefined) r.index = n.index;
-        r.onlink = n.onlink;
-      }
-      if (!inScope(r, scope)) foreign.add(r.nhid);
-    }
+    for (const r of listed) if (r.nhid !== undefined && !inScope(r, scope)) foreign.add(r.nhid);
     const ours = this.ids && nexthops ? this.ids.load(nexthops, scope.protocol, this.opts.family, foreign) : new Map<number, Nexthop>();
     const used = new Set<number>();
     for (const r of listed) {

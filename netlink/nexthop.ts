@@ -14,7 +14,7 @@ import {
 } from './constants.js';
 import { type IpFamily, parseIp } from '../lib/ip.js';
 import { checkIndex, checkUint, dumpRequest, type Request } from './request.js';
-import type { Nexthop, NexthopSpec } from './types.js';
+import type { Nexthop, NexthopSpec, Route } from './types.js';
 import { attr, attrU32, decodeNhMsg, encodeNhMsg, type NlMsg, splitBody } from './wire.js';
 
 export type NexthopVerb = 'add' | 'replace' | 'del';
@@ -84,4 +84,22 @@ export function decodeNexthop(m: NlMsg): Nexthop | undefined {
   const oif = attrs.u32(NHA_OIF);
   if (oif !== undefined) n.index = oif;
   return n;
+}
+
+/**
+ * Gives each route through an object (nhid) the object's gateway, device and
+ * onlink, in place: what the kernel adds to the dump itself only with
+ * net.ipv4.nexthop_compat_mode=1. Returns the objects by id.
+ */
+export function resolveNexthops(routes: Route[], nexthops: readonly Nexthop[]): Map<number, Nexthop> {
+  const byId = new Map<number, Nexthop>();
+  for (const n of nexthops) byId.set(n.id, n);
+  for (const r of routes) {
+    const n = r.nhid === undefined ? undefined : byId.get(r.nhid);
+    if (!n) continue;
+    if (n.gateway) r.gateway = n.gateway;
+    if (n.index !== undefined) r.index = n.index;
+    r.onlink = n.onlink;
+  }
+  return byId;
 }

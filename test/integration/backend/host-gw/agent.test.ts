@@ -1,13 +1,14 @@
 // weftd with the host-gw backend, end to end: 3 hosts on one segment, 2
 // containers each, real pings; iproute2 as the oracle that each host's routes
-// are exactly the other hosts' leases (`<subnet> via <PublicIP> dev eth0 proto 87`);
+// are exactly the other hosts' leases (`<subnet> nhid <N> proto 87`, each
+// through a nexthop object `via <PublicIP> dev eth0`: `ip -j nexthop`);
 // flannel's lease format; kill -9 and restart without a lost ping; a departed
 // host's route gone within 2 s.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { Lab, type LabContainer, type LabHost } from '../../../../lab/lab.js';
 import { pingAllPairs, startPinger } from '../../../../lab/ping.js';
-import { PREFIX, putNetworkConfig, restartAgent, startCluster, waitFor, waitReady, weftRoutes, weftStatus, type AgentReady, type LabAgent } from '../../../../lab/agent.js';
+import { PREFIX, putNetworkConfig, restartAgent, startCluster, waitFor, waitReady, weftNexthops, weftRoutes, weftStatus, kernelRoutes, type AgentReady, type LabAgent } from '../../../../lab/agent.js';
 
 let lab: Lab;
 const agents = new Map<string, LabAgent>();
@@ -31,6 +32,9 @@ async function assertRoutesMatchLeases(hosts: LabHost[] = lab.hosts.filter((h) =
   for (const h of hosts) {
     const want = all.filter((l) => l.publicIp !== h.underlayIp).map((l) => `${l.subnet} via ${l.publicIp} dev eth0`).sort();
     assert.equal(await weftRoutes(lab, h.ns), want, `routes of ${h.name}`);
+    // Each through its own object: one per peer, none left over from a departed one.
+    assert.ok((await kernelRoutes(lab, h.ns, ['proto', '87'])).every((r) => r.nhid !== undefined), `routes of ${h.name} go through nexthop objects`);
+    assert.equal(await weftNexthops(lab, h.ns), all.filter((l) => l.publicIp !== h.underlayIp).map((l) => `via ${l.publicIp} dev eth0`).sort(), `nexthop objects of ${h.name}`);
   }
 }
 
