@@ -35,6 +35,8 @@ export class NexthopIds {
   /** Ids of the range that are not ours (someone else's objects, or an add the kernel refused). */
   private taken = new Set<number>();
   private cursor = 0;
+  /** Ids made since the dump that load() will read began (beginLoad): that dump cannot know them. */
+  private fresh?: Set<number>;
 
   constructor(protocol: number, family: IpFamily, network: string) {
     this.base = (((protocol & 0xff) << 24) | (slotOf(`${family} ${network}`) << 16)) >>> 0;
@@ -73,6 +75,7 @@ export class NexthopIds {
     if (oldKey !== undefined) this.byKey.delete(oldKey);
     this.byKey.set(key, id);
     this.byId.set(id, key);
+    this.fresh?.add(id);
   }
 
   /** The object is gone, or was never made: with `refused`, its id is someone else's until the next load. */
@@ -80,7 +83,13 @@ export class NexthopIds {
     const key = this.byId.get(id);
     if (key !== undefined && this.byKey.get(key) === id) this.byKey.delete(key);
     this.byId.delete(id);
+    this.fresh?.delete(id);
     if (refused) this.taken.add(id);
+  }
+
+  /** A dump for load() starts now: objects made from here on are kept by load() though the dump lacks them. */
+  beginLoad(): void {
+    this.fresh = new Set();
   }
 
   /**
@@ -90,6 +99,11 @@ export class NexthopIds {
    * lower id is kept (the other is not in the map, and is stale).
    */
   load(list: readonly Nexthop[], protocol: number, family: IpFamily, foreign: ReadonlySet<number>): Map<number, Nexthop> {
+    const fresh = [...(this.fresh ?? [])].flatMap((id) => {
+      const key = this.byId.get(id);
+      return key === undefined ? [] : [[key, id] as const];
+    });
+    this.fresh = undefined;
     this.byKey.clear();
     this.byId.clear();
     this.taken = new Set();
@@ -104,7 +118,9 @@ export class NexthopIds {
       ours.set(n.id, n);
       const key = nexthopKey(n.gateway!, n.index!, n.onlink);
       if (!this.byKey.has(key)) this.set(key, n.id);
+      else this.taken.add(n.id); // a duplicate: stale, and not free either
     }
+    for (const [key, id] of fresh) if (!this.byKey.has(key) && !this.byId.has(id) && !ours.has(id) && !this.taken.has(id)) this.set(key, id);
     return ours;
   }
 }

@@ -71,6 +71,12 @@ export function inScope(r: Route, s: RouteScope): boolean {
   return s.within === undefined || (r.dst !== 'default' && s.within.containsNet(Prefix.parse(r.dst)));
 }
 
+/** The kernel's routes of the family in the main table, and its nexthop objects (undefined: routes are plain), as prune() reads them. */
+export interface RouteSnapshot {
+  readonly routes: Route[];
+  readonly nexthops: Nexthop[] | undefined;
+}
+
 export interface RouteReconcilerOptions {
   readonly family: IpFamily;
   readonly scope: () => RouteScope;
@@ -218,15 +224,28 @@ export class RouteReconciler {
     await this.ops.run(this.nl, ops);
   }
 
-  /** Deletes in-scope kernel routes that no key wants (and objects of ours no route uses); returns the keys whose route is already as declared. */
-  async prune(): Promise<Set<string>> {
-    const scope = this.opts.scope();
+  /**
+   * Lists what prune() compares with. Taken before the work that holds a backend's queue: a newer
+   * apply meanwhile is not undone, as prune() compares the listing with what is wanted when it runs
+   * (every request it makes is idempotent) and keeps the nexthop objects made since.
+   */
+  async snapshot(): Promise<RouteSnapshot> {
+    const had = this.ids;
+    had?.beginLoad();
     const nexthops = await this.listNexthops();
+    if (!had) this.ids?.beginLoad(); // the first listing made them
+    const routes = await this.nl.routeDump({ family: this.opts.family, table: RT_TABLE_MAIN });
+    return { routes, nexthops };
+  }
+
+  /** Deletes in-scope kernel routes that no key wants (and objects of ours no route uses); returns the keys whose route is already as declared. */
+  async prune(snap?: RouteSnapshot): Promise<Set<string>> {
+    const scope = this.opts.scope();
+    const { routes: listed, nexthops } = snap ?? (await this.snapshot());
     const byDst = new Map<string, [string, DesiredRoute]>();
     for (const [k, r] of this.desired) byDst.set(r.dst, [k, r]);
     const ok = new Set<string>();
     const stale: KernelOp[] = [];
-    const listed = await this.nl.routeDump({ family: this.opts.family, table: RT_TABLE_MAIN });
     const slicer = new Slicer();
     // A route through an object: its gateway and device are the object's (the dump carries them only in compat mode).
     resolveNexthops(listed, nexthops ?? []);
