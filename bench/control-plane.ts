@@ -13,7 +13,7 @@
 import { performance } from 'node:perf_hooks';
 import { PREFIX, putNetworkConfig, type AgentReady, type LabAgent, startAgents } from '../lab/agent.js';
 import type { Lab } from '../lab/lab.js';
-import { NetlinkHandle, NetlinkMonitor, RTMGRP_IPV4_ROUTE } from '../netlink/index.js';
+import { NetlinkHandle, NetlinkMonitor, resolveNexthops, RTMGRP_IPV4_ROUTE } from '../netlink/index.js';
 import { rssBytes } from './proc-stats.js';
 import { HEALTHZ_FLAGS, HealthzPollers, type Responsiveness, scrapeEventLoop } from './responsiveness.js';
 import { percentile } from './stats.js';
@@ -256,7 +256,11 @@ class EntryCounter {
   }
   routes(nl: NetlinkHandle, index = nl.linkByName(VXLAN_DEV)?.index): number {
     if (index === undefined) return 0;
-    return nl.routeList({ index, family: 4 }).filter((r) => this.want.get(r.dst)?.vtep === r.gateway).length;
+    // weftd's routes go through nexthop objects: their gateway and device are the objects' (not in the
+    // route itself unless net.ipv4.nexthop_compat_mode is on), so the objects are listed along.
+    const rs = nl.routeList({ family: 4 });
+    if (rs.some((r) => r.nhid !== undefined)) resolveNexthops(rs, nl.nexthopList());
+    return rs.filter((r) => r.index === index && this.want.get(r.dst)?.vtep === r.gateway).length;
   }
 }
 
