@@ -79,6 +79,8 @@ export const RTMGRP_IPV4_RULE = 0x80;
 export const RTMGRP_IPV6_IFADDR = 0x100;
 export const RTMGRP_IPV6_MROUTE = 0x200;
 export const RTMGRP_IPV6_ROUTE = 0x400;
+/** RTNLGRP_NEXTHOP (32), the last group the bind() bitmask reaches: nexthop objects made and deleted. */
+export const RTMGRP_NEXTHOP = 0x80000000;
 
 // Struct sizes
 export const IFINFOMSG_LEN = 16;

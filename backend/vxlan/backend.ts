@@ -31,7 +31,7 @@ import type { Logger } from '../../lib/log.js';
 import { Slicer } from '../../lib/backoff.js';
 import { Serial } from '../../lib/serial.js';
 import {
-  fdbRequest, IFA_F_NODAD, neighDelRequest, neighReplaceRequest, RTM_DELLINK, RTM_DELNEIGH, RTM_DELROUTE, RTM_NEWROUTE,
+  fdbRequest, IFA_F_NODAD, neighDelRequest, neighReplaceRequest, RTM_DELLINK, RTM_DELNEIGH, RTM_DELNEXTHOP, RTM_DELROUTE, RTM_NEWROUTE,
   type Link, type NetlinkHandle, type Notification,
 } from '../../netlink/index.js';
 import type { Underlay } from '../../host/underlay.js';
@@ -102,7 +102,7 @@ export const VXLAN6_OVERHEAD = 70;
 
 const LINK_LOCAL = Prefix.parse('fe80::/10');
 
-const isDeletion = (type: number) => type === RTM_DELROUTE || type === RTM_DELNEIGH || type === RTM_DELLINK;
+const isDeletion = (type: number) => type === RTM_DELROUTE || type === RTM_DELNEIGH || type === RTM_DELLINK || type === RTM_DELNEXTHOP;
 /** With DirectRouting, route additions matter too: the underlay's routing may have changed. */
 const isRouteEvent = (type: number) => isDeletion(type) || type === RTM_NEWROUTE;
 

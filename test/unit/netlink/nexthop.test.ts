@@ -5,9 +5,10 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import {
-  decodeNexthop, decodeRoute, nexthopDumpRequest, nexthopRequest, parseMessages, routeRequest, RTM_GETNEXTHOP, RTM_NEWNEXTHOP,
+  decodeNexthop, decodeNotification, decodeRoute, nexthopDumpRequest, nexthopRequest, parseMessages, routeRequest, RTM_GETNEXTHOP, RTM_NEWNEXTHOP,
   RT_SCOPE_LINK, toMessage, type NlMsg, type Request,
 } from '../../../netlink/index.js';
+import { classifyNotifications } from '../../../backend/route-events.js';
 
 const SEQ = 1795873244;
 /** A netlink header + body as the capture shows them. */
@@ -83,6 +84,18 @@ test('a route through an object decodes with its nhid, with and without compat m
   assert.is(compat.onlink, true);
   const bare = decodeRoute(one(KERNEL.routeBare))!;
   assert.equal(bare, { family: 4, dst: '10.244.3.0/24', onlink: false, table: 254, protocol: 87, scope: 0, type: 1, flags: 0, nhid: 1459617793 });
+});
+
+test('a deleted object is a notification; one of weft\'s protocol is a deletion of ours (its routes went without a notice)', () => {
+  const del = Buffer.from(KERNEL.nexthop, 'hex');
+  del.writeUInt16LE(0x69, 4); // RTM_DELNEXTHOP, as `ip monitor nexthop` shows "Deleted id ..."
+  const n = decodeNotification(one(del.toString('hex')))!;
+  assert.is(n.kind, 'nexthop');
+  assert.is(n.kind === 'nexthop' && n.action, 'del');
+  assert.equal(classifyNotifications([n], { protocol: 87 }), { oursDeleted: true, underlayChanged: false });
+  assert.equal(classifyNotifications([n], { protocol: 88 }), { oursDeleted: false, underlayChanged: false });
+  const added = decodeNotification(one(KERNEL.nexthop))!;
+  assert.equal(classifyNotifications([added], { protocol: 87 }), { oursDeleted: false, underlayChanged: false });
 });
 
 test.run();

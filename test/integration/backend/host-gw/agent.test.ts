@@ -114,6 +114,18 @@ test('a route deleted by hand is back within 2.5 s (route notification, not the 
   console.log(`  route deleted by hand -> restored after ${ms} ms`);
 });
 
+test('a nexthop object deleted by hand, its route with it (no route notification), is back within 2.5 s', async () => {
+  const h = lab.host(2);
+  const before = await weftRoutes(lab, h.ns);
+  const [victim] = await kernelRoutes(lab, h.ns, ['proto', '87']);
+  const del = await lab.execIn(h.ns, 'sh', ['-c', `ip nexthop del id ${victim!.nhid} && ip -j route show proto 87`]);
+  assert.is(del.code, 0, del.stderr);
+  assert.not.ok(del.stdout.includes(victim!.dst), 'the route went with its object');
+  const ms = await waitFor('the route and its object to be restored', 2500, async () => JSON.stringify(await weftRoutes(lab, h.ns)) === JSON.stringify(before));
+  console.log(`  nexthop object deleted by hand -> restored after ${ms} ms`);
+  await assertRoutesMatchLeases([h]);
+});
+
 test('a host leaves (agent stopped, lease deleted): its route is gone from the others within 2 s', async () => {
   const a = agents.get('h3')!;
   await lab.stop(a.proc, { signal: 'SIGTERM' });
