@@ -289,7 +289,10 @@ export class RouteReconciler {
   private async listNexthops(): Promise<Nexthop[] | undefined> {
     if (this.mode === 'off' || !this.nl.nexthopDump) return undefined;
     try {
-      const list = await this.nl.nexthopDump();
+      // Taken as listed even when objects changed meanwhile (the kernel then flags the listing, and
+      // this agent's own applies run during it): an object missed is not ours this time (its routes
+      // are made anew, never deleted for it), one listed though gone is deleted again (already gone is fine).
+      const list = await this.nl.nexthopDump({}, true);
       if (this.mode === 'unknown') {
         this.mode = 'on';
         this.ids = new NexthopIds(this.opts.scope().protocol, this.opts.family, this.opts.scope().within?.toString() ?? '');

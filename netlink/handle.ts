@@ -333,9 +333,10 @@ export class NetlinkHandle {
     return this.dumpChannel.dump(routeDumpRequest(filter.family), RTM_NEWROUTE, decodeRoute, (r) => (table === RT_TABLE_UNSPEC || r.table === table) && matchesFilter(r, filter));
   }
 
-  // ip [-4|-6] nexthop show, decoded as it arrives
-  nexthopDump(filter: { family?: 4 | 6 } = {}): Promise<Nexthop[]> {
-    return this.dumpChannel.dump(nexthopDumpRequest(filter.family), RTM_NEWNEXTHOP, decodeNexthop, (n) => matchesFilter(n, filter));
+  // ip [-4|-6] nexthop show, decoded as it arrives. The kernel flags a nexthop listing interrupted
+  // whenever an object was made or deleted meanwhile; with interruptedOk that listing is taken as it is.
+  nexthopDump(filter: { family?: 4 | 6 } = {}, interruptedOk = false): Promise<Nexthop[]> {
+    return this.dumpChannel.dump(nexthopDumpRequest(filter.family), RTM_NEWNEXTHOP, decodeNexthop, (n) => matchesFilter(n, filter), interruptedOk);
   }
 
   // ip [-4|-6] neigh show [dev INDEX], decoded as it arrives
