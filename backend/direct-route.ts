@@ -2,7 +2,7 @@
 // (host-gw; VXLAN with DirectRouting): whether a peer's PublicIP is on this
 // host's L2 segment, and the route that sends its subnet there.
 //   ip route get <PublicIP>                                          (host/next-hop.ts judges it)
-//   ip route replace <subnet> via <PublicIP> dev <underlay> proto 87  (through the RouteReconciler)
+//   ip route replace <subnet> via <PublicIP> dev <underlay> proto 87  (through the RouteReconciler: IPv4 as nhid <N>, a nexthop object)
 import type { Prefix } from '../lib/ip.js';
 import { nextHop, type NextHop, type NextHopNetlink } from '../host/next-hop.js';
 import type { KernelOps } from './kernel-ops.js';

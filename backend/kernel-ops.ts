@@ -25,7 +25,7 @@ export class KernelOps {
   /** Failed operations since start (weft_kernel_operation_errors_total). */
   errors = 0;
 
-  constructor(private readonly log: Logger) {}
+  constructor(readonly log: Logger) {}
 
   /** Runs fn; with tolerateMissing, "no such entry" counts as done (deleting what is gone). */
   attempt(what: string, subject: string, fn: () => void, tolerateMissing = false): boolean {

@@ -5,7 +5,7 @@
 import type { Notification } from '../netlink/index.js';
 
 export interface RouteEvents {
-  /** A route with weft's protocol, or an entry or the link of `device`, was deleted (possibly by us). */
+  /** A route or nexthop object with weft's protocol, or an entry or the link of `device`, was deleted (possibly by us). */
   readonly oursDeleted: boolean;
   /** A route that is not weft's changed (an underlay address, a gateway, a host route): paths may differ now. */
   readonly underlayChanged: boolean;
@@ -32,6 +32,9 @@ export function classifyNotifications(notes: readonly Notification[], o: { reado
         break;
       case 'link':
         oursDeleted ||= n.action === 'del' && onDevice(n.link.index);
+        break;
+      case 'nexthop': // its routes went with it, without a route notification
+        oursDeleted ||= n.action === 'del' && n.nexthop.protocol === o.protocol;
         break;
       default:
         break;

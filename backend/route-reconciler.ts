@@ -15,12 +15,29 @@
 // route someone else installed (another protocol, elsewhere) is never deleted.
 // Kernel work is batched and asynchronous (NetlinkHandle.batch, routeDump):
 // thousands of peers do not hold the event loop.
+// IPv4 routes through a gateway go through kernel nexthop objects, one per
+// (gateway, device, onlink), ids kept by NexthopIds (nexthop-ids.ts):
+//   ip nexthop add id <N> via <gateway> dev <index> [onlink] proto 87
+//   ip route replace <dst> nhid <N> proto 87
+// The kernel hashes a plain IPv4 route's fib_info without its gateway, so
+// thousands of `via` routes on one device share a bucket and each insert
+// costs as many compares as there are routes (8000: 1.8 s); through nexthop
+// objects they are hashed by id (8000: 0.2 s). IPv6 routes stay plain: the
+// IPv6 table does not have that cost (8000 in 0.8 s, slower as objects).
+// A kernel without nexthop objects (EOPNOTSUPP/EINVAL on the first dump)
+// gets plain routes, said once in the log; so does a netlink without
+// nexthopDump (unit-test fakes). Routes in the plain form (an older weft's,
+// flannel's metric-0 ones) are replaced in place by the object form, no gap;
+// a nexthop object of weft's that no route uses any more is deleted by the
+// next prune(); drop() deletes a peer's route, then its object.
 import { Slicer } from '../lib/backoff.js';
 import { Prefix, type IpFamily } from '../lib/ip.js';
-import { RT_TABLE_MAIN, routeRequest, type NetlinkHandle, type Route, type RouteSpec } from '../netlink/index.js';
+import { KernelError, nexthopRequest, resolveNexthops, RT_TABLE_MAIN, routeRequest, type NetlinkHandle, type Nexthop, type Route, type RouteSpec } from '../netlink/index.js';
+import { NexthopIds, nexthopKey } from './nexthop-ids.js';
 import type { KernelOp, KernelOps } from './kernel-ops.js';
 
-export type RouteNetlink = Pick<NetlinkHandle, 'routeDump' | 'batch'>;
+/** nexthopDump is optional: without it (unit-test fakes) every route is plain. */
+export type RouteNetlink = Pick<NetlinkHandle, 'routeDump' | 'batch'> & Partial<Pick<NetlinkHandle, 'nexthopDump'>>;
 
 /**
  * weft's own route protocol number, the default of --route-protocol. Unassigned
@@ -54,22 +71,52 @@ export function inScope(r: Route, s: RouteScope): boolean {
   return s.within === undefined || (r.dst !== 'default' && s.within.containsNet(Prefix.parse(r.dst)));
 }
 
+/** The kernel's routes of the family in the main table, and its nexthop objects (undefined: routes are plain), as prune() reads them. */
+export interface RouteSnapshot {
+  readonly routes: Route[];
+  readonly nexthops: Nexthop[] | undefined;
+}
+
+export interface RouteReconcilerOptions {
+  readonly family: IpFamily;
+  readonly scope: () => RouteScope;
+  /** IPv4 gateway routes through nexthop objects where the kernel has them (default true). */
+  readonly nexthops?: boolean;
+}
+
 export class RouteReconciler {
   private readonly desired = new Map<string, DesiredRoute>();
   private readonly failed = new Set<string>();
+  /** Declared routes per nexthop key (gateway, device, onlink): an object goes when none uses it. */
+  private readonly users = new Map<string, number>();
+  /** 'on' once the first dump of nexthop objects worked. */
+  private mode: 'unknown' | 'on' | 'off';
+  private ids?: NexthopIds;
+  /** The object each key's route replace in flight uses, and whether that replace adds it. */
+  private readonly inFlight = new Map<string, { id: number; added: boolean }>();
 
   constructor(
     private readonly nl: RouteNetlink,
     private readonly ops: KernelOps,
-    private readonly opts: { readonly family: IpFamily; readonly scope: () => RouteScope },
-  ) {}
+    private readonly opts: RouteReconcilerOptions,
+  ) {
+    this.mode = opts.family === 4 && opts.nexthops !== false && nl.nexthopDump ? 'unknown' : 'off';
+  }
+
+  /** Whether routes go through nexthop objects now (after the first prune found the kernel has them). */
+  get usesNexthops(): boolean {
+    return this.mode === 'on';
+  }
 
   want(key: string, route: DesiredRoute): void {
+    this.count(this.desired.get(key), -1);
     this.desired.set(key, route);
+    this.count(route, 1);
   }
 
   /** Undeclares a route without touching the kernel: the next prune() deletes it as stale. */
   forget(key: string): void {
+    this.count(this.desired.get(key), -1);
     this.desired.delete(key);
     this.failed.delete(key);
   }
@@ -82,14 +129,46 @@ export class RouteReconciler {
     return this.desired.get(key);
   }
 
-  /** ip route replace <dst> via <gateway> dev <index> [onlink] proto <protocol>, as a batch item; undefined when key wants no route. */
-  replaceOp(key: string): KernelOp | undefined {
+  /**
+   * The batch items that put key's route in place (none when key wants no route):
+   * `ip route replace <dst> nhid <N>`, preceded by `ip nexthop add id <N> ...`
+   * when no object holds its gateway yet; or the plain
+   * `ip route replace <dst> via <gateway> dev <index> [onlink] proto <protocol>`.
+   * The item that settle() takes the outcome of is the last one.
+   */
+  replaceOps(key: string): KernelOp[] {
     const r = this.desired.get(key);
-    return r && { what: 'route replace', subject: key, req: routeRequest('replace', this.toSpec(r)) };
+    if (!r) return [];
+    const out: KernelOp[] = [];
+    const nhid = this.nexthopFor(key, r, out);
+    const spec: RouteSpec = nhid === undefined ? this.toSpec(r) : { dst: r.dst, nhid, protocol: this.opts.scope().protocol };
+    out.push({ what: 'route replace', subject: key, req: routeRequest('replace', spec) });
+    return out;
   }
 
-  /** Records the outcome of replaceOp(key). */
+  /** The object for r's gateway (added to `out` when there is none yet), or undefined for a plain route. */
+  private nexthopFor(key: string, r: DesiredRoute, out: KernelOp[]): number | undefined {
+    this.inFlight.delete(key);
+    if (!this.ids || !r.gateway) return undefined;
+    const nk = nexthopKey(r.gateway, r.index, !!r.onlink);
+    let id = this.ids.idOf(nk);
+    const added = id === undefined;
+    if (id === undefined) {
+      id = this.ids.allocate(nk);
+      if (id === undefined) return undefined; // the range is full: a plain route
+      const spec = { id, gateway: r.gateway, index: r.index, onlink: !!r.onlink, protocol: this.opts.scope().protocol };
+      out.push({ what: 'nexthop add', subject: key, req: nexthopRequest('add', spec) });
+    }
+    this.inFlight.set(key, { id, added });
+    return id;
+  }
+
+  /** Records the outcome of replaceOps(key) (its route replace). */
   settle(key: string, ok: boolean): void {
+    const nh = this.inFlight.get(key);
+    this.inFlight.delete(key);
+    // The object was refused (someone else's id) or is gone: the next attempt makes one anew.
+    if (nh && !ok) this.ids?.forget(nh.id, nh.added);
     if (ok || !this.desired.has(key)) this.failed.delete(key);
     else this.failed.add(key);
   }
@@ -97,60 +176,134 @@ export class RouteReconciler {
   /** Replaces the routes of `keys` (one batch); returns the keys that failed. */
   async apply(keys: Iterable<string>): Promise<Set<string>> {
     const ops: KernelOp[] = [];
+    const routeAt: Array<[string, number]> = [];
     for (const k of keys) {
-      const op = this.replaceOp(k);
-      if (op) ops.push(op);
+      const list = this.replaceOps(k);
+      if (list.length === 0) continue;
+      ops.push(...list);
+      routeAt.push([k, ops.length - 1]);
     }
     const ok = await this.ops.run(this.nl, ops);
     const failed = new Set<string>();
-    ops.forEach((op, i) => {
-      this.settle(op.subject, ok[i]!);
-      if (!ok[i]) failed.add(op.subject);
-    });
+    for (const [k, i] of routeAt) {
+      this.settle(k, ok[i]!);
+      if (!ok[i]) failed.add(k);
+    }
     return failed;
   }
 
-  /** Undeclares key's route; returns the request that deletes it from the kernel (ours only; already gone is fine), for a caller that batches it. */
-  dropOp(key: string): KernelOp | undefined {
+  /**
+   * Undeclares key's route; returns the requests that delete it from the
+   * kernel (ours only; already gone is fine), for a caller that batches
+   * them: the route, then its nexthop object when no other route uses it.
+   */
+  dropOps(key: string): KernelOp[] {
     const r = this.desired.get(key);
-    this.desired.delete(key);
-    this.failed.delete(key);
-    return r && { what: 'route del', subject: key, req: routeRequest('del', this.toSpec(r)), tolerateMissing: true };
+    this.forget(key);
+    if (!r) return [];
+    const protocol = this.opts.scope().protocol;
+    // With objects, the kernel's route may be in either form: matched by destination and protocol only
+    // (a delete naming a gateway or device does not match a route through an object).
+    const spec: RouteSpec = this.ids ? { dst: r.dst, protocol } : this.toSpec(r);
+    const out: KernelOp[] = [{ what: 'route del', subject: key, req: routeRequest('del', spec), tolerateMissing: true }];
+    if (this.ids && r.gateway) {
+      const nk = nexthopKey(r.gateway, r.index, !!r.onlink);
+      const id = this.ids.idOf(nk);
+      if (id !== undefined && !this.users.has(nk)) {
+        this.ids.forget(id);
+        out.push({ what: 'nexthop del', subject: key, req: nexthopRequest('del', { id }), tolerateMissing: true });
+      }
+    }
+    return out;
   }
 
   /** Undeclares the routes of `keys` and deletes them from the kernel (one batch). */
   async drop(keys: Iterable<string>): Promise<void> {
     const ops: KernelOp[] = [];
-    for (const k of keys) {
-      const op = this.dropOp(k);
-      if (op) ops.push(op);
-    }
+    for (const k of keys) ops.push(...this.dropOps(k));
     await this.ops.run(this.nl, ops);
   }
 
-  /** Deletes in-scope kernel routes that no key wants; returns the keys whose route is already as declared. */
-  async prune(): Promise<Set<string>> {
+  /**
+   * Lists what prune() compares with. Taken before the work that holds a backend's queue: a newer
+   * apply meanwhile is not undone, as prune() compares the listing with what is wanted when it runs
+   * (every request it makes is idempotent) and keeps the nexthop objects made since.
+   */
+  async snapshot(): Promise<RouteSnapshot> {
+    const had = this.ids;
+    had?.beginLoad();
+    const nexthops = await this.listNexthops();
+    if (!had) this.ids?.beginLoad(); // the first listing made them
+    const routes = await this.nl.routeDump({ family: this.opts.family, table: RT_TABLE_MAIN });
+    return { routes, nexthops };
+  }
+
+  /** Deletes in-scope kernel routes that no key wants (and objects of ours no route uses); returns the keys whose route is already as declared. */
+  async prune(snap?: RouteSnapshot): Promise<Set<string>> {
     const scope = this.opts.scope();
+    const { routes: listed, nexthops } = snap ?? (await this.snapshot());
     const byDst = new Map<string, [string, DesiredRoute]>();
     for (const [k, r] of this.desired) byDst.set(r.dst, [k, r]);
     const ok = new Set<string>();
     const stale: KernelOp[] = [];
-    const listed = await this.nl.routeDump({ family: this.opts.family, table: RT_TABLE_MAIN });
     const slicer = new Slicer();
+    // A route through an object: its gateway and device are the object's (the dump carries them only in compat mode).
+    resolveNexthops(listed, nexthops ?? []);
+    const foreign = new Set<number>();
+    for (const r of listed) if (r.nhid !== undefined && !inScope(r, scope)) foreign.add(r.nhid);
+    const ours = this.ids && nexthops ? this.ids.load(nexthops, scope.protocol, this.opts.family, foreign) : new Map<number, Nexthop>();
+    const used = new Set<number>();
     for (const r of listed) {
       if (slicer.due()) await slicer.next();
       if (!inScope(r, scope)) continue;
       const want = byDst.get(r.dst);
-      if (want && matches(r, want[1], scope.protocol)) ok.add(want[0]);
-      else if (!want) {
+      if (!want) {
         // Deleted as listed (its own protocol), so a route someone re-added meanwhile under another protocol survives.
-        const spec: RouteSpec = { dst: r.dst, protocol: r.protocol, ...(r.gateway ? { gateway: r.gateway } : {}), ...(r.index !== undefined ? { index: r.index } : {}) };
+        const spec: RouteSpec = r.nhid !== undefined
+          ? { dst: r.dst, protocol: r.protocol, nhid: r.nhid }
+          : { dst: r.dst, protocol: r.protocol, ...(r.gateway ? { gateway: r.gateway } : {}), ...(r.index !== undefined ? { index: r.index } : {}) };
         stale.push({ what: 'route del (stale)', subject: r.dst, req: routeRequest('del', spec), tolerateMissing: true });
+        continue;
+      }
+      if (r.nhid !== undefined) used.add(r.nhid);
+      if (this.matches(r, want[1], scope.protocol)) ok.add(want[0]);
+    }
+    for (const r of listed) if (r.nhid !== undefined && !inScope(r, scope)) used.add(r.nhid);
+    if (this.ids) {
+      for (const r of this.desired.values()) {
+        const id = r.gateway ? this.ids.idOf(nexthopKey(r.gateway, r.index, !!r.onlink)) : undefined;
+        if (id !== undefined) used.add(id);
+      }
+      for (const id of ours.keys()) {
+        if (used.has(id)) continue;
+        this.ids.forget(id);
+        stale.push({ what: 'nexthop del (stale)', subject: `id ${id}`, req: nexthopRequest('del', { id }), tolerateMissing: true });
       }
     }
     await this.ops.run(this.nl, stale);
     for (const k of ok) this.failed.delete(k);
     return ok;
+  }
+
+  /** The kernel's nexthop objects, or undefined when routes are plain (the first call finds out whether the kernel has objects). */
+  private async listNexthops(): Promise<Nexthop[] | undefined> {
+    if (this.mode === 'off' || !this.nl.nexthopDump) return undefined;
+    try {
+      // Taken as listed even when objects changed meanwhile (the kernel then flags the listing, and
+      // this agent's own applies run during it): an object missed is not ours this time (its routes
+      // are made anew, never deleted for it), one listed though gone is deleted again (already gone is fine).
+      const list = await this.nl.nexthopDump({}, true);
+      if (this.mode === 'unknown') {
+        this.mode = 'on';
+        this.ids = new NexthopIds(this.opts.scope().protocol, this.opts.family, this.opts.scope().within?.toString() ?? '');
+      }
+      return list;
+    } catch (e) {
+      if (this.mode !== 'unknown' || !(e instanceof KernelError) || (e.code !== 'EOPNOTSUPP' && e.code !== 'EINVAL')) throw e;
+      this.mode = 'off';
+      this.ops.log.info('the kernel has no nexthop objects; peer routes are plain `via` routes', { err: e.message });
+      return undefined;
+    }
   }
 
   /** prune(), then replace every wanted route that is not in place; returns the keys still failing. */
@@ -169,12 +322,26 @@ export class RouteReconciler {
     return this.failed;
   }
 
+  private count(r: DesiredRoute | undefined, by: 1 | -1): void {
+    if (!r?.gateway) return;
+    const nk = nexthopKey(r.gateway, r.index, !!r.onlink);
+    const n = (this.users.get(nk) ?? 0) + by;
+    if (n > 0) this.users.set(nk, n);
+    else this.users.delete(nk);
+  }
+
+  /**
+   * The kernel's route is the declared one, with weft's protocol (an older weft's proto boot route is not:
+   * it gets re-stamped); through the object of its gateway when routes use objects (a plain one is not: it
+   * gets replaced by that form).
+   */
+  private matches(k: Route, d: DesiredRoute, protocol: number): boolean {
+    if (k.protocol !== protocol) return false;
+    if (this.ids && d.gateway) return k.nhid !== undefined && k.nhid === this.ids.idOf(nexthopKey(d.gateway, d.index, !!d.onlink));
+    return k.nhid === undefined && k.gateway === d.gateway && (k.index === undefined || k.index === d.index) && k.onlink === !!d.onlink;
+  }
+
   private toSpec(r: DesiredRoute): RouteSpec {
     return { dst: r.dst, index: r.index, protocol: this.opts.scope().protocol, ...(r.gateway ? { gateway: r.gateway } : {}), ...(r.onlink ? { onlink: true } : {}) };
   }
-}
-
-/** The kernel's route is the declared one, with weft's protocol (an older weft's proto boot route is not: it gets re-stamped). */
-function matches(k: Route, d: DesiredRoute, protocol: number): boolean {
-  return k.gateway === d.gateway && (k.index === undefined || k.index === d.index) && k.onlink === !!d.onlink && k.protocol === protocol;
 }

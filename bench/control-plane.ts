@@ -13,7 +13,7 @@
 import { performance } from 'node:perf_hooks';
 import { PREFIX, putNetworkConfig, type AgentReady, type LabAgent, startAgents } from '../lab/agent.js';
 import type { Lab } from '../lab/lab.js';
-import { NetlinkHandle, NetlinkMonitor, RTMGRP_IPV4_ROUTE } from '../netlink/index.js';
+import { KernelError, NetlinkHandle, NetlinkMonitor, resolveNexthops, RTMGRP_IPV4_ROUTE } from '../netlink/index.js';
 import { rssBytes } from './proc-stats.js';
 import { HEALTHZ_FLAGS, HealthzPollers, type Responsiveness, scrapeEventLoop } from './responsiveness.js';
 import { percentile } from './stats.js';
@@ -243,6 +243,7 @@ export async function runControlPlane(lab: Lab, s: ControlPlaneSettings, step: S
 class EntryCounter {
   private readonly byVtep: Map<string, FakeLease>;
   private readonly byMac: Map<string, FakeLease>;
+  private readonly lastRoutes = new Map<NetlinkHandle, number>();
   constructor(private readonly want: Map<string, FakeLease>) {
     this.byVtep = new Map([...want.values()].map((f) => [f.vtep, f]));
     this.byMac = new Map([...want.values()].map((f) => [f.mac, f]));
@@ -256,9 +257,24 @@ class EntryCounter {
   }
   routes(nl: NetlinkHandle, index = nl.linkByName(VXLAN_DEV)?.index): number {
     if (index === undefined) return 0;
-    return nl.routeList({ index, family: 4 }).filter((r) => this.want.get(r.dst)?.vtep === r.gateway).length;
+    // weftd's routes go through nexthop objects: their gateway and device are the objects' (not in the
+    // route itself unless net.ipv4.nexthop_compat_mode is on), so the objects are listed along.
+    const rs = nl.routeList({ family: 4 });
+    if (rs.some((r) => r.nhid !== undefined)) {
+      try {
+        resolveNexthops(rs, nl.nexthopList());
+      } catch (e) {
+        // Objects are made while we list (the kernel flags the listing interrupted): count again next round.
+        if (!isInterrupted(e)) throw e;
+        return this.lastRoutes.get(nl) ?? 0;
+      }
+    }
+    const n = rs.filter((r) => r.index === index && this.want.get(r.dst)?.vtep === r.gateway).length;
+    this.lastRoutes.set(nl, n);
+    return n;
   }
 }
 
+const isInterrupted = (e: unknown) => e instanceof KernelError && e.code === 'EINTR';
 const mib = (b: number | undefined) => (b === undefined ? NaN : b / 2 ** 20);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

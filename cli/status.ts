@@ -20,7 +20,7 @@ import { withSubnetManager } from './etcd.js';
 import { probeAll } from './icmp-probe.js';
 import { readLeaseConflicts, readLeaseRows, type LeaseRow } from './leases.js';
 import type { LeaseConflict } from '../subnet-manager/lease-claims.js';
-import { formatEndpoint, NetlinkHandle, RT_TABLE_MAIN, type Link, type Route, type WgDevice } from '../netlink/index.js';
+import { formatEndpoint, NetlinkHandle, resolveNexthops, RT_TABLE_MAIN, type Link, type Route, type WgDevice } from '../netlink/index.js';
 import { nextHop } from '../host/next-hop.js';
 import { parseEnvFile } from '../host/subnet-env.js';
 import { peerStateFileOf, readPeerState } from '../daemon/peer-state.js';
@@ -249,13 +249,16 @@ function withWeftdReason(v: PathView, s: (Record<string, unknown> & { subnet: st
  * IPv6 halves of peers are judged against their PublicIPv6.
  */
 export function peerPaths(
-  nl: Pick<NetlinkHandle, 'routeList' | 'linkList' | 'addrList' | 'routeGet'>,
+  nl: Pick<NetlinkHandle, 'routeList' | 'linkList' | 'addrList' | 'routeGet'> & Partial<Pick<NetlinkHandle, 'nexthopList'>>,
   peers: ReadonlyArray<{ subnet: string; publicIp: string }>,
   ownPublicIp: string | null,
   wireguardIndex?: number,
   family: IpFamily = 4,
 ): PathView[] {
-  const routes = nl.routeList({ family, table: RT_TABLE_MAIN }).flatMap((r) => {
+  const listed = nl.routeList({ family, table: RT_TABLE_MAIN });
+  // Routes through nexthop objects (weft's IPv4 peer routes): gateway and device are the object's.
+  if (nl.nexthopList && listed.some((r) => r.nhid !== undefined)) resolveNexthops(listed, nl.nexthopList());
+  const routes = listed.flatMap((r) => {
     if (r.dst === 'default') return [];
     try {
       const dst = Prefix.parse(r.dst, { mask: true });

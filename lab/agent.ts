@@ -228,8 +228,46 @@ export async function weftStatus(lab: Lab, a: LabAgent, extra: readonly string[]
   return { code: r.code, status: JSON.parse(r.stdout), text: text.stdout };
 }
 
-/** Routes of weft's protocol in a namespace, as `<dst> via <gw> dev <dev>[ onlink]` (iproute2 as the oracle). */
+/** A route as iproute2 lists it, a route through a nexthop object (nhid) with the object's gateway, device and onlink. */
+export interface KernelRoute {
+  dst: string;
+  gateway?: string;
+  dev?: string;
+  flags: string[];
+  protocol?: string;
+  nhid?: number;
+}
+
+/**
+ * `ip -j [-4|-6] route show [args]`, with each route through a nexthop object
+ * resolved by `ip -j nexthop show` (iproute2 as the oracle; it must not
+ * depend on net.ipv4.nexthop_compat_mode, which adds the object's gateway to
+ * the route only when set). Filter by device on the result, not with `dev`:
+ * iproute2 filters by the route's RTA_OIF, which such a route lacks.
+ */
+export async function kernelRoutes(lab: Lab, ns: string, args: readonly string[] = [], family: 4 | 6 = 4): Promise<KernelRoute[]> {
+  const rs = (await lab.ipJson(ns, [`-${family}`, 'route', 'show', ...args])) as Array<{ dst: string; gateway?: string; dev?: string; flags?: string[]; protocol?: string; nhid?: number }>;
+  const objects = new Map<number, { gateway?: string; dev?: string; flags?: string[] }>();
+  if (rs.some((r) => r.nhid !== undefined)) {
+    for (const n of (await lab.ipJson(ns, ['nexthop', 'show'])) as Array<{ id: number; gateway?: string; dev?: string; flags?: string[] }>) objects.set(n.id, n);
+  }
+  return rs.map((r) => {
+    const n = r.nhid !== undefined ? objects.get(r.nhid) : undefined;
+    const flags = (n ? n.flags : r.flags) ?? [];
+    const gateway = n ? n.gateway : r.gateway;
+    const dev = n ? n.dev : r.dev;
+    return { dst: r.dst, flags, ...(gateway ? { gateway } : {}), ...(dev ? { dev } : {}), ...(r.protocol ? { protocol: r.protocol } : {}), ...(r.nhid !== undefined ? { nhid: r.nhid } : {}) };
+  });
+}
+
+/** Routes of weft's protocol in a namespace, as `<dst> via <gw> dev <dev>[ onlink]` (iproute2 as the oracle; through nexthop objects or not). */
 export async function weftRoutes(lab: Lab, ns: string, protocol = 87): Promise<string[]> {
-  const rs = (await lab.ipJson(ns, ['route', 'show', 'proto', String(protocol)])) as Array<{ dst: string; gateway?: string; dev: string; flags?: string[] }>;
-  return rs.map((r) => `${r.dst}${r.gateway ? ` via ${r.gateway}` : ''} dev ${r.dev}${r.flags?.includes('onlink') ? ' onlink' : ''}`).sort();
+  const rs = await kernelRoutes(lab, ns, ['proto', String(protocol)]);
+  return rs.map((r) => `${r.dst}${r.gateway ? ` via ${r.gateway}` : ''} dev ${r.dev}${r.flags.includes('onlink') ? ' onlink' : ''}`).sort();
+}
+
+/** Nexthop objects of weft's protocol, as `via <gw> dev <dev>[ onlink]` (`ip -j nexthop show`). */
+export async function weftNexthops(lab: Lab, ns: string, protocol = 87): Promise<string[]> {
+  const ns_ = (await lab.ipJson(ns, ['nexthop', 'show'])) as Array<{ id: number; gateway?: string; dev?: string; flags?: string[]; protocol?: string }>;
+  return ns_.filter((n) => n.protocol === String(protocol)).map((n) => `via ${n.gateway} dev ${n.dev}${n.flags?.includes('onlink') ? ' onlink' : ''}`).sort();
 }

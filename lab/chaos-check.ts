@@ -4,7 +4,7 @@
 // a lease is live when its key names an aligned subnet inside the network and its value is
 // a JSON object with an IPv4 PublicIP, the network's BackendType and, for vxlan, a unicast
 // VtepMAC. Garbage the suite wrote is never live, or is gone again before the checks.
-import { forwarderStats, logRecords, readSubnetEnv, type LabAgent } from './agent.js';
+import { forwarderStats, kernelRoutes, logRecords, readSubnetEnv, type LabAgent } from './agent.js';
 import type { Lab, LabHost } from './lab.js';
 
 export interface ChaosNetwork {
@@ -124,14 +124,14 @@ export async function checkVxlanHost(lab: Lab, h: LabHost, live: readonly LiveLe
   if (dev.linkinfo?.info_data?.local !== h.underlayIp) problems.push(`${VXLAN_DEV} local is ${dev.linkinfo?.info_data?.local}, want ${h.underlayIp}`);
   const neigh = (await lab.ipJson(h.ns, ['neigh', 'show', 'dev', VXLAN_DEV])) as Array<{ dst: string; lladdr?: string; state?: string[] }>;
   const fdb = (await lab.bridgeJson(h.ns, ['fdb', 'show', 'dev', VXLAN_DEV])) as Array<{ mac: string; dst?: string; flags?: string[]; state?: string }>;
-  const route = (await lab.ipJson(h.ns, ['route', 'show', 'dev', VXLAN_DEV])) as Array<{ dst: string; gateway?: string; flags?: string[] }>;
+  const route = (await kernelRoutes(lab, h.ns)).filter((r) => r.dev === VXLAN_DEV);
   const peers = live.filter((l) => l.publicIp !== h.underlayIp);
   const vtep = (l: LiveLease) => fmt4(l.net);
   problems.push(
     ...diff('neighbour', sorted(peers.map((p) => `${vtep(p)} ${p.mac} PERMANENT`)), sorted(neigh.map((n) => `${n.dst} ${n.lladdr} ${(n.state ?? []).join(',')}`))),
     ...diff('fdb', sorted(peers.map((p) => `${p.mac} ${p.publicIp} self permanent`)),
       sorted(fdb.filter((f) => f.dst).map((f) => `${f.mac} ${f.dst} ${(f.flags ?? []).join(',')} ${f.state ?? ''}`.trim()))),
-    ...diff('route', sorted(peers.map((p) => `${p.subnet} via ${vtep(p)} onlink`)), sorted(route.map((r) => `${r.dst} via ${r.gateway} ${(r.flags ?? []).join(',')}`))),
+    ...diff('route', sorted(peers.map((p) => `${p.subnet} via ${vtep(p)} onlink`)), sorted(route.map((r) => `${r.dst} via ${r.gateway} ${r.flags.join(',')}`))),
   );
   return problems;
 }

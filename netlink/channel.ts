@@ -184,12 +184,16 @@ export class NetlinkChannel {
     }
   }
 
-  /** A dump's messages of `type`, decoded as they arrive and kept when `keep` says so; restarted when interrupted. */
-  dump<T>(req: Request, type: number, decode: (m: NlMsg) => T | undefined, keep: (x: T) => boolean): Promise<T[]> {
+  /**
+   * A dump's messages of `type`, decoded as they arrive and kept when `keep` says so; restarted when
+   * interrupted, unless `interruptedOk` (a caller that copes with a listing that missed or repeated
+   * what changed meanwhile: the first answer is taken as it is).
+   */
+  dump<T>(req: Request, type: number, decode: (m: NlMsg) => T | undefined, keep: (x: T) => boolean, interruptedOk = false): Promise<T[]> {
     return this.queue.run(async () => {
       for (let attempt = 1; ; attempt++) {
         const { items, interrupted } = await this.dumpOnce(req, type, decode, keep);
-        if (!interrupted) return items;
+        if (!interrupted || interruptedOk) return items;
         const e = this.fail(new NetlinkError(req.op, 4, { detail: `dump kept changing underneath us (${attempt} attempts)` }));
         if (attempt >= ATTEMPTS) throw e;
         await yieldToLoop();

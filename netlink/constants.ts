@@ -62,6 +62,10 @@ export const RTM_GETROUTE = 26;
 export const RTM_NEWNEIGH = 28;
 export const RTM_DELNEIGH = 29;
 export const RTM_GETNEIGH = 30;
+// linux/rtnetlink.h: nexthop objects (Linux 5.3)
+export const RTM_NEWNEXTHOP = 104;
+export const RTM_DELNEXTHOP = 105;
+export const RTM_GETNEXTHOP = 106;
 
 // linux/rtnetlink.h: legacy multicast group bitmasks for bind()
 export const RTMGRP_LINK = 0x1;
@@ -75,12 +79,15 @@ export const RTMGRP_IPV4_RULE = 0x80;
 export const RTMGRP_IPV6_IFADDR = 0x100;
 export const RTMGRP_IPV6_MROUTE = 0x200;
 export const RTMGRP_IPV6_ROUTE = 0x400;
+/** RTNLGRP_NEXTHOP (32), the last group the bind() bitmask reaches: nexthop objects made and deleted. */
+export const RTMGRP_NEXTHOP = 0x80000000;
 
 // Struct sizes
 export const IFINFOMSG_LEN = 16;
 export const IFADDRMSG_LEN = 8;
 export const RTMSG_LEN = 12;
 export const NDMSG_LEN = 12;
+export const NHMSG_LEN = 8;
 export const NLMSGERR_LEN = 4 + NLMSG_HDRLEN;
 
 // linux/if_link.h
@@ -236,6 +243,15 @@ export const RTA_PREF = 20;
 export const RTA_EXPIRES = 23;
 export const RTA_PAD = 24;
 export const RTA_UID = 25;
+/** The route's nexthop object (`ip route ... nhid N`). */
+export const RTA_NH_ID = 30;
+
+// linux/nexthop.h: nexthop attributes
+export const NHA_ID = 1;
+export const NHA_GROUP = 2;
+export const NHA_BLACKHOLE = 4;
+export const NHA_OIF = 5;
+export const NHA_GATEWAY = 6;
 
 // linux/rtnetlink.h: RTA_METRICS members
 export const RTAX_UNSPEC = 0;

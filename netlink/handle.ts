@@ -4,11 +4,11 @@
 // rtnetlink handles a request inside sendmsg, so the answer is already queued
 // when recv runs; the timeout only guards bugs. Large work goes through the
 // asynchronous side (channel.ts): batch() and the *Dump() listings, which
-// share the event loop. Every failure is a NetlinkError naming the operation
+// share the event loop, each on a socket of its own. Every failure is a NetlinkError naming the operation
 // and errno, counted in `errors` (by operation and errno; not-found and exists
 // answers are not failures).
 import { closeSync, openSync } from 'node:fs';
-import { RT_TABLE_MAIN, RTM_NEWADDR, RTM_NEWLINK, RTM_NEWNEIGH, RTM_NEWROUTE, RT_TABLE_UNSPEC } from './constants.js';
+import { RT_TABLE_MAIN, RTM_NEWADDR, RTM_NEWLINK, RTM_NEWNEIGH, RTM_NEWNEXTHOP, RTM_NEWROUTE, RT_TABLE_UNSPEC } from './constants.js';
 import { addrDumpRequest, addrRequest, decodeAddr } from './addr.js';
 import { NetlinkChannel } from './channel.js';
 import { KernelErrorCounts } from './error-counts.js';
@@ -20,10 +20,11 @@ import {
 } from './link.js';
 import { decodeFdb, decodeNeigh, fdbDumpRequest, fdbRequest, neighDelRequest, neighDumpRequest, neighReplaceRequest } from './neigh.js';
 import type { Request } from './request.js';
+import { decodeNexthop, nexthopDumpRequest, nexthopRequest } from './nexthop.js';
 import { decodeRoute, routeDumpRequest, routeGetRequest, routeRequest } from './route.js';
 import { type NetlinkSocket, openRouteSocket, resolveNetns } from './socket.js';
 import { NetlinkConn } from './transport.js';
-import type { Addr, AddrSpec, Fdb, FdbSpec, Link, LinkSpec, Neigh, NeighSpec, Route, RouteSpec } from './types.js';
+import type { Addr, AddrSpec, Fdb, FdbSpec, Link, LinkSpec, Neigh, NeighSpec, Nexthop, NexthopSpec, Route, RouteSpec } from './types.js';
 import type { NlMsg } from './wire.js';
 
 export interface HandleOptions {
@@ -47,6 +48,7 @@ export class NetlinkHandle {
   private readonly faults: Faults;
   private readonly asyncSocket: (() => NetlinkSocket) | undefined;
   private channelOpen?: NetlinkChannel;
+  private dumpChannelOpen?: NetlinkChannel;
   /** Failed operations by operation and errno (weft_netlink_errors_total). */
   readonly errors = new KernelErrorCounts();
 
@@ -69,25 +71,38 @@ export class NetlinkHandle {
   close(): void {
     if (this.conn.isClosed) return;
     if (this.channelOpen && this.asyncSocket) this.channelOpen.close();
+    if (this.dumpChannelOpen && this.asyncSocket) this.dumpChannelOpen.close();
     this.conn.close();
   }
 
-  /** The asynchronous side, opened on first use. */
+  /** The asynchronous side for batches, opened on first use. */
   private get channel(): NetlinkChannel {
-    if (this.conn.isClosed) throw new NetlinkError('netlink batch', 9, { detail: 'handle is closed' });
-    if (!this.channelOpen) {
-      let sock = this.conn.sock;
-      if (this.asyncSocket) {
-        try {
-          sock = this.asyncSocket();
-        } catch (e) {
-          if (e instanceof KernelError) this.errors.add(e);
-          throw e;
-        }
-      }
-      this.channelOpen = new NetlinkChannel(sock, { timeoutMs: this.timeoutMs, faults: this.faults, errors: this.errors, nextSeq: () => this.conn.nextSeq() });
-    }
+    this.channelOpen ??= this.openChannel();
     return this.channelOpen;
+  }
+
+  /**
+   * The asynchronous side for the *Dump() listings: a socket of its own (when the handle opens
+   * them), so that a batch does not wait behind a listing of 10,000 entries, nor one behind a batch.
+   */
+  private get dumpChannel(): NetlinkChannel {
+    if (!this.asyncSocket) return this.channel;
+    this.dumpChannelOpen ??= this.openChannel();
+    return this.dumpChannelOpen;
+  }
+
+  private openChannel(): NetlinkChannel {
+    if (this.conn.isClosed) throw new NetlinkError('netlink batch', 9, { detail: 'handle is closed' });
+    let sock = this.conn.sock;
+    if (this.asyncSocket) {
+      try {
+        sock = this.asyncSocket();
+      } catch (e) {
+        if (e instanceof KernelError) this.errors.add(e);
+        throw e;
+      }
+    }
+    return new NetlinkChannel(sock, { timeoutMs: this.timeoutMs, faults: this.faults, errors: this.errors, nextSeq: () => this.conn.nextSeq() });
   }
 
   // ------------------------------------------------------------ transport
@@ -245,6 +260,23 @@ export class NetlinkHandle {
     this.exec(routeRequest('del', r));
   }
 
+  // ------------------------------------------------------------ nexthop objects
+
+  // ip [-4|-6] nexthop show   (a kernel without nexthop objects answers EOPNOTSUPP)
+  nexthopList(filter: { family?: 4 | 6 } = {}): Nexthop[] {
+    return this.list(nexthopDumpRequest(filter.family), RTM_NEWNEXTHOP, decodeNexthop, (n) => matchesFilter(n, filter));
+  }
+
+  // ip nexthop replace id N via GW dev INDEX [onlink] ...
+  nexthopReplace(n: NexthopSpec): void {
+    this.exec(nexthopRequest('replace', n));
+  }
+
+  // ip nexthop del id N   (its routes go with it)
+  nexthopDel(id: number): void {
+    this.exec(nexthopRequest('del', { id }));
+  }
+
   // ------------------------------------------------------------ neighbours
 
   // ip [-4|-6] neigh show [dev INDEX]
@@ -298,17 +330,23 @@ export class NetlinkHandle {
   // ip [-4|-6] route show [table T|all] [dev INDEX], decoded as it arrives
   routeDump(filter: { index?: number; family?: 4 | 6; table?: number } = {}): Promise<Route[]> {
     const table = filter.table ?? RT_TABLE_MAIN;
-    return this.channel.dump(routeDumpRequest(filter.family), RTM_NEWROUTE, decodeRoute, (r) => (table === RT_TABLE_UNSPEC || r.table === table) && matchesFilter(r, filter));
+    return this.dumpChannel.dump(routeDumpRequest(filter.family), RTM_NEWROUTE, decodeRoute, (r) => (table === RT_TABLE_UNSPEC || r.table === table) && matchesFilter(r, filter));
+  }
+
+  // ip [-4|-6] nexthop show, decoded as it arrives. The kernel flags a nexthop listing interrupted
+  // whenever an object was made or deleted meanwhile; with interruptedOk that listing is taken as it is.
+  nexthopDump(filter: { family?: 4 | 6 } = {}, interruptedOk = false): Promise<Nexthop[]> {
+    return this.dumpChannel.dump(nexthopDumpRequest(filter.family), RTM_NEWNEXTHOP, decodeNexthop, (n) => matchesFilter(n, filter), interruptedOk);
   }
 
   // ip [-4|-6] neigh show [dev INDEX], decoded as it arrives
   neighDump(filter: { index?: number; family?: 4 | 6 } = {}): Promise<Neigh[]> {
-    return this.channel.dump(neighDumpRequest(filter.family), RTM_NEWNEIGH, decodeNeigh, (n) => matchesFilter(n, filter));
+    return this.dumpChannel.dump(neighDumpRequest(filter.family), RTM_NEWNEIGH, decodeNeigh, (n) => matchesFilter(n, filter));
   }
 
   // bridge fdb show [dev INDEX], decoded as it arrives
   fdbDump(filter: { index?: number } = {}): Promise<Fdb[]> {
-    return this.channel.dump(fdbDumpRequest(), RTM_NEWNEIGH, decodeFdb, (f) => matchesFilter(f, filter));
+    return this.dumpChannel.dump(fdbDumpRequest(), RTM_NEWNEIGH, decodeFdb, (f) => matchesFilter(f, filter));
   }
 }
 

@@ -9,6 +9,7 @@ export * from './request.js';
 export * from './link.js';
 export * from './addr.js';
 export * from './route.js';
+export * from './nexthop.js';
 export * from './neigh.js';
 export * from './socket.js';
 export { NetlinkHandle, type HandleOptions } from './handle.js';

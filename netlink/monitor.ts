@@ -2,16 +2,17 @@
 // drains what arrived and decodes it with the same parsers the handle uses.
 import { decodeAddr } from './addr.js';
 import {
-  AF_BRIDGE, NDMSG_LEN, RTM_DELADDR, RTM_DELLINK, RTM_DELNEIGH, RTM_DELROUTE, RTM_NEWADDR,
-  RTM_NEWLINK, RTM_NEWNEIGH, RTM_NEWROUTE, RTMGRP_IPV4_ROUTE, RTMGRP_LINK, RTMGRP_NEIGH,
+  AF_BRIDGE, NDMSG_LEN, RTM_DELADDR, RTM_DELLINK, RTM_DELNEIGH, RTM_DELNEXTHOP, RTM_DELROUTE, RTM_NEWADDR,
+  RTM_NEWLINK, RTM_NEWNEIGH, RTM_NEWNEXTHOP, RTM_NEWROUTE, RTMGRP_IPV4_ROUTE, RTMGRP_LINK, RTMGRP_NEIGH, RTMGRP_NEXTHOP,
 } from './constants.js';
 import { Slicer } from '../lib/backoff.js';
 import { NetlinkError, NetlinkParseError } from './errors.js';
 import { decodeLink } from './link.js';
 import { decodeFdb, decodeNeigh } from './neigh.js';
+import { decodeNexthop } from './nexthop.js';
 import { decodeRoute } from './route.js';
 import { fromNative, type NetlinkSocket, openRouteSocket } from './socket.js';
-import type { Addr, Fdb, Link, Neigh, Route } from './types.js';
+import type { Addr, Fdb, Link, Neigh, Nexthop, Route } from './types.js';
 import { type NlMsg, parseMessages } from './wire.js';
 
 export type Action = 'new' | 'del';
@@ -22,10 +23,12 @@ export type Notification =
   | { kind: 'route'; action: Action; route: Route }
   | { kind: 'neigh'; action: Action; neigh: Neigh }
   | { kind: 'fdb'; action: Action; fdb: Fdb }
+  /** A nexthop object (deleting one deletes its IPv4 routes without a route notification). */
+  | { kind: 'nexthop'; action: Action; nexthop: Nexthop }
   /** The socket buffer overflowed (ENOBUFS): events were lost; list again to resync. */
   | { kind: 'overrun' };
 
-export const DEFAULT_MONITOR_GROUPS = RTMGRP_LINK | RTMGRP_NEIGH | RTMGRP_IPV4_ROUTE;
+export const DEFAULT_MONITOR_GROUPS = (RTMGRP_LINK | RTMGRP_NEIGH | RTMGRP_IPV4_ROUTE | RTMGRP_NEXTHOP) >>> 0;
 
 /** One rtnetlink notification → Notification; undefined for types and families we do not model. */
 export function decodeNotification(m: NlMsg): Notification | undefined {
@@ -42,6 +45,11 @@ export function decodeNotification(m: NlMsg): Notification | undefined {
     case RTM_DELROUTE: {
       const route = decodeRoute(m);
       return route && { kind: 'route', action: m.type === RTM_NEWROUTE ? 'new' : 'del', route };
+    }
+    case RTM_NEWNEXTHOP:
+    case RTM_DELNEXTHOP: {
+      const nexthop = decodeNexthop(m);
+      return nexthop && { kind: 'nexthop', action: m.type === RTM_NEWNEXTHOP ? 'new' : 'del', nexthop };
     }
     case RTM_NEWNEIGH:
     case RTM_DELNEIGH: {

@@ -1,7 +1,7 @@
 // Routes: RTM_NEWROUTE / RTM_DELROUTE / RTM_GETROUTE requests and the Route decoder.
 import {
   AF_INET, AF_INET6, NLM_F_CREATE, NLM_F_EXCL, NLM_F_REPLACE, RTA_DST,
-  RTA_GATEWAY, RTA_METRICS, RTA_OIF, RTA_PREFSRC, RTA_PRIORITY, RTA_TABLE, RTAX_MTU, RTM_DELROUTE,
+  RTA_GATEWAY, RTA_METRICS, RTA_NH_ID, RTA_OIF, RTA_PREFSRC, RTA_PRIORITY, RTA_TABLE, RTAX_MTU, RTM_DELROUTE,
   RTM_F_LOOKUP_TABLE, RTM_GETROUTE, RTM_NEWROUTE, RTMSG_LEN, RTN_UNICAST, RTN_UNSPEC, RTNH_F_ONLINK, RTPROT_BOOT,
   RTPROT_UNSPEC, RT_SCOPE_LINK, RT_SCOPE_NOWHERE, RT_SCOPE_UNIVERSE, RT_TABLE_MAIN, RT_TABLE_UNSPEC,
 } from './constants.js';
@@ -28,11 +28,12 @@ export function describeRoute(r: RouteSpec): string {
   if (r.metric !== undefined) s += ` metric ${r.metric}`;
   if (r.mtu !== undefined) s += ` mtu ${r.mtu}`;
   if (r.protocol !== undefined) s += ` proto ${r.protocol}`;
+  if (r.nhid !== undefined) s += ` nhid ${r.nhid}`;
   if (r.onlink) s += ' onlink';
   return s;
 }
 
-// ip route add|replace|del DST [via GW] [dev INDEX] [table T] [src S] [metric M] [mtu N] [onlink]
+// ip route add|replace|del DST [via GW] [dev INDEX] [nhid N] [table T] [src S] [metric M] [mtu N] [onlink]
 export function routeRequest(verb: RouteVerb, r: RouteSpec): Request {
   const dst = r.dst === 'default' ? undefined : parseCidr(r.dst);
   const gw = r.gateway !== undefined ? parseIp(r.gateway) : undefined;
@@ -43,9 +44,9 @@ export function routeRequest(verb: RouteVerb, r: RouteSpec): Request {
   checkUint('table', table, 0xffffffff);
   const del = verb === 'del';
   // iproute2's defaults: deletes match any protocol and scope (NOWHERE acts as wildcard);
-  // adds are proto boot, and scope link when there is no gateway.
+  // adds are proto boot, and scope link when there is no gateway (nor nexthop object).
   const protocol = r.protocol ?? (del ? RTPROT_UNSPEC : RTPROT_BOOT);
-  const scope = r.scope ?? (del ? RT_SCOPE_NOWHERE : gw ? RT_SCOPE_UNIVERSE : RT_SCOPE_LINK);
+  const scope = r.scope ?? (del ? RT_SCOPE_NOWHERE : gw || r.nhid !== undefined ? RT_SCOPE_UNIVERSE : RT_SCOPE_LINK);
   const type = r.type ?? (del ? RTN_UNSPEC : RTN_UNICAST);
   const fixed = encodeRtMsg({
     family: family === 4 ? AF_INET : AF_INET6,
@@ -59,6 +60,10 @@ export function routeRequest(verb: RouteVerb, r: RouteSpec): Request {
   if (dst) attrs.push(attr(RTA_DST, dst.bytes));
   if (gw) attrs.push(attr(RTA_GATEWAY, gw.bytes));
   if (r.index !== undefined) attrs.push(attrU32(RTA_OIF, r.index));
+  if (r.nhid !== undefined) {
+    checkUint('route nhid', r.nhid, 0xffffffff, 1);
+    attrs.push(attrU32(RTA_NH_ID, r.nhid));
+  }
   if (r.src !== undefined) {
     const s = parseIp(r.src);
     if (s.family !== family) throw new TypeError(`src ${r.src} is not in the family of ${r.dst}`);
@@ -115,5 +120,7 @@ export function decodeRoute(m: NlMsg): Route | undefined {
   if (src) r.src = src;
   const mtu = attrs.nested(RTA_METRICS)?.u32(RTAX_MTU);
   if (mtu !== undefined) r.mtu = mtu;
+  const nhid = attrs.u32(RTA_NH_ID);
+  if (nhid !== undefined) r.nhid = nhid;
   return r;
 }

@@ -123,6 +123,8 @@ export interface Route {
   metric?: number;
   src?: string;
   mtu?: number;
+  /** The route's nexthop object (RTA_NH_ID); its gateway and device then come from the object (the kernel adds them to the dump only with net.ipv4.nexthop_compat_mode=1). */
+  nhid?: number;
 }
 
 export interface RouteSpec {
@@ -141,6 +143,34 @@ export interface RouteSpec {
   metric?: number;
   src?: string;
   mtu?: number;
+  /** Through nexthop object N (`nhid N`), instead of gateway, index and onlink. */
+  nhid?: number;
+}
+
+/** A kernel nexthop object (`ip nexthop`), one gateway on one device. */
+export interface Nexthop {
+  id: number;
+  family: IpFamily;
+  gateway?: string;
+  index?: number;
+  onlink: boolean;
+  protocol: number;
+  scope: number;
+  flags: number;
+  /** A group of other nexthops (NHA_GROUP) or a blackhole: not one weft makes. */
+  group: boolean;
+  blackhole: boolean;
+}
+
+export interface NexthopSpec {
+  id: number;
+  gateway?: string;
+  index?: number;
+  onlink?: boolean;
+  /** Default RTPROT_BOOT (as iproute2). */
+  protocol?: number;
+  /** Family of a nexthop without gateway; else the gateway's. */
+  family?: IpFamily;
 }
 
 export interface Neigh {

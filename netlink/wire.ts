@@ -3,7 +3,7 @@
 // Everything is host byte order (little-endian on every platform weft targets)
 // except where the kernel says __be16/__be32 (IFLA_VXLAN_PORT, NDA_PORT).
 import {
-  IFADDRMSG_LEN, IFINFOMSG_LEN, NDMSG_LEN, NLA_F_NESTED, NLA_F_NET_BYTEORDER, NLA_HDRLEN,
+  IFADDRMSG_LEN, IFINFOMSG_LEN, NDMSG_LEN, NHMSG_LEN, NLA_F_NESTED, NLA_F_NET_BYTEORDER, NLA_HDRLEN,
   NLA_TYPE_MASK, NLMSG_ALIGNTO, NLMSG_DONE, NLMSG_ERROR, NLMSG_HDRLEN, NLMSGERR_ATTR_MSG,
   NLMSGERR_ATTR_OFFS, NLM_F_ACK_TLVS, NLM_F_CAPPED, RTMSG_LEN,
 } from './constants.js';
@@ -294,6 +294,17 @@ export interface NdMsg {
 const ndmsg = struct<NdMsg & Record<string, number>>('ndmsg', NDMSG_LEN, [['family', 'u8', 0], ['index', 's32', 4], ['state', 'u16', 8], ['flags', 'u8', 10], ['type', 'u8', 11]]);
 export const encodeNdMsg = (m: Partial<NdMsg>): Buffer => ndmsg.encode(m);
 export const decodeNdMsg = (b: Buffer): NdMsg => ndmsg.decode(b);
+
+/** struct nhmsg { u8 nh_family, nh_scope, nh_protocol, resvd; u32 nh_flags; } (linux/nexthop.h) */
+export interface NhMsg {
+  family: number;
+  scope: number;
+  protocol: number;
+  flags: number;
+}
+const nhmsg = struct<NhMsg & Record<string, number>>('nhmsg', NHMSG_LEN, [['family', 'u8', 0], ['scope', 'u8', 1], ['protocol', 'u8', 2], ['flags', 'u32', 4]]);
+export const encodeNhMsg = (m: Partial<NhMsg>): Buffer => nhmsg.encode(m);
+export const decodeNhMsg = (b: Buffer): NhMsg => nhmsg.decode(b);
 
 /** The fixed struct, then attributes: how every rtnetlink message body is laid out. */
 export function splitBody(m: NlMsg, fixedLen: number): { fixed: Buffer; attrs: Attrs } {

@@ -1,8 +1,11 @@
 // host-gw: no device, no encapsulation. Every other host is the gateway of its
 // own subnet, so each peer is one route on the underlay (as flannel's host-gw):
-//   ip route replace <peer subnet> via <peer PublicIP> dev <underlay> proto 87
-// That only works for a peer on this host's L2 segment. flannel just tries
-// and retries silently; weft asks the kernel first (`ip route get`): a peer
+//   ip nexthop add id <N> via <peer PublicIP> dev <underlay> proto 87
+//   ip route replace <peer subnet> nhid <N> proto 87
+// (a nexthop object per peer, see route-reconciler.ts; a plain
+// `ip route replace <peer subnet> via <peer PublicIP> dev <underlay> proto 87`
+// on a kernel without them, and for IPv6). That only works for a peer on
+// this host's L2 segment. flannel just tries and retries silently; weft asks the kernel first (`ip route get`): a peer
 // behind a gateway is skipped, with a warning naming it, counted (stats,
 // /metrics, /readyz) and looked at again whenever the underlay's routes change
 // and on every full resync. Stale routes are found by weft's route protocol.

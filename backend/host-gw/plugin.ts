@@ -1,6 +1,6 @@
 // The host-gw backend as a plug-in: Backend.Type "host-gw".
 import { ConfigError } from '../../lib/errors.js';
-import { NetlinkMonitor, RTMGRP_IPV4_ROUTE, RTMGRP_IPV6_ROUTE } from '../../netlink/index.js';
+import { NetlinkMonitor, RTMGRP_IPV4_ROUTE, RTMGRP_IPV6_ROUTE, RTMGRP_NEXTHOP } from '../../netlink/index.js';
 import { defineBackend, hostOptions } from '../backend.js';
 import { DualStackBackend } from '../dual-stack.js';
 import { HostGwBackend } from './backend.js';
@@ -22,7 +22,7 @@ export const hostGwBackend = defineBackend<HostGwConfig>({
           `(${own.join(', ') || 'no IPv4 address'}); peers route this host's subnet via it, so a NAT is not supported`,
       );
     }
-    const v4 = new HostGwBackend({ ...host, monitor: ctx.track(NetlinkMonitor.open({ groups: RTMGRP_IPV4_ROUTE })) });
+    const v4 = new HostGwBackend({ ...host, monitor: ctx.track(NetlinkMonitor.open({ groups: (RTMGRP_IPV4_ROUTE | RTMGRP_NEXTHOP) >>> 0 })) });
     const v6 = ctx.underlay.v6;
     if (!ctx.ipv6Network || !v6) return v4;
     const own6 = ctx.nl.addrList({ index: host.underlay.index, family: 6 }).map((a) => a.address);

@@ -2,10 +2,12 @@
 // neighbour, one FDB and one route entry per remote host (as flannel does):
 //   ip neigh replace <peer subnet>.0 lladdr <peer VtepMAC> dev weft.1 nud permanent
 //   bridge fdb replace <peer VtepMAC> dev weft.1 dst <peer PublicIP> self permanent
-//   ip route replace <peer subnet> via <peer subnet>.0 dev weft.1 onlink proto 87
+//   ip nexthop add id <N> via <peer subnet>.0 dev weft.1 onlink proto 87
+//   ip route replace <peer subnet> nhid <N> proto 87
+// (IPv4 routes through nexthop objects, see route-reconciler.ts; plain `via` routes for IPv6)
 // With DirectRouting, a peer whose PublicIP the kernel reaches on-link
 // through the underlay gets a plain route instead, and no VXLAN entries:
-//   ip route replace <peer subnet> via <peer PublicIP> dev <underlay> proto 87
+//   ip route replace <peer subnet> via <peer PublicIP> dev <underlay> proto 87   (IPv4: nhid <N>)
 // re-evaluated when the underlay's routes change and on every full resync; a
 // move between the two forms adds the new one before removing the old (the
 // route is replaced in place), so traffic never stops.
@@ -29,7 +31,7 @@ import type { Logger } from '../../lib/log.js';
 import { Slicer } from '../../lib/backoff.js';
 import { Serial } from '../../lib/serial.js';
 import {
-  fdbRequest, IFA_F_NODAD, neighDelRequest, neighReplaceRequest, RTM_DELLINK, RTM_DELNEIGH, RTM_DELROUTE, RTM_NEWROUTE,
+  fdbRequest, IFA_F_NODAD, neighDelRequest, neighReplaceRequest, RTM_DELLINK, RTM_DELNEIGH, RTM_DELNEXTHOP, RTM_DELROUTE, RTM_NEWROUTE,
   type Link, type NetlinkHandle, type Notification,
 } from '../../netlink/index.js';
 import type { Underlay } from '../../host/underlay.js';
@@ -42,6 +44,7 @@ import { familyKey, PeerTable, logPeerChanges, type PeerChange } from '../peer-t
 import { classifyNotifications } from '../route-events.js';
 import { RouteReconciler } from '../route-reconciler.js';
 import { ensureVxlanDevice } from './device.js';
+import { diffEntries, listEntries, type KernelSnapshot } from './kernel-entries.js';
 import { leaseVtepMac, parseVxlanPeer, type VxlanPeer } from './peer.js';
 
 /** The netlink operations the VXLAN backend uses (a NetlinkHandle; a fake in unit tests). */
@@ -99,7 +102,7 @@ export const VXLAN6_OVERHEAD = 70;
 
 const LINK_LOCAL = Prefix.parse('fe80::/10');
 
-const isDeletion = (type: number) => type === RTM_DELROUTE || type === RTM_DELNEIGH || type === RTM_DELLINK;
+const isDeletion = (type: number) => type === RTM_DELROUTE || type === RTM_DELNEIGH || type === RTM_DELLINK || type === RTM_DELNEXTHOP;
 /** With DirectRouting, route additions matter too: the underlay's routing may have changed. */
 const isRouteEvent = (type: number) => isDeletion(type) || type === RTM_NEWROUTE;
 
@@ -273,14 +276,13 @@ export class VxlanBackend implements Backend {
     // IPv6 out of the fallback's TUN: the kernel refuses an onlink gateway that a route to another
     // device covers ("Nexthop has invalid gateway or device mismatch"), and the peer's TUN route
     // covers its VTEP address, so that route goes first, in the same batch.
-    const fromTun = this.family === 6 && choice.path !== 'udp' && this.paths.get(key)?.path === 'udp' ? this.routes.dropOp(key) : undefined;
+    const fromTun = this.family === 6 && choice.path !== 'udp' && this.paths.get(key)?.path === 'udp' ? this.routes.dropOps(key) : [];
     this.wantRoute(key, p, choice);
     if (choice.path !== 'direct') {
       if (!have.neigh) ops.push({ what: 'neigh replace', subject: key, req: neighReplaceRequest({ index, ip: p.vtepIp, mac: p.mac }) });
       if (!have.fdb) ops.push({ what: 'fdb replace', subject: key, req: fdbRequest('replace', { index, mac: p.mac, dst: p.dst }) });
     }
-    if (fromTun) ops.push(fromTun);
-    ops.push(this.routes.replaceOp(key)!);
+    ops.push(...fromTun, ...this.routes.replaceOps(key));
   }
 
   /** The peer's VXLAN entries (it moved to a direct route). */
@@ -293,10 +295,7 @@ export class VxlanBackend implements Backend {
   /** The reverse order: route, FDB, neighbour (the route and neighbour only when the peer leaves). */
   private unprogramOps(ops: KernelOp[], key: string, p: VxlanPeer, leaving: boolean): void {
     const index = this.link.index;
-    if (leaving) {
-      const route = this.routes.dropOp(key);
-      if (route) ops.push(route);
-    }
+    if (leaving) ops.push(...this.routes.dropOps(key));
     ops.push({ what: 'fdb del', subject: key, req: fdbRequest('del', { index, mac: p.mac, dst: p.dst }), tolerateMissing: true });
     if (leaving) ops.push({ what: 'neigh del', subject: key, req: neighDelRequest({ index, ip: p.vtepIp }), tolerateMissing: true });
   }
@@ -332,6 +331,11 @@ export class VxlanBackend implements Backend {
     return failed;
   }
 
+  /** The device's routes, FDB and neighbour entries, as reconcile() compares them. */
+  private snapshot(): Promise<KernelSnapshot> {
+    return listEntries(this.o.nl, this.routes, this.link.index, this.family);
+  }
+
   /**
    * Lists what the kernel holds, removes what no peer wants and adds what is
    * missing, each peer on the path it should take now. Order: stale routes go;
@@ -339,7 +343,7 @@ export class VxlanBackend implements Backend {
    * wants go, so a peer just moved to a direct route kept its entries until
    * that route was in place.
    */
-  private async reconcile(): Promise<void> {
+  private async reconcile(listed?: KernelSnapshot): Promise<void> {
     const { nl, network } = this.o;
     const index = this.link.index;
     const choices = new Map<string, Choice>();
@@ -357,24 +361,10 @@ export class VxlanBackend implements Backend {
     }
     for (const key of this.routes.desiredKeys()) if (!this.table.get(key)) this.routes.forget(key);
     for (const key of this.paths.keys()) if (!this.table.get(key)) this.paths.delete(key);
-    const okRoute = await this.routes.prune();
-    const okFdb = new Set<string>();
-    const okNeigh = new Set<string>();
-    const staleFdb: Array<{ mac: string; dst: string }> = [];
-    const staleNeigh: string[] = [];
-    for (const f of await nl.fdbDump({ index })) {
-      if (slicer.due()) await slicer.next();
-      if (!f.dst) continue; // the kernel's own entries carry no remote
-      const hit = byMac.get(f.mac);
-      if (hit && hit[1].dst === f.dst) okFdb.add(hit[0]);
-      else if (!hit) staleFdb.push({ mac: f.mac, dst: f.dst });
-    }
-    for (const n of await nl.neighDump({ index, family: this.family })) {
-      if (slicer.due()) await slicer.next();
-      const hit = byVtepIp.get(n.ip);
-      if (hit && n.mac === hit[1].mac && isPermanent(n.state)) okNeigh.add(hit[0]);
-      else if (!hit && network.contains(n.ip)) staleNeigh.push(n.ip);
-    }
+    // A listing of another device (made anew since) is no use: list again.
+    const snap = listed && listed.index === index ? listed : await this.snapshot();
+    const okRoute = await this.routes.prune(snap.routes);
+    const { okFdb, okNeigh, staleFdb, staleNeigh } = await diffEntries(snap, byMac, byVtepIp, network, slicer);
     const ops: KernelOp[] = [];
     const programmed: Programmed[] = [];
     for (const [key, p] of [...this.table.entries()]) {
@@ -426,41 +416,58 @@ export class VxlanBackend implements Backend {
     await this.runProgram(ops, programmed);
   }
 
-  resync(full: boolean): Promise<void> {
-    return this.serial.run(async () => {
-      // Our own deletions show up here too; the extra reconcile they cause is a no-op.
-      const notes = (await this.o.monitor?.drain(this.o.directRouting ? isRouteEvent : isDeletion)) ?? [];
-      const ev = classifyNotifications(notes, { protocol: this.o.routeProtocol, device: this.link.index });
-      if (ev.oursDeleted) full = true;
-      const current = this.o.nl.linkByIndex(this.link.index);
-      if (!current || current.name !== this.o.device || !current.up) {
-        this.o.log.warn('VXLAN device missing or down; restoring it with all peers', { device: this.o.device });
-        this.link = this.ensureDevice();
-        this.deviceRecreated++;
-        this.configureAddress();
-        full = true;
-      }
-      if (full || this.needsReconcile) {
-        this.needsReconcile = true;
-        await this.reconcile();
-        this.needsReconcile = false;
-        return;
-      }
-      if (ev.underlayChanged && this.o.directRouting) await this.repath();
-      const ops: KernelOp[] = [];
-      const retry: Programmed[] = [];
-      for (const key of [...this.dirty]) {
-        const p = this.table.get(key);
-        if (!p) {
-          this.dirty.delete(key);
-          continue;
-        }
-        const choice = this.choosePath(key, p);
-        this.programOps(ops, key, p, choice);
-        retry.push({ key, p, choice });
-      }
-      await this.runProgram(ops, retry);
+  /**
+   * Every second: repairs what the monitor says was deleted, retries dirty peers; a full
+   * reconcile when asked (every resync interval), after a deletion of ours, or after one
+   * that did not finish. The full reconcile lists the kernel (10,000 peers: a few hundred ms)
+   * without holding the queue, so a lease change applies meanwhile (put → route is not held
+   * up); the diff then runs in the queue against the table as it is by then, with idempotent
+   * requests only, so it never undoes that newer apply (see RouteReconciler.snapshot).
+   */
+  async resync(full: boolean): Promise<void> {
+    const reconcile = await this.serial.run(() => this.check(full));
+    if (!reconcile) return;
+    const listed = await this.snapshot();
+    await this.serial.run(async () => {
+      this.needsReconcile = true;
+      await this.reconcile(listed);
+      this.needsReconcile = false;
     });
+  }
+
+  /** The part of resync() that holds the queue; true when a full reconcile is due. */
+  private async check(full: boolean): Promise<boolean> {
+    // Our own deletions show up here too; the extra reconcile they cause is a no-op.
+    const notes = (await this.o.monitor?.drain(this.o.directRouting ? isRouteEvent : isDeletion)) ?? [];
+    const ev = classifyNotifications(notes, { protocol: this.o.routeProtocol, device: this.link.index });
+    if (ev.oursDeleted) full = true;
+    const current = this.o.nl.linkByIndex(this.link.index);
+    if (!current || current.name !== this.o.device || !current.up) {
+      this.o.log.warn('VXLAN device missing or down; restoring it with all peers', { device: this.o.device });
+      this.link = this.ensureDevice();
+      this.deviceRecreated++;
+      this.configureAddress();
+      full = true;
+    }
+    if (full || this.needsReconcile) {
+      this.needsReconcile = true;
+      return true;
+    }
+    if (ev.underlayChanged && this.o.directRouting) await this.repath();
+    const ops: KernelOp[] = [];
+    const retry: Programmed[] = [];
+    for (const key of [...this.dirty]) {
+      const p = this.table.get(key);
+      if (!p) {
+        this.dirty.delete(key);
+        continue;
+      }
+      const choice = this.choosePath(key, p);
+      this.programOps(ops, key, p, choice);
+      retry.push({ key, p, choice });
+    }
+    await this.runProgram(ops, retry);
+    return false;
   }
 
   /** Whether this lease is a peer we program now, or was one when this agent started (its FDB entry was on the device). */
@@ -487,8 +494,4 @@ export class VxlanBackend implements Backend {
   async close(): Promise<void> {
     // Kernel state stays: a restarted agent adopts it without a gap in traffic.
   }
-}
-
-function isPermanent(state: number | undefined): boolean {
-  return state !== undefined && (state & 0x80) !== 0; // NUD_PERMANENT
 }

@@ -1,13 +1,14 @@
 // weftd with the host-gw backend, end to end: 3 hosts on one segment, 2
 // containers each, real pings; iproute2 as the oracle that each host's routes
-// are exactly the other hosts' leases (`<subnet> via <PublicIP> dev eth0 proto 87`);
+// are exactly the other hosts' leases (`<subnet> nhid <N> proto 87`, each
+// through a nexthop object `via <PublicIP> dev eth0`: `ip -j nexthop`);
 // flannel's lease format; kill -9 and restart without a lost ping; a departed
 // host's route gone within 2 s.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { Lab, type LabContainer, type LabHost } from '../../../../lab/lab.js';
 import { pingAllPairs, startPinger } from '../../../../lab/ping.js';
-import { PREFIX, putNetworkConfig, restartAgent, startCluster, waitFor, waitReady, weftRoutes, weftStatus, type AgentReady, type LabAgent } from '../../../../lab/agent.js';
+import { PREFIX, putNetworkConfig, restartAgent, startCluster, waitFor, waitReady, weftNexthops, weftRoutes, weftStatus, kernelRoutes, type AgentReady, type LabAgent } from '../../../../lab/agent.js';
 
 let lab: Lab;
 const agents = new Map<string, LabAgent>();
@@ -31,6 +32,9 @@ async function assertRoutesMatchLeases(hosts: LabHost[] = lab.hosts.filter((h) =
   for (const h of hosts) {
     const want = all.filter((l) => l.publicIp !== h.underlayIp).map((l) => `${l.subnet} via ${l.publicIp} dev eth0`).sort();
     assert.equal(await weftRoutes(lab, h.ns), want, `routes of ${h.name}`);
+    // Each through its own object: one per peer, none left over from a departed one.
+    assert.ok((await kernelRoutes(lab, h.ns, ['proto', '87'])).every((r) => r.nhid !== undefined), `routes of ${h.name} go through nexthop objects`);
+    assert.equal(await weftNexthops(lab, h.ns), all.filter((l) => l.publicIp !== h.underlayIp).map((l) => `via ${l.publicIp} dev eth0`).sort(), `nexthop objects of ${h.name}`);
   }
 }
 
@@ -108,6 +112,18 @@ test('a route deleted by hand is back within 2.5 s (route notification, not the 
   assert.not.ok(del.stdout.includes(dst), 'the route really was deleted');
   const ms = await waitFor('the route to be restored', 2500, async () => (await weftRoutes(lab, h.ns)).includes(victim!));
   console.log(`  route deleted by hand -> restored after ${ms} ms`);
+});
+
+test('a nexthop object deleted by hand, its route with it (no route notification), is back within 2.5 s', async () => {
+  const h = lab.host(2);
+  const before = await weftRoutes(lab, h.ns);
+  const [victim] = await kernelRoutes(lab, h.ns, ['proto', '87']);
+  const del = await lab.execIn(h.ns, 'sh', ['-c', `ip nexthop del id ${victim!.nhid} && ip -j route show proto 87`]);
+  assert.is(del.code, 0, del.stderr);
+  assert.not.ok(del.stdout.includes(victim!.dst), 'the route went with its object');
+  const ms = await waitFor('the route and its object to be restored', 2500, async () => JSON.stringify(await weftRoutes(lab, h.ns)) === JSON.stringify(before));
+  console.log(`  nexthop object deleted by hand -> restored after ${ms} ms`);
+  await assertRoutesMatchLeases([h]);
 });
 
 test('a host leaves (agent stopped, lease deleted): its route is gone from the others within 2 s', async () => {

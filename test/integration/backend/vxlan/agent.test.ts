@@ -1,11 +1,16 @@
 // weftd with the kernel VXLAN backend, end to end: an etcd host, 3 hosts,
 // 2 containers per host attached with the real CNI plugins, real pings, and
-// iproute2 as the independent oracle of what the kernel holds.
+// iproute2 as the independent oracle of what the kernel holds. Peer routes go
+// through nexthop objects (`ip -j nexthop`); h1 runs with
+// net.ipv4.nexthop_compat_mode=0, so neither weft nor the oracle may rely on
+// the kernel repeating an object's gateway in its routes.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { Lab, type LabContainer, type LabHost } from '../../../../lab/lab.js';
 import { formatPingMatrix, ping, pingMatrix, startPinger } from '../../../../lab/ping.js';
-import { attachContainer, PREFIX, WEFTD, putNetworkConfig, restartAgent, waitFor, waitReady, logRecords, type AgentReady, type LabAgent, startAgents } from '../../../../lab/agent.js';
+import {
+  attachContainer, kernelRoutes, PREFIX, WEFTD, putNetworkConfig, restartAgent, waitFor, waitReady, logRecords, weftNexthops, type AgentReady, type LabAgent, startAgents,
+} from '../../../../lab/agent.js';
 
 const DEV = 'weft.1';
 let lab: Lab;
@@ -37,11 +42,12 @@ async function leases(): Promise<LeaseView[]> {
 async function kernelView(h: LabHost) {
   const neigh = (await lab.ipJson(h.ns, ['neigh', 'show', 'dev', DEV])) as Array<{ dst: string; lladdr?: string; state?: string[] }>;
   const fdb = (await lab.bridgeJson(h.ns, ['fdb', 'show', 'dev', DEV])) as Array<{ mac: string; dst?: string; flags?: string[]; state?: string }>;
-  const route = (await lab.ipJson(h.ns, ['route', 'show', 'dev', DEV])) as Array<{ dst: string; gateway?: string; flags?: string[] }>;
+  const route = (await kernelRoutes(lab, h.ns)).filter((r) => r.dev === DEV);
   return {
     neigh: neigh.map((n) => `${n.dst} ${n.lladdr} ${(n.state ?? []).join(',')}`).sort(),
     fdb: fdb.filter((f) => f.dst).map((f) => `${f.mac} ${f.dst} ${(f.flags ?? []).join(',')} ${f.state ?? ''}`.trim()).sort(),
-    route: route.map((r) => `${r.dst} via ${r.gateway} ${(r.flags ?? []).join(',')}`).sort(),
+    route: route.map((r) => `${r.dst} via ${r.gateway} ${r.flags.join(',')}${r.nhid !== undefined ? ' nhid' : ''}`).sort(),
+    nexthop: await weftNexthops(lab, h.ns),
   };
 }
 
@@ -51,7 +57,8 @@ function expectedView(h: LabHost, all: LeaseView[]) {
   return {
     neigh: peers.map((p) => `${gw0(p.subnet)} ${p.mac} PERMANENT`).sort(),
     fdb: peers.map((p) => `${p.mac} ${p.publicIp} self permanent`).sort(),
-    route: peers.map((p) => `${p.subnet} via ${gw0(p.subnet)} onlink`).sort(),
+    route: peers.map((p) => `${p.subnet} via ${gw0(p.subnet)} onlink nhid`).sort(),
+    nexthop: peers.map((p) => `via ${gw0(p.subnet)} dev ${DEV} onlink`).sort(),
   };
 }
 
@@ -71,6 +78,8 @@ async function allPairsPing(cs = containers) {
 
 test.before(async () => {
   lab = await Lab.create({ hosts: 3, outsideHost: true });
+  const compat = await lab.execIn(lab.host(1).ns, 'sysctl', ['-w', 'net.ipv4.nexthop_compat_mode=0']);
+  assert.is(compat.code, 0, compat.stderr);
   // Agents lease below 10.244.200.0; the tests write their own leases above it.
   await putNetworkConfig(lab, { Network: '10.244.0.0/16', SubnetLen: 24, SubnetMax: '10.244.199.0', Backend: { Type: 'vxlan', VNI: 1, Port: 8472 } });
   for (const u of await startAgents(lab, (h) => (h.index === 1 ? ['--ip-masq'] : []))) {
@@ -225,6 +234,8 @@ test('kill -9 and restart of an agent while containers ping every 10 ms: zero lo
   const a = agents.get('h2')!;
   const before = (await leases()).find((l) => l.publicIp === a.host.underlayIp)!;
   const macBefore = ((await lab.ipJson(a.host.ns, ['link', 'show', DEV])) as Array<any>)[0].address;
+  const objects = async () => JSON.stringify(((await lab.ipJson(a.host.ns, ['nexthop', 'show'])) as Array<{ id: number; gateway: string }>).map((n) => `${n.id} ${n.gateway}`).sort());
+  const objectsBefore = await objects();
   const src = containers.find((x) => x.host.index === 1)!;
   const dst = containers.find((x) => x.host.index === 2)!;
   const back = containers.find((x) => x.host.index === 3)!;
@@ -246,7 +257,36 @@ test('kill -9 and restart of an agent while containers ping every 10 ms: zero lo
   assert.is(after.mac, before.mac);
   const macAfter = ((await lab.ipJson(a.host.ns, ['link', 'show', DEV])) as Array<any>)[0].address;
   assert.is(macAfter, macBefore);
+  assert.is(await objects(), objectsBefore, 'the same nexthop objects, same ids');
   await assertKernelMatchesLeases();
+});
+
+test('upgrade: plain `via` routes of weft\'s protocol and flannel\'s proto boot ones become routes through objects, zero lost pings', async () => {
+  const a = agents.get('h2')!;
+  const h = a.host;
+  await lab.stop(a.proc, { signal: 'SIGTERM' });
+  // What an older weft (proto 87) and flannel (proto boot, metric 0) left: plain routes, no objects.
+  const peers = (await leases()).filter((l) => l.publicIp !== h.underlayIp);
+  assert.is(peers.length, 2);
+  for (const [i, p] of peers.entries()) {
+    const r = await lab.execIn(h.ns, 'ip', ['route', 'replace', p.subnet, 'via', p.subnet.replace(/\/24$/, ''), 'dev', DEV, 'onlink', 'proto', i === 0 ? '87' : 'boot']);
+    assert.is(r.code, 0, r.stderr);
+  }
+  const flush = await lab.execIn(h.ns, 'ip', ['nexthop', 'flush']);
+  assert.is(flush.code, 0, flush.stderr);
+  assert.equal((await kernelView(h)).nexthop, []);
+  const src = containers.find((x) => x.host.index === 1)!;
+  const dst = containers.find((x) => x.host.index === 2)!;
+  const p1 = startPinger(dst.ns, src.ip, 10);
+  await new Promise((r) => setTimeout(r, 300));
+  await restartAgent(lab, a);
+  await waitReady(lab, a);
+  await waitFor('h2 to route through objects', 3000, async () => JSON.stringify(await kernelView(h)) === JSON.stringify(expectedView(h, await leases())));
+  await new Promise((r) => setTimeout(r, 300));
+  const s1 = await p1.stop();
+  assert.ok(s1.sent > 50, `pinger sent ${s1.sent}`);
+  assert.is(s1.lost, 0, `h2->h1 lost ${s1.lost} of ${s1.sent}: seqs ${s1.lostSeqs.join(',')}`);
+  await assertKernelMatchesLeases([h]);
 });
 
 test('the VXLAN device deleted by hand is back, with all peers, and pinging within 5 s', async () => {
@@ -267,7 +307,7 @@ test('a neighbour and a route deleted by hand are back within 2.5 s (netlink mon
   const vtep = peer.subnet.replace(/\/24$/, '').replace(/\.0$/, '.0');
   // Delete both and look at once, in one shell: the agent checks every second and may restore
   // them before a separate `ip route show` runs (the cause of this test's old flakiness).
-  const del = await lab.execIn(h.ns, 'sh', ['-c', `ip neigh del ${vtep} dev ${DEV} && ip route del ${peer.subnet} dev ${DEV} && ip -j route show dev ${DEV}`]);
+  const del = await lab.execIn(h.ns, 'sh', ['-c', `ip neigh del ${vtep} dev ${DEV} && ip route del ${peer.subnet} proto 87 && ip -j route show proto 87`]);
   assert.is(del.code, 0, del.stderr);
   assert.is.not((JSON.parse(del.stdout) as unknown[]).length, before.route.length, 'the route really was deleted');
   const ms = await waitFor('the entries to be restored', 2500, async () => JSON.stringify(await kernelView(h)) === JSON.stringify(before));
