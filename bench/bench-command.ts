@@ -43,7 +43,7 @@ const FLAGS: FlagSet = {
     { name: 'reps', kind: 'int', min: 1, max: 20, help: 'repetitions per data path; the median is reported (default 3, quick 1)' },
     { name: 'seconds', kind: 'int', min: 1, max: 5, help: 'iperf3 -t of each run (default 5, quick 1)' },
     { name: 'paths', kind: 'string', help: `data paths to measure, or none (default all: ${DATA_PATHS.map((p) => p.id).join(',')})` },
-    { name: 'leases', kind: 'int', min: 1, max: MAX_LEASES, help: 'remote leases written at once in the scale run (default 1000, quick 100)' },
+    { name: 'leases', kind: 'int', min: 1, max: MAX_LEASES, help: 'remote leases written at once in the scale run (default 10000, quick 100)' },
     { name: 'puts', kind: 'int', min: 1, max: MAX_PUTS, help: 'single lease puts timed to their routes (default 50, quick 10)' },
     { name: 'no-scale', kind: 'bool', help: 'skip the control-plane scale run' },
     { name: 'out', kind: 'string', help: `directory for latest.json, latest.md, throughput.svg and control-plane.svg (default ${DEFAULT_OUT} for a full run with the defaults, ${PARTIAL_OUT} when any other flag above makes it quick or partial)` },
@@ -82,7 +82,7 @@ async function runBench(a: ParsedFlags, argv: readonly string[]): Promise<number
     udpBitrate: '0',
     pings: quick ? 100 : 1000,
     pingIntervalMs: 2,
-    leases: v('leases', 1000, 100),
+    leases: v('leases', 10_000, 100),
     puts: v('puts', 50, 10),
     scaleHosts: 3,
   };
