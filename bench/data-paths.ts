@@ -1,13 +1,16 @@
 // The data paths the bench compares. Each is one entry: how to build it in a
 // fresh lab (2 hosts; etcd, agents and one container per host when it is an
 // overlay), and which two namespaces and which agent processes to measure.
-// Adding a mode is one more entry here.
+// Adding a mode is one more entry here. In a dual-stack lab (weft bench --ipv6)
+// each entry also says where the same path goes over IPv6, or why it cannot.
 import { join } from 'node:path';
 import { attachContainer, logRecords, putNetworkConfig, startAgent, waitReady, type LabAgent } from '../lab/agent.js';
 import type { Lab, LabHost, LabOptions } from '../lab/lab.js';
 import { descendants } from './proc-stats.js';
 
 export const OVERLAY_NETWORK = '10.244.0.0/16';
+/** The overlay's IPv6 network in a dual-stack lab (EnableIPv6), as `weft lab --ipv6` uses. */
+export const OVERLAY_IPV6_NETWORK = 'fd00:10:244::/48';
 
 /** Where traffic goes from and to, and whose CPU time counts as the data path's cost. */
 export interface PathEndpoints {
@@ -18,7 +21,12 @@ export interface PathEndpoints {
   agentPids: number[];
   /** One line for the progress output, e.g. "h1c1 10.244.7.2 -> h2c1 10.244.9.2". */
   describe: string;
+  /** Dual-stack lab only: the same two namespaces over IPv6 (the destination's IPv6 address), or why this path carries no IPv6. */
+  ipv6?: { dstIp: string; describe: string } | { unavailable: string };
 }
+
+/** Whether the lab was built dual stack (LabOptions.ipv6): every host has an IPv6 underlay address. */
+const dualStack = (lab: Lab) => lab.hosts.length > 0 && lab.hosts.every((h) => h.underlayIpv6 !== undefined);
 
 export interface DataPath {
   readonly id: string;
@@ -38,7 +46,10 @@ const underlay: DataPath = {
   lab: { hosts: 2, etcd: false },
   async setup(lab) {
     const [a, b] = [lab.host(1), lab.host(2)];
-    return { fromNs: a.ns, toNs: b.ns, dstIp: b.underlayIp, agentPids: [], describe: `${a.name} ${a.underlayIp} -> ${b.name} ${b.underlayIp}` };
+    return {
+      fromNs: a.ns, toNs: b.ns, dstIp: b.underlayIp, agentPids: [], describe: `${a.name} ${a.underlayIp} -> ${b.name} ${b.underlayIp}`,
+      ...(b.underlayIpv6 ? { ipv6: { dstIp: b.underlayIpv6, describe: `${a.name} ${a.underlayIpv6} -> ${b.name} ${b.underlayIpv6}` } } : {}),
+    };
   },
 };
 
@@ -50,7 +61,8 @@ export function overlay(id: string, label: string, backend: Record<string, unkno
     label,
     lab: { hosts: 2 },
     async setup(lab) {
-      await putNetworkConfig(lab, { Network: OVERLAY_NETWORK, Backend: backend });
+      const dual = dualStack(lab);
+      await putNetworkConfig(lab, { Network: OVERLAY_NETWORK, ...(dual ? { EnableIPv6: true, IPv6Network: OVERLAY_IPV6_NETWORK } : {}), Backend: backend });
       const agents = lab.hosts.map((h) => startAgent(lab, h, ['--log-level', 'info', ...flagsFor(h)]));
       const ready = [];
       for (const a of agents) {
@@ -73,6 +85,9 @@ export function overlay(id: string, label: string, backend: Record<string, unkno
         dstIp: c2.ip,
         agentPids: agents.flatMap((a) => [a.proc.pid!, ...descendants(a.proc.pid!)]),
         describe: `${c1.name} ${c1.ip} -> ${c2.name} ${c2.ip}, MTU ${ready[0]!.mtu}`,
+        ...(!dual ? {} : c1.ipv6 && c2.ipv6
+          ? { ipv6: { dstIp: c2.ipv6, describe: `${c1.name} ${c1.ipv6} -> ${c2.name} ${c2.ipv6}` } }
+          : { ipv6: { unavailable: 'with EnableIPv6, weftd wrote no FLANNEL_IPV6_SUBNET into subnet.env: no IPv6 subnet for the containers' } }),
       };
     },
   };
@@ -80,9 +95,10 @@ export function overlay(id: string, label: string, backend: Record<string, unkno
 
 /**
  * VXLAN with the udp fallback on a pair whose VXLAN is blocked: UDP 8472
- * dropped between the two hosts (iptables in their namespaces), measured once
- * both have moved the other into the TUN. What a pair behind a VXLAN-dropping
- * firewall gets instead of nothing.
+ * dropped between the two hosts (iptables in their namespaces; ip6tables too for
+ * the IPv6 underlay of a dual-stack lab), measured once both have moved the other
+ * into the TUN (both families). What a pair behind a VXLAN-dropping firewall gets
+ * instead of nothing.
  */
 function fallbackPair(): DataPath {
   const base = overlay('vxlan-fallback', 'VXLAN blocked, on the udp fallback', { Type: 'vxlan', Fallback: { Type: 'udp', Port: 8285 } }, []);
@@ -91,19 +107,32 @@ function fallbackPair(): DataPath {
     async setup(lab) {
       const ends = await base.setup(lab);
       const [a, b] = [lab.host(1), lab.host(2)];
+      const families = [
+        { tables: 'iptables', ip: (h: LabHost) => h.underlayIp, route: [] as string[] },
+        ...(dualStack(lab) ? [{ tables: 'ip6tables', ip: (h: LabHost) => h.underlayIpv6!, route: ['-6'] }] : []),
+      ];
       for (const [h, peer] of [[a, b], [b, a]] as const) {
-        for (const [chain, dir] of [['OUTPUT', '-d'], ['INPUT', '-s']] as const) {
-          const r = await lab.execIn(h.ns, 'iptables', ['-I', chain, '-p', 'udp', dir, peer.underlayIp, '--dport', '8472', '-j', 'DROP']);
-          if (r.code !== 0) throw new PathUnavailableError(`iptables in ${h.name}: ${r.stderr.trim()}`);
+        for (const f of families) {
+          for (const [chain, dir] of [['OUTPUT', '-d'], ['INPUT', '-s']] as const) {
+            const r = await lab.execIn(h.ns, f.tables, ['-I', chain, '-p', 'udp', dir, f.ip(peer), '--dport', '8472', '-j', 'DROP']);
+            if (r.code !== 0) throw new PathUnavailableError(`${f.tables} in ${h.name}: ${r.stderr.trim()}`);
+          }
         }
       }
-      const onTun = async (h: LabHost) => ((await lab.ipJson(h.ns, ['route', 'show', 'dev', 'weft-tun', 'proto', '87'])) as unknown[]).length === 1;
+      // The peer's route (one per family) has moved into the TUN.
+      const onTun = async (h: LabHost) => {
+        for (const f of families) if (((await lab.ipJson(h.ns, [...f.route, 'route', 'show', 'dev', 'weft-tun', 'proto', '87'])) as unknown[]).length !== 1) return false;
+        return true;
+      };
       const deadline = Date.now() + 15_000;
       while (!((await onTun(a)) && (await onTun(b)))) {
         if (Date.now() > deadline) throw new Error('VXLAN blocked, but the hosts did not move each other to the udp fallback within 15 s');
         await new Promise((r) => setTimeout(r, 100));
       }
-      return { ...ends, describe: `${ends.describe}, VXLAN dropped, both on udp` };
+      return {
+        ...ends, describe: `${ends.describe}, VXLAN dropped, both on udp`,
+        ...(ends.ipv6 && 'dstIp' in ends.ipv6 ? { ipv6: { ...ends.ipv6, describe: `${ends.ipv6.describe}, VXLAN dropped, both on udp` } } : {}),
+      };
     },
   };
 }

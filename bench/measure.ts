@@ -1,6 +1,7 @@
 // One repetition of the data-path measurements between two namespaces:
 // ping RTTs on the idle path first, then iperf3 TCP with 1 and N streams (the
-// agents' CPU time and the whole machine's are read around these), then iperf3 UDP with small packets.
+// agents' CPU time and the whole machine's are read around these), then iperf3
+// UDP with small packets (IPv4; over IPv6 the bench measures ping and TCP only).
 import { iperf, type IperfTcpResult, type IperfUdpResult } from '../lab/iperf.js';
 import type { Lab } from '../lab/lab.js';
 import { ping } from '../lab/ping.js';
@@ -20,14 +21,12 @@ export interface MeasureSettings {
   pingIntervalMs: number;
 }
 
-/** One repetition's figures; undefined where a figure does not apply (no agents on the underlay). */
-export interface RepFigures {
+/** The figures of one repetition over one address family: ping, then TCP with 1 and N streams; undefined where a figure does not apply (no agents on the underlay). */
+export interface TcpPingFigures {
   tcp1Gbps: number;
   tcpNGbps: number;
   tcp1Retransmits: number;
   tcpNRetransmits: number;
-  udpKpps: number;
-  udpLossPct: number;
   pingP50Ms: number | undefined;
   pingP99Ms: number | undefined;
   pingLossPct: number;
@@ -43,9 +42,27 @@ export interface RepFigures {
   receiverTcpDrops: TcpDrops;
 }
 
+/** One repetition's IPv4 figures: ping and TCP, then iperf3 UDP with small packets. */
+export interface RepFigures extends TcpPingFigures {
+  udpKpps: number;
+  udpLossPct: number;
+}
+
 export type Step = (what: string) => void;
 
+/** One IPv4 repetition: ping, TCP 1 and N streams, then UDP with small packets. */
 export async function measureOnce(lab: Lab, ep: PathEndpoints, s: MeasureSettings, step: Step): Promise<RepFigures> {
+  const t = await measureTcpPing(lab, ep, s, step);
+  const u = (await iperf(lab, { fromNs: ep.fromNs, toNs: ep.toNs, dstIp: ep.dstIp, seconds: s.seconds, udp: { length: s.udpLength, bitrate: s.udpBitrate } })) as IperfUdpResult;
+  step(`UDP ${s.udpLength} B: ${(u.deliveredPerSecond / 1e3).toFixed(1)} kpps delivered, ${u.lostPct.toFixed(1)}% lost`);
+  return { ...t, udpKpps: u.deliveredPerSecond / 1e3, udpLossPct: u.lostPct };
+}
+
+/**
+ * Ping RTTs on the idle path, then TCP with 1 and N streams to ep.dstIp, with the agents' CPU
+ * time and the whole machine's read around the TCP runs: all the bench measures over IPv6.
+ */
+export async function measureTcpPing(lab: Lab, ep: PathEndpoints, s: MeasureSettings, step: Step): Promise<TcpPingFigures> {
   const base = { fromNs: ep.fromNs, toNs: ep.toNs, dstIp: ep.dstIp, seconds: s.seconds };
 
   const p = await ping(ep.fromNs, ep.dstIp, { count: s.pings, intervalMs: s.pingIntervalMs, timeoutS: 1 });
@@ -64,9 +81,6 @@ export async function measureOnce(lab: Lab, ep: PathEndpoints, s: MeasureSetting
   const machineCpuSeconds = machineBusySeconds() - machine0;
   const drops = tcpDropsDelta(drops0, await receiverTcpDrops(lab, ep.toNs));
 
-  const u = (await iperf(lab, { ...base, udp: { length: s.udpLength, bitrate: s.udpBitrate } })) as IperfUdpResult;
-  step(`UDP ${s.udpLength} B: ${(u.deliveredPerSecond / 1e3).toFixed(1)} kpps delivered, ${u.lostPct.toFixed(1)}% lost`);
-
   const tcpBytes = t1.bytes + tN.bytes;
   const agentCpuSeconds = cpu0 !== undefined && cpu1 !== undefined ? cpu1 - cpu0 : undefined;
   return {
@@ -74,8 +88,6 @@ export async function measureOnce(lab: Lab, ep: PathEndpoints, s: MeasureSetting
     tcpNGbps: tN.bitsPerSecond / 1e9,
     tcp1Retransmits: t1.retransmits,
     tcpNRetransmits: tN.retransmits,
-    udpKpps: u.deliveredPerSecond / 1e3,
-    udpLossPct: u.lostPct,
     pingP50Ms: p50,
     pingP99Ms: p99,
     pingLossPct: p.lossPct,

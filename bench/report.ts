@@ -1,8 +1,11 @@
 // The bench's outputs from one BenchReport: a markdown summary (stdout and
 // latest.md), the JSON itself (latest.json) and a hand-written SVG chart of the
-// throughput ratios (throughput.svg). No dependencies.
+// throughput ratios (throughput.svg), and the ratios and medians they show
+// (addRatios, medianFigures). With --ipv6 each path also has its IPv6 figures:
+// ping and TCP, as ratios to the same path's IPv4 figures of the same run. No dependencies.
 import type { ControlPlaneResult } from './control-plane.js';
-import type { MeasureSettings, RepFigures } from './measure.js';
+import type { MeasureSettings, RepFigures, TcpPingFigures } from './measure.js';
+import { median, ratio } from './stats.js';
 
 export type MetricKey = Exclude<keyof RepFigures, 'receiverTcpDrops' | 'agentCpuSeconds' | 'machineCpuSeconds' | 'tcpBytes' | 'pingLossPct'>;
 
@@ -35,7 +38,27 @@ export function metrics(s: { streams: number; udpLength: number }): Metric[] {
   ];
 }
 
+/** What the bench measures over IPv6: everything but UDP (ping and TCP, with their CPU figures). */
+export function ipv6Metrics(s: { streams: number; udpLength: number }): Metric[] {
+  return metrics(s).filter((m) => m.key !== 'udpKpps' && m.key !== 'udpLossPct');
+}
+
 export type Figures = Partial<Record<MetricKey, number | null>>;
+
+/** A path's IPv6 figures in a dual-stack lab, measured in the same lab right after its IPv4 figures in each repetition. */
+export interface Ipv6Report {
+  status: 'ok' | 'unavailable' | 'failed';
+  /** Why there are no (or fewer) IPv6 figures, e.g. the path carries no IPv6. */
+  reason?: string;
+  endpoints?: string;
+  reps: TcpPingFigures[];
+  median: Figures;
+  /** IPv6 / IPv4 of the same path in the same run. */
+  ratioToIpv4: Figures;
+  /** IPv6 / kernel VXLAN's IPv6 figure, and / the underlay's IPv6 figure. */
+  ratioToVxlan: Figures;
+  ratioToUnderlay: Figures;
+}
 
 export interface PathReport {
   id: string;
@@ -48,6 +71,8 @@ export interface PathReport {
   median: Figures;
   ratioToVxlan: Figures;
   ratioToUnderlay: Figures;
+  /** weft bench --ipv6 only. */
+  ipv6?: Ipv6Report;
 }
 
 export interface Machine {
@@ -62,6 +87,8 @@ export interface Machine {
 /** What one data path's measurement uses, plus the run's repetitions and the control-plane sizes. */
 export interface BenchSettings extends MeasureSettings {
   reps: number;
+  /** --ipv6: dual-stack labs, every path measured over IPv6 too. */
+  ipv6: boolean;
   leases: number;
   puts: number;
   scaleHosts: number;
@@ -82,6 +109,41 @@ export interface BenchReport {
   controlPlane: ({ status: 'ok' } & ControlPlaneResult) | { status: 'failed' | 'skipped'; reason: string };
 }
 
+/** The median of each figure over the repetitions (null where no repetition has it). */
+export function medianFigures(reps: ReadonlyArray<Partial<Record<MetricKey, number | undefined>>>, ms: readonly Metric[]): Figures {
+  const med: Figures = {};
+  for (const m of ms) med[m.key] = median(reps.map((x) => x[m.key])) ?? null;
+  return med;
+}
+
+/**
+ * Every figure divided by the same figure of kernel VXLAN and of the underlay in this run
+ * (refs: their path ids), IPv4 by IPv4 and IPv6 by IPv6; and each path's IPv6 figure by its
+ * own IPv4 figure. A ratio whose reference was not measured is null.
+ */
+export function addRatios(reports: PathReport[], s: BenchSettings, refs: { vxlan: string; underlay: string }): void {
+  const ref = (id: string) => reports.find((p) => p.id === id && p.status === 'ok');
+  const ref6 = (id: string) => reports.find((p) => p.id === id)?.ipv6;
+  const [vx, ul] = [ref(refs.vxlan), ref(refs.underlay)];
+  const [vx6, ul6] = [ref6(refs.vxlan), ref6(refs.underlay)].map((r) => (r?.status === 'ok' ? r : undefined));
+  const r = (v: number | null | undefined, of: Figures | undefined, k: MetricKey) => ratio(v ?? undefined, of?.[k] ?? undefined) ?? null;
+  for (const p of reports) {
+    if (p.status === 'ok') {
+      for (const m of metrics(s).filter((x) => x.ratio)) {
+        p.ratioToVxlan[m.key] = r(p.median[m.key], vx?.median, m.key);
+        p.ratioToUnderlay[m.key] = r(p.median[m.key], ul?.median, m.key);
+      }
+    }
+    const v6 = p.ipv6;
+    if (v6?.status !== 'ok') continue;
+    for (const m of ipv6Metrics(s).filter((x) => x.ratio)) {
+      v6.ratioToIpv4[m.key] = r(v6.median[m.key], p.status === 'ok' ? p.median : undefined, m.key);
+      v6.ratioToVxlan[m.key] = r(v6.median[m.key], vx6?.median, m.key);
+      v6.ratioToUnderlay[m.key] = r(v6.median[m.key], ul6?.median, m.key);
+    }
+  }
+}
+
 /** JSON with undefined and non-finite numbers as null, so every figure is a number or null. */
 export function toJson(r: BenchReport): string {
   return JSON.stringify(r, (_k, v: unknown) => (v === undefined || (typeof v === 'number' && !Number.isFinite(v)) ? null : v), 2) + '\n';
@@ -95,11 +157,12 @@ export function toMarkdown(r: BenchReport): string {
   const ms = metrics(r.settings);
   const s = r.settings;
   const out: string[] = [];
-  out.push(`### Data paths (median of ${s.reps} repetition${s.reps === 1 ? '' : 's'}${r.quick ? ', QUICK smoke run' : ''})`, '');
+  const ipv6 = s.ipv6 === true;
+  out.push(`### Data paths${ipv6 ? ', IPv4' : ''} (median of ${s.reps} repetition${s.reps === 1 ? '' : 's'}${r.quick ? ', QUICK smoke run' : ''})`, '');
   out.push(
     `iperf3 -t ${s.seconds} per run, TCP with 1 and ${s.streams} streams, UDP -l ${s.udpLength} -b ${s.udpBitrate}; ` +
       `ping: ${s.pings} echoes every ${s.pingIntervalMs} ms; agent CPU = utime+stime of the weftd processes (and their wireguard-go) during the TCP runs, per GB received. ` +
-      `Overlays: container to container across two hosts.`,
+      `Overlays: container to container across two hosts.${ipv6 ? ' Dual-stack labs (--ipv6): IPv6 figures below.' : ''}`,
     '',
   );
   out.push(`| data path | ${ms.map((m) => `${m.label} (${m.unit})`).join(' | ')} |`);
@@ -123,6 +186,7 @@ export function toMarkdown(r: BenchReport): string {
     }
     out.push(`| ${cell(p.label)} | ${rm.map((m) => `${x(p.ratioToVxlan[m.key])} / ${x(p.ratioToUnderlay[m.key])}`).join(' | ')} |`);
   }
+  if (ipv6) out.push('', ...ipv6Markdown(r));
   out.push('', `### Control plane`, '');
   const c = r.controlPlane;
   if (c.status !== 'ok') {
@@ -151,6 +215,38 @@ export function toMarkdown(r: BenchReport): string {
   return out.join('\n') + '\n';
 }
 
+/** The IPv6 section: each path's IPv6 figures, then its ratios to its own IPv4 figures and to the IPv6 references. */
+function ipv6Markdown(r: BenchReport): string[] {
+  const s = r.settings;
+  const ms = ipv6Metrics(s);
+  const rm = ms.filter((m) => m.ratio);
+  const out: string[] = [];
+  out.push(`### Data paths, IPv6 (median of ${s.reps} repetition${s.reps === 1 ? '' : 's'}${r.quick ? ', QUICK smoke run' : ''})`, '');
+  out.push(
+    'The same labs, dual stack (underlay 2001:db8::/64, overlay EnableIPv6 with IPv6Network fd00:10:244::/48); in each repetition, right after the IPv4 figures: ' +
+      'ping and iperf3 TCP to the destination\'s IPv6 address, with the same CPU figures (no UDP over IPv6).',
+    '',
+  );
+  const row = (p: PathReport, cells: (v6: Ipv6Report) => string[], width: number) => {
+    const v6 = p.ipv6;
+    if (v6?.status === 'ok') return `| ${cell(p.label)} | ${cells(v6).join(' | ')} |`;
+    const why = v6 ? `${v6.status}: ${shorten(v6.reason ?? '', 140)}` : 'not measured';
+    return `| ${cell(p.label)} | ${cell(why)} | ${Array(width - 1).fill('–').join(' | ')} |`;
+  };
+  out.push(`| data path | ${ms.map((m) => `${m.label} (${m.unit})`).join(' | ')} |`);
+  out.push(`| --- | ${ms.map(() => '---:').join(' | ')} |`);
+  for (const p of r.dataPaths) out.push(row(p, (v6) => ms.map((m) => num(v6.median[m.key], m.digits)), ms.length));
+  out.push('', 'IPv6 as × IPv4 of the same path in the same run (throughput: higher is better; RTT and machine CPU per GB: lower is better).', '');
+  out.push(`| data path | ${rm.map((m) => m.label).join(' | ')} |`);
+  out.push(`| --- | ${rm.map(() => '---:').join(' | ')} |`);
+  for (const p of r.dataPaths) out.push(row(p, (v6) => rm.map((m) => x(v6.ratioToIpv4[m.key])), rm.length));
+  out.push('', 'IPv6 as × kernel VXLAN over IPv6 / × underlay over IPv6, of the same run.', '');
+  out.push(`| data path | ${rm.map((m) => m.label).join(' | ')} |`);
+  out.push(`| --- | ${rm.map(() => '---:').join(' | ')} |`);
+  for (const p of r.dataPaths) out.push(row(p, (v6) => rm.map((m) => `${x(v6.ratioToVxlan[m.key])} / ${x(v6.ratioToUnderlay[m.key])}`), rm.length));
+  return out;
+}
+
 function shorten(s: string, n: number): string {
   const one = s.replace(/\s+/g, ' ').trim();
   return one.length > n ? `${one.slice(0, n - 1)}…` : one;
@@ -159,10 +255,21 @@ function shorten(s: string, n: number): string {
 const COLORS = ['#6b7280', '#2563eb', '#16a34a', '#86efac', '#ea580c', '#9333ea', '#0891b2'];
 const esc = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
 
-/** Grouped bars: one panel per reference (kernel VXLAN, underlay), one group per throughput figure, one bar per data path. */
+/**
+ * Grouped bars: one panel per reference (kernel VXLAN, underlay), one group per throughput figure, one bar per data path;
+ * with --ipv6 a third panel, each path's IPv6 TCP throughput as × its own IPv4 figure.
+ */
 export function toSvg(r: BenchReport): string {
   const ms = metrics(r.settings).filter((m) => m.throughput);
   const paths = r.dataPaths;
+  type Value = number | null | undefined;
+  const panels: Array<{ title: string; ms: Metric[]; value: (p: PathReport, m: Metric) => Value }> = [
+    { title: '× kernel VXLAN', ms, value: (p, m) => p.ratioToVxlan[m.key] },
+    { title: '× underlay (host to host)', ms, value: (p, m) => p.ratioToUnderlay[m.key] },
+  ];
+  if (r.settings.ipv6 === true) {
+    panels.push({ title: 'IPv6 × IPv4 of the same path', ms: ipv6Metrics(r.settings).filter((m) => m.throughput), value: (p, m) => (p.ipv6?.status === 'ok' ? p.ipv6.ratioToIpv4[m.key] : undefined) });
+  }
   const W = 820;
   const panelH = 256;
   const top = 56;
@@ -170,19 +277,15 @@ export function toSvg(r: BenchReport): string {
   const right = 16;
   const plotH = 190;
   const legendH = 28;
-  const H = top + 2 * panelH + legendH + 18 * Math.floor(paths.length / 5);
+  const H = top + panels.length * panelH + legendH + 18 * Math.floor(paths.length / 5);
   const out: string[] = [];
   out.push(`<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="sans-serif" font-size="12">`);
   out.push(`<rect width="${W}" height="${H}" fill="#ffffff"/>`);
   out.push(`<text x="${W / 2}" y="22" text-anchor="middle" font-size="16" font-weight="bold">weft bench: throughput as a ratio of the same run's reference</text>`);
   out.push(`<text x="${W / 2}" y="40" text-anchor="middle" fill="#555">${esc(`median of ${r.settings.reps}, iperf3 -t ${r.settings.seconds}; ${r.machine.nproc} CPUs, Linux ${r.machine.kernel}${r.quick ? '; QUICK smoke run' : ''}`)}</text>`);
-  const panels: Array<{ title: string; key: 'ratioToVxlan' | 'ratioToUnderlay' }> = [
-    { title: '× kernel VXLAN', key: 'ratioToVxlan' },
-    { title: '× underlay (host to host)', key: 'ratioToUnderlay' },
-  ];
   for (const [pi, panel] of panels.entries()) {
     const y0 = top + pi * panelH + 20;
-    const values = paths.flatMap((p) => ms.map((m) => p[panel.key][m.key])).filter((v): v is number => typeof v === 'number' && Number.isFinite(v));
+    const values = paths.flatMap((p) => panel.ms.map((m) => panel.value(p, m))).filter((v): v is number => typeof v === 'number' && Number.isFinite(v));
     const maxV = Math.max(1.2, ...values.map((v) => v * 1.15));
     const yOf = (v: number) => y0 + plotH - (Math.min(v, maxV) / maxV) * plotH;
     const plotW = W - left - right;
@@ -194,13 +297,13 @@ export function toSvg(r: BenchReport): string {
       out.push(`<text x="${left - 6}" y="${(yOf(v) + 4).toFixed(1)}" text-anchor="end" fill="#555">${v.toFixed(step < 1 ? 1 : 0)}×</text>`);
     }
     out.push(`<line x1="${left}" x2="${W - right}" y1="${yOf(1).toFixed(1)}" y2="${yOf(1).toFixed(1)}" stroke="#111" stroke-dasharray="4 3"/>`);
-    const groupW = plotW / ms.length;
+    const groupW = plotW / panel.ms.length;
     const barW = Math.min(48, (groupW - 24) / Math.max(1, paths.length));
-    for (const [gi, m] of ms.entries()) {
+    for (const [gi, m] of panel.ms.entries()) {
       const gx = left + gi * groupW + (groupW - barW * paths.length) / 2;
       out.push(`<text x="${(left + gi * groupW + groupW / 2).toFixed(1)}" y="${y0 + plotH + 18}" text-anchor="middle">${esc(m.label)}</text>`);
       for (const [bi, p] of paths.entries()) {
-        const v = p[panel.key][m.key];
+        const v = panel.value(p, m);
         const bx = gx + bi * barW;
         const cx = (bx + barW / 2).toFixed(1);
         if (typeof v !== 'number' || !Number.isFinite(v)) {
@@ -208,7 +311,7 @@ export function toSvg(r: BenchReport): string {
           continue;
         }
         const y = yOf(v);
-        out.push(`<rect x="${(bx + 2).toFixed(1)}" y="${y.toFixed(1)}" width="${(barW - 4).toFixed(1)}" height="${(y0 + plotH - y).toFixed(1)}" fill="${COLORS[bi % COLORS.length]}"><title>${esc(`${p.label}, ${m.label}: ${v.toFixed(3)}×`)}</title></rect>`);
+        out.push(`<rect x="${(bx + 2).toFixed(1)}" y="${y.toFixed(1)}" width="${(barW - 4).toFixed(1)}" height="${(y0 + plotH - y).toFixed(1)}" fill="${COLORS[bi % COLORS.length]}"><title>${esc(`${p.label}, ${m.label}: ${v.toFixed(3)}× (${panel.title})`)}</title></rect>`);
         out.push(`<text x="${cx}" y="${(y - 4).toFixed(1)}" text-anchor="middle" font-size="10">${v.toFixed(2)}</text>`);
       }
     }
@@ -216,7 +319,7 @@ export function toSvg(r: BenchReport): string {
   }
   // Legend.
   let lx = left;
-  let ly = top + 2 * panelH + 6;
+  let ly = top + panels.length * panelH + 6;
   for (const [i, p] of paths.entries()) {
     const text = p.status === 'ok' ? p.label : `${p.label} (${p.status})`;
     if (lx > left && lx + 16 + text.length * 6.5 > W - right) {

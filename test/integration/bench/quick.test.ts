@@ -3,42 +3,27 @@
 // here is about speed: every figure only has to be a number (or a reason).
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { spawn } from 'node:child_process';
-import { appendFileSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { listNetns } from '../../../lab/netns.js';
+import { handOnRegistry, leftNamespaces, runBench, type BenchRun } from './run-bench.js';
 import { DATA_PATHS } from '../../../bench/data-paths.js';
 
-const WEFT = fileURLToPath(new URL('../../../cmd/weft.js', import.meta.url));
 const FIGURES = ['tcp1Gbps', 'tcpNGbps', 'udpKpps', 'udpLossPct', 'pingP50Ms', 'pingP99Ms'];
 
 let out: string;
-let run: { code: number | null; stdout: string; stderr: string };
+let run: BenchRun;
 /** The bench lists every namespace it makes here (lab/netns.ts registerNetns); other runs' labs are not ours to judge. */
 let registry: string;
 
 test.before(async () => {
   out = mkdtempSync(join(tmpdir(), 'weft-bench-'));
   registry = join(out, 'netns-registry');
-  run = await new Promise((resolve) => {
-    const child = spawn(process.execPath, [WEFT, 'bench', '--quick', '--out', out], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-      env: { ...process.env, WEFT_NETNS_REGISTRY: registry },
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (d: string) => { stdout += d; });
-    child.stderr.setEncoding('utf8').on('data', (d: string) => { stderr += d; });
-    const timer = setTimeout(() => child.kill('SIGTERM'), 5 * 60_000);
-    child.on('close', (code) => { clearTimeout(timer); resolve({ code, stdout, stderr }); });
-  });
+  run = await runBench(['--quick', '--out', out], registry, 5 * 60_000);
 });
 
 test.after(() => {
-  // Hand what the bench made on to the runner's safety net before the list goes.
-  if (process.env.WEFT_NETNS_REGISTRY && existsSync(registry)) appendFileSync(process.env.WEFT_NETNS_REGISTRY, readFileSync(registry, 'utf8'));
+  handOnRegistry(registry);
   rmSync(out, { recursive: true, force: true });
 });
 
@@ -123,10 +108,9 @@ test('the SVG is one well-formed <svg> document with a bar per measured throughp
 });
 
 test('every namespace the bench made is gone', async () => {
-  const made = readFileSync(registry, 'utf8').split('\n').filter(Boolean);
-  assert.ok(made.length >= 5 * 4, `the bench registered its namespaces (${made.length})`);
-  const now = new Set(await listNetns());
-  assert.equal(made.filter((n) => now.has(n)), []);
+  const { made, left } = await leftNamespaces(registry);
+  assert.ok(made >= 5 * 4, `the bench registered its namespaces (${made})`);
+  assert.equal(left, []);
 });
 
 test.run();
