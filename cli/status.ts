@@ -200,12 +200,14 @@ export async function gatherStatus(o: StatusOptions): Promise<NodeStatus> {
   const probed = targets.filter((_, i) => paths.get(halves[i]!)!.path !== 'skipped');
   const probes = probed.length ? await probeAll(probed, { count: 3, timeoutMs: o.timeoutMs }) : new Map();
   const state = readPeerState(peerStateFileOf(o));
+  // By subnet: with 10,000 peers, a search of the list per peer was 10^8 comparisons.
+  const stateOf = new Map(state?.peers.map((s) => [s.subnet, s]));
   status.peers = halves.map((p, i) => {
     const r = probes.get(targets[i]!) ?? { sent: 0, received: 0, rttsMs: [] };
     const rtt = median(r.rttsMs);
     const wg = (p.family === 4 ? dev4 : dev6).wg;
     const w = wg && wireguardPeer(wg, p.subnet);
-    return { ...p, ...withWeftdReason(paths.get(p)!, state?.peers.find((s) => s.subnet === p.subnet)), target: targets[i]!, sent: r.sent, received: r.received, rttMs: rtt, reachable: r.received > 0, ...(w ? { wireguard: w } : {}) };
+    return { ...p, ...withWeftdReason(paths.get(p)!, stateOf.get(p.subnet)), target: targets[i]!, sent: r.sent, received: r.received, rttMs: rtt, reachable: r.received > 0, ...(w ? { wireguard: w } : {}) };
   });
   if (wgError) status.wireguardError = wgError;
   return status;

@@ -10,6 +10,7 @@ import { parseWeftdFlags, usage } from '../daemon/flags.js';
 import { cleanupDataPlane, resumeDataPlane } from '../daemon/resume.js';
 import { errorCode, UsageError } from '../lib/errors.js';
 import { fdStore } from '../host/fd-store.js';
+import { applyHeapPolicy } from '../daemon/heap.js';
 
 function version(): string {
   const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
@@ -45,6 +46,8 @@ async function main(): Promise<number> {
       return 1;
     }
   }
+  // Before anything allocates much: see daemon/heap.ts.
+  applyHeapPolicy();
   // systemd's fd store: what it passed (LISTEN_FDS) is taken over first, before any child could inherit it.
   fdStore();
   const early = resumeDataPlane(cfg);

@@ -19,7 +19,7 @@ import type { BackendRegistry } from '../backend/registry.js';
 import type { ForwardRules } from '../host/forward.js';
 import { readStateFile, writeStateFile } from '../host/state-dir.js';
 import { readPreviousSubnets } from '../host/subnet-env.js';
-import { peerStateFileOf, writePeerState } from './peer-state.js';
+import { PeerStateWriter, peerStateFileOf } from './peer-state.js';
 import { findUnderlay, requireV4, requireV6, type Underlay } from '../host/underlay.js';
 import { Backoff, retrying, sleep } from '../lib/backoff.js';
 import { ConfigError, errorCode, isRetryable } from '../lib/errors.js';
@@ -87,7 +87,7 @@ export class Daemon {
     const nl = NetlinkHandle.open();
     this.nl = nl;
     // Up before etcd is: /healthz must say "etcd unreachable" rather than nothing.
-    const health = cfg.healthzPort > 0 ? new HealthServer(this.healthSource(sm), log.child({ component: 'health' })) : undefined;
+    const health = cfg.healthzPort > 0 ? new HealthServer(this.healthSource(sm), log.child({ component: 'health' }), { perPeerPaths: cfg.metricsPeerPaths }) : undefined;
     try {
       await health?.listen(cfg.healthzIp, cfg.healthzPort);
       await this.serve(sm, nl, signal);
@@ -364,7 +364,7 @@ export class Daemon {
         await backend.resync(full);
         if (full) await this.forward?.keep();
         if (full) last = Date.now();
-        this.writePeerState(backend);
+        await this.writePeerState(backend);
         backoff.reset();
         wait = 1000;
       } catch (e) {
@@ -375,11 +375,12 @@ export class Daemon {
   }
 
   private peerStateError = '';
+  private peerState?: PeerStateWriter;
 
-  /** Each peer's path and why, for weft status; a failure is logged once per distinct error, and retried every second. */
-  private writePeerState(backend: Backend): void {
+  /** Each peer's path and why, for weft status, when they changed; a failure is logged once per distinct error, and retried every second. */
+  private async writePeerState(backend: Backend): Promise<void> {
     try {
-      writePeerState(peerStateFileOf(this.cfg), backend.stats().paths ?? []);
+      await (this.peerState ??= new PeerStateWriter(peerStateFileOf(this.cfg))).write(backend.stats().paths ?? []);
       this.peerStateError = '';
     } catch (e) {
       const msg = (e as Error).message;

@@ -34,6 +34,8 @@ export interface AgentConfig extends EtcdFlags {
   readonly healthzIp: string;
   /** 0 = no health/metrics server. */
   readonly healthzPort: number;
+  /** --metrics-peer-paths: weft_peer_path{peer,path}, one series per peer. */
+  readonly metricsPeerPaths: boolean;
   readonly cniConf?: string;
   readonly cniIpamDataDir?: string;
   /** --cleanup: remove what the backends keep across restarts, then exit. */
@@ -53,7 +55,7 @@ export const HOST_FLAGS: readonly FlagDef[] = [
   { name: 'public-ip', key: 'publicIp', kind: 'string', check: (v) => (isIp(v, 4) ? undefined : 'must be an IPv4 address'), help: 'address peers reach this host at (default: first IPv4 address of --iface)' },
   { name: 'public-ipv6', key: 'publicIpv6', kind: 'string', check: (v) => (isIp(v, 6) ? undefined : 'must be an IPv6 address'), help: 'IPv6 address peers reach this host at in a dual-stack network (default: first global IPv6 address of --iface)' },
   { name: 'subnet-file', key: 'subnetFile', kind: 'string', def: '/run/flannel/subnet.env', help: 'where to write the leased subnet (flannel format)' },
-  { name: 'peer-state-file', key: 'peerStateFile', kind: 'string', check: (v) => (v.startsWith('/') ? undefined : 'must be an absolute path'), help: 'where weftd keeps each peer\'s path and why, every second, for weft status (default: weft-peers.json beside --subnet-file)' },
+  { name: 'peer-state-file', key: 'peerStateFile', kind: 'string', check: (v) => (v.startsWith('/') ? undefined : 'must be an absolute path'), help: 'where weftd keeps each peer\'s path and why for weft status, rewritten when they change (default: weft-peers.json beside --subnet-file)' },
   { name: 'ip-masq', key: 'ipMasq', kind: 'bool', def: false, help: 'masquerade traffic from the overlay to destinations outside it' },
   { name: 'subnet-lease-renew-margin', key: 'subnetLeaseRenewMarginMinutes', kind: 'int', def: 60, min: 1, max: 1439, help: 'renew the lease at the latest this many minutes before it expires (keepalives go every TTL/3)' },
   { name: 'subnet-lease-ttl', key: 'subnetLeaseTtlSeconds', kind: 'int', def: 86400, min: 5, max: 31536000, help: 'lifetime of the subnet lease in seconds' },
@@ -70,6 +72,7 @@ const DAEMON_FLAGS: readonly FlagDef[] = [
   { name: 'resync-interval', key: 'resyncIntervalSeconds', kind: 'int', def: 10, min: 1, max: 3600, help: 'seconds between full reconciliations of the kernel state' },
   { name: 'healthz-ip', key: 'healthzIp', kind: 'string', def: '0.0.0.0', check: (v) => (isIp(v) ? undefined : 'must be an IP address'), help: 'address of the /healthz, /readyz and /metrics server' },
   { name: 'healthz-port', key: 'healthzPort', kind: 'int', def: 0, min: 0, max: 65535, help: 'port of the health and metrics server; 0 disables it' },
+  { name: 'metrics-peer-paths', key: 'metricsPeerPaths', kind: 'bool', def: false, help: 'also serve weft_peer_path{peer,path} in /metrics, one series per peer (off: weft_peers_by_path{path} counts them, a series count that does not grow with the cluster)' },
   { name: 'cni-conf', key: 'cniConf', kind: 'string', check: absolutePath, help: 'write a CNI conflist (bridge + host-local) for this host\'s subnet here' },
   { name: 'cni-ipam-data-dir', key: 'cniIpamDataDir', kind: 'string', check: absolutePath, help: 'host-local state directory written into --cni-conf (default: the plugin\'s own)' },
   { name: 'cleanup', key: 'cleanup', kind: 'bool', def: false, env: false, help: 'remove what weftd keeps across restarts (the udp backend\'s persistent TUN device, its address and routes, and the saved state), then exit: for uninstalling' },

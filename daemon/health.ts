@@ -2,13 +2,12 @@
 // reachable recently), /readyz (lease held and data plane programmed) and
 // /metrics (Prometheus text format, prom-client).
 import { createServer, type Server } from 'node:http';
-import type { Registry } from 'prom-client';
 import type { Backend } from '../backend/backend.js';
 import type { ForwardRulesStatus } from '../host/forward.js';
 import type { Logger } from '../lib/log.js';
 import type { ErrorCount } from '../netlink/index.js';
 import type { ManagerStats } from '../subnet-manager/index.js';
-import { buildRegistry } from './metrics.js';
+import { buildRegistry, type MetricsOptions } from './metrics.js';
 
 export interface HealthSource {
   /** 'ready' when the node is fully programmed. */
@@ -34,15 +33,16 @@ export const ETCD_FRESH_MS = 5_000;
 
 export class HealthServer {
   private server?: Server;
-  private readonly registry: Registry;
+  private readonly registry: ReturnType<typeof buildRegistry>;
   private lastProbe = 0;
   private lastProbeOk = false;
 
   constructor(
     private readonly src: HealthSource,
     private readonly log: Logger,
+    metrics: MetricsOptions = {},
   ) {
-    this.registry = buildRegistry(src);
+    this.registry = buildRegistry(src, metrics);
   }
 
   private async etcdFresh(): Promise<boolean> {
@@ -114,7 +114,7 @@ export class HealthServer {
         };
       }
       case '/metrics':
-        return { code: 200, type: this.registry.contentType, body: await this.registry.metrics() };
+        return { code: 200, type: this.registry.registry.contentType, body: await this.registry.metrics() };
       default:
         return { code: 404, type: 'text/plain', body: 'not found; try /healthz, /readyz or /metrics\n' };
     }

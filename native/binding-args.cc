@@ -97,10 +97,35 @@ std::vector<RouteSpec> ParseRoutes(Napi::Env env, const Napi::Value& v) {
       r.prefix = ParsePrefix(env, o, name);
     }
     r.peerIp = ParseIp(env, o.Get("peerIp"), "peerIp");
+    if (o.Has("peerIp6") && !o.Get("peerIp6").IsUndefined()) {
+      ParseIp6(env, o.Get("peerIp6"), "peerIp6", r.peerIp6);
+      r.hasPeerIp6 = true;
+    }
+    r.over6 = BoolField(o, "over6", false);
+    if (r.over6 && !r.hasPeerIp6) throw Napi::TypeError::New(env, name + " goes over IPv6 (over6) but has no peerIp6");
     r.port = static_cast<uint16_t>(IntField(env, o, "port", 1, 65535));
     out.push_back(r);
   }
   return out;
+}
+
+std::shared_ptr<const Table> BuildTable(Napi::Env env, const std::vector<RouteSpec>& specs, const Table* previous, bool v6Socket) {
+  if (!v6Socket) {
+    for (size_t i = 0; i < specs.size(); i++) {
+      if (specs[i].over6) throw Napi::TypeError::New(env, "route " + std::to_string(i) + " goes over IPv6 (over6), but the forwarder's socket is IPv4 (bindIp)");
+    }
+  }
+  return Table::Build(specs, previous, v6Socket);
+}
+
+std::string FormatSockAddr(const SockAddr& a) {
+  char ip[INET6_ADDRSTRLEN];
+  if (a.sa.sa_family == AF_INET6) {
+    inet_ntop(AF_INET6, &a.v6.sin6_addr, ip, sizeof ip);
+    return "[" + std::string(ip) + "]:" + std::to_string(ntohs(a.v6.sin6_port));
+  }
+  inet_ntop(AF_INET, &a.v4.sin_addr, ip, sizeof ip);
+  return std::string(ip) + ":" + std::to_string(ntohs(a.v4.sin_port));
 }
 
 }  // namespace weft

@@ -48,6 +48,7 @@ struct Handle {
   std::vector<Fd> udp;
   Fd ev;
   bool flowSteering = false;  // the reuseport BPF program is attached (more than one worker)
+  bool v6Socket = false;      // AF_INET6 sockets (bindIp an IPv6 address, "::": both families)
   std::unique_ptr<Forwarder> fwd;
   void CloseFds() {
     udp.clear();
@@ -125,26 +126,28 @@ std::vector<sock_filter> FlowSteeringProgram(unsigned workers) {
   return p;
 }
 
-// socket(AF_INET, SOCK_DGRAM) with SO_REUSEPORT, its buffers and UDP_GRO, bound to sa.
-Fd BoundSocket(Napi::Env env, const sockaddr_in& sa, int bufBytes, bool gro, bool* groOn) {
-  Fd fd(socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
-  if (fd.get() < 0) ThrowErrno(env, "socket(AF_INET, SOCK_DGRAM)", errno);
-  int one = 1;
+// socket(AF_INET or AF_INET6, SOCK_DGRAM) with SO_REUSEPORT, its buffers and UDP_GRO, bound
+// to sa. AF_INET6 with IPV6_V6ONLY off: bound to "::", IPv4 datagrams arrive too (from
+// v4-mapped ::ffff:a.b.c.d), and IPv4 peers are sent to at their v4-mapped address.
+Fd BoundSocket(Napi::Env env, const SockAddr& sa, int bufBytes, bool gro, bool* groOn) {
+  bool v6 = sa.sa.sa_family == AF_INET6;
+  Fd fd(socket(sa.sa.sa_family, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+  if (fd.get() < 0) ThrowErrno(env, v6 ? "socket(AF_INET6, SOCK_DGRAM)" : "socket(AF_INET, SOCK_DGRAM)", errno);
+  int one = 1, zero = 0;
+  if (v6 && setsockopt(fd.get(), IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof zero) != 0) ThrowErrno(env, "setsockopt(IPV6_V6ONLY 0)", errno);
   if (setsockopt(fd.get(), SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0) ThrowErrno(env, "setsockopt(SO_REUSEPORT)", errno);
   SetBuf(fd.get(), SO_RCVBUFFORCE, SO_RCVBUF, bufBytes);
   SetBuf(fd.get(), SO_SNDBUFFORCE, SO_SNDBUF, bufBytes);
   // Absent before Linux 5.0: then no GRO at all (every socket of a forwarder alike).
   if (gro) *groOn = setsockopt(fd.get(), SOL_UDP, UDP_GRO, &one, sizeof one) == 0 && *groOn;
-  if (bind(fd.get(), reinterpret_cast<const sockaddr*>(&sa), sizeof sa) != 0) {
+  if (bind(fd.get(), &sa.sa, SockAddrLen(sa)) != 0) {
     int e = errno;
-    char ip[INET_ADDRSTRLEN];
-    inet_ntop(AF_INET, &sa.sin_addr, ip, sizeof ip);
-    ThrowErrno(env, std::string("bind UDP ") + ip + ":" + std::to_string(ntohs(sa.sin_port)), e);
+    ThrowErrno(env, "bind UDP " + FormatSockAddr(sa), e);
   }
   return fd;
 }
 
-// start({ tunFds, udpFds?, routes?, bindIp, port, ownIp, ownIp6?, ownSubnets (IPv4 and IPv6), bufferBytes?, vnetHdr?, udpGso?, udpGro?, tunUso? }) -> handle
+// start({ tunFds, udpFds?, routes?, bindIp (IPv4, or IPv6: "::" for both families), port, ownIp, ownIp6?, ownSubnets (IPv4 and IPv6), bufferBytes?, vnetHdr?, udpGso?, udpGro?, tunUso? }) -> handle
 // One worker per TUN queue fd, each with its own UDP socket bound to bindIp:port (one
 // SO_REUSEPORT group, steered by FlowSteeringProgram when there are several); udpFds: the
 // sockets of an earlier forwarder, taken back from the fd holder (one per TUN fd), adopted
@@ -165,7 +168,14 @@ Napi::Value Start(const Napi::CallbackInfo& info) {
     if (!v.IsNumber() || v.As<Napi::Number>().Int32Value() < 0) throw Napi::TypeError::New(env, "tunFds[" + std::to_string(i) + "] must be an fd");
     c.tunFds.push_back(v.As<Napi::Number>().Int32Value());
   }
-  uint32_t bindIp = ParseIp(env, o.Get("bindIp"), "bindIp");
+  SockAddr sa{};
+  if (o.Get("bindIp").IsString() && o.Get("bindIp").As<Napi::String>().Utf8Value().find(':') != std::string::npos) {
+    sa.v6.sin6_family = AF_INET6;
+    ParseIp6(env, o.Get("bindIp"), "bindIp", reinterpret_cast<uint8_t*>(&sa.v6.sin6_addr));
+  } else {
+    sa.v4.sin_family = AF_INET;
+    sa.v4.sin_addr.s_addr = htonl(ParseIp(env, o.Get("bindIp"), "bindIp"));
+  }
   int port = IntField(env, o, "port", 1, 65535);
   c.ownIp = ParseIp(env, o.Get("ownIp"), "ownIp");
   c.ownSubnets = ParsePrefixes(env, o.Get("ownSubnets"), "ownSubnets", &c.ownSubnets6);
@@ -192,10 +202,8 @@ Napi::Value Start(const Napi::CallbackInfo& info) {
   auto h = std::make_unique<Handle>();
   h->ev = Fd(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
   if (h->ev.get() < 0) ThrowErrno(env, "eventfd", errno);
-  sockaddr_in sa{};
-  sa.sin_family = AF_INET;
-  sa.sin_port = htons(static_cast<uint16_t>(port));
-  sa.sin_addr.s_addr = htonl(bindIp);
+  (sa.sa.sa_family == AF_INET6 ? sa.v6.sin6_port : sa.v4.sin_port) = htons(static_cast<uint16_t>(port));
+  h->v6Socket = sa.sa.sa_family == AF_INET6;
   c.udpGro = wantGro;
   if (o.Get("udpFds").IsArray()) {
     std::vector<int> given;
@@ -206,6 +214,10 @@ Napi::Value Start(const Napi::CallbackInfo& info) {
       int gro = 0;
       socklen_t gl = sizeof gro;
       if (fd < 0 || getsockopt(fd, SOL_UDP, UDP_GRO, &gro, &gl) != 0) ThrowErrno(env, "adopting UDP socket " + std::to_string(fd), fd < 0 ? EBADF : errno);
+      SockAddr bound{};
+      socklen_t bl = sizeof bound;
+      if (getsockname(fd, &bound.sa, &bl) != 0) ThrowErrno(env, "adopting UDP socket " + std::to_string(fd), errno);
+      if (bound.sa.sa_family != sa.sa.sa_family) ThrowErrno(env, "adopting UDP socket " + std::to_string(fd) + ": its address family is not bindIp's", EAFNOSUPPORT);
       c.udpGro = c.udpGro && gro != 0;
       h->udp.push_back(Fd(fd));  // the handle owns it from here
       c.udpFds.push_back(fd);
@@ -230,7 +242,7 @@ Napi::Value Start(const Napi::CallbackInfo& info) {
   }
   h->fwd = std::make_unique<Forwarder>(c, LinuxSyscalls());
   // The first table before the first datagram: what waits in adopted sockets is drained at once.
-  if (o.Get("routes").IsArray()) h->fwd->SetTable(Table::Build(ParseRoutes(env, o.Get("routes")), nullptr));
+  if (o.Get("routes").IsArray()) h->fwd->SetTable(BuildTable(env, ParseRoutes(env, o.Get("routes")), nullptr, h->v6Socket));
   try {
     h->fwd->Start();
   } catch (const std::system_error& e) {
@@ -243,14 +255,14 @@ Napi::Value Start(const Napi::CallbackInfo& info) {
   return ext;
 }
 
-// setTable(handle, [{ subnet: "10.244.3.0", prefixLen: 24, peerIp: "192.0.2.13", port: 8285 }, ...])
+// setTable(handle, [{ subnet: "10.244.3.0", prefixLen: 24, peerIp: "192.0.2.13", port: 8285, peerIp6?, over6? }, ...])
 Napi::Value SetTable(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Handle* h = Unwrap(info);
   if (info.Length() < 2) throw Napi::TypeError::New(env, "setTable expects an array of routes");
   std::vector<RouteSpec> routes = ParseRoutes(env, info[1]);
   Forwarder& f = *h->fwd;
-  f.SetTable(Table::Build(routes, f.table().get()));
+  f.SetTable(BuildTable(env, routes, f.table().get(), h->v6Socket));
   return env.Undefined();
 }
 

@@ -6,6 +6,7 @@
 // /dev/null) with exactly the given fds left open; argv[0] carries a marker the
 // TypeScript side finds it by (backend/udp/holder.ts). No policy here.
 #include "common.h"
+#include "udp-batch.h"
 
 #include <cerrno>
 #include <csignal>
@@ -161,7 +162,8 @@ Napi::Value TunInfo(const Napi::CallbackInfo& info) {
   return o;
 }
 
-// udpInfo(fd) -> { address, port } of a bound IPv4 UDP socket; throws for anything else.
+// udpInfo(fd) -> { address, port } of a bound IPv4 or IPv6 UDP socket ("::" for one bound to
+// both families); throws for anything else.
 Napi::Value UdpInfo(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (info.Length() < 1 || !info[0].IsNumber()) throw Napi::TypeError::New(env, "udpInfo expects (fd)");
@@ -170,15 +172,16 @@ Napi::Value UdpInfo(const Napi::CallbackInfo& info) {
   socklen_t tl = sizeof type, pl = sizeof proto;
   if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &tl) != 0) ThrowErrno(env, "getsockopt(SO_TYPE)", errno);
   if (getsockopt(fd, SOL_SOCKET, SO_PROTOCOL, &proto, &pl) != 0) ThrowErrno(env, "getsockopt(SO_PROTOCOL)", errno);
-  sockaddr_in sa{};
+  SockAddr sa{};
   socklen_t sl = sizeof sa;
-  if (getsockname(fd, reinterpret_cast<sockaddr*>(&sa), &sl) != 0) ThrowErrno(env, "getsockname", errno);
-  if (type != SOCK_DGRAM || proto != IPPROTO_UDP || sa.sin_family != AF_INET) ThrowErrno(env, "not a bound IPv4 UDP socket", EINVAL);
-  char ip[INET_ADDRSTRLEN];
-  inet_ntop(AF_INET, &sa.sin_addr, ip, sizeof ip);
+  if (getsockname(fd, &sa.sa, &sl) != 0) ThrowErrno(env, "getsockname", errno);
+  bool v6 = sa.sa.sa_family == AF_INET6;
+  if (type != SOCK_DGRAM || proto != IPPROTO_UDP || (!v6 && sa.sa.sa_family != AF_INET)) ThrowErrno(env, "not a bound IPv4 or IPv6 UDP socket", EINVAL);
+  char ip[INET6_ADDRSTRLEN];
+  inet_ntop(sa.sa.sa_family, v6 ? static_cast<const void*>(&sa.v6.sin6_addr) : &sa.v4.sin_addr, ip, sizeof ip);
   Napi::Object o = Napi::Object::New(env);
   o.Set("address", Napi::String::New(env, ip));
-  o.Set("port", Napi::Number::New(env, ntohs(sa.sin_port)));
+  o.Set("port", Napi::Number::New(env, ntohs(v6 ? sa.v6.sin6_port : sa.v4.sin_port)));
   return o;
 }
 

@@ -48,12 +48,18 @@ export interface NativePrefix {
   prefixLen: number;
 }
 
-/** One forwarding entry: the peer at peerIp:port owns subnet/prefixLen. */
+/**
+ * One forwarding entry: the peer at peerIp:port owns subnet/prefixLen. peerIp6: the peer's
+ * IPv6 underlay address (datagrams from it are the peer's too); over6: datagrams go to
+ * [peerIp6]:port (the forwarder's socket must be IPv6: bindIp "::").
+ */
 export interface NativeForwarderRoute {
   subnet: string;
   prefixLen: number;
   peerIp: string;
   port: number;
+  peerIp6?: string;
+  over6?: boolean;
 }
 
 export interface NativeForwarderCounters {
@@ -127,6 +133,7 @@ export interface NativeForwarder {
     udpFds?: readonly number[];
     /** The table the threads start with (as setTable), so nothing they drain at once is an unknown peer. */
     routes?: readonly NativeForwarderRoute[];
+    /** An IPv4 address (an AF_INET socket), or "::": one AF_INET6 socket for both families (IPV6_V6ONLY off). */
     bindIp: string;
     port: number;
     ownIp: string;
@@ -181,6 +188,7 @@ export interface NativeIpv4 {
 
 /** A datagram a scripted recvmmsg returns: from ip:port, with a UDP_GRO size if gro > 0. */
 export interface ScriptedDatagram {
+  /** The sender: an IPv4 address, or an IPv6 one (then reported as a sockaddr_in6). */
   from: string;
   port?: number;
   data: Buffer;
@@ -199,6 +207,8 @@ export interface NativeLoops {
     udpGso?: boolean;
     udpGro?: boolean;
     tunUso?: boolean;
+    /** The socket is AF_INET6: every destination a sockaddr_in6 (IPv4 peers v4-mapped). */
+    v6Socket?: boolean;
     ownIp: string;
     ownIp6?: string;
     ownSubnets: readonly NativePrefix[];
@@ -234,7 +244,7 @@ export interface NativeHolder {
   end(pid: number, waitMs: number): boolean;
   /** TUNGETIFF of a TUN fd: its device name and IFF_* flags. */
   tunInfo(fd: number): { name: string; flags: number };
-  /** The bound address of an IPv4 UDP socket; throws for any other fd. */
+  /** The bound address of an IPv4 or IPv6 UDP socket ("::" for the udp backend's dual-stack one); throws for any other fd. */
   udpInfo(fd: number): { address: string; port: number };
 }
 

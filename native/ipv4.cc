@@ -102,7 +102,14 @@ TunVerdict RouteFromTun(const Table& t, uint8_t* p, size_t len) {
 
 int CheckDatagram(const Table& t, const std::vector<Prefix4>& own, const std::vector<Prefix6>& own6, uint32_t from, const uint8_t* p, size_t len,
                   PeerCounters** pc) {
-  const std::vector<uint32_t>* mine = t.RoutesOf(from);
+  uint8_t mapped[16];
+  V4Mapped(from, mapped);
+  return CheckDatagram(t, own, own6, mapped, p, len, pc);
+}
+
+int CheckDatagram(const Table& t, const std::vector<Prefix4>& own, const std::vector<Prefix6>& own6, const uint8_t* from, const uint8_t* p, size_t len,
+                  PeerCounters** pc) {
+  const std::vector<uint32_t>* mine = t.RoutesOf6(from);
   if (!mine) return kUnknownPeer;
   *pc = t.routes()[mine->front()].counters.get();  // drops from here on are this peer's
   if (len < 1) return kMalformed;

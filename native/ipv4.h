@@ -49,6 +49,10 @@ TunVerdict RouteFromTun(const Table& t, uint8_t* p, size_t len);
 // sender's subnets of that family, its destination inside one of this host's
 // subnets of that family (`own`, `own6`).
 // *pc: the sender's counters once it is known to be a peer.
+// `from`: the sender as 16 bytes (an IPv4 one v4-mapped, as udp-batch.h AddrKey gives it);
+// the uint32_t overload takes an IPv4 sender in host order.
+int CheckDatagram(const Table& t, const std::vector<Prefix4>& own, const std::vector<Prefix6>& own6, const uint8_t* from, const uint8_t* p, size_t len,
+                  PeerCounters** pc);
 int CheckDatagram(const Table& t, const std::vector<Prefix4>& own, const std::vector<Prefix6>& own6, uint32_t from, const uint8_t* p, size_t len,
                   PeerCounters** pc);
 

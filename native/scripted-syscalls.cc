@@ -89,7 +89,7 @@ int ScriptedSyscalls::Sendmmsg(int fd, mmsghdr* msgs, unsigned n, int) {
       errno = gsoSendErrno;
       return -1;
     }
-    if (m.msg_name && m.msg_namelen >= sizeof(sockaddr_in)) std::memcpy(&s.to, m.msg_name, sizeof s.to);
+    if (m.msg_name && m.msg_namelen >= sizeof(sockaddr_in) && m.msg_namelen <= sizeof s.to) std::memcpy(&s.to, m.msg_name, m.msg_namelen);
     for (size_t k = 0; k < m.msg_iovlen; k++) {
       const auto* b = static_cast<const uint8_t*>(m.msg_iov[k].iov_base);
       s.data.insert(s.data.end(), b, b + m.msg_iov[k].iov_len);
@@ -119,7 +119,14 @@ int ScriptedSyscalls::Recvmmsg(int fd, mmsghdr* msgs, unsigned n, int) {
     if (len > 0) std::memcpy(m.msg_iov[0].iov_base, d.data.data(), len);
     msgs[k].msg_len = static_cast<unsigned>(len);
     m.msg_flags = d.truncated || d.data.size() > cap ? MSG_TRUNC : 0;
-    if (m.msg_name && m.msg_namelen >= sizeof(sockaddr_in)) {
+    if (d.v6 && m.msg_name && m.msg_namelen >= sizeof(sockaddr_in6)) {
+      sockaddr_in6 a{};
+      a.sin6_family = AF_INET6;
+      std::memcpy(&a.sin6_addr, d.from6, 16);
+      a.sin6_port = htons(d.port);
+      std::memcpy(m.msg_name, &a, sizeof a);
+      m.msg_namelen = sizeof a;
+    } else if (m.msg_name && m.msg_namelen >= sizeof(sockaddr_in)) {
       sockaddr_in a{};
       a.sin_family = AF_INET;
       a.sin_addr.s_addr = htonl(d.from);

@@ -6,6 +6,7 @@
 // Every TUN write and every message sent is recorded. One loop at a time.
 #pragma once
 #include "syscalls.h"
+#include "udp-batch.h"
 
 #include <cstdint>
 #include <deque>
@@ -16,6 +17,8 @@ namespace weft {
 
 struct ScriptedDatagram {
   uint32_t from = 0;   // host order
+  bool v6 = false;     // from an IPv6 sender: from6 (network order), reported as a sockaddr_in6
+  uint8_t from6[16] = {};
   uint16_t port = 8285;
   std::vector<uint8_t> data;
   int gro = 0;          // UDP_GRO size to report (0: no control message)
@@ -28,7 +31,7 @@ struct RecordedWrite {
 };
 
 struct RecordedSend {
-  sockaddr_in to{};
+  SockAddr to{};
   uint16_t segSize = 0;  // UDP_SEGMENT, 0 when none
   std::vector<uint8_t> data;
 };

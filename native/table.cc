@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <arpa/inet.h>
+#include <cstring>
+#include <stdexcept>
 
 namespace weft {
 
@@ -20,7 +22,15 @@ bool Prefix6::Contains(const uint8_t* addr) const {
   return ah == nh && al == nl;
 }
 
-std::shared_ptr<const Table> Table::Build(const std::vector<RouteSpec>& specs, const Table* previous) {
+namespace {
+std::pair<uint64_t, uint64_t> AddrKey128(const uint8_t* a) {
+  uint64_t hi, lo;
+  Prefix6::Key(a, 128, &hi, &lo);
+  return {hi, lo};
+}
+}  // namespace
+
+std::shared_ptr<const Table> Table::Build(const std::vector<RouteSpec>& specs, const Table* previous, bool v6Socket) {
   std::unordered_map<std::string, std::shared_ptr<PeerCounters>> keep;
   if (previous) for (const Route& r : previous->routes_) keep.emplace(r.peerKey, r.counters);
   auto t = std::make_shared<Table>();
@@ -29,17 +39,28 @@ std::shared_ptr<const Table> Table::Build(const std::vector<RouteSpec>& specs, c
     r.prefix = s.prefix;
     r.v6 = s.v6;
     r.prefix6 = s.prefix6;
-    r.dst.sin_family = AF_INET;
-    r.dst.sin_port = htons(s.port);
-    r.dst.sin_addr.s_addr = htonl(s.peerIp);
+    if (s.over6 && !(v6Socket && s.hasPeerIp6)) throw std::invalid_argument("a route over IPv6 needs the peer's IPv6 address and an IPv6 socket");
+    uint8_t mapped[16];
+    V4Mapped(s.peerIp, mapped);
+    if (v6Socket) {
+      r.dst.v6.sin6_family = AF_INET6;
+      r.dst.v6.sin6_port = htons(s.port);
+      std::memcpy(&r.dst.v6.sin6_addr, s.over6 ? s.peerIp6 : mapped, 16);
+    } else {
+      r.dst.v4.sin_family = AF_INET;
+      r.dst.v4.sin_port = htons(s.port);
+      r.dst.v4.sin_addr.s_addr = htonl(s.peerIp);
+    }
+    in_addr a4{htonl(s.peerIp)};
     char ip[INET_ADDRSTRLEN];
-    inet_ntop(AF_INET, &r.dst.sin_addr, ip, sizeof ip);
+    inet_ntop(AF_INET, &a4, ip, sizeof ip);
     r.peerKey = std::string(ip) + ":" + std::to_string(s.port);
     auto it = keep.find(r.peerKey);
     r.counters = it != keep.end() ? it->second : std::make_shared<PeerCounters>();
     keep.emplace(r.peerKey, r.counters);
     uint32_t idx = static_cast<uint32_t>(t->routes_.size());
-    t->byPeer_[s.peerIp].push_back(idx);
+    t->byPeer_[AddrKey128(mapped)].push_back(idx);
+    if (s.hasPeerIp6) t->byPeer_[AddrKey128(s.peerIp6)].push_back(idx);
     if (s.v6) {
       auto pl6 = std::find_if(t->byPrefix6_.begin(), t->byPrefix6_.end(), [&](auto& e) { return e.first == s.prefix6.len; });
       if (pl6 == t->byPrefix6_.end()) {
@@ -84,7 +105,13 @@ const Route* Table::Lookup6(const uint8_t* dst) const {
 }
 
 const std::vector<uint32_t>* Table::RoutesOf(uint32_t ip) const {
-  auto it = byPeer_.find(ip);
+  uint8_t mapped[16];
+  V4Mapped(ip, mapped);
+  return RoutesOf6(mapped);
+}
+
+const std::vector<uint32_t>* Table::RoutesOf6(const uint8_t* addr) const {
+  auto it = byPeer_.find(AddrKey128(addr));
   return it == byPeer_.end() ? nullptr : &it->second;
 }
 

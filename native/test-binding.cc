@@ -98,12 +98,20 @@ Napi::Value CopyOut(Napi::Env env, const std::vector<uint8_t>& v) { return Napi:
 
 Napi::Value DropName(Napi::Env env, int drop) { return drop < 0 ? env.Null() : Napi::String::New(env, kDropNames[drop]); }
 
-// checkDatagram(pkt, fromIp, routes, ownSubnets) -> drop reason, or null to deliver
+// The sender of a scripted datagram or checked packet, 16 bytes: an IPv6 address as it
+// is, an IPv4 one v4-mapped (udp-batch.h AddrKey).
+void SenderKey(Napi::Env env, const Napi::Value& v, const char* what, uint8_t out[16]) {
+  if (v.IsString() && v.As<Napi::String>().Utf8Value().find(':') != std::string::npos) ParseIp6(env, v, what, out);
+  else V4Mapped(ParseIp(env, v, what), out);
+}
+
+// checkDatagram(pkt, fromIp (IPv4 or IPv6), routes, ownSubnets) -> drop reason, or null to deliver
 Napi::Value CheckDatagramOf(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   std::vector<uint8_t> p = Bytes(info[0], "pkt");
-  uint32_t from = ParseIp(env, info[1], "fromIp");
-  auto t = Table::Build(ParseRoutes(env, info[2]), nullptr);
+  uint8_t from[16];
+  SenderKey(env, info[1], "fromIp", from);
+  auto t = BuildTable(env, ParseRoutes(env, info[2]), nullptr, true);
   std::vector<Prefix6> own6;
   std::vector<Prefix4> own = ParsePrefixes(env, info[3], "ownSubnets", &own6);
   PeerCounters* pc = nullptr;
@@ -114,7 +122,7 @@ Napi::Value CheckDatagramOf(const Napi::CallbackInfo& info) {
 Napi::Value RouteFromTunOf(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   std::vector<uint8_t> p = Bytes(info[0], "pkt");
-  auto t = Table::Build(ParseRoutes(env, info[1]), nullptr);
+  auto t = BuildTable(env, ParseRoutes(env, info[1]), nullptr, true);
   TunVerdict v = RouteFromTun(*t, p.data(), p.size());
   Napi::Object o = Napi::Object::New(env);
   o.Set("drop", DropName(env, v.drop));
@@ -178,7 +186,10 @@ std::vector<ScriptedDatagram> ParseBatch(Napi::Env env, const Napi::Value& v) {
   for (uint32_t i = 0; i < a.Length(); i++) {
     Napi::Object d = a.Get(i).As<Napi::Object>();
     ScriptedDatagram s;
-    s.from = ParseIp(env, d.Get("from"), "from");
+    Napi::Value from = d.Get("from");
+    s.v6 = from.IsString() && from.As<Napi::String>().Utf8Value().find(':') != std::string::npos;
+    if (s.v6) ParseIp6(env, from, "from", s.from6);
+    else s.from = ParseIp(env, from, "from");
     s.port = static_cast<uint16_t>(OptInt(env, d, "port", 1, 65535, 8285));
     s.data = Bytes(d.Get("data"), "data");
     s.gro = OptInt(env, d, "gro", 0, 65535, 0);
@@ -189,7 +200,7 @@ std::vector<ScriptedDatagram> ParseBatch(Napi::Env env, const Napi::Value& v) {
 }
 
 // run({ vnetHdr?, udpGso?, udpGro?, tunUso?, ownIp, ownSubnets, routes, tunReads?: Buffer[],
-//       recvBatches?: {from, port?, data, gro?, truncated?}[][], nsPerRead?, gsoSendErrno?,
+//       recvBatches?: {from (IPv4 or IPv6), port?, data, gro?, truncated?}[][], nsPerRead?, gsoSendErrno?, v6Socket?,
 //       mergedWriteErrno?, tunWriteErrno? }) -> { tunWrites: {data, iovcnt}[], sent: {to, segSize, data}[], stats }
 // Runs the TUN -> UDP loop over tunReads, then the UDP -> TUN loop over recvBatches.
 Napi::Value RunLoops(const Napi::CallbackInfo& info) {
@@ -225,7 +236,7 @@ Napi::Value RunLoops(const Napi::CallbackInfo& info) {
     for (uint32_t i = 0; i < a.Length(); i++) sys.recvBatches.push_back(ParseBatch(env, a.Get(i)));
   }
   Forwarder f(c, sys);
-  f.SetTable(Table::Build(ParseRoutes(env, o.Get("routes")), nullptr));
+  f.SetTable(BuildTable(env, ParseRoutes(env, o.Get("routes")), nullptr, BoolField(o, "v6Socket", false)));
   f.RunTunToUdp();
   f.RunUdpToTun();
   Napi::Object out = Napi::Object::New(env);
@@ -239,9 +250,7 @@ Napi::Value RunLoops(const Napi::CallbackInfo& info) {
   Napi::Array sent = Napi::Array::New(env, sys.sent.size());
   for (size_t i = 0; i < sys.sent.size(); i++) {
     Napi::Object s = Napi::Object::New(env);
-    char ip[INET_ADDRSTRLEN];
-    inet_ntop(AF_INET, &sys.sent[i].to.sin_addr, ip, sizeof ip);
-    s.Set("to", std::string(ip) + ":" + std::to_string(ntohs(sys.sent[i].to.sin_port)));
+    s.Set("to", FormatSockAddr(sys.sent[i].to));
     s.Set("segSize", sys.sent[i].segSize);
     s.Set("data", CopyOut(env, sys.sent[i].data));
     sent.Set(static_cast<uint32_t>(i), s);

@@ -30,14 +30,26 @@ void PutUdpCmsg(msghdr& m, void* buf, int type, const void* v, size_t n) {
 }
 }  // namespace
 
+void V4Mapped(uint32_t ip, uint8_t out[16]) {
+  std::memset(out, 0, 10);
+  out[10] = out[11] = 0xff;
+  uint32_t be = htonl(ip);
+  std::memcpy(out + 12, &be, 4);
+}
+
+void AddrKey(const SockAddr& a, uint8_t out[16]) {
+  if (a.sa.sa_family == AF_INET6) std::memcpy(out, &a.v6.sin6_addr, 16);
+  else V4Mapped(ntohl(a.v4.sin_addr.s_addr), out);
+}
+
 SendBatch::SendBatch(size_t msgCapacity, size_t iovCapacity)
     : msgs_(msgCapacity), iov_(iovCapacity), cmsgs_(msgCapacity * kSegCmsgSpace) {}
 
-void SendBatch::Open(const sockaddr_in* dst) {
+void SendBatch::Open(const SockAddr* dst) {
   msghdr& m = msgs_[n_].msg_hdr;
   std::memset(&m, 0, sizeof m);
-  m.msg_name = const_cast<sockaddr_in*>(dst);
-  m.msg_namelen = sizeof *dst;
+  m.msg_name = const_cast<SockAddr*>(dst);
+  m.msg_namelen = SockAddrLen(*dst);
   m.msg_iov = iov_.data() + iovUsed_;
   m.msg_iovlen = 0;
   msgs_[n_].msg_len = 0;
@@ -59,7 +71,7 @@ void SendBatch::SetSegSize(uint16_t segSize) {
   PutUdpCmsg(m, &cmsgs_[(n_ - 1) * kSegCmsgSpace], UDP_SEGMENT, &segSize, sizeof segSize);
 }
 
-void SendBatch::Add(const sockaddr_in* dst, uint8_t* data, size_t len, uint16_t segSize) {
+void SendBatch::Add(const SockAddr* dst, uint8_t* data, size_t len, uint16_t segSize) {
   Open(dst);
   Append(data, len);
   SetSegSize(segSize);

@@ -93,7 +93,8 @@ void UdpToTun::Run() {
 void UdpToTun::Deliver(const Table& t, size_t i) {
   const uint8_t* base = batch_.data(i);
   size_t len = batch_.len(i);
-  uint32_t src = batch_.from(i);
+  uint8_t src[16];
+  batch_.from(i, src);
   peerOf_[i] = nullptr;
   if (batch_.truncated(i) || len == 0) {
     PeerCounters* pc = nullptr;

@@ -46,11 +46,14 @@ export interface OwnLease {
   readonly attrs: LeaseAttrs;
 }
 
-/** Parses a raw KV into a lease or a reason why it is not one. Does not check overlaps. */
-export function leaseFromKV(space: SubnetSpace, subnetsPrefix: string, kv: RawKV): Lease | string {
-  if (!kv.key.startsWith(subnetsPrefix)) return `key is not under ${subnetsPrefix}`;
-  let parsed;
-  try { parsed = parseLeaseKeySuffix(kv.key.slice(subnetsPrefix.length)); } catch (e) { return (e as Error).message; }
+/** The subnets a key under `subnetsPrefix` names, or why it names none. */
+function leaseKeyOf(subnetsPrefix: string, key: string): { subnet: Prefix; ipv6Subnet?: Prefix } | string {
+  if (!key.startsWith(subnetsPrefix)) return `key is not under ${subnetsPrefix}`;
+  try { return parseLeaseKeySuffix(key.slice(subnetsPrefix.length)); } catch (e) { return (e as Error).message; }
+}
+
+/** A lease from its key's subnets (leaseKeyOf) and its value, or why it is none. */
+function leaseFromParts(space: SubnetSpace, parsed: { subnet: Prefix; ipv6Subnet?: Prefix }, kv: RawKV): Lease | string {
   if (!space.network.containsNet(parsed.subnet)) return `subnet ${parsed.subnet} is outside Network ${space.network}`;
   let attrs;
   try { attrs = decodeLeaseAttrs(kv.value); } catch (e) { return (e as Error).message; }
@@ -64,6 +67,12 @@ export function leaseFromKV(space: SubnetSpace, subnetsPrefix: string, kv: RawKV
     createRevision: kv.createRevision ?? kv.modRevision,
     ...(hasLease ? { leaseId: kv.leaseId } : {}),
   });
+}
+
+/** Parses a raw KV into a lease or a reason why it is not one. Does not check overlaps. */
+export function leaseFromKV(space: SubnetSpace, subnetsPrefix: string, kv: RawKV): Lease | string {
+  const parsed = leaseKeyOf(subnetsPrefix, kv.key);
+  return typeof parsed === 'string' ? parsed : leaseFromParts(space, parsed, kv);
 }
 
 const sameLease = (a: Lease, b: Lease): boolean =>
@@ -152,13 +161,6 @@ export class LeaseTable {
   /** How many leases are skipped now for a conflict. */
   get conflicting(): number { return this.skipped.size; }
 
-  private isOwn(key: string): boolean {
-    const own = this.o.own;
-    if (!own) return false;
-    if (key === own.key) return true;
-    try { return parseLeaseKeySuffix(key.slice(this.subnetsPrefix.length)).subnet.equals(own.subnet); } catch { return false; }
-  }
-
   /** Why `l` may not be accepted next to the leases of `acc`: the other key and the reason, or null. */
   private conflict(l: Lease, acc: Accepted): { other: string; reason: string } | null {
     const own = this.o.own;
@@ -180,14 +182,21 @@ export class LeaseTable {
     return null;
   }
 
-  /** Parses kv; warns and counts when it is invalid. */
-  private parse(kv: RawKV): Lease | null {
-    const l = leaseFromKV(this.space, this.subnetsPrefix, kv);
+  /**
+   * Parses kv (its key once): null for this host's own lease (by key, or by a
+   * key naming its subnet, whatever the value), else the lease or, when it is
+   * invalid, the reason (warned and counted).
+   */
+  private parse(kv: RawKV): Lease | string | null {
+    const parsed = leaseKeyOf(this.subnetsPrefix, kv.key);
+    const own = this.o.own;
+    if (own && (kv.key === own.key || (typeof parsed !== 'string' && parsed.subnet.equals(own.subnet)))) return null;
+    const l = typeof parsed === 'string' ? parsed : leaseFromParts(this.space, parsed, kv);
     if (typeof l !== 'string') return l;
     this.o.onInvalid?.();
     const had = this.acc.leases.has(kv.key);
     this.logger.warn(had ? 'invalid lease update skipped, keeping its last good value' : 'invalid lease skipped', { key: kv.key, reason: l });
-    return null;
+    return l;
   }
 
   private skip(l: Lease, c: { other: string; reason: string }, keepingOld: boolean): void {
@@ -200,9 +209,8 @@ export class LeaseTable {
 
   /** A put from the watch: an 'added' event, or null (own lease, unchanged, invalid or conflicting). */
   put(kv: RawKV): LeaseEvent | null {
-    if (this.isOwn(kv.key)) return null;
     const l = this.parse(kv);
-    if (!l) return null;
+    if (l === null || typeof l === 'string') return null;
     const old = this.acc.leases.get(kv.key);
     const c = this.conflict(l, this.acc);
     if (c) {
@@ -238,9 +246,9 @@ export class LeaseTable {
   resync(kvs: readonly RawKV[]): LeaseEvent[] {
     const items: { lease: Lease; kv: RawKV }[] = [];
     for (const kv of kvs) {
-      if (this.isOwn(kv.key)) continue;
       const l = this.parse(kv);
-      const lease = l ?? this.acc.leases.get(kv.key);
+      if (l === null) continue;
+      const lease = typeof l === 'string' ? this.acc.leases.get(kv.key) : l;
       if (lease) items.push({ lease, kv });
     }
     const incumbent = (l: Lease) => this.acc.leases.has(l.key) || (this.o.prefer?.(l) ?? false);

@@ -5,12 +5,15 @@
 //   for the native engine with offloads), MTU underlay - 28, <own subnet>.0/32, up
 //   ip route replace <Network> dev weft-tun proto 87   (--route-protocol)
 //   forwarding table (remote subnet -> peer PublicIP) handed whole to the engine
-// Dual stack (EnableIPv6): the same TUN and engine carry IPv6 too, over the
-// same IPv4 underlay (one socket, the peer's PublicIP: see the README's udp
-// section on why not PublicIPv6):
+// Dual stack (EnableIPv6): the same TUN and engine carry IPv6 too:
 //   ip -6 addr replace <own v6 subnet>::/128 dev weft-tun nodad
 //   ip -6 route replace <IPv6Network> dev weft-tun proto 87
-//   table entries <peer v6 subnet> -> the peer's PublicIP
+//   table entries <peer v6 subnet> -> the peer
+// and the socket is one AF_INET6 socket bound to [::] (IPV6_V6ONLY off; not for
+// VXLAN's fallback, whose udp path stays on the IPv4 underlay), so
+// datagrams of both underlay families arrive; a sender is its peer by the
+// lease's PublicIP or PublicIPv6. Each entry goes to the peer's PublicIP, or
+// with Backend.Underlay "ipv6" (over6) to its PublicIPv6 (TUN MTU underlay - 48).
 // The TUN is persistent: a stopped or killed weftd leaves it with its address
 // and route, so nothing routed to the overlay leaks out of the underlay
 // unencapsulated. The native engine's TUN queues and UDP sockets are also kept
@@ -19,7 +22,7 @@
 // table is saved in --state-dir (state.ts), so a restarted weftd takes the
 // queues and sockets back and forwards again before it has talked to etcd
 // (resume.ts). weftd --cleanup ends the holder and removes the device and state.
-import { isIp, Prefix, type DualAddress } from '../../lib/ip.js';
+import { ipNumber, isIp, Prefix, type DualAddress } from '../../lib/ip.js';
 import type { Lease, LeaseBatch } from '../../subnet-manager/index.js';
 import type { Logger } from '../../lib/log.js';
 import type { NetlinkHandle } from '../../netlink/index.js';
@@ -38,6 +41,8 @@ import type { Underlay } from '../../host/underlay.js';
 
 /** UDP over IPv4 adds 28 bytes: outer IPv4 20 + UDP 8. */
 export const UDP_OVERHEAD = 28;
+/** UDP over IPv6 adds 48: outer IPv6 40 + UDP 8. */
+export const UDP_OVERHEAD6 = 48;
 
 /** The saved state is written at most this often while the table changes. */
 const SAVE_DELAY_MS = 1000;
@@ -60,8 +65,16 @@ export interface UdpOptions {
   readonly offload?: boolean;
   /** Native engine: worker thread pairs (TUN queues); default 1. The dgram engine uses one. */
   readonly workers?: number;
-  /** Backend.MTU from the network config; default underlay MTU - 28. */
+  /** Backend.MTU from the network config; default underlay MTU - 28 (- 48 with over6). */
   readonly mtu?: number;
+  /** Backend.Underlay "ipv6": datagrams go to the peers' PublicIPv6 (needs dualSocket). */
+  readonly over6?: boolean;
+  /**
+   * One socket on [::] for both underlay families (a dual-stack udp backend: peers may send over
+   * either); else one on the PublicIP. VXLAN's fallback keeps the latter: its prober listens on
+   * <subnet>.0 at the same port, and its udp path is IPv4 only.
+   */
+  readonly dualSocket?: boolean;
   /** Where the table is saved for the next weftd (state.ts); none: nothing is saved. */
   readonly stateDir?: string;
   /** The data plane resume() started from the saved state, to adopt when it matches. */
@@ -75,7 +88,7 @@ export interface UdpOptions {
 export class UdpPeer {
   constructor(
     readonly subnet: Prefix,
-    /** Where its datagrams go: the lease's PublicIP. */
+    /** The lease's PublicIP and (a dual-stack network) PublicIPv6: where its datagrams go and come from. */
     readonly publicIp: DualAddress,
     /** Its IPv6 subnet (a dual-stack network), carried over the same PublicIP. */
     readonly subnet6?: Prefix,
@@ -89,16 +102,23 @@ export class UdpPeer {
 /**
  * Turns a lease into a udp peer (BackendType "udp", which is also what an absent BackendType decodes
  * to), or says why not. In a dual-stack network (ipv6Network) the lease's IPv6 subnet comes along
- * when it lies inside that network; a lease without one is an IPv4-only peer.
+ * when it lies inside that network (a lease without one is an IPv4-only peer), and so does its
+ * PublicIPv6 (datagrams from it are the peer's); over6 (this host sends over the IPv6 underlay)
+ * needs that PublicIPv6.
  */
-export function parseUdpPeer(lease: Lease, own: DualAddress, ipv6Network?: Prefix): { peer: UdpPeer } | { error: string } {
+export function parseUdpPeer(lease: Lease, own: DualAddress, ipv6Network?: Prefix, over6 = false): { peer: UdpPeer } | { error: string } {
   const a = lease.attrs;
   if (a.backendType !== 'udp') return { error: `BackendType ${JSON.stringify(a.backendType)} is not "udp"` };
   if (!isIp(a.publicIP, 4)) return { error: `PublicIP ${JSON.stringify(a.publicIP)} is not an IPv4 address` };
   if (a.publicIP === own.v4) return { error: `PublicIP ${a.publicIP} is this host's own address` };
   const sn6 = ipv6Network ? lease.ipv6Subnet : undefined;
   if (sn6 && !(sn6.family === 6 && sn6.prefixLen >= ipv6Network!.prefixLen && ipv6Network!.contains(sn6.ip))) return { error: `IPv6 subnet ${sn6} is not inside IPv6Network ${ipv6Network}` };
-  return { peer: new UdpPeer(lease.subnet, { v4: a.publicIP }, sn6) };
+  const v6 = ipv6Network && isIp(a.publicIPv6, 6) ? a.publicIPv6 : undefined;
+  if (over6 && !v6) {
+    return { error: `PublicIPv6 ${JSON.stringify(a.publicIPv6)} is not an IPv6 address, and this host sends over the IPv6 underlay (Backend.Underlay "ipv6")` };
+  }
+  if (v6 !== undefined && own.v6 !== undefined && ipNumber(v6).n === ipNumber(own.v6).n) return { error: `PublicIPv6 ${v6} is this host's own address` };
+  return { peer: new UdpPeer(lease.subnet, { v4: a.publicIP, ...(v6 !== undefined ? { v6 } : {}) }, sn6) };
 }
 
 type Routes = UdpState['routes'];
@@ -143,9 +163,9 @@ export class UdpBackend implements Backend {
   private underlay: Underlay & { readonly v4: string };
 
   constructor(private readonly o: UdpOptions) {
-    this.mtu = o.mtu ?? o.underlay.mtu - UDP_OVERHEAD;
+    this.mtu = o.mtu ?? o.underlay.mtu - (o.over6 ? UDP_OVERHEAD6 : UDP_OVERHEAD);
     this.underlay = o.underlay;
-    this.table = new PeerTable((l) => parseUdpPeer(l, this.underlay, o.ipv6Network), o.log);
+    this.table = new PeerTable((l) => parseUdpPeer(l, this.underlay, o.ipv6Network, o.over6), o.log);
     this.vnetHdr = o.engine === 'native' && (o.offload ?? true);
     this.workers = o.engine === 'native' ? o.workers ?? 1 : 1;
     const r = o.resumed;
@@ -179,7 +199,7 @@ export class UdpBackend implements Backend {
       s.vnetHdr !== this.vnetHdr && `offloads ${this.vnetHdr ? 'on' : 'off'}`,
       r.dev.fds.length !== this.workers && `workers ${this.workers}`,
       s.port !== o.port && `port ${o.port}`,
-      s.bindIp !== o.underlay.v4 && `public IP ${o.underlay.v4}`,
+      s.bindIp !== this.bindIp && `socket address ${this.bindIp}`,
       s.network !== o.network.toString() && `network ${o.network}`,
       (s.network6 ?? '') !== String(o.ipv6Network ?? '') && `IPv6 network ${o.ipv6Network ?? 'none'}`,
       s.mtu !== this.mtu && `MTU ${this.mtu}`,
@@ -233,6 +253,14 @@ export class UdpBackend implements Backend {
     await this.startEngine();
   }
 
+  /**
+   * The socket's address: [::] (both families) on a dual-stack host, so peers sending over
+   * either underlay reach it; else this host's PublicIP.
+   */
+  private get bindIp(): string {
+    return this.o.dualSocket ? '::' : this.underlay.v4;
+  }
+
   /** The own IPv6 subnet the TUN carries: a dual-stack network and a lease with one. */
   private get ownSubnet6(): Prefix | undefined {
     return this.o.ipv6Network ? this.own?.ipv6Subnet : undefined;
@@ -267,12 +295,11 @@ export class UdpBackend implements Backend {
 
   private async startEngine(): Promise<void> {
     const { log, port, engine } = this.o;
-    const { underlay } = this;
     const { subnet } = this.own!;
     this.endHolder();  // it holds the old sockets: the new ones must not share the port with them
     const sn6 = this.ownSubnet6;
     const opts = {
-      tunFds: this.dev.fds, bindIp: underlay.v4, port, ownIp: subnet.address(0), ownSubnets: [{ net: Number(subnet.ip), prefixLen: subnet.prefixLen }],
+      tunFds: this.dev.fds, bindIp: this.bindIp, port, ownIp: subnet.address(0), ownSubnets: [{ net: Number(subnet.ip), prefixLen: subnet.prefixLen }],
       ...(sn6 ? { ownIp6: sn6.address(0), ownSubnets6: [{ net6: sn6.ip, prefixLen: sn6.prefixLen }] } : {}),
     };
     const table = new ForwardingTable(this.routes);
@@ -289,7 +316,8 @@ export class UdpBackend implements Backend {
         log.warn('no fd holder: while weftd is down, what arrives is dropped instead of queued', { device: this.o.device, err: e });
       }
     }
-    log.info('forwarder started', { engine, listen: `${underlay.v4}:${port}`, workers: this.dev.fds.length, holder: this.holder && holderName(this.holder) });
+    const listen = this.bindIp.includes(':') ? `[${this.bindIp}]:${port}` : `${this.bindIp}:${port}`;
+    log.info('forwarder started', { engine, listen, sendsOver: this.o.over6 ? 'ipv6' : 'ipv4', workers: this.dev.fds.length, holder: this.holder && holderName(this.holder) });
   }
 
   private endHolder(): void {
@@ -304,10 +332,11 @@ export class UdpBackend implements Backend {
 
   /** The whole table, rebuilt from the peers and swapped in at once. */
   private pushTable(): void {
-    this.routes = [...this.table.values()].flatMap((p) => [
-      { subnet: p.subnet.toString(), peerIp: p.publicIp.v4!, port: this.o.port },
-      ...(p.subnet6 ? [{ subnet: p.subnet6.toString(), peerIp: p.publicIp.v4!, port: this.o.port }] : []),
-    ]);
+    const over6 = this.o.over6 ? { over6: true } : {};
+    this.routes = [...this.table.values()].flatMap((p) => {
+      const to = { peerIp: p.publicIp.v4!, port: this.o.port, ...(p.publicIp.v6 !== undefined ? { peerIp6: p.publicIp.v6, ...over6 } : {}) };
+      return [{ subnet: p.subnet.toString(), ...to }, ...(p.subnet6 ? [{ subnet: p.subnet6.toString(), ...to }] : [])];
+    });
     this.engine?.setTable(new ForwardingTable(this.routes));
     this.saveSoon(SAVE_DELAY_MS);
   }
@@ -317,7 +346,10 @@ export class UdpBackend implements Backend {
     if (changes.length === 0 && !batch.snapshot) return;
     this.pushTable();
     for (const c of changes) {
-      if (c.after) this.o.log.info(c.before ? 'peer updated' : 'peer added', { subnet: c.subnet, publicIp: c.after.publicIp.v4, ...(c.after.subnet6 ? { ipv6Subnet: c.after.subnet6.toString() } : {}) });
+      if (c.after) {
+        const a = c.after;
+        this.o.log.info(c.before ? 'peer updated' : 'peer added', { subnet: c.subnet, publicIp: a.publicIp.v4, ...(a.publicIp.v6 ? { publicIpv6: a.publicIp.v6 } : {}), ...(a.subnet6 ? { ipv6Subnet: a.subnet6.toString() } : {}) });
+      }
       else this.o.log.info('peer removed', { subnet: c.subnet, publicIp: c.before!.publicIp.v4 });
     }
   }
@@ -383,7 +415,7 @@ export class UdpBackend implements Backend {
         engine: this.o.engine,
         vnetHdr: this.vnetHdr,
         mtu: this.mtu,
-        bindIp: this.underlay.v4,
+        bindIp: this.bindIp,
         port: this.o.port,
         ownSubnet: this.own.subnet.toString(),
         network: this.o.network.toString(),

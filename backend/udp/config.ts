@@ -1,11 +1,14 @@
 // The udp backend's section of the network config and the weftd flags it adds.
-//   {"Type": "udp", "Port": 8285, "Engine": "native", "Offload": true, "MTU": 1472}
-// A flag, when given, wins over the config (--udp-engine over Engine, --udp-offload over Offload).
+//   {"Type": "udp", "Port": 8285, "Engine": "native", "Offload": true, "MTU": 1472, "Underlay": "ipv4"}
+// A flag, when given, wins over the config (--udp-engine over Engine, --udp-offload over Offload,
+// --udp-underlay over Underlay).
 import { boolField, choiceField, deepFreeze, intField } from '../../lib/config-fields.js';
 import { ifaceName, type FlagDef } from '../../lib/flags.js';
 import type { UdpEngineName } from './engine.js';
 
 export const UDP_ENGINES: readonly UdpEngineName[] = ['native', 'dgram'];
+export type UdpUnderlay = 'ipv4' | 'ipv6';
+export const UDP_UNDERLAYS: readonly UdpUnderlay[] = ['ipv4', 'ipv6'];
 /** The native engine's limit (native/forwarder.h kMaxWorkers). */
 export const MAX_UDP_WORKERS = 64;
 
@@ -18,17 +21,25 @@ export interface UdpConfig {
   readonly engine?: UdpEngineName;
   /** Backend.Offload; unset: --udp-offload, else true. */
   readonly offload?: boolean;
+  /**
+   * Backend.Underlay: the family this host sends its datagrams over, to the peers' PublicIP
+   * ("ipv4", the default) or PublicIPv6 ("ipv6": needs EnableIPv6). Either way a dual-stack
+   * host receives both. Absent: "ipv4".
+   */
+  readonly underlay?: UdpUnderlay;
 }
 
 export function parseUdpConfig(raw: Readonly<Record<string, unknown>>): UdpConfig {
   const mtu = intField(raw, 'MTU', 'Backend.MTU', 68, 65535);
   const engine = choiceField(raw, 'Engine', 'Backend.Engine', UDP_ENGINES);
   const offload = boolField(raw, 'Offload', 'Backend.Offload');
+  const underlay = choiceField(raw, 'Underlay', 'Backend.Underlay', UDP_UNDERLAYS);
   return deepFreeze({
     port: intField(raw, 'Port', 'Backend.Port', 1, 65535, 8285),
     ...(mtu !== undefined ? { mtu } : {}),
     ...(engine !== undefined ? { engine } : {}),
     ...(offload !== undefined ? { offload } : {}),
+    ...(underlay !== undefined ? { underlay } : {}),
   });
 }
 
@@ -36,6 +47,7 @@ export const UDP_FLAGS: readonly FlagDef[] = [
   { name: 'tun-device', key: 'tunDevice', kind: 'string', def: 'weft-tun', check: ifaceName, help: 'name of the udp backend\'s TUN device' },
   { name: 'udp-engine', key: 'udpEngine', kind: 'string', choices: UDP_ENGINES, help: 'udp backend forwarding engine, native or dgram (default: Backend.Engine, else native)' },
   { name: 'udp-offload', key: 'udpOffload', kind: 'bool', help: 'native udp engine: TUN TSO/GSO and UDP GSO/GRO offloads (default: Backend.Offload, else true); --udp-offload=false for one packet per datagram and syscall slot' },
+  { name: 'udp-underlay', key: 'udpUnderlay', kind: 'string', choices: UDP_UNDERLAYS, help: 'udp backend: the underlay family this host sends over, ipv4 (to the peers\' PublicIP) or ipv6 (to their PublicIPv6; needs EnableIPv6) (default: Backend.Underlay, else ipv4)' },
   { name: 'udp-workers', key: 'udpWorkers', kind: 'int', min: 1, max: MAX_UDP_WORKERS, help: 'native udp engine: forwarding thread pairs, one TUN queue and UDP socket each (default 1; see the README on flows across workers)' },
 ];
 
@@ -45,6 +57,7 @@ export interface UdpFlagValues {
   readonly udpEngine?: UdpEngineName;
   readonly udpOffload?: boolean;
   readonly udpWorkers?: number;
+  readonly udpUnderlay?: UdpUnderlay;
 }
 
 export interface UdpSettings {
@@ -53,11 +66,12 @@ export interface UdpSettings {
   readonly device: string;
   /** Native engine: worker thread pairs and TUN queues; the dgram engine uses one. */
   readonly workers: number;
+  readonly underlay: UdpUnderlay;
 }
 
 /** What runs: the flag wins over the network config, which wins over the default. */
 export function effectiveUdpSettings(c: UdpConfig, f: UdpFlagValues): UdpSettings {
   const engine = f.udpEngine ?? c.engine ?? 'native';
   const workers = engine === 'native' ? f.udpWorkers ?? 1 : 1;
-  return { engine, offload: f.udpOffload ?? c.offload ?? true, device: f.tunDevice, workers };
+  return { engine, offload: f.udpOffload ?? c.offload ?? true, device: f.tunDevice, workers, underlay: f.udpUnderlay ?? c.underlay ?? 'ipv4' };
 }

@@ -19,7 +19,7 @@ import dgram from 'node:dgram';
 import { read, writeSync } from 'node:fs';
 import { ipNumber, parseIP4 } from '../../lib/ip.js';
 import type { Logger } from '../../lib/log.js';
-import { checkDatagram, DROP_REASONS, routeFromTun, TokenBucket, type DropReason } from './packet.js';
+import { checkDatagram, datagramTarget, DROP_REASONS, routeFromTun, TokenBucket, type DropReason } from './packet.js';
 import type { ForwarderStats, PeerCounters, PeerStats, UdpEngine, UdpEngineOptions } from './engine.js';
 import { ForwardingTable } from './table.js';
 
@@ -56,6 +56,8 @@ export class DgramEngine implements UdpEngine {
   private constructor(
     private readonly o: DgramEngineOptions,
     private readonly sock: dgram.Socket,
+    /** An IPv6 socket: IPv4 peers are sent to at their v4-mapped address. */
+    private readonly v6Socket: boolean,
   ) {
     this.ownIp = parseIP4(o.ownIp);
     this.ownIp6 = o.ownIp6 ? ipNumber(o.ownIp6).n : undefined;
@@ -70,7 +72,9 @@ export class DgramEngine implements UdpEngine {
 
   /** Binds the UDP socket, then starts reading the TUN. Rejects with the bind error (e.g. EADDRINUSE). */
   static async start(o: DgramEngineOptions): Promise<DgramEngine> {
-    const sock = dgram.createSocket({ type: 'udp4', recvBufferSize: SOCKET_BUFFER_BYTES, sendBufferSize: SOCKET_BUFFER_BYTES });
+    // bindIp "::": one IPv6 socket for both families (ipv6Only false), as the native engine's.
+    const type = o.bindIp.includes(':') ? 'udp6' : 'udp4';
+    const sock = dgram.createSocket({ type, ipv6Only: false, recvBufferSize: SOCKET_BUFFER_BYTES, sendBufferSize: SOCKET_BUFFER_BYTES });
     await new Promise<void>((resolve, reject) => {
       sock.once('error', reject);
       sock.bind({ address: o.bindIp, port: o.port, exclusive: true }, () => {
@@ -78,7 +82,7 @@ export class DgramEngine implements UdpEngine {
         resolve();
       });
     });
-    return new DgramEngine(o, sock);
+    return new DgramEngine(o, sock, type === 'udp6');
   }
 
   setTable(t: ForwardingTable): void {
@@ -115,7 +119,7 @@ export class DgramEngine implements UdpEngine {
       return;
     }
     const key = `${v.route.peerIp}:${v.route.port}`;
-    this.sock.send(p, v.route.port, v.route.peerIp, (err) => {
+    this.sock.send(p, v.route.port, datagramTarget(v.route, this.v6Socket), (err) => {
       if (err) {
         this.drop('send_error', this.peers.get(key));
         this.error = `last send: ${(err as NodeJS.ErrnoException).code ?? err.message}`;
@@ -127,7 +131,7 @@ export class DgramEngine implements UdpEngine {
 
   private fromWire(msg: Buffer, from: string): void {
     const routes = this.table.routesOf(from);
-    const peer = routes && this.peers.get(`${from}:${routes[0]!.port}`);
+    const peer = routes && this.peers.get(`${routes[0]!.peerIp}:${routes[0]!.port}`);
     const c = checkDatagram(msg, routes, this.o.ownSubnets, this.o.ownSubnets6);
     if (!c.ok) {
       this.drop(c.reason, peer);

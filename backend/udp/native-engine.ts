@@ -20,7 +20,10 @@ export function tunOffloadNames(bits: number): string[] {
 }
 
 function nativeRoutes(t: ForwardingTable) {
-  return t.routes.map((r) => ({ subnet: r.family === 6 ? formatIpNumber(r.net6, 6) : formatIP4(r.net), prefixLen: r.prefixLen, peerIp: r.peerIp, port: r.port }));
+  return t.routes.map((r) => ({
+    subnet: r.family === 6 ? formatIpNumber(r.net6, 6) : formatIP4(r.net), prefixLen: r.prefixLen, peerIp: r.peerIp, port: r.port,
+    ...(r.peerIp6 !== undefined ? { peerIp6: r.peerIp6 } : {}), ...(r.over6 ? { over6: true } : {}),
+  }));
 }
 
 export class NativeEngine implements UdpEngine {

@@ -218,13 +218,24 @@ export interface Net6 {
 }
 
 /**
- * A peer as the forwarder sees it: one of its subnets and where it listens (its IPv4 PublicIP).
+ * A peer as the forwarder sees it: one of its subnets and where it listens (its IPv4 PublicIP,
+ * and with an IPv6 underlay its PublicIPv6: over6 sends there).
  * An IPv4 subnet (uint32 network, prefix), or with family 6 an IPv6 one (net6).
  */
 export type ForwardRoute = (({ readonly family?: 4 } & Net4) | ({ readonly family: 6 } & Net6)) & {
   readonly peerIp: string;
   readonly port: number;
+  readonly peerIp6?: string;
+  readonly over6?: boolean;
 };
+
+/**
+ * The address a route's datagrams go to: the peer's PublicIPv6 (over6), else its PublicIP, as an
+ * IPv4-mapped IPv6 address on an IPv6 socket (v6Socket), as native/table.cc Build makes it.
+ */
+export function datagramTarget(r: Pick<ForwardRoute, 'peerIp' | 'peerIp6' | 'over6'>, v6Socket: boolean): string {
+  return r.over6 ? r.peerIp6! : v6Socket ? `::ffff:${r.peerIp}` : r.peerIp;
+}
 
 /** The IPv6 half of the forwarder's view (a dual-stack network). */
 export interface ForwardV6<R> {

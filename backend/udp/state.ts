@@ -10,6 +10,7 @@ import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node
 import { join } from 'node:path';
 import { isIp, Prefix } from '../../lib/ip.js';
 import type { UdpEngineName } from './engine.js';
+import type { UdpTableEntry } from './table.js';
 
 export interface UdpState {
   readonly version: 1;
@@ -18,7 +19,7 @@ export interface UdpState {
   /** The TUN has IFF_VNET_HDR (the native engine with offloads). */
   readonly vnetHdr: boolean;
   readonly mtu: number;
-  /** The UDP socket: this host's public IP and Backend.Port. */
+  /** The UDP socket: this host's public IP ("::": both families, a dual-stack host) and Backend.Port. */
   readonly bindIp: string;
   readonly port: number;
   /** This host's lease: the TUN's address (<subnet>.0) is the ICMP source. */
@@ -27,7 +28,7 @@ export interface UdpState {
   /** A dual-stack network: this host's IPv6 subnet (the TUN's IPv6 address <v6 subnet>:: is the ICMPv6 source) and IPv6Network. */
   readonly ownSubnet6?: string;
   readonly network6?: string;
-  readonly routes: ReadonlyArray<{ readonly subnet: string; readonly peerIp: string; readonly port: number }>;
+  readonly routes: ReadonlyArray<UdpTableEntry>;
   readonly savedAt: string;
 }
 
@@ -82,13 +83,18 @@ export function readUdpState(path: string): UdpState | undefined {
   if (engine !== 'native' && engine !== 'dgram') throw bad('engine');
   if (typeof v.vnetHdr !== 'boolean') throw bad('vnetHdr');
   const bindIp = str('bindIp');
-  if (!isIp(bindIp, 4)) throw bad('bindIp');
+  if (!isIp(bindIp, 4) && bindIp !== '::') throw bad('bindIp');
   if (!Array.isArray(v.routes)) throw bad('routes');
   const routes = (v.routes as unknown[]).map((r) => {
     const o = r as Record<string, unknown>;
     if (typeof o !== 'object' || o === null || typeof o.subnet !== 'string' || typeof o.peerIp !== 'string' || !isIp(o.peerIp, 4) ||
-        !Number.isInteger(o.port) || (o.port as number) < 1 || (o.port as number) > 65535) throw bad('routes');
-    return { subnet: prefix('routes', o.subnet), peerIp: o.peerIp, port: o.port as number };
+        !Number.isInteger(o.port) || (o.port as number) < 1 || (o.port as number) > 65535 ||
+        (o.peerIp6 !== undefined && !isIp(o.peerIp6, 6)) || (o.over6 !== undefined && o.over6 !== true) ||
+        (o.over6 && (o.peerIp6 === undefined || bindIp !== '::'))) throw bad('routes');
+    return {
+      subnet: prefix('routes', o.subnet), peerIp: o.peerIp, port: o.port as number,
+      ...(o.peerIp6 !== undefined ? { peerIp6: o.peerIp6 as string } : {}), ...(o.over6 ? { over6: true } : {}),
+    };
   });
   return {
     version: 1,

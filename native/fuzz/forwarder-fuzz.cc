@@ -6,7 +6,11 @@
 // each optionally corrupted. Every output is checked against an oracle written
 // apart from the code under test:
 //   - every datagram sent goes to the peer that owns its inner destination (LPM
-//     by linear scan); every UDP_SEGMENT message splits into valid segments;
+//     by linear scan), at the address of the underlay family the run chose (an
+//     IPv4 socket; an IPv6 one sending to the v4-mapped PublicIP, or over6 to the
+//     peer's IPv6 address); every UDP_SEGMENT message splits into valid segments;
+//   - with an IPv6 socket, a peer's datagrams count as its own whether they come
+//     from its IPv4 (v4-mapped) or its IPv6 underlay address;
 //   - everything written to the TUN (re-split with offload::Segment when it is a
 //     TCP or, with USO, UDP super-packet: it must split, into segments with valid
 //     checksums) is an
@@ -28,6 +32,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <set>
 #include <vector>
 
@@ -55,6 +60,17 @@ const uint32_t kAddrs[] = {Ip(10, 244, 1, 5), Ip(10, 244, 1, 0), Ip(10, 244, 2, 
                            Ip(10, 244, 9, 9), Ip(10, 9, 9, 9), Ip(8, 8, 8, 8), Ip(255, 255, 255, 255), Ip(239, 1, 1, 1),
                            Ip(0, 0, 0, 0), Ip(172, 16, 0, 1), Ip(10, 244, 1, 255)};
 const uint32_t kSenders[] = {Ip(192, 0, 2, 12), Ip(192, 0, 2, 13), Ip(192, 0, 2, 14), Ip(192, 0, 2, 99), Ip(192, 0, 2, 250)};
+
+// A host's IPv6 underlay address: 2001:db8::<its IPv4 address> (a stranger's is a stranger's too).
+void Ip6Of(uint32_t ip, uint8_t out[16]) {
+  const uint8_t a[16] = {0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, uint8_t(ip >> 24), uint8_t(ip >> 16), uint8_t(ip >> 8), uint8_t(ip)};
+  std::memcpy(out, a, 16);
+}
+
+// The underlay this run forwards over: an IPv6 socket (peers known by both addresses), over6.
+struct Underlay {
+  bool v6Socket = false, over6 = false;
+};
 
 [[noreturn]] void Fail(const char* what) {
   std::fprintf(stderr, "forwarder-fuzz: oracle violated: %s\n", what);
@@ -193,9 +209,13 @@ Bytes TunPacket(FuzzedDataProvider& in, bool vnet) {
 
 // One received message: a GRO run of equal-sized datagrams (a TCP flow that goes on
 // from message to message, or UDP), or raw bytes.
-ScriptedDatagram Message(FuzzedDataProvider& in, uint32_t& seq, uint32_t& src, uint32_t& dst) {
+ScriptedDatagram Message(FuzzedDataProvider& in, const Underlay& u, uint32_t& seq, uint32_t& src, uint32_t& dst) {
   ScriptedDatagram d;
   d.from = in.PickValueInArray(kSenders);
+  if (u.v6Socket && in.ConsumeBool()) {
+    d.v6 = true;
+    Ip6Of(d.from, d.from6);
+  }
   int kind = in.ConsumeIntegralInRange(0, 5);
   if (kind == 0) {
     d.data = in.ConsumeBytes<uint8_t>(in.ConsumeIntegralInRange<size_t>(0, 300));
@@ -235,8 +255,8 @@ Bytes Normal(Bytes p) {
 
 // What the TUN -> UDP loop must send for these reads, in order: each read on its own
 // through the copying path. (destination, datagram) pairs.
-std::vector<std::pair<uint32_t, Bytes>> Expected(const std::deque<Bytes>& reads, const Table& t, bool vnet) {
-  std::vector<std::pair<uint32_t, Bytes>> out;
+std::vector<std::pair<SockAddr, Bytes>> Expected(const std::deque<Bytes>& reads, const Table& t, bool vnet) {
+  std::vector<std::pair<SockAddr, Bytes>> out;
   for (const Bytes& r : reads) {
     size_t skip = vnet ? offload::kVirtioNetHdrLen : 0;
     offload::VirtioNetHdr h;
@@ -248,7 +268,7 @@ std::vector<std::pair<uint32_t, Bytes>> Expected(const std::deque<Bytes>& reads,
     if (!vnet) segs.push_back(p);
     else if (offload::Segment(p.data(), p.size(), h, &segs) != offload::Status::kOk) continue;
     if (segs.empty() || segs[0].size() > 65507) continue;
-    for (Bytes& s : segs) out.emplace_back(ntohl(v.route->dst.sin_addr.s_addr), std::move(s));
+    for (Bytes& s : segs) out.emplace_back(v.route->dst, std::move(s));
   }
   return out;
 }
@@ -273,7 +293,35 @@ std::multiset<Bytes> Deliverable(const std::deque<std::vector<ScriptedDatagram>>
   return out;
 }
 
-void CheckSent(const ScriptedSyscalls& sys, uint64_t txPackets, const std::vector<std::pair<uint32_t, Bytes>>& expected) {
+bool SameAddr(const SockAddr& a, const SockAddr& b) {
+  if (a.sa.sa_family != b.sa.sa_family) return false;
+  if (a.sa.sa_family == AF_INET6) return a.v6.sin6_port == b.v6.sin6_port && std::memcmp(&a.v6.sin6_addr, &b.v6.sin6_addr, 16) == 0;
+  return a.v4.sin_port == b.v4.sin_port && a.v4.sin_addr.s_addr == b.v4.sin_addr.s_addr;
+}
+
+// Where the oracle says a datagram to peer p goes on this underlay.
+SockAddr AddrOf(const Peer& p, const Underlay& u) {
+  SockAddr a{};
+  if (!u.v6Socket) {
+    a.v4.sin_family = AF_INET;
+    a.v4.sin_port = htons(p.port);
+    a.v4.sin_addr.s_addr = htonl(p.ip);
+    return a;
+  }
+  a.v6.sin6_family = AF_INET6;
+  a.v6.sin6_port = htons(p.port);
+  uint8_t* b = reinterpret_cast<uint8_t*>(&a.v6.sin6_addr);
+  if (u.over6) {
+    Ip6Of(p.ip, b);
+  } else {
+    const uint8_t m[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+    std::memcpy(b, m, 12);
+    for (int i = 0; i < 4; i++) b[12 + i] = uint8_t(p.ip >> (24 - 8 * i));
+  }
+  return a;
+}
+
+void CheckSent(const ScriptedSyscalls& sys, const Underlay& u, uint64_t txPackets, const std::vector<std::pair<SockAddr, Bytes>>& expected) {
   uint64_t datagrams = 0;
   size_t next = 0;
   for (const RecordedSend& s : sys.sent) {
@@ -283,12 +331,12 @@ void CheckSent(const ScriptedSyscalls& sys, uint64_t txPackets, const std::vecto
     for (size_t off = 0; off < s.data.size(); off += seg) {
       Bytes d(s.data.begin() + off, s.data.begin() + std::min(s.data.size(), off + seg));
       datagrams++;
-      CHECK(next < expected.size() && expected[next].first == ntohl(s.to.sin_addr.s_addr) && expected[next].second == d);
+      CHECK(next < expected.size() && SameAddr(expected[next].first, s.to) && expected[next].second == d);
       next++;
       CHECK(d.size() >= 20 && (d[0] >> 4) == 4);
       const Peer* want = Route(Be32(&d[16]));
       CHECK(want != nullptr);
-      CHECK(ntohl(s.to.sin_addr.s_addr) == want->ip && ntohs(s.to.sin_port) == want->port);
+      CHECK(SameAddr(s.to, AddrOf(*want, u)));
       CHECK(d[8] >= 1);
     }
   }
@@ -318,6 +366,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   c.tunFds.push_back(ScriptedSyscalls::kTunFd);
   c.udpFds.push_back(ScriptedSyscalls::kUdpFd);
   const size_t worker = mode2 & 2 ? 1 : 0;
+  Underlay u;
+  u.v6Socket = mode2 & 4;
+  u.over6 = u.v6Socket && (mode2 & 8);
   c.vnetHdr = mode & 1;
   c.tunUso = c.vnetHdr && (mode2 & 1);
   c.udpGso = c.vnetHdr && (mode & 2);
@@ -335,7 +386,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   for (size_t b = 0; b < batches && in.remaining_bytes() > 0; b++) {
     std::vector<ScriptedDatagram> batch;
     size_t n = in.ConsumeIntegralInRange<size_t>(1, 20);
-    for (size_t i = 0; i < n; i++) batch.push_back(Message(in, seq, src, dst));
+    for (size_t i = 0; i < n; i++) batch.push_back(Message(in, u, seq, src, dst));
     sys.recvBatches.push_back(std::move(batch));
   }
   size_t deliverable = 0;
@@ -343,15 +394,24 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
 
   std::vector<RouteSpec> specs;
   for (const Peer& p : kPeers)
-    for (const Prefix4& n : p.nets) specs.push_back({n, p.ip, p.port});
+    for (const Prefix4& n : p.nets) {
+      RouteSpec r;
+      r.prefix = n;
+      r.peerIp = p.ip;
+      r.port = p.port;
+      r.hasPeerIp6 = u.v6Socket;
+      r.over6 = u.over6;
+      Ip6Of(p.ip, r.peerIp6);
+      specs.push_back(r);
+    }
   Forwarder f(c, sys);
-  f.SetTable(Table::Build(specs, nullptr));
+  f.SetTable(Table::Build(specs, nullptr, u.v6Socket));
   auto expected = Expected(sys.tunReads, *f.table(), c.vnetHdr);
 
   f.RunTunToUdp(worker);
   Counters t1;
   f.Totals(t1);
-  CheckSent(sys, Get(t1.txPackets), expected);
+  CheckSent(sys, u, Get(t1.txPackets), expected);
   size_t icmps = sys.tunWrites.size();
   CHECK(icmps == Get(t1.icmpSent));
   for (const RecordedWrite& w : sys.tunWrites) CheckIcmp(c.vnetHdr ? Bytes(w.data.begin() + 10, w.data.end()) : w.data);

@@ -103,18 +103,40 @@ test('health: a skipped peer (host-gw behind a gateway) is listed in /readyz, na
   assert.is(JSON.parse(r.body).peersSkipped, 1);
 });
 
-test('metrics: skipped peers counted, each peer\'s path as weft_peer_path{peer,path}, path changes counted', async () => {
+test('metrics: skipped peers counted, peers by path, each peer\'s path as weft_peer_path{peer,path} only with --metrics-peer-paths, path changes counted', async () => {
   const paths = [{ subnet: '10.244.5.0/24', publicIp: '192.0.2.12', path: 'direct' as const, since: new Date(0) }, { subnet: '10.244.6.0/24', publicIp: '198.51.100.12', path: 'vxlan' as const, since: new Date(0) }, SKIPPED];
-  const m = (await new HealthServer(fakeSource({}, { peersKnown: 3, peersProgrammed: 2, peersSkipped: 1, paths, pathChanges: 4 }), quiet).handle('/metrics', 'GET')).body;
-  for (const line of [
-    'weft_peers{state="skipped"} 1',
+  const src = fakeSource({}, { peersKnown: 3, peersProgrammed: 2, peersSkipped: 1, paths, pathChanges: 4 });
+  const perPeer = [
     'weft_peer_path{peer="10.244.5.0/24",path="direct"} 1',
     'weft_peer_path{peer="10.244.6.0/24",path="vxlan"} 1',
     'weft_peer_path{peer="10.244.9.0/24",path="skipped"} 1',
+  ];
+  const m = (await new HealthServer(src, quiet).handle('/metrics', 'GET')).body;
+  for (const line of [
+    'weft_peers{state="skipped"} 1',
+    'weft_peers_by_path{path="direct"} 1',
+    'weft_peers_by_path{path="vxlan"} 1',
+    'weft_peers_by_path{path="udp"} 0',
+    'weft_peers_by_path{path="skipped"} 1',
     'weft_peer_path_changes_total 4',
   ]) {
     assert.ok(m.includes(`\n${line}\n`), line);
   }
+  assert.not.match(m, /weft_peer_path\{/, 'no per-peer series by default');
+  const all = (await new HealthServer(src, quiet, { perPeerPaths: true }).handle('/metrics', 'GET')).body;
+  for (const line of perPeer) assert.ok(all.includes(`\n${line}\n`), line);
+  assert.ok(all.includes('\n# TYPE weft_peer_path gauge\n'));
+});
+
+test('metrics: one scrape reads the backend\'s stats once, the next scrape reads them again', async () => {
+  let reads = 0;
+  const s: BackendStats = { peersKnown: 1, peersProgrammed: 1, kernelErrors: 0, invalidPeers: 0, deviceRecreated: 0, paths: [SKIPPED], pathChanges: 0 };
+  const h = new HealthServer(fakeSource({ backend: () => ({ stats: () => { reads++; return s; } }) as unknown as Backend }), quiet, { perPeerPaths: true });
+  await h.handle('/metrics', 'GET');
+  assert.is(reads, 1);
+  s.peersKnown = 7;
+  assert.match((await h.handle('/metrics', 'GET')).body, /\nweft_peers\{state="known"\} 7\n/);
+  assert.is(reads, 2);
 });
 
 test('health: /healthz probes etcd when it has been quiet, and says unreachable when the probe fails', async () => {

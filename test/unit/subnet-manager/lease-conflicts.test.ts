@@ -72,6 +72,20 @@ test('what this host\'s own lease holds is never another lease\'s: its VtepMAC, 
   assert.is(t.size, 0);
 });
 
+test('this host\'s own key is filtered before its value is read: an invalid own value is neither warned nor counted', () => {
+  let invalid = 0;
+  const lines: Array<Record<string, unknown>> = [];
+  const t = new LeaseTable(cfg, P, createLogger('info', {}, (l) => lines.push(JSON.parse(l))), { own: OWN, onInvalid: () => { invalid++; } });
+  assert.is(t.put({ key: OWN.key, value: 'not json', modRevision: ++rev, leaseId: '9' }), null, 'own key, bad value');
+  assert.equal(t.resync([{ key: OWN.key, value: '{}', modRevision: ++rev, leaseId: '9' }]), [], 'own key in a listing');
+  assert.is(invalid, 0);
+  assert.equal(lines, []);
+  // Another key is still parsed and judged: a bad value is counted and warned.
+  assert.is(t.put({ key: `${P}10.244.30.0-24`, value: 'not json', modRevision: ++rev, leaseId: '9' }), null);
+  assert.is(invalid, 1);
+  assert.is(lines.length, 1);
+});
+
 test('overlaps, found without a scan over all leases: inside, around, and a lease for the whole network', () => {
   const { t } = table();
   for (let i = 100; i < 200; i++) t.put(kv(`10.244.${i}.0/24`, `192.0.3.${i}`, `02:00:00:00:01:${i.toString(16)}`));

@@ -24,7 +24,7 @@ async function get(ns: string, path: string): Promise<{ status: number; body: st
 test.before(async () => {
   lab = await Lab.create({ hosts: 3, topology: 'two-segments', segmentBHosts: 1 });
   await putNetworkConfig(lab, { Network: '10.244.0.0/16', Backend: { Type: 'host-gw' } });
-  ({ agents, containers } = await startCluster(lab, { argsFor: () => ['--healthz-port', String(HEALTHZ)] }));
+  ({ agents, containers } = await startCluster(lab, { argsFor: () => ['--healthz-port', String(HEALTHZ), '--metrics-peer-paths'] }));
 });
 
 test.after(async () => {
@@ -66,6 +66,8 @@ test('metrics count it, /readyz lists it and stays ready', async () => {
   const m = (await get(h1.ns, '/metrics')).body;
   assert.match(m, /\nweft_peers\{state="skipped"\} 1\n/);
   assert.match(m, /\nweft_peers\{state="programmed"\} 1\n/);
+  assert.match(m, /\nweft_peers_by_path\{path="skipped"\} 1\n/);
+  assert.match(m, /\nweft_peers_by_path\{path="direct"\} 1\n/);
   assert.ok(m.includes(`\nweft_peer_path{peer="${h3}",path="skipped"} 1\n`), m.split('\n').filter((l) => l.includes('peer_path')).join('\n'));
   assert.ok(m.includes(`\nweft_peer_path{peer="${agents[1]!.ready.subnet}",path="direct"} 1\n`));
   const r = await get(h1.ns, '/readyz');

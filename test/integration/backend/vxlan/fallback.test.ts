@@ -90,7 +90,7 @@ test.before(async () => {
   await lab.etcd!.client().put(`${PREFIX}/subnets/10.244.77.0-24`).value(JSON.stringify({ PublicIP: h4.underlayIp, PublicIPv6: null, BackendType: 'vxlan', BackendData: { VNI: 1, VtepMAC: FLANNEL_MAC } }));
   weft = [];
   for (const h of [host(1), host(2), host(3)]) {
-    const a = startAgent(lab, h, ['--healthz-ip', '127.0.0.1', '--healthz-port', String(HEALTH_PORT)]);
+    const a = startAgent(lab, h, ['--healthz-ip', '127.0.0.1', '--healthz-port', String(HEALTH_PORT), '--metrics-peer-paths']);
     weft.push({ host: h, agent: a, ready: await waitReady(lab, a) });
   }
   for (const u of weft) containers.push(await attachContainer(lab, u.host, u.ready));

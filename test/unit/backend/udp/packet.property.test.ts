@@ -10,7 +10,7 @@ import { test } from 'uvu';
 import { fc, property } from '../../property.js';
 import { native, type NativeForwarderRoute, type NativePrefix, type ScriptedDatagram } from '../../../../native/index.js';
 import {
-  buildNetUnreachable, buildNoRoute6, checkDatagram, decrementTtl, icmp6ErrorAllowed, icmpErrorAllowed, parseIpHeader, routeFromTun, type Net4, type Net6,
+  buildNetUnreachable, buildNoRoute6, checkDatagram, datagramTarget, decrementTtl, icmp6ErrorAllowed, icmpErrorAllowed, parseIpHeader, routeFromTun, type Net4, type Net6,
 } from '../../../../backend/udp/packet.js';
 import { ForwardingTable } from '../../../../backend/udp/table.js';
 import { formatIP4, formatIpNumber, ipNumber, parseIP4 } from '../../../../lib/ip.js';
@@ -26,7 +26,10 @@ const addr = fc.oneof(
   { weight: 1, arbitrary: fc.integer({ min: 0, max: 0xffffffff }) },
 ).map((n) => formatIP4(n >>> 0));
 const PEERS = ['192.0.2.12', '192.0.2.13', '192.0.2.14'];
-const sender = fc.constantFrom(...PEERS, '192.0.2.250');
+/** The peers' IPv6 underlay addresses (a table "over IPv6" knows them). */
+const PEER6: Record<string, string> = { '192.0.2.12': '2001:db8::12', '192.0.2.13': '2001:db8::13', '192.0.2.14': '2001:db8::14' };
+/** Senders as a socket reports them: IPv4, IPv6, and IPv4 v4-mapped (an IPv6 socket's IPv4 senders); strangers of each. */
+const sender = fc.constantFrom(...PEERS, '192.0.2.250', '2001:db8::12', '2001:db8::13', '::ffff:192.0.2.14', '2001:db8::250', '::ffff:192.0.2.250');
 const prefix = fc.tuple(fc.integer({ min: parseIP4('10.244.0.0'), max: parseIP4('10.244.3.255') }), fc.integer({ min: 16, max: 32 })).map(([n, len]) => {
   const net = (n & (len === 0 ? 0 : (0xffffffff << (32 - len)) >>> 0)) >>> 0;
   return { subnet: formatIP4(net), prefixLen: len };
@@ -43,9 +46,16 @@ const prefix6 = fc.tuple(fc.integer({ min: 0, max: 3 }), fc.bigInt({ min: 0n, ma
   return { subnet: formatIpNumber(net, 6), prefixLen: len };
 });
 const anyPrefix = fc.oneof({ weight: 2, arbitrary: prefix }, { weight: 1, arbitrary: prefix6 });
-/** A forwarding table as the lease table would make it: distinct subnets (they may nest), each to one peer. */
-const routes = fc.uniqueArray(fc.tuple(anyPrefix, fc.constantFrom(...PEERS), fc.constantFrom(8285, 9999)), { maxLength: 6, selector: ([p]) => `${p.subnet}/${p.prefixLen}` })
-  .map((rs) => rs.map(([p, peerIp, port]): NativeForwarderRoute => ({ ...p, peerIp, port })));
+/**
+ * A forwarding table as the lease table would make it: distinct subnets (they may nest), each to one peer;
+ * in a dual-stack table every peer is known by its IPv6 underlay address too, and over6 sends there.
+ */
+const routes = fc.tuple(
+  fc.uniqueArray(fc.tuple(anyPrefix, fc.constantFrom(...PEERS), fc.constantFrom(8285, 9999)), { maxLength: 6, selector: ([p]) => `${p.subnet}/${p.prefixLen}` }),
+  fc.constantFrom('ipv4', 'dual', 'over6'),
+).map(([rs, u]) => rs.map(([p, peerIp, port]): NativeForwarderRoute => ({
+  ...p, peerIp, port, ...(u !== 'ipv4' ? { peerIp6: PEER6[peerIp]! } : {}), ...(u === 'over6' ? { over6: true } : {}),
+})));
 const ownSubnets = fc.array(anyPrefix, { minLength: 1, maxLength: 3 });
 const OWN_IP6 = 'fd00:0:0:1::';
 
@@ -81,7 +91,16 @@ const packet = fc.oneof(
   }) },
 );
 
-const tsTable = (rs: readonly NativeForwarderRoute[]) => new ForwardingTable(rs.map((r) => ({ subnet: `${r.subnet}/${r.prefixLen}`, peerIp: r.peerIp, port: r.port })));
+const tsTable = (rs: readonly NativeForwarderRoute[]) => new ForwardingTable(rs.map((r) => ({
+  subnet: `${r.subnet}/${r.prefixLen}`, peerIp: r.peerIp, port: r.port, ...(r.peerIp6 ? { peerIp6: r.peerIp6 } : {}), ...(r.over6 ? { over6: true } : {}),
+})));
+/** A table whose peers have IPv6 underlay addresses runs on an IPv6 socket. */
+const v6Socket = (rs: readonly NativeForwarderRoute[]) => rs.some((r) => r.peerIp6 !== undefined);
+/** Where the dgram engine sends a route's datagrams, as the C++ loop reports its sockaddr. */
+const sentTo = (r: { peerIp: string; port: number; peerIp6?: string; over6?: boolean }, v6: boolean) => {
+  const a = datagramTarget(r, v6);
+  return a.includes(':') ? `[${a}]:${r.port}` : `${a}:${r.port}`;
+};
 const nets = (os: readonly NativePrefix[]): Net4[] => os.filter((o) => !o.subnet.includes(':')).map((o) => ({ net: parseIP4(o.subnet), prefixLen: o.prefixLen }));
 const nets6 = (os: readonly NativePrefix[]): Net6[] => os.filter((o) => o.subnet.includes(':')).map((o) => ({ net6: ipNumber(o.subnet).n, prefixLen: o.prefixLen }));
 /** The TypeScript verdict on a received datagram, in the C++ binding's terms. */
@@ -141,7 +160,8 @@ property('the real UDP -> TUN loop writes exactly the datagrams checkDatagram ac
     if (v === null) want.push(d.data.toString('hex'));
     else drops[v] = (drops[v] ?? 0) + 1;
   }
-  const r = loops.run({ ownIp: '10.244.1.0', ownSubnets: own, routes: rs, recvBatches: bs as ScriptedDatagram[][] });
+  // An IPv4 socket cannot receive from IPv6 senders: those batches need the IPv6 socket.
+  const r = loops.run({ ownIp: '10.244.1.0', ownSubnets: own, routes: rs, recvBatches: bs as ScriptedDatagram[][], v6Socket: true });
   assert.equal(r.tunWrites.map((w) => w.data.toString('hex')), want);
   assert.equal(Object.fromEntries(Object.entries(r.stats.drops).filter(([, n]) => n > 0)), drops);
 }), 0.5);
@@ -154,10 +174,10 @@ property('the real TUN -> UDP loop sends what routeFromTun routes, to the same p
     if (p.length === 0) continue; // a zero-byte read is no packet
     const b = Buffer.from(p);
     const v = tsSend(b, t);
-    if (v.action === 'send') sent.push(`${v.route.peerIp}:${v.route.port} ${b.toString('hex')}`);
+    if (v.action === 'send') sent.push(`${sentTo(v.route, v6Socket(rs))} ${b.toString('hex')}`);
     else if (v.icmp) icmp.push(v.icmp.toString('hex'));
   }
-  const r = loops.run({ ownIp: '10.244.1.0', ownIp6: OWN_IP6, ownSubnets: [{ subnet: '10.244.1.0', prefixLen: 24 }, { subnet: 'fd00:0:0:1::', prefixLen: 64 }], routes: rs, tunReads: reads });
+  const r = loops.run({ ownIp: '10.244.1.0', ownIp6: OWN_IP6, ownSubnets: [{ subnet: '10.244.1.0', prefixLen: 24 }, { subnet: 'fd00:0:0:1::', prefixLen: 64 }], routes: rs, tunReads: reads, v6Socket: v6Socket(rs) });
   assert.equal(r.sent.map((s) => `${s.to} ${s.data.toString('hex')}`), sent);
   assert.equal(r.tunWrites.map((w) => w.data.toString('hex')), icmp);
 }), 0.5);
