@@ -36,8 +36,9 @@ struct Seg {
 };
 
 // Whether p is a well-formed TCP segment or (udp) UDP datagram, then it belongs to a
-// flow, and whether it may be part of a super-packet.
-bool ParseSeg(const uint8_t* p, size_t len, bool udp, Seg* s) {
+// flow, and whether it may be part of a super-packet. l4Verified: its bytes were checked
+// on the way in (see Coalescer::Add), so its L4 checksum is not summed again here.
+bool ParseSeg(const uint8_t* p, size_t len, bool udp, bool l4Verified, Seg* s) {
   Ip ip;
   if (ParseIp(p, len, &ip) != Status::kOk) return false;
   s->version = ip.version;
@@ -63,11 +64,12 @@ bool ParseSeg(const uint8_t* p, size_t len, bool udp, Seg* s) {
     return false;
   }
   if (s->mergeable) {
-    // Always verified: the super-packet goes with a partial checksum the kernel trusts.
+    // The super-packet goes with a partial checksum the kernel trusts: a segment whose bytes
+    // nothing has checked yet is verified here, so that merging never launders a corrupt one.
     if (ip.version == 4 && Fold(Sum(p, 20)) != 0xffff) s->mergeable = false;
     uint32_t l4Len = static_cast<uint32_t>(ip.len - ip.hdrLen);
     bool noUdpSum = ip.proto == kIpprotoUdp && ip.version == 4 && Be16(t + 6) == 0;  // IPv4 UDP without a checksum
-    if (!noUdpSum && Fold(Sum(t, l4Len, PseudoHeaderSum(p, ip.version, ip.proto, l4Len))) != 0xffff) s->mergeable = false;
+    if (!l4Verified && !noUdpSum && Fold(Sum(t, l4Len, PseudoHeaderSum(p, ip.version, ip.proto, l4Len))) != 0xffff) s->mergeable = false;
     if (ip.proto == kIpprotoUdp && ip.version == 6 && Be16(t + 6) == 0) s->mergeable = false;  // invalid over IPv6
   }
   return true;
@@ -112,11 +114,11 @@ void Coalescer::Close(size_t k) {
   open_.erase(open_.begin() + static_cast<std::ptrdiff_t>(k));
 }
 
-void Coalescer::Add(const uint8_t* p, size_t len, uint32_t tag) {
+void Coalescer::Add(const uint8_t* p, size_t len, uint32_t tag, bool l4Verified) {
   if (finished_) Reset();
   packetsIn_++;
   Seg s;
-  if (ParseSeg(p, len, opt_.udp, &s)) {
+  if (ParseSeg(p, len, opt_.udp, l4Verified, &s)) {
     const bool udp = s.proto == kIpprotoUdp;
     for (size_t k = 0; k < open_.size(); k++) {
       Item& it = items_[open_[k]];

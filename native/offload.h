@@ -159,9 +159,11 @@ struct CoalescedPacket {
 // limit, flags equal to the first segment's except PSH/FIN on the last one (no
 // SYN/RST/URG anywhere, CWR only on the first), all carrying the first segment's
 // payload size except a shorter last one, at most maxSegments of them within
-// kMaxIpPacket, and with valid IPv4 header and TCP checksums (always checked: the
-// super-packet is written with a partial checksum that the kernel trusts, so merging
-// an unverified segment would launder a corrupt one).
+// kMaxIpPacket, and with valid IPv4 header and TCP checksums (the super-packet is
+// written with a partial checksum that the kernel trusts, so merging an unverified
+// segment would launder a corrupt one; the TCP checksum is not summed again when Add()
+// is told that the segment's bytes were verified on the way in, l4Verified: a checksum
+// over all of them, such as the outer UDP checksum the kernel checked, vouches for it).
 // With Options::udp (a TUN that takes GSO_UDP_L4 writes: USO, Linux >= 6.2), datagrams
 // of one UDP flow (same addresses and ports) merge the same way into a USO super-packet:
 // IPv4 with IHL 5 and DF or IPv6 without extension headers, the UDP length equal to the
@@ -188,8 +190,10 @@ class Coalescer {
   void Reset();
   // Turns UDP merging on or off (Options::udp) from the next Add() on.
   void SetUdp(bool on) { opt_.udp = on; }
-  // tag: any number the caller wants back with the output packet (e.g. which message it came in)
-  void Add(const uint8_t* pkt, size_t len, uint32_t tag = 0);
+  // tag: any number the caller wants back with the output packet (e.g. which message it came in).
+  // l4Verified: pkt's bytes are known to be as their sender sent them (see the class comment):
+  // its L4 checksum is not summed again. The IPv4 header checksum is always checked.
+  void Add(const uint8_t* pkt, size_t len, uint32_t tag = 0, bool l4Verified = false);
   void Finish();
 
   size_t OutputCount() const { return used_; }

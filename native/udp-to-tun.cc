@@ -103,7 +103,16 @@ void UdpToTun::Deliver(const Table& t, size_t i) {
     return;
   }
   size_t seg = batch_.segSize(i);
-  if (seg < len) {
+  // A message of several datagrams was put together by the kernel's UDP GRO (or sent as one
+  // UDP_SEGMENT message on this host), and either takes only datagrams with a non-zero UDP
+  // checksum (udp_gro_receive_segment: "requires non zero csum, for symmetry with GSO";
+  // udp_send_skb refuses GSO without one), each verified before it joined (udp4/6_gro_receive).
+  // That checksum covers every byte of the inner packet, so the coalescer need not sum the
+  // inner TCP/UDP checksum again before it merges. A single datagram may have come with
+  // none (IPv4 allows it, and recvmsg cannot say): its inner checksum is still verified.
+  // This is about integrity, not security: a sender can forge any checksum it likes.
+  const bool verified = seg < len;
+  if (verified) {
     Add(c_.groReceives);
     Add(c_.groSegments, (len + seg - 1) / seg);
   }
@@ -119,7 +128,7 @@ void UdpToTun::Deliver(const Table& t, size_t i) {
     }
     peerOf_[i] = pc;
     if (cfg_.vnetHdr) {
-      coal_.Add(p, l, static_cast<uint32_t>(i));
+      coal_.Add(p, l, static_cast<uint32_t>(i), verified);
     } else {
       offload::Slice s{p, l};
       Write(offload::CoalescedPacket{offload::VirtioNetHdr{}, &s, 1, l, 0}, pc);
