@@ -314,8 +314,10 @@ async function applyFault(lab: Lab, f: PlannedFault, agents: Map<string, Agent>,
       const routes = (await lab.ipJson(a!.host.ns, ['route', 'show', 'dev', dev]).catch(() => [])) as Array<{ dst: string }>;
       if (routes.length === 0) return `no route on ${dev} to delete`;
       const dst = routes[Math.floor(ctx.pick * routes.length)]!.dst;
-      const r = await lab.execIn(a!.host.ns, 'ip', ['route', 'del', dst, 'dev', dev]);
-      return `ip route del ${dst} dev ${dev}${r.code === 0 ? '' : ` (failed: ${r.stderr.trim()})`}`;
+      // By destination alone: the kernel matches no `dev` against a route through a
+      // nexthop object (weft's IPv4 peer routes), so `del <dst> dev <dev>` finds nothing.
+      const r = await lab.execIn(a!.host.ns, 'ip', ['route', 'del', dst]);
+      return `ip route del ${dst} (on ${dev})${r.code === 0 ? '' : ` (failed: ${r.stderr.trim()})`}`;
     }
     case 'garbage-lease': {
       const net = a!.net;
