@@ -52,7 +52,9 @@ bool ParseSeg(const uint8_t* p, size_t len, bool udp, bool l4Verified, Seg* s) {
     s->payload = ip.len - ip.hdrLen - s->l4HdrLen;
     s->flags = t[13];
     s->seq = Be32(t + 4);
-    s->mergeable = ipOk && s->payload >= kMinGsoSize && !(s->flags & (TH_SYN | TH_RST | TH_URG));
+    // An urgent pointer without URG means nothing, but re-segmentation would not keep it
+    // (each segment gets the first one's header): such a segment stays alone, unchanged.
+    s->mergeable = ipOk && s->payload >= kMinGsoSize && !(s->flags & (TH_SYN | TH_RST | TH_URG)) && Be16(t + 18) == 0;
   } else if (ip.proto == kIpprotoUdp && udp) {
     if (ip.len < ip.hdrLen + 8) return false;
     s->l4HdrLen = 8;
