@@ -150,7 +150,7 @@ export class RouteReconciler {
   private nexthopFor(key: string, r: DesiredRoute, out: KernelOp[]): number | undefined {
     this.inFlight.delete(key);
     if (!this.ids || !r.gateway) return undefined;
-    const nk = nexthopKey(r.gateway, r.index, !!r.onlink);
+    const nk = keyOf(r);
     let id = this.ids.idOf(nk);
     const added = id === undefined;
     if (id === undefined) {
@@ -207,7 +207,7 @@ export class RouteReconciler {
     const spec: RouteSpec = this.ids ? { dst: r.dst, protocol } : this.toSpec(r);
     const out: KernelOp[] = [{ what: 'route del', subject: key, req: routeRequest('del', spec), tolerateMissing: true }];
     if (this.ids && r.gateway) {
-      const nk = nexthopKey(r.gateway, r.index, !!r.onlink);
+      const nk = keyOf(r);
       const id = this.ids.idOf(nk);
       if (id !== undefined && !this.users.has(nk)) {
         this.ids.forget(id);
@@ -252,7 +252,8 @@ export class RouteReconciler {
     const foreign = new Set<number>();
     for (const r of listed) if (r.nhid !== undefined && !inScope(r, scope)) foreign.add(r.nhid);
     const ours = this.ids && nexthops ? this.ids.load(nexthops, scope.protocol, this.opts.family, foreign) : new Map<number, Nexthop>();
-    const used = new Set<number>();
+    // Objects routes outside our scope use are not ours to delete (and count as used).
+    const used = new Set<number>(foreign);
     for (const r of listed) {
       if (slicer.due()) await slicer.next();
       if (!inScope(r, scope)) continue;
@@ -268,10 +269,9 @@ export class RouteReconciler {
       if (r.nhid !== undefined) used.add(r.nhid);
       if (this.matches(r, want[1], scope.protocol)) ok.add(want[0]);
     }
-    for (const r of listed) if (r.nhid !== undefined && !inScope(r, scope)) used.add(r.nhid);
     if (this.ids) {
       for (const r of this.desired.values()) {
-        const id = r.gateway ? this.ids.idOf(nexthopKey(r.gateway, r.index, !!r.onlink)) : undefined;
+        const id = r.gateway ? this.ids.idOf(keyOf(r)) : undefined;
         if (id !== undefined) used.add(id);
       }
       for (const id of ours.keys()) {
@@ -324,7 +324,7 @@ export class RouteReconciler {
 
   private count(r: DesiredRoute | undefined, by: 1 | -1): void {
     if (!r?.gateway) return;
-    const nk = nexthopKey(r.gateway, r.index, !!r.onlink);
+    const nk = keyOf(r);
     const n = (this.users.get(nk) ?? 0) + by;
     if (n > 0) this.users.set(nk, n);
     else this.users.delete(nk);
@@ -337,11 +337,16 @@ export class RouteReconciler {
    */
   private matches(k: Route, d: DesiredRoute, protocol: number): boolean {
     if (k.protocol !== protocol) return false;
-    if (this.ids && d.gateway) return k.nhid !== undefined && k.nhid === this.ids.idOf(nexthopKey(d.gateway, d.index, !!d.onlink));
+    if (this.ids && d.gateway) return k.nhid !== undefined && k.nhid === this.ids.idOf(keyOf(d));
     return k.nhid === undefined && k.gateway === d.gateway && (k.index === undefined || k.index === d.index) && k.onlink === !!d.onlink;
   }
 
   private toSpec(r: DesiredRoute): RouteSpec {
     return { dst: r.dst, index: r.index, protocol: this.opts.scope().protocol, ...(r.gateway ? { gateway: r.gateway } : {}), ...(r.onlink ? { onlink: true } : {}) };
   }
+}
+
+/** The nexthop key (gateway, device, onlink) of a declared route through a gateway. */
+function keyOf(r: DesiredRoute): string {
+  return nexthopKey(r.gateway!, r.index, !!r.onlink);
 }

@@ -9,21 +9,17 @@
 // routes share one bucket and every insert compares with all others
 // (quadratic); a route through a nexthop object is hashed by the object's id.
 import {
-  AF_INET, AF_INET6, AF_UNSPEC, NHA_BLACKHOLE, NHA_GATEWAY, NHA_GROUP, NHA_ID, NHA_OIF, NHMSG_LEN, NLM_F_CREATE,
-  NLM_F_EXCL, NLM_F_REPLACE, RTM_DELNEXTHOP, RTM_GETNEXTHOP, RTM_NEWNEXTHOP, RTNH_F_ONLINK, RTPROT_BOOT,
+  AF_INET, AF_INET6, AF_UNSPEC, NHA_BLACKHOLE, NHA_GATEWAY, NHA_GROUP, NHA_ID, NHA_OIF, NHMSG_LEN,
+  RTM_DELNEXTHOP, RTM_GETNEXTHOP, RTM_NEWNEXTHOP, RTNH_F_ONLINK, RTPROT_BOOT,
 } from './constants.js';
 import { type IpFamily, parseIp } from '../lib/ip.js';
-import { checkIndex, checkUint, dumpRequest, type Request } from './request.js';
+import { checkIndex, checkUint, dumpRequest, newDelVerbs, type Request } from './request.js';
 import type { Nexthop, NexthopSpec, Route } from './types.js';
 import { attr, attrU32, decodeNhMsg, encodeNhMsg, type NlMsg, splitBody } from './wire.js';
 
 export type NexthopVerb = 'add' | 'replace' | 'del';
 
-const VERB: Record<NexthopVerb, { type: number; flags: number }> = {
-  add: { type: RTM_NEWNEXTHOP, flags: NLM_F_CREATE | NLM_F_EXCL },
-  replace: { type: RTM_NEWNEXTHOP, flags: NLM_F_CREATE | NLM_F_REPLACE },
-  del: { type: RTM_DELNEXTHOP, flags: 0 },
-};
+const VERB = newDelVerbs(RTM_NEWNEXTHOP, RTM_DELNEXTHOP);
 
 /** iproute2-style text: 'id 7 via 10.244.3.0 dev 2 onlink proto 87'. */
 export function describeNexthop(n: NexthopSpec): string {

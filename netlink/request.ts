@@ -1,4 +1,4 @@
-import { AF_INET, AF_INET6, AF_UNSPEC, NLM_F_ACK, NLM_F_DUMP, NLM_F_REQUEST } from './constants.js';
+import { AF_INET, AF_INET6, AF_UNSPEC, NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL, NLM_F_REPLACE, NLM_F_REQUEST } from './constants.js';
 import { encodeMessage } from './wire.js';
 
 /** One rtnetlink request before framing: what a handle sends and tests compare. */
@@ -29,4 +29,13 @@ export function checkUint(what: string, v: number, max: number, min = 0): void {
 export function dumpRequest(type: number, encodeFixed: (family: number) => Buffer, what: string, family?: 4 | 6): Request {
   const fam = family === 4 ? AF_INET : family === 6 ? AF_INET6 : AF_UNSPEC;
   return { type, flags: NLM_F_DUMP, body: encodeFixed(fam), op: `${what} show${family ? ` -${family}` : ''}` };
+}
+
+/** The add/replace/del verbs of an object kind whose requests are RTM_NEW<kind> (create, exclusive or replacing) and RTM_DEL<kind>. */
+export function newDelVerbs(newType: number, delType: number): Record<'add' | 'replace' | 'del', { type: number; flags: number }> {
+  return {
+    add: { type: newType, flags: NLM_F_CREATE | NLM_F_EXCL },
+    replace: { type: newType, flags: NLM_F_CREATE | NLM_F_REPLACE },
+    del: { type: delType, flags: 0 },
+  };
 }

@@ -1,22 +1,18 @@
 // Routes: RTM_NEWROUTE / RTM_DELROUTE / RTM_GETROUTE requests and the Route decoder.
 import {
-  AF_INET, AF_INET6, NLM_F_CREATE, NLM_F_EXCL, NLM_F_REPLACE, RTA_DST,
+  AF_INET, AF_INET6, RTA_DST,
   RTA_GATEWAY, RTA_METRICS, RTA_NH_ID, RTA_OIF, RTA_PREFSRC, RTA_PRIORITY, RTA_TABLE, RTAX_MTU, RTM_DELROUTE,
   RTM_F_LOOKUP_TABLE, RTM_GETROUTE, RTM_NEWROUTE, RTMSG_LEN, RTN_UNICAST, RTN_UNSPEC, RTNH_F_ONLINK, RTPROT_BOOT,
   RTPROT_UNSPEC, RT_SCOPE_LINK, RT_SCOPE_NOWHERE, RT_SCOPE_UNIVERSE, RT_TABLE_MAIN, RT_TABLE_UNSPEC,
 } from './constants.js';
 import { type IpFamily, parseCidr, parseIp } from '../lib/ip.js';
-import { checkIndex, checkUint, dumpRequest, type Request } from './request.js';
+import { checkIndex, checkUint, dumpRequest, newDelVerbs, type Request } from './request.js';
 import type { Route, RouteSpec } from './types.js';
 import { attr, attrNested, attrU32, decodeRtMsg, encodeRtMsg, type NlMsg, splitBody } from './wire.js';
 
 export type RouteVerb = 'add' | 'replace' | 'del';
 
-const VERB: Record<RouteVerb, { type: number; flags: number }> = {
-  add: { type: RTM_NEWROUTE, flags: NLM_F_CREATE | NLM_F_EXCL },
-  replace: { type: RTM_NEWROUTE, flags: NLM_F_CREATE | NLM_F_REPLACE },
-  del: { type: RTM_DELROUTE, flags: 0 },
-};
+const VERB = newDelVerbs(RTM_NEWROUTE, RTM_DELROUTE);
 
 /** iproute2-style text of a route spec: '10.244.3.0/24 via 10.244.3.0 dev 7 onlink'. */
 export function describeRoute(r: RouteSpec): string {
