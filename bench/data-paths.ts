@@ -166,6 +166,8 @@ export const DATA_PATHS: readonly DataPath[] = [
   overlay('udp-native-4-workers', 'UDP, native engine, 4 workers', { Type: 'udp', Engine: 'native' }, ['--udp-engine', 'native', '--udp-workers', '4']),
   // The same engine with one packet per datagram and syscall slot: what the TUN/UDP offloads buy.
   overlay('udp-native-no-offload', 'UDP, native, offloads off', { Type: 'udp', Engine: 'native', Offload: false }, ['--udp-engine', 'native', '--udp-offload=false']),
+  // The same engine with offloads but no USO on the TUN (--udp-uso=false): what merging inner UDP datagrams into USO writes buys (the large-datagram figure).
+  overlay('udp-native-no-uso', 'UDP, native, USO off', { Type: 'udp', Engine: 'native' }, ['--udp-engine', 'native', '--udp-uso=false']),
   overlay('udp-dgram', 'UDP, dgram engine', { Type: 'udp', Engine: 'dgram' }, ['--udp-engine', 'dgram']),
   // VXLAN's per-peer fallback: the pair's VXLAN blocked, both hosts on the udp path (native engine, offloads).
   fallbackPair(),
