@@ -7,7 +7,7 @@ import { iperf, type IperfTcpResult, type IperfUdpResult } from '../lab/iperf.js
 import type { Lab } from '../lab/lab.js';
 import { ping } from '../lab/ping.js';
 import type { PathEndpoints } from './data-paths.js';
-import { machineBusySeconds, parseTcpDrops, tcpDropsDelta, totalCpuSeconds, type TcpDrops } from './proc-stats.js';
+import { machineBusySeconds, parseTcpDrops, parseUdpRcvbufErrors, tcpDropsDelta, totalCpuSeconds, type TcpDrops } from './proc-stats.js';
 import { percentile } from './stats.js';
 
 export interface MeasureSettings {
@@ -56,6 +56,8 @@ export interface RepFigures extends TcpPingFigures {
   /** UDP payload bits the receiver got per second (delivered datagrams x length), large datagrams. */
   udpLargeGbps: number;
   udpLargeLossPct: number;
+  /** Large datagrams the receiver's full socket buffer dropped (Udp RcvbufErrors of its namespace): how much of the loss was the receiving application's. */
+  udpLargeRcvbufErrors: number;
 }
 
 /** IPv4 and UDP headers in front of an iperf3 -l payload. */
@@ -76,10 +78,12 @@ export async function measureOnce(lab: Lab, ep: PathEndpoints, s: MeasureSetting
   const u = await udp(s.udpLength);
   step(`UDP ${s.udpLength} B: ${(u.deliveredPerSecond / 1e3).toFixed(1)} kpps delivered, ${u.lostPct.toFixed(1)}% lost`);
   const large = largeUdpLength(s.udpLargeLength, ep.mtu);
+  const rcvbuf0 = await receiverUdpRcvbufErrors(lab, ep.toNs);
   const l = await udp(large);
+  const rcvbuf = (await receiverUdpRcvbufErrors(lab, ep.toNs)) - rcvbuf0;
   const gbps = (l.deliveredPerSecond * large * 8) / 1e9;
-  step(`UDP ${large} B: ${gbps.toFixed(2)} Gbit/s delivered, ${l.lostPct.toFixed(1)}% lost`);
-  return { ...t, udpKpps: u.deliveredPerSecond / 1e3, udpLossPct: u.lostPct, udpLargeGbps: gbps, udpLargeLossPct: l.lostPct };
+  step(`UDP ${large} B: ${gbps.toFixed(2)} Gbit/s delivered, ${l.lostPct.toFixed(1)}% lost (${rcvbuf} at the receiver's full socket)`);
+  return { ...t, udpKpps: u.deliveredPerSecond / 1e3, udpLossPct: u.lostPct, udpLargeGbps: gbps, udpLargeLossPct: l.lostPct, udpLargeRcvbufErrors: rcvbuf };
 }
 
 /**
@@ -129,6 +133,13 @@ async function receiverTcpDrops(lab: Lab, ns: string): Promise<TcpDrops> {
   const r = await lab.execIn(ns, 'cat', ['/proc/net/netstat']);
   if (r.code !== 0) throw new Error(`cat /proc/net/netstat in ${ns}: exit ${r.code}: ${r.stderr.trim()}`);
   return parseTcpDrops(r.stdout);
+}
+
+/** The receiving namespace's Udp RcvbufErrors (/proc/net/snmp is per network namespace). */
+async function receiverUdpRcvbufErrors(lab: Lab, ns: string): Promise<number> {
+  const r = await lab.execIn(ns, 'cat', ['/proc/net/snmp']);
+  if (r.code !== 0) throw new Error(`cat /proc/net/snmp in ${ns}: exit ${r.code}: ${r.stderr.trim()}`);
+  return parseUdpRcvbufErrors(r.stdout);
 }
 
 /** A short check that the path carries packets at all, before anything is timed. */

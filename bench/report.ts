@@ -7,7 +7,7 @@ import type { ControlPlaneResult } from './control-plane.js';
 import type { MeasureSettings, RepFigures, TcpPingFigures } from './measure.js';
 import { median, ratio } from './stats.js';
 
-export type MetricKey = Exclude<keyof RepFigures, 'receiverTcpDrops' | 'agentCpuSeconds' | 'machineCpuSeconds' | 'tcpBytes' | 'pingLossPct'>;
+export type MetricKey = Exclude<keyof RepFigures, 'receiverTcpDrops' | 'agentCpuSeconds' | 'machineCpuSeconds' | 'tcpBytes' | 'pingLossPct' | 'udpLargeRcvbufErrors'>;
 
 export interface Metric {
   key: MetricKey;
