@@ -12,7 +12,7 @@ import { Prefix } from '../../lib/ip.js';
 import { native } from '../../native/index.js';
 import type { NetlinkHandle } from '../../netlink/index.js';
 import type { ResumeContext, ResumeResult, Resumed } from '../backend.js';
-import type { UdpFlagValues } from './config.js';
+import { defaultUdpWorkers, type UdpFlagValues } from './config.js';
 import { endHolder, findHolders, holderName, spawnHolder, takeFromHolder, type Holder } from './holder.js';
 import { NativeEngine } from './native-engine.js';
 import { readUdpState, removeUdpState, statePath, type UdpState } from './state.js';
@@ -84,7 +84,7 @@ export function resumeUdp(ctx: ResumeContext): ResumeResult {
       old = undefined;
       const queues = (ctx.nl.linkByName(st.device)?.tun?.numQueues ?? 0);
       if (queues > 0) return { skipped: `TUN device ${st.device} is held by another process (${queues} queues open)` };
-      const workers = f.udpWorkers ?? 1;
+      const workers = f.udpWorkers ?? defaultUdpWorkers();
       dev = openTun(ctx.nl, nullLogger, { name: st.device, queues: workers, vnetHdr: st.vnetHdr, mtu: link.mtu });
     } catch (e) {
       return { skipped: `attaching ${st.device}: ${(e as Error).message}` };

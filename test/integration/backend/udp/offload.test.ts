@@ -1,7 +1,6 @@
 // The native udp engine with TUN and UDP offloads (issue #6), end to end:
 // h1 and h2 run it with offloads (the default), h3 with --udp-offload=false,
-// h4 with the dgram engine, one container each; h1 with 1 forwarder worker (the
-// default), h2 with 4 and h3 with 2 (--udp-workers; UDP_GRO on h1 and h2, each
+// h4 with the dgram engine, one container each; h1 with 1 forwarder worker, h2 with 4 and h3 with 2 (--udp-workers; UDP_GRO on h1 and h2, each
 // worker sending from its own source port), so that every transfer below also
 // crosses differently sharded peers. TCP both ways at once, data
 // checked by sha256, the counters that say GSO sends and coalesced writes
@@ -58,7 +57,7 @@ async function shaTransfer(from: LabContainer, to: LabContainer, mb: number): Pr
 test.before(async () => {
   lab = await Lab.create({ hosts: 4 });
   await putNetworkConfig(lab, { Network: '10.244.0.0/16', SubnetLen: 24, Backend: { Type: 'udp', Engine: 'native' } });
-  const extra: string[][] = [[], ['--udp-workers', '4'], ['--udp-offload=false', '--udp-workers', '2'], ['--udp-engine', 'dgram']];
+  const extra: string[][] = [['--udp-workers', '1'], ['--udp-workers', '4'], ['--udp-offload=false', '--udp-workers', '2'], ['--udp-engine', 'dgram']];
   for (const u of await startAgents(lab, (h) => ['--log-level', 'info', ...extra[h.index - 1]!])) {
     agents.push(u.agent);
     ready.push(u.ready);

@@ -1,5 +1,5 @@
 // Issue 12: the udp backend restarts without cutting traffic. Two udp hosts
-// (native engine, offloads; h1 the default worker, h2 --udp-workers 2, whose
+// (native engine, offloads; h1 --udp-workers 1, h2 --udp-workers 2, whose
 // second worker sends from a socket of its own, port + 1, held and taken back
 // like the others), one container each, pinging
 // each other every 10 ms. weftd on h1, then on h2, is killed with SIGKILL and
@@ -37,7 +37,7 @@ test.before(async () => {
   // follows the default route really leaves the host (and is dropped there: no forwarding).
   await lab.execIn(lab.ulNs, 'ip', ['addr', 'add', '192.0.2.1/24', 'dev', 'ul0']);
   await putNetworkConfig(lab, { Network: '10.244.0.0/16', SubnetLen: 24, Backend: { Type: 'udp', Engine: 'native' } });
-  for (const u of await startAgents(lab, (h) => ['--log-level', 'info', ...(h.index === 2 ? ['--udp-workers', '2'] : [])])) {
+  for (const u of await startAgents(lab, (h) => ['--log-level', 'info', '--udp-workers', String(h.index)])) {
     agents.push(u.agent);
     cs.push(await attachContainer(lab, u.host, u.ready));
   }
