@@ -73,9 +73,10 @@ void SetBuf(int fd, int force, int plain, int bytes) {
 // returns the index of the socket (in bind order) whose worker takes it: the OUTER UDP
 // source port minus Backend.Port, modulo the workers. Worker k of a sender sends from port
 // Backend.Port + k (TxSocket), so its datagrams land on worker k mod n here, whose replies
-// go out from that worker's port and land on the same worker index back there: the kernel
-// sends an inner flow to the TUN queue that last wrote it, so after one round trip both ends
-// carry the flow on worker min-index alike, and a flow never alternates between workers. A
+// go out from that worker's port and land on the same worker index back there (the kernel
+// sends an inner flow to the TUN queue that last wrote it). So within a round trip both ends
+// carry a flow on the same worker index, below both hosts' worker counts, and it stays there:
+// it never alternates between workers, as a hash of the outer 4-tuple could make it do. A
 // peer that sends everything from Backend.Port (flannel, the dgram engine, one worker) lands
 // on worker 0 whole. The port is read relative to the outer network header (SKF_NET_OFF; the
 // data starts at the UDP payload): at IHL * 4 for IPv4, at 40 for IPv6 (no extension headers
