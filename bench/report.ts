@@ -4,7 +4,7 @@
 // (addRatios, medianFigures). With --ipv6 each path also has its IPv6 figures:
 // ping and TCP, as ratios to the same path's IPv4 figures of the same run. No dependencies.
 import type { ControlPlaneResult } from './control-plane.js';
-import type { MeasureSettings, RepFigures, TcpPingFigures } from './measure.js';
+import { type MeasureSettings, type RepFigures, type TcpPingFigures, UDP_LARGE_WINDOW } from './measure.js';
 import { median, ratio } from './stats.js';
 
 export type MetricKey = Exclude<keyof RepFigures, 'receiverTcpDrops' | 'agentCpuSeconds' | 'machineCpuSeconds' | 'tcpBytes' | 'pingLossPct' | 'udpLargeRcvbufErrors'>;
@@ -170,7 +170,7 @@ export function toMarkdown(r: BenchReport): string {
   const ipv6 = s.ipv6 === true;
   out.push(`### Data paths${ipv6 ? ', IPv4' : ''} (median of ${s.reps} repetition${s.reps === 1 ? '' : 's'}${r.quick ? ', QUICK smoke run' : ''})`, '');
   out.push(
-    `iperf3 -t ${s.seconds} per run, TCP with 1 and ${s.streams} streams, UDP -l ${s.udpLength} and -l ${s.udpLargeLength} -b ${s.udpBitrate} ` +
+    `iperf3 -t ${s.seconds} per run, TCP with 1 and ${s.streams} streams, UDP -l ${s.udpLength} and -l ${s.udpLargeLength} -w ${UDP_LARGE_WINDOW} -b ${s.udpBitrate} ` +
       `(${s.udpLargeLength} B: the inner datagram with its IPv4 and UDP headers fits the overlays' MTU, VXLAN's 1450 and udp's 1472, unfragmented; delivered payload bits${largeNote(r)}); ` +
       `ping: ${s.pings} echoes every ${s.pingIntervalMs} ms; agent CPU = utime+stime of the weftd processes (and their wireguard-go) during the TCP runs, per GB received. ` +
       `Overlays: container to container across two hosts.${ipv6 ? ' Dual-stack labs (--ipv6): IPv6 figures below.' : ''}`,

@@ -39,6 +39,8 @@ export interface IperfOptions {
   streams?: number;
   /** UDP with this payload length and rate: -u -l <length> -b <bitrate> (0 = as fast as the sender can). */
   udp?: { length: number; bitrate: string };
+  /** iperf3 -w: the socket buffers of both ends (e.g. '4M'); default iperf3's (the kernel's). */
+  window?: string;
   /** Default 5201. */
   port?: number;
 }
@@ -56,6 +58,7 @@ export async function iperf(lab: Lab, o: IperfOptions): Promise<IperfResult> {
     await waitListening(lab, server);
     const args = ['-c', o.dstIp, '-p', port, '-J', '-t', String(o.seconds), '--connect-timeout', '3000'];
     if (o.udp) args.push('-u', '-l', String(o.udp.length), '-b', o.udp.bitrate);
+    if (o.window) args.push('-w', o.window);
     else args.push('-P', String(o.streams ?? 1));
     const r = await lab.execIn(o.fromNs, 'iperf3', args, { timeoutMs: (o.seconds + 20) * 1000 });
     let json: IperfJson;

@@ -65,7 +65,7 @@ test('markdown: the figure and its loss after the small-packet UDP columns, its 
   assert.match(md, /^\| label udp-native \| 5\.00 \| 5\.00 \| 50 \| 1\.0 \| 3\.00 \| 12\.5 \|/m);
   assert.match(md, /^\| data path \| TCP 1 stream \| TCP 4 streams \| UDP 64 B delivered \| UDP 1400 B delivered \| ping p50 \|/m);
   assert.match(md, /^\| label udp-native \| 0\.50× \/ 0\.25× \| 0\.50× \/ 0\.25× \| 1\.00× \/ 1\.00× \| 0\.75× \/ 0\.38× \|/m);
-  assert.match(md, /UDP -l 64 and -l 1400 -b 0 \(1400 B: the inner datagram with its IPv4 and UDP headers fits the overlays' MTU, VXLAN's 1450 and udp's 1472, unfragmented/);
+  assert.match(md, /UDP -l 64 and -l 1400 -w 4M -b 0 \(1400 B: the inner datagram with its IPv4 and UDP headers fits the overlays' MTU, VXLAN's 1450 and udp's 1472, unfragmented/);
   // A path whose MTU needs a smaller datagram says which it got.
   assert.match(md, /; label wireguard-userspace: -l 1392 \(MTU 1420\)\)/);
   // An unavailable path keeps one cell per column.
