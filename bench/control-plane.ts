@@ -14,9 +14,10 @@ import { performance } from 'node:perf_hooks';
 import { PREFIX, putNetworkConfig, type AgentReady, type LabAgent, startAgents } from '../lab/agent.js';
 import type { Lab } from '../lab/lab.js';
 import { KernelError, NetlinkHandle, NetlinkMonitor, resolveNexthops, RTMGRP_IPV4_ROUTE } from '../netlink/index.js';
-import { rssBytes } from './proc-stats.js';
+import { cpuSeconds, machineBusySeconds, rssBytes } from './proc-stats.js';
 import { HEALTHZ_FLAGS, HealthzPollers, type Responsiveness, scrapeEventLoop } from './responsiveness.js';
 import { percentile } from './stats.js';
+import { trace } from '../lib/trace.js';
 import type { Step } from './measure.js';
 
 /**
@@ -123,11 +124,15 @@ export async function runControlPlane(lab: Lab, s: ControlPlaneSettings, step: S
     await Promise.all(lab.hosts.map((h) => scrapeEventLoop(lab, h)));
     const busyFrom = Date.now();
     const t0 = performance.now();
+    trace('bench.put', { leases: fakes.length });
     // "At once": transactions of TXN_OPS puts each, all in flight together on the client's one connection.
     const txns: Promise<unknown>[] = [];
     for (let i = 0; i < fakes.length; i += TXN_OPS) {
       const success = fakes.slice(i, i + TXN_OPS).map((f) => ({ request_put: { key: Buffer.from(f.key), value: Buffer.from(f.value) } }));
-      txns.push(etcd.kv.txn({ compare: [], success, failure: [] }));
+      txns.push(etcd.kv.txn({ compare: [], success, failure: [] }).then((r) => {
+        trace('bench.txn', { first: i, revision: Number(r.header.revision) });
+        return r;
+      }));
     }
     const putting = Promise.all(txns).then(() => (performance.now() - t0) / 1000);
     const want = new Map(fakes.map((f) => [f.subnet, f]));
@@ -151,6 +156,7 @@ export async function runControlPlane(lab: Lab, s: ControlPlaneSettings, step: S
         if (found[i].every((n) => n === fakes.length)) converge[i] = (performance.now() - t0) / 1000;
       }
       series.push({ t: (performance.now() - t0) / 1000, routes: found.map((f) => f[2]) });
+      trace('bench.count', { routes: found.map((f) => f[2]), ms: Math.round(performance.now() - round), busy: machineBusySeconds(), cpu: agents.map((a) => cpuSeconds(a.proc.pid!)) });
       if (performance.now() - lastReport > 2000) {
         lastReport = performance.now();
         step(`  ${((performance.now() - t0) / 1000).toFixed(1)} s: entries per host ${found.map((f) => f.reduce((a, b) => a + b, 0)).join(', ')} of ${3 * fakes.length}`);

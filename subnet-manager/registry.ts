@@ -3,6 +3,7 @@
 // acquire, when to renew) lives in manager.ts; watching in watch.ts.
 import { Etcd3, type IOptions } from 'etcd3';
 import { WeftError } from '../lib/errors.js';
+import { trace, tracing } from '../lib/trace.js';
 import { EtcdAuthError, EtcdTlsError, EtcdUnavailableError } from './errors.js';
 import type { RawKV } from './lease-table.js';
 
@@ -303,6 +304,7 @@ export class Registry {
           ? { type: 'put' as const, kv: rawKV(ev.kv) }
           : { type: 'delete' as const, key: ev.kv.key.toString(), modRevision: Number(ev.kv.mod_revision) };
       });
+      if (tracing) trace('watch.data', { events: events.length, revision: Number(res.header.revision) });
       h.data(events, Number(res.header.revision));
     });
     w.on('disconnected', (err: unknown) => {
