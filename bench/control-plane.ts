@@ -10,14 +10,16 @@
 // leases with one PublicIP are a conflict weftd skips): from 198.18.0.0/15,
 // RFC 2544's range for benchmarks, on no interface and never reached: the
 // entries are PERMANENT and no traffic flows.
+import { cpus } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { PREFIX, putNetworkConfig, type AgentReady, type LabAgent, startAgents } from '../lab/agent.js';
 import type { Lab } from '../lab/lab.js';
-import { KernelError, NetlinkHandle, NetlinkMonitor, resolveNexthops, RTMGRP_IPV4_ROUTE } from '../netlink/index.js';
-import { cpuSeconds, machineBusySeconds, rssBytes } from './proc-stats.js';
+import { NetlinkHandle, NetlinkMonitor, RTMGRP_IPV4_ROUTE } from '../netlink/index.js';
+import { HostEntries, WantedEntries } from './control-plane-entries.js';
+import { cpuSeconds, cpuTimes, machineBusySeconds, rssBytes } from './proc-stats.js';
 import { HEALTHZ_FLAGS, HealthzPollers, type Responsiveness, scrapeEventLoop } from './responsiveness.js';
 import { percentile } from './stats.js';
-import { trace } from '../lib/trace.js';
+import { trace, tracing } from '../lib/trace.js';
 import type { Step } from './measure.js';
 
 /**
@@ -63,6 +65,12 @@ export interface ControlPlaneResult {
   series: { t: number; routes: number[] }[];
   rssBeforeMiB: number[];
   rssAfterMiB: number[];
+  /**
+   * CPU seconds from the put until each host converged: each weftd's user and system (kernel: its
+   * netlink requests are served in its own context), etcd's, the bench's own (counting included) and
+   * the whole machine's busy time (all cores, whatever else runs), over `seconds` (until the last host).
+   */
+  burstCpu: { agents: { user: number; system: number }[]; etcd: number | undefined; bench: number; machineBusy: number; seconds: number };
   /** /healthz answer times and weftd's event-loop delay while the N leases are programmed. */
   responsiveness: Responsiveness;
   propagation: {
@@ -112,6 +120,8 @@ export async function runControlPlane(lab: Lab, s: ControlPlaneSettings, step: S
     if (!taken.has(f.subnet)) fakes.push(f);
   }
   const handles = lab.hosts.map((h) => NetlinkHandle.open({ netns: h.ns }));
+  const wanted = new WantedEntries(fakes);
+  const entries = lab.hosts.map((h, i) => new HostEntries(handles[i]!, h.ns, VXLAN_DEV, wanted));
   const monitors: NetlinkMonitor[] = [];
   const pollers = new HealthzPollers(lab, lab.hosts);
   try {
@@ -122,7 +132,12 @@ export async function runControlPlane(lab: Lab, s: ControlPlaneSettings, step: S
     await sleep(2000);
     const idleTo = Date.now();
     await Promise.all(lab.hosts.map((h) => scrapeEventLoop(lab, h)));
+    // The counts before the put (a dump each), then only what changes.
+    for (const e of entries) e.poll();
     const busyFrom = Date.now();
+    const etcdPid = lab.etcd!.members[0]?.pid;
+    const cpu0 = { agents: agents.map((a) => cpuTimes(a.proc.pid!)), etcd: etcdPid === undefined ? undefined : cpuSeconds(etcdPid), bench: process.cpuUsage(), busy: machineBusySeconds() };
+    const agentCpu: { user: number; system: number }[] = agents.map(() => ({ user: NaN, system: NaN }));
     const t0 = performance.now();
     trace('bench.put', { leases: fakes.length });
     // "At once": transactions of TXN_OPS puts each, all in flight together on the client's one connection.
@@ -135,7 +150,6 @@ export async function runControlPlane(lab: Lab, s: ControlPlaneSettings, step: S
       }));
     }
     const putting = Promise.all(txns).then(() => (performance.now() - t0) / 1000);
-    const want = new Map(fakes.map((f) => [f.subnet, f]));
     const converge: (number | undefined)[] = handles.map(() => undefined);
     const found: [number, number, number][] = handles.map(() => [0, 0, 0]);
     const deadline = t0 + s.timeoutMs;
@@ -143,27 +157,46 @@ export async function runControlPlane(lab: Lab, s: ControlPlaneSettings, step: S
     void putting.then((x) => { putSeconds = x; });
     let lastReport = 0;
     const series: { t: number; routes: number[] }[] = [{ t: 0, routes: handles.map(() => 0) }];
-    const counter = new EntryCounter(want);
     while (converge.some((c) => c === undefined) && performance.now() < deadline) {
       const round = performance.now();
-      for (const [i, nl] of handles.entries()) {
+      let changed = false;
+      for (const [i, e] of entries.entries()) {
         if (converge[i] !== undefined) continue;
-        // The bench shares the CPUs (and the kernel's rtnl lock) with the agents: while a host
-        // is short of routes only its routes are listed (weftd adds a peer's route after its
-        // neighbour and FDB entries); the three lists once every route is there.
-        const routes = counter.routes(nl);
-        found[i] = routes === fakes.length ? counter.count(nl) : [found[i]![0], found[i]![1], routes];
-        if (found[i].every((n) => n === fakes.length)) converge[i] = (performance.now() - t0) / 1000;
+        const now = e.poll();
+        const at = (performance.now() - t0) / 1000;
+        changed ||= now.some((n, k) => n !== found[i]![k]);
+        found[i] = now;
+        if (!now.every((n) => n === fakes.length)) continue;
+        // The monitor says complete: the dumps must agree (the independent check), else rebuild and go on.
+        const dumped = e.dumpCounts();
+        if (dumped.every((n) => n === fakes.length)) {
+          converge[i] = at;
+          const [a, b] = [cpu0.agents[i], cpuTimes(agents[i]!.proc.pid!)];
+          if (a && b) agentCpu[i] = { user: b.user - a.user, system: b.system - a.system };
+        } else {
+          step(`  host ${i + 1}: its monitor counted ${now.join('/')} entries but the dumps list ${dumped.join('/')}; counting on`);
+          e.recount();
+        }
       }
-      series.push({ t: (performance.now() - t0) / 1000, routes: found.map((f) => f[2]) });
-      trace('bench.count', { routes: found.map((f) => f[2]), ms: Math.round(performance.now() - round), busy: machineBusySeconds(), cpu: agents.map((a) => cpuSeconds(a.proc.pid!)) });
+      if (changed || performance.now() - t0 - 1000 * series.at(-1)!.t > 250) series.push({ t: (performance.now() - t0) / 1000, routes: found.map((f) => f[2]) });
+      if (tracing) trace('bench.count', { routes: found.map((f) => f[2]), ms: Math.round(performance.now() - round), busy: machineBusySeconds(), cpu: agents.map((a) => cpuSeconds(a.proc.pid!)) });
       if (performance.now() - lastReport > 2000) {
         lastReport = performance.now();
         step(`  ${((performance.now() - t0) / 1000).toFixed(1)} s: entries per host ${found.map((f) => f.reduce((a, b) => a + b, 0)).join(', ')} of ${3 * fakes.length}`);
       }
-      // At most about a third of one CPU for the counting (10,000 peers: a listing takes tens of ms).
-      await sleep(Math.max(50, 2 * (performance.now() - round)));
+      // What changed since the last round costs little to take in: a round every 20 ms stamps each host within that.
+      await sleep(Math.max(20, performance.now() - round));
     }
+    const benchCpu = process.cpuUsage(cpu0.bench);
+    const etcdCpu = etcdPid === undefined ? undefined : cpuSeconds(etcdPid);
+    const burstCpu = {
+      agents: agentCpu,
+      etcd: etcdCpu === undefined || cpu0.etcd === undefined ? undefined : etcdCpu - cpu0.etcd,
+      bench: (benchCpu.user + benchCpu.system) / 1e6,
+      machineBusy: machineBusySeconds() - cpu0.busy,
+      seconds: (performance.now() - t0) / 1000,
+    };
+    step(`CPU seconds until converged: weftd ${agentCpu.map((c) => `${c.user.toFixed(2)} user + ${c.system.toFixed(2)} sys`).join(', ')}; etcd ${burstCpu.etcd?.toFixed(2)}, bench ${burstCpu.bench.toFixed(2)}; machine busy ${burstCpu.machineBusy.toFixed(2)} of ${(cpus().length * burstCpu.seconds).toFixed(2)} CPU-s (${cpus().length} CPUs)`);
     putSeconds ??= await putting;
     const busyTo = Date.now();
     const loops = await Promise.all(lab.hosts.map((h) => scrapeEventLoop(lab, h)));
@@ -233,6 +266,7 @@ export async function runControlPlane(lab: Lab, s: ControlPlaneSettings, step: S
       convergeSecondsMax: done.length === converge.length ? Math.max(...done) : undefined,
       entriesFound: found,
       series,
+      burstCpu,
       rssBeforeMiB: rssBefore,
       rssAfterMiB: rssAfter,
       responsiveness,
@@ -241,46 +275,10 @@ export async function runControlPlane(lab: Lab, s: ControlPlaneSettings, step: S
   } finally {
     await pollers.stop();
     for (const m of monitors) m.close();
+    for (const e of entries) e.close();
     for (const h of handles) h.close();
   }
 }
 
-/** Counts the [neigh, fdb, route] entries on the VXLAN device that match a wanted fake lease exactly. */
-class EntryCounter {
-  private readonly byVtep: Map<string, FakeLease>;
-  private readonly byMac: Map<string, FakeLease>;
-  private readonly lastRoutes = new Map<NetlinkHandle, number>();
-  constructor(private readonly want: Map<string, FakeLease>) {
-    this.byVtep = new Map([...want.values()].map((f) => [f.vtep, f]));
-    this.byMac = new Map([...want.values()].map((f) => [f.mac, f]));
-  }
-  count(nl: NetlinkHandle): [number, number, number] {
-    const dev = nl.linkByName(VXLAN_DEV);
-    if (!dev) return [0, 0, 0];
-    const neigh = nl.neighList({ index: dev.index, family: 4 }).filter((n) => n.mac !== undefined && this.byVtep.get(n.ip)?.mac === n.mac).length;
-    const fdb = nl.fdbList({ index: dev.index }).filter((x) => x.dst !== undefined && this.byMac.get(x.mac)?.publicIp === x.dst).length;
-    return [neigh, fdb, this.routes(nl, dev.index)];
-  }
-  routes(nl: NetlinkHandle, index = nl.linkByName(VXLAN_DEV)?.index): number {
-    if (index === undefined) return 0;
-    // weftd's routes go through nexthop objects: their gateway and device are the objects' (not in the
-    // route itself unless net.ipv4.nexthop_compat_mode is on), so the objects are listed along.
-    const rs = nl.routeList({ family: 4 });
-    if (rs.some((r) => r.nhid !== undefined)) {
-      try {
-        resolveNexthops(rs, nl.nexthopList());
-      } catch (e) {
-        // Objects are made while we list (the kernel flags the listing interrupted): count again next round.
-        if (!isInterrupted(e)) throw e;
-        return this.lastRoutes.get(nl) ?? 0;
-      }
-    }
-    const n = rs.filter((r) => r.index === index && this.want.get(r.dst)?.vtep === r.gateway).length;
-    this.lastRoutes.set(nl, n);
-    return n;
-  }
-}
-
-const isInterrupted = (e: unknown) => e instanceof KernelError && e.code === 'EINTR';
 const mib = (b: number | undefined) => (b === undefined ? NaN : b / 2 ** 20);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
