@@ -161,27 +161,37 @@ export async function runControlPlane(lab: Lab, s: ControlPlaneSettings, step: S
     const series: { t: number; routes: number[] }[] = [{ t: 0, routes: handles.map(() => 0) }];
     const lastCheck = handles.map(() => -Infinity);
     const shortWithRoutes = handles.map(() => false);
-    while (converge.some((c) => c === undefined) && performance.now() < deadline) {
-      const round = performance.now();
-      let changed = false;
+    let changed = false;
+    // Every host's monitor is read before and after each dump, so a dump (tens to hundreds of ms
+    // under load) does not delay when another host's last route change is seen.
+    const pollAll = () => {
       for (const [i, e] of entries.entries()) {
         if (converge[i] !== undefined) continue;
         const routes = e.poll();
         changed ||= routes !== found[i]![2];
         found[i]![2] = routes;
+      }
+    };
+    while (converge.some((c) => c === undefined) && performance.now() < deadline) {
+      const round = performance.now();
+      changed = false;
+      pollAll();
+      for (const [i, e] of entries.entries()) {
+        if (converge[i] !== undefined) continue;
+        const routes = found[i]![2];
         // Dumped (the check) once the host has been quiet for a moment: when every route is there, else
         // every second if the monitor lost changes (an overrun: its route count may be short).
         const now = performance.now();
         if (now - e.lastChange < QUIET_MS || (routes < fakes.length && (e.overruns === 0 || now - lastCheck[i]! < 1000))) continue;
         lastCheck[i] = now;
         const dumped = e.dumpCounts();
+        pollAll();
         if (!dumped) continue;
         found[i] = dumped;
         changed = true;
         // Complete, and no route changed since the dump began: complete since the host's last route
         // change, unless a check found it short while every route was there (a neighbour or FDB entry
         // may have come since without a route change) or the monitor lost changes: then since this dump.
-        e.poll();
         const complete = dumped.every((n) => n === fakes.length);
         if (complete && e.lastChange < now) {
           converge[i] = ((shortWithRoutes[i] || e.overruns > 0 ? now : e.lastChange) - t0) / 1000;
