@@ -60,16 +60,19 @@ export class HostEntries {
     return this.routes.size;
   }
 
-  /** [neigh, fdb, route] that match a wanted lease exactly, from fresh dumps (undefined: a listing was interrupted, try later). */
-  dumpCounts(): [number, number, number] | undefined {
+  /**
+   * [neigh, fdb, route] that match a wanted lease exactly, from fresh dumps (undefined: a listing
+   * was interrupted, try later). Asynchronous: the event loop (the monitors' polling) runs meanwhile.
+   */
+  async dumpCounts(): Promise<[number, number, number] | undefined> {
     try {
       const index = this.nl.linkByName(this.dev)?.index;
       if (index === undefined) return [0, 0, 0];
-      const neigh = this.nl.neighList({ index, family: 4 }).filter((n) => n.mac !== undefined && this.want.byVtep.get(n.ip)?.mac === n.mac).length;
-      const fdb = this.nl.fdbList({ index }).filter((x) => x.dst !== undefined && this.want.byMac.get(x.mac)?.publicIp === x.dst).length;
-      const rs = this.nl.routeList({ family: 4 });
+      const neigh = (await this.nl.neighDump({ index, family: 4 })).filter((n) => n.mac !== undefined && this.want.byVtep.get(n.ip)?.mac === n.mac).length;
+      const fdb = (await this.nl.fdbDump({ index })).filter((x) => x.dst !== undefined && this.want.byMac.get(x.mac)?.publicIp === x.dst).length;
+      const rs = await this.nl.routeDump({ family: 4 });
       // weftd's routes go through nexthop objects: their gateway and device are the objects'.
-      if (rs.some((r) => r.nhid !== undefined)) resolveNexthops(rs, this.nl.nexthopList());
+      if (rs.some((r) => r.nhid !== undefined)) resolveNexthops(rs, await this.nl.nexthopDump());
       const route = rs.filter((r) => r.index === index && this.want.bySubnet.get(r.dst)?.vtep === r.gateway).length;
       return [neigh, fdb, route];
     } catch (e) {

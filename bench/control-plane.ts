@@ -162,8 +162,8 @@ export async function runControlPlane(lab: Lab, s: ControlPlaneSettings, step: S
     const lastCheck = handles.map(() => -Infinity);
     const shortWithRoutes = handles.map(() => false);
     let changed = false;
-    // Every host's monitor is read before and after each dump, so a dump (tens to hundreds of ms
-    // under load) does not delay when another host's last route change is seen.
+    // Every host's monitor is read every 10 ms, also while a host is dumped (asynchronously: tens to
+    // hundreds of ms under load), so a dump does not delay when another host's last route change is seen.
     const pollAll = () => {
       for (const [i, e] of entries.entries()) {
         if (converge[i] !== undefined) continue;
@@ -172,42 +172,47 @@ export async function runControlPlane(lab: Lab, s: ControlPlaneSettings, step: S
         found[i]![2] = routes;
       }
     };
-    while (converge.some((c) => c === undefined) && performance.now() < deadline) {
-      const round = performance.now();
-      changed = false;
-      pollAll();
-      for (const [i, e] of entries.entries()) {
-        if (converge[i] !== undefined) continue;
-        const routes = found[i]![2];
-        // Dumped (the check) once the host has been quiet for a moment: when every route is there, else
-        // every second if the monitor lost changes (an overrun: its route count may be short).
-        const now = performance.now();
-        if (now - e.lastChange < QUIET_MS || (routes < fakes.length && (e.overruns === 0 || now - lastCheck[i]! < 1000))) continue;
-        lastCheck[i] = now;
-        const dumped = e.dumpCounts();
+    const poller = setInterval(pollAll, 10);
+    try {
+      while (converge.some((c) => c === undefined) && performance.now() < deadline) {
+        const round = performance.now();
+        changed = false;
         pollAll();
-        if (!dumped) continue;
-        found[i] = dumped;
-        changed = true;
-        // Complete, and no route changed since the dump began: complete since the host's last route
-        // change, unless a check found it short while every route was there (a neighbour or FDB entry
-        // may have come since without a route change) or the monitor lost changes: then since this dump.
-        const complete = dumped.every((n) => n === fakes.length);
-        if (complete && e.lastChange < now) {
-          converge[i] = ((shortWithRoutes[i] || e.overruns > 0 ? now : e.lastChange) - t0) / 1000;
-          const [a, b] = [cpu0.agents[i], cpuTimes(agents[i]!.proc.pid!)];
-          if (a && b) agentCpu[i] = { user: b.user - a.user, system: b.system - a.system };
-        } else if (!complete && routes >= fakes.length) {
-          shortWithRoutes[i] = true;
+        for (const [i, e] of entries.entries()) {
+          if (converge[i] !== undefined) continue;
+          const routes = found[i]![2];
+          // Dumped (the check) once the host has been quiet for a moment: when every route is there, else
+          // every second if the monitor lost changes (an overrun: its route count may be short).
+          const now = performance.now();
+          if (now - e.lastChange < QUIET_MS || (routes < fakes.length && (e.overruns === 0 || now - lastCheck[i]! < 1000))) continue;
+          lastCheck[i] = now;
+          const dumped = await e.dumpCounts();
+          pollAll();
+          if (!dumped) continue;
+          found[i] = dumped;
+          changed = true;
+          // Complete, and no route changed since the dump began: complete since the host's last route
+          // change, unless a check found it short while every route was there (a neighbour or FDB entry
+          // may have come since without a route change) or the monitor lost changes: then since this dump.
+          const complete = dumped.every((n) => n === fakes.length);
+          if (complete && e.lastChange < now) {
+            converge[i] = ((shortWithRoutes[i] || e.overruns > 0 ? now : e.lastChange) - t0) / 1000;
+            const [a, b] = [cpu0.agents[i], cpuTimes(agents[i]!.proc.pid!)];
+            if (a && b) agentCpu[i] = { user: b.user - a.user, system: b.system - a.system };
+          } else if (!complete && routes >= fakes.length) {
+            shortWithRoutes[i] = true;
+          }
         }
+        if (changed || performance.now() - t0 - 1000 * series.at(-1)!.t > 250) series.push({ t: (performance.now() - t0) / 1000, routes: found.map((f) => f[2]) });
+        if (tracing) trace('bench.count', { routes: found.map((f) => f[2]), ms: Math.round(performance.now() - round), busy: machineBusySeconds(), cpu: agents.map((a) => cpuSeconds(a.proc.pid!)) });
+        if (performance.now() - lastReport > 2000) {
+          lastReport = performance.now();
+          step(`  ${((performance.now() - t0) / 1000).toFixed(1)} s: routes per host ${found.map((f) => f[2]).join(', ')} of ${fakes.length}`);
+        }
+        await sleep(20);
       }
-      if (changed || performance.now() - t0 - 1000 * series.at(-1)!.t > 250) series.push({ t: (performance.now() - t0) / 1000, routes: found.map((f) => f[2]) });
-      if (tracing) trace('bench.count', { routes: found.map((f) => f[2]), ms: Math.round(performance.now() - round), busy: machineBusySeconds(), cpu: agents.map((a) => cpuSeconds(a.proc.pid!)) });
-      if (performance.now() - lastReport > 2000) {
-        lastReport = performance.now();
-        step(`  ${((performance.now() - t0) / 1000).toFixed(1)} s: routes per host ${found.map((f) => f[2]).join(', ')} of ${fakes.length}`);
-      }
-      await sleep(20);
+    } finally {
+      clearInterval(poller);
     }
     const overruns = entries.map((e) => e.overruns);
     if (overruns.some((n) => n > 0)) step(`  the hosts' route monitors overran ${overruns.join(', ')} times (those hosts were timed by their dumps)`);

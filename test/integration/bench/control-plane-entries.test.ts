@@ -43,45 +43,45 @@ test.after(() => {
   spawnSync('ip', ['netns', 'del', NS]);
 });
 
-test('nothing before; routes counted from the monitor, and the dump counts each peer whose three entries exist', () => {
+test('nothing before; routes counted from the monitor, and the dump counts each peer whose three entries exist', async () => {
   e.poll();
   const before = e.lastChange;
   assert.is(e.poll(), 0);
   assert.is(e.lastChange, before, 'no change, no new stamp');
-  assert.equal(e.dumpCounts(), [0, 0, 0]);
+  assert.equal(await e.dumpCounts(), [0, 0, 0]);
   program(0);
   program(1);
   assert.is(e.poll(), 2);
   assert.ok(e.lastChange > before, 'the change is stamped');
-  assert.equal(e.dumpCounts(), [2, 2, 2]);
+  assert.equal(await e.dumpCounts(), [2, 2, 2]);
 });
 
-test('entries that do not match a wanted lease exactly are not counted by the dump', () => {
+test('entries that do not match a wanted lease exactly are not counted by the dump', async () => {
   // want[2] with the wrong MAC and its route through the wrong gateway; and a subnet no lease wants.
   program(2, { mac: '02:00:00:00:00:99', gateway: '10.160.9.9' });
   ip('route', 'replace', '10.161.0.0/24', 'via', '10.160.0.0', 'dev', 'weft.1', 'onlink');
   assert.is(e.poll(), 3, 'the monitor counts any route to a wanted subnet');
-  assert.equal(e.dumpCounts(), [2, 2, 2]);
+  assert.equal(await e.dumpCounts(), [2, 2, 2]);
 });
 
-test('a route change is stamped, a neighbour change is not (the dump sees it); deleted routes are uncounted', () => {
+test('a route change is stamped, a neighbour change is not (the dump sees it); deleted routes are uncounted', async () => {
   const before = e.lastChange;
   bridge('fdb', 'del', '02:00:00:00:00:99', 'dev', 'weft.1', 'dst', want[2]!.publicIp);
   program(2);
   e.poll();
   assert.ok(e.lastChange > before);
-  assert.equal(e.dumpCounts(), [3, 3, 3]);
+  assert.equal(await e.dumpCounts(), [3, 3, 3]);
   const mid = e.lastChange;
   ip('neigh', 'del', want[1]!.vtep, 'dev', 'weft.1');
   assert.is(e.poll(), 3);
   assert.is(e.lastChange, mid);
-  assert.equal(e.dumpCounts(), [2, 3, 3]);
+  assert.equal(await e.dumpCounts(), [2, 3, 3]);
   ip('route', 'del', want[0]!.subnet);
   assert.is(e.poll(), 2);
-  assert.equal(e.dumpCounts(), [2, 3, 2]);
+  assert.equal(await e.dumpCounts(), [2, 3, 2]);
   // A nexthop object deleted takes its routes along (the dump sees it).
   ip('nexthop', 'del', 'id', '101');
-  assert.equal(e.dumpCounts(), [2, 3, 1]);
+  assert.equal(await e.dumpCounts(), [2, 3, 1]);
 });
 
 test.run();
