@@ -14,7 +14,7 @@ import { withLab } from '../lab/lab.js';
 import { controlPlaneSvg } from './control-plane-chart.js';
 import { MAX_LEASES, MAX_PUTS, runControlPlane } from './control-plane.js';
 import { DATA_PATHS, PathUnavailableError, REFERENCE_PATHS, type DataPath, type PathEndpoints } from './data-paths.js';
-import { checkReachable, measureOnce, measureTcpPing, type MeasureSettings, type RepFigures } from './measure.js';
+import { checkReachable, largeUdpLength, measureOnce, measureTcpPing, type MeasureSettings, type RepFigures } from './measure.js';
 import {
   addRatios, ipv6Metrics, medianFigures, metrics, toJson, toMarkdown, toSvg, type BenchReport, type BenchSettings, type Ipv6Report, type Machine, type PathReport,
 } from './report.js';
@@ -81,6 +81,7 @@ async function runBench(a: ParsedFlags, argv: readonly string[]): Promise<number
     streams: 4,
     udpLength: 64,
     udpBitrate: '0',
+    udpLargeLength: 1400,
     pings: quick ? 100 : 1000,
     pingIntervalMs: 2,
     leases: v('leases', 10_000, 100),
@@ -180,7 +181,7 @@ const noIpv6 = (status: Ipv6Report['status'], reason: string, reps?: Ipv6Report[
 async function measurePath(path: DataPath, s: BenchSettings, dual: boolean, step: (what: string) => void): Promise<PathReport> {
   const base = { id: path.id, label: path.label, reps: [] as RepFigures[], median: {}, ratioToVxlan: {}, ratioToUnderlay: {} };
   const ms: MeasureSettings = {
-    seconds: s.seconds, streams: s.streams, udpLength: s.udpLength, udpBitrate: s.udpBitrate, pings: s.pings, pingIntervalMs: s.pingIntervalMs,
+    seconds: s.seconds, streams: s.streams, udpLength: s.udpLength, udpBitrate: s.udpBitrate, udpLargeLength: s.udpLargeLength, pings: s.pings, pingIntervalMs: s.pingIntervalMs,
   };
   step(`${path.label}: building the ${dual ? 'dual-stack ' : ''}lab`);
   // Kept when a later repetition fails: the JSON shows what was measured before.
@@ -206,7 +207,11 @@ async function measurePath(path: DataPath, s: BenchSettings, dual: boolean, step
       }
       step('removing the lab');
       if (v6?.status === 'ok') v6.median = medianFigures(v6.reps, ipv6Metrics(s));
-      return { ...base, status: 'ok' as const, endpoints: ep.describe, reps, median: medianFigures(reps, metrics(s)), ...(v6 ? { ipv6: v6 } : {}) };
+      const large = largeUdpLength(s.udpLargeLength, ep.mtu);
+      return {
+        ...base, status: 'ok' as const, endpoints: ep.describe, ...(large < s.udpLargeLength ? { udpLargeLength: large } : {}),
+        reps, median: medianFigures(reps, metrics(s)), ...(v6 ? { ipv6: v6 } : {}),
+      };
     });
   } catch (e) {
     const unavailable = e instanceof PathUnavailableError;

@@ -21,6 +21,8 @@ export interface PathEndpoints {
   agentPids: number[];
   /** One line for the progress output, e.g. "h1c1 10.244.7.2 -> h2c1 10.244.9.2". */
   describe: string;
+  /** The source's MTU toward the destination (the overlay's, as weftd wrote it); absent: the underlay's 1500. */
+  mtu?: number;
   /** Dual-stack lab only: the same two namespaces over IPv6 (the destination's IPv6 address), or why this path carries no IPv6. */
   ipv6?: { dstIp: string; describe: string } | { unavailable: string };
 }
@@ -83,6 +85,7 @@ export function overlay(id: string, label: string, backend: Record<string, unkno
         fromNs: c1.ns,
         toNs: c2.ns,
         dstIp: c2.ip,
+        mtu: ready[0]!.mtu,
         agentPids: agents.flatMap((a) => [a.proc.pid!, ...descendants(a.proc.pid!)]),
         describe: `${c1.name} ${c1.ip} -> ${c2.name} ${c2.ip}, MTU ${ready[0]!.mtu}`,
         ...(!dual ? {} : c1.ipv6 && c2.ipv6
@@ -163,6 +166,8 @@ export const DATA_PATHS: readonly DataPath[] = [
   overlay('udp-native-4-workers', 'UDP, native engine, 4 workers', { Type: 'udp', Engine: 'native' }, ['--udp-engine', 'native', '--udp-workers', '4']),
   // The same engine with one packet per datagram and syscall slot: what the TUN/UDP offloads buy.
   overlay('udp-native-no-offload', 'UDP, native, offloads off', { Type: 'udp', Engine: 'native', Offload: false }, ['--udp-engine', 'native', '--udp-offload=false', '--udp-workers', '1']),
+  // The same engine with offloads but no USO on the TUN (--udp-uso=false): what merging inner UDP datagrams into USO writes buys (the large-datagram figure).
+  overlay('udp-native-no-uso', 'UDP, native, USO off', { Type: 'udp', Engine: 'native' }, ['--udp-engine', 'native', '--udp-uso=false', '--udp-workers', '1']),
   overlay('udp-dgram', 'UDP, dgram engine', { Type: 'udp', Engine: 'dgram' }, ['--udp-engine', 'dgram']),
   // VXLAN's per-peer fallback: the pair's VXLAN blocked, both hosts on the udp path (native engine, offloads).
   fallbackPair(),

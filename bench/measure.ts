@@ -1,12 +1,13 @@
 // One repetition of the data-path measurements between two namespaces:
 // ping RTTs on the idle path first, then iperf3 TCP with 1 and N streams (the
 // agents' CPU time and the whole machine's are read around these), then iperf3
-// UDP with small packets (IPv4; over IPv6 the bench measures ping and TCP only).
+// UDP with small packets (packets per second) and with large ones (Gbit/s) (IPv4;
+// over IPv6 the bench measures ping and TCP only).
 import { iperf, type IperfTcpResult, type IperfUdpResult } from '../lab/iperf.js';
 import type { Lab } from '../lab/lab.js';
 import { ping } from '../lab/ping.js';
 import type { PathEndpoints } from './data-paths.js';
-import { machineBusySeconds, parseTcpDrops, tcpDropsDelta, totalCpuSeconds, type TcpDrops } from './proc-stats.js';
+import { machineBusySeconds, parseTcpDrops, parseUdpRcvbufErrors, tcpDropsDelta, totalCpuSeconds, type TcpDrops } from './proc-stats.js';
 import { percentile } from './stats.js';
 
 export interface MeasureSettings {
@@ -14,9 +15,15 @@ export interface MeasureSettings {
   seconds: number;
   /** Parallel TCP streams of the second TCP run. */
   streams: number;
-  /** UDP payload length (-l) and rate (-b). */
+  /** UDP payload length (-l) of the small-packet run and rate (-b) of both UDP runs. */
   udpLength: number;
   udpBitrate: string;
+  /**
+   * UDP payload length of the large-datagram run: the inner datagram must fit the path's MTU
+   * unfragmented (1400 + 28 B of IPv4 and UDP headers: VXLAN's 1450, udp's 1472); a path whose
+   * MTU is smaller (WireGuard's 1420) gets its MTU - 28 (largeUdpLength).
+   */
+  udpLargeLength: number;
   pings: number;
   pingIntervalMs: number;
 }
@@ -42,20 +49,41 @@ export interface TcpPingFigures {
   receiverTcpDrops: TcpDrops;
 }
 
-/** One repetition's IPv4 figures: ping and TCP, then iperf3 UDP with small packets. */
+/** One repetition's IPv4 figures: ping and TCP, then iperf3 UDP with small packets and with large datagrams. */
 export interface RepFigures extends TcpPingFigures {
   udpKpps: number;
   udpLossPct: number;
+  /** UDP payload bits the receiver got per second (delivered datagrams x length), large datagrams. */
+  udpLargeGbps: number;
+  udpLargeLossPct: number;
+  /** Large datagrams the receiver's full socket buffer dropped (Udp RcvbufErrors of its namespace): how much of the loss was the receiving application's. */
+  udpLargeRcvbufErrors: number;
+}
+
+/** IPv4 and UDP headers in front of an iperf3 -l payload. */
+const IPV4_UDP_HEADERS = 28;
+
+/** The large-datagram payload length on a path with this inner MTU: the setting, or less where the MTU needs it (no IP fragments). */
+export function largeUdpLength(setting: number, mtu: number | undefined): number {
+  return mtu === undefined ? setting : Math.min(setting, mtu - IPV4_UDP_HEADERS);
 }
 
 export type Step = (what: string) => void;
 
-/** One IPv4 repetition: ping, TCP 1 and N streams, then UDP with small packets. */
+/** One IPv4 repetition: ping, TCP 1 and N streams, then UDP with small packets and with large datagrams. */
 export async function measureOnce(lab: Lab, ep: PathEndpoints, s: MeasureSettings, step: Step): Promise<RepFigures> {
   const t = await measureTcpPing(lab, ep, s, step);
-  const u = (await iperf(lab, { fromNs: ep.fromNs, toNs: ep.toNs, dstIp: ep.dstIp, seconds: s.seconds, udp: { length: s.udpLength, bitrate: s.udpBitrate } })) as IperfUdpResult;
+  const udp = async (length: number) =>
+    (await iperf(lab, { fromNs: ep.fromNs, toNs: ep.toNs, dstIp: ep.dstIp, seconds: s.seconds, udp: { length, bitrate: s.udpBitrate } })) as IperfUdpResult;
+  const u = await udp(s.udpLength);
   step(`UDP ${s.udpLength} B: ${(u.deliveredPerSecond / 1e3).toFixed(1)} kpps delivered, ${u.lostPct.toFixed(1)}% lost`);
-  return { ...t, udpKpps: u.deliveredPerSecond / 1e3, udpLossPct: u.lostPct };
+  const large = largeUdpLength(s.udpLargeLength, ep.mtu);
+  const rcvbuf0 = await receiverUdpRcvbufErrors(lab, ep.toNs);
+  const l = await udp(large);
+  const rcvbuf = (await receiverUdpRcvbufErrors(lab, ep.toNs)) - rcvbuf0;
+  const gbps = (l.deliveredPerSecond * large * 8) / 1e9;
+  step(`UDP ${large} B: ${gbps.toFixed(2)} Gbit/s delivered, ${l.lostPct.toFixed(1)}% lost (${rcvbuf} at the receiver's full socket)`);
+  return { ...t, udpKpps: u.deliveredPerSecond / 1e3, udpLossPct: u.lostPct, udpLargeGbps: gbps, udpLargeLossPct: l.lostPct, udpLargeRcvbufErrors: rcvbuf };
 }
 
 /**
@@ -105,6 +133,13 @@ async function receiverTcpDrops(lab: Lab, ns: string): Promise<TcpDrops> {
   const r = await lab.execIn(ns, 'cat', ['/proc/net/netstat']);
   if (r.code !== 0) throw new Error(`cat /proc/net/netstat in ${ns}: exit ${r.code}: ${r.stderr.trim()}`);
   return parseTcpDrops(r.stdout);
+}
+
+/** The receiving namespace's Udp RcvbufErrors (/proc/net/snmp is per network namespace). */
+async function receiverUdpRcvbufErrors(lab: Lab, ns: string): Promise<number> {
+  const r = await lab.execIn(ns, 'cat', ['/proc/net/snmp']);
+  if (r.code !== 0) throw new Error(`cat /proc/net/snmp in ${ns}: exit ${r.code}: ${r.stderr.trim()}`);
+  return parseUdpRcvbufErrors(r.stdout);
 }
 
 /** A short check that the path carries packets at all, before anything is timed. */

@@ -102,6 +102,14 @@ export function parseTcpDrops(netstat: string): TcpDrops {
   return out;
 }
 
+/** Udp RcvbufErrors of /proc/net/snmp (a "Udp:" names line, then a values line): datagrams a full receive socket dropped; 0 when absent. */
+export function parseUdpRcvbufErrors(snmp: string): number {
+  const lines = snmp.split('\n').filter((l) => l.startsWith('Udp:'));
+  const names = (lines[0] ?? '').split(/\s+/);
+  const v = Number((lines[1] ?? '').split(/\s+/)[names.indexOf('RcvbufErrors')]);
+  return names.includes('RcvbufErrors') && Number.isFinite(v) ? v : 0;
+}
+
 /** after - before, counter by counter. */
 export function tcpDropsDelta(before: TcpDrops, after: TcpDrops): TcpDrops {
   const out = {} as TcpDrops;

@@ -7,7 +7,7 @@ import type { ControlPlaneResult } from './control-plane.js';
 import type { MeasureSettings, RepFigures, TcpPingFigures } from './measure.js';
 import { median, ratio } from './stats.js';
 
-export type MetricKey = Exclude<keyof RepFigures, 'receiverTcpDrops' | 'agentCpuSeconds' | 'machineCpuSeconds' | 'tcpBytes' | 'pingLossPct'>;
+export type MetricKey = Exclude<keyof RepFigures, 'receiverTcpDrops' | 'agentCpuSeconds' | 'machineCpuSeconds' | 'tcpBytes' | 'pingLossPct' | 'udpLargeRcvbufErrors'>;
 
 export interface Metric {
   key: MetricKey;
@@ -20,12 +20,18 @@ export interface Metric {
   throughput: boolean;
 }
 
-export function metrics(s: { streams: number; udpLength: number }): Metric[] {
+/** What the metric labels are made of. */
+export type MetricSettings = Pick<MeasureSettings, 'streams' | 'udpLength' | 'udpLargeLength'>;
+
+export function metrics(s: MetricSettings): Metric[] {
   return [
     { key: 'tcp1Gbps', label: 'TCP 1 stream', unit: 'Gbit/s', digits: 2, ratio: true, throughput: true },
     { key: 'tcpNGbps', label: `TCP ${s.streams} streams`, unit: 'Gbit/s', digits: 2, ratio: true, throughput: true },
     { key: 'udpKpps', label: `UDP ${s.udpLength} B delivered`, unit: 'kpps', digits: 0, ratio: true, throughput: true },
     { key: 'udpLossPct', label: `UDP ${s.udpLength} B loss`, unit: '%', digits: 1, ratio: false, throughput: false },
+    // Large datagrams: what the path carries in bytes when the sender is not bound by packets per second.
+    { key: 'udpLargeGbps', label: `UDP ${s.udpLargeLength} B delivered`, unit: 'Gbit/s', digits: 2, ratio: true, throughput: true },
+    { key: 'udpLargeLossPct', label: `UDP ${s.udpLargeLength} B loss`, unit: '%', digits: 1, ratio: false, throughput: false },
     // No ratio either: TCP's retransmits (iperf3's sender count) say whether a path drops or reorders (e.g. a flow split over workers).
     { key: 'tcp1Retransmits', label: 'TCP 1 stream retransmits', unit: 'count', digits: 0, ratio: false, throughput: false },
     { key: 'tcpNRetransmits', label: `TCP ${s.streams} streams retransmits`, unit: 'count', digits: 0, ratio: false, throughput: false },
@@ -38,9 +44,11 @@ export function metrics(s: { streams: number; udpLength: number }): Metric[] {
   ];
 }
 
+const UDP_KEYS: readonly MetricKey[] = ['udpKpps', 'udpLossPct', 'udpLargeGbps', 'udpLargeLossPct'];
+
 /** What the bench measures over IPv6: everything but UDP (ping and TCP, with their CPU figures). */
-export function ipv6Metrics(s: { streams: number; udpLength: number }): Metric[] {
-  return metrics(s).filter((m) => m.key !== 'udpKpps' && m.key !== 'udpLossPct');
+export function ipv6Metrics(s: MetricSettings): Metric[] {
+  return metrics(s).filter((m) => !UDP_KEYS.includes(m.key));
 }
 
 export type Figures = Partial<Record<MetricKey, number | null>>;
@@ -67,6 +75,8 @@ export interface PathReport {
   /** Why there are no figures (status unavailable or failed). */
   reason?: string;
   endpoints?: string;
+  /** The large-datagram UDP payload length where the path's MTU needs less than settings.udpLargeLength. */
+  udpLargeLength?: number;
   reps: RepFigures[];
   median: Figures;
   ratioToVxlan: Figures;
@@ -160,7 +170,8 @@ export function toMarkdown(r: BenchReport): string {
   const ipv6 = s.ipv6 === true;
   out.push(`### Data paths${ipv6 ? ', IPv4' : ''} (median of ${s.reps} repetition${s.reps === 1 ? '' : 's'}${r.quick ? ', QUICK smoke run' : ''})`, '');
   out.push(
-    `iperf3 -t ${s.seconds} per run, TCP with 1 and ${s.streams} streams, UDP -l ${s.udpLength} -b ${s.udpBitrate}; ` +
+    `iperf3 -t ${s.seconds} per run, TCP with 1 and ${s.streams} streams, UDP -l ${s.udpLength} and -l ${s.udpLargeLength} -b ${s.udpBitrate} ` +
+      `(${s.udpLargeLength} B: the inner datagram with its IPv4 and UDP headers fits the overlays' MTU, VXLAN's 1450 and udp's 1472, unfragmented; delivered payload bits${largeNote(r)}); ` +
       `ping: ${s.pings} echoes every ${s.pingIntervalMs} ms; agent CPU = utime+stime of the weftd processes (and their wireguard-go) during the TCP runs, per GB received. ` +
       `Overlays: container to container across two hosts.${ipv6 ? ' Dual-stack labs (--ipv6): IPv6 figures below.' : ''}`,
     '',
@@ -250,6 +261,12 @@ function ipv6Markdown(r: BenchReport): string[] {
   out.push(`| --- | ${rm.map(() => '---:').join(' | ')} |`);
   for (const p of r.dataPaths) out.push(row(p, (v6) => rm.map((m) => `${x(v6.ratioToVxlan[m.key])} / ${x(v6.ratioToUnderlay[m.key])}`), rm.length));
   return out;
+}
+
+/** The paths whose MTU needed a smaller large datagram, e.g. "; WireGuard, kernel: 1392 B (MTU 1420)". */
+function largeNote(r: BenchReport): string {
+  const small = r.dataPaths.filter((p) => p.status === 'ok' && p.udpLargeLength !== undefined && p.udpLargeLength < r.settings.udpLargeLength);
+  return small.map((p) => `; ${p.label}: -l ${p.udpLargeLength} (MTU ${p.udpLargeLength! + 28})`).join('');
 }
 
 function shorten(s: string, n: number): string {

@@ -168,7 +168,8 @@ std::vector<int> FdArray(const Napi::Value& v) {
 // TUN fd; one per worker from 1 on), adopted as they are (bound, their options set) instead.
 // vnetHdr: the TUN was opened with IFF_VNET_HDR and its offloads enabled (tun.enableOffload);
 // then UDP_SEGMENT sends (udpGso, default on) and UDP_GRO receives (udpGro, default on) are
-// tried, and tunUso (default off) merges UDP datagrams into USO writes.
+// tried, and tunUso merges UDP datagrams into USO writes: default off, as only a TUN that
+// accepted TUN_F_USO4 takes them (NativeEngine sets it from the bits enableOffload returned).
 Napi::Value Start(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (info.Length() < 1 || !info[0].IsObject()) throw Napi::TypeError::New(env, "forwarder.start expects an options object");

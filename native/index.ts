@@ -30,10 +30,10 @@ export interface NativeTun {
   readonly IFF_MULTI_QUEUE: number;
   /**
    * For a TUN opened with IFF_VNET_HDR: TUNSETVNETHDRSZ 10, TUNSETVNETLE, TUNSETOFFLOAD with
-   * CSUM|TSO4|TSO6|TSO_ECN|USO4|USO6, asking again with fewer bits on EINVAL. Returns the
-   * TUN_F_* bits the kernel accepted; throws (code/errno) when none.
+   * CSUM|TSO4|TSO6|TSO_ECN|USO4|USO6 (without USO4|USO6 when uso is false), asking again with
+   * fewer bits on EINVAL. Returns the TUN_F_* bits the kernel accepted; throws (code/errno) when none.
    */
-  enableOffload(fd: number): number;
+  enableOffload(fd: number, uso?: boolean): number;
   readonly TUN_F_CSUM: number;
   readonly TUN_F_TSO4: number;
   readonly TUN_F_TSO6: number;

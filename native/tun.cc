@@ -79,15 +79,18 @@ Napi::Value SetPersist(const Napi::CallbackInfo& info) {
 #define TUN_F_USO6 0x40
 #endif
 
-// enableOffload(fd) -> offload bits the kernel accepted (TUN_F_*).
+// enableOffload(fd, uso = true) -> offload bits the kernel accepted (TUN_F_*).
 // For a TUN opened with IFF_VNET_HDR: a 10-byte little-endian virtio_net_hdr on
 // every read and write, then TUNSETOFFLOAD with everything the engine can split
-// (checksum, TSO4/6 incl. ECN, USO4/6). The kernel answers EINVAL for bits it
-// does not know, so ask again with fewer: what is on is detected, not assumed.
+// (checksum, TSO4/6 incl. ECN, USO4/6 unless uso is false). The kernel answers
+// EINVAL for bits it does not know, so ask again with fewer: what is on is
+// detected, not assumed.
 Napi::Value EnableOffload(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (info.Length() < 1 || !info[0].IsNumber()) throw Napi::TypeError::New(env, "enableOffload expects a TUN fd");
+  if (info.Length() >= 2 && !info[1].IsUndefined() && !info[1].IsBoolean()) throw Napi::TypeError::New(env, "enableOffload: uso must be a boolean");
   int fd = info[0].As<Napi::Number>().Int32Value();
+  bool uso = info.Length() < 2 || info[1].IsUndefined() || info[1].As<Napi::Boolean>().Value();
   int sz = 10;
   if (ioctl(fd, TUNSETVNETHDRSZ, &sz) != 0) ThrowErrno(env, "ioctl(TUNSETVNETHDRSZ, 10)", errno);
   int le = 1;
@@ -97,6 +100,7 @@ Napi::Value EnableOffload(const Napi::CallbackInfo& info) {
   const unsigned tries[] = {tso | TUN_F_USO4 | TUN_F_USO6, tso, TUN_F_CSUM};
   int err = 0;
   for (unsigned bits : tries) {
+    if (!uso && (bits & TUN_F_USO4) != 0) continue;
     if (ioctl(fd, TUNSETOFFLOAD, static_cast<unsigned long>(bits)) == 0) return Napi::Number::New(env, bits);
     err = errno;
     if (err != EINVAL) break;

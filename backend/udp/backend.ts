@@ -63,6 +63,8 @@ export interface UdpOptions {
    * --udp-offload; default true). The dgram engine always gets a plain TUN.
    */
   readonly offload?: boolean;
+  /** With offload: offer USO to the TUN where the kernel takes it (--udp-uso; default true). */
+  readonly uso?: boolean;
   /** Native engine: worker thread pairs (TUN queues); default 1. The dgram engine uses one. */
   readonly workers?: number;
   /** Backend.MTU from the network config; default underlay MTU - 28 (- 48 with over6). */
@@ -218,7 +220,7 @@ export class UdpBackend implements Backend {
     try {
       const fault = Faults.fromEnv().take(op);
       if (fault) throw new KernelError(op, errnoNumber(fault), { detail: `injected ${fault} (WEFT_FAULTS)` });
-      const dev = openTun(nl, log, { name: device, queues: this.workers, vnetHdr: this.vnetHdr, mtu: this.mtu });
+      const dev = openTun(nl, log, { name: device, queues: this.workers, vnetHdr: this.vnetHdr, uso: this.o.uso ?? true, mtu: this.mtu });
       log.info(dev.adopted ? 'attached to the persistent TUN device' : 'created TUN device', {
         device, mtu: this.mtu, engine: this.o.engine, queues: dev.fds.length, offloads: tunOffloadNames(dev.offloads).join(',') || 'none',
       });

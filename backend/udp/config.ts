@@ -63,6 +63,11 @@ export const UDP_FLAGS: readonly FlagDef[] = [
   { name: 'udp-engine', key: 'udpEngine', kind: 'string', choices: UDP_ENGINES, help: 'udp backend forwarding engine, native or dgram (default: Backend.Engine, else native)' },
   { name: 'udp-offload', key: 'udpOffload', kind: 'bool', help: 'native udp engine: TUN TSO/GSO and UDP GSO/GRO offloads (default: Backend.Offload, else true); --udp-offload=false for one packet per datagram and syscall slot' },
   { name: 'udp-underlay', key: 'udpUnderlay', kind: 'string', choices: UDP_UNDERLAYS, help: 'udp backend: the underlay family this host sends over, ipv4 (to the peers\' PublicIP) or ipv6 (to their PublicIPv6; needs EnableIPv6) (default: Backend.Underlay, else ipv4)' },
+  {
+    name: 'udp-uso', key: 'udpUso', kind: 'bool',
+    help: 'native udp engine with offloads: UDP segmentation offload on the TUN (TUN_F_USO4/6, Linux >= 6.2: the inner UDP datagrams of one flow written as one super-packet) ' +
+      'where the kernel takes it (default true); --udp-uso=false leaves it off',
+  },
   { name: 'udp-workers', key: 'udpWorkers', kind: 'int', min: 1, max: MAX_UDP_WORKERS, help: 'native udp engine: forwarding thread pairs, one TUN queue and UDP socket each (default: one per CPU, at most 8; worker k sends from Backend.Port + k; see the README on flows across workers)' },
 ];
 
@@ -71,6 +76,7 @@ export interface UdpFlagValues {
   readonly tunDevice: string;
   readonly udpEngine?: UdpEngineName;
   readonly udpOffload?: boolean;
+  readonly udpUso?: boolean;
   readonly udpWorkers?: number;
   readonly udpUnderlay?: UdpUnderlay;
 }
@@ -78,6 +84,8 @@ export interface UdpFlagValues {
 export interface UdpSettings {
   readonly engine: UdpEngineName;
   readonly offload: boolean;
+  /** With offload: offer USO to the TUN (--udp-uso, default true). */
+  readonly uso: boolean;
   readonly device: string;
   /** Native engine: worker thread pairs and TUN queues; the dgram engine uses one. */
   readonly workers: number;
@@ -88,5 +96,5 @@ export interface UdpSettings {
 export function effectiveUdpSettings(c: UdpConfig, f: UdpFlagValues): UdpSettings {
   const engine = f.udpEngine ?? c.engine ?? 'native';
   const workers = engine === 'native' ? f.udpWorkers ?? defaultUdpWorkers() : 1;
-  return { engine, offload: f.udpOffload ?? c.offload ?? true, device: f.tunDevice, workers, underlay: f.udpUnderlay ?? c.underlay ?? 'ipv4' };
+  return { engine, offload: f.udpOffload ?? c.offload ?? true, uso: f.udpUso ?? true, device: f.tunDevice, workers, underlay: f.udpUnderlay ?? c.underlay ?? 'ipv4' };
 }

@@ -29,6 +29,7 @@ export const udpBackend = defineBackend<UdpConfig>({
       device: s.device,
       engine: s.engine,
       offload: s.offload,
+      uso: s.uso,
       workers: s.workers,
       stateDir: ctx.stateDir,
       ...(ctx.resumed?.type === 'udp' ? { resumed: ctx.resumed as ResumedUdp } : {}),

@@ -67,7 +67,7 @@ export function resumeUdp(ctx: ResumeContext): ResumeResult {
     old = holders[0]!;
     try {
       const taken = takeFromHolder(old, { bindIp: st.bindIp, port: st.port });
-      const offloads = st.vnetHdr ? native().tun.enableOffload(taken.tunFds[0]!) : 0;
+      const offloads = st.vnetHdr ? native().tun.enableOffload(taken.tunFds[0]!, f.udpUso ?? true) : 0;
       dev = { name: st.device, index: link.index, fds: taken.tunFds, offloads, adopted: true };
       udpFds = taken.udpFds;
       // An older weftd's holder has none (its forwarder sent from the receive sockets): then made anew.
@@ -85,7 +85,7 @@ export function resumeUdp(ctx: ResumeContext): ResumeResult {
       const queues = (ctx.nl.linkByName(st.device)?.tun?.numQueues ?? 0);
       if (queues > 0) return { skipped: `TUN device ${st.device} is held by another process (${queues} queues open)` };
       const workers = f.udpWorkers ?? defaultUdpWorkers();
-      dev = openTun(ctx.nl, nullLogger, { name: st.device, queues: workers, vnetHdr: st.vnetHdr, mtu: link.mtu });
+      dev = openTun(ctx.nl, nullLogger, { name: st.device, queues: workers, vnetHdr: st.vnetHdr, uso: f.udpUso ?? true, mtu: link.mtu });
     } catch (e) {
       return { skipped: `attaching ${st.device}: ${(e as Error).message}` };
     }

@@ -20,6 +20,8 @@ export interface TunWant {
   readonly queues: number;
   /** IFF_VNET_HDR with TSO/USO (the native engine with offloads). */
   readonly vnetHdr: boolean;
+  /** With vnetHdr: offer USO (TUN_F_USO4/6) too; default true. */
+  readonly uso?: boolean;
   readonly mtu: number;
 }
 
@@ -92,7 +94,7 @@ export function openTun(nl: NetlinkHandle, log: Logger, want: TunWant): TunDevic
   try {
     for (let q = 0; q < want.queues; q++) fds.push(tunCall('open a queue (TUNSETIFF)', name, () => t.open(name, flags)).fd);
     tunCall('TUNSETPERSIST', name, () => t.setPersist(fds[0]!, true));
-    const offloads = want.vnetHdr ? tunCall('enable offloads (TUNSETOFFLOAD)', name, () => t.enableOffload(fds[0]!)) : 0;
+    const offloads = want.vnetHdr ? tunCall('enable offloads (TUNSETOFFLOAD)', name, () => t.enableOffload(fds[0]!, want.uso ?? true)) : 0;
     const link = nl.linkByName(name);
     if (!link) throw new TunError('look up', name, 19, 'vanished right after it was opened');
     if (link.mtu !== want.mtu) nl.linkSetMtu(link.index, want.mtu);

@@ -43,7 +43,7 @@ export const vxlanBackend = defineBackend<VxlanConfig>({
       const u = effectiveUdpSettings(c.fallback, ctx.flags as unknown as UdpFlagValues);
       v4 = new FallbackBackend({
         vxlan: shared,
-        udp: { ...host, port: c.fallback.port, device: u.device, engine: u.engine, offload: u.offload, ...(dual ? { ipv6Network: dual } : {}) },
+        udp: { ...host, port: c.fallback.port, device: u.device, engine: u.engine, offload: u.offload, uso: u.uso, ...(dual ? { ipv6Network: dual } : {}) },
         ...(mtu !== undefined ? { mtu } : {}),
         log: ctx.log,
       });

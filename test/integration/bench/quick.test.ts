@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { handOnRegistry, leftNamespaces, runBench, type BenchRun } from './run-bench.js';
 import { DATA_PATHS } from '../../../bench/data-paths.js';
 
-const FIGURES = ['tcp1Gbps', 'tcpNGbps', 'udpKpps', 'udpLossPct', 'pingP50Ms', 'pingP99Ms'];
+const FIGURES = ['tcp1Gbps', 'tcpNGbps', 'udpKpps', 'udpLossPct', 'udpLargeGbps', 'udpLargeLossPct', 'pingP50Ms', 'pingP99Ms'];
 
 let out: string;
 let run: BenchRun;
@@ -45,7 +45,7 @@ test('the JSON has every data path, each with numeric figures or a reason, and t
     if (p.status === 'ok') {
       assert.is(p.reps.length, r.settings.reps, `${p.id} reps`);
       for (const k of FIGURES) assert.ok(typeof p.median[k] === 'number' && Number.isFinite(p.median[k]), `${p.id} median.${k} = ${p.median[k]}`);
-      for (const k of ['tcp1Gbps', 'tcpNGbps', 'udpKpps']) {
+      for (const k of ['tcp1Gbps', 'tcpNGbps', 'udpKpps', 'udpLargeGbps']) {
         assert.type(p.ratioToVxlan[k], 'number', `${p.id} ratioToVxlan.${k}`);
         assert.type(p.ratioToUnderlay[k], 'number', `${p.id} ratioToUnderlay.${k}`);
       }
@@ -108,7 +108,7 @@ test('the SVG is one well-formed <svg> document with a bar per measured throughp
   assert.equal(stack, []);
   assert.not.match(svg.replace(/<[^>]*>/g, ''), /[<]|&(?!amp;|lt;|gt;|quot;)/);
   const ok = JSON.parse(readFileSync(join(out, 'latest.json'), 'utf8')).dataPaths.filter((p: { status: string }) => p.status === 'ok').length;
-  assert.is((svg.match(/<rect [^>]*><title>/g) ?? []).length, ok * 3 * 2, 'bars: ok paths × 3 figures × 2 panels');
+  assert.is((svg.match(/<rect [^>]*><title>/g) ?? []).length, ok * 4 * 2, 'bars: ok paths × 4 figures × 2 panels');
 });
 
 test('every namespace the bench made is gone', async () => {

@@ -77,7 +77,7 @@ for (const [text, msg] of bad) {
 }
 
 test('each backend brings its weftd flags; a type or flag registered twice is refused', () => {
-  assert.equal(BACKENDS.flags().map((f) => f.name), ['vxlan-device', 'tun-device', 'udp-engine', 'udp-offload', 'udp-underlay', 'udp-workers', 'wireguard-device', 'wireguard-device-v6', 'wireguard-key-file', 'wireguard-impl']);
+  assert.equal(BACKENDS.flags().map((f) => f.name), ['vxlan-device', 'tun-device', 'udp-engine', 'udp-offload', 'udp-underlay', 'udp-uso', 'udp-workers', 'wireguard-device', 'wireguard-device-v6', 'wireguard-key-file', 'wireguard-impl']);
   const fake = { type: 'vxlan', flags: [], parseConfig: () => ({}), create: () => { throw new Error('unused'); } };
   assert.throws(() => new BackendRegistry([fake, fake]), /registered twice/);
   const clash = { ...fake, type: 'other', flags: [{ name: 'x', kind: 'bool' as const, help: '' }] };

@@ -12,11 +12,11 @@ import { addRatios, toMarkdown, toSvg, type BenchReport, type BenchSettings, typ
 
 const REFS = { vxlan: 'vxlan', underlay: 'underlay' };
 const settings = (ipv6: boolean): BenchSettings => ({
-  reps: 1, ipv6, seconds: 1, streams: 4, udpLength: 64, udpBitrate: '0', pings: 100, pingIntervalMs: 2, leases: 100, puts: 10, scaleHosts: 3,
+  reps: 1, ipv6, seconds: 1, streams: 4, udpLength: 64, udpBitrate: '0', udpLargeLength: 1400, pings: 100, pingIntervalMs: 2, leases: 100, puts: 10, scaleHosts: 3,
 });
 
 const v4 = (tcp1: number, tcpN: number, p50: number, cpu: number): Figures =>
-  ({ tcp1Gbps: tcp1, tcpNGbps: tcpN, udpKpps: 100, udpLossPct: 1, tcp1Retransmits: 0, tcpNRetransmits: 0, pingP50Ms: p50, pingP99Ms: 2 * p50, agentCpuSecondsPerGB: null, machineCpuSecondsPerGB: cpu });
+  ({ tcp1Gbps: tcp1, tcpNGbps: tcpN, udpKpps: 100, udpLossPct: 1, udpLargeGbps: tcp1 / 2, udpLargeLossPct: 2, tcp1Retransmits: 0, tcpNRetransmits: 0, pingP50Ms: p50, pingP99Ms: 2 * p50, agentCpuSecondsPerGB: null, machineCpuSecondsPerGB: cpu });
 const v6ok = (tcp1: number, tcpN: number, p50: number, cpu: number): Ipv6Report => ({
   status: 'ok', endpoints: 'a -> b', reps: [], ratioToIpv4: {}, ratioToVxlan: {}, ratioToUnderlay: {},
   median: { tcp1Gbps: tcp1, tcpNGbps: tcpN, tcp1Retransmits: 3, tcpNRetransmits: 4, pingP50Ms: p50, pingP99Ms: 2 * p50, agentCpuSecondsPerGB: 0.5, machineCpuSecondsPerGB: cpu },
@@ -112,7 +112,7 @@ test('SVG: a third panel with each path\'s IPv6 TCP throughput as × its IPv4', 
   assert.match(svg, />IPv6 × IPv4 of the same path</);
   const ok4 = ps.filter((p) => p.status === 'ok').length;
   const ok6 = ps.filter((p) => p.ipv6?.status === 'ok').length;
-  assert.is((svg.match(/<rect [^>]*><title>/g) ?? []).length, ok4 * 3 * 2 + ok6 * 2);
+  assert.is((svg.match(/<rect [^>]*><title>/g) ?? []).length, ok4 * 4 * 2 + ok6 * 2);
   assert.match(svg, /<title>label udp-native, TCP 1 stream: 0\.500× \(IPv6 × IPv4 of the same path\)<\/title>/);
   // Taller by one panel than the IPv4-only chart.
   const height = (s: string) => Number(/height="(\d+)"/.exec(s)![1]);

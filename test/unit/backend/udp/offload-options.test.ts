@@ -1,10 +1,10 @@
-// The native engine's offload switch (--udp-offload, Backend.Offload), the names
+// The native engine's offload switches (--udp-offload, Backend.Offload; --udp-uso), the names
 // of TUN offload bits in its stats, and the vectorised checksum against a
 // plain RFC 1071 reference (every length and alignment the send path sees).
 import { randomBytes } from 'node:crypto';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { parseUdpConfig } from '../../../../backend/udp/config.js';
+import { effectiveUdpSettings, parseUdpConfig, type UdpFlagValues } from '../../../../backend/udp/config.js';
 import { tunOffloadNames } from '../../../../backend/udp/native-engine.js';
 import { parseWeftdFlags as parseFlags, UsageError } from '../../../../daemon/flags.js';
 import { native } from '../../../../native/index.js';
@@ -15,6 +15,16 @@ test('--udp-offload: unset leaves it to Backend.Offload; =false/=true/bare; env'
   assert.is(parseFlags(['--udp-offload']).backendFlags.udpOffload, true);
   assert.is(parseFlags([], { WEFTD_UDP_OFFLOAD: '0' }).backendFlags.udpOffload, false);
   assert.throws(() => parseFlags(['--udp-offload=maybe']), (e: unknown) => e instanceof UsageError && /invalid --udp-offload "maybe": must be true or false/.test((e as Error).message));
+});
+
+test('--udp-uso: USO on the TUN unless =false (env WEFTD_UDP_USO too); a bad value named', () => {
+  const uso = (argv: string[], env: Record<string, string> = {}) =>
+    effectiveUdpSettings(parseUdpConfig({ Type: 'udp' }), parseFlags(argv, env).backendFlags as unknown as UdpFlagValues).uso;
+  assert.is(uso([]), true);
+  assert.is(uso(['--udp-uso=false']), false);
+  assert.is(uso(['--udp-uso']), true);
+  assert.is(uso([], { WEFTD_UDP_USO: 'false' }), false);
+  assert.throws(() => parseFlags(['--udp-uso=off']), (e: unknown) => e instanceof UsageError && /invalid --udp-uso "off": must be true or false/.test((e as Error).message));
 });
 
 test('Backend.Offload: boolean or absent; anything else quoted in the error', () => {
