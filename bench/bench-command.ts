@@ -27,11 +27,11 @@ export const PARTIAL_OUT = fileURLToPath(new URL('../../bench/results/partial/',
  * Flags that make a run quick or partial: with any of them the tracked full-run results stay untouched.
  * --ipv6 is not one: `weft bench --ipv6` is a full run (every path, IPv4 and IPv6) and writes the tracked results.
  */
-const PARTIAL_FLAGS = ['quick', 'reps', 'seconds', 'paths', 'leases', 'puts', 'no-scale'] as const;
+const PARTIAL_FLAGS = ['quick', 'reps', 'seconds', 'paths', 'leases', 'puts', 'scale-hosts', 'no-scale'] as const;
 
 const FLAGS: FlagSet = {
   command: 'weft bench',
-  usage: 'weft bench [--quick] [--ipv6] [--reps N] [--seconds N] [--paths ID,...] [--leases N] [--puts N] [--no-scale] [--out DIR]',
+  usage: 'weft bench [--quick] [--ipv6] [--reps N] [--seconds N] [--paths ID,...] [--leases N] [--puts N] [--scale-hosts N] [--no-scale] [--out DIR]',
   positional: true,
   flags: [
     { name: 'quick', kind: 'bool', help: 'short smoke run: 1 rep, iperf3 -t 1, 100 pings, 100 leases, 10 puts' },
@@ -45,6 +45,7 @@ const FLAGS: FlagSet = {
     { name: 'paths', kind: 'string', help: `data paths to measure, or none (default all: ${DATA_PATHS.map((p) => p.id).join(',')})` },
     { name: 'leases', kind: 'int', min: 1, max: MAX_LEASES, help: 'remote leases written at once in the scale run (default 10000, quick 100)' },
     { name: 'puts', kind: 'int', min: 1, max: MAX_PUTS, help: 'single lease puts timed to their routes (default 50, quick 10)' },
+    { name: 'scale-hosts', kind: 'int', min: 1, max: 3, help: 'hosts running weftd in the scale run (default 3; 1 shows what one agent alone achieves on this machine)' },
     { name: 'no-scale', kind: 'bool', help: 'skip the control-plane scale run' },
     { name: 'out', kind: 'string', help: `directory for latest.json, latest.md, throughput.svg and control-plane.svg (default ${DEFAULT_OUT} for a full run with the defaults, ${PARTIAL_OUT} when any other flag above makes it quick or partial)` },
   ],
@@ -85,7 +86,7 @@ async function runBench(a: ParsedFlags, argv: readonly string[]): Promise<number
     pingIntervalMs: 2,
     leases: v('leases', 10_000, 100),
     puts: v('puts', 50, 10),
-    scaleHosts: 3,
+    scaleHosts: a.values['scale-hosts'] === undefined ? 3 : Number(a.values['scale-hosts']),
   };
   const paths = selectPaths(a.values.paths as string | undefined);
   const outDir = resolve(String(a.values.out ?? defaultOut(a)));

@@ -10,13 +10,16 @@
 // leases with one PublicIP are a conflict weftd skips): from 198.18.0.0/15,
 // RFC 2544's range for benchmarks, on no interface and never reached: the
 // entries are PERMANENT and no traffic flows.
+import { cpus } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { PREFIX, putNetworkConfig, type AgentReady, type LabAgent, startAgents } from '../lab/agent.js';
 import type { Lab } from '../lab/lab.js';
-import { KernelError, NetlinkHandle, NetlinkMonitor, resolveNexthops, RTMGRP_IPV4_ROUTE } from '../netlink/index.js';
-import { rssBytes } from './proc-stats.js';
+import { NetlinkHandle, NetlinkMonitor, RTMGRP_IPV4_ROUTE } from '../netlink/index.js';
+import { HostEntries, WantedEntries } from './control-plane-entries.js';
+import { cpuSeconds, cpuTimes, machineBusySeconds, rssBytes } from './proc-stats.js';
 import { HEALTHZ_FLAGS, HealthzPollers, type Responsiveness, scrapeEventLoop } from './responsiveness.js';
 import { percentile } from './stats.js';
+import { trace, tracing } from '../lib/trace.js';
 import type { Step } from './measure.js';
 
 /**
@@ -32,6 +35,8 @@ export const PROPAGATION_BASE = 240;
 /** Puts per etcd transaction (the lab's etcd runs with --max-txn-ops raised to match). */
 export const TXN_OPS = 1000;
 const VXLAN_DEV = 'weft.1';
+/** A host is dumped (checked) once its monitor has reported no change for this long. */
+const QUIET_MS = 100;
 
 export interface ControlPlaneSettings {
   hosts: number;
@@ -62,6 +67,12 @@ export interface ControlPlaneResult {
   series: { t: number; routes: number[] }[];
   rssBeforeMiB: number[];
   rssAfterMiB: number[];
+  /**
+   * CPU seconds from the put until each host converged: each weftd's user and system (kernel: its
+   * netlink requests are served in its own context), etcd's, the bench's own (counting included) and
+   * the whole machine's busy time (all cores, whatever else runs), over `seconds` (until the last host).
+   */
+  burstCpu: { agents: { user: number; system: number }[]; etcd: number | undefined; bench: number; machineBusy: number; seconds: number };
   /** /healthz answer times and weftd's event-loop delay while the N leases are programmed. */
   responsiveness: Responsiveness;
   propagation: {
@@ -111,6 +122,8 @@ export async function runControlPlane(lab: Lab, s: ControlPlaneSettings, step: S
     if (!taken.has(f.subnet)) fakes.push(f);
   }
   const handles = lab.hosts.map((h) => NetlinkHandle.open({ netns: h.ns }));
+  const wanted = new WantedEntries(fakes);
+  const entries = lab.hosts.map((h, i) => new HostEntries(handles[i]!, h.ns, VXLAN_DEV, wanted));
   const monitors: NetlinkMonitor[] = [];
   const pollers = new HealthzPollers(lab, lab.hosts);
   try {
@@ -121,16 +134,24 @@ export async function runControlPlane(lab: Lab, s: ControlPlaneSettings, step: S
     await sleep(2000);
     const idleTo = Date.now();
     await Promise.all(lab.hosts.map((h) => scrapeEventLoop(lab, h)));
+    // What the monitors queued before the put (the agents' start) is not a change of the burst.
+    for (const e of entries) e.poll();
     const busyFrom = Date.now();
+    const etcdPid = lab.etcd!.members[0]?.pid;
+    const cpu0 = { agents: agents.map((a) => cpuTimes(a.proc.pid!)), etcd: etcdPid === undefined ? undefined : cpuSeconds(etcdPid), bench: process.cpuUsage(), busy: machineBusySeconds() };
+    const agentCpu: { user: number; system: number }[] = agents.map(() => ({ user: NaN, system: NaN }));
     const t0 = performance.now();
+    trace('bench.put', { leases: fakes.length });
     // "At once": transactions of TXN_OPS puts each, all in flight together on the client's one connection.
     const txns: Promise<unknown>[] = [];
     for (let i = 0; i < fakes.length; i += TXN_OPS) {
       const success = fakes.slice(i, i + TXN_OPS).map((f) => ({ request_put: { key: Buffer.from(f.key), value: Buffer.from(f.value) } }));
-      txns.push(etcd.kv.txn({ compare: [], success, failure: [] }));
+      txns.push(etcd.kv.txn({ compare: [], success, failure: [] }).then((r) => {
+        trace('bench.txn', { first: i, revision: Number(r.header.revision) });
+        return r;
+      }));
     }
     const putting = Promise.all(txns).then(() => (performance.now() - t0) / 1000);
-    const want = new Map(fakes.map((f) => [f.subnet, f]));
     const converge: (number | undefined)[] = handles.map(() => undefined);
     const found: [number, number, number][] = handles.map(() => [0, 0, 0]);
     const deadline = t0 + s.timeoutMs;
@@ -138,26 +159,73 @@ export async function runControlPlane(lab: Lab, s: ControlPlaneSettings, step: S
     void putting.then((x) => { putSeconds = x; });
     let lastReport = 0;
     const series: { t: number; routes: number[] }[] = [{ t: 0, routes: handles.map(() => 0) }];
-    const counter = new EntryCounter(want);
-    while (converge.some((c) => c === undefined) && performance.now() < deadline) {
-      const round = performance.now();
-      for (const [i, nl] of handles.entries()) {
+    const lastCheck = handles.map(() => -Infinity);
+    const shortWithRoutes = handles.map(() => false);
+    let changed = false;
+    // Every host's monitor is read every 10 ms, also while a host is dumped (asynchronously: tens to
+    // hundreds of ms under load), so a dump does not delay when another host's last route change is seen.
+    const pollAll = () => {
+      for (const [i, e] of entries.entries()) {
         if (converge[i] !== undefined) continue;
-        // The bench shares the CPUs (and the kernel's rtnl lock) with the agents: while a host
-        // is short of routes only its routes are listed (weftd adds a peer's route after its
-        // neighbour and FDB entries); the three lists once every route is there.
-        const routes = counter.routes(nl);
-        found[i] = routes === fakes.length ? counter.count(nl) : [found[i]![0], found[i]![1], routes];
-        if (found[i].every((n) => n === fakes.length)) converge[i] = (performance.now() - t0) / 1000;
+        const routes = e.poll();
+        changed ||= routes !== found[i]![2];
+        found[i]![2] = routes;
       }
-      series.push({ t: (performance.now() - t0) / 1000, routes: found.map((f) => f[2]) });
-      if (performance.now() - lastReport > 2000) {
-        lastReport = performance.now();
-        step(`  ${((performance.now() - t0) / 1000).toFixed(1)} s: entries per host ${found.map((f) => f.reduce((a, b) => a + b, 0)).join(', ')} of ${3 * fakes.length}`);
+    };
+    const poller = setInterval(pollAll, 10);
+    try {
+      while (converge.some((c) => c === undefined) && performance.now() < deadline) {
+        const round = performance.now();
+        changed = false;
+        pollAll();
+        for (const [i, e] of entries.entries()) {
+          if (converge[i] !== undefined) continue;
+          const routes = found[i]![2];
+          // Dumped (the check) once the host has been quiet for a moment: when every route is there, else
+          // every second if the monitor lost changes (an overrun: its route count may be short).
+          const now = performance.now();
+          if (now - e.lastChange < QUIET_MS || (routes < fakes.length && (e.overruns === 0 || now - lastCheck[i]! < 1000))) continue;
+          lastCheck[i] = now;
+          const dumped = await e.dumpCounts();
+          pollAll();
+          if (!dumped) continue;
+          found[i] = dumped;
+          changed = true;
+          // Complete, and no route changed since the dump began: complete since the host's last route
+          // change, unless a check found it short while every route was there (a neighbour or FDB entry
+          // may have come since without a route change) or the monitor lost changes: then since this dump.
+          const complete = dumped.every((n) => n === fakes.length);
+          if (complete && e.lastChange < now) {
+            converge[i] = ((shortWithRoutes[i] || e.overruns > 0 ? now : e.lastChange) - t0) / 1000;
+            const [a, b] = [cpu0.agents[i], cpuTimes(agents[i]!.proc.pid!)];
+            if (a && b) agentCpu[i] = { user: b.user - a.user, system: b.system - a.system };
+          } else if (!complete && routes >= fakes.length) {
+            shortWithRoutes[i] = true;
+          }
+        }
+        if (changed || performance.now() - t0 - 1000 * series.at(-1)!.t > 250) series.push({ t: (performance.now() - t0) / 1000, routes: found.map((f) => f[2]) });
+        if (tracing) trace('bench.count', { routes: found.map((f) => f[2]), ms: Math.round(performance.now() - round), busy: machineBusySeconds(), cpu: agents.map((a) => cpuSeconds(a.proc.pid!)) });
+        if (performance.now() - lastReport > 2000) {
+          lastReport = performance.now();
+          step(`  ${((performance.now() - t0) / 1000).toFixed(1)} s: routes per host ${found.map((f) => f[2]).join(', ')} of ${fakes.length}`);
+        }
+        await sleep(20);
       }
-      // At most about a third of one CPU for the counting (10,000 peers: a listing takes tens of ms).
-      await sleep(Math.max(50, 2 * (performance.now() - round)));
+    } finally {
+      clearInterval(poller);
     }
+    const overruns = entries.map((e) => e.overruns);
+    if (overruns.some((n) => n > 0)) step(`  the hosts' route monitors overran ${overruns.join(', ')} times (those hosts were timed by their dumps)`);
+    const benchCpu = process.cpuUsage(cpu0.bench);
+    const etcdCpu = etcdPid === undefined ? undefined : cpuSeconds(etcdPid);
+    const burstCpu = {
+      agents: agentCpu,
+      etcd: etcdCpu === undefined || cpu0.etcd === undefined ? undefined : etcdCpu - cpu0.etcd,
+      bench: (benchCpu.user + benchCpu.system) / 1e6,
+      machineBusy: machineBusySeconds() - cpu0.busy,
+      seconds: (performance.now() - t0) / 1000,
+    };
+    step(`CPU seconds until converged: weftd ${agentCpu.map((c) => `${c.user.toFixed(2)} user + ${c.system.toFixed(2)} sys`).join(', ')}; etcd ${burstCpu.etcd?.toFixed(2)}, bench ${burstCpu.bench.toFixed(2)}; machine busy ${burstCpu.machineBusy.toFixed(2)} of ${(cpus().length * burstCpu.seconds).toFixed(2)} CPU-s (${cpus().length} CPUs)`);
     putSeconds ??= await putting;
     const busyTo = Date.now();
     const loops = await Promise.all(lab.hosts.map((h) => scrapeEventLoop(lab, h)));
@@ -227,6 +295,7 @@ export async function runControlPlane(lab: Lab, s: ControlPlaneSettings, step: S
       convergeSecondsMax: done.length === converge.length ? Math.max(...done) : undefined,
       entriesFound: found,
       series,
+      burstCpu,
       rssBeforeMiB: rssBefore,
       rssAfterMiB: rssAfter,
       responsiveness,
@@ -235,46 +304,10 @@ export async function runControlPlane(lab: Lab, s: ControlPlaneSettings, step: S
   } finally {
     await pollers.stop();
     for (const m of monitors) m.close();
+    for (const e of entries) e.close();
     for (const h of handles) h.close();
   }
 }
 
-/** Counts the [neigh, fdb, route] entries on the VXLAN device that match a wanted fake lease exactly. */
-class EntryCounter {
-  private readonly byVtep: Map<string, FakeLease>;
-  private readonly byMac: Map<string, FakeLease>;
-  private readonly lastRoutes = new Map<NetlinkHandle, number>();
-  constructor(private readonly want: Map<string, FakeLease>) {
-    this.byVtep = new Map([...want.values()].map((f) => [f.vtep, f]));
-    this.byMac = new Map([...want.values()].map((f) => [f.mac, f]));
-  }
-  count(nl: NetlinkHandle): [number, number, number] {
-    const dev = nl.linkByName(VXLAN_DEV);
-    if (!dev) return [0, 0, 0];
-    const neigh = nl.neighList({ index: dev.index, family: 4 }).filter((n) => n.mac !== undefined && this.byVtep.get(n.ip)?.mac === n.mac).length;
-    const fdb = nl.fdbList({ index: dev.index }).filter((x) => x.dst !== undefined && this.byMac.get(x.mac)?.publicIp === x.dst).length;
-    return [neigh, fdb, this.routes(nl, dev.index)];
-  }
-  routes(nl: NetlinkHandle, index = nl.linkByName(VXLAN_DEV)?.index): number {
-    if (index === undefined) return 0;
-    // weftd's routes go through nexthop objects: their gateway and device are the objects' (not in the
-    // route itself unless net.ipv4.nexthop_compat_mode is on), so the objects are listed along.
-    const rs = nl.routeList({ family: 4 });
-    if (rs.some((r) => r.nhid !== undefined)) {
-      try {
-        resolveNexthops(rs, nl.nexthopList());
-      } catch (e) {
-        // Objects are made while we list (the kernel flags the listing interrupted): count again next round.
-        if (!isInterrupted(e)) throw e;
-        return this.lastRoutes.get(nl) ?? 0;
-      }
-    }
-    const n = rs.filter((r) => r.index === index && this.want.get(r.dst)?.vtep === r.gateway).length;
-    this.lastRoutes.set(nl, n);
-    return n;
-  }
-}
-
-const isInterrupted = (e: unknown) => e instanceof KernelError && e.code === 'EINTR';
 const mib = (b: number | undefined) => (b === undefined ? NaN : b / 2 ** 20);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

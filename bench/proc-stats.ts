@@ -7,6 +7,12 @@ const USER_HZ = 100;
 
 /** utime+stime of pid in seconds; undefined when the process is gone. */
 export function cpuSeconds(pid: number): number | undefined {
+  const t = cpuTimes(pid);
+  return t && t.user + t.system;
+}
+
+/** utime and stime of pid (every thread) in seconds; undefined when the process is gone. */
+export function cpuTimes(pid: number): { user: number; system: number } | undefined {
   let stat: string;
   try {
     stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
@@ -19,7 +25,7 @@ export function cpuSeconds(pid: number): number | undefined {
   const utime = Number(fields[11]);
   const stime = Number(fields[12]);
   if (!Number.isFinite(utime) || !Number.isFinite(stime)) throw new Error(`/proc/${pid}/stat: cannot read utime/stime from ${JSON.stringify(stat.slice(0, 200))}`);
-  return (utime + stime) / USER_HZ;
+  return { user: utime / USER_HZ, system: stime / USER_HZ };
 }
 
 /**

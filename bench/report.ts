@@ -206,7 +206,12 @@ export function toMarkdown(r: BenchReport): string {
     const perHost = c.convergeSeconds.map((v, i) => `h${i + 1} ${v === undefined || v === null ? 'TIMEOUT' : `${v.toFixed(2)} s`}`).join(', ');
     out.push('| measurement | result |', '| --- | --- |');
     out.push(`| ${c.leases} remote leases put into etcd at once | ${c.putSeconds.toFixed(2)} s to write |`);
-    out.push(`| until every host holds all ${c.entriesExpected} kernel entries (neigh + fdb + route, netlink dump) | ${num(c.convergeSecondsMax, 2)} s (${perHost}) |`);
+    out.push(`| until every host holds all ${c.entriesExpected} kernel entries (neigh + fdb + route: netlink monitor, confirmed by a dump) | ${num(c.convergeSecondsMax, 2)} s (${perHost}) |`);
+    const u = c.burstCpu;
+    if (u) {
+      out.push(`| CPU seconds from the put until each host converged: each weftd user + system; etcd; the bench; the whole machine (all ${r.machine.nproc} CPUs, anything else running included) | ` +
+        `${u.agents.map((a) => `${num(a.user, 2)} + ${num(a.system, 2)}`).join(', ')}; etcd ${num(u.etcd, 2)}; bench ${num(u.bench, 2)}; machine ${num(u.machineBusy, 2)} of ${num(r.machine.nproc * u.seconds, 2)} |`);
+    }
     const z = c.responsiveness;
     if (z) {
       out.push(`| \`/healthz\` answer time while the ${c.leases} peers are programmed (polled every 20 ms on each host; idle p99 before: ${num(z.healthzIdle.p99Ms, 1)} ms) | ` +

@@ -24,6 +24,7 @@ import { findUnderlay, requireV4, requireV6, type Underlay } from '../host/under
 import { Backoff, retrying, sleep } from '../lib/backoff.js';
 import { ConfigError, errorCode, isRetryable } from '../lib/errors.js';
 import type { Logger } from '../lib/log.js';
+import { trace } from '../lib/trace.js';
 import { NetlinkHandle, NetlinkMonitor, RTMGRP_IPV4_IFADDR, RTMGRP_LINK } from '../netlink/index.js';
 import { SubnetManager, type AcquireRequest, type Lease, type NetworkConfig } from '../subnet-manager/index.js';
 import type { LeaseChange, LeaseKeeper } from '../subnet-manager/lease-keeper.js';
@@ -217,7 +218,9 @@ export class Daemon {
         prefer: (l) => backend.holds?.(l) ?? false,
         onBatch: async (b) => {
           try {
+            trace('backend.apply', { events: b.events.length, snapshot: b.snapshot });
             await backend.apply(b);
+            trace('backend.applied', { events: b.events.length });
           } catch (e) {
             // The backend reconciles everything at its next resync.
             this.transient('applying lease changes to the kernel', e);

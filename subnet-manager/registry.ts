@@ -3,6 +3,7 @@
 // acquire, when to renew) lives in manager.ts; watching in watch.ts.
 import { Etcd3, type IOptions } from 'etcd3';
 import { WeftError } from '../lib/errors.js';
+import { trace, tracing } from '../lib/trace.js';
 import { EtcdAuthError, EtcdTlsError, EtcdUnavailableError } from './errors.js';
 import type { RawKV } from './lease-table.js';
 
@@ -27,6 +28,15 @@ export interface SubnetWatchHandlers {
   /** The server canceled the watch (e.g. its start revision was compacted); etcd3 has dropped it. */
   canceled(err: Error): void;
 }
+
+/**
+ * Largest etcd response we take (gRPC's receive limit, 4 MiB by default). A listing of
+ * about 28,000 flannel leases, or a resuming watcher's catch-up of a few large
+ * transactions (etcd sends up to 1000 revisions in one response), is larger; at
+ * the default the request failed as "RESOURCE_EXHAUSTED", which reads as etcd being
+ * unavailable, and was retried forever.
+ */
+export const MAX_RESPONSE_BYTES = 256 * 2 ** 20;
 
 /** Per-request deadline, so a hung member cannot stall a call forever. */
 export const CALL_TIMEOUT_MS = 5000;
@@ -123,7 +133,7 @@ export class Registry {
       hosts: this.endpoints,
       dialTimeout: 3000,
       defaultCallOptions: (ctx) => (ctx.isStream ? {} : { deadline: new Date(Date.now() + CALL_TIMEOUT_MS) }),
-      grpcOptions: { 'grpc.keepalive_time_ms': 10_000, 'grpc.keepalive_timeout_ms': 5_000 },
+      grpcOptions: { 'grpc.keepalive_time_ms': 10_000, 'grpc.keepalive_timeout_ms': 5_000, 'grpc.max_receive_message_length': MAX_RESPONSE_BYTES },
       faultHandling: { watchBackoff: new CappedBackoff(), ...(o.failFast ? { global: ONE_ATTEMPT as unknown as GlobalPolicy } : {}) },
       ...(o.etcdOptions as Partial<IOptions> | undefined),
     };
@@ -303,6 +313,7 @@ export class Registry {
           ? { type: 'put' as const, kv: rawKV(ev.kv) }
           : { type: 'delete' as const, key: ev.kv.key.toString(), modRevision: Number(ev.kv.mod_revision) };
       });
+      if (tracing) trace('watch.data', { events: events.length, revision: Number(res.header.revision) });
       h.data(events, Number(res.header.revision));
     });
     w.on('disconnected', (err: unknown) => {

@@ -10,6 +10,7 @@ import { Backoff, Slicer, sleep } from '../lib/backoff.js';
 import { isRetryable } from '../lib/errors.js';
 import type { Logger } from '../lib/log.js';
 import { Serial } from '../lib/serial.js';
+import { trace } from '../lib/trace.js';
 import type { NetworkConfig } from './config.js';
 import type { Lease } from './lease.js';
 import { type LeaseBatch, type LeaseEvent, LeaseTable, type OwnLease } from './lease-table.js';
@@ -135,6 +136,7 @@ export async function runLeaseWatch(reg: Registry, cfg: NetworkConfig, opts: Wat
           void serial.run(async () => {
             const responses = queued.splice(0);
             if ((done && signal.aborted) || failure) return;
+            trace('watch.take', { responses: responses.length, events: responses.reduce((n, r) => n + r.evs.length, 0) });
             const events: LeaseEvent[] = [];
             // A response can hold thousands of events: the event loop runs between slices.
             const slicer = new Slicer();
@@ -149,6 +151,7 @@ export async function runLeaseWatch(reg: Registry, cfg: NetworkConfig, opts: Wat
               // header's revision has been delivered.
               if (r.evs.length === 0) rev = Math.max(rev, r.headerRevision);
             }
+            trace('watch.table', { leaseEvents: events.length });
             await deliver(events);
           }).catch((err) => {
             failure ??= { err };

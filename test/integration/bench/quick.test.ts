@@ -70,6 +70,10 @@ test('the JSON has every data path, each with numeric figures or a reason, and t
   assert.is(c.convergeSeconds.length, 3);
   for (const v of c.convergeSeconds) assert.type(v, 'number');
   for (const v of [...c.rssBeforeMiB, ...c.rssAfterMiB]) assert.ok(v > 0, `RSS ${v}`);
+  // CPU seconds of the burst: each agent's user and system time, read from /proc.
+  assert.is(c.burstCpu.agents.length, 3);
+  for (const a of c.burstCpu.agents) assert.ok(a.user + a.system > 0 && a.system >= 0, `agent CPU ${JSON.stringify(a)}`);
+  assert.ok(c.burstCpu.machineBusy > 0 && c.burstCpu.seconds > 0);
   assert.is(c.propagation.samples + c.propagation.missing, c.propagation.puts * 3);
   assert.type(c.propagation.p50Ms, 'number');
   // The time series of routes per host ends with every host holding all of them.
