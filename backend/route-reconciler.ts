@@ -71,6 +71,9 @@ export function inScope(r: Route, s: RouteScope): boolean {
   return s.within === undefined || (r.dst !== 'default' && s.within.containsNet(Prefix.parse(r.dst)));
 }
 
+/** Routes resolved through their objects between two looks at the clock (about 1-2 ms of work). */
+const RESOLVE_SLICE = 1000;
+
 /** How prune() cuts its work (a full reconcile that lets lease applies run meanwhile). */
 export interface PruneHooks {
   readonly slicer?: Slicer;
@@ -257,14 +260,23 @@ export class RouteReconciler {
     const { routes: listed, nexthops } = snap ?? (await this.snapshot());
     const slicer = hooks.slicer ?? new Slicer();
     const pause = hooks.pause ?? (() => slicer.next());
+    // Each pass over 10,000 routes or peers is cut into slices (each ~10-20 ms in one piece on a busy host).
     const byDst = new Map<string, [string, DesiredRoute]>();
-    for (const [k, r] of this.desired) byDst.set(r.dst, [k, r]);
+    for (const [k, r] of [...this.desired]) {
+      if (slicer.due()) await pause();
+      byDst.set(r.dst, [k, r]);
+    }
     const ok = new Set<string>();
     let stale: KernelOp[] = [];
     // A route through an object: its gateway and device are the object's (the dump carries them only in compat mode).
-    resolveNexthops(listed, nexthops ?? []);
+    const byId = resolveNexthops([], nexthops ?? []);
     const foreign = new Set<number>();
-    for (const r of listed) if (r.nhid !== undefined && !inScope(r, scope)) foreign.add(r.nhid);
+    for (let i = 0; i < listed.length; i += RESOLVE_SLICE) {
+      if (slicer.due()) await pause();
+      const part = listed.slice(i, i + RESOLVE_SLICE);
+      resolveNexthops(part, byId);
+      for (const r of part) if (r.nhid !== undefined && !inScope(r, scope)) foreign.add(r.nhid);
+    }
     const ours = this.ids && nexthops ? this.ids.load(nexthops, scope.protocol, this.opts.family, foreign) : new Map<number, Nexthop>();
     // Objects routes outside our scope use are not ours to delete (and count as used).
     const used = new Set<number>(foreign);
