@@ -37,6 +37,16 @@ export class ReconcileRuns {
   end(run: ReconcileRun): void {
     if (this.current === run) this.current = undefined;
   }
+
+  /** begin(), fn, end(): fn is a full reconcile (with its listing, when that goes first outside the queue). */
+  async during(fn: (run: ReconcileRun) => Promise<void>): Promise<void> {
+    const run = this.begin();
+    try {
+      await fn(run);
+    } finally {
+      this.end(run);
+    }
+  }
 }
 
 export class ReconcileRun {

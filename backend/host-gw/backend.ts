@@ -134,13 +134,8 @@ export class HostGwBackend implements Backend {
   }
 
   /** A full reconcile inside the queue (a snapshot batch): lists the kernel first. */
-  private async reconcileNow(): Promise<void> {
-    const run = this.runs.begin();
-    try {
-      await this.reconcile(run);
-    } finally {
-      this.runs.end(run);
-    }
+  private reconcileNow(): Promise<void> {
+    return this.runs.during((run) => this.reconcile(run));
   }
 
   /**
@@ -226,13 +221,10 @@ export class HostGwBackend implements Backend {
       return false;
     });
     if (!reconcile) return;
-    const run = this.runs.begin();
-    try {
+    await this.runs.during(async (run) => {
       const listed = await this.routes.snapshot();
       await this.serial.run(() => this.reconcile(run, listed));
-    } finally {
-      this.runs.end(run);
-    }
+    });
   }
 
   stats(): BackendStats {

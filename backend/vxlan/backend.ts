@@ -297,13 +297,8 @@ export class VxlanBackend implements Backend {
   }
 
   /** A full reconcile inside the queue (a snapshot batch, a new underlay): lists the kernel first. */
-  private async reconcileNow(): Promise<void> {
-    const run = this.runs.begin();
-    try {
-      await this.reconcile(run);
-    } finally {
-      this.runs.end(run);
-    }
+  private reconcileNow(): Promise<void> {
+    return this.runs.during((run) => this.reconcile(run));
   }
 
   /**
@@ -427,13 +422,10 @@ export class VxlanBackend implements Backend {
   async resync(full: boolean): Promise<void> {
     const reconcile = await this.serial.run(() => this.check(full));
     if (!reconcile) return;
-    const run = this.runs.begin();
-    try {
+    await this.runs.during(async (run) => {
       const listed = await this.snapshot();
       await this.serial.run(() => this.reconcile(run, listed));
-    } finally {
-      this.runs.end(run);
-    }
+    });
   }
 
   /** The part of resync() that holds the queue; true when a full reconcile is due. */
