@@ -156,13 +156,13 @@ export const DATA_PATHS: readonly DataPath[] = [
   overlay('host-gw', 'host-gw (routed, no encapsulation)', { Type: 'host-gw' }, []),
   // Same segment, so DirectRouting gives the same plain route as host-gw: what the option costs inside the vxlan backend.
   overlay('vxlan-direct', 'kernel VXLAN, DirectRouting', { Type: 'vxlan', DirectRouting: true }, []),
-  // --udp-workers 2 and 4 beside the default 1: what sharding over a multi-queue TUN buys on this machine.
-  overlay('udp-native', 'UDP, native engine', { Type: 'udp', Engine: 'native' }, ['--udp-engine', 'native']),
+  // --udp-workers 1, 2 and 4 (the default is one per CPU): what sharding over a multi-queue TUN buys on this machine.
+  overlay('udp-native', 'UDP, native engine', { Type: 'udp', Engine: 'native' }, ['--udp-engine', 'native', '--udp-workers', '1']),
   overlay('udp-native-2-workers', 'UDP, native engine, 2 workers', { Type: 'udp', Engine: 'native' }, ['--udp-engine', 'native', '--udp-workers', '2']),
   // More workers than CPUs: flows spread over 4 queues; the retransmits say whether a flow stayed on one worker (no reordering).
   overlay('udp-native-4-workers', 'UDP, native engine, 4 workers', { Type: 'udp', Engine: 'native' }, ['--udp-engine', 'native', '--udp-workers', '4']),
   // The same engine with one packet per datagram and syscall slot: what the TUN/UDP offloads buy.
-  overlay('udp-native-no-offload', 'UDP, native, offloads off', { Type: 'udp', Engine: 'native', Offload: false }, ['--udp-engine', 'native', '--udp-offload=false']),
+  overlay('udp-native-no-offload', 'UDP, native, offloads off', { Type: 'udp', Engine: 'native', Offload: false }, ['--udp-engine', 'native', '--udp-offload=false', '--udp-workers', '1']),
   overlay('udp-dgram', 'UDP, dgram engine', { Type: 'udp', Engine: 'dgram' }, ['--udp-engine', 'dgram']),
   // VXLAN's per-peer fallback: the pair's VXLAN blocked, both hosts on the udp path (native engine, offloads).
   fallbackPair(),

@@ -18,9 +18,14 @@ interface Entry { readonly name: string; readonly fd: number; readonly file: str
 
 const say = (ev: string, fields: Record<string, unknown> = {}) => process.stdout.write(`${JSON.stringify({ ev, at: Date.now(), ...fields })}\n`);
 
+/**
+ * What tells two stored files apart. systemd compares open files (kcmp, F_DUPFD_QUERY); the
+ * inode stands in for that here, except for character devices: every queue of a multi-queue
+ * TUN is its own open of /dev/net/tun, one inode for all of them, so each counts as new.
+ */
 function fileId(fd: number): string {
   const st = fstatSync(fd);
-  return `${st.dev}:${st.ino}`;
+  return st.isCharacterDevice() ? `chr:${st.dev}:${st.ino}:fd${fd}` : `${st.dev}:${st.ino}`;
 }
 
 export function main(argv: readonly string[]): void {

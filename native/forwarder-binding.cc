@@ -5,7 +5,6 @@
 #include <arpa/inet.h>
 #include <cerrno>
 #include <fcntl.h>
-#include <functional>
 #include <linux/filter.h>
 #include <memory>
 #include <netinet/udp.h>
@@ -46,12 +45,14 @@ class Fd {
 // destroyed in reverse order: the threads are joined before their fds close.
 struct Handle {
   std::vector<Fd> udp;
+  std::vector<Fd> tx;  // worker k's send socket (bound to port + k) at k - 1
   Fd ev;
   bool flowSteering = false;  // the reuseport BPF program is attached (more than one worker)
   bool v6Socket = false;      // AF_INET6 sockets (bindIp an IPv6 address, "::": both families)
   std::unique_ptr<Forwarder> fwd;
   void CloseFds() {
     udp.clear();
+    tx.clear();
     ev.Reset();
   }
 };
@@ -67,63 +68,35 @@ void SetBuf(int fd, int force, int plain, int bytes) {
   setsockopt(fd, SOL_SOCKET, plain, &bytes, sizeof bytes);  // capped by the sysctl; never fatal
 }
 
-// The reuseport program that keeps a flow on one worker: it runs on each datagram with
-// the data at the UDP payload, the inner IP packet, and returns the index of the socket
-// (in bind order) whose worker takes it: a hash of the inner addresses and, for TCP and
-// UDP, ports, folded to 16 bits so that both directions of a flow hash alike, then mixed
-// (times the golden ratio, the high 16 bits) before taken modulo the workers: the low bits
-// alone would follow the client port's parity, and Linux gives connect() even ports, which
-// put every TCP flow on the same worker of two. Anything else (a short or garbled packet: loads beyond it end the program with
-// 0) goes to worker 0. Classic BPF, which jumps only forward.
-std::vector<sock_filter> FlowSteeringProgram(unsigned workers) {
-  std::vector<sock_filter> p;
-  auto op = [&](uint16_t code, uint32_t k = 0) { p.push_back(BPF_STMT(code, k)); };
-  std::vector<std::pair<size_t, int>> fixups;  // (instruction, label): jf of a JEQ, or k of a JA
-  enum { kV6, kFold, kRet0 };
-  size_t label[3] = {};
-  auto jeqElse = [&](uint32_t k, int elseLabel) { fixups.emplace_back(p.size(), elseLabel); p.push_back(BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, k, 0, 0)); };
-  auto ja = [&](int l) { fixups.emplace_back(p.size(), l); op(BPF_JMP | BPF_JA); };
-  // M[0] ^= A
-  auto mix = [&] { op(BPF_LDX | BPF_MEM, 0); op(BPF_ALU | BPF_XOR | BPF_X); op(BPF_ST, 0); };
-  // Ports (the first L4 word) of TCP and UDP into the hash; `at` loads them.
-  auto ports = [&](uint8_t protoAt, const std::function<void()>& at) {
-    op(BPF_LD | BPF_B | BPF_ABS, protoAt);
-    p.push_back(BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 6, 1, 0));  // TCP: over the UDP test
-    jeqElse(17, kFold);
-    at();
-    mix();
+// The reuseport program that keeps a flow on one worker: it runs on each datagram, or on
+// each run the kernel's UDP_GRO merged (one outer source, so one socket for all of it), and
+// returns the index of the socket (in bind order) whose worker takes it: the OUTER UDP
+// source port minus Backend.Port, modulo the workers. Worker k of a sender sends from port
+// Backend.Port + k (TxSocket), so its datagrams land on worker k mod n here, whose replies
+// go out from that worker's port and land on the same worker index back there (the kernel
+// sends an inner flow to the TUN queue that last wrote it). So within a round trip both ends
+// carry a flow on the same worker index, below both hosts' worker counts, and it stays there:
+// it never alternates between workers, as a hash of the outer 4-tuple could make it do. A
+// peer that sends everything from Backend.Port (flannel, the dgram engine, one worker) lands
+// on worker 0 whole. The port is read relative to the outer network header (SKF_NET_OFF; the
+// data starts at the UDP payload): at IHL * 4 for IPv4, at 40 for IPv6 (no extension headers
+// are looked at: such datagrams go to a fixed worker all the same). A load beyond the packet
+// ends the program with 0: worker 0. Classic BPF, which jumps only forward.
+std::vector<sock_filter> FlowSteeringProgram(unsigned workers, uint16_t port) {
+  const uint32_t net = static_cast<uint32_t>(SKF_NET_OFF);
+  return {
+      BPF_STMT(BPF_LD | BPF_B | BPF_ABS, net),
+      BPF_STMT(BPF_ALU | BPF_RSH | BPF_K, 4),
+      BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 6, 3, 0),       // IPv6: to the load at 40
+      BPF_STMT(BPF_LDX | BPF_B | BPF_MSH, net),           // X = IHL * 4
+      BPF_STMT(BPF_LD | BPF_H | BPF_IND, net),            // A = source port
+      BPF_JUMP(BPF_JMP | BPF_JA, 1, 0, 0),
+      BPF_STMT(BPF_LD | BPF_H | BPF_ABS, net + 40),
+      BPF_STMT(BPF_ALU | BPF_SUB | BPF_K, port),
+      BPF_STMT(BPF_ALU | BPF_AND | BPF_K, 0xffff),
+      BPF_STMT(BPF_ALU | BPF_MOD | BPF_K, workers),
+      BPF_STMT(BPF_RET | BPF_A, 0),
   };
-  op(BPF_ST, 0);  // M[0] = 0 (A starts at 0)
-  op(BPF_LD | BPF_B | BPF_ABS, 0);
-  op(BPF_ALU | BPF_RSH | BPF_K, 4);
-  jeqElse(4, kV6);
-  // IPv4: source and destination, then the ports after IHL * 4 bytes.
-  for (uint32_t at : {12u, 16u}) { op(BPF_LD | BPF_W | BPF_ABS, at); mix(); }
-  ports(9, [&] { op(BPF_LDX | BPF_B | BPF_MSH, 0); op(BPF_LD | BPF_W | BPF_IND, 0); });
-  ja(kFold);
-  label[kV6] = p.size();
-  jeqElse(6, kRet0);
-  // IPv6 (no extension headers looked at): source and destination, ports at 40.
-  for (uint32_t at = 8; at < 40; at += 4) { op(BPF_LD | BPF_W | BPF_ABS, at); mix(); }
-  ports(6, [&] { op(BPF_LD | BPF_W | BPF_ABS, 40); });
-  label[kFold] = p.size();
-  op(BPF_LD | BPF_MEM, 0);
-  op(BPF_MISC | BPF_TAX);
-  op(BPF_ALU | BPF_RSH | BPF_K, 16);
-  op(BPF_ALU | BPF_XOR | BPF_X);
-  op(BPF_ALU | BPF_AND | BPF_K, 0xffff);
-  op(BPF_ALU | BPF_MUL | BPF_K, 0x9e3779b1);
-  op(BPF_ALU | BPF_RSH | BPF_K, 16);
-  op(BPF_ALU | BPF_MOD | BPF_K, workers);
-  op(BPF_RET | BPF_A);
-  label[kRet0] = p.size();
-  op(BPF_RET | BPF_K, 0);
-  for (auto [at, l] : fixups) {
-    size_t off = label[l] - at - 1;
-    if (BPF_OP(p[at].code) == BPF_JA) p[at].k = static_cast<uint32_t>(off);
-    else p[at].jf = static_cast<uint8_t>(off);
-  }
-  return p;
 }
 
 // socket(AF_INET or AF_INET6, SOCK_DGRAM) with SO_REUSEPORT, its buffers and UDP_GRO, bound
@@ -147,11 +120,52 @@ Fd BoundSocket(Napi::Env env, const SockAddr& sa, int bufBytes, bool gro, bool* 
   return fd;
 }
 
-// start({ tunFds, udpFds?, routes?, bindIp (IPv4, or IPv6: "::" for both families), port, ownIp, ownIp6?, ownSubnets (IPv4 and IPv6), bufferBytes?, vnetHdr?, udpGso?, udpGro?, tunUso? }) -> handle
+// The socket worker k (k >= 1) sends from: bindIp, port Backend.Port + k, so that the
+// receivers' FlowSteeringProgram keeps its flows on one worker and their UDP_GRO can merge
+// its runs apart from the other workers'. It takes nothing in: a filter drops every datagram
+// sent to it. SO_REUSEPORT: an fd holder may still keep the previous forwarder's one bound.
+Fd TxSocket(Napi::Env env, const SockAddr& sa, int bufBytes, size_t worker) {
+  bool v6 = sa.sa.sa_family == AF_INET6;
+  Fd fd(socket(sa.sa.sa_family, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+  if (fd.get() < 0) ThrowErrno(env, v6 ? "socket(AF_INET6, SOCK_DGRAM)" : "socket(AF_INET, SOCK_DGRAM)", errno);
+  int one = 1, zero = 0;
+  if (v6 && setsockopt(fd.get(), IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof zero) != 0) ThrowErrno(env, "setsockopt(IPV6_V6ONLY 0)", errno);
+  if (setsockopt(fd.get(), SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0) ThrowErrno(env, "setsockopt(SO_REUSEPORT)", errno);
+  sock_filter dropAll = BPF_STMT(BPF_RET | BPF_K, 0);
+  sock_fprog fp{1, &dropAll};
+  if (setsockopt(fd.get(), SOL_SOCKET, SO_ATTACH_FILTER, &fp, sizeof fp) != 0) ThrowErrno(env, "setsockopt(SO_ATTACH_FILTER)", errno);
+  SetBuf(fd.get(), SO_SNDBUFFORCE, SO_SNDBUF, bufBytes);
+  if (bind(fd.get(), &sa.sa, SockAddrLen(sa)) != 0) {
+    int e = errno;
+    ThrowErrno(env, "bind UDP " + FormatSockAddr(sa) + " (the source port of worker " + std::to_string(worker) + ": Backend.Port + " + std::to_string(worker) + ")", e);
+  }
+  return fd;
+}
+
+// Takes over a socket of an earlier forwarder: checks that it is a UDP socket of bindIp's family.
+void CheckAdopted(Napi::Env env, int fd, const SockAddr& sa) {
+  int type = 0;
+  socklen_t tl = sizeof type;
+  if (fd < 0 || getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &tl) != 0) ThrowErrno(env, "adopting UDP socket " + std::to_string(fd), fd < 0 ? EBADF : errno);
+  SockAddr bound{};
+  socklen_t bl = sizeof bound;
+  if (getsockname(fd, &bound.sa, &bl) != 0) ThrowErrno(env, "adopting UDP socket " + std::to_string(fd), errno);
+  if (type != SOCK_DGRAM || bound.sa.sa_family != sa.sa.sa_family) ThrowErrno(env, "adopting UDP socket " + std::to_string(fd) + ": not a UDP socket of bindIp's address family", EAFNOSUPPORT);
+}
+
+std::vector<int> FdArray(const Napi::Value& v) {
+  std::vector<int> out;
+  Napi::Array a = v.As<Napi::Array>();
+  for (uint32_t i = 0; i < a.Length(); i++) out.push_back(a.Get(i).IsNumber() ? a.Get(i).As<Napi::Number>().Int32Value() : -1);
+  return out;
+}
+
+// start({ tunFds, udpFds?, txFds?, routes?, bindIp (IPv4, or IPv6: "::" for both families), port, ownIp, ownIp6?, ownSubnets (IPv4 and IPv6), bufferBytes?, vnetHdr?, udpGso?, udpGro?, tunUso? }) -> handle
 // One worker per TUN queue fd, each with its own UDP socket bound to bindIp:port (one
-// SO_REUSEPORT group, steered by FlowSteeringProgram when there are several); udpFds: the
-// sockets of an earlier forwarder, taken back from the fd holder (one per TUN fd), adopted
-// as they are (bound, their options and the steering program set) instead.
+// SO_REUSEPORT group, steered by FlowSteeringProgram when there are several); worker 0
+// sends from it, worker k >= 1 from a socket of its own bound to bindIp:port+k (TxSocket).
+// udpFds, txFds: the sockets of an earlier forwarder, taken back from the fd holder (one per
+// TUN fd; one per worker from 1 on), adopted as they are (bound, their options set) instead.
 // vnetHdr: the TUN was opened with IFF_VNET_HDR and its offloads enabled (tun.enableOffload);
 // then UDP_SEGMENT sends (udpGso, default on) and UDP_GRO receives (udpGro, default on) are
 // tried, and tunUso (default off) merges UDP datagrams into USO writes.
@@ -177,6 +191,8 @@ Napi::Value Start(const Napi::CallbackInfo& info) {
     sa.v4.sin_addr.s_addr = htonl(ParseIp(env, o.Get("bindIp"), "bindIp"));
   }
   int port = IntField(env, o, "port", 1, 65535);
+  size_t workers = c.tunFds.size();
+  if (static_cast<size_t>(port) + workers - 1 > 65535) throw Napi::RangeError::New(env, "port " + std::to_string(port) + " + " + std::to_string(workers - 1) + " workers' source ports exceed 65535");
   c.ownIp = ParseIp(env, o.Get("ownIp"), "ownIp");
   c.ownSubnets = ParsePrefixes(env, o.Get("ownSubnets"), "ownSubnets", &c.ownSubnets6);
   if (o.Has("ownIp6") && !o.Get("ownIp6").IsUndefined()) {
@@ -187,11 +203,9 @@ Napi::Value Start(const Napi::CallbackInfo& info) {
   c.vnetHdr = BoolField(o, "vnetHdr", false);
   c.udpGso = c.vnetHdr && BoolField(o, "udpGso", true);
   c.tunUso = c.vnetHdr && BoolField(o, "tunUso", false);
-  // Only one worker gets UDP_GRO: the kernel merges a peer's datagrams by their outer
-  // addresses and ports, the same for every inner flow between two hosts, and the steering
-  // program would hand a merged run to one worker by its first packet, splitting flows
-  // across workers (reordering). Without GRO every datagram is steered on its own.
-  bool wantGro = c.vnetHdr && BoolField(o, "udpGro", true) && c.tunFds.size() == 1;
+  // UDP_GRO with any number of workers: the kernel merges only datagrams of one outer source
+  // port, that is of one sending worker, and FlowSteeringProgram steers by that port.
+  bool wantGro = c.vnetHdr && BoolField(o, "udpGro", true);
 
   std::vector<int> flags;
   for (int fd : c.tunFds) {
@@ -202,37 +216,46 @@ Napi::Value Start(const Napi::CallbackInfo& info) {
   auto h = std::make_unique<Handle>();
   h->ev = Fd(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
   if (h->ev.get() < 0) ThrowErrno(env, "eventfd", errno);
-  (sa.sa.sa_family == AF_INET6 ? sa.v6.sin6_port : sa.v4.sin_port) = htons(static_cast<uint16_t>(port));
+  auto setPort = [&](int p) { (sa.sa.sa_family == AF_INET6 ? sa.v6.sin6_port : sa.v4.sin_port) = htons(static_cast<uint16_t>(p)); };
+  setPort(port);
   h->v6Socket = sa.sa.sa_family == AF_INET6;
   c.udpGro = wantGro;
   if (o.Get("udpFds").IsArray()) {
-    std::vector<int> given;
-    Napi::Array a = o.Get("udpFds").As<Napi::Array>();
-    for (uint32_t i = 0; i < a.Length(); i++) given.push_back(a.Get(i).IsNumber() ? a.Get(i).As<Napi::Number>().Int32Value() : -1);
-    if (given.size() != c.tunFds.size()) throw Napi::RangeError::New(env, "udpFds must hold one socket per TUN fd");
+    std::vector<int> given = FdArray(o.Get("udpFds"));
+    if (given.size() != workers) throw Napi::RangeError::New(env, "udpFds must hold one socket per TUN fd");
     for (int fd : given) {
-      int gro = 0;
-      socklen_t gl = sizeof gro;
-      if (fd < 0 || getsockopt(fd, SOL_UDP, UDP_GRO, &gro, &gl) != 0) ThrowErrno(env, "adopting UDP socket " + std::to_string(fd), fd < 0 ? EBADF : errno);
-      SockAddr bound{};
-      socklen_t bl = sizeof bound;
-      if (getsockname(fd, &bound.sa, &bl) != 0) ThrowErrno(env, "adopting UDP socket " + std::to_string(fd), errno);
-      if (bound.sa.sa_family != sa.sa.sa_family) ThrowErrno(env, "adopting UDP socket " + std::to_string(fd) + ": its address family is not bindIp's", EAFNOSUPPORT);
-      c.udpGro = c.udpGro && gro != 0;
+      CheckAdopted(env, fd, sa);
       h->udp.push_back(Fd(fd));  // the handle owns it from here
+      int one = 1;
+      // An earlier forwarder of several workers may have had it off: on now, as for new sockets.
+      if (wantGro) c.udpGro = setsockopt(fd, SOL_UDP, UDP_GRO, &one, sizeof one) == 0 && c.udpGro;
       c.udpFds.push_back(fd);
     }
-    h->flowSteering = c.udpFds.size() > 1;  // attached to the group by the forwarder that made the sockets
   }
-  for (size_t i = c.udpFds.size(); i < c.tunFds.size(); i++) {
+  for (size_t i = c.udpFds.size(); i < workers; i++) {
     h->udp.push_back(BoundSocket(env, sa, bufBytes, wantGro, &c.udpGro));
     c.udpFds.push_back(h->udp.back().get());
   }
-  if (c.udpFds.size() > 1 && !o.Get("udpFds").IsArray()) {
-    std::vector<sock_filter> prog = FlowSteeringProgram(static_cast<unsigned>(c.udpFds.size()));
+  if (o.Get("txFds").IsArray()) {
+    std::vector<int> given = FdArray(o.Get("txFds"));
+    if (given.size() != workers - 1) throw Napi::RangeError::New(env, "txFds must hold one socket per worker after the first");
+    for (int fd : given) {
+      CheckAdopted(env, fd, sa);
+      h->tx.push_back(Fd(fd));
+    }
+  }
+  for (size_t k = h->tx.size() + 1; k < workers; k++) {
+    setPort(port + static_cast<int>(k));
+    h->tx.push_back(TxSocket(env, sa, bufBytes, k));
+  }
+  c.txFds.push_back(c.udpFds[0]);
+  for (const Fd& fd : h->tx) c.txFds.push_back(fd.get());
+  if (workers > 1) {
+    // (Re)attached also to adopted sockets: an earlier forwarder may have run another program.
+    std::vector<sock_filter> prog = FlowSteeringProgram(static_cast<unsigned>(workers), static_cast<uint16_t>(port));
     sock_fprog fp{static_cast<unsigned short>(prog.size()), prog.data()};
-    // Without it the kernel hashes the outer addresses and ports, which are the same for
-    // everything from one peer: no reordering either, only no spreading of receives.
+    // Without it the kernel hashes the outer addresses and ports: no reordering either, but a
+    // flow's two directions may then pick workers that do not match, and the flow moves on.
     h->flowSteering = setsockopt(c.udpFds[0], SOL_SOCKET, SO_ATTACH_REUSEPORT_CBPF, &fp, sizeof fp) == 0;
   }
   c.eventFd = h->ev.get();
@@ -266,13 +289,16 @@ Napi::Value SetTable(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
-// udpFds(handle) -> the workers' UDP socket fds (for the fd holder).
-Napi::Value UdpFds(const Napi::CallbackInfo& info) {
-  Handle* h = Unwrap(info);
-  Napi::Array out = Napi::Array::New(info.Env(), h->udp.size());
-  for (size_t i = 0; i < h->udp.size(); i++) out.Set(static_cast<uint32_t>(i), h->udp[i].get());
+Napi::Array FdsOf(Napi::Env env, const std::vector<Fd>& fds) {
+  Napi::Array out = Napi::Array::New(env, fds.size());
+  for (size_t i = 0; i < fds.size(); i++) out.Set(static_cast<uint32_t>(i), fds[i].get());
   return out;
 }
+
+// udpFds(handle) -> the workers' receive socket fds; txFds(handle) -> the send sockets of
+// workers 1.. (for the fd holder).
+Napi::Value UdpFds(const Napi::CallbackInfo& info) { return FdsOf(info.Env(), Unwrap(info)->udp); }
+Napi::Value TxFds(const Napi::CallbackInfo& info) { return FdsOf(info.Env(), Unwrap(info)->tx); }
 
 Napi::Value Stats(const Napi::CallbackInfo& info) {
   Handle* h = Unwrap(info);
@@ -365,6 +391,7 @@ void InitForwarder(Napi::Env env, Napi::Object exports) {
   f.Set("setTable", Napi::Function::New(env, SetTable));
   f.Set("stats", Napi::Function::New(env, Stats));
   f.Set("udpFds", Napi::Function::New(env, UdpFds));
+  f.Set("txFds", Napi::Function::New(env, TxFds));
   f.Set("stop", Napi::Function::New(env, Stop));
   exports.Set("forwarder", f);
 }

@@ -8,7 +8,8 @@
 namespace weft {
 
 Forwarder::Forwarder(const ForwarderConfig& c, Syscalls& sys) : config_(c), sys_(sys) {
-  if (c.tunFds.empty() || c.tunFds.size() != c.udpFds.size() || c.tunFds.size() > kMaxWorkers) {
+  if (c.tunFds.empty() || c.tunFds.size() != c.udpFds.size() || c.tunFds.size() > kMaxWorkers ||
+      (!c.txFds.empty() && c.txFds.size() != c.tunFds.size())) {
     throw std::invalid_argument("a forwarder needs 1.." + std::to_string(kMaxWorkers) + " workers, each with one TUN queue and one UDP socket");
   }
   counters_.reset(new Counters[c.tunFds.size()]);

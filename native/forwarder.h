@@ -48,6 +48,8 @@ constexpr size_t kMaxWorkers = 64;
 struct ForwarderConfig {
   // One TUN queue fd and one UDP socket per worker, owned by the caller; the same number of each.
   std::vector<int> tunFds, udpFds;
+  // The socket each worker sends from (its outer source port); empty: its udpFds one.
+  std::vector<int> txFds;
   int eventFd = -1;                          // owned by the caller; readable = stop
   uint32_t ownIp = 0;                        // the TUN's address: source of ICMP errors
   bool vnetHdr = false;                      // the TUN has IFF_VNET_HDR (+ enableOffload)
@@ -84,6 +86,7 @@ class Forwarder {
   std::shared_ptr<const Table> table() const { return std::atomic_load(&table_); }
   const ForwarderConfig& config() const { return config_; }
   size_t workers() const { return config_.tunFds.size(); }
+  int txFd(size_t w) const { return config_.txFds.empty() ? config_.udpFds[w] : config_.txFds[w]; }
   Counters& counters(size_t w) { return counters_[w]; }
   // Every worker's counters summed into t (a fresh Counters).
   void Totals(Counters& t) const;

@@ -122,7 +122,8 @@ export type NativeForwarderHandle = { readonly [forwarderHandle]: true };
 export interface NativeForwarder {
   /**
    * One worker per TUN queue fd: binds a UDP socket per worker to bindIp:port (SO_REUSEPORT;
-   * a reuseport BPF program keeps each inner flow on one worker) and starts the worker's
+   * a reuseport BPF program steers by the outer source port), and one more for worker k >= 1
+   * to send from, bound to bindIp:port+k, and starts the worker's
    * TUN->UDP and UDP->TUN threads (the fds are set O_NONBLOCK; the caller keeps owning and
    * closes them after stop). ownIp is the ICMP source. Throws with `code`/`errno` when a
    * socket cannot be made.
@@ -131,6 +132,8 @@ export interface NativeForwarder {
     tunFds: readonly number[];
     /** Sockets of an earlier forwarder (taken back from the fd holder), one per TUN fd: adopted as they are, not bound anew. */
     udpFds?: readonly number[];
+    /** Send sockets of an earlier forwarder (the fd holder's), one per worker from the second on (bound to port+1, port+2 ...). */
+    txFds?: readonly number[];
     /** The table the threads start with (as setTable), so nothing they drain at once is an unknown peer. */
     routes?: readonly NativeForwarderRoute[];
     /** An IPv4 address (an AF_INET socket), or "::": one AF_INET6 socket for both families (IPV6_V6ONLY off). */
@@ -153,8 +156,10 @@ export interface NativeForwarder {
   /** Replaces the whole table atomically; per-peer counters carry over for peers that stay. */
   setTable(h: NativeForwarderHandle, routes: readonly NativeForwarderRoute[]): void;
   stats(h: NativeForwarderHandle): NativeForwarderStats;
-  /** The workers' UDP socket fds (owned by the handle), for the fd holder. */
+  /** The workers' UDP receive socket fds (owned by the handle), for the fd holder. */
   udpFds(h: NativeForwarderHandle): number[];
+  /** The send sockets of workers 1.. (bound to port+1 ...; owned by the handle), for the fd holder. */
+  txFds(h: NativeForwarderHandle): number[];
   /** Wakes and joins every thread, closes the UDP sockets. Idempotent. */
   stop(h: NativeForwarderHandle): void;
 }

@@ -43,7 +43,7 @@ static_assert(kArena >= kSendAt + 2 * kReadSlot, "a read always fits below the s
 class TunToUdp {
  public:
   TunToUdp(Forwarder& f, size_t w)
-      : f_(f), w_(w), c_(f.counters(w)), sys_(f.sys()), cfg_(f.config()), tunFd_(cfg_.tunFds[w]), udpFd_(cfg_.udpFds[w]),
+      : f_(f), w_(w), c_(f.counters(w)), sys_(f.sys()), cfg_(f.config()), tunFd_(cfg_.tunFds[w]), udpFd_(f.txFd(w)),
         gsoOn_(cfg_.udpGso), arena_(kArena), hdrs_(cfg_.vnetHdr ? kHdrArena : 0), batch_(kMaxMsgs, kIovs), meta_(kMaxMsgs),
         singles_(kGsoMaxSegs, 0) {}
 

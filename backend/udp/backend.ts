@@ -311,7 +311,7 @@ export class UdpBackend implements Backend {
     this.engine.setTable(table);
     if (this.engine instanceof NativeEngine) {
       try {
-        this.holder = spawnHolder(this.o.device, this.dev.fds, this.engine.udpFds());
+        this.holder = spawnHolder(this.o.device, this.dev.fds, this.engine.udpFds(), this.engine.txFds());
       } catch (e) {
         log.warn('no fd holder: while weftd is down, what arrives is dropped instead of queued', { device: this.o.device, err: e });
       }

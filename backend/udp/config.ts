@@ -2,6 +2,7 @@
 //   {"Type": "udp", "Port": 8285, "Engine": "native", "Offload": true, "MTU": 1472, "Underlay": "ipv4"}
 // A flag, when given, wins over the config (--udp-engine over Engine, --udp-offload over Offload,
 // --udp-underlay over Underlay).
+import { availableParallelism } from 'node:os';
 import { boolField, choiceField, deepFreeze, intField } from '../../lib/config-fields.js';
 import { ifaceName, type FlagDef } from '../../lib/flags.js';
 import type { UdpEngineName } from './engine.js';
@@ -11,6 +12,20 @@ export type UdpUnderlay = 'ipv4' | 'ipv6';
 export const UDP_UNDERLAYS: readonly UdpUnderlay[] = ['ipv4', 'ipv6'];
 /** The native engine's limit (native/forwarder.h kMaxWorkers). */
 export const MAX_UDP_WORKERS = 64;
+/** --udp-workers unset: one worker per CPU, at most this many (see defaultUdpWorkers). */
+export const DEFAULT_MAX_UDP_WORKERS = 8;
+
+/**
+ * The native engine's workers when --udp-workers is unset: one per CPU, at most 8. A flow
+ * stays on one worker, so more workers only carry more flows at once; since each worker
+ * sends from a port of its own, every one keeps UDP GRO, and on the 2-CPU bench machine 2
+ * workers carried one TCP stream as fast as 1 and four streams faster, at less CPU per byte
+ * (README, udp backend). Beyond 8, each worker's ~2.5 MiB of buffers and two threads would
+ * buy flows in parallel that one host's link rarely carries.
+ */
+export function defaultUdpWorkers(cpus = availableParallelism()): number {
+  return Math.max(1, Math.min(cpus, DEFAULT_MAX_UDP_WORKERS));
+}
 
 export interface UdpConfig {
   /** UDP port of the wire format (Backend.Port, default 8285 as flannel's udp backend). */
@@ -48,7 +63,7 @@ export const UDP_FLAGS: readonly FlagDef[] = [
   { name: 'udp-engine', key: 'udpEngine', kind: 'string', choices: UDP_ENGINES, help: 'udp backend forwarding engine, native or dgram (default: Backend.Engine, else native)' },
   { name: 'udp-offload', key: 'udpOffload', kind: 'bool', help: 'native udp engine: TUN TSO/GSO and UDP GSO/GRO offloads (default: Backend.Offload, else true); --udp-offload=false for one packet per datagram and syscall slot' },
   { name: 'udp-underlay', key: 'udpUnderlay', kind: 'string', choices: UDP_UNDERLAYS, help: 'udp backend: the underlay family this host sends over, ipv4 (to the peers\' PublicIP) or ipv6 (to their PublicIPv6; needs EnableIPv6) (default: Backend.Underlay, else ipv4)' },
-  { name: 'udp-workers', key: 'udpWorkers', kind: 'int', min: 1, max: MAX_UDP_WORKERS, help: 'native udp engine: forwarding thread pairs, one TUN queue and UDP socket each (default 1; see the README on flows across workers)' },
+  { name: 'udp-workers', key: 'udpWorkers', kind: 'int', min: 1, max: MAX_UDP_WORKERS, help: 'native udp engine: forwarding thread pairs, one TUN queue and UDP socket each (default: one per CPU, at most 8; worker k sends from Backend.Port + k; see the README on flows across workers)' },
 ];
 
 /** The udp flags' values as parsed by weftd's flag table. */
@@ -72,6 +87,6 @@ export interface UdpSettings {
 /** What runs: the flag wins over the network config, which wins over the default. */
 export function effectiveUdpSettings(c: UdpConfig, f: UdpFlagValues): UdpSettings {
   const engine = f.udpEngine ?? c.engine ?? 'native';
-  const workers = engine === 'native' ? f.udpWorkers ?? 1 : 1;
+  const workers = engine === 'native' ? f.udpWorkers ?? defaultUdpWorkers() : 1;
   return { engine, offload: f.udpOffload ?? c.offload ?? true, device: f.tunDevice, workers, underlay: f.udpUnderlay ?? c.underlay ?? 'ipv4' };
 }

@@ -50,6 +50,8 @@ export interface UdpEngineOptions {
   readonly tunFds: readonly number[];
   /** Native engine: UDP sockets of an earlier engine (taken back from the fd holder), one per TUN fd, adopted instead of bound anew. */
   readonly udpFds?: readonly number[];
+  /** Native engine: the send sockets of workers 1.. of an earlier engine (port+1 ...), adopted likewise. */
+  readonly txFds?: readonly number[];
   /**
    * Native engine only: the TUN also has IFF_VNET_HDR with these TUN_F_* offloads on
    * (tun.enableOffload), so the engine uses the offload paths. 0/absent: plain packets.

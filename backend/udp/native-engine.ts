@@ -36,7 +36,8 @@ export class NativeEngine implements UdpEngine {
   ) {}
 
   /**
-   * Binds one UDP socket per TUN queue and starts a worker (two threads) on each; throws
+   * Binds one UDP socket per TUN queue (and a send socket on port+k for worker k >= 1) and
+   * starts a worker (two threads) on each; throws
    * (with code/errno) when a socket cannot be made. With USO on the TUN (TUN_F_USO4),
    * datagrams of a UDP flow are merged into USO writes too.
    */
@@ -49,6 +50,7 @@ export class NativeEngine implements UdpEngine {
     const h = native().forwarder.start({
       tunFds: o.tunFds,
       ...(o.udpFds ? { udpFds: o.udpFds } : {}),
+      ...(o.txFds ? { txFds: o.txFds } : {}),
       ...(table ? { routes: nativeRoutes(table) } : {}),
       bindIp: o.bindIp,
       port: o.port,
@@ -90,9 +92,14 @@ export class NativeEngine implements UdpEngine {
     };
   }
 
-  /** The workers' UDP socket fds (for the fd holder). */
+  /** The workers' UDP receive socket fds (for the fd holder). */
   udpFds(): number[] {
     return native().forwarder.udpFds(this.h);
+  }
+
+  /** The send sockets of workers 1.. (for the fd holder). */
+  txFds(): number[] {
+    return native().forwarder.txFds(this.h);
   }
 
   /** Joins the threads and closes the sockets (atExit changes nothing here: no reader is left blocked). */

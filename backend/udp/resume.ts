@@ -12,7 +12,7 @@ import { Prefix } from '../../lib/ip.js';
 import { native } from '../../native/index.js';
 import type { NetlinkHandle } from '../../netlink/index.js';
 import type { ResumeContext, ResumeResult, Resumed } from '../backend.js';
-import type { UdpFlagValues } from './config.js';
+import { defaultUdpWorkers, type UdpFlagValues } from './config.js';
 import { endHolder, findHolders, holderName, spawnHolder, takeFromHolder, type Holder } from './holder.js';
 import { NativeEngine } from './native-engine.js';
 import { readUdpState, removeUdpState, statePath, type UdpState } from './state.js';
@@ -59,6 +59,7 @@ export function resumeUdp(ctx: ResumeContext): ResumeResult {
 
   let dev: TunDevice | undefined;
   let udpFds: number[] | undefined;
+  let txFds: number[] | undefined;
   let old: Holder | undefined;
   let via = 'the persistent device';
   const holders = findHolders(st.device);
@@ -69,6 +70,9 @@ export function resumeUdp(ctx: ResumeContext): ResumeResult {
       const offloads = st.vnetHdr ? native().tun.enableOffload(taken.tunFds[0]!) : 0;
       dev = { name: st.device, index: link.index, fds: taken.tunFds, offloads, adopted: true };
       udpFds = taken.udpFds;
+      // An older weftd's holder has none (its forwarder sent from the receive sockets): then made anew.
+      if (taken.txFds.length === udpFds.length - 1) txFds = taken.txFds;
+      else for (const fd of taken.txFds) native().close(fd);
       via = holderName(old);
     } catch {
       dev = undefined;  // attached by name below, once the holder is gone
@@ -80,7 +84,7 @@ export function resumeUdp(ctx: ResumeContext): ResumeResult {
       old = undefined;
       const queues = (ctx.nl.linkByName(st.device)?.tun?.numQueues ?? 0);
       if (queues > 0) return { skipped: `TUN device ${st.device} is held by another process (${queues} queues open)` };
-      const workers = f.udpWorkers ?? 1;
+      const workers = f.udpWorkers ?? defaultUdpWorkers();
       dev = openTun(ctx.nl, nullLogger, { name: st.device, queues: workers, vnetHdr: st.vnetHdr, mtu: link.mtu });
     } catch (e) {
       return { skipped: `attaching ${st.device}: ${(e as Error).message}` };
@@ -94,6 +98,7 @@ export function resumeUdp(ctx: ResumeContext): ResumeResult {
     engine = NativeEngine.start({
       tunFds: dev.fds,
       ...(udpFds ? { udpFds } : {}),
+      ...(txFds ? { txFds } : {}),
       tunOffloads: dev.offloads,
       bindIp: st.bindIp,
       port: st.port,
@@ -107,7 +112,7 @@ export function resumeUdp(ctx: ResumeContext): ResumeResult {
   }
   try {
     // The new holder first, then the old one goes: the files are never without a holder.
-    holder = spawnHolder(st.device, dev.fds, engine.udpFds());
+    holder = spawnHolder(st.device, dev.fds, engine.udpFds(), engine.txFds());
     // systemd's store was replaced in place by spawnHolder: it is the new holder.
     if (old && !(old.store && old.store === holder.store)) endHolder(old);
   } catch (e) {

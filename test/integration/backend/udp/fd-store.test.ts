@@ -4,9 +4,11 @@
 // lab/fake-systemd.ts speaks systemd's side of the protocol (the notify socket,
 // FDSTORE=1 / FDSTOREREMOVE=1 / BARRIER=1 with SCM_RIGHTS, and a restart that
 // passes the stored fds as LISTEN_FDS/LISTEN_FDNAMES). Two udp hosts (native
-// engine), one container each; weftd on h1 runs under the fake systemd.
-//  - h1's weftd hands its TUN queue and UDP socket to the store, one name each,
-//    with FDPOLL=0, and starts no fd holder process;
+// engine), one container each; weftd on h1 runs under the fake systemd with
+// --udp-workers 2.
+//  - h1's weftd hands its TUN queues, UDP receive sockets and the second
+//    worker's send socket (port + 1) to the store, one name each, with
+//    FDPOLL=0, and starts no fd holder process;
 //  - kill -9 and restart with the stored fds while the containers ping every
 //    10 ms: the new weftd resumes from the store ("via systemd's fd store"),
 //    at most 15 pings lost, and the store still holds exactly the same names.
@@ -29,13 +31,13 @@ const held = (a: LabAgent) => {
   const last = logRecords(lab, a).filter((r) => r.ev === 'store' || r.ev === 'remove').at(-1);
   return ((last?.held ?? []) as string[]).slice().sort();
 };
-const names = [`weft-udp/${TUN}/tun/0`, `weft-udp/${TUN}/udp/0`].sort();
+const names = [`weft-udp/${TUN}/tun/0`, `weft-udp/${TUN}/tun/1`, `weft-udp/${TUN}/udp/0`, `weft-udp/${TUN}/udp/1`, `weft-udp/${TUN}/tx/0`].sort();
 
 test.before(async () => {
   lab = await Lab.create({ hosts: 2 });
   await putNetworkConfig(lab, { Network: '10.244.0.0/16', SubnetLen: 24, Backend: { Type: 'udp', Engine: 'native' } });
   const h1 = lab.host(1);
-  agents.push(startAgent(lab, h1, ['--log-level', 'info'], undefined, { fakeSystemd: join(h1.dir, 'notify.sock') }));
+  agents.push(startAgent(lab, h1, ['--log-level', 'info', '--udp-workers', '2'], undefined, { fakeSystemd: join(h1.dir, 'notify.sock') }));
   agents.push(startAgent(lab, lab.host(2), ['--log-level', 'info']));
   for (const a of agents) cs.push(await attachContainer(lab, a.host, await waitReady(lab, a)));
 });
@@ -44,7 +46,7 @@ test.after(async () => {
   await lab?.destroy();
 });
 
-test('under systemd with an fd store: the TUN queue and the UDP socket go to the store (one name each, FDPOLL=0), no fd holder process', async () => {
+test('under systemd with an fd store: the TUN queues and the UDP sockets (receive, and the second worker\'s send socket) go to the store (one name each, FDPOLL=0), no fd holder process', async () => {
   const a = agents[0]!;
   assert.ok(events(a, 'ready').length >= 1, 'READY=1 reached the notify socket');
   assert.equal(held(a), names, JSON.stringify(events(a, 'store')));

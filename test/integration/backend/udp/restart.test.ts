@@ -1,5 +1,7 @@
 // Issue 12: the udp backend restarts without cutting traffic. Two udp hosts
-// (native engine, offloads, the default workers), one container each, pinging
+// (native engine, offloads; h1 --udp-workers 1, h2 --udp-workers 2, whose
+// second worker sends from a socket of its own, port + 1, held and taken back
+// like the others), one container each, pinging
 // each other every 10 ms. weftd on h1, then on h2, is killed with SIGKILL and
 // started again at once: the persistent TUN keeps its route meanwhile (the
 // kernel drops what is routed to it, nothing leaks), and the new weftd forwards
@@ -11,6 +13,7 @@
 // holder killed too, the persistent TUN still leaks nothing. Then the TUN
 // left with other flags: offloads turned off, and one that is not multi-queue,
 // are re-created.
+import { readFileSync } from 'node:fs';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { Lab, type LabContainer, type TrackedProcess } from '../../../../lab/lab.js';
@@ -34,7 +37,7 @@ test.before(async () => {
   // follows the default route really leaves the host (and is dropped there: no forwarding).
   await lab.execIn(lab.ulNs, 'ip', ['addr', 'add', '192.0.2.1/24', 'dev', 'ul0']);
   await putNetworkConfig(lab, { Network: '10.244.0.0/16', SubnetLen: 24, Backend: { Type: 'udp', Engine: 'native' } });
-  for (const u of await startAgents(lab, () => ['--log-level', 'info'])) {
+  for (const u of await startAgents(lab, (h) => ['--log-level', 'info', '--udp-workers', String(h.index)])) {
     agents.push(u.agent);
     cs.push(await attachContainer(lab, u.host, u.ready));
   }
@@ -68,7 +71,14 @@ for (const i of [0, 1]) {
   test(`kill -9 + restart of weftd on h${i + 1} while the containers ping every 10 ms: at most ${MAX_LOST} lost, resumed before etcd, same TUN`, async () => {
     const a = agents[i]!;
     const [before] = (await lab.ipJson(a.host.ns, ['link', 'show', TUN])) as any[];
+    const marker = async () => {
+      const [pid] = await fdHolderPids(lab, a.host);
+      return readFileSync(`/proc/${pid}/cmdline`, 'latin1').split('\0')[0]!;
+    };
+    // h2's holder keeps the second worker's send socket too (tx=); h1's one worker has none.
+    assert.is(/ tx=\d+$/.test(await marker()), i === 1, await marker());
     const { s, r, gap } = await killAndRestart(a);
+    assert.is(/ tx=\d+$/.test(await marker()), i === 1, await marker());
     report.push(`h${i + 1} kill -9 + restart: ${s.lost} of ${s.sent} pings (10 ms) lost, seqs ${s.lostSeqs.join(',') || '-'}; ` +
       `forwarding again ${gap} ms after the kill (${r.sinceStartMs} ms after the new process started, resume ${r.ms} ms), via ${r.via}`);
     assert.match(String(r.via), /^the fd holder \d+$/, 'taken back from the fd holder');

@@ -1,7 +1,7 @@
 // The udp backend's reading of leases and its flags.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { effectiveUdpSettings, type UdpFlagValues } from '../../../../backend/udp/config.js';
+import { defaultUdpWorkers, effectiveUdpSettings, type UdpFlagValues } from '../../../../backend/udp/config.js';
 import { parseUdpPeer, routedIntoTun, UdpPeer, UDP_OVERHEAD } from '../../../../backend/udp/backend.js';
 import { parseWeftdFlags as parseFlags, UsageError } from '../../../../daemon/flags.js';
 import { Prefix } from '../../../../lib/ip.js';
@@ -52,10 +52,12 @@ test('--udp-engine and --tun-device', () => {
   assert.throws(() => parseFlags(['--udp-engine', 'fast']), (e: unknown) => e instanceof UsageError && /invalid --udp-engine "fast": must be native or dgram/.test((e as Error).message));
 });
 
-test('--udp-workers: 1..64, default 1; the dgram engine always one', () => {
+test('--udp-workers: 1..64, default one per CPU (at most 8); the dgram engine always one', () => {
   const flags = (args: string[]) => parseFlags(args).backendFlags as unknown as UdpFlagValues;
   assert.is(flags([]).udpWorkers, undefined);
-  assert.is(effectiveUdpSettings({ port: 8285 }, flags([])).workers, 1);
+  assert.is(effectiveUdpSettings({ port: 8285 }, flags([])).workers, defaultUdpWorkers());
+  assert.equal([1, 2, 8, 9, 128].map((n) => defaultUdpWorkers(n)), [1, 2, 8, 8, 8]);
+  assert.is(defaultUdpWorkers(0), 1);
   assert.is(effectiveUdpSettings({ port: 8285 }, flags(['--udp-workers', '4'])).workers, 4);
   assert.is(effectiveUdpSettings({ port: 8285 }, flags(['--udp-workers', '4', '--udp-engine', 'dgram'])).workers, 1);
   for (const bad of ['0', '65', 'two']) {
