@@ -71,6 +71,18 @@ export function inScope(r: Route, s: RouteScope): boolean {
   return s.within === undefined || (r.dst !== 'default' && s.within.containsNet(Prefix.parse(r.dst)));
 }
 
+/** Routes resolved through their objects between two looks at the clock (about 1-2 ms of work). */
+const RESOLVE_SLICE = 1000;
+
+/** How prune() cuts its work (a full reconcile that lets lease applies run meanwhile). */
+export interface PruneHooks {
+  readonly slicer?: Slicer;
+  /** Called when a slice is due (default: slicer.next()); other work may change the declared routes meanwhile. */
+  readonly pause?: () => Promise<void>;
+  /** Whether a stale route (by destination) may still be deleted now: false when newer work owns it. */
+  readonly mayDelete?: (dst: string) => boolean;
+}
+
 /** The kernel's routes of the family in the main table, and its nexthop objects (undefined: routes are plain), as prune() reads them. */
 export interface RouteSnapshot {
   readonly routes: Route[];
@@ -238,24 +250,39 @@ export class RouteReconciler {
     return { routes, nexthops };
   }
 
-  /** Deletes in-scope kernel routes that no key wants (and objects of ours no route uses); returns the keys whose route is already as declared. */
-  async prune(snap?: RouteSnapshot): Promise<Set<string>> {
+  /**
+   * Deletes in-scope kernel routes that no key wants (and objects of ours no route uses); returns the keys whose route is already as declared.
+   * With `hooks.pause`, other work may change the declared routes between slices: a stale route is deleted only if
+   * `hooks.mayDelete` still says so when the deletions go out, and unused objects are judged then (no pause in between).
+   */
+  async prune(snap?: RouteSnapshot, hooks: PruneHooks = {}): Promise<Set<string>> {
     const scope = this.opts.scope();
     const { routes: listed, nexthops } = snap ?? (await this.snapshot());
+    const slicer = hooks.slicer ?? new Slicer();
+    const pause = hooks.pause ?? (() => slicer.next());
+    // Each pass over 10,000 routes or peers is cut into slices (each ~10-20 ms in one piece on a busy host).
     const byDst = new Map<string, [string, DesiredRoute]>();
-    for (const [k, r] of this.desired) byDst.set(r.dst, [k, r]);
+    for (const [k, r] of [...this.desired]) {
+      if (slicer.due()) await pause();
+      byDst.set(r.dst, [k, r]);
+    }
     const ok = new Set<string>();
-    const stale: KernelOp[] = [];
-    const slicer = new Slicer();
+    let stale: KernelOp[] = [];
     // A route through an object: its gateway and device are the object's (the dump carries them only in compat mode).
-    resolveNexthops(listed, nexthops ?? []);
+    const byId = resolveNexthops([], nexthops ?? []);
     const foreign = new Set<number>();
-    for (const r of listed) if (r.nhid !== undefined && !inScope(r, scope)) foreign.add(r.nhid);
+    for (let i = 0; i < listed.length; i += RESOLVE_SLICE) {
+      if (slicer.due()) await pause();
+      const part = listed.slice(i, i + RESOLVE_SLICE);
+      resolveNexthops(part, byId);
+      for (const r of part) if (r.nhid !== undefined && !inScope(r, scope)) foreign.add(r.nhid);
+    }
     const ours = this.ids && nexthops ? this.ids.load(nexthops, scope.protocol, this.opts.family, foreign) : new Map<number, Nexthop>();
     // Objects routes outside our scope use are not ours to delete (and count as used).
     const used = new Set<number>(foreign);
+    const staleNhid = new Map<string, number>();
     for (const r of listed) {
-      if (slicer.due()) await slicer.next();
+      if (slicer.due()) await pause();
       if (!inScope(r, scope)) continue;
       const want = byDst.get(r.dst);
       if (!want) {
@@ -264,10 +291,20 @@ export class RouteReconciler {
           ? { dst: r.dst, protocol: r.protocol, nhid: r.nhid }
           : { dst: r.dst, protocol: r.protocol, ...(r.gateway ? { gateway: r.gateway } : {}), ...(r.index !== undefined ? { index: r.index } : {}) };
         stale.push({ what: 'route del (stale)', subject: r.dst, req: routeRequest('del', spec), tolerateMissing: true });
+        if (r.nhid !== undefined) staleNhid.set(r.dst, r.nhid);
         continue;
       }
       if (r.nhid !== undefined) used.add(r.nhid);
       if (this.matches(r, want[1], scope.protocol)) ok.add(want[0]);
+    }
+    if (hooks.mayDelete) {
+      // A stale route left alone keeps its object: newer work owns the destination now.
+      stale = stale.filter((op) => {
+        if (hooks.mayDelete!(op.subject)) return true;
+        const id = staleNhid.get(op.subject);
+        if (id !== undefined) used.add(id);
+        return false;
+      });
     }
     if (this.ids) {
       for (const r of this.desired.values()) {

@@ -85,11 +85,12 @@ export function decodeNexthop(m: NlMsg): Nexthop | undefined {
 /**
  * Gives each route through an object (nhid) the object's gateway, device and
  * onlink, in place: what the kernel adds to the dump itself only with
- * net.ipv4.nexthop_compat_mode=1. Returns the objects by id.
+ * net.ipv4.nexthop_compat_mode=1. Returns the objects by id (`nexthops` may be that map
+ * already: a caller that resolves a long listing part by part).
  */
-export function resolveNexthops(routes: Route[], nexthops: readonly Nexthop[]): Map<number, Nexthop> {
-  const byId = new Map<number, Nexthop>();
-  for (const n of nexthops) byId.set(n.id, n);
+export function resolveNexthops(routes: Route[], nexthops: readonly Nexthop[] | ReadonlyMap<number, Nexthop>): Map<number, Nexthop> {
+  const byId = nexthops instanceof Map ? (nexthops as Map<number, Nexthop>) : new Map<number, Nexthop>();
+  if (!(nexthops instanceof Map)) for (const n of nexthops as readonly Nexthop[]) byId.set(n.id, n);
   for (const r of routes) {
     const n = r.nhid === undefined ? undefined : byId.get(r.nhid);
     if (!n) continue;

@@ -18,7 +18,8 @@
 // entries are reconciled here. The kernel is reconciled (list, diff, apply),
 // never flushed, so a restarted agent does not interrupt traffic. Per-peer
 // entries go in batches (many per sendmsg, the event loop runs between
-// chunks); apply, resync and the rest run one at a time.
+// chunks); apply, resync and the rest run one at a time, but a full reconcile
+// lets lease applies go first between its slices (../reconcile-run.ts).
 // A dual-stack network runs a second instance with family 6 (flannel's
 // flannel-v6.<VNI>, here weft-v6.<VNI>): its own device and MAC, local =
 // PublicIPv6, address <v6 subnet>/128, and per peer the same three entries
@@ -27,78 +28,30 @@
 //   bridge fdb replace <V6 VtepMAC> dev weft-v6.1 dst <PublicIPv6> self permanent
 //   ip -6 route replace <peer v6 subnet> via <peer v6 subnet>:: dev weft-v6.1 onlink proto 87
 import { Prefix, type IpFamily } from '../../lib/ip.js';
-import type { Logger } from '../../lib/log.js';
 import { Slicer } from '../../lib/backoff.js';
 import { Serial } from '../../lib/serial.js';
 import {
   fdbRequest, IFA_F_NODAD, neighDelRequest, neighReplaceRequest, RTM_DELLINK, RTM_DELNEIGH, RTM_DELNEXTHOP, RTM_DELROUTE, RTM_NEWROUTE,
-  type Link, type NetlinkHandle, type Notification,
+  type Link,
 } from '../../netlink/index.js';
 import type { Underlay } from '../../host/underlay.js';
 import type { Lease, LeaseBatch } from '../../subnet-manager/index.js';
 import type { Backend, BackendStats } from '../backend.js';
 import { directRoute, lookupNextHop } from '../direct-route.js';
 import { type KernelOp, KernelOps } from '../kernel-ops.js';
-import { PeerPaths, type PeerPath } from '../peer-paths.js';
+import { PeerPaths } from '../peer-paths.js';
 import { familyKey, PeerTable, logPeerChanges, type PeerChange } from '../peer-table.js';
 import { classifyNotifications } from '../route-events.js';
 import { RouteReconciler } from '../route-reconciler.js';
+import { ReconcileRuns, Superseded, type ReconcileRun } from '../reconcile-run.js';
 import { ensureVxlanDevice } from './device.js';
-import { diffEntries, listEntries, type KernelSnapshot } from './kernel-entries.js';
+import { diffEntries, listEntries, staleEntryOps, type KernelSnapshot } from './kernel-entries.js';
 import { leaseVtepMac, parseVxlanPeer, type VxlanPeer } from './peer.js';
 
-/** The netlink operations the VXLAN backend uses (a NetlinkHandle; a fake in unit tests). */
-export type VxlanNetlink = Pick<
-  NetlinkHandle,
-  | 'linkByName' | 'linkByIndex' | 'linkAdd' | 'linkDel' | 'linkSetUp' | 'linkSetMtu' | 'linkSetHwAddr'
-  | 'addrList' | 'addrReplace' | 'addrDel'
-  | 'routeDump' | 'neighDump' | 'fdbDump' | 'batch' | 'routeGet'
->;
+import { type PathChoice, VXLAN6_OVERHEAD, VXLAN_OVERHEAD, type VxlanOptions } from './options.js';
 
-/** Kernel notifications (a NetlinkMonitor): a deletion of ours triggers a full reconcile at once, an underlay route change a new look at each peer's path. */
-export interface VxlanMonitor {
-  drain(want?: (type: number) => boolean): Promise<Notification[]>;
-}
-
-export interface VxlanOptions {
-  readonly nl: VxlanNetlink;
-  readonly monitor?: VxlanMonitor;
-  readonly log: Logger;
-  readonly network: Prefix;
-  readonly vni: number;
-  readonly port: number;
-  readonly device: string;
-  /** The VTEP MAC for a public address (derived from it, so it changes with the address). */
-  readonly macFor: (publicIp: string) => string;
-  /** Its v4 address (v6 for family 6) is the VTEP's local address. */
-  readonly underlay: Underlay & { readonly v4: string };
-  /** 4 (default): the IPv4 device; 6: a dual-stack network's IPv6 device (network is then IPv6Network). */
-  readonly family?: IpFamily;
-  /** Backend.MTU from the network config; default underlay MTU - 50. */
-  readonly mtu?: number;
-  /** --route-protocol: carried by every route this backend installs. */
-  readonly routeProtocol: number;
-  /** Backend.DirectRouting: peers on this host's L2 segment get a direct route instead of VXLAN entries. */
-  readonly directRouting?: boolean;
-  /** Backend.Fallback: says which peers VXLAN would carry go into the udp path's TUN instead (backend/fallback/). */
-  readonly fallback?: FallbackRouting;
-}
-
-/** A peer's path, and why; for udp (through the TUN) also the TUN's ifindex. */
-export interface PathChoice {
-  readonly path: PeerPath;
-  readonly reason?: string;
-  readonly index?: number;
-}
-
-export interface FallbackRouting {
-  choose(key: string): PathChoice & { readonly path: 'vxlan' | 'udp' };
-}
-
-/** VXLAN over IPv4 adds 50 bytes: outer IPv4 20 + UDP 8 + VXLAN 8 + inner Ethernet 14. */
-export const VXLAN_OVERHEAD = 50;
-/** Over IPv6, 70: the outer header is 40 bytes (flannel subtracts 50 for both; see the README). */
-export const VXLAN6_OVERHEAD = 70;
+export type { FallbackRouting, PathChoice, VxlanMonitor, VxlanNetlink, VxlanOptions } from './options.js';
+export { VXLAN_OVERHEAD, VXLAN6_OVERHEAD } from './options.js';
 
 const LINK_LOCAL = Prefix.parse('fe80::/10');
 
@@ -107,6 +60,8 @@ const isDeletion = (type: number) => type === RTM_DELROUTE || type === RTM_DELNE
 const isRouteEvent = (type: number) => isDeletion(type) || type === RTM_NEWROUTE;
 
 type Choice = PathChoice;
+/** Peers per batch of a full reconcile's repairs: a lease put waits for one such batch at most (~400 requests). */
+const RECONCILE_PEERS = 128;
 /** A peer whose entries a batch programs, and the path it takes. */
 type Programmed = { key: string; p: VxlanPeer; choice: Choice };
 
@@ -117,6 +72,8 @@ export class VxlanBackend implements Backend {
   private readonly ops: KernelOps;
   private readonly routes: RouteReconciler;
   private readonly serial = new Serial();
+  /** Full reconciles, which let applies run between their slices (reconcile-run.ts). */
+  private readonly runs = new ReconcileRuns(this.serial);
   private readonly paths: PeerPaths;
   /** Peers whose entries are not all in place (a failed operation); retried every second. */
   private readonly dirty = new Set<string>();
@@ -198,8 +155,7 @@ export class VxlanBackend implements Backend {
       this.mac = this.o.macFor(this.family === 4 ? u.v4 : u.v6 ?? this.local);
       this.link = this.ensureDevice();
       this.configureAddress();
-      this.needsReconcile = true;
-      await this.reconcile();
+      await this.reconcileNow();
     });
   }
 
@@ -207,11 +163,13 @@ export class VxlanBackend implements Backend {
     return this.serial.run(async () => {
       const changes = await this.table.applySliced(batch);
       logPeerChanges(this.o.log, changes, (p) => ({ publicIp: p.dst, vtepMac: p.mac }));
-      // Set until the kernel work is done: if it throws, the next resync reconciles everything.
-      this.needsReconcile = true;
-      if (batch.snapshot) await this.reconcile();
-      else await this.applyChanges(changes);
-      this.needsReconcile = false;
+      if (batch.snapshot) return this.reconcileNow();
+      try {
+        await this.applyChanges(changes);
+      } catch (e) {
+        this.needsReconcile = true; // the next resync reconciles everything
+        throw e;
+      }
     });
   }
 
@@ -223,6 +181,8 @@ export class VxlanBackend implements Backend {
     const slicer = new Slicer();
     for (const c of changes) {
       if (slicer.due()) await slicer.next();
+      if (c.before) this.runs.touch(c.subnet, c.before.mac, c.before.vtepIp);
+      if (c.after) this.runs.touch(c.subnet, c.after.mac, c.after.vtepIp);
       if (c.before && (!c.after || c.after.mac !== c.before.mac)) this.unprogramOps(removals, c.subnet, c.before, !c.after);
       if (c.after) {
         const choice = this.choosePath(c.subnet, c.after);
@@ -336,22 +296,40 @@ export class VxlanBackend implements Backend {
     return listEntries(this.o.nl, this.routes, this.link.index, this.family);
   }
 
+  /** A full reconcile inside the queue (a snapshot batch, a new underlay): lists the kernel first. */
+  private reconcileNow(): Promise<void> {
+    return this.runs.during((run) => this.reconcile(run));
+  }
+
   /**
-   * Lists what the kernel holds, removes what no peer wants and adds what is
+   * Lists what the kernel holds (unless `listed`), removes what no peer wants and adds what is
    * missing, each peer on the path it should take now. Order: stale routes go;
    * missing entries and routes are added; only then do VXLAN entries no peer
    * wants go, so a peer just moved to a direct route kept its entries until
-   * that route was in place.
+   * that route was in place. Applies run at its pauses (reconcile-run.ts): it
+   * leaves alone every peer, MAC and address they changed.
    */
-  private async reconcile(listed?: KernelSnapshot): Promise<void> {
+  private async reconcile(run: ReconcileRun, listed?: KernelSnapshot): Promise<void> {
+    this.needsReconcile = false; // set again by a failure from here on, this run's or an apply's meanwhile
+    try {
+      await this.reconcileSteps(run, listed);
+    } catch (e) {
+      if (e instanceof Superseded) return; // the newer one does the work
+      this.needsReconcile = true;
+      throw e;
+    }
+  }
+
+  private async reconcileSteps(run: ReconcileRun, listed?: KernelSnapshot): Promise<void> {
+    run.check();
     const { nl, network } = this.o;
     const index = this.link.index;
     const choices = new Map<string, Choice>();
     const byVtepIp = new Map<string, [string, VxlanPeer]>();
     const byMac = new Map<string, [string, VxlanPeer]>();
-    const slicer = new Slicer();
-    for (const [key, p] of this.table.entries()) {
-      if (slicer.due()) await slicer.next();
+    for (const [key, p] of [...this.table.entries()]) {
+      await run.step();
+      if (this.table.get(key) !== p) continue; // changed meanwhile: the apply did it
       const c = this.choosePath(key, p);
       choices.set(key, c);
       this.wantRoute(key, p, c);
@@ -363,33 +341,48 @@ export class VxlanBackend implements Backend {
     for (const key of this.paths.keys()) if (!this.table.get(key)) this.paths.delete(key);
     // A listing of another device (made anew since) is no use: list again.
     const snap = listed && listed.index === index ? listed : await this.snapshot();
-    const okRoute = await this.routes.prune(snap.routes);
-    const { okFdb, okNeigh, staleFdb, staleNeigh } = await diffEntries(snap, byMac, byVtepIp, network, slicer);
-    const ops: KernelOp[] = [];
-    const programmed: Programmed[] = [];
+    const okRoute = await this.routes.prune(snap.routes, { slicer: run.slicer, pause: () => run.pause(), mayDelete: (dst) => run.free(dst) });
+    const { okFdb, okNeigh, staleFdb, staleNeigh } = await diffEntries(snap, byMac, byVtepIp, network, () => run.step());
+    const todo: Array<Programmed & { have: { neigh: boolean; fdb: boolean } }> = [];
     for (const [key, p] of [...this.table.entries()]) {
-      if (slicer.due()) await slicer.next();
-      const c = choices.get(key)!;
+      await run.step();
+      const c = choices.get(key);
+      if (!c || !run.free(key)) continue;
       const inPlace = okRoute.has(key) && (c.path === 'direct' || (okFdb.has(key) && okNeigh.has(key)));
       if (inPlace) {
         this.paths.set(key, p.dst, c.path, c.reason);
         continue;
       }
-      this.programOps(ops, key, p, c, { neigh: okNeigh.has(key), fdb: okFdb.has(key) });
-      programmed.push({ key, p, choice: c });
+      todo.push({ key, p, choice: c, have: { neigh: okNeigh.has(key), fdb: okFdb.has(key) } });
     }
-    this.dirty.clear();
-    await this.runProgram(ops, programmed);
+    for (const key of [...this.dirty]) if (run.free(key)) this.dirty.delete(key);
+    await this.programInChunks(run, todo);
     // A peer whose move to a direct route failed keeps its VXLAN entries (its old route still uses them).
     const keep = new Set<string>();
     for (const key of this.dirty) {
       const p = this.table.get(key);
       if (p) keep.add(p.mac).add(p.vtepIp);
     }
-    const stale: KernelOp[] = [];
-    for (const f of staleFdb) if (!keep.has(f.mac)) stale.push({ what: 'fdb del (stale)', subject: f.mac, req: fdbRequest('del', { index, mac: f.mac, dst: f.dst }), tolerateMissing: true });
-    for (const ip of staleNeigh) if (!keep.has(ip)) stale.push({ what: 'neigh del (stale)', subject: ip, req: neighDelRequest({ index, ip }), tolerateMissing: true });
-    await this.ops.run(nl, stale);
+    await this.ops.run(nl, staleEntryOps(index, staleFdb, staleNeigh, (s) => !keep.has(s) && run.free(s)));
+  }
+
+  /**
+   * A reconcile's programming, RECONCILE_PEERS peers per batch with applies let in between; each
+   * peer's requests are made just before they go, and a peer an apply changed meanwhile is left to it.
+   */
+  private async programInChunks(run: ReconcileRun, todo: ReadonlyArray<Programmed & { have: { neigh: boolean; fdb: boolean } }>): Promise<void> {
+    for (let i = 0; i < todo.length;) {
+      const ops: KernelOp[] = [];
+      const programmed: Programmed[] = [];
+      for (; i < todo.length && programmed.length < RECONCILE_PEERS; i++) {
+        const t = todo[i]!;
+        if (!run.free(t.key)) continue;
+        this.programOps(ops, t.key, t.p, t.choice, t.have);
+        programmed.push(t);
+      }
+      await this.runProgram(ops, programmed);
+      if (i < todo.length) await run.pause();
+    }
   }
 
   /** Each peer's path looked at again now (the fallback decided a move), between other work. */
@@ -410,6 +403,7 @@ export class VxlanBackend implements Backend {
         this.paths.set(key, p.dst, c.path, c.reason);
         continue;
       }
+      this.runs.touch(key, p.mac, p.vtepIp);
       this.programOps(ops, key, p, c);
       programmed.push({ key, p, choice: c });
     }
@@ -421,17 +415,16 @@ export class VxlanBackend implements Backend {
    * reconcile when asked (every resync interval), after a deletion of ours, or after one
    * that did not finish. The full reconcile lists the kernel (10,000 peers: a few hundred ms)
    * without holding the queue, so a lease change applies meanwhile (put → route is not held
-   * up); the diff then runs in the queue against the table as it is by then, with idempotent
-   * requests only, so it never undoes that newer apply (see RouteReconciler.snapshot).
+   * up); the diff and its batches then run in the queue but let applies go first at every
+   * pause (reconcile-run.ts), and leave alone whatever those applies changed since the listing
+   * began, so it never undoes a newer apply.
    */
   async resync(full: boolean): Promise<void> {
     const reconcile = await this.serial.run(() => this.check(full));
     if (!reconcile) return;
-    const listed = await this.snapshot();
-    await this.serial.run(async () => {
-      this.needsReconcile = true;
-      await this.reconcile(listed);
-      this.needsReconcile = false;
+    await this.runs.during(async (run) => {
+      const listed = await this.snapshot();
+      await this.serial.run(() => this.reconcile(run, listed));
     });
   }
 
@@ -463,6 +456,7 @@ export class VxlanBackend implements Backend {
         continue;
       }
       const choice = this.choosePath(key, p);
+      this.runs.touch(key, p.mac, p.vtepIp);
       this.programOps(ops, key, p, choice);
       retry.push({ key, p, choice });
     }

@@ -3,7 +3,8 @@
 // comparison with the peers, one FDB and one neighbour entry per peer.
 import { Slicer } from '../../lib/backoff.js';
 import type { IpFamily, Prefix } from '../../lib/ip.js';
-import type { Fdb, NetlinkHandle, Neigh } from '../../netlink/index.js';
+import { fdbRequest, neighDelRequest, type Fdb, type NetlinkHandle, type Neigh } from '../../netlink/index.js';
+import type { KernelOp } from '../kernel-ops.js';
 import type { RouteReconciler, RouteSnapshot } from '../route-reconciler.js';
 import type { VxlanPeer } from './peer.js';
 
@@ -34,23 +35,40 @@ export interface EntryDiff {
 
 /** Compares the listed FDB and neighbour entries with the peers' (by MAC and by VTEP address: key and peer). */
 export async function diffEntries(
-  snap: KernelSnapshot, byMac: ReadonlyMap<string, [string, VxlanPeer]>, byVtepIp: ReadonlyMap<string, [string, VxlanPeer]>, network: Prefix, slicer = new Slicer(),
+  snap: KernelSnapshot, byMac: ReadonlyMap<string, [string, VxlanPeer]>, byVtepIp: ReadonlyMap<string, [string, VxlanPeer]>, network: Prefix,
+  step: () => Promise<void> = stepper(),
 ): Promise<EntryDiff> {
   const d: EntryDiff = { okFdb: new Set(), okNeigh: new Set(), staleFdb: [], staleNeigh: [] };
   for (const f of snap.fdb) {
-    if (slicer.due()) await slicer.next();
+    await step();
     if (!f.dst) continue; // the kernel's own entries carry no remote
     const hit = byMac.get(f.mac);
     if (hit && hit[1].dst === f.dst) d.okFdb.add(hit[0]);
     else if (!hit) d.staleFdb.push({ mac: f.mac, dst: f.dst });
   }
   for (const n of snap.neigh) {
-    if (slicer.due()) await slicer.next();
+    await step();
     const hit = byVtepIp.get(n.ip);
     if (hit && n.mac === hit[1].mac && isPermanent(n.state)) d.okNeigh.add(hit[0]);
     else if (!hit && network.contains(n.ip)) d.staleNeigh.push(n.ip);
   }
   return d;
+}
+
+/** The deletions of the stale entries that `may` allows (by MAC, by address). */
+export function staleEntryOps(index: number, fdb: EntryDiff['staleFdb'], neigh: EntryDiff['staleNeigh'], may: (subject: string) => boolean): KernelOp[] {
+  const ops: KernelOp[] = [];
+  for (const f of fdb) if (may(f.mac)) ops.push({ what: 'fdb del (stale)', subject: f.mac, req: fdbRequest('del', { index, mac: f.mac, dst: f.dst }), tolerateMissing: true });
+  for (const ip of neigh) if (may(ip)) ops.push({ what: 'neigh del (stale)', subject: ip, req: neighDelRequest({ index, ip }), tolerateMissing: true });
+  return ops;
+}
+
+/** Yields to the event loop once a slice of work is used up. */
+function stepper(): () => Promise<void> {
+  const slicer = new Slicer();
+  return async () => {
+    if (slicer.due()) await slicer.next();
+  };
 }
 
 function isPermanent(state: number | undefined): boolean {
