@@ -102,13 +102,20 @@ std::vector<sock_filter> FlowSteeringProgram(unsigned workers, uint16_t port) {
 // socket(AF_INET or AF_INET6, SOCK_DGRAM) with SO_REUSEPORT, its buffers and UDP_GRO, bound
 // to sa. AF_INET6 with IPV6_V6ONLY off: bound to "::", IPv4 datagrams arrive too (from
 // v4-mapped ::ffff:a.b.c.d), and IPv4 peers are sent to at their v4-mapped address.
-Fd BoundSocket(Napi::Env env, const SockAddr& sa, int bufBytes, bool gro, bool* groOn) {
+// A UDP socket of sa's family with SO_REUSEPORT (and, for AF_INET6, IPV6_V6ONLY off), not bound yet.
+Fd ReusePortSocket(Napi::Env env, const SockAddr& sa) {
   bool v6 = sa.sa.sa_family == AF_INET6;
   Fd fd(socket(sa.sa.sa_family, SOCK_DGRAM | SOCK_CLOEXEC, 0));
   if (fd.get() < 0) ThrowErrno(env, v6 ? "socket(AF_INET6, SOCK_DGRAM)" : "socket(AF_INET, SOCK_DGRAM)", errno);
   int one = 1, zero = 0;
   if (v6 && setsockopt(fd.get(), IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof zero) != 0) ThrowErrno(env, "setsockopt(IPV6_V6ONLY 0)", errno);
   if (setsockopt(fd.get(), SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0) ThrowErrno(env, "setsockopt(SO_REUSEPORT)", errno);
+  return fd;
+}
+
+Fd BoundSocket(Napi::Env env, const SockAddr& sa, int bufBytes, bool gro, bool* groOn) {
+  Fd fd = ReusePortSocket(env, sa);
+  int one = 1;
   SetBuf(fd.get(), SO_RCVBUFFORCE, SO_RCVBUF, bufBytes);
   SetBuf(fd.get(), SO_SNDBUFFORCE, SO_SNDBUF, bufBytes);
   // Absent before Linux 5.0: then no GRO at all (every socket of a forwarder alike).
@@ -125,12 +132,7 @@ Fd BoundSocket(Napi::Env env, const SockAddr& sa, int bufBytes, bool gro, bool* 
 // its runs apart from the other workers'. It takes nothing in: a filter drops every datagram
 // sent to it. SO_REUSEPORT: an fd holder may still keep the previous forwarder's one bound.
 Fd TxSocket(Napi::Env env, const SockAddr& sa, int bufBytes, size_t worker) {
-  bool v6 = sa.sa.sa_family == AF_INET6;
-  Fd fd(socket(sa.sa.sa_family, SOCK_DGRAM | SOCK_CLOEXEC, 0));
-  if (fd.get() < 0) ThrowErrno(env, v6 ? "socket(AF_INET6, SOCK_DGRAM)" : "socket(AF_INET, SOCK_DGRAM)", errno);
-  int one = 1, zero = 0;
-  if (v6 && setsockopt(fd.get(), IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof zero) != 0) ThrowErrno(env, "setsockopt(IPV6_V6ONLY 0)", errno);
-  if (setsockopt(fd.get(), SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0) ThrowErrno(env, "setsockopt(SO_REUSEPORT)", errno);
+  Fd fd = ReusePortSocket(env, sa);
   sock_filter dropAll = BPF_STMT(BPF_RET | BPF_K, 0);
   sock_fprog fp{1, &dropAll};
   if (setsockopt(fd.get(), SOL_SOCKET, SO_ATTACH_FILTER, &fp, sizeof fp) != 0) ThrowErrno(env, "setsockopt(SO_ATTACH_FILTER)", errno);
