@@ -54,6 +54,5 @@ export class Serial {
     if (!next) return;
     this.busy = true;
     queueMicrotask(next); // never inside run() itself: a caller's code after run() goes first, as with promise chaining
-
   }
 }
