@@ -65,6 +65,7 @@ export class WireguardBackend implements Backend {
   private own?: Lease;
   private closed = false;
   private chain: Promise<unknown> = Promise.resolve();
+  private handshakeTimer?: NodeJS.Timeout;
 
   constructor(private readonly o: WireguardOptions) {
     this.mtu = o.mtu;
@@ -107,13 +108,30 @@ export class WireguardBackend implements Backend {
         this.o.log.info(c.after ? (c.before ? 'peer updated' : 'peer added') : 'peer removed', { subnet: c.subnet, [this.family === 4 ? 'publicIp' : 'publicIpv6']: p.endpoint.ip, publicKey: p.publicKey });
       }
       if (this.dev.configured) await this.dev.sync(this.peers(), batch.snapshot);
+      this.armHandshakeCheck();
     });
+  }
+
+  /** A timer for the new peers whose handshake this end waits for (WgDeviceSync.checkHandshakes). */
+  private armHandshakeCheck(): void {
+    const ms = this.dev.nextHandshakeCheck();
+    if (ms === undefined || this.handshakeTimer || this.closed) return;
+    this.handshakeTimer = setTimeout(() => {
+      this.handshakeTimer = undefined;
+      void this.serial(async () => {
+        if (this.closed) return;
+        await this.dev.checkHandshakes();
+        this.armHandshakeCheck();
+      }).catch((err) => this.o.log.error('checking WireGuard handshakes failed', { device: this.o.provider.device, err }));
+    }, ms);
+    this.handshakeTimer.unref();
   }
 
   async resync(full: boolean): Promise<void> {
     await this.serial(async () => {
       if (this.closed || !this.own) return;
       await this.dev.resync(this.peers(), full);
+      this.armHandshakeCheck();
     });
   }
 
@@ -134,6 +152,7 @@ export class WireguardBackend implements Backend {
     await this.serial(async () => {
       if (this.closed) return;
       this.closed = true;
+      clearTimeout(this.handshakeTimer);
       await this.dev.close();
     });
   }

@@ -54,6 +54,17 @@ interface PeerState {
 
 const ZERO_KEY = Buffer.alloc(32);
 const hex = (k: Buffer) => k.toString('hex');
+/**
+ * How long the side with the higher public key waits for the other side's
+ * handshake before starting one itself (a new peer on both ends at once).
+ */
+export const HANDSHAKE_WAIT_MS = 300;
+
+/** Keepalive on, then off again: WireGuard sends one now, starting a handshake when it has no session. */
+const kick = (publicKey: Buffer): WgPeerConfig[] => [
+  { publicKey, persistentKeepalive: 1, updateOnly: true },
+  { publicKey, persistentKeepalive: 0, updateOnly: true },
+];
 
 export class WgDeviceSync {
   private readonly ops: KernelOps;
@@ -66,6 +77,8 @@ export class WgDeviceSync {
   /** Peers whose last change failed; sent again every second. */
   private readonly dirty = new Set<string>();
   private errors = 0;
+  /** New peers whose handshake the other side starts: when to look whether it came (ms, Date.now()). */
+  private readonly handshakeDue = new Map<string, number>();
   deviceRecreated = 0;
 
   constructor(private readonly o: WgDeviceOptions) {
@@ -154,10 +167,16 @@ export class WgDeviceSync {
 
   /**
    * The changes for one peer. A peer new to the device is sent one keepalive
-   * at once (keepalive on, then back to the configured value): the handshake
-   * happens now, so a peer that still holds a session with this host's
-   * previous device (a restarted agent) switches at once instead of after its
-   * own rekey timeout.
+   * (keepalive on, then back to the configured value): the handshake happens
+   * now, so a peer that still holds a session with this host's previous
+   * device (a restarted agent) switches at once instead of after its own
+   * rekey timeout. Only one end of a pair does that at once, the one with the
+   * lower public key: when two hosts learn of each other together (one
+   * joins), both initiating crosses the handshakes, each end answers the
+   * other's initiation and drops the answer to its own, and neither has a
+   * session until WireGuard retries 5 s later. The other end looks again
+   * after HANDSHAKE_WAIT_MS and starts one itself if none came
+   * (checkHandshakes).
    */
   private peerConfigs(w: PeerState, fresh: boolean): WgPeerConfig[] {
     const base: WgPeerConfig = {
@@ -169,7 +188,43 @@ export class WgDeviceSync {
       allowedIps: w.allowedIps,
     };
     if (!fresh || w.persistentKeepalive > 0) return [base];
-    return [{ ...base, persistentKeepalive: 1 }, { publicKey: w.publicKey, persistentKeepalive: 0 }];
+    if (Buffer.compare(this.o.key.publicKey, w.publicKey) > 0) {
+      this.handshakeDue.set(hex(w.publicKey), Date.now() + HANDSHAKE_WAIT_MS);
+      return [base];
+    }
+    return [base, ...kick(w.publicKey)];
+  }
+
+  /** Milliseconds until checkHandshakes has work, or undefined. */
+  nextHandshakeCheck(): number | undefined {
+    if (this.handshakeDue.size === 0) return undefined;
+    return Math.max(0, Math.min(...this.handshakeDue.values()) - Date.now());
+  }
+
+  /** New peers that are due and still have no handshake with this device are sent one keepalive, which starts it. */
+  async checkHandshakes(): Promise<void> {
+    const now = Date.now();
+    const due: string[] = [];
+    for (const [k, t] of this.handshakeDue) if (t <= now) due.push(k);
+    if (due.length === 0) return;
+    for (const k of due) this.handshakeDue.delete(k);
+    let dev: WgDevice;
+    try {
+      dev = await this.o.provider.get();
+    } catch (e) {
+      // WireGuard's own retry (5 s) still comes.
+      this.failure('reading the WireGuard device for handshakes failed', e);
+      return;
+    }
+    const have = new Map(dev.peers.map((p) => [hex(p.publicKey), p]));
+    const changes: Array<{ key: string; configs: WgPeerConfig[] }> = [];
+    for (const k of due) {
+      const p = have.get(k);
+      if (!p || p.lastHandshake || p.persistentKeepalive > 0) continue;
+      this.o.log.info('no handshake from a new WireGuard peer yet; starting one', { publicKey: encodeKey(p.publicKey), waitedMs: HANDSHAKE_WAIT_MS });
+      changes.push({ key: k, configs: kick(p.publicKey) });
+    }
+    if (changes.length) await this.send(changes);
   }
 
   /** Applies the leases' peers: against what the device holds (reconcile) or against what we last set. */

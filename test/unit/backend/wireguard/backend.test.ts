@@ -6,6 +6,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { WireguardBackend, type WireguardBackendNetlink } from '../../../../backend/wireguard/backend.js';
+import { HANDSHAKE_WAIT_MS } from '../../../../backend/wireguard/device.js';
 import { generatePrivateKey, publicKeyOf } from '../../../../backend/wireguard/key.js';
 import type { WgProvider } from '../../../../backend/wireguard/provider.js';
 import { createLogger } from '../../../../daemon/logger.js';
@@ -112,10 +113,10 @@ const snapshot = (...ls: Lease[]): LeaseBatch => ({ snapshot: true, events: ls.m
 const added = (...ls: Lease[]): LeaseBatch => ({ snapshot: false, events: ls.map((lease) => ({ type: 'added' as const, lease })) });
 const removed = (...ls: Lease[]): LeaseBatch => ({ snapshot: false, events: ls.map((lease) => ({ type: 'removed' as const, lease })) });
 
-function setup(o: { keepalive?: number; psk?: Buffer; family?: 6 } = {}) {
+function setup(o: { keepalive?: number; psk?: Buffer; family?: 6; privateKey?: Buffer } = {}) {
   const k = new FakeKernel();
   const dev = new FakeDevice(k);
-  const privateKey = generatePrivateKey();
+  const privateKey = o.privateKey ?? generatePrivateKey();
   const key = { privateKey, publicKey: publicKeyOf(privateKey) };
   const b = new WireguardBackend({
     nl: k, log: createLogger('silent'), network: Prefix.parse(o.family ? 'fd00:10:244::/48' : '10.244.0.0/16'), routeProtocol: 87, underlay: UNDERLAY, provider: dev, key,
@@ -138,17 +139,47 @@ test('configure: key and port on the device, <subnet>.0/32, up, the network rout
   assert.equal(k.routes.map((r) => `${r.dst} dev ${r.index} proto ${r.protocol}`), [`10.244.0.0/16 dev ${link.index} proto 87`]);
 });
 
-test('snapshot: one peer per lease (endpoint PublicIP:Port, allowed IPs its subnet); new peers get one keepalive, then off', async () => {
+test('snapshot: one peer per lease (endpoint PublicIP:Port, allowed IPs its subnet), keepalive off', async () => {
   const { dev, b } = setup();
   await b.configure(lease(3));
   await b.apply(snapshot(lease(5), lease(7, { PublicKey: pub(7) }), lease(8, { PublicKey: 'nope' })));
   assert.equal(dev.show(), [`${short(5)} 192.0.2.25:51820 10.244.5.0/24 ka=0`, `${short(7)} 192.0.2.27:51820 10.244.7.0/24 ka=0`].sort());
-  const peerSet = dev.sets.at(-1)!.peers!;
-  const mine = peerSet.filter((p) => p.publicKey.toString('base64') === pub(5));
-  assert.equal(mine.map((p) => p.persistentKeepalive), [1, 0], 'a keepalive now (handshake), then the configured value');
   assert.equal(b.stats().wireguard, { impl: 'userspace', device: 'weft-wg', publicKey: b.leaseData.PublicKey, listenPort: 51820 });
   const s = b.stats();
   assert.equal([s.peersKnown, s.peersProgrammed, s.invalidPeers], [2, 2, 1]);
+});
+
+test('a new peer: the end with the lower public key starts the handshake at once (keepalive on, then off); the other end starts one after HANDSHAKE_WAIT_MS only if none came', async () => {
+  const [k1, k2, k3] = [0, 1, 2].map(() => publicKeyOf(generatePrivateKey())).sort(Buffer.compare);
+  let privateKey: Buffer;
+  let tries = 0;
+  do {
+    privateKey = generatePrivateKey();
+    assert.ok(++tries < 10_000);
+  } while (!(Buffer.compare(publicKeyOf(privateKey), k2!) > 0 && Buffer.compare(publicKeyOf(privateKey), k3!) < 0));
+  const { dev, b } = setup({ privateKey });
+  await b.configure(lease(3));
+  const b64 = (k: Buffer) => k.toString('base64');
+  await b.apply(snapshot(...[k1!, k2!, k3!].map((k, i) => lease(5 + i, { PublicKey: b64(k), Port: 51820 }))));
+  const kas = (set: WgConfig | undefined, k: Buffer) => (set?.peers ?? []).filter((p) => p.publicKey.equals(k)).map((p) => `${p.persistentKeepalive}${p.updateOnly ? ' update-only' : ''}`);
+  const first = dev.sets.at(-1)!;
+  assert.equal(kas(first, k3!), ['0', '1 update-only', '0 update-only'], 'higher key than ours: a keepalive now');
+  assert.equal(kas(first, k1!), ['0'], 'lower key: it starts the handshake');
+  assert.equal(kas(first, k2!), ['0']);
+  // k2 answered (its handshake came); k1 did not.
+  dev.peers.get(b64(k2!))!.lastHandshake = new Date();
+  const sets = dev.sets.length;
+  await new Promise((r) => setTimeout(r, HANDSHAKE_WAIT_MS + 150));
+  assert.is(dev.sets.length, sets + 1, 'one more change: the late keepalive');
+  const late = dev.sets.at(-1)!;
+  assert.equal(kas(late, k1!), ['1 update-only', '0 update-only']);
+  assert.equal(kas(late, k2!), []);
+  assert.equal(kas(late, k3!), []);
+  assert.equal(dev.show().map((l) => l.split(' ').at(-1)), ['ka=0', 'ka=0', 'ka=0']);
+  // Nothing more is due.
+  await new Promise((r) => setTimeout(r, HANDSHAKE_WAIT_MS + 50));
+  assert.is(dev.sets.length, sets + 1);
+  await b.close();
 });
 
 /** A dual-stack lease as flannel's separate mode writes it (JSON parsed as weft parses every lease). */
