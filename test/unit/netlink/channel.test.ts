@@ -7,7 +7,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import {
   AF_INET, attr, encodeMessage, encodeRtMsg, Faults, KernelError, NetlinkError, NetlinkHandle, type NetlinkSocket, NLMSG_DONE,
-  NLMSG_ERROR, NLM_F_CAPPED, NLM_F_DUMP, NLM_F_DUMP_INTR, NLM_F_MULTI, parseMessages, RTA_DST, RTA_GATEWAY, RTA_OIF, attrU32,
+  NLMSG_ERROR, NLM_F_ACK, NLM_F_CAPPED, NLM_F_DUMP, NLM_F_DUMP_INTR, NLM_F_MULTI, parseMessages, RTA_DST, RTA_GATEWAY, RTA_OIF, attrU32,
   routeRequest, RTM_NEWROUTE, RTN_UNICAST, RT_TABLE_MAIN, type NlMsg,
 } from '../../../netlink/index.js';
 
@@ -19,12 +19,21 @@ const ackFor = (m: NlMsg, errno = 0): Buffer => {
   return encodeMessage(NLMSG_ERROR, NLM_F_CAPPED, m.seq, PORT, e, encodeMessage(m.type, m.flags, m.seq, m.pid));
 };
 
+/** An NLMSG_ERROR answer with errno 0 (an ACK). */
+const isSuccess = (b: Buffer): boolean => {
+  const [m] = parseMessages(b);
+  return m!.type === NLMSG_ERROR && m!.data.readInt32LE(0) === 0;
+};
+
 const routeMsg = (seq: number, i: number, flags = NLM_F_MULTI): Buffer =>
   encodeMessage(RTM_NEWROUTE, flags, seq, PORT,
     encodeRtMsg({ family: AF_INET, dstLen: 24, table: RT_TABLE_MAIN, protocol: 4, scope: 0, type: RTN_UNICAST, flags: 0 }),
     attr(RTA_DST, Buffer.from([10, 244, i >> 8, i & 255])), attr(RTA_GATEWAY, Buffer.from([10, 244, i >> 8, i & 255])), attrU32(RTA_OIF, 7));
 
-/** A kernel that answers each message of every sendmsg through `answer`; recv hands out the queue. */
+/**
+ * A kernel that answers each message of every sendmsg through `answer` (as netlink_ack does:
+ * a success only to a request with NLM_F_ACK, a failure always); recv hands out the queue.
+ */
 class Kernel implements NetlinkSocket {
   readonly portId = PORT;
   sends: NlMsg[][] = [];
@@ -34,7 +43,10 @@ class Kernel implements NetlinkSocket {
   send(buf: Buffer): void {
     const msgs = parseMessages(buf);
     this.sends.push(msgs);
-    for (const m of msgs) this.queue.push(...this.answer(m, this));
+    for (const m of msgs) {
+      const wantsAck = (m.flags & NLM_F_ACK) !== 0;
+      this.queue.push(...this.answer(m, this).filter((a) => wantsAck || !(a instanceof Buffer) || !isSuccess(a)));
+    }
   }
   recv(): Buffer | null {
     this.recvs++;
@@ -49,7 +61,7 @@ const enobufs = () => Object.assign(new Error('netlink recv: No buffer space ava
 const handle = (k: Kernel, faults = Faults.none) => new NetlinkHandle(k, { faults, timeoutMs: 50 });
 const routes = (n: number) => Array.from({ length: n }, (_, i) => routeRequest('replace', { dst: `10.244.${i >> 8}.${i & 255}/32`, gateway: '192.0.2.1', index: 7 }));
 
-test('batch: many requests per sendmsg, each with its own seq and NLM_F_ACK, and each error given back to its request', async () => {
+test('batch: many requests per sendmsg, each with its own seq, only the last of each asking for an ACK; each error given back to its request', async () => {
   const k = new Kernel((m) => [ackFor(m, m.seq % 7 === 0 ? 19 : 0)]);
   const h = handle(k);
   const reqs = routes(300);
@@ -57,6 +69,7 @@ test('batch: many requests per sendmsg, each with its own seq and NLM_F_ACK, and
   assert.ok(k.sends.length < 20, `${k.sends.length} sendmsg calls for 300 requests`);
   const seqs = k.sends.flat().map((m) => m.seq);
   assert.is(new Set(seqs).size, 300, 'a distinct sequence number per request');
+  for (const send of k.sends) assert.equal(send.map((m) => (m.flags & NLM_F_ACK) !== 0), send.map((_, i) => i === send.length - 1), 'NLM_F_ACK on the last only');
   const failed = errs.map((e, i) => (e ? i : -1)).filter((i) => i >= 0);
   const expected = k.sends.flat().map((m, i) => (m.seq % 7 === 0 ? i : -1)).filter((i) => i >= 0);
   assert.equal(failed, expected);
@@ -82,25 +95,31 @@ test('batch: a transient error (EBUSY) is retried and succeeds; both the failure
   assert.equal(h.errors.list(), [{ op: 'route replace', errno: 'EBUSY', count: 1 }]);
 });
 
-test('batch: ACKs lost to a full receive buffer (ENOBUFS) are sent again in smaller chunks', async () => {
-  let lose = true;
-  const k = new Kernel((m, kk) => {
-    if (lose && kk.sends.length === 1 && m.seq % 2 === 0) return [];
-    return [ackFor(m)];
-  });
+test('batch: answers lost to a full receive buffer (ENOBUFS): every request without one is sent again, in smaller chunks; a failure read before is not', async () => {
+  const k = new Kernel((m, kk) => [ackFor(m, kk.sends.length === 1 && m.seq === kk.sends[0]![0]!.seq ? 19 : 0)]);
   const send = k.send.bind(k);
   k.send = (buf) => {
     send(buf);
-    if (k.sends.length === 1) k.queue.splice(3, 0, enobufs());
-    lose = k.sends.length === 1;
+    // The first request's ENODEV was queued; what came after it (the last one's ACK) overflowed.
+    if (k.sends.length === 1) k.queue.splice(1, k.queue.length, enobufs());
   };
   const h = handle(k);
   const errs = await h.batch(routes(40));
-  assert.ok(errs.every((e) => e === undefined), JSON.stringify(errs.map((e) => e?.message)));
+  assert.is(errs[0]?.code, 'ENODEV');
+  assert.ok(errs.slice(1).every((e) => e === undefined), JSON.stringify(errs.map((e) => e?.message)));
+  assert.is(k.sends[0]!.length, 40);
   const resent = k.sends.slice(1).flat().length;
-  assert.is(resent, 20, 'exactly the requests whose ACK was lost');
+  assert.is(resent, 39, 'every request whose answer may have been lost, not the one that failed');
   assert.ok(k.sends[1]!.length <= 20, 'the chunk got smaller');
-  assert.equal(h.errors.list(), [{ op: 'netlink recv', errno: 'ENOBUFS', count: 1 }]);
+  assert.equal(h.errors.list().map((e) => `${e.op} ${e.errno} ${e.count}`).sort(), ['netlink recv ENOBUFS 1', 'route replace ENODEV 1']);
+});
+
+test('batch: an error for a request in the middle arrives before the last one\'s ACK; the rest succeed', async () => {
+  const k = new Kernel((m, kk) => [ackFor(m, m.seq === kk.sends.at(-1)![5]!.seq ? 17 : 0)]);
+  const errs = await handle(k).batch(routes(10));
+  assert.equal(errs.map((e) => e?.code), [undefined, undefined, undefined, undefined, undefined, 'EEXIST', undefined, undefined, undefined, undefined]);
+  assert.is(k.sends.length, 1);
+  assert.is(k.queue.length, 0, 'both answers read: the error and the last ACK');
 });
 
 test('batch: no answer is ETIMEDOUT for every request of the chunk (retryable), after the attempts', async () => {
