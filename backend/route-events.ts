@@ -2,7 +2,17 @@
 // keeps per-peer routes: something of ours was deleted (repair now, not at the
 // next full resync), or the underlay's routing changed (re-evaluate which
 // peers are on this host's L2 segment: host-gw, VXLAN DirectRouting).
-import type { Notification } from '../netlink/index.js';
+import { type MonitorFilter, type Notification, RTM_DELLINK, RTM_DELNEIGH, RTM_DELNEXTHOP, RTM_DELROUTE } from '../netlink/index.js';
+
+/**
+ * What classifyNotifications acts on, as the monitor socket's kernel-side filter
+ * (NetlinkMonitor.open): deletions, and with `underlay` route additions that are
+ * not ours. Our own additions (4 per VXLAN peer, 2 per host-gw peer) never reach
+ * the socket.
+ */
+export function routeEventsFilter(protocol: number, underlay: boolean): MonitorFilter {
+  return { types: [RTM_DELROUTE, RTM_DELNEXTHOP, RTM_DELNEIGH, RTM_DELLINK], ...(underlay ? { foreignRoutesBesides: protocol } : {}) };
+}
 
 export interface RouteEvents {
   /** A route or nexthop object with weft's protocol, or an entry or the link of `device`, was deleted (possibly by us). */

@@ -14,6 +14,8 @@ export interface NativeNetlink {
   send(fd: number, message: Buffer): void;
   /** One datagram from the kernel, or null when none arrived within timeoutMs (-1: wait forever). */
   recv(fd: number, timeoutMs: number): Buffer | null;
+  /** SO_ATTACH_FILTER: a classic BPF program, its sock_filter array in host byte order (netlink/monitor-filter.ts). */
+  attachFilter(fd: number, program: Buffer): void;
 }
 
 export interface NativeTun {

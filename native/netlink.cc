@@ -4,6 +4,9 @@
 
 #include <cerrno>
 #include <cstring>
+#include <string>
+#include <vector>
+#include <linux/filter.h>
 #include <linux/netlink.h>
 #include <poll.h>
 #include <sys/socket.h>
@@ -81,6 +84,25 @@ Napi::Value Send(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
+// attachFilter(fd, program): SO_ATTACH_FILTER with a classic BPF program given
+// as its struct sock_filter array (8 bytes each, host byte order), built in
+// netlink/monitor-filter.ts. The kernel runs it on every notification before
+// queueing it: what it drops costs the socket nothing.
+Napi::Value AttachFilter(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fd = info[0].As<Napi::Number>().Int32Value();
+  auto prog = info[1].As<Napi::Buffer<uint8_t>>();
+  if (prog.Length() == 0 || prog.Length() % sizeof(sock_filter) != 0 || prog.Length() / sizeof(sock_filter) > BPF_MAXINSNS) {
+    throw Napi::TypeError::New(env, "attachFilter: a program of 1.." + std::to_string(BPF_MAXINSNS) + " sock_filter instructions (8 bytes each), got " +
+                                        std::to_string(prog.Length()) + " bytes");
+  }
+  std::vector<sock_filter> insns(prog.Length() / sizeof(sock_filter));
+  std::memcpy(insns.data(), prog.Data(), prog.Length());
+  sock_fprog fp{static_cast<unsigned short>(insns.size()), insns.data()};
+  if (setsockopt(fd, SOL_SOCKET, SO_ATTACH_FILTER, &fp, sizeof fp) != 0) ThrowErrno(env, "setsockopt(SO_ATTACH_FILTER)", errno);
+  return env.Undefined();
+}
+
 // recv(fd, timeoutMs) -> Buffer, or null when nothing arrived in time.
 // timeoutMs = 0 polls without waiting; -1 waits forever.
 Napi::Value Recv(const Napi::CallbackInfo& info) {
@@ -121,6 +143,7 @@ void InitNetlink(Napi::Env env, Napi::Object exports) {
   nl.Set("open", Napi::Function::New(env, Open));
   nl.Set("send", Napi::Function::New(env, Send));
   nl.Set("recv", Napi::Function::New(env, Recv));
+  nl.Set("attachFilter", Napi::Function::New(env, AttachFilter));
   exports.Set("netlink", nl);
 }
 

@@ -17,5 +17,6 @@ export * from './transport.js';
 export * from './genl.js';
 export * from './wireguard.js';
 export * from './monitor.js';
+export * from './monitor-filter.js';
 export * from './error-counts.js';
 export * from './faults.js';

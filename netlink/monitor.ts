@@ -11,6 +11,7 @@ import { decodeLink } from './link.js';
 import { decodeFdb, decodeNeigh } from './neigh.js';
 import { decodeNexthop } from './nexthop.js';
 import { decodeRoute } from './route.js';
+import { encodeFilter, type MonitorFilter, monitorFilterProgram } from './monitor-filter.js';
 import { fromNative, type NetlinkSocket, openRouteSocket } from './socket.js';
 import type { Addr, Fdb, Link, Neigh, Nexthop, Route } from './types.js';
 import { type NlMsg, parseMessages } from './wire.js';
@@ -81,10 +82,17 @@ export class NetlinkMonitor {
   private readonly sock: NetlinkSocket;
   private closed = false;
 
-  /** groups: RTMGRP_* bitmask, default RTMGRP_LINK | RTMGRP_NEIGH | RTMGRP_IPV4_ROUTE. */
-  static open(opts: { netns?: string; groups?: number } = {}): NetlinkMonitor {
+  /**
+   * groups: RTMGRP_* bitmask, default RTMGRP_LINK | RTMGRP_NEIGH | RTMGRP_IPV4_ROUTE | RTMGRP_NEXTHOP;
+   * filter: only these notifications reach the socket at all (monitor-filter.ts).
+   */
+  static open(opts: { netns?: string; groups?: number; filter?: MonitorFilter } = {}): NetlinkMonitor {
     const groups = opts.groups ?? DEFAULT_MONITOR_GROUPS;
-    return new NetlinkMonitor(openRouteSocket(opts.netns === undefined ? { groups } : { groups, netns: opts.netns }));
+    return new NetlinkMonitor(openRouteSocket({
+      groups,
+      ...(opts.netns === undefined ? {} : { netns: opts.netns }),
+      ...(opts.filter ? { filter: encodeFilter(monitorFilterProgram(opts.filter)) } : {}),
+    }));
   }
 
   constructor(sock: NetlinkSocket) {

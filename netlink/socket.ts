@@ -37,7 +37,8 @@ function requestRcvbuf(): number {
   return Number.isInteger(v) && v > 0 ? v : 0;
 }
 
-export function openRouteSocket(opts: { groups?: number; netns?: string } = {}): NetlinkSocket {
+/** filter: a classic BPF program (monitor-filter.ts) the kernel runs on everything sent to the socket. */
+export function openRouteSocket(opts: { groups?: number; netns?: string; filter?: Buffer } = {}): NetlinkSocket {
   return openNetlinkSocket(NETLINK_ROUTE, 'rtnetlink', opts);
 }
 
@@ -46,7 +47,7 @@ export function openGenericSocket(opts: { netns?: string } = {}): NetlinkSocket 
   return openNetlinkSocket(NETLINK_GENERIC, 'generic netlink', opts);
 }
 
-function openNetlinkSocket(protocol: number, what: string, opts: { groups?: number; netns?: string }): NetlinkSocket {
+function openNetlinkSocket(protocol: number, what: string, opts: { groups?: number; netns?: string; filter?: Buffer }): NetlinkSocket {
   const path = opts.netns === undefined ? undefined : resolveNetns(opts.netns);
   const groups = opts.groups ?? 0;
   const n = native();
@@ -55,6 +56,14 @@ function openNetlinkSocket(protocol: number, what: string, opts: { groups?: numb
     s = n.netlink.open(protocol, groups, path, groups === 0 && protocol === NETLINK_ROUTE ? requestRcvbuf() : 0);
   } catch (e) {
     throw fromNative(`open ${what} socket${path ? ` in ${path}` : ''}`, e);
+  }
+  if (opts.filter) {
+    try {
+      n.netlink.attachFilter(s.fd, opts.filter);
+    } catch (e) {
+      n.close(s.fd);
+      throw fromNative(`filter on the ${what} socket${path ? ` in ${path}` : ''}`, e);
+    }
   }
   let fd = s.fd;
   return {

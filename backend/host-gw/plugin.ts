@@ -3,6 +3,7 @@ import { ConfigError } from '../../lib/errors.js';
 import { NetlinkMonitor, RTMGRP_IPV4_ROUTE, RTMGRP_IPV6_ROUTE, RTMGRP_NEXTHOP } from '../../netlink/index.js';
 import { defineBackend, hostOptions } from '../backend.js';
 import { DualStackBackend } from '../dual-stack.js';
+import { routeEventsFilter } from '../route-events.js';
 import { HostGwBackend } from './backend.js';
 import { HOST_GW_FLAGS, parseHostGwConfig, type HostGwConfig } from './config.js';
 
@@ -22,7 +23,7 @@ export const hostGwBackend = defineBackend<HostGwConfig>({
           `(${own.join(', ') || 'no IPv4 address'}); peers route this host's subnet via it, so a NAT is not supported`,
       );
     }
-    const v4 = new HostGwBackend({ ...host, monitor: ctx.track(NetlinkMonitor.open({ groups: (RTMGRP_IPV4_ROUTE | RTMGRP_NEXTHOP) >>> 0 })) });
+    const v4 = new HostGwBackend({ ...host, monitor: ctx.track(NetlinkMonitor.open({ groups: (RTMGRP_IPV4_ROUTE | RTMGRP_NEXTHOP) >>> 0, filter: routeEventsFilter(host.routeProtocol, true) })) });
     const v6 = ctx.underlay.v6;
     if (!ctx.ipv6Network || !v6) return v4;
     const own6 = ctx.nl.addrList({ index: host.underlay.index, family: 6 }).map((a) => a.address);
@@ -34,7 +35,7 @@ export const hostGwBackend = defineBackend<HostGwConfig>({
     }
     return new DualStackBackend(v4, new HostGwBackend({
       ...host, family: 6, network: ctx.ipv6Network, log: ctx.log.child({ family: 6 }),
-      monitor: ctx.track(NetlinkMonitor.open({ groups: RTMGRP_IPV6_ROUTE })),
+      monitor: ctx.track(NetlinkMonitor.open({ groups: RTMGRP_IPV6_ROUTE, filter: routeEventsFilter(host.routeProtocol, true) })),
     }));
   },
 });

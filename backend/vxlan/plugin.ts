@@ -7,6 +7,7 @@ import { FallbackBackend } from '../fallback/backend.js';
 import { effectiveUdpSettings, type UdpFlagValues } from '../udp/config.js';
 import { vtepSalt } from '../../host/state-dir.js';
 import { NetlinkMonitor, RTMGRP_IPV6_ROUTE, RTMGRP_LINK, RTMGRP_NEIGH } from '../../netlink/index.js';
+import { routeEventsFilter } from '../route-events.js';
 import { VxlanBackend } from './backend.js';
 import { parseVxlanConfig, VXLAN_FLAGS, type VxlanConfig } from './config.js';
 import { stableVtepMac } from './vtep-mac.js';
@@ -26,7 +27,7 @@ export const vxlanBackend = defineBackend<VxlanConfig>({
     });
     const vxlan = {
       ...host,
-      monitor: ctx.track(NetlinkMonitor.open()),
+      monitor: ctx.track(NetlinkMonitor.open({ filter: routeEventsFilter(host.routeProtocol, c.directRouting) })),
       vni: c.vni,
       port: c.port,
       device,
@@ -54,7 +55,7 @@ export const vxlanBackend = defineBackend<VxlanConfig>({
       family: 6,
       network: dual,
       log: ctx.log.child({ family: 6 }),
-      monitor: ctx.track(NetlinkMonitor.open({ groups: RTMGRP_LINK | RTMGRP_NEIGH | RTMGRP_IPV6_ROUTE })),
+      monitor: ctx.track(NetlinkMonitor.open({ groups: RTMGRP_LINK | RTMGRP_NEIGH | RTMGRP_IPV6_ROUTE, filter: routeEventsFilter(host.routeProtocol, c.directRouting) })),
       vni: c.vni,
       port: c.port,
       device: `weft-v6.${c.vni}`,

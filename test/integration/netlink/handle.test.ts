@@ -8,6 +8,7 @@ import {
   IF_OPER_UNKNOWN, isNotFound, type Link, NetlinkError, NetlinkHandle, NetlinkMonitor, type Notification, RTPROT_BOOT,
 } from '../../../netlink/index.js';
 import { registerNetns } from '../../../lab/netns.js';
+import { routeEventsFilter } from '../../../backend/route-events.js';
 
 const NS = `wtnl${randomBytes(3).toString('hex')}-a`;
 const PEER_NS = NS.replace(/-a$/, '-b');
@@ -251,6 +252,36 @@ test('NetlinkMonitor sees a link created and deleted', () => {
     assert.ok(mine.some((n) => n.kind === 'link' && n.action === 'new' && n.link.name === 'mon0' && n.link.kind === 'bridge'), JSON.stringify(seen));
     assert.ok(mine.some((n) => n.kind === 'link' && n.action === 'del' && n.link.name === 'mon0'), JSON.stringify(seen));
   } finally {
+    mon.close();
+  }
+});
+
+test('a filtered NetlinkMonitor (routeEventsFilter): the kernel never queues our own route additions; foreign ones and every deletion arrive', () => {
+  const all = NetlinkMonitor.open({ netns: NS });
+  const mon = NetlinkMonitor.open({ netns: NS, filter: routeEventsFilter(87, true) });
+  try {
+    const l = h.linkAdd({ kind: 'bridge', name: 'flt0' });
+    h.linkSetUp(l.index);
+    sh('ip', '-n', NS, 'route', 'add', '10.99.1.0/24', 'dev', 'flt0', 'proto', '87');
+    sh('ip', '-n', NS, 'route', 'add', '10.99.2.0/24', 'dev', 'flt0', 'proto', 'static');
+    sh('ip', '-n', NS, 'route', 'del', '10.99.1.0/24', 'dev', 'flt0', 'proto', '87');
+    h.linkDel(l.index);
+    const collect = (m: NetlinkMonitor): Notification[] => {
+      const seen: Notification[] = [];
+      const until = Date.now() + 2000;
+      while (Date.now() < until && !seen.some((n) => n.kind === 'link' && n.action === 'del')) seen.push(...m.poll(100));
+      return seen;
+    };
+    const show = (ns: Notification[]) => ns.flatMap((n) =>
+      n.kind === 'route' && n.route.dst?.startsWith('10.99.') ? [`route ${n.action} ${n.route.dst} proto ${n.route.protocol}`]
+        : n.kind === 'link' && n.link.index === l.index ? [`link ${n.action}`] : []);
+    const everything = show(collect(all));
+    for (const want of ['link new', 'route new 10.99.1.0/24 proto 87', 'route new 10.99.2.0/24 proto 4', 'route del 10.99.1.0/24 proto 87', 'link del']) {
+      assert.ok(everything.includes(want), `unfiltered: ${want} in ${everything.join('; ')}`);
+    }
+    assert.equal(show(collect(mon)), ['route new 10.99.2.0/24 proto 4', 'route del 10.99.1.0/24 proto 87', 'link del']);
+  } finally {
+    all.close();
     mon.close();
   }
 });
