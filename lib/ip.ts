@@ -21,17 +21,31 @@ function bad(what: string, s: unknown): never {
   throw new TypeError(`invalid ${what} ${JSON.stringify(s)}`);
 }
 
+/** Dotted quad without leading zeros, scanned by character: leases carry tens of thousands. */
 function parseV4(s: string): Buffer | undefined {
-  const parts = s.split('.');
-  if (parts.length !== 4) return undefined;
-  const b = Buffer.alloc(4);
-  for (let i = 0; i < 4; i++) {
-    const p = parts[i]!;
-    if (!/^(0|[1-9][0-9]{0,2})$/.test(p)) return undefined;
-    const n = Number(p);
-    if (n > 255) return undefined;
-    b[i] = n;
+  if (s.length < 7 || s.length > 15) return undefined;
+  const b = Buffer.allocUnsafe(4);
+  let part = 0;
+  let n = 0;
+  let digits = 0;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c === 46 /* . */) {
+      if (digits === 0 || part === 3) return undefined;
+      b[part++] = n;
+      n = 0;
+      digits = 0;
+    } else if (c >= 48 && c <= 57) {
+      if (digits > 0 && n === 0) return undefined; // a leading zero
+      n = n * 10 + (c - 48);
+      if (n > 255) return undefined;
+      digits++;
+    } else {
+      return undefined;
+    }
   }
+  if (part !== 3 || digits === 0) return undefined;
+  b[3] = n;
   return b;
 }
 
@@ -68,7 +82,7 @@ function parseV6(s: string): Buffer | undefined {
     all = head;
   }
   if (all.length !== 8) return undefined;
-  const b = Buffer.alloc(16);
+  const b = Buffer.allocUnsafe(16);
   all.forEach((g, i) => b.writeUInt16BE(g, i * 2));
   return b;
 }
@@ -173,7 +187,7 @@ function toBigInt(b: Uint8Array): bigint {
 
 function fromBigInt(n: bigint, family: IpFamily): Buffer {
   const len = family === 4 ? 4 : 16;
-  const b = Buffer.alloc(len);
+  const b = Buffer.allocUnsafe(len);
   for (let i = len - 1; i >= 0; i--) {
     b[i] = Number(n & 0xffn);
     n >>= 8n;

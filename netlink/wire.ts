@@ -232,7 +232,7 @@ type FieldType = 'u8' | 'u16' | 's32' | 'u32';
 function struct<T extends Record<string, number>>(what: string, size: number, layout: ReadonlyArray<readonly [keyof T & string, FieldType, number]>) {
   return {
     encode(m: Partial<T>): Buffer {
-      const b = Buffer.alloc(size);
+      const b = Buffer.allocUnsafe(size).fill(0);
       for (const [k, t, off] of layout) {
         const v = m[k] ?? 0;
         if (t === 'u8') b.writeUInt8(v, off);

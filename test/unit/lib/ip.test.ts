@@ -4,6 +4,14 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { formatIP4, formatIp, isIp, parseCidr, parseIP4, parseIp, Prefix } from '../../../lib/ip.js';
 import { formatMac, parseMac } from '../../../lib/mac.js';
+import fc from 'fast-check';
+
+/** The dotted-quad rule as a regular expression (the parser scans characters instead): 4 parts, 0..255, no leading zeros. */
+function referenceV4(s: string): number[] | undefined {
+  const parts = s.split('.');
+  if (parts.length !== 4 || !parts.every((p) => /^(0|[1-9][0-9]{0,2})$/.test(p) && Number(p) <= 255)) return undefined;
+  return parts.map(Number);
+}
 
 test('ip text: parse and format as inet_ntop does', () => {
   assert.is(parseIp('192.0.2.11').bytes.toString('hex'), 'c000020b');
@@ -22,6 +30,24 @@ test('ip text: parse and format as inet_ntop does', () => {
   assert.equal(parseCidr('10.244.3.0/24').prefixLen, 24);
   assert.equal(parseCidr('fd00::1').prefixLen, 128);
   assert.is(formatMac(parseMac('C6:D2:32:6F:8F:44')), 'c6:d2:32:6f:8f:44');
+});
+
+test('IPv4 text: the character scanner accepts exactly what the dotted-quad rule does (property, random and near-miss strings)', () => {
+  const check = (s: string) => {
+    const want = referenceV4(s);
+    let got: number[] | undefined;
+    try {
+      const p = parseIp(s);
+      got = p.family === 4 ? [...p.bytes] : undefined;
+    } catch {
+      got = undefined;
+    }
+    assert.equal(got, want, JSON.stringify(s));
+  };
+  const quadPart = fc.oneof(fc.integer({ min: 0, max: 300 }).map(String), fc.stringMatching(/^[0-9]{0,4}$/));
+  fc.assert(fc.property(fc.array(quadPart, { minLength: 1, maxLength: 6 }).map((a) => a.join('.')), (s) => check(s)), { numRuns: 20000 });
+  fc.assert(fc.property(fc.stringMatching(/^[0-9.]{0,17}$/), (s) => check(s)), { numRuns: 20000 });
+  for (const s of ['0.0.0.0', '255.255.255.255', '1.2.3.4', '00.1.2.3', '1.2.3.04', '1..2.3', '.1.2.3', '1.2.3.', '256.1.1.1', '1.2.3.4.', '1.2.3.4.5', '999.1.1.1', '1.2.3.-1']) check(s);
 });
 
 test('IPv4 parsing and net arithmetic', () => {
