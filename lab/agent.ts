@@ -61,7 +61,8 @@ export const hostSubnetFile = (host: LabHost): string => join(host.dir, 'subnet.
  * directory, debug logs (in <dir>/logs/<logName>.log, default weftd-<host>,
  * weftd-<host>-2 ... for a later weftd on the host) and the host's own /run (what
  * it or wireguard-go put there stays the host's). WEFT_PROF=<dir> in the
- * environment: each weftd writes a CPU profile there when it exits (node --cpu-prof).
+ * environment: each weftd writes a CPU profile there when it exits (node --cpu-prof);
+ * WEFT_HEAP_PROF=<dir>: a sampled allocation profile (node --heap-prof).
  */
 export function startAgent(lab: Lab, host: LabHost, extra: readonly string[] = [], logName?: string, opts: { fakeSystemd?: string } = {}): LabAgent {
   const subnetFile = hostSubnetFile(host);
@@ -86,7 +87,7 @@ export function startAgent(lab: Lab, host: LabHost, extra: readonly string[] = [
 }
 
 function nodeArgs(): string[] {
-  return ['--enable-source-maps', ...(process.env.WEFT_PROF ? ['--cpu-prof', '--cpu-prof-dir', process.env.WEFT_PROF] : [])];
+  return ['--enable-source-maps', ...(process.env.WEFT_PROF ? ['--cpu-prof', '--cpu-prof-dir', process.env.WEFT_PROF] : []), ...(process.env.WEFT_HEAP_PROF ? ['--heap-prof', '--heap-prof-dir', process.env.WEFT_HEAP_PROF] : [])];
 }
 
 /** Pids of the udp backend's fd holders (argv[0] "weft-fd-holder ...") in a host's network namespace. */
