@@ -50,6 +50,27 @@ test('IPv4 text: the character scanner accepts exactly what the dotted-quad rule
   for (const s of ['0.0.0.0', '255.255.255.255', '1.2.3.4', '00.1.2.3', '1.2.3.04', '1..2.3', '.1.2.3', '1.2.3.', '256.1.1.1', '1.2.3.4.', '1.2.3.4.5', '999.1.1.1', '1.2.3.-1']) check(s);
 });
 
+test('MAC text: the character scanner accepts exactly what the split rule does (property)', () => {
+  const reference = (x: string): number[] | undefined => {
+    const parts = x.split(/[:-]/);
+    return parts.length === 6 && parts.every((p) => /^[0-9a-fA-F]{1,2}$/.test(p)) ? parts.map((p) => parseInt(p, 16)) : undefined;
+  };
+  const check = (x: string) => {
+    let got: number[] | undefined;
+    try {
+      got = [...parseMac(x)];
+    } catch (e) {
+      assert.match((e as Error).message, /^invalid MAC address /);
+      got = undefined;
+    }
+    assert.equal(got, reference(x), JSON.stringify(x));
+  };
+  const part = fc.stringMatching(/^[0-9a-fA-Fg]{0,3}$/);
+  fc.assert(fc.property(fc.array(part, { minLength: 1, maxLength: 8 }), fc.constantFrom(':', '-'), (ps, sep) => check(ps.join(sep))), { numRuns: 20000 });
+  fc.assert(fc.property(fc.stringMatching(/^[0-9a-f:-]{0,18}$/), (x) => check(x)), { numRuns: 20000 });
+  for (const x of ['c6:d2:32:6f:8f:44', 'C6-D2-32-6F-8F-44', '0:1:2:3:4:5', 'c6:d2:32:6f:8f:44:', 'c6:d2:32:6f:8f', 'c6:d2:32:6f:8f:444', 'c6::32:6f:8f:44']) check(x);
+});
+
 test('IPv4 parsing and net arithmetic', () => {
   assert.is(parseIP4('10.244.3.1'), 0x0af40301);
   assert.is(formatIP4(0xffffffff), '255.255.255.255');
