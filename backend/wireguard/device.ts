@@ -197,8 +197,9 @@ export class WgDeviceSync {
 
   /** Milliseconds until checkHandshakes has work, or undefined. */
   nextHandshakeCheck(): number | undefined {
-    if (this.handshakeDue.size === 0) return undefined;
-    return Math.max(0, Math.min(...this.handshakeDue.values()) - Date.now());
+    let first: number | undefined;
+    for (const t of this.handshakeDue.values()) if (first === undefined || t < first) first = t;
+    return first === undefined ? undefined : Math.max(0, first - Date.now());
   }
 
   /** New peers that are due and still have no handshake with this device are sent one keepalive, which starts it. */
