@@ -19,8 +19,9 @@ export const DEFAULT_MAX_UDP_WORKERS = 8;
  * The native engine's workers when --udp-workers is unset: one per CPU, at most 8. A flow
  * stays on one worker, so more workers only carry more flows at once; since each worker
  * sends from a port of its own, every one keeps UDP GRO. On the 2-CPU bench machine 2
- * workers carried one TCP stream about as fast as 1; four streams faster in two runs and
- * slower in the full run (README, udp backend): there a second worker has no idle core.
+ * workers carried one TCP stream about as fast as 1 and four streams faster in two partial
+ * runs, both slower in the two full runs (README, udp backend): there two lab hosts share
+ * the two CPUs, so a second worker has no idle core. The default is for a host's own CPUs.
  * Beyond 8, each worker's ~2.5 MiB of buffers and two threads would buy flows in parallel
  * that one host's link rarely carries.
  */
