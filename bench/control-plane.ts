@@ -84,6 +84,12 @@ export interface ControlPlaneResult {
     maxMs: number | undefined;
     /** Samples that did not arrive within the timeout. */
     missing: number;
+    /**
+     * etcd's acknowledgement of each put as the bench's client saw it (the commit, part of every
+     * put → route sample: weftd hears of a put after it is committed).
+     */
+    ackP50Ms?: number | undefined;
+    ackP99Ms?: number | undefined;
   };
 }
 
@@ -246,6 +252,7 @@ export async function runControlPlane(lab: Lab, s: ControlPlaneSettings, step: S
     // One lease at a time: put → route on every host, watched through a netlink monitor per host.
     for (const h of lab.hosts) monitors.push(NetlinkMonitor.open({ netns: h.ns, groups: RTMGRP_IPV4_ROUTE }));
     const samples: number[] = [];
+    const acks: number[] = [];
     let missing = 0;
     const single: FakeLease[] = [];
     for (let k = 0; single.length < s.puts; k++) {
@@ -257,7 +264,10 @@ export async function runControlPlane(lab: Lab, s: ControlPlaneSettings, step: S
       const seen: (number | undefined)[] = monitors.map(() => undefined);
       const start = performance.now();
       // exec(): the etcd3 builder is lazy, it sends nothing until awaited.
-      const put = etcd.put(f.key).value(f.value).exec();
+      let ackMs: number | undefined;
+      const put = etcd.put(f.key).value(f.value).exec().then(() => {
+        ackMs = performance.now() - start;
+      });
       while (seen.some((x) => x === undefined) && performance.now() - start < 10_000) {
         for (const [j, m] of monitors.entries()) {
           if (seen[j] !== undefined) continue;
@@ -271,6 +281,8 @@ export async function runControlPlane(lab: Lab, s: ControlPlaneSettings, step: S
         await sleep(1);
       }
       await put;
+      if (ackMs !== undefined) acks.push(ackMs);
+      if (tracing) trace('bench.single', { subnet: f.subnet, ackMs, ms: seen.map((x) => (x === undefined ? null : Math.round(x * 10) / 10)) });
       for (const x of seen) {
         if (x === undefined) missing++;
         else samples.push(x);
@@ -284,6 +296,8 @@ export async function runControlPlane(lab: Lab, s: ControlPlaneSettings, step: S
       p99Ms: percentile(samples, 99),
       maxMs: samples.length ? Math.max(...samples) : undefined,
       missing,
+      ackP50Ms: percentile(acks, 50),
+      ackP99Ms: percentile(acks, 99),
     };
     step(`${s.puts} single puts x ${lab.hosts.length} hosts: put -> route p50 ${prop.p50Ms?.toFixed(1)} ms, p99 ${prop.p99Ms?.toFixed(1)} ms${missing ? `, ${missing} missing` : ''}`);
     return {

@@ -30,6 +30,7 @@
 import { Prefix, type IpFamily } from '../../lib/ip.js';
 import { Slicer } from '../../lib/backoff.js';
 import { Serial } from '../../lib/serial.js';
+import { trace } from '../../lib/trace.js';
 import {
   fdbRequest, IFA_F_NODAD, neighDelRequest, neighReplaceRequest, RTM_DELLINK, RTM_DELNEIGH, RTM_DELNEXTHOP, RTM_DELROUTE, RTM_NEWROUTE,
   type Link,
@@ -422,10 +423,12 @@ export class VxlanBackend implements Backend {
   async resync(full: boolean): Promise<void> {
     const reconcile = await this.serial.run(() => this.check(full));
     if (!reconcile) return;
+    trace('vxlan.reconcile', { family: this.family, peers: this.table.size });
     await this.runs.during(async (run) => {
       const listed = await this.snapshot();
       await this.serial.run(() => this.reconcile(run, listed));
     });
+    trace('vxlan.reconciled', { family: this.family });
   }
 
   /** The part of resync() that holds the queue; true when a full reconcile is due. */

@@ -76,6 +76,8 @@ test('the JSON has every data path, each with numeric figures or a reason, and t
   assert.ok(c.burstCpu.machineBusy > 0 && c.burstCpu.seconds > 0);
   assert.is(c.propagation.samples + c.propagation.missing, c.propagation.puts * 3);
   assert.type(c.propagation.p50Ms, 'number');
+  // etcd's acknowledgement of each put, beside it.
+  assert.ok(c.propagation.ackP50Ms > 0 && c.propagation.ackP99Ms >= c.propagation.ackP50Ms, JSON.stringify(c.propagation));
   // The time series of routes per host ends with every host holding all of them.
   assert.ok(c.series.length >= 2, `series of ${c.series.length}`);
   assert.equal(c.series.at(-1).routes, [100, 100, 100]);
@@ -89,7 +91,7 @@ test('the markdown has a table row per data path and the control-plane rows', ()
   assert.match(md, /^\| data path \| TCP 1 stream \(Gbit\/s\) \|/m);
   for (const p of DATA_PATHS) assert.match(md, new RegExp(`^\\| ${p.label.replace(/[()]/g, '\\$&')} \\| \\S`, 'm'));
   assert.match(md, /^\| 100 remote leases put into etcd at once \|/m);
-  assert.match(md, /^\| one new lease: put → route on each of 3 hosts/m);
+  assert.match(md, /^\| one new lease: put → route on each of 3 hosts.*; etcd acknowledging the put \(its commit, which comes before weftd hears of it\): p50 [0-9.]+ ms, p99 [0-9.]+ ms \|$/m);
   assert.match(md, /Machine: \d+ CPUs/);
   assert.ok(run.stdout.includes(md.trim().split('\n')[0]!), 'the table is on stdout too');
 });
