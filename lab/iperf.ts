@@ -58,8 +58,8 @@ export async function iperf(lab: Lab, o: IperfOptions): Promise<IperfResult> {
     await waitListening(lab, server);
     const args = ['-c', o.dstIp, '-p', port, '-J', '-t', String(o.seconds), '--connect-timeout', '3000'];
     if (o.udp) args.push('-u', '-l', String(o.udp.length), '-b', o.udp.bitrate);
-    if (o.window) args.push('-w', o.window);
     else args.push('-P', String(o.streams ?? 1));
+    if (o.window) args.push('-w', o.window);
     const r = await lab.execIn(o.fromNs, 'iperf3', args, { timeoutMs: (o.seconds + 20) * 1000 });
     let json: IperfJson;
     try {
