@@ -99,9 +99,6 @@ std::vector<sock_filter> FlowSteeringProgram(unsigned workers, uint16_t port) {
   };
 }
 
-// socket(AF_INET or AF_INET6, SOCK_DGRAM) with SO_REUSEPORT, its buffers and UDP_GRO, bound
-// to sa. AF_INET6 with IPV6_V6ONLY off: bound to "::", IPv4 datagrams arrive too (from
-// v4-mapped ::ffff:a.b.c.d), and IPv4 peers are sent to at their v4-mapped address.
 // A UDP socket of sa's family with SO_REUSEPORT (and, for AF_INET6, IPV6_V6ONLY off), not bound yet.
 Fd ReusePortSocket(Napi::Env env, const SockAddr& sa) {
   bool v6 = sa.sa.sa_family == AF_INET6;
@@ -113,6 +110,9 @@ Fd ReusePortSocket(Napi::Env env, const SockAddr& sa) {
   return fd;
 }
 
+// socket(AF_INET or AF_INET6, SOCK_DGRAM) with SO_REUSEPORT, its buffers and UDP_GRO, bound
+// to sa. AF_INET6 with IPV6_V6ONLY off: bound to "::", IPv4 datagrams arrive too (from
+// v4-mapped ::ffff:a.b.c.d), and IPv4 peers are sent to at their v4-mapped address.
 Fd BoundSocket(Napi::Env env, const SockAddr& sa, int bufBytes, bool gro, bool* groOn) {
   Fd fd = ReusePortSocket(env, sa);
   int one = 1;
