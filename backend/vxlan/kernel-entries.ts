@@ -1,7 +1,6 @@
 // The VXLAN backend's view of its device's entries for a full reconcile: the
 // kernel's listings (taken before or inside the backend's queue) and their
 // comparison with the peers, one FDB and one neighbour entry per peer.
-import { Slicer } from '../../lib/backoff.js';
 import type { IpFamily, Prefix } from '../../lib/ip.js';
 import { fdbRequest, neighDelRequest, type Fdb, type NetlinkHandle, type Neigh } from '../../netlink/index.js';
 import type { KernelOp } from '../kernel-ops.js';
@@ -33,10 +32,10 @@ export interface EntryDiff {
   readonly staleNeigh: string[];
 }
 
-/** Compares the listed FDB and neighbour entries with the peers' (by MAC and by VTEP address: key and peer). */
+/** Compares the listed FDB and neighbour entries with the peers' (by MAC and by VTEP address: key and peer); `step` between entries lets other work run (a full reconcile's pause). */
 export async function diffEntries(
   snap: KernelSnapshot, byMac: ReadonlyMap<string, [string, VxlanPeer]>, byVtepIp: ReadonlyMap<string, [string, VxlanPeer]>, network: Prefix,
-  step: () => Promise<void> = stepper(),
+  step: () => Promise<void>,
 ): Promise<EntryDiff> {
   const d: EntryDiff = { okFdb: new Set(), okNeigh: new Set(), staleFdb: [], staleNeigh: [] };
   for (const f of snap.fdb) {
@@ -61,14 +60,6 @@ export function staleEntryOps(index: number, fdb: EntryDiff['staleFdb'], neigh: 
   for (const f of fdb) if (may(f.mac)) ops.push({ what: 'fdb del (stale)', subject: f.mac, req: fdbRequest('del', { index, mac: f.mac, dst: f.dst }), tolerateMissing: true });
   for (const ip of neigh) if (may(ip)) ops.push({ what: 'neigh del (stale)', subject: ip, req: neighDelRequest({ index, ip }), tolerateMissing: true });
   return ops;
-}
-
-/** Yields to the event loop once a slice of work is used up. */
-function stepper(): () => Promise<void> {
-  const slicer = new Slicer();
-  return async () => {
-    if (slicer.due()) await slicer.next();
-  };
 }
 
 function isPermanent(state: number | undefined): boolean {
