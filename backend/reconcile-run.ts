@@ -24,7 +24,7 @@ export class ReconcileRuns {
   constructor(private readonly serial: Serial) {}
 
   /** A full reconcile starts (or its kernel listing does): from now on, touch() records for it. */
-  begin(): ReconcileRun {
+  private begin(): ReconcileRun {
     this.current = new ReconcileRun(this.serial, ++this.epoch, () => this.epoch);
     return this.current;
   }
@@ -34,7 +34,7 @@ export class ReconcileRuns {
     if (this.current) for (const s of subjects) this.current.touched.add(s);
   }
 
-  end(run: ReconcileRun): void {
+  private end(run: ReconcileRun): void {
     if (this.current === run) this.current = undefined;
   }
 

@@ -88,9 +88,8 @@ export function decodeNexthop(m: NlMsg): Nexthop | undefined {
  * net.ipv4.nexthop_compat_mode=1. Returns the objects by id (`nexthops` may be that map
  * already: a caller that resolves a long listing part by part).
  */
-export function resolveNexthops(routes: Route[], nexthops: readonly Nexthop[] | ReadonlyMap<number, Nexthop>): Map<number, Nexthop> {
-  const byId = nexthops instanceof Map ? (nexthops as Map<number, Nexthop>) : new Map<number, Nexthop>();
-  if (!(nexthops instanceof Map)) for (const n of nexthops as readonly Nexthop[]) byId.set(n.id, n);
+export function resolveNexthops(routes: Route[], nexthops: readonly Nexthop[] | ReadonlyMap<number, Nexthop>): ReadonlyMap<number, Nexthop> {
+  const byId = nexthops instanceof Map ? (nexthops as ReadonlyMap<number, Nexthop>) : new Map((nexthops as readonly Nexthop[]).map((n) => [n.id, n]));
   for (const r of routes) {
     const n = r.nhid === undefined ? undefined : byId.get(r.nhid);
     if (!n) continue;

@@ -58,4 +58,3 @@ export interface FallbackRouting {
 export const VXLAN_OVERHEAD = 50;
 /** Over IPv6, 70: the outer header is 40 bytes (flannel subtracts 50 for both; see the README). */
 export const VXLAN6_OVERHEAD = 70;
-
