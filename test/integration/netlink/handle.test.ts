@@ -5,7 +5,7 @@ import { randomBytes } from 'node:crypto';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import {
-  IF_OPER_UNKNOWN, isNotFound, type Link, NetlinkError, NetlinkHandle, NetlinkMonitor, type Notification, RTPROT_BOOT,
+  IF_OPER_UNKNOWN, isNotFound, type Link, NetlinkError, NetlinkHandle, NetlinkMonitor, type Notification, routeRequest, RTPROT_BOOT,
 } from '../../../netlink/index.js';
 import { registerNetns } from '../../../lab/netns.js';
 import { routeEventsFilter } from '../../../backend/route-events.js';
@@ -283,6 +283,21 @@ test('a filtered NetlinkMonitor (routeEventsFilter): the kernel never queues our
   } finally {
     all.close();
     mon.close();
+  }
+});
+
+test('batch on the kernel: a request that fails in the middle of a sendmsg gets its own error, the others are in place (only the last asked for an ACK)', async () => {
+  const l = h.linkAdd({ kind: 'bridge', name: 'bat0' });
+  h.linkSetUp(l.index);
+  try {
+    const reqs = Array.from({ length: 40 }, (_, i) => routeRequest('replace', { dst: `10.98.${i}.0/24`, index: i === 17 ? 0x7ffffff0 : l.index, protocol: 87 }));
+    const errs = await h.batch(reqs);
+    assert.equal(errs.map((e, i) => (e ? `${i} ${e.code}` : '')).filter(Boolean), ['17 ENODEV']);
+    assert.match(errs[17]!.op, /^route replace 10\.98\.17\.0\/24/);
+    const got = ipj('-4', 'route', 'show', 'proto', '87').map((r) => r.dst).sort();
+    assert.equal(got, reqs.map((_, i) => `10.98.${i}.0/24`).filter((d) => d !== '10.98.17.0/24').sort());
+  } finally {
+    h.linkDel(l.index);
   }
 });
 
