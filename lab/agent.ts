@@ -63,6 +63,8 @@ export const hostSubnetFile = (host: LabHost): string => join(host.dir, 'subnet.
  * it or wireguard-go put there stays the host's). WEFT_PROF=<dir> in the
  * environment: each weftd writes a CPU profile there when it exits (node --cpu-prof);
  * WEFT_HEAP_PROF=<dir>: a sampled allocation profile (node --heap-prof).
+ * WEFT_NODE_FLAGS="<flags>": more node/V8 flags for each weftd (e.g. --trace-gc,
+ * whose lines go to the weftd's log).
  */
 export function startAgent(lab: Lab, host: LabHost, extra: readonly string[] = [], logName?: string, opts: { fakeSystemd?: string } = {}): LabAgent {
   const subnetFile = hostSubnetFile(host);
@@ -87,7 +89,8 @@ export function startAgent(lab: Lab, host: LabHost, extra: readonly string[] = [
 }
 
 function nodeArgs(): string[] {
-  return ['--enable-source-maps', ...(process.env.WEFT_PROF ? ['--cpu-prof', '--cpu-prof-dir', process.env.WEFT_PROF] : []), ...(process.env.WEFT_HEAP_PROF ? ['--heap-prof', '--heap-prof-dir', process.env.WEFT_HEAP_PROF] : [])];
+  const extra = (process.env.WEFT_NODE_FLAGS ?? '').split(/\s+/).filter(Boolean);
+  return ['--enable-source-maps', ...extra, ...(process.env.WEFT_PROF ? ['--cpu-prof', '--cpu-prof-dir', process.env.WEFT_PROF] : []), ...(process.env.WEFT_HEAP_PROF ? ['--heap-prof', '--heap-prof-dir', process.env.WEFT_HEAP_PROF] : [])];
 }
 
 /** Pids of the udp backend's fd holders (argv[0] "weft-fd-holder ...") in a host's network namespace. */
