@@ -20,7 +20,7 @@ import { NLMSG_DONE, NLMSG_ERROR, NLM_F_DUMP_INTR } from './constants.js';
 import type { KernelErrorCounts } from './error-counts.js';
 import { errnoNumber, type KernelError, NetlinkError, NetlinkParseError } from './errors.js';
 import type { Faults } from './faults.js';
-import { type Request, toMessage } from './request.js';
+import { frameBatch, type Request, toMessage } from './request.js';
 import { fromNative, type NetlinkSocket } from './socket.js';
 import { type NlMsg, parseDone, parseError, parseMessages } from './wire.js';
 
@@ -129,10 +129,9 @@ export class NetlinkChannel {
   private sendChunk(reqs: readonly Request[]): Outcome[] {
     const out: Outcome[] = new Array(reqs.length).fill(LOST);
     const pending = new Map<number, number>();
-    const msgs: Buffer[] = [];
     const sent: number[] = [];
     for (const [j, r] of reqs.entries()) {
-      const fault = this.o.faults.take(r.op);
+      const fault = this.o.faults.active ? this.o.faults.take(r.op) : undefined;
       if (fault !== undefined && fault !== 'DUMP_INTR') {
         out[j] = this.fail(new NetlinkError(r.op, errnoNumber(fault), { detail: `injected ${fault} (WEFT_FAULTS)` }));
         continue;
@@ -141,13 +140,14 @@ export class NetlinkChannel {
     }
     if (sent.length === 0) return out;
     let lastSeq = 0;
-    for (const [k, j] of sent.entries()) {
+    const seqs: number[] = [];
+    for (const j of sent) {
       lastSeq = this.o.nextSeq();
       pending.set(lastSeq, j);
-      msgs.push(toMessage(reqs[j]!, lastSeq, 0, k === sent.length - 1));
+      seqs.push(lastSeq);
     }
     try {
-      this.sock.send(msgs.length === 1 ? msgs[0]! : Buffer.concat(msgs));
+      this.sock.send(frameBatch(sent.length === reqs.length ? reqs : sent.map((j) => reqs[j]!), seqs));
     } catch (e) {
       const err = fromNative('netlink send', e);
       if (!(err instanceof NetlinkError)) throw err;

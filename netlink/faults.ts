@@ -41,6 +41,11 @@ export class Faults {
     return Faults.env;
   }
 
+  /** Whether any rule is set (else take() never injects: callers need not describe their operation). */
+  get active(): boolean {
+    return this.rules.length > 0;
+  }
+
   /** The fault to inject into `op` now (consuming it), or undefined. */
   take(op: string): string | undefined {
     for (const r of this.rules) {

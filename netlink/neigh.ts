@@ -7,9 +7,9 @@ import {
 } from './constants.js';
 import { formatIp, parseIp } from '../lib/ip.js';
 import { formatMac, parseMac } from '../lib/mac.js';
-import { checkIndex, checkUint, dumpRequest, type Request } from './request.js';
+import { checkIndex, checkUint, described, dumpRequest, type Request } from './request.js';
 import type { Fdb, FdbSpec, Neigh, NeighSpec } from './types.js';
-import { attr, attrU16, attrU16BE, attrU32, decodeNdMsg, encodeNdMsg, type NlMsg, splitBody } from './wire.js';
+import { BodyWriter, decodeNdMsg, encodeNdMsg, NDMSG, type NlMsg, splitBody } from './wire.js';
 
 const NUD_NAMES: [number, string][] = [
   [0x80, 'permanent'], [0x40, 'noarp'], [0x02, 'reachable'], [0x04, 'stale'], [0x08, 'delay'], [0x10, 'probe'],
@@ -26,29 +26,22 @@ export function neighReplaceRequest(n: NeighSpec): Request {
   const ip = parseIp(n.ip);
   const state = n.state ?? NUD_PERMANENT;
   checkUint('neigh state', state, 0xffff);
-  return {
-    type: RTM_NEWNEIGH,
-    flags: NLM_F_CREATE | NLM_F_REPLACE,
-    body: Buffer.concat([
-      encodeNdMsg({ family: ip.family === 4 ? AF_INET : AF_INET6, index: n.index, state }),
-      attr(NDA_DST, ip.bytes),
-      attr(NDA_LLADDR, parseMac(n.mac)),
-    ]),
-    op: `neigh replace ${n.ip} lladdr ${n.mac} dev ${n.index} nud ${describeNud(state)}`,
-  };
+  const body = BodyWriter.begin(NDMSG, { family: ip.family === 4 ? AF_INET : AF_INET6, index: n.index, state })
+    .attr(NDA_DST, ip.bytes)
+    .attr(NDA_LLADDR, parseMac(n.mac))
+    .done();
+  const { index, mac, ip: ipText } = n;
+  return described(RTM_NEWNEIGH, NLM_F_CREATE | NLM_F_REPLACE, body, () => `neigh replace ${ipText} lladdr ${mac} dev ${index} nud ${describeNud(state)}`);
 }
 
 // ip neigh del IP dev INDEX
 export function neighDelRequest(n: { index: number; ip: string; mac?: string; state?: number }): Request {
   checkIndex('neigh index', n.index);
   const ip = parseIp(n.ip);
-  return {
-    type: RTM_DELNEIGH,
-    flags: 0,
-    // iproute2 sends nud permanent on delete too; the kernel ignores the state here.
-    body: Buffer.concat([encodeNdMsg({ family: ip.family === 4 ? AF_INET : AF_INET6, index: n.index, state: NUD_PERMANENT }), attr(NDA_DST, ip.bytes)]),
-    op: `neigh del ${n.ip} dev ${n.index}`,
-  };
+  // iproute2 sends nud permanent on delete too; the kernel ignores the state here.
+  const body = BodyWriter.begin(NDMSG, { family: ip.family === 4 ? AF_INET : AF_INET6, index: n.index, state: NUD_PERMANENT }).attr(NDA_DST, ip.bytes).done();
+  const { index, ip: ipText } = n;
+  return described(RTM_DELNEIGH, 0, body, () => `neigh del ${ipText} dev ${index}`);
 }
 
 export function neighDumpRequest(family?: 4 | 6): Request {
@@ -83,39 +76,30 @@ export function fdbRequest(verb: FdbVerb, f: FdbSpec): Request {
   const master = f.master ?? false;
   const state = f.state ?? NUD_PERMANENT;
   checkUint('fdb state', state, 0xffff);
-  const attrs: Buffer[] = [attr(NDA_LLADDR, parseMac(f.mac))];
-  let op = `fdb ${verb} ${f.mac} dev ${f.index}`;
-  if (f.dst !== undefined) {
-    attrs.push(attr(NDA_DST, parseIp(f.dst).bytes));
-    op += ` dst ${f.dst}`;
-  }
-  if (f.vlan !== undefined) {
-    checkUint('fdb vlan', f.vlan, 4094, 1);
-    attrs.push(attrU16(NDA_VLAN, f.vlan));
-    op += ` vlan ${f.vlan}`;
-  }
-  if (f.port !== undefined) {
-    checkUint('fdb port', f.port, 0xffff, 1);
-    attrs.push(attrU16BE(NDA_PORT, f.port));
-    op += ` port ${f.port}`;
-  }
-  if (f.vni !== undefined) {
-    checkUint('fdb vni', f.vni, 0xffffff);
-    attrs.push(attrU32(NDA_VNI, f.vni));
-    op += ` vni ${f.vni}`;
-  }
-  if (self) op += ' self';
-  if (master) op += ' master';
-  if (verb !== 'del') op += ` ${describeNud(state)}`;
-  return {
-    type: FDB_VERB[verb].type,
-    flags: FDB_VERB[verb].flags,
-    body: Buffer.concat([
-      encodeNdMsg({ family: AF_BRIDGE, index: f.index, state, flags: (self ? NTF_SELF : 0) | (master ? NTF_MASTER : 0) }),
-      ...attrs,
-    ]),
-    op,
-  };
+  const mac = parseMac(f.mac);
+  const dst = f.dst !== undefined ? parseIp(f.dst) : undefined;
+  const { vlan, port, vni, dst: dstText } = f;
+  if (vlan !== undefined) checkUint('fdb vlan', vlan, 4094, 1);
+  if (port !== undefined) checkUint('fdb port', port, 0xffff, 1);
+  if (vni !== undefined) checkUint('fdb vni', vni, 0xffffff);
+  const w = BodyWriter.begin(NDMSG, { family: AF_BRIDGE, index: f.index, state, flags: (self ? NTF_SELF : 0) | (master ? NTF_MASTER : 0) }).attr(NDA_LLADDR, mac);
+  if (dst) w.attr(NDA_DST, dst.bytes);
+  if (vlan !== undefined) w.u16(NDA_VLAN, vlan);
+  if (port !== undefined) w.u16be(NDA_PORT, port);
+  if (vni !== undefined) w.u32(NDA_VNI, vni);
+  const macText = f.mac;
+  const index = f.index;
+  return described(FDB_VERB[verb].type, FDB_VERB[verb].flags, w.done(), () => {
+    let op = `fdb ${verb} ${macText} dev ${index}`;
+    if (dstText !== undefined) op += ` dst ${dstText}`;
+    if (vlan !== undefined) op += ` vlan ${vlan}`;
+    if (port !== undefined) op += ` port ${port}`;
+    if (vni !== undefined) op += ` vni ${vni}`;
+    if (self) op += ' self';
+    if (master) op += ' master';
+    if (verb !== 'del') op += ` ${describeNud(state)}`;
+    return op;
+  });
 }
 
 export function fdbDumpRequest(): Request {

@@ -13,9 +13,9 @@ import {
   RTM_DELNEXTHOP, RTM_GETNEXTHOP, RTM_NEWNEXTHOP, RTNH_F_ONLINK, RTPROT_BOOT,
 } from './constants.js';
 import { type IpFamily, parseIp } from '../lib/ip.js';
-import { checkIndex, checkUint, dumpRequest, newDelVerbs, type Request } from './request.js';
+import { checkIndex, checkUint, described, dumpRequest, newDelVerbs, type Request } from './request.js';
 import type { Nexthop, NexthopSpec, Route } from './types.js';
-import { attr, attrU32, decodeNhMsg, encodeNhMsg, type NlMsg, splitBody } from './wire.js';
+import { BodyWriter, decodeNhMsg, encodeNhMsg, NHMSG, type NlMsg, splitBody } from './wire.js';
 
 export type NexthopVerb = 'add' | 'replace' | 'del';
 
@@ -34,10 +34,11 @@ export function describeNexthop(n: NexthopSpec): string {
 // ip nexthop add|replace id N [via GW] dev INDEX [onlink] [proto P]; ip nexthop del id N
 export function nexthopRequest(verb: NexthopVerb, n: NexthopSpec): Request {
   checkUint('nexthop id', n.id, 0xffffffff, 1);
-  const op = `nexthop ${verb} ${describeNexthop(n)}`;
+  const spec = { ...n };
+  const describe = () => `nexthop ${verb} ${describeNexthop(spec)}`;
   if (verb === 'del') {
     // As iproute2: the id alone, family unspecified.
-    return { type: RTM_DELNEXTHOP, flags: 0, body: Buffer.concat([encodeNhMsg({}), attrU32(NHA_ID, n.id)]), op };
+    return described(RTM_DELNEXTHOP, 0, BodyWriter.begin(NHMSG, {}).u32(NHA_ID, n.id).done(), describe);
   }
   const gw = n.gateway !== undefined ? parseIp(n.gateway) : undefined;
   const family: IpFamily = gw?.family ?? n.family ?? 4;
@@ -45,12 +46,11 @@ export function nexthopRequest(verb: NexthopVerb, n: NexthopSpec): Request {
   checkIndex('nexthop index', n.index);
   const protocol = n.protocol ?? RTPROT_BOOT;
   checkUint('nexthop protocol', protocol, 0xff);
-  const fixed = encodeNhMsg({ family: family === 4 ? AF_INET : AF_INET6, protocol, flags: n.onlink ? RTNH_F_ONLINK : 0 });
   // Attribute order as iproute2 (id, gateway, oif) so captures compare byte for byte.
-  const attrs = [attrU32(NHA_ID, n.id)];
-  if (gw) attrs.push(attr(NHA_GATEWAY, gw.bytes));
-  attrs.push(attrU32(NHA_OIF, n.index));
-  return { type: VERB[verb].type, flags: VERB[verb].flags, body: Buffer.concat([fixed, ...attrs]), op };
+  const w = BodyWriter.begin(NHMSG, { family: family === 4 ? AF_INET : AF_INET6, protocol, flags: n.onlink ? RTNH_F_ONLINK : 0 }).u32(NHA_ID, n.id);
+  if (gw) w.attr(NHA_GATEWAY, gw.bytes);
+  w.u32(NHA_OIF, n.index);
+  return described(VERB[verb].type, VERB[verb].flags, w.done(), describe);
 }
 
 export function nexthopDumpRequest(family?: 4 | 6): Request {

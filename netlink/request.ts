@@ -1,5 +1,6 @@
 import { AF_INET, AF_INET6, AF_UNSPEC, NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL, NLM_F_REPLACE, NLM_F_REQUEST } from './constants.js';
-import { encodeMessage } from './wire.js';
+import { NLMSG_HDRLEN } from './constants.js';
+import { align, encodeMessage } from './wire.js';
 
 /** One rtnetlink request before framing: what a handle sends and tests compare. */
 export interface Request {
@@ -10,6 +11,64 @@ export interface Request {
   body: Buffer;
   /** iproute2-style description used in errors: 'route replace 10.0.0.0/24 dev 7'. */
   op: string;
+}
+
+/**
+ * A request whose description is written when something reads it (an error, a fault rule, a
+ * test): the per-peer requests of a batch almost all succeed, and writing 40,000 texts for
+ * 10,000 peers allocated more than the requests themselves. `describe` must only read values
+ * that do not change (the builder's arguments).
+ */
+export function described(type: number, flags: number, body: Buffer, describe: () => string): Request {
+  return new DescribedRequest(type, flags, body, describe);
+}
+
+class DescribedRequest implements Request {
+  private text: string | undefined;
+  constructor(
+    public type: number,
+    public flags: number,
+    public body: Buffer,
+    private describe: (() => string) | undefined,
+  ) {}
+
+  get op(): string {
+    if (this.text === undefined) {
+      this.text = this.describe!();
+      this.describe = undefined;
+    }
+    return this.text;
+  }
+
+  set op(text: string) {
+    this.text = text;
+    this.describe = undefined;
+  }
+}
+
+/**
+ * Frames requests into one buffer for one sendmsg, the i-th with sequence number seqs[i]; only
+ * the last asks for an ACK (NetlinkChannel's batches). The same bytes as toMessage() of each,
+ * concatenated, in one allocation.
+ */
+export function frameBatch(reqs: readonly Request[], seqs: readonly number[], pid = 0): Buffer {
+  let len = 0;
+  for (const r of reqs) len += NLMSG_HDRLEN + align(r.body.length);
+  const b = Buffer.allocUnsafe(len);
+  let off = 0;
+  for (let i = 0; i < reqs.length; i++) {
+    const r = reqs[i]!;
+    const size = NLMSG_HDRLEN + align(r.body.length);
+    b.writeUInt32LE(size, off);
+    b.writeUInt16LE(r.type, off + 4);
+    b.writeUInt16LE(r.flags | NLM_F_REQUEST | (i === reqs.length - 1 ? NLM_F_ACK : 0), off + 6);
+    b.writeUInt32LE(seqs[i]! >>> 0, off + 8);
+    b.writeUInt32LE(pid >>> 0, off + 12);
+    r.body.copy(b, off + NLMSG_HDRLEN);
+    for (let z = off + NLMSG_HDRLEN + r.body.length; z < off + size; z++) b[z] = 0;
+    off += size;
+  }
+  return b;
 }
 
 /** Frames a request; ack=true adds NLM_F_ACK (every modifying request, and gets). */

@@ -6,9 +6,9 @@ import {
   RTPROT_UNSPEC, RT_SCOPE_LINK, RT_SCOPE_NOWHERE, RT_SCOPE_UNIVERSE, RT_TABLE_MAIN, RT_TABLE_UNSPEC,
 } from './constants.js';
 import { type IpFamily, parseCidr, parseIp } from '../lib/ip.js';
-import { checkIndex, checkUint, dumpRequest, newDelVerbs, type Request } from './request.js';
+import { checkIndex, checkUint, described, dumpRequest, newDelVerbs, type Request } from './request.js';
 import type { Route, RouteSpec } from './types.js';
-import { attr, attrNested, attrU32, decodeRtMsg, encodeRtMsg, type NlMsg, splitBody } from './wire.js';
+import { attr, attrNested, attrU32, BodyWriter, decodeRtMsg, encodeRtMsg, RTMSG, type NlMsg, splitBody } from './wire.js';
 
 export type RouteVerb = 'add' | 'replace' | 'del';
 
@@ -44,7 +44,13 @@ export function routeRequest(verb: RouteVerb, r: RouteSpec): Request {
   const protocol = r.protocol ?? (del ? RTPROT_UNSPEC : RTPROT_BOOT);
   const scope = r.scope ?? (del ? RT_SCOPE_NOWHERE : gw || r.nhid !== undefined ? RT_SCOPE_UNIVERSE : RT_SCOPE_LINK);
   const type = r.type ?? (del ? RTN_UNSPEC : RTN_UNICAST);
-  const fixed = encodeRtMsg({
+  // Checked before the body is written.
+  if (r.nhid !== undefined) checkUint('route nhid', r.nhid, 0xffffffff, 1);
+  const src = r.src !== undefined ? parseIp(r.src) : undefined;
+  if (src && src.family !== family) throw new TypeError(`src ${r.src} is not in the family of ${r.dst}`);
+  if (r.metric !== undefined) checkUint('metric', r.metric, 0xffffffff);
+  if (r.mtu !== undefined) checkUint('route mtu', r.mtu, 0xffff, 68);
+  const w = BodyWriter.begin(RTMSG, {
     family: family === 4 ? AF_INET : AF_INET6,
     dstLen: dst?.prefixLen ?? 0,
     table: table < 256 ? table : RT_TABLE_UNSPEC,
@@ -52,29 +58,16 @@ export function routeRequest(verb: RouteVerb, r: RouteSpec): Request {
     flags: r.onlink ? RTNH_F_ONLINK : 0,
   });
   // Attribute order as iproute2 (dst, gateway, oif) so captures compare byte for byte.
-  const attrs: Buffer[] = [];
-  if (dst) attrs.push(attr(RTA_DST, dst.bytes));
-  if (gw) attrs.push(attr(RTA_GATEWAY, gw.bytes));
-  if (r.index !== undefined) attrs.push(attrU32(RTA_OIF, r.index));
-  if (r.nhid !== undefined) {
-    checkUint('route nhid', r.nhid, 0xffffffff, 1);
-    attrs.push(attrU32(RTA_NH_ID, r.nhid));
-  }
-  if (r.src !== undefined) {
-    const s = parseIp(r.src);
-    if (s.family !== family) throw new TypeError(`src ${r.src} is not in the family of ${r.dst}`);
-    attrs.push(attr(RTA_PREFSRC, s.bytes));
-  }
-  if (r.metric !== undefined) {
-    checkUint('metric', r.metric, 0xffffffff);
-    attrs.push(attrU32(RTA_PRIORITY, r.metric));
-  }
-  if (table >= 256) attrs.push(attrU32(RTA_TABLE, table));
-  if (r.mtu !== undefined) {
-    checkUint('route mtu', r.mtu, 0xffff, 68);
-    attrs.push(attrNested(RTA_METRICS, attrU32(RTAX_MTU, r.mtu)));
-  }
-  return { type: VERB[verb].type, flags: VERB[verb].flags, body: Buffer.concat([fixed, ...attrs]), op: `route ${verb} ${describeRoute(r)}` };
+  if (dst) w.attr(RTA_DST, dst.bytes);
+  if (gw) w.attr(RTA_GATEWAY, gw.bytes);
+  if (r.index !== undefined) w.u32(RTA_OIF, r.index);
+  if (r.nhid !== undefined) w.u32(RTA_NH_ID, r.nhid);
+  if (src) w.attr(RTA_PREFSRC, src.bytes);
+  if (r.metric !== undefined) w.u32(RTA_PRIORITY, r.metric);
+  if (table >= 256) w.u32(RTA_TABLE, table);
+  if (r.mtu !== undefined) w.raw(attrNested(RTA_METRICS, attrU32(RTAX_MTU, r.mtu)));
+  const spec = { ...r };
+  return described(VERB[verb].type, VERB[verb].flags, w.done(), () => `route ${verb} ${describeRoute(spec)}`);
 }
 
 // ip route get ADDRESS: the kernel's answer to "how would a packet to ADDRESS leave?"

@@ -155,6 +155,83 @@ export const attrFlag = (type: number): Buffer => attr(type);
  */
 export const attrNested = (type: number, ...children: Buffer[]): Buffer => attr(type, Buffer.concat(children));
 
+/** b[from..to) = 0, for the few bytes of a struct or padding (Buffer.fill costs more for so few). */
+function zero(b: Buffer, from: number, to: number): void {
+  for (let i = from; i < to; i++) b[i] = 0;
+}
+
+const SCRATCH_BYTES = 0xffff;
+const scratch = Buffer.alloc(SCRATCH_BYTES);
+
+/**
+ * One request body (a fixed struct, then attributes, each padded to 4 bytes) written in place
+ * into a scratch buffer and copied out once by done(): the same bytes as the fixed struct's
+ * encoder, attr() and a concat, without a buffer per part (a batch of 10,000 peers is 40,000
+ * bodies). Synchronous: one body at a time, from begin() to done() (begin() starts over).
+ */
+export class BodyWriter {
+  private off = 0;
+  private constructor() {}
+
+  static begin<T>(fixed: FixedStruct<T>, m: Partial<T>): BodyWriter {
+    const w = new BodyWriter();
+    w.off = fixed.write(m, scratch, 0);
+    return w;
+  }
+
+  private header(type: number, len: number): number {
+    const padded = align(NLA_HDRLEN + len);
+    if (this.off + padded > SCRATCH_BYTES) {
+      throw new RangeError(`request body too long (attribute type ${type} would end at byte ${this.off + padded})`);
+    }
+    scratch.writeUInt16LE(NLA_HDRLEN + len, this.off);
+    scratch.writeUInt16LE(type, this.off + 2);
+    zero(scratch, this.off + NLA_HDRLEN + len, this.off + padded);
+    const at = this.off + NLA_HDRLEN;
+    this.off += padded;
+    return at;
+  }
+
+  attr(type: number, data: Uint8Array): this {
+    scratch.set(data, this.header(type, data.length));
+    return this;
+  }
+
+  u16(type: number, v: number): this {
+    scratch.writeUInt16LE(v, this.header(type, 2));
+    return this;
+  }
+
+  u16be(type: number, v: number): this {
+    scratch.writeUInt16BE(v, this.header(type, 2));
+    return this;
+  }
+
+  u32(type: number, v: number): this {
+    scratch.writeUInt32LE(v >>> 0, this.header(type, 4));
+    return this;
+  }
+
+  /** Bytes already encoded as attributes (a nested one), appended as they are (padded). */
+  raw(b: Buffer): this {
+    const padded = align(b.length);
+    if (this.off + padded > SCRATCH_BYTES) {
+      throw new RangeError(`request body too long (${this.off + padded} bytes)`);
+    }
+    b.copy(scratch, this.off);
+    zero(scratch, this.off + b.length, this.off + padded);
+    this.off += padded;
+    return this;
+  }
+
+  /** The body: a copy of what was written. */
+  done(): Buffer {
+    const b = Buffer.allocUnsafe(this.off);
+    scratch.copy(b, 0, 0, this.off);
+    return b;
+  }
+}
+
 /** Typed read access to a parsed attribute run; later duplicates win, like nla_parse. */
 export class Attrs {
   readonly list: NlAttr[];
@@ -228,19 +305,34 @@ function need(buf: Buffer, size: number, what: string): void {
 
 type FieldType = 'u8' | 'u16' | 's32' | 'u32';
 
+/** What BodyWriter needs of a fixed struct. */
+export interface FixedStruct<T> {
+  readonly size: number;
+  write(m: Partial<T>, b: Buffer, at: number): number;
+}
+
 /** A fixed kernel struct as a table of (field, type, offset): one encoder and one decoder for all of them. */
 function struct<T extends Record<string, number>>(what: string, size: number, layout: ReadonlyArray<readonly [keyof T & string, FieldType, number]>) {
+  const padded = align(size);
   return {
-    encode(m: Partial<T>): Buffer {
-      const b = Buffer.allocUnsafe(size).fill(0);
-      for (const [k, t, off] of layout) {
+    size,
+    /** Writes the struct at b[at..], zero padded to 4 bytes; returns the offset after it. */
+    write(m: Partial<T>, b: Buffer, at: number): number {
+      zero(b, at, at + padded);
+      for (let i = 0; i < layout.length; i++) {
+        const [k, t, off] = layout[i]!;
         const v = m[k] ?? 0;
-        if (t === 'u8') b.writeUInt8(v, off);
-        else if (t === 'u16') b.writeUInt16LE(v, off);
-        else if (t === 's32') b.writeInt32LE(v, off);
-        else b.writeUInt32LE(v >>> 0, off);
+        if (t === 'u8') b.writeUInt8(v, at + off);
+        else if (t === 'u16') b.writeUInt16LE(v, at + off);
+        else if (t === 's32') b.writeInt32LE(v, at + off);
+        else b.writeUInt32LE(v >>> 0, at + off);
       }
-      return b;
+      return at + padded;
+    },
+    encode(m: Partial<T>): Buffer {
+      const b = Buffer.allocUnsafe(padded);
+      this.write(m, b, 0);
+      return padded === size ? b : b.subarray(0, size);
     },
     decode(b: Buffer): T {
       need(b, size, what);
@@ -291,6 +383,7 @@ const rtmsg = struct<RtMsg & Record<string, number>>('rtmsg', RTMSG_LEN, [
   ['family', 'u8', 0], ['dstLen', 'u8', 1], ['srcLen', 'u8', 2], ['tos', 'u8', 3], ['table', 'u8', 4], ['protocol', 'u8', 5], ['scope', 'u8', 6], ['type', 'u8', 7], ['flags', 'u32', 8],
 ]);
 export const encodeRtMsg = (m: Partial<RtMsg>): Buffer => rtmsg.encode(m);
+export const RTMSG: FixedStruct<RtMsg> = rtmsg;
 export const decodeRtMsg = (b: Buffer): RtMsg => rtmsg.decode(b);
 
 /** struct ndmsg { u8 family, pad1; u16 pad2; s32 ifindex; u16 state; u8 flags, type; } */
@@ -303,6 +396,7 @@ export interface NdMsg {
 }
 const ndmsg = struct<NdMsg & Record<string, number>>('ndmsg', NDMSG_LEN, [['family', 'u8', 0], ['index', 's32', 4], ['state', 'u16', 8], ['flags', 'u8', 10], ['type', 'u8', 11]]);
 export const encodeNdMsg = (m: Partial<NdMsg>): Buffer => ndmsg.encode(m);
+export const NDMSG: FixedStruct<NdMsg> = ndmsg;
 export const decodeNdMsg = (b: Buffer): NdMsg => ndmsg.decode(b);
 
 /** struct nhmsg { u8 nh_family, nh_scope, nh_protocol, resvd; u32 nh_flags; } (linux/nexthop.h) */
@@ -314,6 +408,7 @@ export interface NhMsg {
 }
 const nhmsg = struct<NhMsg & Record<string, number>>('nhmsg', NHMSG_LEN, [['family', 'u8', 0], ['scope', 'u8', 1], ['protocol', 'u8', 2], ['flags', 'u32', 4]]);
 export const encodeNhMsg = (m: Partial<NhMsg>): Buffer => nhmsg.encode(m);
+export const NHMSG: FixedStruct<NhMsg> = nhmsg;
 export const decodeNhMsg = (b: Buffer): NhMsg => nhmsg.decode(b);
 
 /** The fixed struct, then attributes: how every rtnetlink message body is laid out. */

@@ -7,7 +7,7 @@ import {
   addrRequest, decodeAddr, decodeFdb, decodeLink, decodeNeigh, decodeRoute, fdbRequest, linkAddRequest, linkDelRequest,
   linkSetMasterRequest, linkSetMtuRequest, linkSetUpRequest, neighDelRequest, neighReplaceRequest, NLM_F_ACK, NLM_F_APPEND,
   NLM_F_CREATE, NLM_F_EXCL, NLM_F_REPLACE, NLM_F_REQUEST, NUD_NOARP, NUD_PERMANENT, NTF_SELF, parseMessages, type Request,
-  routeGetRequest, routeRequest, RTM_DELLINK, RTM_F_LOOKUP_TABLE, RTM_GETROUTE, RTM_NEWLINK, RT_SCOPE_NOWHERE, toMessage,
+  frameBatch, routeGetRequest, routeRequest, RTM_DELLINK, RTM_F_LOOKUP_TABLE, RTM_GETROUTE, RTM_NEWLINK, RT_SCOPE_NOWHERE, toMessage,
 } from '../../../netlink/index.js';
 
 // In the namespace of the capture: u0 = 7, weft.1 = 8, cni0 = 9, ve0 = 11.
@@ -205,3 +205,21 @@ test('specs are validated before anything is sent, quoting the bad value', () =>
 });
 
 test.run();
+
+test('a batch frame is the requests framed one by one and concatenated, only the last asking for an ACK; descriptions are written when read', () => {
+  const reqs = [
+    neighReplaceRequest({ index: 8, ip: '10.244.3.0', mac: 'c6:d2:32:6f:8f:44' }),
+    fdbRequest('replace', { index: 8, mac: 'c6:d2:32:6f:8f:44', dst: '192.0.2.13' }),
+    routeRequest('replace', { dst: '10.244.3.0/24', nhid: 7, protocol: 87 }),
+  ];
+  const seqs = [41, 42, 43];
+  const want = Buffer.concat(reqs.map((r, i) => toMessage(r, seqs[i]!, 0, i === reqs.length - 1)));
+  assert.is(frameBatch(reqs, seqs).toString('hex'), want.toString('hex'));
+  assert.equal(parseMessages(frameBatch(reqs, seqs)).map((m) => (m.flags & NLM_F_ACK) !== 0), [false, false, true]);
+  // The text of each, as before (and settable, as the link layer rewrites a veth's netns in it).
+  assert.is(reqs[0]!.op, 'neigh replace 10.244.3.0 lladdr c6:d2:32:6f:8f:44 dev 8 nud permanent');
+  assert.is(reqs[1]!.op, 'fdb replace c6:d2:32:6f:8f:44 dev 8 dst 192.0.2.13 self permanent');
+  assert.is(reqs[2]!.op, 'route replace 10.244.3.0/24 proto 87 nhid 7');
+  reqs[2]!.op = 'route replace (rewritten)';
+  assert.is(reqs[2]!.op, 'route replace (rewritten)');
+});
