@@ -121,10 +121,17 @@ export function parseCidr(s: string): ParsedIp & { prefixLen: number } {
   const slash = s.indexOf('/');
   const ip = parseIp(slash < 0 ? s : s.slice(0, slash));
   const max = ip.family === 4 ? 32 : 128;
-  if (slash < 0) return { ...ip, prefixLen: max };
-  const lenText = s.slice(slash + 1);
-  if (!/^[0-9]{1,3}$/.test(lenText) || Number(lenText) > max) bad('prefix', s);
-  return { ...ip, prefixLen: Number(lenText) };
+  if (slash < 0) return { family: ip.family, bytes: ip.bytes, prefixLen: max };
+  // One to three digits, at most max (scanned: every peer route's destination comes through here).
+  const digits = s.length - slash - 1;
+  let len = 0;
+  for (let i = slash + 1; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c < 48 || c > 57) return bad('prefix', s);
+    len = len * 10 + (c - 48);
+  }
+  if (digits < 1 || digits > 3 || len > max) bad('prefix', s);
+  return { family: ip.family, bytes: ip.bytes, prefixLen: len };
 }
 
 /** Network-order bytes (4 or 16) → text, as inet_ntop prints it. */
@@ -180,6 +187,8 @@ export function mask6(prefixLen: number): bigint {
 const BITS: Record<IpFamily, number> = { 4: 32, 6: 128 };
 
 function toBigInt(b: Uint8Array): bigint {
+  // IPv4 in one conversion: leases and peers parse tens of thousands.
+  if (b.length === 4) return BigInt(((b[0]! << 24) | (b[1]! << 16) | (b[2]! << 8) | b[3]!) >>> 0);
   let n = 0n;
   for (const x of b) n = (n << 8n) | BigInt(x);
   return n;
@@ -213,6 +222,12 @@ export function ipNumber(s: string): { family: IpFamily; n: bigint } {
 
 const PREFIX_TEXT = new WeakMap<Prefix, string>();
 
+/** HOST_MASKS[family][prefixLen]: the host bits of a prefix of that length (computed once). */
+const HOST_MASKS: Record<IpFamily, readonly bigint[]> = {
+  4: Array.from({ length: 33 }, (_, len) => (1n << BigInt(32 - len)) - 1n),
+  6: Array.from({ length: 129 }, (_, len) => (1n << BigInt(128 - len)) - 1n),
+};
+
 /**
  * A subnet of either family: "10.244.3.0/24", "fd00:0:0:3::/64". Immutable;
  * host bits are never set. Arithmetic is on bigint, so both families share it.
@@ -222,21 +237,25 @@ export class Prefix {
   /** The network address as an integer of the family's width. */
   readonly ip: bigint;
   readonly prefixLen: number;
+  /** Last address as an integer. */
+  readonly last: bigint;
 
   constructor(family: IpFamily, ip: bigint, prefixLen: number) {
     const bits = BITS[family];
     if (bits === undefined) throw new TypeError(`invalid IP family ${family}`);
     if (!Number.isInteger(prefixLen) || prefixLen < 0 || prefixLen > bits) throw new TypeError(`invalid IPv${family} prefix length ${prefixLen}`);
-    if (ip < 0n || ip >> BigInt(bits) !== 0n) throw new TypeError(`invalid IPv${family} address number ${ip}`);
-    if ((ip & Prefix.hostMask(family, prefixLen)) !== 0n) throw new TypeError(`IPv${family} prefix ${formatIpNumber(ip, family)}/${prefixLen} has host bits set`);
+    if (ip < 0n || ip > HOST_MASKS[family][0]!) throw new TypeError(`invalid IPv${family} address number ${ip}`);
+    const host = HOST_MASKS[family][prefixLen]!;
+    if ((ip & host) !== 0n) throw new TypeError(`IPv${family} prefix ${formatIpNumber(ip, family)}/${prefixLen} has host bits set`);
     this.family = family;
     this.ip = ip;
     this.prefixLen = prefixLen;
+    this.last = ip | host;
     Object.freeze(this);
   }
 
   private static hostMask(family: IpFamily, prefixLen: number): bigint {
-    return (1n << BigInt(BITS[family] - prefixLen)) - 1n;
+    return HOST_MASKS[family][prefixLen]!;
   }
 
   /**
@@ -276,8 +295,6 @@ export class Prefix {
   get bits(): number { return BITS[this.family]; }
   /** Number of addresses. */
   get size(): bigint { return 1n << BigInt(this.bits - this.prefixLen); }
-  /** Last address as an integer. */
-  get last(): bigint { return this.ip + this.size - 1n; }
   /** The network address as text ("10.244.3.0"). */
   get networkAddress(): string { return formatIpNumber(this.ip, this.family); }
   get netmask(): string { return formatIpNumber(~Prefix.hostMask(this.family, this.prefixLen) & ((1n << BigInt(this.bits)) - 1n), this.family); }

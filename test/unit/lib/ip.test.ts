@@ -71,6 +71,36 @@ test('MAC text: the character scanner accepts exactly what the split rule does (
   for (const x of ['c6:d2:32:6f:8f:44', 'C6-D2-32-6F-8F-44', '0:1:2:3:4:5', 'c6:d2:32:6f:8f:44:', 'c6:d2:32:6f:8f', 'c6:d2:32:6f:8f:444', 'c6::32:6f:8f:44']) check(x);
 });
 
+test('CIDR prefix lengths: the scanner accepts exactly what the old rule (1-3 digits, at most the family width) did (property)', () => {
+  const reference = (len: string, max: number): number | undefined => (/^[0-9]{1,3}$/.test(len) && Number(len) <= max ? Number(len) : undefined);
+  const check = (addr: string, len: string) => {
+    let got: number | undefined;
+    try {
+      got = parseCidr(`${addr}/${len}`).prefixLen;
+    } catch (e) {
+      assert.match((e as Error).message, /^invalid prefix /);
+      got = undefined;
+    }
+    assert.equal(got, reference(len, addr.includes(':') ? 128 : 32), `${addr}/${len}`);
+  };
+  fc.assert(fc.property(fc.constantFrom('10.244.3.0', 'fd00::'), fc.stringMatching(/^[0-9a/ -]{0,5}$/), (a, l) => check(a, l)), { numRuns: 20000 });
+  for (const l of ['', '0', '00', '032', '32', '33', '128', '129', '0128', '1 ', '-1', '+8']) { check('10.244.3.0', l); check('fd00::', l); }
+});
+
+test('Prefix: last is the network address with every host bit set, for every length of both families (property)', () => {
+  fc.assert(fc.property(fc.constantFrom<4 | 6>(4, 6), fc.bigInt({ min: 0n, max: (1n << 128n) - 1n }), fc.nat(128), (family, n, l) => {
+    const bits = family === 4 ? 32 : 128;
+    const len = l % (bits + 1);
+    const host = (1n << BigInt(bits - len)) - 1n;
+    const ip = (n & ((1n << BigInt(bits)) - 1n)) & ~host;
+    const p = new Prefix(family, ip, len);
+    assert.is(p.last, ip + p.size - 1n);
+    assert.ok(p.contains(p.last) && !p.contains(p.last + 1n) && p.contains(ip) && !p.contains(ip - 1n));
+  }), { numRuns: 5000 });
+  assert.throws(() => new Prefix(4, 1n << 32n, 0), /invalid IPv4 address number/);
+  assert.throws(() => new Prefix(4, 0x0af40301n, 24), /has host bits set/);
+});
+
 test('IPv4 parsing and net arithmetic', () => {
   assert.is(parseIP4('10.244.3.1'), 0x0af40301);
   assert.is(formatIP4(0xffffffff), '255.255.255.255');
