@@ -383,7 +383,9 @@ export class Daemon {
   /** Each peer's path and why, for weft status, when they changed; a failure is logged once per distinct error, and retried every second. */
   private async writePeerState(backend: Backend): Promise<void> {
     try {
-      await (this.peerState ??= new PeerStateWriter(peerStateFileOf(this.cfg))).write(backend.stats().paths ?? []);
+      const s = backend.stats();
+      const busy = s.peersProgrammed + (s.peersSkipped ?? 0) < s.peersKnown;
+      await (this.peerState ??= new PeerStateWriter(peerStateFileOf(this.cfg))).write(s.paths ?? [], busy);
       this.peerStateError = '';
     } catch (e) {
       const msg = (e as Error).message;

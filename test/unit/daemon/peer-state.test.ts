@@ -6,7 +6,7 @@ import { mkdtempSync, rmSync, statSync, unlinkSync, writeFileSync } from 'node:f
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { PeerPathState } from '../../../backend/peer-paths.js';
-import { PeerStateWriter, readPeerState } from '../../../daemon/peer-state.js';
+import { BUSY_STALE_MS, PeerStateWriter, readPeerState } from '../../../daemon/peer-state.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'weft-peer-state-'));
 test.after(() => rmSync(dir, { recursive: true, force: true }));
@@ -55,6 +55,27 @@ test('a failed write is tried again next time, even with the same peers', async 
   await w.write(peers).then(() => assert.unreachable('wrote under a file'), (e: Error) => assert.match(e.message, /ENOTDIR|EEXIST/));
   unlinkSync(blocker);
   assert.is(await w.write(peers), true, 'written once the path works');
+});
+
+test('while the backend is busy programming, the file waits for it (up to BUSY_STALE_MS), then is written as usual', async () => {
+  const file = join(dir, 'busy.json');
+  let now = 1_000_000;
+  const w = new PeerStateWriter(file, () => now);
+  const first = Array.from({ length: 3 }, (_, i) => peer(i));
+  assert.is(await w.write(first, true), false, 'busy from the start: nothing yet');
+  now += 1000;
+  assert.is(await w.write(first), true, 'settled: written');
+  const more = [...first, peer(3)];
+  now += 1000;
+  assert.is(await w.write(more, true), false, 'busy again, written 1 s ago: waits');
+  now += BUSY_STALE_MS;
+  assert.is(await w.write(more, true), true, 'busy for longer than BUSY_STALE_MS: written anyway');
+  assert.is(readPeerState(file)?.peers.length, 4);
+  const fewer = more.slice(1);
+  now += 1;
+  assert.is(await w.write(fewer, true), false);
+  assert.is(await w.write(fewer, false), true, 'settled: written at once');
+  assert.is(readPeerState(file)?.peers.length, 3);
 });
 
 test.run();
