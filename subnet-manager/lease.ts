@@ -4,7 +4,7 @@
 //   dual  {"PublicIP":"192.0.2.11","PublicIPv6":"2001:db8::11","BackendType":"vxlan","BackendData":{...},"BackendV6Data":{...}}
 import { LeaseError } from './errors.js';
 import { deepFreeze } from '../lib/config-fields.js';
-import { Prefix, isIp } from '../lib/ip.js';
+import { Prefix, isIp, mask4, parseIP4 } from '../lib/ip.js';
 
 export interface LeaseAttrs {
   readonly publicIP: string;
@@ -42,8 +42,30 @@ export function leaseKeySuffix(subnet: Prefix, ipv6?: Prefix): string {
   return `${v4}&${ipv6.networkAddress}-${ipv6.prefixLen}`;
 }
 
+/**
+ * "10.244.3.0-24" (IPv4 only, no host bits set), as almost every key reads, without regular
+ * expressions or a second parse of the text: keys come by the ten thousand in a burst. Anything
+ * else is undefined, for the general parser (and its errors).
+ */
+function plainV4Key(s: string): Prefix | undefined {
+  const dash = s.indexOf('-');
+  const digits = s.length - dash - 1;
+  if (dash < 7 || digits < 1 || digits > 2 || s.includes('&')) return undefined;
+  const d1 = s.charCodeAt(dash + 1) - 48;
+  const d2 = digits === 2 ? s.charCodeAt(dash + 2) - 48 : 0;
+  if (d1 < 0 || d1 > 9 || d2 < 0 || d2 > 9 || (digits === 2 && d1 === 0)) return undefined;
+  const len = digits === 2 ? d1 * 10 + d2 : d1;
+  if (len > 32) return undefined;
+  let n: number;
+  try { n = parseIP4(s.slice(0, dash)); } catch { return undefined; }
+  if (len < 32 && (n & ~mask4(len)) !== 0) return undefined;
+  return new Prefix(4, BigInt(n), len);
+}
+
 export function parseLeaseKeySuffix(s: string, opts: { mask?: boolean } = {}): { subnet: Prefix; ipv6Subnet?: Prefix } {
   if (typeof s !== 'string') throw new LeaseError(`invalid lease key ${JSON.stringify(s)}`);
+  const plain = plainV4Key(s);
+  if (plain) return { subnet: plain };
   const [v4, v6, ...rest] = s.split('&');
   const m4 = /^([0-9.]+)-(\d{1,2})$/.exec(v4 ?? '');
   if (!m4 || rest.length > 0) throw new LeaseError(`invalid lease key ${JSON.stringify(s)}: want "10.244.3.0-24" or "10.244.3.0-24&fd00::-64"`);

@@ -68,6 +68,19 @@ property('parseLeaseKeySuffix reads back what leaseKeySuffix writes', fc.propert
   assert.is(leaseKeySuffix(back.subnet, back.ipv6Subnet), k);
 }));
 
+property('parseLeaseKeySuffix: the plain IPv4 key scanner agrees with the general grammar (the old regular expression and Prefix.parse) on every IPv4-only key', fc.property(
+  fc.oneof(keySuffix, mutated(keySuffix), fc.tuple(ip4, fc.stringMatching(/^[0-9]{0,3}$/)).map(([a, l]) => `${a}-${l}`),
+    fc.tuple(subnet, fc.stringMatching(/^0?[0-9]{1,2}$/)).map(([n, l]) => `${n.networkAddress}-${l}`),
+    fc.constantFrom('10.0.0.0-08', '0.0.0.0-0', '0.0.0.0-00', '10.244.3.0-24', '10.244.3.1-32', '10.244.3.1-31', '255.255.255.255-32')), fc.boolean(), (s, mask) => {
+    fc.pre(!s.includes('&'));
+    const m = /^([0-9.]+)-(\d{1,2})$/.exec(s);
+    let want: string | undefined;
+    try { want = m ? Prefix.parse(`${m[1]}/${m[2]}`, { family: 4, mask }).toString() : undefined; } catch { want = undefined; }
+    let got: string | undefined;
+    try { got = parseLeaseKeySuffix(s, { mask }).subnet.toString(); } catch (e) { assert.instance(e, LeaseError); got = undefined; }
+    assert.is(got, want, s);
+  }));
+
 const kv: fc.Arbitrary<RawKV> = fc.record({
   key: fc.oneof(anyKey.map((k) => P + k), fc.string(), fc.integer({ min: 0, max: 300 }).map((i) => `${P}10.244.${i}.0-24`), fc.constantFrom(`${P}10.244.0.0-16`, `${P}10.244.2.0-23`, `${P}10.244.2.128-25`)),
   value: anyValue,
