@@ -1,29 +1,26 @@
-// Kernel VXLAN: one device (the VTEP), programmed over netlink with one
-// neighbour, one FDB and one route entry per remote host (as flannel does):
+// Kernel VXLAN: one device (the VTEP), programmed over netlink with one neighbour, one FDB
+// and one route entry per remote host (as flannel does):
 //   ip neigh replace <peer subnet>.0 lladdr <peer VtepMAC> dev weft.1 nud permanent
 //   bridge fdb replace <peer VtepMAC> dev weft.1 dst <peer PublicIP> self permanent
 //   ip nexthop add id <N> via <peer subnet>.0 dev weft.1 onlink proto 87
 //   ip route replace <peer subnet> nhid <N> proto 87
 // (IPv4 routes through nexthop objects, see route-reconciler.ts; plain `via` routes for IPv6)
-// With DirectRouting, a peer whose PublicIP the kernel reaches on-link
-// through the underlay gets a plain route instead, and no VXLAN entries:
+// With DirectRouting, a peer whose PublicIP the kernel reaches on-link through the underlay
+// gets a plain route instead, and no VXLAN entries:
 //   ip route replace <peer subnet> via <peer PublicIP> dev <underlay> proto 87   (IPv4: nhid <N>)
-// re-evaluated when the underlay's routes change and on every full resync; a
-// move between the two forms adds the new one before removing the old (the
-// route is replaced in place), so traffic never stops.
-// With a fallback (backend/fallback/), a peer whose VXLAN path fails is routed
-// into the udp path's TUN instead, its neighbour and FDB entries kept:
+// re-evaluated when the underlay's routes change and on every full resync; a move between the
+// two forms adds the new one before removing the old (the route is replaced in place), so
+// traffic never stops. With a fallback (backend/fallback/), a peer whose VXLAN path fails is
+// routed into the udp path's TUN instead, its neighbour and FDB entries kept:
 //   ip route replace <peer subnet> dev weft-tun proto 87
-// The routes are kept by the shared RouteReconciler; the neighbour and FDB
-// entries are reconciled here. The kernel is reconciled (list, diff, apply),
-// never flushed, so a restarted agent does not interrupt traffic. Per-peer
-// entries go in batches (many per sendmsg, the event loop runs between
-// chunks); apply, resync and the rest run one at a time, but a full reconcile
-// lets lease applies go first between its slices (../reconcile-run.ts).
-// A dual-stack network runs a second instance with family 6 (flannel's
-// flannel-v6.<VNI>, here weft-v6.<VNI>): its own device and MAC, local =
-// PublicIPv6, address <v6 subnet>/128, and per peer the same three entries
-// from the peer's IPv6 subnet, BackendV6Data and PublicIPv6:
+// The routes are kept by the shared RouteReconciler; the neighbour and FDB entries are
+// reconciled here. The kernel is reconciled (list, diff, apply), never flushed, so a restarted
+// agent does not interrupt traffic. Per-peer entries go in batches (many per sendmsg, the
+// event loop runs between chunks); apply, resync and the rest run one at a time, but a full
+// reconcile lets lease applies go first between its slices (../reconcile-run.ts).
+// A dual-stack network runs a second instance with family 6 (flannel's flannel-v6.<VNI>, here
+// weft-v6.<VNI>): its own device and MAC, local = PublicIPv6, address <v6 subnet>/128, and per
+// peer the same three entries from the peer's IPv6 subnet, BackendV6Data and PublicIPv6:
 //   ip -6 neigh replace <peer v6 subnet>:: lladdr <V6 VtepMAC> dev weft-v6.1 nud permanent
 //   bridge fdb replace <V6 VtepMAC> dev weft-v6.1 dst <PublicIPv6> self permanent
 //   ip -6 route replace <peer v6 subnet> via <peer v6 subnet>:: dev weft-v6.1 onlink proto 87
@@ -48,7 +45,6 @@ import { ReconcileRuns, Superseded, type ReconcileRun } from '../reconcile-run.j
 import { ensureVxlanDevice } from './device.js';
 import { diffEntries, listEntries, staleEntryOps, type KernelSnapshot } from './kernel-entries.js';
 import { leaseVtepMac, parseVxlanPeer, type VxlanPeer } from './peer.js';
-
 import { type PathChoice, VXLAN6_OVERHEAD, VXLAN_OVERHEAD, type VxlanOptions } from './options.js';
 
 export type { FallbackRouting, PathChoice, VxlanMonitor, VxlanNetlink, VxlanOptions } from './options.js';
@@ -63,6 +59,8 @@ const isRouteEvent = (type: number) => isDeletion(type) || type === RTM_NEWROUTE
 type Choice = PathChoice;
 /** Peers per batch of a full reconcile's repairs: a lease put waits for one such batch at most (~400 requests). */
 const RECONCILE_PEERS = 128;
+/** Peers per batch of a lease burst's new peers (~4000 requests; each batch is sent in SLICE_MS chunks). */
+const APPLY_PEERS = 1000;
 /** A peer whose entries a batch programs, and the path it takes. */
 type Programmed = { key: string; p: VxlanPeer; choice: Choice };
 
@@ -146,10 +144,7 @@ export class VxlanBackend implements Backend {
     nl.addrReplace({ index: this.link.index, address: want, prefixLen: len, ...(this.family === 6 ? { flags: IFA_F_NODAD } : {}) });
   }
 
-  /**
-   * The underlay's address changed: the device is remade with the new local
-   * address (and the MAC derived from it), then every peer is programmed again.
-   */
+  /** The underlay's address changed: the device is remade with the new local address (and the MAC derived from it), then every peer is programmed again. */
   setUnderlay(u: Underlay & { readonly v4: string }): Promise<void> {
     return this.serial.run(async () => {
       this.underlay = u;
@@ -174,27 +169,38 @@ export class VxlanBackend implements Backend {
     });
   }
 
-  /** Every old entry goes before any new one is made: a MAC may move from one peer to another within a batch. */
+  /**
+   * Every old entry goes before any new one is made (a MAC may move from one peer to another
+   * within a batch): all removals first, then the new peers APPLY_PEERS per batch, their requests
+   * made just before they go (10,000 peers' 40,000 requests held at once were copied and promoted
+   * by young-generation collections while they waited). A failed removal leaves its peer dirty.
+   */
   private async applyChanges(changes: readonly PeerChange<VxlanPeer>[]): Promise<void> {
     const removals: KernelOp[] = [];
-    const ops: KernelOp[] = [];
-    const programmed: Programmed[] = [];
     const slicer = new Slicer();
     for (const c of changes) {
       if (slicer.due()) await slicer.next();
       if (c.before) this.runs.touch(c.subnet, c.before.mac, c.before.vtepIp);
       if (c.after) this.runs.touch(c.subnet, c.after.mac, c.after.vtepIp);
       if (c.before && (!c.after || c.after.mac !== c.before.mac)) this.unprogramOps(removals, c.subnet, c.before, !c.after);
-      if (c.after) {
-        const choice = this.choosePath(c.subnet, c.after);
-        this.programOps(ops, c.subnet, c.after, choice);
-        programmed.push({ key: c.subnet, p: c.after, choice });
-      } else {
+      if (!c.after) {
         this.dirty.delete(c.subnet);
         this.paths.delete(c.subnet);
       }
     }
-    await this.runProgram([...removals, ...ops], programmed);
+    const unremoved = await this.runProgram(removals, []);
+    const ops: KernelOp[] = [];
+    const programmed: Programmed[] = [];
+    for (const c of changes) {
+      if (!c.after) continue;
+      if (slicer.due()) await slicer.next();
+      const choice = this.choosePath(c.subnet, c.after);
+      this.programOps(ops, c.subnet, c.after, choice);
+      programmed.push({ key: c.subnet, p: c.after, choice });
+      if (programmed.length < APPLY_PEERS) continue;
+      await this.runProgram(ops.splice(0), programmed.splice(0), unremoved);
+    }
+    await this.runProgram(ops, programmed, unremoved);
   }
 
   /**
@@ -246,19 +252,17 @@ export class VxlanBackend implements Backend {
     ops.push(...fromTun, ...this.routes.replaceOps(key));
   }
 
-  /** The peer's VXLAN entries (it moved to a direct route). */
-  private vxlanEntryRemovals(ops: KernelOp[], key: string, p: VxlanPeer): void {
+  /** The peer's VXLAN entries, FDB then neighbour (it moved to a direct route, or left); the FDB entry alone when its MAC changed. */
+  private vxlanEntryRemovals(ops: KernelOp[], key: string, p: VxlanPeer, neigh = true): void {
     const index = this.link.index;
     ops.push({ what: 'fdb del', subject: key, req: fdbRequest('del', { index, mac: p.mac, dst: p.dst }), tolerateMissing: true });
-    ops.push({ what: 'neigh del', subject: key, req: neighDelRequest({ index, ip: p.vtepIp }), tolerateMissing: true });
+    if (neigh) ops.push({ what: 'neigh del', subject: key, req: neighDelRequest({ index, ip: p.vtepIp }), tolerateMissing: true });
   }
 
   /** The reverse order: route, FDB, neighbour (the route and neighbour only when the peer leaves). */
   private unprogramOps(ops: KernelOp[], key: string, p: VxlanPeer, leaving: boolean): void {
-    const index = this.link.index;
     if (leaving) ops.push(...this.routes.dropOps(key));
-    ops.push({ what: 'fdb del', subject: key, req: fdbRequest('del', { index, mac: p.mac, dst: p.dst }), tolerateMissing: true });
-    if (leaving) ops.push({ what: 'neigh del', subject: key, req: neighDelRequest({ index, ip: p.vtepIp }), tolerateMissing: true });
+    this.vxlanEntryRemovals(ops, key, p, leaving);
   }
 
   /**
@@ -266,9 +270,9 @@ export class VxlanBackend implements Backend {
    * path) when all of its entries succeeded. A peer that moved to a direct
    * route loses its VXLAN entries once that route is in place.
    */
-  private async runProgram(ops: KernelOp[], programmed: readonly Programmed[]): Promise<Set<string>> {
+  private async runProgram(ops: KernelOp[], programmed: readonly Programmed[], failedBefore?: ReadonlySet<string>): Promise<Set<string>> {
     const ok = await this.ops.run(this.o.nl, ops);
-    const failed = new Set<string>();
+    const failed = new Set<string>(failedBefore);
     const routeOk = new Map<string, boolean>();
     ops.forEach((op, i) => {
       if (!ok[i]) failed.add(op.subject);

@@ -143,6 +143,7 @@ export class FakeKernel implements VxlanNetlink {
     this.fdbs.push({ index: e.index, mac: e.mac, dst: e.dst, state: 0x80, flags: 2, self: true, master: false });
   }
   fdbDel(e: { mac: string }) {
+    this.maybeFail('fdb del');
     this.ops.push(`fdb del ${e.mac}`);
     this.fdbs = this.fdbs.filter((x) => x.mac !== e.mac);
   }

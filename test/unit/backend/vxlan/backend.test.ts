@@ -138,6 +138,36 @@ test('a MAC that moves from a leaving peer to a new one in the same batch stays 
   assert.equal(k.routes.map((r) => r.dst), ['10.244.8.0/24']);
 });
 
+test('a burst of 1500 new peers goes in batches of at most 1000 peers, after every removal of the burst; a failed removal leaves its peer dirty', async () => {
+  const k = new FakeKernel();
+  const b = backend(k);
+  // /28 subnets: 1500 peers inside 10.244.0.0/16, keyed and addressed like leases.
+  const small = (i: number, mac = `02:00:00:01:${(i >> 8).toString(16).padStart(2, '0')}:${(i & 255).toString(16).padStart(2, '0')}`) => {
+    const subnet = Prefix.parse(`10.244.${100 + (i >> 4)}.${(i & 15) * 16}/28`);
+    return { subnet, key: `/coreos.com/network/subnets/${subnet.networkAddress}-28`, attrs: { publicIP: `198.51.100.${1 + (i % 200)}`, publicIPv6: null, backendType: 'vxlan', backendData: { VNI: 1, VtepMAC: mac } } };
+  };
+  await b.apply(snapshot(lease(5, '02:00:00:00:55:55'), lease(6)));
+  const batches: number[] = [];
+  const send = k.batch;
+  k.batch = (reqs) => { batches.push(reqs.length); return send(reqs); };
+  k.ops = [];
+  // Both FDB removals fail (EBUSY: not "already gone"); the peer table orders host 5's first.
+  k.failNext.set('fdb del', 2);
+  k.failErrno.set('fdb del', 16);
+  // Host 5 leaves and its MAC comes back with the last new peer; host 6 changes its MAC (its old FDB entry cannot be removed).
+  const fresh = Array.from({ length: 1500 }, (_, i) => small(i, i === 1499 ? '02:00:00:00:55:55' : undefined));
+  await b.apply({ snapshot: false, events: [{ type: 'removed', lease: lease(5, '02:00:00:00:55:55') }, { type: 'added', lease: lease(6, '02:00:00:00:66:66') }, ...fresh.map((l) => ({ type: 'added' as const, lease: l }))] });
+  // (The fake kernel has no nexthop objects: three requests per peer.)
+  assert.equal(batches, [4, 3 * 1000, 3 * 501], 'the removals (route, FDB, neighbour of host 5; host 6\'s old FDB entry), then 1000 peers (host 6 among them), then 501');
+  const firstAdd = k.ops.findIndex((o) => o.startsWith('neigh replace'));
+  assert.ok(k.ops.slice(0, firstAdd).every((o) => o.includes(' del ')), k.ops.slice(0, 6).join(', '));
+  assert.equal(k.fdbs.filter((f) => f.mac === '02:00:00:00:55:55').map((f) => f.dst), ['198.51.100.100'], 'the moved MAC points at its new peer');
+  const s = b.stats();
+  assert.equal([s.peersKnown, s.peersProgrammed, s.kernelErrors], [1501, 1500, 2], 'host 6 is dirty: its old FDB entry is still there');
+  await b.resync(false);
+  assert.is(b.stats().peersProgrammed, 1501);
+});
+
 test('holds(): the peers it programs, and before its first sync the FDB entries the device carried at start', async () => {
   const k = new FakeKernel();
   await backend(k).apply(snapshot(lease(5)));
