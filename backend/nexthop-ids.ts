@@ -15,8 +15,8 @@ import type { Nexthop } from '../netlink/index.js';
 /** Ids per reconciler: the low 16 bits (0 is not an id). */
 const SPAN = 0xffff;
 
-/** The identity of an object: gateway, device, onlink. */
-export const nexthopKey = (gateway: string, index: number, onlink: boolean): string => `${gateway} ${index}${onlink ? ' onlink' : ''}`;
+/** The identity of an object: gateway, device, onlink (joined, not a template literal: a map key for the peer's life, one flat string; see formatIpNumber in lib/ip.ts). */
+export const nexthopKey = (gateway: string, index: number, onlink: boolean): string => (onlink ? [gateway, index, 'onlink'] : [gateway, index]).join(' ');
 
 /** FNV-1a of a string, folded to a byte. */
 function slotOf(s: string): number {

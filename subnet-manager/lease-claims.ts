@@ -21,11 +21,13 @@ export function leaseClaims(a: LeaseAttrs): readonly string[] {
   return c;
 }
 
+// Joined, not template literals: these live as long as the lease, and V8 keeps a template's
+// result as a tree of its parts (formatIpNumber in lib/ip.ts).
 function claimsOf(a: LeaseAttrs): string[] {
-  const out = [`PublicIP ${a.publicIP} (${a.backendType})`];
+  const out = [['PublicIP ', a.publicIP, ' (', a.backendType, ')'].join('')];
   const d = a.backendData as { VtepMAC?: unknown } | null;
   const mac = typeof d === 'object' && d !== null && typeof d.VtepMAC === 'string' ? d.VtepMAC.toLowerCase() : undefined;
-  if (mac && MAC_RE.test(mac)) out.push(`VtepMAC ${mac}`);
+  if (mac && MAC_RE.test(mac)) out.push(['VtepMAC', mac].join(' '));
   return out;
 }
 
