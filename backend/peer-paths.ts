@@ -35,6 +35,10 @@ export interface PeerPathState {
   readonly probes?: { readonly vxlan: PathProbeState; readonly udp: PathProbeState };
 }
 
+/** A state without a reason key when there is none (built directly: thousands of peers take their first path at once). */
+const pathState = (subnet: string, publicIp: string, path: PeerPathState['path'], since: Date, reason: string | undefined): PeerPathState =>
+  reason === undefined ? { subnet, publicIp, path, since } : { subnet, publicIp, path, since, reason };
+
 export class PeerPaths {
   private readonly states = new Map<string, PeerPathState>();
   /** Times a known peer moved from one path to another (not its first path). */
@@ -50,10 +54,10 @@ export class PeerPaths {
   set(subnet: string, publicIp: string, path: PeerPathState['path'], reason?: string): void {
     const old = this.states.get(subnet);
     if (old && old.path === path && old.publicIp === publicIp) {
-      if (old.reason !== reason) this.states.set(subnet, { subnet, publicIp, path, since: old.since, ...(reason !== undefined ? { reason } : {}) });
+      if (old.reason !== reason) this.states.set(subnet, pathState(subnet, publicIp, path, old.since, reason));
       return;
     }
-    this.states.set(subnet, { subnet, publicIp, path, since: new Date(), ...(reason !== undefined ? { reason } : {}) });
+    this.states.set(subnet, pathState(subnet, publicIp, path, new Date(), reason));
     if (old && old.path !== path) this.changes++;
     const fields = { subnet, publicIp, path, ...(old ? { from: old.path } : {}), ...(reason !== undefined ? { reason } : {}) };
     if (path === 'skipped') this.log.warn('peer skipped: this backend cannot reach it', fields);

@@ -222,8 +222,6 @@ export function ipNumber(s: string): { family: IpFamily; n: bigint } {
   return { family: p.family, n: toBigInt(p.bytes) };
 }
 
-const PREFIX_TEXT = new WeakMap<Prefix, string>();
-
 /** HOST_MASKS[family][prefixLen]: the host bits of a prefix of that length (computed once). */
 const HOST_MASKS: Record<IpFamily, readonly bigint[]> = {
   4: Array.from({ length: 33 }, (_, len) => (1n << BigInt(32 - len)) - 1n),
@@ -241,6 +239,8 @@ export class Prefix {
   readonly prefixLen: number;
   /** Last address as an integer. */
   readonly last: bigint;
+  /** The text, once asked for (a private field: still writable on the frozen object, and no weak map for the collector to walk). */
+  #text: string | undefined = undefined;
 
   constructor(family: IpFamily, ip: bigint, prefixLen: number) {
     const bits = BITS[family];
@@ -302,10 +302,8 @@ export class Prefix {
   get netmask(): string { return formatIpNumber(~Prefix.hostMask(this.family, this.prefixLen) & ((1n << BigInt(this.bits)) - 1n), this.family); }
 
   toString(): string {
-    // Immutable (frozen), so its text is computed once: peers are keyed by it everywhere.
-    let t = PREFIX_TEXT.get(this);
-    if (t === undefined) PREFIX_TEXT.set(this, (t = [this.networkAddress, this.prefixLen].join('/'))); // one flat string (formatIpNumber)
-    return t;
+    // Immutable, so its text is computed once (peers are keyed by it everywhere), as one flat string (formatIpNumber).
+    return (this.#text ??= [this.networkAddress, this.prefixLen].join('/'));
   }
   toJSON(): string { return this.toString(); }
 
