@@ -9,7 +9,8 @@ import { formatIp, parseIp } from '../lib/ip.js';
 import { formatMac, parseMac } from '../lib/mac.js';
 import { checkIndex, checkUint, described, dumpRequest, type Request } from './request.js';
 import type { Fdb, FdbSpec, Neigh, NeighSpec } from './types.js';
-import { BodyWriter, decodeNdMsg, encodeNdMsg, NDMSG, type NlMsg, splitBody } from './wire.js';
+import { BodyWriter } from './body-writer.js';
+import { decodeNdMsg, encodeNdMsg, NDMSG, type NlMsg, splitBody } from './wire.js';
 
 const NUD_NAMES: [number, string][] = [
   [0x80, 'permanent'], [0x40, 'noarp'], [0x02, 'reachable'], [0x04, 'stale'], [0x08, 'delay'], [0x10, 'probe'],

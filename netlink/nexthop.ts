@@ -15,7 +15,8 @@ import {
 import { type IpFamily, parseIp } from '../lib/ip.js';
 import { checkIndex, checkUint, described, dumpRequest, newDelVerbs, type Request } from './request.js';
 import type { Nexthop, NexthopSpec, Route } from './types.js';
-import { BodyWriter, decodeNhMsg, encodeNhMsg, NHMSG, type NlMsg, splitBody } from './wire.js';
+import { BodyWriter } from './body-writer.js';
+import { decodeNhMsg, encodeNhMsg, NHMSG, type NlMsg, splitBody } from './wire.js';
 
 export type NexthopVerb = 'add' | 'replace' | 'del';
 

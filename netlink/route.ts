@@ -8,7 +8,8 @@ import {
 import { type IpFamily, parseCidr, parseIp } from '../lib/ip.js';
 import { checkIndex, checkUint, described, dumpRequest, newDelVerbs, type Request } from './request.js';
 import type { Route, RouteSpec } from './types.js';
-import { attr, attrNested, attrU32, BodyWriter, decodeRtMsg, encodeRtMsg, RTMSG, type NlMsg, splitBody } from './wire.js';
+import { BodyWriter } from './body-writer.js';
+import { attr, attrNested, attrU32, decodeRtMsg, encodeRtMsg, RTMSG, type NlMsg, splitBody } from './wire.js';
 
 export type RouteVerb = 'add' | 'replace' | 'del';
 

@@ -89,26 +89,7 @@ export interface NlAttr {
 
 /** Parses a run of attributes. `base` is only used to report offsets in errors. */
 export function parseAttrs(buf: Buffer, base = 0): NlAttr[] {
-  const out: NlAttr[] = [];
-  let off = 0;
-  while (off < buf.length) {
-    const left = buf.length - off;
-    if (left < NLA_HDRLEN) throw new NetlinkParseError(`truncated attribute header: ${left} bytes left`, base + off);
-    const len = buf.readUInt16LE(off);
-    const rawType = buf.readUInt16LE(off + 2);
-    if (len < NLA_HDRLEN) throw new NetlinkParseError(`attribute type ${rawType & NLA_TYPE_MASK} has length ${len} < ${NLA_HDRLEN}`, base + off);
-    if (len > left) {
-      throw new NetlinkParseError(`attribute type ${rawType & NLA_TYPE_MASK} length ${len} runs past the end (${left} bytes left)`, base + off);
-    }
-    out.push({
-      type: rawType & NLA_TYPE_MASK,
-      nested: (rawType & NLA_F_NESTED) !== 0,
-      netByteOrder: (rawType & NLA_F_NET_BYTEORDER) !== 0,
-      data: buf.subarray(off + NLA_HDRLEN, off + len),
-    });
-    off += align(len);
-  }
-  return out;
+  return Attrs.parse(buf, base).list;
 }
 
 /** One attribute: header, value, zero padding to 4 bytes. */
@@ -155,134 +136,100 @@ export const attrFlag = (type: number): Buffer => attr(type);
  */
 export const attrNested = (type: number, ...children: Buffer[]): Buffer => attr(type, Buffer.concat(children));
 
-/** b[from..to) = 0, for the few bytes of a struct or padding (Buffer.fill costs more for so few). */
-function zero(b: Buffer, from: number, to: number): void {
-  for (let i = from; i < to; i++) b[i] = 0;
-}
-
-const SCRATCH_BYTES = 0xffff;
-const scratch = Buffer.alloc(SCRATCH_BYTES);
 
 /**
- * One request body (a fixed struct, then attributes, each padded to 4 bytes) written in place
- * into a scratch buffer and copied out once by done(): the same bytes as the fixed struct's
- * encoder, attr() and a concat, without a buffer per part (a batch of 10,000 peers is 40,000
- * bodies). Synchronous: one body at a time, from begin() to done() (begin() starts over).
+ * Typed read access to a parsed attribute run; later duplicates win, like nla_parse. The run is
+ * checked whole when parsed (the same errors as parseAttrs), but an attribute's bytes become a
+ * Buffer only when asked for: a dump of 10,000 routes is 60,000 attributes, most never read.
  */
-export class BodyWriter {
-  private off = 0;
-  private constructor() {}
-
-  static begin<T>(fixed: FixedStruct<T>, m: Partial<T>): BodyWriter {
-    const w = new BodyWriter();
-    w.off = fixed.write(m, scratch, 0);
-    return w;
-  }
-
-  private header(type: number, len: number): number {
-    const padded = align(NLA_HDRLEN + len);
-    if (this.off + padded > SCRATCH_BYTES) {
-      throw new RangeError(`request body too long (attribute type ${type} would end at byte ${this.off + padded})`);
-    }
-    scratch.writeUInt16LE(NLA_HDRLEN + len, this.off);
-    scratch.writeUInt16LE(type, this.off + 2);
-    zero(scratch, this.off + NLA_HDRLEN + len, this.off + padded);
-    const at = this.off + NLA_HDRLEN;
-    this.off += padded;
-    return at;
-  }
-
-  attr(type: number, data: Uint8Array): this {
-    scratch.set(data, this.header(type, data.length));
-    return this;
-  }
-
-  u16(type: number, v: number): this {
-    scratch.writeUInt16LE(v, this.header(type, 2));
-    return this;
-  }
-
-  u16be(type: number, v: number): this {
-    scratch.writeUInt16BE(v, this.header(type, 2));
-    return this;
-  }
-
-  u32(type: number, v: number): this {
-    scratch.writeUInt32LE(v >>> 0, this.header(type, 4));
-    return this;
-  }
-
-  /** Bytes already encoded as attributes (a nested one), appended as they are (padded). */
-  raw(b: Buffer): this {
-    const padded = align(b.length);
-    if (this.off + padded > SCRATCH_BYTES) {
-      throw new RangeError(`request body too long (${this.off + padded} bytes)`);
-    }
-    b.copy(scratch, this.off);
-    zero(scratch, this.off + b.length, this.off + padded);
-    this.off += padded;
-    return this;
-  }
-
-  /** The body: a copy of what was written. */
-  done(): Buffer {
-    const b = Buffer.allocUnsafe(this.off);
-    scratch.copy(b, 0, 0, this.off);
-    return b;
-  }
-}
-
-/** Typed read access to a parsed attribute run; later duplicates win, like nla_parse. */
 export class Attrs {
-  readonly list: NlAttr[];
-  private readonly byType = new Map<number, NlAttr>();
-
-  constructor(list: NlAttr[]) {
-    this.list = list;
-    for (const a of list) this.byType.set(a.type, a);
-  }
+  private constructor(
+    private readonly buf: Buffer,
+    /** Per attribute: its type (flags masked off), raw type, data offset and data length in buf. */
+    private readonly meta: number[],
+  ) {}
 
   static parse(buf: Buffer, base = 0): Attrs {
-    return new Attrs(parseAttrs(buf, base));
+    const meta: number[] = [];
+    let off = 0;
+    while (off < buf.length) {
+      const left = buf.length - off;
+      if (left < NLA_HDRLEN) throw new NetlinkParseError(`truncated attribute header: ${left} bytes left`, base + off);
+      const len = buf.readUInt16LE(off);
+      const rawType = buf.readUInt16LE(off + 2);
+      if (len < NLA_HDRLEN) throw new NetlinkParseError(`attribute type ${rawType & NLA_TYPE_MASK} has length ${len} < ${NLA_HDRLEN}`, base + off);
+      if (len > left) {
+        throw new NetlinkParseError(`attribute type ${rawType & NLA_TYPE_MASK} length ${len} runs past the end (${left} bytes left)`, base + off);
+      }
+      meta.push(rawType & NLA_TYPE_MASK, rawType, off + NLA_HDRLEN, len - NLA_HDRLEN);
+      off += align(len);
+    }
+    return new Attrs(buf, meta);
+  }
+
+  /** Every attribute, in order (duplicates included), as parseAttrs gives them. */
+  get list(): NlAttr[] {
+    const out: NlAttr[] = [];
+    for (let i = 0; i < this.meta.length; i += 4) {
+      const raw = this.meta[i + 1]!;
+      out.push({ type: this.meta[i]!, nested: (raw & NLA_F_NESTED) !== 0, netByteOrder: (raw & NLA_F_NET_BYTEORDER) !== 0, data: this.buf.subarray(this.meta[i + 2]!, this.meta[i + 2]! + this.meta[i + 3]!) });
+    }
+    return out;
+  }
+
+  /** The index in meta of the last attribute of `type`, or -1. */
+  private find(type: number): number {
+    for (let i = this.meta.length - 4; i >= 0; i -= 4) if (this.meta[i] === type) return i;
+    return -1;
   }
 
   has(type: number): boolean {
-    return this.byType.has(type);
+    return this.find(type) >= 0;
   }
 
   get(type: number): Buffer | undefined {
-    return this.byType.get(type)?.data;
+    const i = this.find(type);
+    return i < 0 ? undefined : this.buf.subarray(this.meta[i + 2]!, this.meta[i + 2]! + this.meta[i + 3]!);
   }
 
-  private sized(type: number, size: number): Buffer | undefined {
-    const d = this.get(type);
-    if (d !== undefined && d.length < size) {
-      throw new NetlinkParseError(`attribute type ${type} has ${d.length} bytes, expected at least ${size}`, 0);
-    }
-    return d;
+  /** The data offset of `type`'s attribute when it has at least `size` bytes; undefined when absent. */
+  private sized(type: number, size: number): number | undefined {
+    const i = this.find(type);
+    if (i < 0) return undefined;
+    const len = this.meta[i + 3]!;
+    if (len < size) throw new NetlinkParseError(`attribute type ${type} has ${len} bytes, expected at least ${size}`, 0);
+    return this.meta[i + 2]!;
   }
 
   u8(type: number): number | undefined {
-    return this.sized(type, 1)?.readUInt8(0);
+    const o = this.sized(type, 1);
+    return o === undefined ? undefined : this.buf.readUInt8(o);
   }
   u16(type: number): number | undefined {
-    return this.sized(type, 2)?.readUInt16LE(0);
+    const o = this.sized(type, 2);
+    return o === undefined ? undefined : this.buf.readUInt16LE(o);
   }
   u16be(type: number): number | undefined {
-    return this.sized(type, 2)?.readUInt16BE(0);
+    const o = this.sized(type, 2);
+    return o === undefined ? undefined : this.buf.readUInt16BE(o);
   }
   u32(type: number): number | undefined {
-    return this.sized(type, 4)?.readUInt32LE(0);
+    const o = this.sized(type, 4);
+    return o === undefined ? undefined : this.buf.readUInt32LE(o);
   }
   s32(type: number): number | undefined {
-    return this.sized(type, 4)?.readInt32LE(0);
+    const o = this.sized(type, 4);
+    return o === undefined ? undefined : this.buf.readInt32LE(o);
   }
   /** An IPv4 or IPv6 address attribute, formatted; any length but 4 or 16 bytes is a NetlinkParseError. */
   ip(type: number): string | undefined {
-    const d = this.get(type);
-    if (d === undefined) return undefined;
-    if (d.length !== 4 && d.length !== 16) throw new NetlinkParseError(`address attribute type ${type} has ${d.length} bytes, expected 4 or 16`, 0);
-    return formatIp(d);
+    const i = this.find(type);
+    if (i < 0) return undefined;
+    const off = this.meta[i + 2]!;
+    const len = this.meta[i + 3]!;
+    if (len === 4) return [this.buf[off], this.buf[off + 1], this.buf[off + 2], this.buf[off + 3]].join('.');
+    if (len !== 16) throw new NetlinkParseError(`address attribute type ${type} has ${len} bytes, expected 4 or 16`, 0);
+    return formatIp(this.buf.subarray(off, off + 16));
   }
   /** String attribute; stops at the first NUL. */
   str(type: number): string | undefined {
@@ -305,7 +252,12 @@ function need(buf: Buffer, size: number, what: string): void {
 
 type FieldType = 'u8' | 'u16' | 's32' | 'u32';
 
-/** What BodyWriter needs of a fixed struct. */
+/** b[from..to) = 0, for the few bytes of a struct or padding (Buffer.fill costs more for so few). */
+export function zero(b: Buffer, from: number, to: number): void {
+  for (let i = from; i < to; i++) b[i] = 0;
+}
+
+/** What BodyWriter (body-writer.ts) needs of a fixed struct. */
 export interface FixedStruct<T> {
   readonly size: number;
   write(m: Partial<T>, b: Buffer, at: number): number;

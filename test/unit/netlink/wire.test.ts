@@ -61,6 +61,16 @@ test('NLA_F_NESTED / NLA_F_NET_BYTEORDER are masked from the type and kept on re
   assert.is(encodeAttrs([a!]).toString('hex'), raw.toString('hex'));
 });
 
+test('a later duplicate wins, as nla_parse; list keeps every attribute in order; addresses are read in place', () => {
+  const p = Attrs.parse(Buffer.concat([attrU32(1, 5), attr(2, Buffer.from([10, 244, 3, 0])), attrU32(1, 6), attr(3, Buffer.from('fd000000000000000000000000000001', 'hex'))]));
+  assert.is(p.u32(1), 6);
+  assert.equal(p.list.map((a) => [a.type, a.data.length]), [[1, 4], [2, 4], [1, 4], [3, 16]]);
+  assert.is(p.ip(2), '10.244.3.0');
+  assert.is(p.ip(3), 'fd00::1');
+  assert.is(p.ip(9), undefined);
+  assert.throws(() => Attrs.parse(attr(5, Buffer.from([1, 2, 3]))).ip(5), /has 3 bytes, expected 4 or 16/);
+});
+
 test('a too-short value for a typed read is a parse error, not garbage', () => {
   const p = Attrs.parse(attr(4, Buffer.from([1, 2])));
   assert.throws(() => p.u32(4), (e: unknown) => e instanceof NetlinkParseError && /has 2 bytes, expected at least 4/.test((e as Error).message));
