@@ -136,7 +136,7 @@ export function parseCidr(s: string): ParsedIp & { prefixLen: number } {
 
 /** Network-order bytes (4 or 16) → text, as inet_ntop prints it. */
 export function formatIp(b: Uint8Array): string {
-  if (b.length === 4) return `${b[0]}.${b[1]}.${b[2]}.${b[3]}`;
+  if (b.length === 4) return [b[0], b[1], b[2], b[3]].join('.'); // one flat string (formatIpNumber)
   if (b.length !== 16) throw new TypeError(`an IP address has 4 or 16 bytes, got ${b.length}`);
   const w: number[] = [];
   for (let i = 0; i < 16; i += 2) w.push((b[i]! << 8) | b[i + 1]!);

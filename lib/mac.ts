@@ -25,7 +25,12 @@ export function parseMac(s: string): Buffer {
   throw new TypeError(`invalid MAC address ${JSON.stringify(s)}`);
 }
 
-/** Link-layer address bytes → lowercase colon-separated hex. */
+const HEX_BYTE = Array.from({ length: 256 }, (_, x) => x.toString(16).padStart(2, '0'));
+
+/** Link-layer address bytes → lowercase colon-separated hex (one flat string: a dump of 10,000 FDB entries formats 10,000). */
 export function formatMac(b: Uint8Array): string {
-  return Array.from(b, (x) => x.toString(16).padStart(2, '0')).join(':');
+  if (b.length === 6) return [HEX_BYTE[b[0]!], HEX_BYTE[b[1]!], HEX_BYTE[b[2]!], HEX_BYTE[b[3]!], HEX_BYTE[b[4]!], HEX_BYTE[b[5]!]].join(':');
+  const parts: string[] = [];
+  for (const x of b) parts.push(HEX_BYTE[x]!);
+  return parts.join(':');
 }

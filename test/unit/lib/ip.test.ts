@@ -30,6 +30,10 @@ test('ip text: parse and format as inet_ntop does', () => {
   assert.equal(parseCidr('10.244.3.0/24').prefixLen, 24);
   assert.equal(parseCidr('fd00::1').prefixLen, 128);
   assert.is(formatMac(parseMac('C6:D2:32:6F:8F:44')), 'c6:d2:32:6f:8f:44');
+  // Every byte value, and lengths other than 6 (an InfiniBand address, an empty one).
+  fc.assert(fc.property(fc.uint8Array({ minLength: 0, maxLength: 20 }), (b) => {
+    assert.is(formatMac(b), Array.from(b, (x) => x.toString(16).padStart(2, '0')).join(':'));
+  }), { numRuns: 2000 });
 });
 
 test('IPv4 text: the character scanner accepts exactly what the dotted-quad rule does (property, random and near-miss strings)', () => {
