@@ -19,7 +19,7 @@ import type { BackendRegistry } from '../backend/registry.js';
 import type { ForwardRules } from '../host/forward.js';
 import { readStateFile, writeStateFile } from '../host/state-dir.js';
 import { readPreviousSubnets } from '../host/subnet-env.js';
-import { PeerStateWriter, peerStateFileOf } from './peer-state.js';
+import { backendBusy, PeerStateWriter, peerStateFileOf } from './peer-state.js';
 import { findUnderlay, requireV4, requireV6, type Underlay } from '../host/underlay.js';
 import { Backoff, retrying, sleep } from '../lib/backoff.js';
 import { ConfigError, errorCode, isRetryable } from '../lib/errors.js';
@@ -384,8 +384,7 @@ export class Daemon {
   private async writePeerState(backend: Backend): Promise<void> {
     try {
       const s = backend.stats();
-      const busy = s.peersProgrammed + (s.peersSkipped ?? 0) < s.peersKnown;
-      await (this.peerState ??= new PeerStateWriter(peerStateFileOf(this.cfg))).write(s.paths ?? [], busy);
+      await (this.peerState ??= new PeerStateWriter(peerStateFileOf(this.cfg))).write(s.paths ?? [], backendBusy(s));
       this.peerStateError = '';
     } catch (e) {
       const msg = (e as Error).message;

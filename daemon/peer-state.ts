@@ -6,6 +6,7 @@
 import { mkdirSync, readFileSync } from 'node:fs';
 import { rename, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
+import type { BackendStats } from '../backend/backend.js';
 import type { PeerPathState } from '../backend/peer-paths.js';
 import { Slicer } from '../lib/backoff.js';
 
@@ -72,6 +73,15 @@ export class PeerStateWriter {
     this.writtenAt = this.now();
     return true;
   }
+}
+
+/**
+ * Whether the backend is still programming peers: it knows more than it has programmed, or
+ * (VXLAN, host-gw) more than have a path yet; a peer gets its path once its entries are in, and
+ * VXLAN counts a peer whose batch is still on its way as programmed (only failures are dirty).
+ */
+export function backendBusy(s: Pick<BackendStats, 'peersKnown' | 'peersProgrammed' | 'peersSkipped' | 'paths'>): boolean {
+  return s.peersProgrammed + (s.peersSkipped ?? 0) < s.peersKnown || (s.paths !== undefined && s.paths.length < s.peersKnown);
 }
 
 /** How stale the file may get while the backend is busy programming (a peer that keeps failing keeps it busy). */

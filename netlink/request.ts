@@ -1,5 +1,4 @@
-import { AF_INET, AF_INET6, AF_UNSPEC, NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL, NLM_F_REPLACE, NLM_F_REQUEST } from './constants.js';
-import { NLMSG_HDRLEN } from './constants.js';
+import { AF_INET, AF_INET6, AF_UNSPEC, NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL, NLM_F_REPLACE, NLM_F_REQUEST, NLMSG_HDRLEN } from './constants.js';
 import { align, encodeMessage } from './wire.js';
 
 /** One rtnetlink request before framing: what a handle sends and tests compare. */

@@ -6,7 +6,7 @@ import { mkdtempSync, rmSync, statSync, unlinkSync, writeFileSync } from 'node:f
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { PeerPathState } from '../../../backend/peer-paths.js';
-import { BUSY_STALE_MS, PeerStateWriter, readPeerState } from '../../../daemon/peer-state.js';
+import { backendBusy, BUSY_STALE_MS, PeerStateWriter, readPeerState } from '../../../daemon/peer-state.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'weft-peer-state-'));
 test.after(() => rmSync(dir, { recursive: true, force: true }));
@@ -76,6 +76,15 @@ test('while the backend is busy programming, the file waits for it (up to BUSY_S
   assert.is(await w.write(fewer, true), false);
   assert.is(await w.write(fewer, false), true, 'settled: written at once');
   assert.is(readPeerState(file)?.peers.length, 3);
+});
+
+test('busy: fewer programmed (or skipped) than known, or fewer with a path than known', () => {
+  const paths = [peer(1), peer(2)];
+  assert.is(backendBusy({ peersKnown: 2, peersProgrammed: 2, paths }), false);
+  assert.is(backendBusy({ peersKnown: 3, peersProgrammed: 2, peersSkipped: 1, paths: [...paths, peer(3, 'skipped')] }), false);
+  assert.is(backendBusy({ peersKnown: 3, peersProgrammed: 2, paths }), true, 'one not programmed');
+  assert.is(backendBusy({ peersKnown: 3, peersProgrammed: 3, paths }), true, 'VXLAN mid-batch: counted programmed, no path yet');
+  assert.is(backendBusy({ peersKnown: 3, peersProgrammed: 3 }), false, 'a backend without paths (udp, wireguard)');
 });
 
 test.run();
