@@ -9,21 +9,12 @@ import type { Lease, LeaseAttrs } from './lease.js';
 
 const MAC_RE = /^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/;
 
-const CLAIMS = new WeakMap<LeaseAttrs, readonly string[]>();
-
 /**
  * The claims of a lease's value, as they read in messages: "PublicIP 192.0.2.11 (vxlan)", "VtepMAC 02:..".
- * Computed once per value (lease values are frozen; the table asks on every check, add and removal).
+ * Joined, not template literals: the table keeps them as long as the lease, and V8 keeps a
+ * template's result as a tree of its parts (formatIpNumber in lib/ip.ts).
  */
-export function leaseClaims(a: LeaseAttrs): readonly string[] {
-  let c = CLAIMS.get(a);
-  if (c === undefined) CLAIMS.set(a, (c = claimsOf(a)));
-  return c;
-}
-
-// Joined, not template literals: these live as long as the lease, and V8 keeps a template's
-// result as a tree of its parts (formatIpNumber in lib/ip.ts).
-function claimsOf(a: LeaseAttrs): string[] {
+export function leaseClaims(a: LeaseAttrs): string[] {
   const out = [['PublicIP ', a.publicIP, ' (', a.backendType, ')'].join('')];
   const d = a.backendData as { VtepMAC?: unknown } | null;
   const mac = typeof d === 'object' && d !== null && typeof d.VtepMAC === 'string' ? d.VtepMAC.toLowerCase() : undefined;
