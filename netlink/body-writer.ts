@@ -1,7 +1,7 @@
 // BodyWriter: a request body (fixed struct, then attributes) written in place, for the
 // request builders of the per-peer kinds (neigh.ts, route.ts, nexthop.ts).
 import { NLA_HDRLEN } from './constants.js';
-import { align, type FixedStruct, zero } from './wire.js';
+import { align, type FixedStruct, writeAttrHeader, zero } from './wire.js';
 
 const SCRATCH_BYTES = 0xffff;
 const scratch = Buffer.alloc(SCRATCH_BYTES);
@@ -22,17 +22,19 @@ export class BodyWriter {
     return w;
   }
 
-  private header(type: number, len: number): number {
-    const padded = align(NLA_HDRLEN + len);
-    if (this.off + padded > SCRATCH_BYTES) {
-      throw new RangeError(`request body too long (attribute type ${type} would end at byte ${this.off + padded})`);
-    }
-    scratch.writeUInt16LE(NLA_HDRLEN + len, this.off);
-    scratch.writeUInt16LE(type, this.off + 2);
-    zero(scratch, this.off + NLA_HDRLEN + len, this.off + padded);
-    const at = this.off + NLA_HDRLEN;
-    this.off += padded;
+  /** Room for `len` bytes at the end, zero padded to 4; returns where they go. `type`: the attribute's, for the error (-1: nested ones). */
+  private room(len: number, type: number): number {
+    const at = this.off;
+    const end = at + align(len);
+    if (end > SCRATCH_BYTES) throw new RangeError(`request body too long (${type < 0 ? 'nested attributes' : `attribute type ${type}`} would end at byte ${end})`);
+    zero(scratch, at + len, end);
+    this.off = end;
     return at;
+  }
+
+  /** An attribute header for `len` bytes of data; returns where the data goes. */
+  private header(type: number, len: number): number {
+    return writeAttrHeader(scratch, this.room(NLA_HDRLEN + len, type), type, len);
   }
 
   attr(type: number, data: Uint8Array): this {
@@ -57,13 +59,7 @@ export class BodyWriter {
 
   /** Bytes already encoded as attributes (a nested one), appended as they are (padded). */
   raw(b: Buffer): this {
-    const padded = align(b.length);
-    if (this.off + padded > SCRATCH_BYTES) {
-      throw new RangeError(`request body too long (${this.off + padded} bytes)`);
-    }
-    b.copy(scratch, this.off);
-    zero(scratch, this.off + b.length, this.off + padded);
-    this.off += padded;
+    b.copy(scratch, this.room(b.length, -1));
     return this;
   }
 

@@ -1,5 +1,5 @@
 import { AF_INET, AF_INET6, AF_UNSPEC, NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL, NLM_F_REPLACE, NLM_F_REQUEST, NLMSG_HDRLEN } from './constants.js';
-import { align, encodeMessage } from './wire.js';
+import { align, encodeMessage, writeHeader, writePadded } from './wire.js';
 
 /** One rtnetlink request before framing: what a handle sends and tests compare. */
 export interface Request {
@@ -57,15 +57,8 @@ export function frameBatch(reqs: readonly Request[], seqs: readonly number[], pi
   let off = 0;
   for (let i = 0; i < reqs.length; i++) {
     const r = reqs[i]!;
-    const size = NLMSG_HDRLEN + align(r.body.length);
-    b.writeUInt32LE(size, off);
-    b.writeUInt16LE(r.type, off + 4);
-    b.writeUInt16LE(r.flags | NLM_F_REQUEST | (i === reqs.length - 1 ? NLM_F_ACK : 0), off + 6);
-    b.writeUInt32LE(seqs[i]! >>> 0, off + 8);
-    b.writeUInt32LE(pid >>> 0, off + 12);
-    r.body.copy(b, off + NLMSG_HDRLEN);
-    for (let z = off + NLMSG_HDRLEN + r.body.length; z < off + size; z++) b[z] = 0;
-    off += size;
+    writeHeader(b, off, NLMSG_HDRLEN + align(r.body.length), r.type, r.flags | NLM_F_REQUEST | (i === reqs.length - 1 ? NLM_F_ACK : 0), seqs[i]!, pid);
+    off = writePadded(b, off + NLMSG_HDRLEN, r.body);
   }
   return b;
 }

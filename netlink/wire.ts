@@ -31,19 +31,27 @@ export function encodeMessage(type: number, flags: number, seq: number, pid: num
   let len = NLMSG_HDRLEN;
   for (const p of parts) len += align(p.length);
   const b = Buffer.allocUnsafe(len);
-  b.writeUInt32LE(len, 0);
-  b.writeUInt16LE(type, 4);
-  b.writeUInt16LE(flags, 6);
-  b.writeUInt32LE(seq >>> 0, 8);
-  b.writeUInt32LE(pid >>> 0, 12);
+  writeHeader(b, 0, len, type, flags, seq, pid);
   let off = NLMSG_HDRLEN;
-  for (const p of parts) {
-    p.copy(b, off);
-    const end = off + align(p.length);
-    b.fill(0, off + p.length, end);
-    off = end;
-  }
+  for (const p of parts) off = writePadded(b, off, p);
   return b;
+}
+
+/** An nlmsghdr at b[off..]: nlmsg_len `len` (header included), type, flags, seq, pid. */
+export function writeHeader(b: Buffer, off: number, len: number, type: number, flags: number, seq: number, pid: number): void {
+  b.writeUInt32LE(len, off);
+  b.writeUInt16LE(type, off + 4);
+  b.writeUInt16LE(flags, off + 6);
+  b.writeUInt32LE(seq >>> 0, off + 8);
+  b.writeUInt32LE(pid >>> 0, off + 12);
+}
+
+/** `part` at b[off..], zero padded to 4 bytes; returns the offset after the padding. */
+export function writePadded(b: Buffer, off: number, part: Buffer): number {
+  part.copy(b, off);
+  const end = off + align(part.length);
+  zero(b, off + part.length, end);
+  return end;
 }
 
 export function encodeNlMsg(m: NlMsg): Buffer {
@@ -92,13 +100,19 @@ export function parseAttrs(buf: Buffer, base = 0): NlAttr[] {
   return Attrs.parse(buf, base).list;
 }
 
+/** An attribute header at b[at..] for `dataLen` bytes of value; returns where the value goes. */
+export function writeAttrHeader(b: Buffer, at: number, type: number, dataLen: number): number {
+  b.writeUInt16LE(NLA_HDRLEN + dataLen, at);
+  b.writeUInt16LE(type, at + 2);
+  return at + NLA_HDRLEN;
+}
+
 /** One attribute: header, value, zero padding to 4 bytes. */
 export function attr(type: number, data?: Buffer): Buffer {
   const len = NLA_HDRLEN + (data ? data.length : 0);
   if (len > 0xffff) throw new RangeError(`attribute type ${type} is too long (${len} bytes)`);
   const b = Buffer.allocUnsafe(align(len));
-  b.writeUInt16LE(len, 0);
-  b.writeUInt16LE(type, 2);
+  writeAttrHeader(b, 0, type, len - NLA_HDRLEN);
   if (data) data.copy(b, NLA_HDRLEN);
   b.fill(0, len);
   return b;
@@ -115,9 +129,7 @@ export function encodeAttrs(list: NlAttr[]): Buffer {
 /** A fixed-size number attribute, its value written in place. */
 const num = (size: number, write: (b: Buffer, v: number, off: number) => void) => (type: number, v: number): Buffer => {
   const b = Buffer.allocUnsafe(align(NLA_HDRLEN + size));
-  b.writeUInt16LE(NLA_HDRLEN + size, 0);
-  b.writeUInt16LE(type, 2);
-  b.fill(0, NLA_HDRLEN);
+  b.fill(0, writeAttrHeader(b, 0, type, size));
   write(b, v, NLA_HDRLEN);
   return b;
 };
@@ -135,7 +147,6 @@ export const attrFlag = (type: number): Buffer => attr(type);
  * IFLA_LINKINFO: older kernels reject unknown flag bits in some families.
  */
 export const attrNested = (type: number, ...children: Buffer[]): Buffer => attr(type, Buffer.concat(children));
-
 
 /**
  * Typed read access to a parsed attribute run; later duplicates win, like nla_parse. The run is
@@ -172,9 +183,14 @@ export class Attrs {
     const out: NlAttr[] = [];
     for (let i = 0; i < this.meta.length; i += 4) {
       const raw = this.meta[i + 1]!;
-      out.push({ type: this.meta[i]!, nested: (raw & NLA_F_NESTED) !== 0, netByteOrder: (raw & NLA_F_NET_BYTEORDER) !== 0, data: this.buf.subarray(this.meta[i + 2]!, this.meta[i + 2]! + this.meta[i + 3]!) });
+      out.push({ type: this.meta[i]!, nested: (raw & NLA_F_NESTED) !== 0, netByteOrder: (raw & NLA_F_NET_BYTEORDER) !== 0, data: this.data(i) });
     }
     return out;
+  }
+
+  /** The bytes of the attribute at meta index i. */
+  private data(i: number): Buffer {
+    return this.buf.subarray(this.meta[i + 2]!, this.meta[i + 2]! + this.meta[i + 3]!);
   }
 
   /** The index in meta of the last attribute of `type`, or -1. */
@@ -189,7 +205,7 @@ export class Attrs {
 
   get(type: number): Buffer | undefined {
     const i = this.find(type);
-    return i < 0 ? undefined : this.buf.subarray(this.meta[i + 2]!, this.meta[i + 2]! + this.meta[i + 3]!);
+    return i < 0 ? undefined : this.data(i);
   }
 
   /** The data offset of `type`'s attribute when it has at least `size` bytes; undefined when absent. */
@@ -229,7 +245,7 @@ export class Attrs {
     const len = this.meta[i + 3]!;
     if (len === 4) return [this.buf[off], this.buf[off + 1], this.buf[off + 2], this.buf[off + 3]].join('.');
     if (len !== 16) throw new NetlinkParseError(`address attribute type ${type} has ${len} bytes, expected 4 or 16`, 0);
-    return formatIp(this.buf.subarray(off, off + 16));
+    return formatIp(this.data(i));
   }
   /** String attribute; stops at the first NUL. */
   str(type: number): string | undefined {
@@ -259,7 +275,6 @@ export function zero(b: Buffer, from: number, to: number): void {
 
 /** What BodyWriter (body-writer.ts) needs of a fixed struct. */
 export interface FixedStruct<T> {
-  readonly size: number;
   write(m: Partial<T>, b: Buffer, at: number): number;
 }
 
@@ -267,7 +282,6 @@ export interface FixedStruct<T> {
 function struct<T extends Record<string, number>>(what: string, size: number, layout: ReadonlyArray<readonly [keyof T & string, FieldType, number]>) {
   const padded = align(size);
   return {
-    size,
     /** Writes the struct at b[at..], zero padded to 4 bytes; returns the offset after it. */
     write(m: Partial<T>, b: Buffer, at: number): number {
       zero(b, at, at + padded);
