@@ -43,6 +43,8 @@ export class PeerPaths {
   private readonly states = new Map<string, PeerPathState>();
   /** Times a known peer moved from one path to another (not its first path). */
   changes = 0;
+  /** One `since` for every peer that takes a path within the same millisecond (a burst's thousands: one Date, not one each). */
+  private stamp = new Date(0);
 
   constructor(private readonly log: Logger) {}
 
@@ -57,9 +59,12 @@ export class PeerPaths {
       if (old.reason !== reason) this.states.set(subnet, pathState(subnet, publicIp, path, old.since, reason));
       return;
     }
-    this.states.set(subnet, pathState(subnet, publicIp, path, new Date(), reason));
+    const now = Date.now();
+    if (this.stamp.getTime() !== now) this.stamp = new Date(now);
+    this.states.set(subnet, pathState(subnet, publicIp, path, this.stamp, reason));
     if (old && old.path !== path) this.changes++;
-    const fields = { subnet, publicIp, path, ...(old ? { from: old.path } : {}), ...(reason !== undefined ? { reason } : {}) };
+    // A new peer's first path without a reason (nearly every one of a burst's) builds no spread objects.
+    const fields = !old && reason === undefined ? { subnet, publicIp, path } : { subnet, publicIp, path, ...(old ? { from: old.path } : {}), ...(reason !== undefined ? { reason } : {}) };
     if (path === 'skipped') this.log.warn('peer skipped: this backend cannot reach it', fields);
     // A fallback move (to or from udp) is an incident on the underlay: one warning per move.
     else if (old && (path === 'udp' || old.path === 'udp')) this.log.warn('peer path changed', fields);

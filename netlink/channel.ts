@@ -74,7 +74,8 @@ export class NetlinkChannel {
         const part = this.nextChunk(reqs, todo, off);
         const outcomes = this.sendChunk(part.map((i) => reqs[i]!));
         let lost = 0;
-        for (const [j, out] of outcomes.entries()) {
+        for (let j = 0; j < outcomes.length; j++) {
+          const out = outcomes[j];
           const i = part[j]!;
           if (out === LOST) {
             lost++;
@@ -130,7 +131,8 @@ export class NetlinkChannel {
     const out: Outcome[] = new Array(reqs.length).fill(LOST);
     const pending = new Map<number, number>();
     const sent: number[] = [];
-    for (const [j, r] of reqs.entries()) {
+    for (let j = 0; j < reqs.length; j++) {
+      const r = reqs[j]!;
       const fault = this.o.faults.active ? this.o.faults.take(r.op) : undefined;
       if (fault !== undefined && fault !== 'DUMP_INTR') {
         out[j] = this.fail(new NetlinkError(r.op, errnoNumber(fault), { detail: `injected ${fault} (WEFT_FAULTS)` }));
