@@ -5,6 +5,7 @@
 // ping and TCP, as ratios to the same path's IPv4 figures of the same run. No dependencies.
 import type { ControlPlaneResult } from './control-plane.js';
 import { type MeasureSettings, type RepFigures, type TcpPingFigures, UDP_LARGE_WINDOW } from './measure.js';
+import { POLL_INTERVAL_MS } from './responsiveness.js';
 import { median, ratio } from './stats.js';
 
 export type MetricKey = Exclude<keyof RepFigures, 'receiverTcpDrops' | 'agentCpuSeconds' | 'machineCpuSeconds' | 'tcpBytes' | 'pingLossPct' | 'udpLargeRcvbufErrors'>;
@@ -214,7 +215,7 @@ export function toMarkdown(r: BenchReport): string {
     }
     const z = c.responsiveness;
     if (z) {
-      out.push(`| \`/healthz\` answer time while the ${c.leases} peers are programmed (polled every 20 ms on each host; idle p99 before: ${num(z.healthzIdle.p99Ms, 1)} ms) | ` +
+      out.push(`| \`/healthz\` answer time while the ${c.leases} peers are programmed (polled every ${POLL_INTERVAL_MS} ms on each host; idle p99 before: ${num(z.healthzIdle.p99Ms, 1)} ms) | ` +
         `p50 ${num(z.healthzBusy.p50Ms, 1)} ms, p99 ${num(z.healthzBusy.p99Ms, 1)} ms, max ${num(z.healthzBusy.maxMs, 1)} ms (${z.healthzBusy.samples} answers${z.healthzBusy.failures ? `, ${z.healthzBusy.failures} not 200` : ''}) |`);
       out.push(`| weftd event-loop delay over the same window (\`weft_nodejs_eventloop_lag_*\` minus its 10 ms tick) | p99 ${z.eventLoopP99Ms.map((v) => num(v, 1)).join(', ')} ms; max ${z.eventLoopMaxMs.map((v) => num(v, 1)).join(', ')} ms |`);
     }
