@@ -14,6 +14,8 @@ export interface EtcdMember {
   readonly name: string;
   /** Client URL reachable from the test process (direct, not through the relay). */
   readonly endpoint: string;
+  /** Its unix socket, in netns and unixSocket modes (what the relay forwards to). */
+  readonly socketPath: string | undefined;
   readonly pid: number | undefined;
   kill(signal?: 'SIGKILL' | 'SIGTERM' | 'SIGSTOP' | 'SIGCONT'): Promise<void>;
   /** Starts it again with the same data dir and ports, waits until healthy. */
