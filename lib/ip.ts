@@ -324,6 +324,11 @@ export class Prefix {
     }
     return n >= this.ip && n <= this.last;
   }
+  /** The network address of the prefix of length `len` (at most this one's) that holds this one. */
+  networkOf(len: number): bigint {
+    if (!Number.isInteger(len) || len < 0 || len > this.prefixLen) throw new RangeError(`prefix length ${len} is not within 0..${this.prefixLen} of ${this}`);
+    return this.ip & ~HOST_MASKS[this.family][len]!;
+  }
   containsNet(o: Prefix): boolean { return o.family === this.family && o.prefixLen >= this.prefixLen && this.contains(o.ip); }
   overlaps(o: Prefix): boolean { return o.family === this.family && (this.contains(o.ip) || o.contains(this.ip)); }
   equals(o: Prefix): boolean { return o.family === this.family && this.ip === o.ip && this.prefixLen === o.prefixLen; }

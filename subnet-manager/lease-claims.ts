@@ -48,12 +48,11 @@ export class SubnetIndex {
 
   /** A key (other than `except`) whose subnet overlaps p, or undefined. */
   overlapping(p: Prefix, except?: string): string | undefined {
-    const bits = BigInt(p.bits);
     for (const [len, m] of this.byLen) {
       if (m.size === 0) continue;
       if (len <= p.prefixLen) {
         // A shorter (or equal) prefix overlaps p only by containing it.
-        const k = m.get(p.ip & ~((1n << (bits - BigInt(len))) - 1n));
+        const k = m.get(p.networkOf(len));
         if (k !== undefined && k !== except) return k;
         continue;
       }
@@ -62,7 +61,7 @@ export class SubnetIndex {
       if (BigInt(m.size) <= inside) {
         for (const [ip, k] of m) if (k !== except && p.contains(ip)) return k;
       } else {
-        const step = 1n << (bits - BigInt(len));
+        const step = 1n << BigInt(p.bits - len);
         for (let i = 0n; i < inside; i++) {
           const k = m.get(p.ip + i * step);
           if (k !== undefined && k !== except) return k;

@@ -112,11 +112,12 @@ class Accepted {
   readonly subnets = new SubnetIndex();
   readonly claims = new Map<string, string>();
 
-  add(l: Lease): void {
+  /** claims: leaseClaims(l.attrs), which the conflict check has just made. */
+  add(l: Lease, claims: readonly string[]): void {
     this.remove(l.key);
     this.leases.set(l.key, l);
     this.subnets.add(l.subnet, l.key);
-    for (const c of leaseClaims(l.attrs)) this.claims.set(c, l.key);
+    for (const c of claims) this.claims.set(c, l.key);
   }
 
   remove(key: string): Lease | undefined {
@@ -161,8 +162,8 @@ export class LeaseTable {
   /** How many leases are skipped now for a conflict. */
   get conflicting(): number { return this.skipped.size; }
 
-  /** Why `l` may not be accepted next to the leases of `acc`: the other key and the reason, or null. */
-  private conflict(l: Lease, acc: Accepted): { other: string; reason: string } | null {
+  /** Why `l` (claiming `claims`) may not be accepted next to the leases of `acc`: the other key and the reason, or null. */
+  private conflict(l: Lease, acc: Accepted, claims: readonly string[]): { other: string; reason: string } | null {
     const own = this.o.own;
     if (own && own.subnet.overlaps(l.subnet)) return { other: own.key, reason: `subnet ${l.subnet} overlaps this host's own subnet ${own.subnet}` };
     const o = acc.subnets.overlapping(l.subnet, l.key);
@@ -172,7 +173,7 @@ export class LeaseTable {
       if (r.until <= now) this.reservedSubnets.delete(k);
       else if (k !== l.key && r.subnet.overlaps(l.subnet)) return { other: k, reason: `subnet ${l.subnet} overlaps the lease ${k}, which vanished moments ago (held for it ${this.graceMs / 1000} s)` };
     }
-    for (const c of leaseClaims(l.attrs)) {
+    for (const c of claims) {
       if (this.ownClaims.has(c) && own) return { other: own.key, reason: `its ${c} is this host's own` };
       const holder = acc.claims.get(c);
       if (holder !== undefined && holder !== l.key) return { other: holder, reason: `its ${c} is held by the lease ${holder}` };
@@ -212,13 +213,14 @@ export class LeaseTable {
     const l = this.parse(kv);
     if (l === null || typeof l === 'string') return null;
     const old = this.acc.leases.get(kv.key);
-    const c = this.conflict(l, this.acc);
+    const claims = leaseClaims(l.attrs);
+    const c = this.conflict(l, this.acc, claims);
     if (c) {
       this.skip(l, c, old !== undefined);
       return null;
     }
     this.skipped.delete(kv.key);
-    this.acc.add(l);
+    this.acc.add(l, claims);
     if (old && sameLease(old, l)) return null;
     // An accepted lease that changed gave up its old claims: a skipped one may fit now.
     if (old) this.released = true;
@@ -256,12 +258,13 @@ export class LeaseTable {
     const skipped = new Map(this.skipped);
     this.skipped = new Map();
     for (const { lease } of establishedFirst(items, incumbent)) {
-      const c = this.conflict(lease, next);
+      const claims = leaseClaims(lease.attrs);
+      const c = this.conflict(lease, next, claims);
       if (c) {
         if (skipped.has(lease.key)) this.skipped.set(lease.key, skipped.get(lease.key)!);
         this.skip(lease, c, false);
       } else {
-        next.add(lease);
+        next.add(lease, claims);
       }
     }
     const events = diffLeaseMaps(this.acc.leases, next.leases);
@@ -286,9 +289,10 @@ export class LeaseTable {
     }
     const events: LeaseEvent[] = [];
     for (const s of establishedFirst([...this.skipped.values()], () => false)) {
-      if (this.conflict(s.lease, this.acc)) continue;
+      const claims = leaseClaims(s.lease.attrs);
+      if (this.conflict(s.lease, this.acc, claims)) continue;
       this.skipped.delete(s.key);
-      this.acc.add(s.lease);
+      this.acc.add(s.lease, claims);
       this.logger.info('lease no longer conflicts, accepted', { key: s.key, was: s.reason });
       events.push({ type: 'added', lease: s.lease });
     }

@@ -2,7 +2,7 @@
 // and Prefix over both families.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { formatIP4, formatIp, isIp, parseCidr, parseIP4, parseIp, Prefix } from '../../../lib/ip.js';
+import { formatIP4, formatIp, ipNumber, isIp, parseCidr, parseIP4, parseIp, Prefix } from '../../../lib/ip.js';
 import { formatMac, parseMac } from '../../../lib/mac.js';
 import fc from 'fast-check';
 
@@ -155,6 +155,21 @@ test('one Prefix type for both families: family, equality and containment never 
   assert.is(Prefix.parse('10.244.3.0/24').netmask, '255.255.255.0');
   assert.is(Prefix.parse('fd00::/48').netmask, 'ffff:ffff:ffff::');
   assert.is(JSON.stringify({ s: v6 }), '{"s":"fd00:0:0:3::/64"}');
+});
+
+test('networkOf(len): the network address of the shorter prefix that holds this one; a longer length is an error', () => {
+  const p = Prefix.parse('10.244.3.0/24');
+  assert.is(p.networkOf(16), ipNumber('10.244.0.0').n);
+  assert.is(p.networkOf(23), ipNumber('10.244.2.0').n);
+  assert.is(p.networkOf(24), p.ip);
+  assert.is(p.networkOf(0), 0n);
+  assert.is(Prefix.parse('fd00:1:2:3::/64').networkOf(48), ipNumber('fd00:1:2::').n);
+  assert.throws(() => p.networkOf(25), /prefix length 25 is not within 0\.\.24 of 10\.244\.3\.0\/24/);
+  fc.assert(fc.property(fc.integer({ min: 0, max: 0xffffffff }), fc.integer({ min: 0, max: 32 }), fc.integer({ min: 0, max: 32 }), (ip, a, b) => {
+    const [short, long] = a <= b ? [a, b] : [b, a];
+    const q = Prefix.parse(`${formatIP4(ip)}/${long}`, { mask: true });
+    return Prefix.parse(`${formatIP4(ip)}/${short}`, { mask: true }).ip === q.networkOf(short);
+  }));
 });
 
 test.run();
