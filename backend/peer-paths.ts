@@ -6,7 +6,7 @@
 // A peer the backend cannot serve at all (a host-gw peer behind a gateway) is
 // 'skipped', with the reason. Changes are logged once each; the table feeds
 // weftd's /metrics, /readyz and the backend's stats.
-import type { Logger } from '../lib/log.js';
+import { type Logger, logs } from '../lib/log.js';
 
 export type PeerPath = 'direct' | 'vxlan' | 'udp';
 export const PEER_PATHS: readonly PeerPath[] = ['direct', 'vxlan', 'udp'];
@@ -63,14 +63,17 @@ export class PeerPaths {
     if (this.stamp.getTime() !== now) this.stamp = new Date(now);
     this.states.set(subnet, pathState(subnet, publicIp, path, this.stamp, reason));
     if (old && old.path !== path) this.changes++;
-    // A new peer's first path without a reason (nearly every one of a burst's) builds no spread objects.
-    const fields = !old && reason === undefined ? { subnet, publicIp, path } : { subnet, publicIp, path, ...(old ? { from: old.path } : {}), ...(reason !== undefined ? { reason } : {}) };
+    // A new peer's first path is a debug line, or thousands of peers arriving at once would log a line
+    // each ('peer added' says it at info for a few); not even built when debug is off.
+    if (!old && path !== 'skipped') {
+      if (logs(this.log, 'debug')) this.log.debug('peer path', reason === undefined ? { subnet, publicIp, path } : { subnet, publicIp, path, reason });
+      return;
+    }
+    const fields = { subnet, publicIp, path, ...(old ? { from: old.path } : {}), ...(reason !== undefined ? { reason } : {}) };
     if (path === 'skipped') this.log.warn('peer skipped: this backend cannot reach it', fields);
     // A fallback move (to or from udp) is an incident on the underlay: one warning per move.
     else if (old && (path === 'udp' || old.path === 'udp')) this.log.warn('peer path changed', fields);
-    else if (old) this.log.info('peer path changed', fields);
-    // A new peer's first path: at debug, or thousands of peers arriving at once log a line each ('peer added' says it at info for a few).
-    else this.log.debug('peer path', fields);
+    else this.log.info('peer path changed', fields);
   }
 
   delete(subnet: string): void {

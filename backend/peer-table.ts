@@ -3,7 +3,7 @@
 // says why the lease is unusable; the table reports what changed.
 import type { Lease, LeaseBatch } from '../subnet-manager/index.js';
 import { Slicer } from '../lib/backoff.js';
-import type { Logger } from '../lib/log.js';
+import { type Logger, logs } from '../lib/log.js';
 
 export interface PeerChange<P> {
   readonly subnet: string;
@@ -125,12 +125,15 @@ export const LOG_EACH_MAX = 20;
 
 /** Logs peer changes: one line per peer ('peer added', 'peer updated', 'peer removed'), or a summary for a big batch. */
 export function logPeerChanges<P>(log: Logger, changes: readonly PeerChange<P>[], fields: (p: P) => Record<string, unknown>): void {
-  const each = changes.length <= LOG_EACH_MAX ? log.info.bind(log) : log.debug.bind(log);
+  const small = changes.length <= LOG_EACH_MAX;
+  const each = small ? log.info.bind(log) : log.debug.bind(log);
+  // A burst's thousands of debug lines are not even built when debug is off.
+  const lines = small || logs(log, 'debug');
   const count = { added: 0, updated: 0, removed: 0 };
   for (const c of changes) {
     const kind = c.after ? (c.before ? 'updated' : 'added') : 'removed';
     count[kind]++;
-    each(`peer ${kind}`, { subnet: c.subnet, ...fields((c.after ?? c.before)!) });
+    if (lines) each(`peer ${kind}`, { subnet: c.subnet, ...fields((c.after ?? c.before)!) });
   }
   if (changes.length > LOG_EACH_MAX) log.info('peers changed', { ...count, first: changes.slice(0, 5).map((c) => c.subnet) });
 }

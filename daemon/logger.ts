@@ -41,6 +41,7 @@ function wrap(p: PinoLogger, component: string | undefined): Logger {
       const rest = fieldsOf(fields, undefined);
       return wrap(Object.keys(rest).length ? p.child(rest) : p, c);
     },
+    enabled: (level) => p.isLevelEnabled(level),
   };
 }
 

@@ -23,6 +23,16 @@ export interface Logger {
   error(msg: string, fields?: LogFields): void;
   /** A logger whose lines carry `fields` too; a `component` field replaces the parent's. */
   child(fields: LogFields): Logger;
+  /**
+   * Whether a line at `level` would be written (absent: assume it would). For callers that
+   * would build thousands of lines' fields only to have them dropped at the level set.
+   */
+  enabled?(level: Exclude<LogLevel, 'silent'>): boolean;
+}
+
+/** logger.enabled(level), true when the logger cannot say. */
+export function logs(log: Logger, level: Exclude<LogLevel, 'silent'>): boolean {
+  return log.enabled?.(level) ?? true;
 }
 
 /** A logger that drops everything. */
@@ -32,4 +42,5 @@ export const nullLogger: Logger = {
   warn: () => {},
   error: () => {},
   child: () => nullLogger,
+  enabled: () => false,
 };

@@ -1,7 +1,7 @@
 // The peer table both backends are fed from, and VXLAN's reading of a lease.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { PeerTable } from '../../../backend/peer-table.js';
+import { LOG_EACH_MAX, logPeerChanges, type PeerChange, PeerTable } from '../../../backend/peer-table.js';
 import { parseVxlanPeer, VxlanPeer } from '../../../backend/vxlan/peer.js';
 import { createLogger } from '../../../daemon/logger.js';
 import { Prefix } from '../../../lib/ip.js';
@@ -97,6 +97,24 @@ test('bad leases never enter the table; good ones beside them do', () => {
     events: [good(1), lease('10.244.9.0/24', '192.0.2.29', {}), good(2)].map((lease) => ({ type: 'added' as const, lease })),
   });
   assert.equal([...t.entries()].map(([k]) => k).sort(), ['10.244.1.0/24', '10.244.2.0/24']);
+});
+
+test('logPeerChanges: a few changes a line each at info; a burst one summary, its per-peer debug lines built only when debug is on', () => {
+  const changes = (n: number): PeerChange<string>[] => Array.from({ length: n }, (_, i) => ({ subnet: `10.1.${i}.0/24`, after: `p${i}` }));
+  for (const level of ['info', 'debug'] as const) {
+    const lines: string[] = [];
+    let built = 0;
+    const fields = (p: string) => { built++; return { peer: p }; };
+    const log = createLogger(level, {}, (l) => lines.push(l));
+    logPeerChanges(log, changes(3), fields);
+    assert.is(built, 3);
+    logPeerChanges(log, changes(LOG_EACH_MAX + 5), fields);
+    assert.is(built, level === 'debug' ? 3 + LOG_EACH_MAX + 5 : 3, `${level}: fields built`);
+    const msgs = lines.map((l) => JSON.parse(l).msg as string);
+    assert.is(msgs.filter((m) => m === 'peer added').length, level === 'debug' ? 3 + LOG_EACH_MAX + 5 : 3);
+    assert.is(msgs.filter((m) => m === 'peers changed').length, 1);
+    assert.is(JSON.parse(lines.find((l) => l.includes('peers changed'))!).added, LOG_EACH_MAX + 5);
+  }
 });
 
 test.run();

@@ -1,6 +1,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { createLogger } from '../../../daemon/logger.js';
+import { logs, nullLogger } from '../../../lib/log.js';
 
 test('logger writes one JSON line with child fields and drops levels below the minimum', () => {
   const lines: string[] = [];
@@ -27,6 +28,15 @@ test('one component key per line: a child\'s component replaces its parent\'s, a
   assert.equal(lines.map(count), [1, 1, 1]);
   assert.equal(lines.map((l) => JSON.parse(l).component), ['lease-watch', 'subnet-manager', 'weftd']);
   assert.is(JSON.parse(lines[0]!).prefix, '/coreos.com/network', 'other child fields are kept');
+});
+
+test('enabled(level) says what the level set writes, for the logger and its children; the null logger writes nothing', () => {
+  const info = createLogger('info', {}, () => {});
+  assert.equal(['debug', 'info', 'warn', 'error'].map((l) => info.enabled?.(l as 'debug')), [false, true, true, true]);
+  assert.is(info.child({ component: 'x' }).enabled?.('debug'), false);
+  assert.is(createLogger('debug', {}, () => {}).child({ peer: 'y' }).enabled?.('debug'), true);
+  assert.is(logs(nullLogger, 'error'), false);
+  assert.is(logs({ ...nullLogger, enabled: undefined }, 'debug'), true, 'a logger that cannot say is assumed to write');
 });
 
 test.run();
