@@ -7,22 +7,68 @@
 // exactly. (Dumping
 // 10,000 routes per host every round took up to seconds per round of the same
 // CPUs the agents need, and stamped convergence that much late.)
+import { parseIP4 } from '../lib/ip.js';
 import {
-  KernelError, type NetlinkHandle, NetlinkMonitor, resolveNexthops, RTMGRP_IPV4_ROUTE,
+  AF_INET, KernelError, type NetlinkHandle, NetlinkMonitor, NetlinkParseError, NLA_TYPE_MASK, resolveNexthops, RT_TABLE_MAIN, RTA_DST, RTA_TABLE,
+  RTM_DELROUTE, RTM_NEWROUTE, RTMGRP_IPV4_ROUTE,
 } from '../netlink/index.js';
 
 /** What one fake lease must leave on every host. */
 export interface WantedEntry { readonly subnet: string; readonly vtep: string; readonly mac: string; readonly publicIp: string }
 
+/** An IPv4 prefix as one number (address × 64 + length), how the route counting keys subnets. */
+export const subnetKey = (address: number, prefixLen: number): number => address * 64 + prefixLen;
+
+/**
+ * Calls visit(added, subnetKey) for each IPv4 route notification of the main table in a
+ * monitor datagram, reading only the rtmsg and its RTA_DST/RTA_TABLE attributes (the full
+ * decoder built a Route and its texts for each of the 10,000 routes per host of a burst:
+ * ~11 µs each in the bench, on the CPUs the agents use). Returns whether the datagram held any
+ * IPv4 route notification.
+ */
+export function mainTableRoutes(d: Buffer, visit: (added: boolean, key: number) => void): boolean {
+  let any = false;
+  for (let off = 0; off < d.length;) {
+    if (d.length - off < 16) throw new NetlinkParseError(`truncated message header: ${d.length - off} bytes left`, off);
+    const len = d.readUInt32LE(off);
+    if (len < 16 || len > d.length - off) throw new NetlinkParseError(`message length ${len} does not fit the ${d.length - off} bytes left`, off);
+    const type = d.readUInt16LE(off + 4);
+    const body = off + 16;
+    // rtmsg: family, dst_len, src_len, tos, table, protocol, scope, type, flags (12 bytes)
+    if ((type === RTM_NEWROUTE || type === RTM_DELROUTE) && len >= 28 && d[body] === AF_INET) {
+      any = true;
+      let table = d[body + 4]!;
+      let dst = -1;
+      for (let a = body + 12; a + 4 <= off + len;) {
+        const alen = d.readUInt16LE(a);
+        if (alen < 4 || a + alen > off + len) throw new NetlinkParseError(`attribute length ${alen} does not fit its route message`, a);
+        const atype = d.readUInt16LE(a + 2) & NLA_TYPE_MASK;
+        if (atype === RTA_DST && alen >= 8) dst = d.readUInt32BE(a + 4);
+        else if (atype === RTA_TABLE && alen >= 8) table = d.readUInt32LE(a + 4);
+        a += (alen + 3) & ~3;
+      }
+      if (table === RT_TABLE_MAIN && dst >= 0) visit(type === RTM_NEWROUTE, subnetKey(dst, d[body + 1]!));
+    }
+    off += (len + 3) & ~3;
+  }
+  return any;
+}
+
 /** The wanted entries by each key an entry is found by. */
 export class WantedEntries {
   readonly size: number;
   readonly bySubnet: ReadonlyMap<string, WantedEntry>;
+  /** subnetKey of each wanted subnet (the monitor's route counting). */
+  readonly subnetKeys: ReadonlySet<number>;
   readonly byVtep: ReadonlyMap<string, WantedEntry>;
   readonly byMac: ReadonlyMap<string, WantedEntry>;
   constructor(entries: readonly WantedEntry[]) {
     this.size = entries.length;
     this.bySubnet = new Map(entries.map((f) => [f.subnet, f]));
+    this.subnetKeys = new Set(entries.map((f) => {
+      const [ip, len] = f.subnet.split('/');
+      return subnetKey(parseIP4(ip!), Number(len));
+    }));
     this.byVtep = new Map(entries.map((f) => [f.vtep, f]));
     this.byMac = new Map(entries.map((f) => [f.mac, f]));
   }
@@ -30,8 +76,8 @@ export class WantedEntries {
 
 export class HostEntries {
   private readonly mon: NetlinkMonitor;
-  /** Wanted subnets that have a route in the main table (whatever its gateway): the time series. */
-  private readonly routes = new Set<string>();
+  /** Wanted subnets (subnetKey) that have a route in the main table (whatever its gateway): the time series. */
+  private readonly routes = new Set<number>();
   /** performance.now() when the monitor last reported a route change (or lost some: an overrun). */
   lastChange = -Infinity;
   /** Times the monitor's buffer overflowed. */
@@ -44,17 +90,17 @@ export class HostEntries {
   /** Takes in everything the monitor queued; returns how many wanted subnets have a route. */
   poll(): number {
     let changed = false;
+    const count = (added: boolean, key: number) => {
+      if (!this.want.subnetKeys.has(key)) return;
+      if (added) this.routes.add(key);
+      else this.routes.delete(key);
+    };
     for (;;) {
-      const notes = this.mon.poll(0, 4096);
-      for (const n of notes) {
-        changed = true;
-        if (n.kind === 'overrun') this.overruns++;
-        else if (n.kind === 'route' && n.route.family === 4 && n.route.table === 254 && this.want.bySubnet.has(n.route.dst)) {
-          if (n.action === 'new') this.routes.add(n.route.dst);
-          else this.routes.delete(n.route.dst);
-        }
-      }
-      if (notes.length === 0) break;
+      const { datagrams, overruns } = this.mon.pollDatagrams(0, 4096);
+      this.overruns += overruns;
+      if (overruns > 0) changed = true;
+      for (const d of datagrams) if (mainTableRoutes(d, count)) changed = true;
+      if (datagrams.length === 0 && overruns === 0) break;
     }
     if (changed) this.lastChange = performance.now();
     return this.routes.size;
