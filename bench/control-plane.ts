@@ -17,7 +17,7 @@ import type { Lab } from '../lab/lab.js';
 import { NetlinkHandle, NetlinkMonitor, RTMGRP_IPV4_ROUTE } from '../netlink/index.js';
 import { EtcdBulk } from './etcd-bulk.js';
 import { HostEntries, WantedEntries } from './control-plane-entries.js';
-import { cpuSeconds, cpuTimes, machineBusySeconds, rssBytes } from './proc-stats.js';
+import { cpuSeconds, cpuTimes, machineBusySeconds, rssBytes, runQueueWaitSeconds } from './proc-stats.js';
 import { HEALTHZ_FLAGS, HealthzPollers, type Responsiveness, scrapeEventLoop } from './responsiveness.js';
 import { percentile } from './stats.js';
 import { trace, tracing } from '../lib/trace.js';
@@ -75,7 +75,12 @@ export interface ControlPlaneResult {
    * netlink requests are served in its own context), etcd's, the bench's own (counting included) and
    * the whole machine's busy time (all cores, whatever else runs), over `seconds` (until the last host).
    */
-  burstCpu: { agents: { user: number; system: number }[]; etcd: number | undefined; bench: number; machineBusy: number; seconds: number };
+  burstCpu: {
+    agents: { user: number; system: number }[];
+    /** Per agent: seconds its main thread was runnable but waited for a CPU, until that host converged (undefined: no schedstats). */
+    agentsWaiting?: (number | undefined)[];
+    etcd: number | undefined; bench: number; machineBusy: number; seconds: number;
+  };
   /** /healthz answer times and weftd's event-loop delay while the N leases are programmed. */
   responsiveness: Responsiveness;
   propagation: {
@@ -150,6 +155,8 @@ export async function runControlPlane(lab: Lab, s: ControlPlaneSettings, step: S
     const etcdPid = lab.etcd!.members[0]?.pid;
     const cpu0 = { agents: agents.map((a) => cpuTimes(a.proc.pid!)), etcd: etcdPid === undefined ? undefined : cpuSeconds(etcdPid), bench: process.cpuUsage(), busy: machineBusySeconds() };
     const agentCpu: { user: number; system: number }[] = agents.map(() => ({ user: NaN, system: NaN }));
+    const wait0 = agents.map((a) => runQueueWaitSeconds(a.proc.pid!));
+    const agentsWaiting: (number | undefined)[] = agents.map(() => undefined);
     const t0 = performance.now();
     trace('bench.put', { leases: fakes.length });
     // "At once": transactions of TXN_OPS puts each, all in flight together on one connection (etcd-bulk.ts).
@@ -212,6 +219,8 @@ export async function runControlPlane(lab: Lab, s: ControlPlaneSettings, step: S
             converge[i] = ((shortWithRoutes[i] || e.overruns > 0 ? now : e.lastChange) - t0) / 1000;
             const [a, b] = [cpu0.agents[i], cpuTimes(agents[i]!.proc.pid!)];
             if (a && b) agentCpu[i] = { user: b.user - a.user, system: b.system - a.system };
+            const w = runQueueWaitSeconds(agents[i]!.proc.pid!);
+            if (w !== undefined && wait0[i] !== undefined) agentsWaiting[i] = w - wait0[i]!;
           } else if (!complete && routes >= fakes.length) {
             shortWithRoutes[i] = true;
           }
@@ -233,12 +242,14 @@ export async function runControlPlane(lab: Lab, s: ControlPlaneSettings, step: S
     const etcdCpu = etcdPid === undefined ? undefined : cpuSeconds(etcdPid);
     const burstCpu = {
       agents: agentCpu,
+      agentsWaiting,
       etcd: etcdCpu === undefined || cpu0.etcd === undefined ? undefined : etcdCpu - cpu0.etcd,
       bench: (benchCpu.user + benchCpu.system) / 1e6,
       machineBusy: machineBusySeconds() - cpu0.busy,
       seconds: (performance.now() - t0) / 1000,
     };
-    step(`CPU seconds until converged: weftd ${agentCpu.map((c) => `${c.user.toFixed(2)} user + ${c.system.toFixed(2)} sys`).join(', ')}; etcd ${burstCpu.etcd?.toFixed(2)}, bench ${burstCpu.bench.toFixed(2)}; machine busy ${burstCpu.machineBusy.toFixed(2)} of ${(cpus().length * burstCpu.seconds).toFixed(2)} CPU-s (${cpus().length} CPUs)`);
+    step(`CPU seconds until converged: weftd ${agentCpu.map((c) => `${c.user.toFixed(2)} user + ${c.system.toFixed(2)} sys`).join(', ')} ` +
+      `(its main thread waiting for a CPU ${agentsWaiting.map((w) => (w === undefined ? '?' : w.toFixed(2))).join(', ')} s); etcd ${burstCpu.etcd?.toFixed(2)}, bench ${burstCpu.bench.toFixed(2)}; machine busy ${burstCpu.machineBusy.toFixed(2)} of ${(cpus().length * burstCpu.seconds).toFixed(2)} CPU-s (${cpus().length} CPUs)`);
     putSeconds ??= await putting;
     const busyTo = Date.now();
     const loops = await Promise.all(lab.hosts.map((h) => scrapeEventLoop(lab, h)));

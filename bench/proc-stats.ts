@@ -29,6 +29,24 @@ export function cpuTimes(pid: number): { user: number; system: number } | undefi
 }
 
 /**
+ * Seconds pid's main thread (the event loop's) has spent runnable but waiting for a CPU
+ * (/proc/<pid>/schedstat: time on a CPU, time waiting on a run queue, timeslices; the
+ * thread-group leader's line); undefined when the process is gone or the kernel keeps no
+ * schedstats. Time the event loop could not run through no fault of its own.
+ */
+export function runQueueWaitSeconds(pid: number): number | undefined {
+  let line: string;
+  try {
+    line = readFileSync(`/proc/${pid}/schedstat`, 'utf8');
+  } catch {
+    return undefined;
+  }
+  const wait = Number(line.trim().split(/\s+/)[1]);
+  if (!Number.isFinite(wait)) throw new Error(`/proc/${pid}/schedstat: cannot read the run-queue wait from ${JSON.stringify(line.slice(0, 100))}`);
+  return wait / 1e9;
+}
+
+/**
  * CPU seconds the whole machine was busy so far, all cores (the "cpu" line of /proc/stat:
  * user, nice, system, irq, softirq and steal; idle and iowait left out): what a data path
  * costs including the kernel's share (softirq is where VXLAN and the network stack run).

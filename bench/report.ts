@@ -212,6 +212,9 @@ export function toMarkdown(r: BenchReport): string {
     if (u) {
       out.push(`| CPU seconds from the put until each host converged: each weftd user + system; etcd; the bench; the whole machine (all ${r.machine.nproc} CPUs, anything else running included) | ` +
         `${u.agents.map((a) => `${num(a.user, 2)} + ${num(a.system, 2)}`).join(', ')}; etcd ${num(u.etcd, 2)}; bench ${num(u.bench, 2)}; machine ${num(u.machineBusy, 2)} of ${num(r.machine.nproc * u.seconds, 2)} |`);
+      if (u.agentsWaiting?.some((w) => w !== undefined && w !== null)) {
+        out.push(`| seconds each weftd's main thread (its event loop) was ready to run but waited for a CPU, over the same window (\`/proc/<pid>/schedstat\`) | ${u.agentsWaiting.map((w) => num(w, 2)).join(', ')} |`);
+      }
     }
     const z = c.responsiveness;
     if (z) {

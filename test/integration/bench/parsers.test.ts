@@ -6,7 +6,7 @@ import * as assert from 'uvu/assert';
 import { parseIperfTcp, parseIperfUdp } from '../../../lab/iperf.js';
 import { median, percentile, ratio } from '../../../bench/stats.js';
 import { fakeLease, MAX_LEASES, MAX_PUTS, PROPAGATION_BASE, SCALE_CONFIG } from '../../../bench/control-plane.js';
-import { cpuSeconds, machineBusySeconds, rssBytes } from '../../../bench/proc-stats.js';
+import { cpuSeconds, machineBusySeconds, rssBytes, runQueueWaitSeconds } from '../../../bench/proc-stats.js';
 import { decodeLeaseAttrs } from '../../../subnet-manager/lease.js';
 
 test('iperf3 UDP: delivered = receiver packets − lost, loss over what the receiver expected', () => {
@@ -78,6 +78,19 @@ test('/proc readers: this process has CPU time and resident memory; a gone pid i
   const rss = rssBytes(process.pid);
   assert.ok(rss !== undefined && rss > 10 * 2 ** 20, `rss ${rss}`);
   assert.is(cpuSeconds(2 ** 22 + 1), undefined);
+});
+
+test('/proc/<pid>/schedstat: a busy child sharing one CPU with another waits for it; a gone pid is undefined', async () => {
+  const { spawn } = await import('node:child_process');
+  // Two spinning children pinned to one CPU: each is runnable about half of the time it waits.
+  const spin = () => spawn('taskset', ['-c', '0', process.execPath, '-e', 'const e = Date.now() + 600; while (Date.now() < e);'], { stdio: 'ignore' });
+  const kids = [spin(), spin()];
+  await new Promise((r) => setTimeout(r, 300));
+  const waits = kids.map((k) => runQueueWaitSeconds(k.pid!));
+  await Promise.all(kids.map((k) => new Promise((r) => k.on('exit', r))));
+  assert.ok(waits.every((w) => w !== undefined && w >= 0), `${waits}`);
+  assert.ok(waits.some((w) => w! > 0.02), `two spinners on one CPU waited ${waits.map((w) => w?.toFixed(3))} s`);
+  assert.is(runQueueWaitSeconds(2 ** 22 + 1), undefined);
 });
 
 test('/proc/stat: the machine\'s busy seconds count user, nice, system, irq, softirq and steal, not idle or iowait', () => {
