@@ -7,10 +7,10 @@
 // exactly. (Dumping
 // 10,000 routes per host every round took up to seconds per round of the same
 // CPUs the agents need, and stamped convergence that much late.)
-import { parseIP4 } from '../lib/ip.js';
+import { Prefix } from '../lib/ip.js';
 import {
-  AF_INET, KernelError, type NetlinkHandle, NetlinkMonitor, NetlinkParseError, NLA_TYPE_MASK, resolveNexthops, RT_TABLE_MAIN, RTA_DST, RTA_TABLE,
-  RTM_DELROUTE, RTM_NEWROUTE, RTMGRP_IPV4_ROUTE,
+  AF_INET, KernelError, type NetlinkHandle, NetlinkMonitor, parseMessages, resolveNexthops, RT_TABLE_MAIN, RTA_DST, RTA_TABLE,
+  RTM_DELROUTE, RTM_NEWROUTE, RTMGRP_IPV4_ROUTE, RTMSG_LEN, splitBody,
 } from '../netlink/index.js';
 
 /** What one fake lease must leave on every host. */
@@ -28,28 +28,13 @@ export const subnetKey = (address: number, prefixLen: number): number => address
  */
 export function mainTableRoutes(d: Buffer, visit: (added: boolean, key: number) => void): boolean {
   let any = false;
-  for (let off = 0; off < d.length;) {
-    if (d.length - off < 16) throw new NetlinkParseError(`truncated message header: ${d.length - off} bytes left`, off);
-    const len = d.readUInt32LE(off);
-    if (len < 16 || len > d.length - off) throw new NetlinkParseError(`message length ${len} does not fit the ${d.length - off} bytes left`, off);
-    const type = d.readUInt16LE(off + 4);
-    const body = off + 16;
-    // rtmsg: family, dst_len, src_len, tos, table, protocol, scope, type, flags (12 bytes)
-    if ((type === RTM_NEWROUTE || type === RTM_DELROUTE) && len >= 28 && d[body] === AF_INET) {
-      any = true;
-      let table = d[body + 4]!;
-      let dst = -1;
-      for (let a = body + 12; a + 4 <= off + len;) {
-        const alen = d.readUInt16LE(a);
-        if (alen < 4 || a + alen > off + len) throw new NetlinkParseError(`attribute length ${alen} does not fit its route message`, a);
-        const atype = d.readUInt16LE(a + 2) & NLA_TYPE_MASK;
-        if (atype === RTA_DST && alen >= 8) dst = d.readUInt32BE(a + 4);
-        else if (atype === RTA_TABLE && alen >= 8) table = d.readUInt32LE(a + 4);
-        a += (alen + 3) & ~3;
-      }
-      if (table === RT_TABLE_MAIN && dst >= 0) visit(type === RTM_NEWROUTE, subnetKey(dst, d[body + 1]!));
-    }
-    off += (len + 3) & ~3;
+  for (const m of parseMessages(d)) {
+    if ((m.type !== RTM_NEWROUTE && m.type !== RTM_DELROUTE) || m.data[0] !== AF_INET) continue;
+    any = true;
+    // rtmsg: family, dst_len, src_len, tos, table, protocol, scope, type, flags
+    const { fixed, attrs } = splitBody(m, RTMSG_LEN);
+    const dst = attrs.u32be(RTA_DST);
+    if ((attrs.u32(RTA_TABLE) ?? fixed[4]) === RT_TABLE_MAIN && dst !== undefined) visit(m.type === RTM_NEWROUTE, subnetKey(dst, fixed[1]!));
   }
   return any;
 }
@@ -66,8 +51,8 @@ export class WantedEntries {
     this.size = entries.length;
     this.bySubnet = new Map(entries.map((f) => [f.subnet, f]));
     this.subnetKeys = new Set(entries.map((f) => {
-      const [ip, len] = f.subnet.split('/');
-      return subnetKey(parseIP4(ip!), Number(len));
+      const p = Prefix.parse(f.subnet, { family: 4 });
+      return subnetKey(Number(p.ip), p.prefixLen);
     }));
     this.byVtep = new Map(entries.map((f) => [f.vtep, f]));
     this.byMac = new Map(entries.map((f) => [f.mac, f]));

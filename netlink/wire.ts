@@ -233,6 +233,11 @@ export class Attrs {
     const o = this.sized(type, 4);
     return o === undefined ? undefined : this.buf.readUInt32LE(o);
   }
+  /** A 4-byte value in network order (an IPv4 address as a number). */
+  u32be(type: number): number | undefined {
+    const o = this.sized(type, 4);
+    return o === undefined ? undefined : this.buf.readUInt32BE(o);
+  }
   s32(type: number): number | undefined {
     const o = this.sized(type, 4);
     return o === undefined ? undefined : this.buf.readInt32LE(o);

@@ -7,7 +7,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { mainTableRoutes, subnetKey } from '../../../bench/control-plane-entries.js';
 import { parseIP4 } from '../../../lib/ip.js';
-import { decodeRoute, neighReplaceRequest, parseMessages, routeRequest, type RouteSpec, toMessage } from '../../../netlink/index.js';
+import { decodeRoute, encodeMessage, neighReplaceRequest, parseMessages, routeRequest, type RouteSpec, toMessage } from '../../../netlink/index.js';
 
 const specs: [verb: 'replace' | 'del', spec: RouteSpec][] = [
   ['replace', { dst: '10.160.0.0/24', gateway: '10.160.0.0', index: 7, onlink: true, protocol: 87 }],
@@ -60,15 +60,17 @@ test('a datagram of many messages, routes between other kinds: all of them, in o
   assert.is(light(toMessage(routeRequest('replace', specs[5]![1]), 1)).any, false, 'IPv6 is not counted');
 });
 
-test('broken datagrams are errors naming the offset', () => {
+test('broken datagrams are errors naming the offset (the shared parser\'s: parseMessages, splitBody, Attrs)', () => {
   const ok = toMessage(routeRequest('replace', specs[0]![1]), 1);
-  assert.throws(() => light(ok.subarray(0, 10)), /truncated message header: 10 bytes left/);
+  assert.throws(() => light(ok.subarray(0, 10)), /at offset 0: truncated nlmsghdr: 10 bytes left, a header needs 16$/);
   const long = Buffer.from(ok);
   long.writeUInt32LE(ok.length + 8, 0);
-  assert.throws(() => light(long), new RegExp(`message length ${ok.length + 8} does not fit the ${ok.length} bytes left`));
+  assert.throws(() => light(long), new RegExp(`at offset 0: nlmsg_len ${ok.length + 8} runs past the end \\(${ok.length} bytes left\\)$`));
   const badAttr = Buffer.from(ok);
   badAttr.writeUInt16LE(200, 16 + 12); // the first attribute's length runs past the message
-  assert.throws(() => light(badAttr), /attribute length 200 does not fit its route message/);
+  assert.throws(() => light(badAttr), new RegExp(`at offset 28: attribute type 1 length 200 runs past the end \\(${ok.length - 28} bytes left\\)$`));
+  const short = encodeMessage(24, 0, 1, 0, Buffer.from([2, 24, 0, 0])); // an IPv4 RTM_NEWROUTE with 4 of rtmsg's 12 bytes
+  assert.throws(() => light(short), /at offset 16: truncated message type 24 body: 4 bytes, need 12$/);
 });
 
 test.run();
