@@ -5,6 +5,15 @@ import { readdirSync, readFileSync } from 'node:fs';
 /** Kernel clock ticks per second (USER_HZ): 100 on every Linux ABI Node runs on. */
 const USER_HZ = 100;
 
+/** A /proc file's text, undefined when it cannot be read (the process is gone). */
+function readProc(path: string): string | undefined {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch {
+    return undefined;
+  }
+}
+
 /** utime+stime of pid in seconds; undefined when the process is gone. */
 export function cpuSeconds(pid: number): number | undefined {
   const t = cpuTimes(pid);
@@ -13,12 +22,8 @@ export function cpuSeconds(pid: number): number | undefined {
 
 /** utime and stime of pid (every thread) in seconds; undefined when the process is gone. */
 export function cpuTimes(pid: number): { user: number; system: number } | undefined {
-  let stat: string;
-  try {
-    stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  } catch {
-    return undefined;
-  }
+  const stat = readProc(`/proc/${pid}/stat`);
+  if (stat === undefined) return undefined;
   // comm (field 2) may hold spaces and parentheses: split after the last ')'.
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   // fields[0] is field 3 (state); utime is field 14, stime field 15.
@@ -35,12 +40,8 @@ export function cpuTimes(pid: number): { user: number; system: number } | undefi
  * schedstats. Time the event loop could not run through no fault of its own.
  */
 export function runQueueWaitSeconds(pid: number): number | undefined {
-  let line: string;
-  try {
-    line = readFileSync(`/proc/${pid}/schedstat`, 'utf8');
-  } catch {
-    return undefined;
-  }
+  const line = readProc(`/proc/${pid}/schedstat`);
+  if (line === undefined) return undefined;
   const wait = Number(line.trim().split(/\s+/)[1]);
   if (!Number.isFinite(wait)) throw new Error(`/proc/${pid}/schedstat: cannot read the run-queue wait from ${JSON.stringify(line.slice(0, 100))}`);
   return wait / 1e9;
@@ -72,13 +73,8 @@ export function totalCpuSeconds(pids: readonly number[]): number {
 
 /** VmRSS of pid in bytes; undefined when the process is gone. */
 export function rssBytes(pid: number): number | undefined {
-  let status: string;
-  try {
-    status = readFileSync(`/proc/${pid}/status`, 'utf8');
-  } catch {
-    return undefined;
-  }
-  const m = /^VmRSS:\s+(\d+) kB$/m.exec(status);
+  const status = readProc(`/proc/${pid}/status`);
+  const m = status === undefined ? null : /^VmRSS:\s+(\d+) kB$/m.exec(status);
   return m ? Number(m[1]) * 1024 : undefined;
 }
 
@@ -92,12 +88,8 @@ export function descendants(pid: number): number[] {
     return out;
   }
   for (const tid of tasks) {
-    let children = '';
-    try {
-      children = readFileSync(`/proc/${pid}/task/${tid}/children`, 'utf8');
-    } catch {
-      continue;
-    }
+    const children = readProc(`/proc/${pid}/task/${tid}/children`);
+    if (children === undefined) continue;
     for (const c of children.trim().split(/\s+/).filter(Boolean).map(Number)) out.push(c, ...descendants(c));
   }
   return out;
