@@ -18,6 +18,7 @@ import { checkReachable, largeUdpLength, measureOnce, measureTcpPing, type Measu
 import {
   addRatios, ipv6Metrics, medianFigures, metrics, toJson, toMarkdown, toSvg, type BenchReport, type BenchSettings, type Ipv6Report, type Machine, type PathReport,
 } from './report.js';
+import { formatSpeedProbe, speedProbe } from './speed-probe.js';
 
 /** The tracked results the README shows: written only by a full run with the defaults. */
 export const DEFAULT_OUT = fileURLToPath(new URL('../../bench/results/', import.meta.url));
@@ -102,6 +103,8 @@ async function runBench(a: ParsedFlags, argv: readonly string[]): Promise<number
   if (loadStart > machine.nproc / 2) {
     say(`note: load average ${loadStart.toFixed(2)} on ${machine.nproc} CPUs: other work is running here, the figures will be noisy`);
   }
+  const probeStart = speedProbe();
+  say(`speed probe: ${formatSpeedProbe(probeStart)} (best of 3; runs compare only where the probes are close)`);
 
   const reports: PathReport[] = [];
   for (const [i, path] of paths.entries()) {
@@ -127,6 +130,8 @@ async function runBench(a: ParsedFlags, argv: readonly string[]): Promise<number
     }
   }
 
+  const probeEnd = speedProbe();
+  say(`speed probe at the end: ${formatSpeedProbe(probeEnd)}`);
   const report: BenchReport = {
     tool: 'weft bench',
     version: packageVersion(),
@@ -136,6 +141,7 @@ async function runBench(a: ParsedFlags, argv: readonly string[]): Promise<number
     durationSeconds: (Date.now() - started) / 1000,
     machine,
     loadAverage: { start: loadStart, end: loadavg()[0]! },
+    speedProbe: { start: probeStart, end: probeEnd },
     settings,
     dataPaths: reports,
     controlPlane,

@@ -6,6 +6,7 @@
 import type { ControlPlaneResult } from './control-plane.js';
 import { type MeasureSettings, type RepFigures, type TcpPingFigures, UDP_LARGE_WINDOW } from './measure.js';
 import { POLL_INTERVAL_MS } from './responsiveness.js';
+import { formatSpeedProbe, type SpeedProbe } from './speed-probe.js';
 import { median, ratio } from './stats.js';
 
 export type MetricKey = Exclude<keyof RepFigures, 'receiverTcpDrops' | 'agentCpuSeconds' | 'machineCpuSeconds' | 'tcpBytes' | 'pingLossPct' | 'udpLargeRcvbufErrors'>;
@@ -115,6 +116,8 @@ export interface BenchReport {
   machine: Machine;
   /** 1-minute load average before and after: other work on the machine makes every figure noisier. */
   loadAverage: { start: number; end: number };
+  /** How fast the machine itself was, before and after (speed-probe.ts); absent in reports of older runs. */
+  speedProbe?: { start: SpeedProbe; end: SpeedProbe };
   settings: BenchSettings;
   dataPaths: PathReport[];
   controlPlane: ({ status: 'ok' } & ControlPlaneResult) | { status: 'failed' | 'skipped'; reason: string };
@@ -232,6 +235,7 @@ export function toMarkdown(r: BenchReport): string {
   const m = r.machine;
   out.push('', `Machine: ${m.nproc} CPUs (${m.cpuModel}), ${m.memoryGiB} GiB, Linux ${m.kernel}, Node ${m.node}, ${m.iperf3}. ` +
     `${r.startedAt.slice(0, 10)}, ${r.durationSeconds.toFixed(0)} s, load average ${r.loadAverage.start.toFixed(2)} at the start and ${r.loadAverage.end.toFixed(2)} at the end. ` +
+    (r.speedProbe ? `Speed probe (best of 3; compare runs only where it is close): ${formatSpeedProbe(r.speedProbe.start)} at the start, ${formatSpeedProbe(r.speedProbe.end)} at the end. ` : '') +
     `Reproduce: \`${r.command}\``);
   return out.join('\n') + '\n';
 }
