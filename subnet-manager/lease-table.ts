@@ -14,7 +14,7 @@
 import type { Logger } from '../lib/log.js';
 import type { SubnetSpace } from './allocate.js';
 import type { Prefix } from '../lib/ip.js';
-import { type LeaseConflict, SubnetIndex, establishedFirst, leaseClaims } from './lease-claims.js';
+import { type LeaseConflict, SubnetIndex, SubnetReservations, establishedFirst, leaseClaims } from './lease-claims.js';
 import { type Lease, type LeaseAttrs, decodeLeaseAttrs, encodeLeaseAttrs, parseLeaseKeySuffix } from './lease.js';
 
 export interface LeaseEvent {
@@ -135,7 +135,7 @@ export class LeaseTable {
   private skipped = new Map<string, LeaseConflict & { lease: Lease }>();
   /** Claims (and subnets) of leases that just vanished: kept for them until `until`. */
   private readonly reserved = new Map<string, { key: string; until: number }>();
-  private readonly reservedSubnets = new Map<string, { subnet: Prefix; until: number }>();
+  private readonly reservedSubnets = new SubnetReservations();
   private readonly ownClaims: ReadonlySet<string>;
   /** A lease left (or a snapshot came) since the last reconsider(): skipped leases may fit now. */
   private released = false;
@@ -169,10 +169,8 @@ export class LeaseTable {
     const o = acc.subnets.overlapping(l.subnet, l.key);
     if (o !== undefined) return { other: o, reason: `subnet ${l.subnet} overlaps the lease ${o}` };
     const now = this.now();
-    for (const [k, r] of this.reservedSubnets) {
-      if (r.until <= now) this.reservedSubnets.delete(k);
-      else if (k !== l.key && r.subnet.overlaps(l.subnet)) return { other: k, reason: `subnet ${l.subnet} overlaps the lease ${k}, which vanished moments ago (held for it ${this.graceMs / 1000} s)` };
-    }
+    const held = this.reservedSubnets.overlapping(l.subnet, l.key, now);
+    if (held !== undefined) return { other: held, reason: `subnet ${l.subnet} overlaps the lease ${held}, which vanished moments ago (held for it ${this.graceMs / 1000} s)` };
     for (const c of claims) {
       if (this.ownClaims.has(c) && own) return { other: own.key, reason: `its ${c} is this host's own` };
       const holder = acc.claims.get(c);
@@ -233,7 +231,7 @@ export class LeaseTable {
     if (!old) return null;
     const until = this.now() + this.graceMs;
     for (const c of leaseClaims(old.attrs)) this.reserved.set(c, { key, until });
-    this.reservedSubnets.set(key, { subnet: old.subnet, until });
+    this.reservedSubnets.hold(key, old.subnet, until);
     this.released = true;
     this.nextExpiry = Math.min(this.nextExpiry, until);
     return { type: 'removed', lease: old };
@@ -283,10 +281,7 @@ export class LeaseTable {
       if (r.until <= now) this.reserved.delete(c);
       else this.nextExpiry = Math.min(this.nextExpiry, r.until);
     }
-    for (const [k, r] of this.reservedSubnets) {
-      if (r.until <= now) this.reservedSubnets.delete(k);
-      else this.nextExpiry = Math.min(this.nextExpiry, r.until);
-    }
+    this.nextExpiry = Math.min(this.nextExpiry, this.reservedSubnets.expire(now));
     const events: LeaseEvent[] = [];
     for (const s of establishedFirst([...this.skipped.values()], () => false)) {
       const claims = leaseClaims(s.lease.attrs);

@@ -8,7 +8,7 @@ import * as assert from 'uvu/assert';
 import { createLogger } from '../../../daemon/logger.js';
 import { Prefix } from '../../../lib/ip.js';
 import { LeaseTable, parseNetworkConfig, type RawKV } from '../../../subnet-manager/index.js';
-import { leaseClaims, SubnetIndex } from '../../../subnet-manager/lease-claims.js';
+import { leaseClaims, SubnetIndex, SubnetReservations } from '../../../subnet-manager/lease-claims.js';
 
 const P = '/coreos.com/network/subnets/';
 const cfg = parseNetworkConfig('{"Network":"10.244.0.0/16"}');
@@ -156,6 +156,61 @@ test('a live lease that moves to another PublicIP frees its old one: the lease s
   assert.is(t.put(kv('10.244.2.0/24', '192.0.2.13', '02:00:00:00:00:02'))?.type, 'added', 'the owner moved');
   assert.equal(t.reconsider().map((e) => e.lease.key.slice(P.length)), ['10.244.3.0-24']);
   assert.equal(keys(t), ['10.244.2.0-24', '10.244.3.0-24']);
+});
+
+test('thousands of leases vanish at once and their hosts put them back within the grace: each accepted, while a new key over a subnet still held is skipped', () => {
+  let now = 5_000_000;
+  const lines: Array<Record<string, unknown>> = [];
+  const t = new LeaseTable(parseNetworkConfig('{"Network":"10.0.0.0/8"}'), P, createLogger('info', {}, (l) => lines.push(JSON.parse(l))), { now: () => now });
+  const at = (i: number) => kv(`10.${i >> 8}.${i & 255}.0/24`, `198.18.${i >> 8}.${i & 255}`, `02:00:00:00:${(i >> 8).toString(16).padStart(2, '0')}:${(i & 255).toString(16).padStart(2, '0')}`);
+  const all = Array.from({ length: 2000 }, (_, i) => at(i));
+  for (const x of all) assert.is(t.put(x)?.type, 'added');
+  for (const x of all) assert.is(t.delete(x.key)?.type, 'removed');
+  now += 1000;
+  // Back: the first 1000 (10.0.0.0/24 .. 10.3.231.0/24); the rest stay held for their keys.
+  assert.equal(all.slice(0, 1000).map((x) => t.put({ ...x, modRevision: ++rev })?.type), Array(1000).fill('added'));
+  assert.is(t.put(kv('10.6.0.0/16', '192.0.2.200', '02:00:00:00:aa:01')), null, 'a shorter prefix over held /24s');
+  assert.is(t.put(kv('10.7.1.0/25', '192.0.2.201', '02:00:00:00:aa:02')), null, 'a longer prefix inside a held /24');
+  const skipped = lines.filter((l) => l.msg === 'conflicting lease skipped').map((l) => String(l.reason));
+  assert.is(skipped.length, 2);
+  assert.match(skipped[0]!, /^subnet 10\.6\.0\.0\/16 overlaps the lease \/coreos\.com\/network\/subnets\/10\.6\.\d+\.0-24, which vanished moments ago \(held for it 10 s\)$/);
+  assert.match(skipped[1]!, /overlaps the lease \/coreos\.com\/network\/subnets\/10\.7\.1\.0-24, which vanished/);
+  assert.is(t.put(kv('10.9.0.0/16', '192.0.2.202', '02:00:00:00:aa:03'))?.type, 'added', 'nothing held there');
+  now += 9001;
+  assert.equal(t.reconsider().map((e) => e.lease.subnet.toString()).sort(), ['10.6.0.0/16', '10.7.1.0/25'], 'accepted once the grace ran out');
+  assert.is(t.size, 1003);
+});
+
+test('the subnet index: two keys on one subnet (reservations may share one), each found until it is removed', () => {
+  const idx = new SubnetIndex();
+  const p = Prefix.parse('10.1.2.0/24');
+  idx.add(p, 'a');
+  idx.add(p, 'b');
+  idx.add(p, 'b');
+  assert.is(idx.overlapping(Prefix.parse('10.1.0.0/16'), 'a'), 'b');
+  assert.is(idx.overlapping(Prefix.parse('10.1.2.128/25'), 'b'), 'a');
+  idx.remove(p, 'a');
+  assert.is(idx.overlapping(p), 'b');
+  assert.is(idx.overlapping(p, 'b'), undefined);
+  idx.remove(p, 'b');
+  assert.is(idx.overlapping(p), undefined);
+});
+
+test('held subnets: found while held, let go when their time is up (also when the clock went back), earliest next expiry reported', () => {
+  const r = new SubnetReservations();
+  r.hold('a', Prefix.parse('10.1.0.0/24'), 100);
+  r.hold('b', Prefix.parse('10.2.0.0/24'), 200);
+  r.hold('c', Prefix.parse('10.3.0.0/24'), 150); // the clock went back
+  assert.is(r.overlapping(Prefix.parse('10.0.0.0/8'), 'x', 50) !== undefined, true);
+  assert.is(r.overlapping(Prefix.parse('10.1.0.0/24'), 'a', 50), undefined, 'not against its own key');
+  assert.is(r.overlapping(Prefix.parse('10.1.0.0/24'), 'x', 100), undefined, 'a: its time is up');
+  assert.is(r.size, 2);
+  assert.is(r.overlapping(Prefix.parse('10.3.0.0/24'), 'x', 160), undefined, 'c, behind b in order, is let go when found');
+  assert.is(r.overlapping(Prefix.parse('10.2.0.0/24'), 'x', 160), 'b');
+  r.hold('b', Prefix.parse('10.2.0.0/24'), 300);
+  assert.is(r.expire(250), 300);
+  assert.is(r.expire(300), Infinity);
+  assert.is(r.size, 0);
 });
 
 test.run();
