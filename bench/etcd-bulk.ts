@@ -11,6 +11,9 @@ import { connect, type ClientHttp2Session } from 'node:http2';
 import { connect as connectSocket } from 'node:net';
 
 export interface BulkPut { readonly key: string; readonly value: string }
+export interface BulkDelete { readonly key: string; readonly delete: true }
+/** One operation of a bulk transaction: a put, or the delete of one key. */
+export type BulkOp = BulkPut | BulkDelete;
 
 /** Protobuf wire types. */
 const VARINT = 0;
@@ -37,17 +40,18 @@ function writeVarint(buf: Buffer, off: number, n: number): number {
 }
 
 /**
- * TxnRequest { success: RequestOp { request_put: PutRequest { key, value } } ... } with no
- * compares (etcdserverpb, rpc.proto: TxnRequest.success = 2, RequestOp.request_put = 2,
- * PutRequest.key = 1, PutRequest.value = 2), in the gRPC length-prefixed frame.
+ * TxnRequest { success: RequestOp { request_put: PutRequest { key, value } | request_delete_range:
+ * DeleteRangeRequest { key } } ... } with no compares (etcdserverpb, rpc.proto: TxnRequest.success =
+ * 2, RequestOp.request_put = 2, request_delete_range = 3, PutRequest.key = 1, PutRequest.value = 2,
+ * DeleteRangeRequest.key = 1), in the gRPC length-prefixed frame.
  */
-export function encodeTxnPuts(puts: readonly BulkPut[]): Buffer {
-  const parts = puts.map((p) => {
-    const key = Buffer.from(p.key);
-    const value = Buffer.from(p.value);
-    const put = 1 + varintSize(key.length) + key.length + 1 + varintSize(value.length) + value.length;
-    const op = 1 + varintSize(put) + put;
-    return { key, value, put, op };
+export function encodeTxn(ops: readonly BulkOp[]): Buffer {
+  const parts = ops.map((o) => {
+    const key = Buffer.from(o.key);
+    const value = 'value' in o ? Buffer.from(o.value) : undefined;
+    const req = 1 + varintSize(key.length) + key.length + (value ? 1 + varintSize(value.length) + value.length : 0);
+    const op = 1 + varintSize(req) + req;
+    return { key, value, req, op };
   });
   const body = parts.reduce((n, p) => n + 1 + varintSize(p.op) + p.op, 0);
   const buf = Buffer.allocUnsafe(5 + body);
@@ -57,11 +61,12 @@ export function encodeTxnPuts(puts: readonly BulkPut[]): Buffer {
   for (const p of parts) {
     buf[off++] = tag(2, LEN); // TxnRequest.success
     off = writeVarint(buf, off, p.op);
-    buf[off++] = tag(2, LEN); // RequestOp.request_put
-    off = writeVarint(buf, off, p.put);
-    buf[off++] = tag(1, LEN); // PutRequest.key
+    buf[off++] = tag(p.value ? 2 : 3, LEN); // RequestOp.request_put or request_delete_range
+    off = writeVarint(buf, off, p.req);
+    buf[off++] = tag(1, LEN); // PutRequest.key, DeleteRangeRequest.key
     off = writeVarint(buf, off, p.key.length);
     off += p.key.copy(buf, off);
+    if (!p.value) continue;
     buf[off++] = tag(2, LEN); // PutRequest.value
     off = writeVarint(buf, off, p.value.length);
     off += p.value.copy(buf, off);
@@ -133,6 +138,11 @@ export function decodeTxnAnswer(frame: Buffer): { revision: number; succeeded: b
  * One HTTP/2 connection to a lab etcd member for bulk transactions: its unix socket when it
  * has one (a lab in namespaces: not through the bench's own TCP relay), else its http:// URL.
  */
+const what = (ops: readonly BulkOp[]): string => {
+  const deletes = ops.filter((o) => 'delete' in o).length;
+  return [ops.length - deletes ? `${ops.length - deletes} puts` : '', deletes ? `${deletes} deletes` : ''].filter(Boolean).join(' and ') || 'no operations';
+};
+
 export class EtcdBulk {
   private readonly session: ClientHttp2Session;
   private readonly endpoint: string;
@@ -146,8 +156,8 @@ export class EtcdBulk {
     this.session.on('error', (e: Error) => { this.failure = e; });
   }
 
-  /** One transaction of puts; resolves to its revision. */
-  txn(puts: readonly BulkPut[]): Promise<number> {
+  /** One transaction of puts and deletes; resolves to its revision. */
+  txn(ops: readonly BulkOp[]): Promise<number> {
     if (this.failure) return Promise.reject(new Error(`etcd ${this.endpoint}: ${this.failure.message}`));
     return new Promise((resolve, reject) => {
       const req = this.session.request({ ':method': 'POST', ':path': '/etcdserverpb.KV/Txn', 'content-type': 'application/grpc', te: 'trailers' });
@@ -161,10 +171,10 @@ export class EtcdBulk {
       req.on('response', take);
       req.on('trailers', take);
       req.on('data', (c: Buffer) => chunks.push(c));
-      req.on('error', (e: Error) => reject(new Error(`etcd ${this.endpoint} Txn of ${puts.length} puts: ${e.message}`)));
+      req.on('error', (e: Error) => reject(new Error(`etcd ${this.endpoint} Txn of ${what(ops)}: ${e.message}`)));
       req.on('end', () => {
         if (status !== '0') {
-          reject(new Error(`etcd ${this.endpoint} Txn of ${puts.length} puts: gRPC status ${status ?? 'missing'}${message ? ` (${message})` : ''}`));
+          reject(new Error(`etcd ${this.endpoint} Txn of ${what(ops)}: gRPC status ${status ?? 'missing'}${message ? ` (${message})` : ''}`));
           return;
         }
         try {
@@ -175,7 +185,7 @@ export class EtcdBulk {
           reject(e);
         }
       });
-      req.end(encodeTxnPuts(puts));
+      req.end(encodeTxn(ops));
     });
   }
 

@@ -50,6 +50,17 @@ test('transactions in flight together over TCP: each its own revision, every put
   assert.is(Number((await client.getAll().prefix(`${P}tcp/`).count())), 1200);
 });
 
+test('deletes in one transaction: those keys gone, the others kept, at the revision reported', async () => {
+  const bulk = new EtcdBulk(etcd.members[0]!);
+  bulks.push(bulk);
+  const want = puts(0, 500, 'del');
+  await bulk.txn(want);
+  const revision = await bulk.txn(want.slice(0, 400).map((p) => ({ key: p.key, delete: true as const })));
+  const got = await client.getAll().prefix(`${P}del/`).exec();
+  assert.is(Number(got.header.revision), revision);
+  assert.equal(got.kvs.map((kv) => kv.key.toString()), want.slice(400).map((p) => p.key));
+});
+
 test("etcd's refusal (more puts than --max-txn-ops) is an error with gRPC's status and etcd's reason", async () => {
   const bulk = new EtcdBulk(etcd.members[0]!);
   bulks.push(bulk);

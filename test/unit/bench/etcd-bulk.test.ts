@@ -4,19 +4,19 @@
 // test/integration/bench/etcd-bulk.test.ts).
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { decodeTxnAnswer, encodeTxnPuts } from '../../../bench/etcd-bulk.js';
+import { decodeTxnAnswer, encodeTxn } from '../../../bench/etcd-bulk.js';
 
 const hex = (b: Buffer) => b.toString('hex');
 const frame = (body: string) => Buffer.concat([Buffer.from([0, 0, 0, 0, body.length / 2]), Buffer.from(body, 'hex')]);
 
 test('one put: TxnRequest.success (2) → RequestOp.request_put (2) → PutRequest key (1), value (2), in a gRPC frame', () => {
   // 12 08 | 12 06 | 0a 01 'a' 12 01 'b'
-  assert.is(hex(encodeTxnPuts([{ key: 'a', value: 'b' }])), '000000000a' + '1208' + '1206' + '0a0161' + '120162');
+  assert.is(hex(encodeTxn([{ key: 'a', value: 'b' }])), '000000000a' + '1208' + '1206' + '0a0161' + '120162');
 });
 
 test('lengths of 128 and more are two-byte varints, at every level', () => {
   const key = 'k'.repeat(200);
-  const b = encodeTxnPuts([{ key, value: '' }, { key: 'x', value: 'y' }]);
+  const b = encodeTxn([{ key, value: '' }, { key: 'x', value: 'y' }]);
   // PutRequest: 0a c8 01 <200> 12 00 = 205 bytes; RequestOp: 12 cd 01 <205> = 208; success entry: 12 d0 01 <208> = 211
   const first = '12d001' + '12cd01' + '0ac801' + '6b'.repeat(200) + '1200';
   const second = '1208' + '1206' + '0a0178' + '120179';
@@ -26,8 +26,14 @@ test('lengths of 128 and more are two-byte varints, at every level', () => {
 });
 
 test('a key is sent as its UTF-8 bytes', () => {
-  const b = encodeTxnPuts([{ key: 'é', value: '' }]);
+  const b = encodeTxn([{ key: 'é', value: '' }]);
   assert.is(hex(b), '000000000a' + '1208' + '1206' + '0a02c3a9' + '1200');
+});
+
+test('a delete: RequestOp.request_delete_range (3) → DeleteRangeRequest key (1), no range end; mixed with puts in order', () => {
+  // 12 05 | 1a 03 | 0a 01 'a'
+  assert.is(hex(encodeTxn([{ key: 'a', delete: true }])), '0000000007' + '1205' + '1a03' + '0a0161');
+  assert.is(hex(encodeTxn([{ key: 'a', value: 'b' }, { key: 'c', delete: true }])), '0000000011' + '1208' + '1206' + '0a0161' + '120162' + '1205' + '1a03' + '0a0163');
 });
 
 test('the answer: header.revision (1.3) and succeeded (2); cluster ids above 2^53, per-put responses (3) skipped', () => {
