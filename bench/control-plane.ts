@@ -3,25 +3,33 @@
 //     fast as etcd takes them: the bench measures weft, not its own puts) →
 //     time until each agent's host holds all 3N kernel entries (neighbour +
 //     FDB + route, counted from netlink dumps; the routes kept as a time series per host),
-//     and the agents' resident memory before and after;
-//  2. then, with those N peers in place, one new lease at a time → the time
+//     and the agents' resident memory before and after. This is the agents'
+//     first burst: V8 compiles their per-lease code while it runs;
+//  2. the N leases deleted at once → time until no host holds any of them
+//     (a cluster torn down, an etcd restored without them);
+//  3. the N leases put again, within the 10 s their claims are held for them
+//     (their hosts coming back) → the same as 1 with the agents' code warm;
+//  4. then, with those N peers in place, one new lease at a time → the time
 //     from its put to its route existing on every host (netlink monitor).
+// (control-plane-burst.ts runs 1-3.)
 // The fake leases are valid vxlan leases, each with its own PublicIP (two
 // leases with one PublicIP are a conflict weftd skips): from 198.18.0.0/15,
 // RFC 2544's range for benchmarks, on no interface and never reached: the
 // entries are PERMANENT and no traffic flows.
-import { cpus } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { PREFIX, putNetworkConfig, type AgentReady, type LabAgent, startAgents } from '../lab/agent.js';
 import type { Lab } from '../lab/lab.js';
 import { NetlinkHandle, NetlinkMonitor, RTMGRP_IPV4_ROUTE } from '../netlink/index.js';
-import { EtcdBulk } from './etcd-bulk.js';
+import { type BulkOp, EtcdBulk } from './etcd-bulk.js';
+import { type BurstCpu, type BurstResult, type BurstSetup, runBurst } from './control-plane-burst.js';
 import { HostEntries, WantedEntries } from './control-plane-entries.js';
-import { cpuSeconds, cpuTimes, machineBusySeconds, rssBytes, runQueueWaitSeconds } from './proc-stats.js';
+import { rssBytes } from './proc-stats.js';
 import { HEALTHZ_FLAGS, HealthzPollers, type Responsiveness, scrapeEventLoop } from './responsiveness.js';
 import { percentile } from './stats.js';
-import { trace, tracing } from '../lib/trace.js';
+import { tracing, trace } from '../lib/trace.js';
 import type { Step } from './measure.js';
+
+export { TXN_OPS } from './control-plane-burst.js';
 
 /**
  * 32768 /24s (10.128.0.0 – 10.255.255.255): the fake peers from 10.160.0.0 (at most
@@ -33,13 +41,9 @@ export const MAX_LEASES = 20_000;
 export const MAX_PUTS = 250;
 const FAKE_BASE = 160;
 export const PROPAGATION_BASE = 240;
-/** Puts per etcd transaction (the lab's etcd runs with --max-txn-ops raised to match; ~200 KB, under its 1.5 MiB request limit). */
-export const TXN_OPS = 1000;
 const VXLAN_DEV = 'weft.1';
-/** A host is dumped (checked) once its monitor has reported no change for this long. */
-const QUIET_MS = 100;
-/** How long a quiet host's confirming dump waits for the other hosts to finish programming. */
-const CHECK_WAIT_MS = 2000;
+/** Idle time after a burst's last host converged, before the next burst: the agents finish their own follow-ups (the peer state file). */
+const SETTLE_MS = 2000;
 
 export interface ControlPlaneSettings {
   hosts: number;
@@ -70,19 +74,14 @@ export interface ControlPlaneResult {
   series: { t: number; routes: number[] }[];
   rssBeforeMiB: number[];
   rssAfterMiB: number[];
-  /**
-   * CPU seconds from the put until each host converged: each weftd's user and system (kernel: its
-   * netlink requests are served in its own context), etcd's, the bench's own (counting included) and
-   * the whole machine's busy time (all cores, whatever else runs), over `seconds` (until the last host).
-   */
-  burstCpu: {
-    agents: { user: number; system: number }[];
-    /** Per agent: seconds its main thread was runnable but waited for a CPU, until that host converged (undefined: no schedstats). */
-    agentsWaiting?: (number | undefined)[];
-    etcd: number | undefined; bench: number; machineBusy: number; seconds: number;
-  };
+  /** CPU seconds from the put until each host converged (control-plane-burst.ts). */
+  burstCpu: BurstCpu;
   /** /healthz answer times and weftd's event-loop delay while the N leases are programmed. */
   responsiveness: Responsiveness;
+  /** The same leases deleted at once: until no host holds any of their entries (absent in results from before it was measured). */
+  removal?: BurstSummary;
+  /** Then put again, within their claims' 10 s grace: the first burst's work with weftd's code compiled (absent likewise). */
+  again?: BurstSummary;
   propagation: {
     puts: number;
     /** Every (put, host) sample, in ms. */
@@ -100,6 +99,9 @@ export interface ControlPlaneResult {
     ackP99Ms?: number | undefined;
   };
 }
+
+/** A later burst: when each host converged, the CPU it took, and weftd's event-loop delay meanwhile. */
+export type BurstSummary = Omit<BurstResult, 'series' | 'entriesFound'> & { eventLoopP99Ms: (number | undefined)[]; eventLoopMaxMs: (number | undefined)[] };
 
 export interface FakeLease { key: string; subnet: string; vtep: string; mac: string; publicIp: string; value: string }
 
@@ -149,108 +151,10 @@ export async function runControlPlane(lab: Lab, s: ControlPlaneSettings, step: S
     await sleep(2000);
     const idleTo = Date.now();
     await Promise.all(lab.hosts.map((h) => scrapeEventLoop(lab, h)));
-    // What the monitors queued before the put (the agents' start) is not a change of the burst.
-    for (const e of entries) e.poll();
     const busyFrom = Date.now();
-    const etcdPid = lab.etcd!.members[0]?.pid;
-    const cpu0 = { agents: agents.map((a) => cpuTimes(a.proc.pid!)), etcd: etcdPid === undefined ? undefined : cpuSeconds(etcdPid), bench: process.cpuUsage(), busy: machineBusySeconds() };
-    const agentCpu: { user: number; system: number }[] = agents.map(() => ({ user: NaN, system: NaN }));
-    const wait0 = agents.map((a) => runQueueWaitSeconds(a.proc.pid!));
-    const agentsWaiting: (number | undefined)[] = agents.map(() => undefined);
-    const t0 = performance.now();
-    trace('bench.put', { leases: fakes.length });
+    const burst: BurstSetup = { agents, entries, bulk, etcdPid: lab.etcd!.members[0]?.pid, timeoutMs: s.timeoutMs, step };
     // "At once": transactions of TXN_OPS puts each, all in flight together on one connection (etcd-bulk.ts).
-    const txns: Promise<unknown>[] = [];
-    for (let i = 0; i < fakes.length; i += TXN_OPS) {
-      txns.push(bulk.txn(fakes.slice(i, i + TXN_OPS)).then((revision) => {
-        trace('bench.txn', { first: i, revision });
-        return revision;
-      }));
-    }
-    const putting = Promise.all(txns).then(() => (performance.now() - t0) / 1000);
-    const converge: (number | undefined)[] = handles.map(() => undefined);
-    const found: [number, number, number][] = handles.map(() => [0, 0, 0]);
-    const deadline = t0 + s.timeoutMs;
-    let putSeconds: number | undefined;
-    void putting.then((x) => { putSeconds = x; });
-    let lastReport = 0;
-    const series: { t: number; routes: number[] }[] = [{ t: 0, routes: handles.map(() => 0) }];
-    const lastCheck = handles.map(() => -Infinity);
-    const shortWithRoutes = handles.map(() => false);
-    let changed = false;
-    // Every host's monitor is read every 10 ms, also while a host is dumped (asynchronously: tens to
-    // hundreds of ms under load), so a dump does not delay when another host's last route change is seen.
-    const pollAll = () => {
-      for (const [i, e] of entries.entries()) {
-        if (converge[i] !== undefined) continue;
-        const routes = e.poll();
-        changed ||= routes !== found[i]![2];
-        found[i]![2] = routes;
-      }
-    };
-    const poller = setInterval(pollAll, 10);
-    try {
-      while (converge.some((c) => c === undefined) && performance.now() < deadline) {
-        const round = performance.now();
-        changed = false;
-        pollAll();
-        for (const [i, e] of entries.entries()) {
-          if (converge[i] !== undefined) continue;
-          const routes = found[i]![2];
-          // Dumped (the check) once the host has been quiet for a moment: when every route is there, else
-          // every second if the monitor lost changes (an overrun: its route count may be short).
-          const now = performance.now();
-          if (now - e.lastChange < QUIET_MS || (routes < fakes.length && (e.overruns === 0 || now - lastCheck[i]! < 1000))) continue;
-          // Its confirming dump (tens of thousands of entries to decode) waits while another host is still
-          // programming, so it does not take their CPUs (up to CHECK_WAIT_MS; the host's time is its last change anyway).
-          const othersBusy = entries.some((x, j) => j !== i && converge[j] === undefined && (found[j]![2] < fakes.length || now - x.lastChange < QUIET_MS));
-          if (othersBusy && e.overruns === 0 && now - e.lastChange < CHECK_WAIT_MS) continue;
-          lastCheck[i] = now;
-          const dumped = await e.dumpCounts();
-          pollAll();
-          if (!dumped) continue;
-          found[i] = dumped;
-          changed = true;
-          // Complete, and no route changed since the dump began: complete since the host's last route
-          // change, unless a check found it short while every route was there (a neighbour or FDB entry
-          // may have come since without a route change) or the monitor lost changes: then since this dump.
-          const complete = dumped.every((n) => n === fakes.length);
-          if (complete && e.lastChange < now) {
-            converge[i] = ((shortWithRoutes[i] || e.overruns > 0 ? now : e.lastChange) - t0) / 1000;
-            const [a, b] = [cpu0.agents[i], cpuTimes(agents[i]!.proc.pid!)];
-            if (a && b) agentCpu[i] = { user: b.user - a.user, system: b.system - a.system };
-            const w = runQueueWaitSeconds(agents[i]!.proc.pid!);
-            if (w !== undefined && wait0[i] !== undefined) agentsWaiting[i] = w - wait0[i]!;
-          } else if (!complete && routes >= fakes.length) {
-            shortWithRoutes[i] = true;
-          }
-        }
-        if (changed || performance.now() - t0 - 1000 * series.at(-1)!.t > 250) series.push({ t: (performance.now() - t0) / 1000, routes: found.map((f) => f[2]) });
-        if (tracing) trace('bench.count', { routes: found.map((f) => f[2]), ms: Math.round(performance.now() - round), busy: machineBusySeconds(), cpu: agents.map((a) => cpuSeconds(a.proc.pid!)) });
-        if (performance.now() - lastReport > 2000) {
-          lastReport = performance.now();
-          step(`  ${((performance.now() - t0) / 1000).toFixed(1)} s: routes per host ${found.map((f) => f[2]).join(', ')} of ${fakes.length}`);
-        }
-        await sleep(20);
-      }
-    } finally {
-      clearInterval(poller);
-    }
-    const overruns = entries.map((e) => e.overruns);
-    if (overruns.some((n) => n > 0)) step(`  the hosts' route monitors overran ${overruns.join(', ')} times (those hosts were timed by their dumps)`);
-    const benchCpu = process.cpuUsage(cpu0.bench);
-    const etcdCpu = etcdPid === undefined ? undefined : cpuSeconds(etcdPid);
-    const burstCpu = {
-      agents: agentCpu,
-      agentsWaiting,
-      etcd: etcdCpu === undefined || cpu0.etcd === undefined ? undefined : etcdCpu - cpu0.etcd,
-      bench: (benchCpu.user + benchCpu.system) / 1e6,
-      machineBusy: machineBusySeconds() - cpu0.busy,
-      seconds: (performance.now() - t0) / 1000,
-    };
-    step(`CPU seconds until converged: weftd ${agentCpu.map((c) => `${c.user.toFixed(2)} user + ${c.system.toFixed(2)} sys`).join(', ')} ` +
-      `(its main thread waiting for a CPU ${agentsWaiting.map((w) => (w === undefined ? '?' : w.toFixed(2))).join(', ')} s); etcd ${burstCpu.etcd?.toFixed(2)}, bench ${burstCpu.bench.toFixed(2)}; machine busy ${burstCpu.machineBusy.toFixed(2)} of ${(cpus().length * burstCpu.seconds).toFixed(2)} CPU-s (${cpus().length} CPUs)`);
-    putSeconds ??= await putting;
+    const first = await runBurst(burst, fakes, fakes.length, 'put');
     const busyTo = Date.now();
     const loops = await Promise.all(lab.hosts.map((h) => scrapeEventLoop(lab, h)));
     const responsiveness: Responsiveness = {
@@ -264,8 +168,19 @@ export async function runControlPlane(lab: Lab, s: ControlPlaneSettings, step: S
       `event-loop delay p99 ${loops.map((l) => l.p99Ms?.toFixed(1)).join(', ')} ms, max ${loops.map((l) => l.maxMs?.toFixed(1)).join(', ')} ms`);
     await pollers.stop();
     const rssAfter = agents.map((a) => mib(rssBytes(a.proc.pid!)));
-    const done = converge.filter((c): c is number => c !== undefined);
-    step(`${fakes.length} leases (${putSeconds.toFixed(2)} s to put): all ${3 * fakes.length} entries after ${converge.map((c) => (c === undefined ? 'TIMEOUT' : `${c.toFixed(2)} s`)).join(', ')}; RSS ${rssAfter.map((r) => `${r.toFixed(0)} MiB`).join(', ')}`);
+    step(`${fakes.length} leases (${first.writeSeconds.toFixed(2)} s to put): all ${3 * fakes.length} entries after ${times(first.convergeSeconds)}; RSS ${rssAfter.map((r) => `${r.toFixed(0)} MiB`).join(', ')}`);
+
+    // The same leases deleted at once, then put again while their claims are held for them.
+    const later = async (ops: readonly BulkOp[], expect: number, what: string): Promise<BurstSummary> => {
+      await sleep(SETTLE_MS);
+      await Promise.all(lab.hosts.map((h) => scrapeEventLoop(lab, h)));
+      const { series: _s, entriesFound: _e, ...r } = await runBurst(burst, ops, expect, what);
+      const l = await Promise.all(lab.hosts.map((h) => scrapeEventLoop(lab, h)));
+      step(`${what}: ${expect === 0 ? 'no' : 'all'} ${3 * fakes.length} entries after ${times(r.convergeSeconds)}; event-loop delay p99 ${l.map((x) => x.p99Ms?.toFixed(1)).join(', ')} ms, max ${l.map((x) => x.maxMs?.toFixed(1)).join(', ')} ms`);
+      return { ...r, eventLoopP99Ms: l.map((x) => x.p99Ms), eventLoopMaxMs: l.map((x) => x.maxMs) };
+    };
+    const removal = await later(fakes.map((f) => ({ key: f.key, delete: true as const })), 0, `${fakes.length} leases deleted at once`);
+    const again = await later(fakes, fakes.length, `the ${fakes.length} leases put again`);
 
     // One lease at a time: put → route on every host, watched through a netlink monitor per host.
     for (const h of lab.hosts) monitors.push(NetlinkMonitor.open({ netns: h.ns, groups: RTMGRP_IPV4_ROUTE }));
@@ -325,15 +240,17 @@ export async function runControlPlane(lab: Lab, s: ControlPlaneSettings, step: S
       hosts: lab.hosts.length,
       leases: fakes.length,
       entriesExpected: 3 * fakes.length,
-      putSeconds,
-      convergeSeconds: converge,
-      convergeSecondsMax: done.length === converge.length ? Math.max(...done) : undefined,
-      entriesFound: found,
-      series,
-      burstCpu,
+      putSeconds: first.writeSeconds,
+      convergeSeconds: first.convergeSeconds,
+      convergeSecondsMax: first.convergeSecondsMax,
+      entriesFound: first.entriesFound,
+      series: first.series,
+      burstCpu: first.cpu,
       rssBeforeMiB: rssBefore,
       rssAfterMiB: rssAfter,
       responsiveness,
+      removal,
+      again,
       propagation: prop,
     };
   } finally {
@@ -345,5 +262,6 @@ export async function runControlPlane(lab: Lab, s: ControlPlaneSettings, step: S
   }
 }
 
+const times = (c: readonly (number | undefined)[]): string => c.map((x) => (x === undefined ? 'TIMEOUT' : `${x.toFixed(2)} s`)).join(', ');
 const mib = (b: number | undefined) => (b === undefined ? NaN : b / 2 ** 20);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

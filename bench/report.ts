@@ -3,7 +3,7 @@
 // throughput ratios (throughput.svg), and the ratios and medians they show
 // (addRatios, medianFigures). With --ipv6 each path also has its IPv6 figures:
 // ping and TCP, as ratios to the same path's IPv4 figures of the same run. No dependencies.
-import type { ControlPlaneResult } from './control-plane.js';
+import type { BurstSummary, ControlPlaneResult } from './control-plane.js';
 import { type MeasureSettings, type RepFigures, type TcpPingFigures, UDP_LARGE_WINDOW } from './measure.js';
 import { POLL_INTERVAL_MS } from './responsiveness.js';
 import { formatSpeedProbe, type SpeedProbe } from './speed-probe.js';
@@ -225,6 +225,14 @@ export function toMarkdown(r: BenchReport): string {
         `p50 ${num(z.healthzBusy.p50Ms, 1)} ms, p99 ${num(z.healthzBusy.p99Ms, 1)} ms, max ${num(z.healthzBusy.maxMs, 1)} ms (${z.healthzBusy.samples} answers${z.healthzBusy.failures ? `, ${z.healthzBusy.failures} not 200` : ''}) |`);
       out.push(`| weftd event-loop delay over the same window (\`weft_nodejs_eventloop_lag_*\` minus its 10 ms tick) | p99 ${z.eventLoopP99Ms.map((v) => num(v, 1)).join(', ')} ms; max ${z.eventLoopMaxMs.map((v) => num(v, 1)).join(', ')} ms |`);
     }
+    const later = (b: BurstSummary | undefined, what: string) => {
+      if (!b) return;
+      const hosts = b.convergeSeconds.map((v, i) => `h${i + 1} ${v === undefined || v === null ? 'TIMEOUT' : `${v.toFixed(2)} s`}`).join(', ');
+      out.push(`| ${what} | ${num(b.convergeSecondsMax, 2)} s (${hosts}); weftd CPU ${b.cpu.agents.map((a) => `${num(a.user, 2)} + ${num(a.system, 2)}`).join(', ')}; ` +
+        `machine ${num(b.cpu.machineBusy, 2)} of ${num(r.machine.nproc * b.cpu.seconds, 2)}; event-loop delay max ${b.eventLoopMaxMs.map((v) => num(v, 1)).join(', ')} ms |`);
+    };
+    later(c.removal, `the ${c.leases} leases deleted at once: until no host holds any of their entries; the CPU seconds and event-loop delay as above`);
+    later(c.again, `the ${c.leases} leases put again at once, within the 10 s their claims are held for them: until every host holds all ${c.entriesExpected} entries again (the same work as the first burst, which is the agents' first: V8 compiled their per-lease code while it ran)`);
     out.push(`| agent RSS before → after the ${c.leases} peers | ${c.rssBeforeMiB.map((v) => v.toFixed(0)).join(', ')} → ${c.rssAfterMiB.map((v) => v.toFixed(0)).join(', ')} MiB |`);
     out.push(
       `| one new lease: put → route on each of ${c.hosts} hosts (${c.propagation.puts} puts, ${c.propagation.samples} samples) | ` +

@@ -74,6 +74,13 @@ test('the JSON has every data path, each with numeric figures or a reason, and t
   assert.is(c.burstCpu.agents.length, 3);
   for (const a of c.burstCpu.agents) assert.ok(a.user + a.system > 0 && a.system >= 0, `agent CPU ${JSON.stringify(a)}`);
   assert.ok(c.burstCpu.machineBusy > 0 && c.burstCpu.seconds > 0);
+  // The same leases deleted at once, then put again: every host converged both times.
+  for (const b of [c.removal, c.again]) {
+    assert.is(b.convergeSeconds.length, 3);
+    for (const v of b.convergeSeconds) assert.type(v, 'number');
+    assert.ok(b.cpu.agents.every((a: { user: number; system: number }) => a.user + a.system > 0), JSON.stringify(b.cpu));
+    assert.is(b.eventLoopMaxMs.length, 3);
+  }
   assert.is(c.propagation.samples + c.propagation.missing, c.propagation.puts * 3);
   assert.type(c.propagation.p50Ms, 'number');
   // etcd's acknowledgement of each put, beside it.
@@ -91,6 +98,8 @@ test('the markdown has a table row per data path and the control-plane rows', ()
   assert.match(md, /^\| data path \| TCP 1 stream \(Gbit\/s\) \|/m);
   for (const p of DATA_PATHS) assert.match(md, new RegExp(`^\\| ${p.label.replace(/[()]/g, '\\$&')} \\| \\S`, 'm'));
   assert.match(md, /^\| 100 remote leases put into etcd at once \|/m);
+  assert.match(md, /^\| the 100 leases deleted at once: until no host holds any of their entries.* \| [0-9.]+ s \(h1 [0-9.]+ s, h2 [0-9.]+ s, h3 [0-9.]+ s\); weftd CPU /m);
+  assert.match(md, /^\| the 100 leases put again at once, within the 10 s their claims are held for them: until every host holds all 300 entries again .* \| [0-9.]+ s \(h1 /m);
   assert.match(md, /^\| one new lease: put → route on each of 3 hosts.*; etcd acknowledging the put \(its commit, which comes before weftd hears of it\): p50 [0-9.]+ ms, p99 [0-9.]+ ms \|$/m);
   assert.match(md, /Machine: \d+ CPUs/);
   assert.ok(run.stdout.includes(md.trim().split('\n')[0]!), 'the table is on stdout too');
