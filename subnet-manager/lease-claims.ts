@@ -105,6 +105,8 @@ function other(v: string | string[] | undefined, except: string | undefined): st
 export class SubnetReservations {
   private readonly held = new Map<string, { readonly subnet: Prefix; readonly until: number }>();
   private readonly index = new SubnetIndex();
+  /** When the first of `held` runs out (Infinity: none held): until then overlapping() lets none go from the front. */
+  private frontUntil = Infinity;
 
   get size(): number { return this.held.size; }
 
@@ -113,6 +115,7 @@ export class SubnetReservations {
     this.release(key);
     this.held.set(key, { subnet, until });
     this.index.add(subnet, key);
+    if (this.held.size === 1) this.frontUntil = until;
   }
 
   release(key: string): void {
@@ -124,9 +127,14 @@ export class SubnetReservations {
 
   /** A key (other than `except`) holding a subnet that overlaps p at `now`, or undefined. */
   overlapping(p: Prefix, except: string, now: number): string | undefined {
-    for (const [k, r] of this.held) {
-      if (r.until > now) break;
-      this.release(k);
+    if (this.held.size === 0) return undefined;
+    // The first held runs out first (unless the clock went back): nothing to let go before then.
+    if (now >= this.frontUntil) {
+      for (const [k, r] of this.held) {
+        if (r.until > now) break;
+        this.release(k);
+      }
+      this.frontUntil = this.held.values().next().value?.until ?? Infinity;
     }
     for (;;) {
       const k = this.index.overlapping(p, except);
