@@ -134,15 +134,17 @@ export function decodeTxnAnswer(frame: Buffer): { revision: number; succeeded: b
   return { revision, succeeded };
 }
 
+/** How an error names a transaction: '1000 puts', '400 deletes', '1 put and 2 deletes'. */
+const what = (ops: readonly BulkOp[]): string => {
+  const deletes = ops.filter((o) => 'delete' in o).length;
+  const n = (k: number, word: string) => (k === 0 ? '' : `${k} ${word}${k === 1 ? '' : 's'}`);
+  return [n(ops.length - deletes, 'put'), n(deletes, 'delete')].filter(Boolean).join(' and ') || 'no operations';
+};
+
 /**
  * One HTTP/2 connection to a lab etcd member for bulk transactions: its unix socket when it
  * has one (a lab in namespaces: not through the bench's own TCP relay), else its http:// URL.
  */
-const what = (ops: readonly BulkOp[]): string => {
-  const deletes = ops.filter((o) => 'delete' in o).length;
-  return [ops.length - deletes ? `${ops.length - deletes} puts` : '', deletes ? `${deletes} deletes` : ''].filter(Boolean).join(' and ') || 'no operations';
-};
-
 export class EtcdBulk {
   private readonly session: ClientHttp2Session;
   private readonly endpoint: string;
