@@ -207,7 +207,7 @@ export function toMarkdown(r: BenchReport): string {
   if (c.status !== 'ok') {
     out.push(`${c.status}: ${shorten(c.reason, 300)}`);
   } else {
-    const perHost = c.convergeSeconds.map((v, i) => `h${i + 1} ${v === undefined || v === null ? 'TIMEOUT' : `${v.toFixed(2)} s`}`).join(', ');
+    const perHost = perHostSeconds(c.convergeSeconds);
     out.push('| measurement | result |', '| --- | --- |');
     out.push(`| ${c.leases} remote leases put into etcd at once | ${c.putSeconds.toFixed(2)} s to write |`);
     out.push(`| until every host holds all ${c.entriesExpected} kernel entries (neigh + fdb + route: netlink monitor, confirmed by a dump) | ${num(c.convergeSecondsMax, 2)} s (${perHost}) |`);
@@ -227,8 +227,7 @@ export function toMarkdown(r: BenchReport): string {
     }
     const later = (b: BurstSummary | undefined, what: string) => {
       if (!b) return;
-      const hosts = b.convergeSeconds.map((v, i) => `h${i + 1} ${v === undefined || v === null ? 'TIMEOUT' : `${v.toFixed(2)} s`}`).join(', ');
-      out.push(`| ${what} | ${num(b.convergeSecondsMax, 2)} s (${hosts}); weftd CPU ${b.cpu.agents.map((a) => `${num(a.user, 2)} + ${num(a.system, 2)}`).join(', ')}; ` +
+      out.push(`| ${what} | ${num(b.convergeSecondsMax, 2)} s (${perHostSeconds(b.convergeSeconds)}); weftd CPU ${b.cpu.agents.map((a) => `${num(a.user, 2)} + ${num(a.system, 2)}`).join(', ')}; ` +
         `machine ${num(b.cpu.machineBusy, 2)} of ${num(r.machine.nproc * b.cpu.seconds, 2)}; event-loop delay max ${b.eventLoopMaxMs.map((v) => num(v, 1)).join(', ')} ms |`);
     };
     later(c.removal, `the ${c.leases} leases deleted at once: until no host holds any of their entries; the CPU seconds and event-loop delay as above`);
@@ -246,6 +245,11 @@ export function toMarkdown(r: BenchReport): string {
     (r.speedProbe ? `Speed probe (best of 3; compare runs only where it is close): ${formatSpeedProbe(r.speedProbe.start)} at the start, ${formatSpeedProbe(r.speedProbe.end)} at the end. ` : '') +
     `Reproduce: \`${r.command}\``);
   return out.join('\n') + '\n';
+}
+
+/** Each host's convergence time, as 'h1 1.40 s, h2 TIMEOUT' (null: how JSON keeps undefined). */
+function perHostSeconds(seconds: readonly (number | undefined | null)[]): string {
+  return seconds.map((v, i) => `h${i + 1} ${v === undefined || v === null ? 'TIMEOUT' : `${v.toFixed(2)} s`}`).join(', ');
 }
 
 /** The IPv6 section: each path's IPv6 figures, then its ratios to its own IPv4 figures and to the IPv6 references. */

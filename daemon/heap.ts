@@ -39,7 +39,7 @@ export const HEAP_FLAGS: readonly { readonly flag: string; readonly operatorSets
 const SEMI_SPACE = /semi[-_]space/;
 
 /** The young generation's size now (both semi-spaces), in MiB. */
-export function youngGenerationMiB(): number {
+function youngGenerationMiB(): number {
   return (getHeapSpaceStatistics().find((s) => s.space_name === 'new_space')?.space_size ?? 0) / 2 ** 20;
 }
 
