@@ -78,7 +78,10 @@ test('the JSON has every data path, each with numeric figures or a reason, and t
   for (const b of [c.removal, c.again]) {
     assert.is(b.convergeSeconds.length, 3);
     for (const v of b.convergeSeconds) assert.type(v, 'number');
-    assert.ok(b.cpu.agents.every((a: { user: number; system: number }) => a.user + a.system > 0), JSON.stringify(b.cpu));
+    // Measured for every agent (NaN: its host never converged). /proc counts CPU time in 10 ms ticks,
+    // and one agent's part of deleting 100 leases can be under one: 0 is a measurement here.
+    assert.ok(b.cpu.agents.every((a: { user: number; system: number }) => Number.isFinite(a.user) && Number.isFinite(a.system) && a.user >= 0 && a.system >= 0), JSON.stringify(b.cpu));
+    assert.ok(b.cpu.machineBusy > 0 && b.cpu.seconds > 0, JSON.stringify(b.cpu));
     assert.is(b.eventLoopMaxMs.length, 3);
   }
   assert.is(c.propagation.samples + c.propagation.missing, c.propagation.puts * 3);
