@@ -6,6 +6,7 @@ import { WeftError } from '../lib/errors.js';
 import { trace, tracing } from '../lib/trace.js';
 import { EtcdAuthError, EtcdTlsError, EtcdUnavailableError } from './errors.js';
 import type { RawKV } from './lease-table.js';
+import { fastWatchDecoding } from './watch-decode.js';
 
 /** An etcd key-value as the listing and the watches deliver it. */
 function rawKV(kv: { key: Buffer; value: Buffer; mod_revision: string | number; create_revision: string | number; lease?: string | number }): RawKV {
@@ -133,7 +134,11 @@ export class Registry {
       hosts: this.endpoints,
       dialTimeout: 3000,
       defaultCallOptions: (ctx) => (ctx.isStream ? {} : { deadline: new Date(Date.now() + CALL_TIMEOUT_MS) }),
-      grpcOptions: { 'grpc.keepalive_time_ms': 10_000, 'grpc.keepalive_timeout_ms': 5_000, 'grpc.max_receive_message_length': MAX_RESPONSE_BYTES },
+      grpcOptions: {
+        'grpc.keepalive_time_ms': 10_000, 'grpc.keepalive_timeout_ms': 5_000, 'grpc.max_receive_message_length': MAX_RESPONSE_BYTES,
+        // Not a channel option: grpc-js's client takes it out (see watch-decode.ts).
+        interceptor_providers: [fastWatchDecoding],
+      },
       faultHandling: { watchBackoff: new CappedBackoff(), ...(o.failFast ? { global: ONE_ATTEMPT as unknown as GlobalPolicy } : {}) },
       ...(o.etcdOptions as Partial<IOptions> | undefined),
     };

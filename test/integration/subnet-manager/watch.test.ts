@@ -5,6 +5,7 @@ import { createLogger } from '../../../daemon/logger.js';
 import { Prefix } from '../../../lib/ip.js';
 import { SubnetManager, decodeLeaseAttrs, parseNetworkConfig, type LeaseBatch } from '../../../subnet-manager/index.js';
 import { type EtcdCluster, compact, startEtcd } from '../../../lab/etcd.js';
+import { watchResponsesDecoded } from '../../../subnet-manager/watch-decode.js';
 
 const cfg = parseNetworkConfig('{"Network":"10.244.0.0/16"}');
 const P = '/coreos.com/network/subnets/';
@@ -79,6 +80,8 @@ test('snapshot first (even empty), own lease filtered, garbage skipped and count
   await direct.put(P + '10.244.5.0-24').value(val('192.0.2.5'));
   await until('good leases', () => w.set.has('10.244.5.0/24'));
   assert.equal([...w.set.entries()].sort(), [['10.244.1.0/24', '192.0.2.1'], ['10.244.5.0/24', '192.0.2.5']]);
+  // The watch's responses came through weft's decoder (watch-decode.ts), not protobufjs.
+  assert.ok(watchResponsesDecoded() >= 7, `decoded ${watchResponsesDecoded()}`);
   assert.is(m.stats.invalidLeases, 4);
   assert.ok(warns.some((l) => l.includes(P + '10.245.0.0-24') && l.includes('outside Network')), warns.join('\n'));
   assert.ok(warns.some((l) => l.includes(P + '10.244.1.0-24') && l.includes('last good value')));
