@@ -1,6 +1,7 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S node --v8-pool-size=1
 // weftd: the per-host overlay agent. Flags, signals and exit status only; the
-// agent's life is daemon/daemon.ts. See --help.
+// agent's life is daemon/daemon.ts. See --help. The shebang's node flags are
+// lib/node-flags.ts's (a unit test holds them equal).
 // Order matters for restarts: the flags, then the data plane resumed from saved
 // state (daemon/resume.ts), and only then the modules that take long to load
 // (the etcd client, the logger, metrics): traffic flows again within tens of

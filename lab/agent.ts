@@ -3,6 +3,7 @@ import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
 import { existsSync, readFileSync } from 'node:fs';
 import { Prefix } from '../lib/ip.js';
+import { WEFTD_NODE_FLAGS } from '../lib/node-flags.js';
 import { execFileSync } from 'node:child_process';
 import type { Lab, LabContainer, LabHost, TrackedProcess } from './lab.js';
 
@@ -90,7 +91,7 @@ export function startAgent(lab: Lab, host: LabHost, extra: readonly string[] = [
 
 function nodeArgs(): string[] {
   const extra = (process.env.WEFT_NODE_FLAGS ?? '').split(/\s+/).filter(Boolean);
-  return ['--enable-source-maps', ...extra, ...(process.env.WEFT_PROF ? ['--cpu-prof', '--cpu-prof-dir', process.env.WEFT_PROF] : []), ...(process.env.WEFT_HEAP_PROF ? ['--heap-prof', '--heap-prof-dir', process.env.WEFT_HEAP_PROF] : [])];
+  return [...WEFTD_NODE_FLAGS, '--enable-source-maps', ...extra, ...(process.env.WEFT_PROF ? ['--cpu-prof', '--cpu-prof-dir', process.env.WEFT_PROF] : []), ...(process.env.WEFT_HEAP_PROF ? ['--heap-prof', '--heap-prof-dir', process.env.WEFT_HEAP_PROF] : [])];
 }
 
 /** Pids of the udp backend's fd holders (argv[0] "weft-fd-holder ...") in a host's network namespace. */

@@ -3,7 +3,7 @@ import * as assert from 'uvu/assert';
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { HealthServer, type HealthSource } from '../../../daemon/health.js';
 import { EVENT_LOOP_TICK_MS, forwarderTotals } from '../../../daemon/metrics.js';
@@ -12,6 +12,7 @@ import type { ForwarderStats } from '../../../backend/udp/engine.js';
 import { createLogger } from '../../../daemon/logger.js';
 import { SystemdNotifier } from '../../../daemon/systemd.js';
 import type { Backend, BackendStats } from '../../../backend/backend.js';
+import { WEFTD_NODE_FLAGS } from '../../../lib/node-flags.js';
 
 const quiet = createLogger('silent');
 
@@ -213,6 +214,17 @@ test('deploy/weftd.service passes systemd-analyze verify without a single warnin
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+});
+
+test('weftd\'s shebang runs node with WEFTD_NODE_FLAGS (what the lab\'s agents get), and starts as the kernel would run it', () => {
+  const script = fileURLToPath(new URL('../../../cmd/weftd.js', import.meta.url));
+  const line = readFileSync(script, 'utf8').split('\n')[0]!;
+  assert.is(line, `#!/usr/bin/env -S node ${WEFTD_NODE_FLAGS.join(' ')}`);
+  // The kernel passes everything after the interpreter as one argument, then the script.
+  const [interp, ...rest] = line.slice(2).split(' ');
+  const r = spawnSync(interp!, [rest.join(' '), script, '--version'], { encoding: 'utf8', env: { PATH: `${dirname(process.execPath)}:${process.env.PATH ?? ''}` } });
+  assert.is(r.status, 0, r.stderr);
+  assert.match(r.stdout, /\d+\.\d+\.\d+/);
 });
 
 test.run();
