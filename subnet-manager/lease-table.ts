@@ -43,6 +43,7 @@ export interface RawKV {
 export interface OwnLease {
   readonly key: string;
   readonly subnet: Prefix;
+  readonly ipv6Subnet?: Prefix;
   readonly attrs: LeaseAttrs;
 }
 
@@ -110,6 +111,8 @@ export const CLAIM_GRACE_MS = 10_000;
 class Accepted {
   readonly leases = new Map<string, Lease>();
   readonly subnets = new SubnetIndex();
+  /** The IPv6 halves (an index of their own: an IPv6 ::/n and the IPv4 0.0.0.0/n share a number). */
+  readonly subnets6 = new SubnetIndex();
   readonly claims = new Map<string, string>();
 
   /** claims: leaseClaims(l.attrs), which the conflict check has just made. */
@@ -117,6 +120,7 @@ class Accepted {
     this.remove(l.key);
     this.leases.set(l.key, l);
     this.subnets.add(l.subnet, l.key);
+    if (l.ipv6Subnet) this.subnets6.add(l.ipv6Subnet, l.key);
     for (const c of claims) this.claims.set(c, l.key);
   }
 
@@ -125,6 +129,7 @@ class Accepted {
     if (!old) return undefined;
     this.leases.delete(key);
     this.subnets.remove(old.subnet, key);
+    if (old.ipv6Subnet) this.subnets6.remove(old.ipv6Subnet, key);
     for (const c of leaseClaims(old.attrs)) if (this.claims.get(c) === key) this.claims.delete(c);
     return old;
   }
@@ -168,6 +173,12 @@ export class LeaseTable {
     if (own && own.subnet.overlaps(l.subnet)) return { other: own.key, reason: `subnet ${l.subnet} overlaps this host's own subnet ${own.subnet}` };
     const o = acc.subnets.overlapping(l.subnet, l.key);
     if (o !== undefined) return { other: o, reason: `subnet ${l.subnet} overlaps the lease ${o}` };
+    // The IPv6 half too: two leases on one IPv6 subnet (a copy, or two hosts that took it at once)
+    // would send one host's IPv6 traffic to the other.
+    const l6 = l.ipv6Subnet;
+    if (l6 && own?.ipv6Subnet?.overlaps(l6)) return { other: own.key, reason: `IPv6 subnet ${l6} overlaps this host's own IPv6 subnet ${own.ipv6Subnet}` };
+    const o6 = l6 && acc.subnets6.overlapping(l6, l.key);
+    if (o6) return { other: o6, reason: `IPv6 subnet ${l6} overlaps the lease ${o6}` };
     const now = this.now();
     const held = this.reservedSubnets.overlapping(l.subnet, l.key, now);
     if (held !== undefined) return { other: held, reason: `subnet ${l.subnet} overlaps the lease ${held}, which vanished moments ago (held for it ${this.graceMs / 1000} s)` };

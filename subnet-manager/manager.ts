@@ -178,6 +178,15 @@ export class SubnetManager {
           this.log.debug('subnet taken concurrently, choosing again', { key });
           continue;
         }
+        // A key names both halves, so two hosts that chose the same IPv6 subnet (a random one of the
+        // first 100 free, as flannel) with different IPv4 ones both create theirs. Whichever was
+        // created later sees the other now, gives its key up and chooses again.
+        const rival = await this.earlierOverlap(key, sn, sn6, r.revision);
+        if (rival !== undefined) {
+          this.log.info('another host leased an overlapping subnet first, choosing again', { key, rival });
+          await this.reg.deleteIfLease(key, leaseId);
+          continue;
+        }
         const l = this.made(key, sn, sn6, attrs, leaseId, r.revision, r.revision);
         leaseId = null;
         this.log.info('leased subnet', { subnet: String(sn), ...(sn6 ? { ipv6Subnet: String(sn6) } : {}), publicIP: req.publicIP });
@@ -253,6 +262,17 @@ export class SubnetManager {
   }
 
   /** Any key whose IPv4 (IPv6) part parses counts as taken, masked if misaligned, whatever the other part holds. */
+  /** The key of a lease created before `revision` whose IPv4 or IPv6 subnet overlaps ours, if any. */
+  private async earlierOverlap(key: string, sn: Prefix, sn6: Prefix | undefined, revision: number): Promise<string | undefined> {
+    const { kvs } = await this.reg.listSubnets();
+    for (const kv of kvs) {
+      if (kv.key === key || (kv.createRevision ?? kv.modRevision) >= revision) continue;
+      const [o, o6] = this.takenSubnets(kv.key);
+      if ((o && o.overlaps(sn)) || (o6 && sn6 && o6.overlaps(sn6))) return kv.key;
+    }
+    return undefined;
+  }
+
   private takenSubnets(key: string): [Prefix | null, Prefix | null] {
     const [v4, v6] = key.slice(this.reg.subnetsPrefix.length).split('&');
     let sn: Prefix | null = null;

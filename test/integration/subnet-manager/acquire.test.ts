@@ -142,6 +142,21 @@ test('short TTL: unrenewed lease disappears and a watcher sees removed; keepLeas
   await k.done; await w;
 });
 
+test('dual stack, concurrent starters: no two leases share an IPv6 subnet (a key names both halves, so etcd\'s create-if-absent does not stop two hosts taking one)', async () => {
+  // 12 IPv6 subnets for 10 hosts starting at once: each picks among the same few free ones.
+  const cfg = parseNetworkConfig('{"Network":"10.244.0.0/16","EnableIPv6":true,"IPv6Network":"fd00:10:244::/48","IPv6SubnetMin":"fd00:10:244:1::","IPv6SubnetMax":"fd00:10:244:c::"}');
+  const dual = (i: number) => ({ ...req(`192.0.2.${i}`), publicIPv6: `2001:db8::${i}` });
+  for (let round = 0; round < 3; round++) {
+    const prefix = `/t7-${round}`;
+    const ms = Array.from({ length: 10 }, () => mk({ prefix }));
+    const leases = await Promise.all(ms.map((m, i) => m.acquireLease(cfg, dual(i + 1))));
+    assert.is(new Set(leases.map((l) => String(l.ipv6Subnet))).size, 10, leases.map((l) => l.key).join('\n'));
+    // And etcd holds exactly those ten keys: the losers gave theirs up.
+    const keys = Object.keys(await etcd.client().getAll().prefix(`${prefix}/subnets/`).strings()).sort();
+    assert.equal(keys, leases.map((l) => l.key).sort());
+  }
+});
+
 test('dual stack: independent IPv6 subnets in flannel\'s key and JSON; reuse keeps both halves; an IPv4-only lease is released for a dual-stack config; the previous pair is reused', async () => {
   const cfg = parseNetworkConfig('{"Network":"10.244.0.0/16","EnableIPv6":true,"IPv6Network":"fd00:10:244::/48"}');
   const dual = (ip: string, n: number) => ({ ...req(ip), publicIPv6: `2001:db8::${n}`, backendV6Data: { VNI: 1, VtepMAC: '0e:00:00:00:00:06' } });

@@ -36,6 +36,25 @@ function table(o: { prefer?: (key: string) => boolean; now?: () => number } = {}
 
 const keys = (t: LeaseTable) => t.leases().map((l) => l.key.slice(P.length)).sort();
 
+test('dual stack: a lease whose IPv6 subnet overlaps a live lease\'s, or this host\'s own, is skipped naming both; accepted once the other left', () => {
+  const dual = parseNetworkConfig('{"Network":"10.244.0.0/16","EnableIPv6":true,"IPv6Network":"fd00:10:244::/48"}');
+  const lines: Array<Record<string, unknown>> = [];
+  const own = { ...OWN, key: `${P}10.244.9.0-24&fd00:10:244:9::-64`, ipv6Subnet: Prefix.parse('fd00:10:244:9::/64') };
+  const t = new LeaseTable(dual, P, createLogger('info', {}, (l) => lines.push(JSON.parse(l))), { own });
+  const kv6 = (v4: string, v6: string, ip: string, mac: string): RawKV => ({ ...kv(v4, ip, mac), key: `${P}${v4.replace('/', '-')}&${v6.replace('/', '-')}` });
+  const a = kv6('10.244.1.0/24', 'fd00:10:244:1::/64', '192.0.2.1', '02:00:00:00:00:01');
+  const b = kv6('10.244.2.0/24', 'fd00:10:244:1::/64', '192.0.2.2', '02:00:00:00:00:02');
+  const c = kv6('10.244.3.0/24', 'fd00:10:244:9::/64', '192.0.2.3', '02:00:00:00:00:03');
+  assert.ok(t.put(a));
+  assert.is(t.put(b), null);
+  assert.is(t.put(c), null);
+  assert.equal(t.conflicts().map((x) => [x.key, x.other]), [[b.key, a.key], [c.key, own.key]]);
+  assert.match(t.conflicts()[0]!.reason, /IPv6 subnet fd00:10:244:1::\/64 overlaps the lease/);
+  assert.match(t.conflicts()[1]!.reason, /this host's own IPv6 subnet fd00:10:244:9::\/64/);
+  assert.ok(t.delete(a.key));
+  assert.equal(t.reconsider().map((e) => e.lease.key), [b.key]);
+});
+
 test('claims: PublicIP with its backend, and the VtepMAC in lower case', () => {
   assert.equal(leaseClaims({ publicIP: '192.0.2.1', publicIPv6: null, backendType: 'vxlan', backendData: { VtepMAC: '02:AA:00:00:00:01' } }), ['PublicIP 192.0.2.1 (vxlan)', 'VtepMAC 02:aa:00:00:00:01']);
   assert.equal(leaseClaims({ publicIP: '192.0.2.1', publicIPv6: null, backendType: 'udp', backendData: null }), ['PublicIP 192.0.2.1 (udp)']);

@@ -112,8 +112,9 @@ test('10 MB of TCP over the IPv6 underlay arrives intact (sha256), both inner fa
 });
 
 test('a lease without PublicIPv6 is skipped by the IPv6 senders, naming it; the IPv4 sender takes it; the others keep working', async () => {
-  const taken = new Set(agents.map((u) => u.ready.subnet));
-  const n = [...Array(200).keys()].map((i) => 40 + i).find((i) => !taken.has(`10.244.${i}.0/24`))!;
+  // Both halves free: a lease on a host's IPv6 subnet is a conflict, skipped by every host.
+  const taken = new Set(agents.flatMap((u) => [u.ready.subnet, u.ready.ipv6?.subnet]));
+  const n = [...Array(200).keys()].map((i) => 40 + i).find((i) => !taken.has(`10.244.${i}.0/24`) && !taken.has(`fd00:10:244:${i.toString(16)}::/64`))!;
   const key = `/coreos.com/network/subnets/10.244.${n}.0-24&fd00:10:244:${n.toString(16)}::-64`;
   const c = lab.etcd!.client();
   await c.put(key).value(JSON.stringify({ PublicIP: '192.0.2.200', PublicIPv6: null, BackendType: 'udp' }));
