@@ -35,6 +35,7 @@ const LOST = Symbol('lost');
 type Outcome = KernelError | undefined | typeof LOST;
 
 const now = () => performance.now();
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 // The arrays handed from runBatch to nextChunk, sendChunk and frameBatch are built by push, never
 // by map(): TurboFan's inlined map() makes a holey array where the builtin made a packed one, and
@@ -51,7 +52,6 @@ function pick<T>(xs: readonly T[], at: readonly number[]): T[] {
   for (const i of at) out.push(xs[i]!);
   return out;
 }
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 export interface ChannelOptions {
   readonly timeoutMs: number;

@@ -261,7 +261,6 @@ export class SubnetManager {
     if (this.closer.signal.aborted) throw new AbortedError('SubnetManager is closed');
   }
 
-  /** Any key whose IPv4 (IPv6) part parses counts as taken, masked if misaligned, whatever the other part holds. */
   /** The key of a lease created before `revision` whose IPv4 or IPv6 subnet overlaps ours, if any. */
   private async earlierOverlap(key: string, sn: Prefix, sn6: Prefix | undefined, revision: number): Promise<string | undefined> {
     const { kvs } = await this.reg.listSubnets();
@@ -273,6 +272,7 @@ export class SubnetManager {
     return undefined;
   }
 
+  /** Any key whose IPv4 (IPv6) part parses counts as taken, masked if misaligned, whatever the other part holds. */
   private takenSubnets(key: string): [Prefix | null, Prefix | null] {
     const [v4, v6] = key.slice(this.reg.subnetsPrefix.length).split('&');
     let sn: Prefix | null = null;

@@ -31,14 +31,15 @@ export interface DecodedWatchResponse {
 }
 
 const EVENT_TYPES: readonly string[] = ['Put', 'Delete'];
+const EMPTY = Buffer.alloc(0);
+const TWO_32 = 2 ** 32;
+
 let decoded = 0;
 
 /** Responses decodeWatchResponse has decoded in this process (a test's proof that etcd3's watches use it). */
 export function watchResponsesDecoded(): number {
   return decoded;
 }
-const EMPTY = Buffer.alloc(0);
-const TWO_32 = 2 ** 32;
 
 /** A position in one message's bytes; every read checks it stays inside `end`. */
 class Reader {
