@@ -8,6 +8,9 @@
 //                                                -> our value put back ('restored')
 //   now another host's (its PublicIP)            -> that host holds the subnet:
 //     a new subnet is leased and the caller reconfigures in place ('moved')
+//   deleted, and meanwhile another host leased an overlapping subnet under
+//     another key (the IPv4 or the IPv6 half)    -> put back, seen, given up:
+//     'moved' as above
 //   update(req) (our public IP changed)          -> value rewritten ('updated')
 // etcd outages are retried with capped backoff; an outage longer than the TTL
 // is logged once as an error (the key is gone for everyone until etcd answers
@@ -41,6 +44,8 @@ export interface KeeperDeps {
   readonly ttlSeconds: number;
   /** Renew at the latest this long before expiry (ms). */
   readonly marginMs: number;
+  /** The key of a lease created before `revision` whose subnet (IPv4 or IPv6) overlaps l's, if any. */
+  readonly earlierOverlap: (l: Lease, revision: number) => Promise<string | undefined>;
   /** Leases a new subnet for `attrs`, attaching etcd lease `leaseId` if given (kept on failure). */
   readonly acquire: (attrs: LeaseAttrs, leaseId: string | undefined) => Promise<Lease>;
 }
@@ -211,6 +216,18 @@ export class LeaseKeeper {
         ? await this.d.reg.createIfAbsent(this.cur.key, this.value, id)
         : await this.d.reg.putIf(this.cur.key, 'Mod', kv.modRevision, this.value, id);
       if (!r.ok) continue; // changed again meanwhile: look again
+      // While the key was gone another host may have leased an overlapping subnet under another key
+      // (same IPv4 subnet with another IPv6 one, or the other way round): the older key keeps it.
+      const rival = kv === null && !this.reservation ? await this.d.earlierOverlap(this.cur, r.revision) : undefined;
+      if (rival !== undefined) {
+        this.d.log.warn('while our lease key was gone another host leased an overlapping subnet; leasing a new one and reconfiguring in place', { key: this.cur.key, rival });
+        await this.d.reg.deleteIfLease(this.cur.key, id);
+        const next = await this.d.acquire(this.attrs, this.leaseId);
+        this.adopt(next);
+        this.lostBecause = undefined;
+        this.recoveries++;
+        return { kind: 'moved', lease: next, previous, reason: `while it was gone ${rival} leased an overlapping subnet` };
+      }
       const ourOwnUpdate = this.updatePending && kv !== null && this.ownValue(kv) && kv.leaseId === id;
       this.updatePending = false;
       this.cur = Object.freeze({

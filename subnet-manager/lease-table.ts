@@ -141,6 +141,8 @@ export class LeaseTable {
   /** Claims (and subnets) of leases that just vanished: kept for them until `until`. */
   private readonly reserved = new Map<string, { key: string; until: number }>();
   private readonly reservedSubnets = new SubnetReservations();
+  /** The IPv6 halves of those (an index of their own, as Accepted.subnets6). */
+  private readonly reservedSubnets6 = new SubnetReservations();
   private readonly ownClaims: ReadonlySet<string>;
   /** A lease left (or a snapshot came) since the last reconsider(): skipped leases may fit now. */
   private released = false;
@@ -182,6 +184,8 @@ export class LeaseTable {
     const now = this.now();
     const held = this.reservedSubnets.overlapping(l.subnet, l.key, now);
     if (held !== undefined) return { other: held, reason: `subnet ${l.subnet} overlaps the lease ${held}, which vanished moments ago (held for it ${this.graceMs / 1000} s)` };
+    const held6 = l6 && this.reservedSubnets6.overlapping(l6, l.key, now);
+    if (held6) return { other: held6, reason: `IPv6 subnet ${l6} overlaps the lease ${held6}, which vanished moments ago (held for it ${this.graceMs / 1000} s)` };
     for (const c of claims) {
       if (this.ownClaims.has(c) && own) return { other: own.key, reason: `its ${c} is this host's own` };
       const holder = acc.claims.get(c);
@@ -243,6 +247,7 @@ export class LeaseTable {
     const until = this.now() + this.graceMs;
     for (const c of leaseClaims(old.attrs)) this.reserved.set(c, { key, until });
     this.reservedSubnets.hold(key, old.subnet, until);
+    if (old.ipv6Subnet) this.reservedSubnets6.hold(key, old.ipv6Subnet, until);
     this.released = true;
     this.nextExpiry = Math.min(this.nextExpiry, until);
     return { type: 'removed', lease: old };
@@ -292,11 +297,16 @@ export class LeaseTable {
       if (r.until <= now) this.reserved.delete(c);
       else this.nextExpiry = Math.min(this.nextExpiry, r.until);
     }
-    this.nextExpiry = Math.min(this.nextExpiry, this.reservedSubnets.expire(now));
+    this.nextExpiry = Math.min(this.nextExpiry, this.reservedSubnets.expire(now), this.reservedSubnets6.expire(now));
     const events: LeaseEvent[] = [];
     for (const s of establishedFirst([...this.skipped.values()], () => false)) {
       const claims = leaseClaims(s.lease.attrs);
-      if (this.conflict(s.lease, this.acc, claims)) continue;
+      const c = this.conflict(s.lease, this.acc, claims);
+      if (c) {
+        // Still kept out, maybe by another lease now: conflicts() names the one that keeps it.
+        this.skip(s.lease, c, this.acc.leases.has(s.key));
+        continue;
+      }
       this.skipped.delete(s.key);
       this.acc.add(s.lease, claims);
       this.logger.info('lease no longer conflicts, accepted', { key: s.key, was: s.reason });

@@ -131,6 +131,14 @@ export class SubnetManager {
           const isReservation = mine.kv.leaseId === '0';
           const v4Fits = isReservation ? cfg.network.containsNet(mine.subnet) : isAllocatable(cfg, mine.subnet);
           const fits = v4Fits && (isReservation && space6 ? !!mine.ipv6Subnet && space6.network.containsNet(mine.ipv6Subnet) : v6Fits(mine.ipv6Subnet));
+          // Two hosts on one subnet (an IPv6 half taken twice before weft checked for it, a copy):
+          // the older key keeps it, as every watcher's lease table decides; ours is given up.
+          const rival = isReservation ? undefined : this.earlierOverlapIn(kvs, mine.kv.key, mine.subnet, mine.ipv6Subnet, mine.kv.createRevision ?? mine.kv.modRevision);
+          if (rival !== undefined) {
+            this.log.warn('our old lease overlaps a lease created before it, releasing it', { key: mine.kv.key, rival });
+            await this.reg.deleteIfLease(mine.kv.key, mine.kv.leaseId);
+            continue;
+          }
           if (fits) {
             if (isReservation) {
               // flannel: a reservation is used as-is, value refreshed, never given a TTL.
@@ -212,6 +220,7 @@ export class SubnetManager {
       log: this.log,
       ttlSeconds: this.ttl,
       marginMs: Math.min(this.margin, (this.ttl * 2) / 3) * 1000,
+      earlierOverlap: (l, revision) => this.earlierOverlap(l.key, l.subnet, l.ipv6Subnet, revision),
       acquire: (attrs, leaseId) => this.acquireLease(cfg, { ...req, publicIP: attrs.publicIP, publicIPv6: attrs.publicIPv6, backendType: attrs.backendType, backendData: attrs.backendData, previousSubnet: undefined, ...(leaseId ? { leaseId } : {}) }),
     }, lease, { ...opts, signal });
   }
@@ -261,9 +270,13 @@ export class SubnetManager {
     if (this.closer.signal.aborted) throw new AbortedError('SubnetManager is closed');
   }
 
-  /** The key of a lease created before `revision` whose IPv4 or IPv6 subnet overlaps ours, if any. */
+  /** The key of a lease created before `revision` whose IPv4 or IPv6 subnet overlaps ours, if any (the registry listed now). */
   private async earlierOverlap(key: string, sn: Prefix, sn6: Prefix | undefined, revision: number): Promise<string | undefined> {
-    const { kvs } = await this.reg.listSubnets();
+    return this.earlierOverlapIn((await this.reg.listSubnets()).kvs, key, sn, sn6, revision);
+  }
+
+  /** earlierOverlap in a listing. */
+  private earlierOverlapIn(kvs: readonly RawKV[], key: string, sn: Prefix, sn6: Prefix | undefined, revision: number): string | undefined {
     for (const kv of kvs) {
       if (kv.key === key || (kv.createRevision ?? kv.modRevision) >= revision) continue;
       const [o, o6] = this.takenSubnets(kv.key);

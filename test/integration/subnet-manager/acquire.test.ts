@@ -190,4 +190,45 @@ test('dual stack: independent IPv6 subnets in flannel\'s key and JSON; reuse kee
   assert.equal([String(p.subnet), String(p.ipv6Subnet)], ['10.244.123.0/24', 'fd00:10:244:77::/64']);
 });
 
+test('dual stack: a lease that overlaps an older one (two hosts on one IPv6 subnet) is given up on reuse and after a put-back; the older is kept', async () => {
+  const cfg = parseNetworkConfig('{"Network":"10.244.0.0/16","EnableIPv6":true,"IPv6Network":"fd00:10:244::/48"}');
+  const dual = (n: number) => ({ ...req(`192.0.2.${n}`), publicIPv6: `2001:db8::${n}` });
+  const value = (n: number) => JSON.stringify({ PublicIP: `192.0.2.${n}`, PublicIPv6: `2001:db8::${n}`, BackendType: 'vxlan', BackendData: { VNI: 1, VtepMAC: 'c6:d2:32:6f:8f:44' } });
+  const key = (v4: string, v6: string) => `/t8/subnets/${v4}-24&${v6}-64`;
+  const c = etcd.client();
+  const withLease = async (k: string, n: number) => { await c.lease(60, { autoKeepAlive: false }).put(k).value(value(n)); };
+  // Host 1's key first, then host 2's on the same IPv6 subnet (left by a version that did not check).
+  const older = key('10.244.1.0', 'fd00:10:244:5::');
+  const later = key('10.244.2.0', 'fd00:10:244:5::');
+  await withLease(older, 1);
+  await withLease(later, 2);
+  const m = mk({ prefix: '/t8' });
+  const two = await m.acquireLease(cfg, dual(2));
+  assert.is.not(String(two.ipv6Subnet), 'fd00:10:244:5::/64', 'host 2 reused the later key');
+  assert.is(await c.get(later).string(), null, 'the later key is given up');
+  assert.is(await c.get(older).string(), value(1), 'the older is left alone');
+  // Host 1 reuses its own: it is the older.
+  assert.is((await m.acquireLease(cfg, dual(1))).key, older);
+
+  // A kept lease whose key vanishes while another host leases its IPv6 subnet (one etcd transaction,
+  // so the rival is older than the put-back): the keeper puts it back, sees the rival, moves.
+  const kept = await m.acquireLease(cfg, dual(3));
+  const ac = new AbortController();
+  const changes: LeaseChange[] = [];
+  const k = m.keepLease(kept, cfg, dual(3), { signal: ac.signal, onChange: (ch) => { changes.push(ch); } });
+  const rival = key('10.244.200.0', String(kept.ipv6Subnet).replace('/64', ''));
+  await c.if(kept.key, 'Version', '>', 0).then(c.delete().key(kept.key), c.put(rival).value(value(4))).commit();
+  const t0 = Date.now();
+  while (changes.length === 0 && Date.now() - t0 < 5000) await new Promise((r) => setTimeout(r, 50));
+  assert.equal(changes.map((ch) => ch.kind), ['moved']);
+  assert.match(changes[0]!.reason, rival);
+  const moved = changes[0]!.lease;
+  assert.is.not(String(moved.ipv6Subnet), String(kept.ipv6Subnet));
+  assert.is(await c.get(kept.key).string(), null, 'the put-back key is given up');
+  assert.is(await c.get(moved.key).string(), value(3));
+  assert.is(await c.get(rival).string(), value(4));
+  ac.abort();
+  await k.done;
+});
+
 test.run();

@@ -36,11 +36,12 @@ function table(o: { prefer?: (key: string) => boolean; now?: () => number } = {}
 
 const keys = (t: LeaseTable) => t.leases().map((l) => l.key.slice(P.length)).sort();
 
-test('dual stack: a lease whose IPv6 subnet overlaps a live lease\'s, or this host\'s own, is skipped naming both; accepted once the other left', () => {
+test('dual stack: a lease whose IPv6 subnet overlaps a live lease\'s, or this host\'s own, is skipped naming both; accepted once the other left and its grace ran out', () => {
   const dual = parseNetworkConfig('{"Network":"10.244.0.0/16","EnableIPv6":true,"IPv6Network":"fd00:10:244::/48"}');
   const lines: Array<Record<string, unknown>> = [];
   const own = { ...OWN, key: `${P}10.244.9.0-24&fd00:10:244:9::-64`, ipv6Subnet: Prefix.parse('fd00:10:244:9::/64') };
-  const t = new LeaseTable(dual, P, createLogger('info', {}, (l) => lines.push(JSON.parse(l))), { own });
+  let now = 1_000_000;
+  const t = new LeaseTable(dual, P, createLogger('info', {}, (l) => lines.push(JSON.parse(l))), { own, now: () => now });
   const kv6 = (v4: string, v6: string, ip: string, mac: string): RawKV => ({ ...kv(v4, ip, mac), key: `${P}${v4.replace('/', '-')}&${v6.replace('/', '-')}` });
   const a = kv6('10.244.1.0/24', 'fd00:10:244:1::/64', '192.0.2.1', '02:00:00:00:00:01');
   const b = kv6('10.244.2.0/24', 'fd00:10:244:1::/64', '192.0.2.2', '02:00:00:00:00:02');
@@ -52,7 +53,18 @@ test('dual stack: a lease whose IPv6 subnet overlaps a live lease\'s, or this ho
   assert.match(t.conflicts()[0]!.reason, /IPv6 subnet fd00:10:244:1::\/64 overlaps the lease/);
   assert.match(t.conflicts()[1]!.reason, /this host's own IPv6 subnet fd00:10:244:9::\/64/);
   assert.ok(t.delete(a.key));
-  assert.equal(t.reconsider().map((e) => e.lease.key), [b.key]);
+  // a's IPv6 subnet is held for it, as its IPv4 one: a new key over it waits out the grace too.
+  assert.equal(t.reconsider(), [], 'a vanished a moment ago');
+  const d = kv6('10.244.4.0/24', 'fd00:10:244::/62', '192.0.2.4', '02:00:00:00:00:04');
+  assert.is(t.put(d), null);
+  assert.match(t.conflicts().find((x) => x.key === d.key)!.reason, /^IPv6 subnet fd00:10:244::\/62 overlaps the lease .*10\.244\.1\.0-24&fd00:10:244:1::-64, which vanished moments ago \(held for it 10 s\)$/);
+  now += 5000;
+  assert.ok(t.put({ ...a, modRevision: ++rev }), 'a is back within the grace');
+  assert.equal(t.reconsider(), []);
+  assert.ok(t.delete(a.key));
+  now += 10_000;
+  assert.equal(t.reconsider().map((e) => e.lease.key), [b.key], 'b, the older key, once a\'s grace ran out; d still overlaps b');
+  assert.equal(t.conflicts().map((x) => [x.key, x.other]), [[c.key, own.key], [d.key, b.key]]);
 });
 
 test('claims: PublicIP with its backend, and the VtepMAC in lower case', () => {
