@@ -1,4 +1,4 @@
-#!/usr/bin/env -S node --v8-pool-size=1
+#!/usr/bin/env -S node --v8-pool-size=1 --no-turbo-inlining
 // weftd: the per-host overlay agent. Flags, signals and exit status only; the
 // agent's life is daemon/daemon.ts. See --help. The shebang's node flags are
 // lib/node-flags.ts's (a unit test holds them equal).
