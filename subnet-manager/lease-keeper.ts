@@ -73,6 +73,8 @@ export class LeaseKeeper {
   private updatePending = false;
   /** Why the etcd lease is gone, when keepalive found it gone. */
   private lostBecause: string | undefined;
+  /** The key was put back and has not been checked against keys created meanwhile (giveWayIfOverlapping). */
+  private overlapCheckDue = false;
   private nextKeepAlive = 0;
   private readonly w: Wait = {};
   private readonly stop: AbortSignal;
@@ -203,7 +205,7 @@ export class LeaseKeeper {
       }
       const id = this.leaseId ?? '0';
       const { kv } = await this.d.reg.getKey(this.cur.key);
-      if (kv && kv.value === this.value && kv.leaseId === id) return undefined;
+      if (kv && kv.value === this.value && kv.leaseId === id) return this.giveWayIfOverlapping(previous, kv.createRevision ?? kv.modRevision, id);
       const theirs = kv && this.otherHost(kv);
       if (theirs) {
         this.d.log.warn('another host now holds our subnet; leasing a new one and reconfiguring in place', { key: this.cur.key, holder: theirs });
@@ -216,17 +218,10 @@ export class LeaseKeeper {
         ? await this.d.reg.createIfAbsent(this.cur.key, this.value, id)
         : await this.d.reg.putIf(this.cur.key, 'Mod', kv.modRevision, this.value, id);
       if (!r.ok) continue; // changed again meanwhile: look again
-      // While the key was gone another host may have leased an overlapping subnet under another key
-      // (same IPv4 subnet with another IPv6 one, or the other way round): the older key keeps it.
-      const rival = kv === null && !this.reservation ? await this.d.earlierOverlap(this.cur, r.revision) : undefined;
-      if (rival !== undefined) {
-        this.d.log.warn('while our lease key was gone another host leased an overlapping subnet; leasing a new one and reconfiguring in place', { key: this.cur.key, rival });
-        await this.d.reg.deleteIfLease(this.cur.key, id);
-        const next = await this.d.acquire(this.attrs, this.leaseId);
-        this.adopt(next);
-        this.lostBecause = undefined;
-        this.recoveries++;
-        return { kind: 'moved', lease: next, previous, reason: `while it was gone ${rival} leased an overlapping subnet` };
+      if (kv === null && !this.reservation) {
+        this.overlapCheckDue = true;
+        const moved = await this.giveWayIfOverlapping(previous, r.revision, id);
+        if (moved) return moved;
       }
       const ourOwnUpdate = this.updatePending && kv !== null && this.ownValue(kv) && kv.leaseId === id;
       this.updatePending = false;
@@ -246,6 +241,30 @@ export class LeaseKeeper {
       return { kind: 'restored', lease: this.cur, previous, reason };
     }
     throw new Error(`lease ${this.cur.key} kept changing while it was being repaired (16 attempts)`);
+  }
+
+  /**
+   * After a put-back (overlapCheckDue; our key created at `revision`): while the key was gone
+   * another host may have leased an overlapping subnet under another key (the same IPv4 subnet
+   * with another IPv6 one, or the other way round). The older key keeps it, as every lease table
+   * decides: ours is deleted and a new subnet leased ('moved'). Until this check has run (etcd
+   * may fail in the middle), every look at the key runs it again.
+   */
+  private async giveWayIfOverlapping(previous: Lease, revision: number, id: string): Promise<LeaseChange | undefined> {
+    if (!this.overlapCheckDue) return undefined;
+    const rival = await this.d.earlierOverlap(this.cur, revision);
+    if (rival === undefined) {
+      this.overlapCheckDue = false;
+      return undefined;
+    }
+    this.d.log.warn('while our lease key was gone another host leased an overlapping subnet; leasing a new one and reconfiguring in place', { key: this.cur.key, rival });
+    await this.d.reg.deleteIfLease(this.cur.key, id);
+    const next = await this.d.acquire(this.attrs, this.leaseId);
+    this.adopt(next);
+    this.overlapCheckDue = false;
+    this.lostBecause = undefined;
+    this.recoveries++;
+    return { kind: 'moved', lease: next, previous, reason: `while it was gone ${rival} leased an overlapping subnet` };
   }
 
   /** The PublicIP of another host when kv is its valid lease, else undefined. */
