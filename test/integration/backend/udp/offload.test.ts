@@ -201,11 +201,11 @@ async function tunDropped(a: LabAgent): Promise<number> {
  * the drops its socket saw (/proc/net/udp), so that a loss shows where it happened.
  *
  * The sender is flow-controlled: the receiver acknowledges the highest sequence number it has seen
- * every 64 datagrams, and the sender sends no further burst while more than WINDOW are unacknowledged. Without that, the sender
- * outran a forwarder that the busy 2-CPU machine had descheduled, and the sending host's TUN queue
- * (500 packets, drops counted as the TUN's tx_dropped) overflowed: up to 72% was lost in CI. An
- * acknowledgement that does not come within a second releases the window (what it waited for is
- * lost), so the transfer never hangs.
+ * every 64 datagrams, and the sender sends no further burst while more than WINDOW are
+ * unacknowledged. Without that, the sender outran a forwarder that the busy 2-CPU machine had
+ * descheduled, and the sending host's TUN queue (500 packets, drops counted as the TUN's
+ * tx_dropped) overflowed: up to 72% was lost in CI. An acknowledgement that does not come within
+ * a second releases the window (what it waited for is lost), so the transfer never hangs.
  */
 async function udpTransfer(from: LabContainer, to: LabContainer, count: number, length: number): Promise<{ got: number; bad: number; reordered: number; sinkDrops: number }> {
   const port = nextPort++;
