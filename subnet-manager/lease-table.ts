@@ -107,6 +107,9 @@ export interface LeaseTableOptions {
 
 export const CLAIM_GRACE_MS = 10_000;
 
+/** Who keeps a lease out, and why. */
+type Conflict = { readonly other: string; readonly reason: string };
+
 /** The accepted leases and what they claim. */
 class Accepted {
   readonly leases = new Map<string, Lease>();
@@ -170,30 +173,45 @@ export class LeaseTable {
   get conflicting(): number { return this.skipped.size; }
 
   /** Why `l` (claiming `claims`) may not be accepted next to the leases of `acc`: the other key and the reason, or null. */
-  private conflict(l: Lease, acc: Accepted, claims: readonly string[]): { other: string; reason: string } | null {
+  private conflict(l: Lease, acc: Accepted, claims: readonly string[]): Conflict | null {
     const own = this.o.own;
-    if (own && own.subnet.overlaps(l.subnet)) return { other: own.key, reason: `subnet ${l.subnet} overlaps this host's own subnet ${own.subnet}` };
-    const o = acc.subnets.overlapping(l.subnet, l.key);
-    if (o !== undefined) return { other: o, reason: `subnet ${l.subnet} overlaps the lease ${o}` };
     // The IPv6 half too: two leases on one IPv6 subnet (a copy, or two hosts that took it at once)
     // would send one host's IPv6 traffic to the other.
     const l6 = l.ipv6Subnet;
-    if (l6 && own?.ipv6Subnet?.overlaps(l6)) return { other: own.key, reason: `IPv6 subnet ${l6} overlaps this host's own IPv6 subnet ${own.ipv6Subnet}` };
-    const o6 = l6 && acc.subnets6.overlapping(l6, l.key);
-    if (o6) return { other: o6, reason: `IPv6 subnet ${l6} overlaps the lease ${o6}` };
+    const live = this.liveOverlap(l.key, l.subnet, 'subnet', own?.subnet, acc.subnets) ??
+      (l6 && this.liveOverlap(l.key, l6, 'IPv6 subnet', own?.ipv6Subnet, acc.subnets6));
+    if (live) return live;
     const now = this.now();
-    const held = this.reservedSubnets.overlapping(l.subnet, l.key, now);
-    if (held !== undefined) return { other: held, reason: `subnet ${l.subnet} overlaps the lease ${held}, which vanished moments ago (held for it ${this.graceMs / 1000} s)` };
-    const held6 = l6 && this.reservedSubnets6.overlapping(l6, l.key, now);
-    if (held6) return { other: held6, reason: `IPv6 subnet ${l6} overlaps the lease ${held6}, which vanished moments ago (held for it ${this.graceMs / 1000} s)` };
+    const held = this.heldOverlap(l.key, l.subnet, 'subnet', this.reservedSubnets, now) ??
+      (l6 && this.heldOverlap(l.key, l6, 'IPv6 subnet', this.reservedSubnets6, now));
+    if (held) return held;
     for (const c of claims) {
       if (this.ownClaims.has(c) && own) return { other: own.key, reason: `its ${c} is this host's own` };
       const holder = acc.claims.get(c);
       if (holder !== undefined && holder !== l.key) return { other: holder, reason: `its ${c} is held by the lease ${holder}` };
       const r = this.reserved.get(c);
-      if (r && r.until > now && r.key !== l.key) return { other: r.key, reason: `its ${c} was held by the lease ${r.key}, which vanished moments ago (held for it ${this.graceMs / 1000} s)` };
+      if (r && r.until > now && r.key !== l.key) return { other: r.key, reason: `its ${c} was held by the lease ${r.key}${this.vanished()}` };
     }
     return null;
+  }
+
+  /** `p` (the lease `key`'s subnet or its IPv6 half, named `what`) against this host's own (`mine`), then the live leases' (`index`). */
+  private liveOverlap(key: string, p: Prefix, what: string, mine: Prefix | undefined, index: SubnetIndex): Conflict | undefined {
+    const own = this.o.own;
+    if (own && mine?.overlaps(p)) return { other: own.key, reason: `${what} ${p} overlaps this host's own ${what} ${mine}` };
+    const o = index.overlapping(p, key);
+    return o === undefined ? undefined : { other: o, reason: `${what} ${p} overlaps the lease ${o}` };
+  }
+
+  /** `p` (as in liveOverlap) against the subnets `held` for leases that vanished moments ago. */
+  private heldOverlap(key: string, p: Prefix, what: string, held: SubnetReservations, now: number): Conflict | undefined {
+    const k = held.overlapping(p, key, now);
+    return k === undefined ? undefined : { other: k, reason: `${what} ${p} overlaps the lease ${k}${this.vanished()}` };
+  }
+
+  /** The end of a reason naming a lease whose claims are held for it. */
+  private vanished(): string {
+    return `, which vanished moments ago (held for it ${this.graceMs / 1000} s)`;
   }
 
   /**
@@ -213,7 +231,7 @@ export class LeaseTable {
     return l;
   }
 
-  private skip(l: Lease, c: { other: string; reason: string }, keepingOld: boolean): void {
+  private skip(l: Lease, c: Conflict, keepingOld: boolean): void {
     const was = this.skipped.get(l.key);
     this.skipped.set(l.key, { key: l.key, ...c, lease: l });
     if (was && was.other === c.other && was.reason === c.reason) return;
