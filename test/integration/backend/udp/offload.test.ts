@@ -205,7 +205,11 @@ async function tunDropped(a: LabAgent): Promise<number> {
  * unacknowledged. Without that, the sender outran a forwarder that the busy 2-CPU machine had
  * descheduled, and the sending host's TUN queue (500 packets, drops counted as the TUN's
  * tx_dropped) overflowed: up to 72% was lost in CI. An acknowledgement that does not come within
- * a second releases the window (what it waited for is lost), so the transfer never hangs.
+ * a second releases the window (what it waited for is lost), so the transfer never hangs. The
+ * acknowledgements come from a socket of their own: sent from the data's destination port they
+ * would be the data flow's reverse, and the first one written into the sending host's TUN would
+ * move the flow to the queue of the worker that wrote it, in the middle of the stream (a TUN
+ * steers a flow to the queue its reverse last came in on), which reordered a datagram in CI.
  */
 async function udpTransfer(from: LabContainer, to: LabContainer, count: number, length: number): Promise<{ got: number; bad: number; reordered: number; sinkDrops: number }> {
   const port = nextPort++;
@@ -215,6 +219,8 @@ async function udpTransfer(from: LabContainer, to: LabContainer, count: number, 
   const sink = lab.spawnIn(to.ns, process.execPath, ['-e', `
     const fill = ${fill}; let got = 0, bad = 0, reordered = 0, last = -1, idle;
     const s = require('dgram').createSocket({ type: 'udp4', recvBufferSize: 8 << 20 });
+    const acks = require('dgram').createSocket('udp4');
+    acks.bind(0, '${to.ip}');
     const socketDrops = () => {
       const port = ':' + (${port}).toString(16).toUpperCase().padStart(4, '0') + ' ';
       const line = require('fs').readFileSync('/proc/net/udp', 'utf8').split('\\n').find((l) => l.includes(port));
@@ -225,7 +231,7 @@ async function udpTransfer(from: LabContainer, to: LabContainer, count: number, 
       const seq = m.length >= 4 ? m.readUInt32BE(0) : -1;
       if (m.length !== ${length} || seq < 0 || seq >= ${count} || !m.equals(fill(seq, ${length}))) bad++; else got++;
       if (seq < last) reordered++; last = Math.max(last, seq);
-      if ((got + bad) % 64 === 0 || last === ${count} - 1) { const a = Buffer.alloc(4); a.writeUInt32BE(last + 1, 0); s.send(a, from.port, from.address); }
+      if ((got + bad) % 64 === 0 || last === ${count} - 1) { const a = Buffer.alloc(4); a.writeUInt32BE(last + 1, 0); acks.send(a, from.port, from.address); }
       clearTimeout(idle); idle = setTimeout(done, 1000);
     });
     s.bind(${port}, '${to.ip}', () => console.log('LISTENING'));
