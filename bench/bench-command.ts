@@ -12,7 +12,7 @@ import { fileURLToPath } from 'node:url';
 import { UsageError, type Command, type FlagSet, type ParsedFlags } from '../lib/flags.js';
 import { withLab } from '../lab/lab.js';
 import { controlPlaneSvg } from './control-plane-chart.js';
-import { MAX_LEASES, MAX_PUTS, runControlPlane } from './control-plane.js';
+import { MAX_LEASES, MAX_PUTS, runControlPlane, scaleEtcdDataRoot } from './control-plane.js';
 import { DATA_PATHS, PathUnavailableError, REFERENCE_PATHS, type DataPath, type PathEndpoints } from './data-paths.js';
 import { checkReachable, largeUdpLength, measureOnce, measureTcpPing, type MeasureSettings, type RepFigures } from './measure.js';
 import {
@@ -119,11 +119,12 @@ async function runBench(a: ParsedFlags, argv: readonly string[]): Promise<number
     controlPlane = { status: 'skipped', reason: '--no-scale' };
   } else {
     const step = (what: string) => say(`${elapsed()} [control plane] ${what}`);
-    step(`building a ${settings.scaleHosts}-host lab; ${settings.leases} leases at once, then ${settings.puts} single puts`);
+    const etcdDataRoot = scaleEtcdDataRoot();
+    step(`building a ${settings.scaleHosts}-host lab (etcd's data on ${etcdDataRoot ? `tmpfs, ${etcdDataRoot}` : 'disk, in the lab directory'}); ${settings.leases} leases at once, then ${settings.puts} single puts`);
     try {
-      const r = await withLab({ hosts: settings.scaleHosts }, (lab) =>
+      const r = await withLab({ hosts: settings.scaleHosts, ...(etcdDataRoot ? { etcdDataRoot } : {}) }, (lab) =>
         runControlPlane(lab, { hosts: settings.scaleHosts, leases: settings.leases, puts: settings.puts, timeoutMs: quick ? 60_000 : 180_000 }, step));
-      controlPlane = { status: 'ok', ...r };
+      controlPlane = { status: 'ok', ...r, etcdData: etcdDataRoot ? 'tmpfs' : 'disk' };
     } catch (e) {
       step(`failed: ${(e as Error).message}`);
       controlPlane = { status: 'failed', reason: (e as Error).message };

@@ -16,6 +16,7 @@
 // leases with one PublicIP are a conflict weftd skips): from 198.18.0.0/15,
 // RFC 2544's range for benchmarks, on no interface and never reached: the
 // entries are PERMANENT and no traffic flows.
+import { statfsSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import { PREFIX, putNetworkConfig, type AgentReady, type LabAgent, startAgents } from '../lab/agent.js';
 import type { Lab } from '../lab/lab.js';
@@ -53,8 +54,28 @@ export interface ControlPlaneSettings {
   timeoutMs: number;
 }
 
+/** statfs(2)'s f_type of a tmpfs (linux/magic.h TMPFS_MAGIC). */
+const TMPFS_MAGIC = 0x01021994;
+const SHM = '/dev/shm';
+
+/**
+ * Where the scale lab's etcd keeps its data: on the tmpfs at /dev/shm when there is one, so that
+ * a put's commit is not this VM's disk flush (etcd fsyncs its log on every commit; in slow
+ * stretches of this shared disk the flush alone had a p99 above 100 ms, which then was every
+ * put → route sample's tail). undefined: none here, the lab's own directory (on disk).
+ */
+export function scaleEtcdDataRoot(): string | undefined {
+  try {
+    return statfsSync(SHM).type === TMPFS_MAGIC ? SHM : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 export interface ControlPlaneResult {
   hosts: number;
+  /** Where etcd kept its data: 'tmpfs' (scaleEtcdDataRoot) or 'disk' (absent in results from before it was recorded). */
+  etcdData?: 'tmpfs' | 'disk';
   leases: number;
   /** Kernel entries expected per host: 3 × leases. */
   entriesExpected: number;

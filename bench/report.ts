@@ -236,7 +236,7 @@ export function toMarkdown(r: BenchReport): string {
     out.push(
       `| one new lease: put → route on each of ${c.hosts} hosts (${c.propagation.puts} puts, ${c.propagation.samples} samples) | ` +
         `p50 ${num(c.propagation.p50Ms, 1)} ms, p99 ${num(c.propagation.p99Ms, 1)} ms, max ${num(c.propagation.maxMs, 1)} ms${c.propagation.missing ? `, ${c.propagation.missing} missing` : ''}` +
-        `${c.propagation.ackP50Ms !== undefined ? `; etcd acknowledging the put (its commit, which comes before weftd hears of it): p50 ${num(c.propagation.ackP50Ms, 1)} ms, p99 ${num(c.propagation.ackP99Ms, 1)} ms` : ''} |`,
+        `${c.propagation.ackP50Ms !== undefined ? `; etcd acknowledging the put (its commit, which comes before weftd hears of it${c.etcdData ? `; etcd's data on ${c.etcdData}` : ''}): p50 ${num(c.propagation.ackP50Ms, 1)} ms, p99 ${num(c.propagation.ackP99Ms, 1)} ms` : ''} |`,
     );
   }
   const m = r.machine;

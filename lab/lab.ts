@@ -64,6 +64,11 @@ export interface LabOptions {
   /** Start etcd in <id>-etcd at 192.0.2.2. Default true. */
   etcd?: boolean;
   etcdMembers?: 1 | 3;
+  /**
+   * The directory under which etcd keeps its data (a directory of its own, removed with the lab).
+   * Default the lab's directory. The bench's scale lab uses a tmpfs (bench/etcd-data.ts).
+   */
+  etcdDataRoot?: string;
   /** Give each host `default via 192.0.2.1 dev eth0` (the agent picks its interface from it). Default true. */
   defaultRoute?: boolean;
   /** 'two-segments': segments a and b joined by a router namespace (see the header). Default 'one-segment'. */
@@ -148,7 +153,7 @@ export class Lab {
   /** Every namespace plugged into a segment (hosts, etcd, outside, router ports), with its segment and address. */
   readonly underlayMembers: UnderlayMember[] = [];
 
-  private constructor(readonly opts: Readonly<Required<Omit<LabOptions, 'etcdMembers'>>> & { etcdMembers: 1 | 3 }) {
+  private constructor(readonly opts: Readonly<Required<Omit<LabOptions, 'etcdMembers' | 'etcdDataRoot'>>> & { etcdMembers: 1 | 3; etcdDataRoot: string | undefined }) {
     this.id = `wt${randomBase36(5)}`;
     this.ulNs = `${this.id}-ul`;
     this.cgroupPrefix = `weft-lab-${this.id}-`;
@@ -168,6 +173,7 @@ export class Lab {
       topology: opts.topology ?? 'one-segment',
       segmentBHosts: opts.topology === 'two-segments' ? opts.segmentBHosts ?? Math.floor((opts.hosts ?? 3) / 2) : 0,
       ipv6: opts.ipv6 ?? false,
+      etcdDataRoot: opts.etcdDataRoot,
     };
     if (o.ipv6 && o.topology !== 'one-segment') throw new Error('ipv6 (a dual-stack underlay) is built for the one-segment topology only');
     if (!Number.isInteger(o.hosts) || o.hosts < 1 || o.hosts > 200) throw new Error(`hosts must be 1..200, got ${o.hosts}`);
@@ -227,7 +233,7 @@ export class Lab {
       this.etcdNs = ns;
       // Behind the router, etcd needs a way back to segment b.
       await this.plugIntoUnderlay(ns, 'etcd', ETCD_IP, two);
-      this.etcd = await startEtcd({ members: this.opts.etcdMembers, netns: ns, clientIp: ETCD_IP, dataDirRoot: this.dir });
+      this.etcd = await startEtcd({ members: this.opts.etcdMembers, netns: ns, clientIp: ETCD_IP, dataDirRoot: this.opts.etcdDataRoot ?? this.dir });
     }
   }
 

@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { handOnRegistry, leftNamespaces, runBench, type BenchRun } from './run-bench.js';
 import { DATA_PATHS } from '../../../bench/data-paths.js';
+import { scaleEtcdDataRoot } from '../../../bench/control-plane.js';
 
 const FIGURES = ['tcp1Gbps', 'tcpNGbps', 'udpKpps', 'udpLossPct', 'udpLargeGbps', 'udpLargeLossPct', 'pingP50Ms', 'pingP99Ms'];
 
@@ -86,6 +87,8 @@ test('the JSON has every data path, each with numeric figures or a reason, and t
   }
   assert.is(c.propagation.samples + c.propagation.missing, c.propagation.puts * 3);
   assert.type(c.propagation.p50Ms, 'number');
+  // Where etcd kept its data: the tmpfs wherever /dev/shm is one (it is on every machine here).
+  assert.is(c.etcdData, scaleEtcdDataRoot() ? 'tmpfs' : 'disk');
   // etcd's acknowledgement of each put, beside it.
   assert.ok(c.propagation.ackP50Ms > 0 && c.propagation.ackP99Ms >= c.propagation.ackP50Ms, JSON.stringify(c.propagation));
   // The time series of routes per host ends with every host holding all of them.
@@ -103,7 +106,7 @@ test('the markdown has a table row per data path and the control-plane rows', ()
   assert.match(md, /^\| 100 remote leases put into etcd at once \|/m);
   assert.match(md, /^\| the 100 leases deleted at once: until no host holds any of their entries.* \| [0-9.]+ s \(h1 [0-9.]+ s, h2 [0-9.]+ s, h3 [0-9.]+ s\); weftd CPU /m);
   assert.match(md, /^\| the 100 leases put again at once, within the 10 s their claims are held for them: until every host holds all 300 entries again .* \| [0-9.]+ s \(h1 /m);
-  assert.match(md, /^\| one new lease: put → route on each of 3 hosts.*; etcd acknowledging the put \(its commit, which comes before weftd hears of it\): p50 [0-9.]+ ms, p99 [0-9.]+ ms \|$/m);
+  assert.match(md, /^\| one new lease: put → route on each of 3 hosts.*; etcd acknowledging the put \(its commit, which comes before weftd hears of it; etcd's data on (tmpfs|disk)\): p50 [0-9.]+ ms, p99 [0-9.]+ ms \|$/m);
   assert.match(md, /Machine: \d+ CPUs/);
   assert.ok(run.stdout.includes(md.trim().split('\n')[0]!), 'the table is on stdout too');
 });

@@ -2,7 +2,8 @@
 // etcd reachable from a host, and a teardown that leaves nothing behind.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { existsSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { exec, isPidAlive as isAlive, listNetns, waitPidGone } from '../../../lab/netns.js';
 import { Lab, type LabContainer, type TrackedProcess } from '../../../lab/lab.js';
@@ -151,5 +152,24 @@ test('destroy removes every namespace, tracked process and the lab dir; twice is
   assert.throws(() => lab.spawnIn(lab.hosts[0]!.ns, 'true', []), /destroyed/);
 });
 
+test('etcdDataRoot: etcd keeps its data in a directory of its own there, removed with the lab', async () => {
+  const root = mkdtempSync(join(tmpdir(), 'weft-test-etcd-root-'));
+  const other = await Lab.create({ hosts: 1, etcdDataRoot: root });
+  try {
+    const pid = other.etcd!.members[0]!.pid!;
+    const argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+    const dataDir = argv[argv.indexOf('--data-dir') + 1]!;
+    assert.ok(dataDir.startsWith(`${root}/weft-etcd-`), dataDir);
+    assert.ok(existsSync(join(dataDir, 'member', 'wal')), `${dataDir}/member/wal`);
+    assert.not.ok(dataDir.startsWith(other.dir), 'not in the lab directory');
+  } finally {
+    await other.destroy();
+  }
+  try {
+    assert.equal(readdirSync(root), [], 'nothing left under the root');
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
+});
 
 test.run();
