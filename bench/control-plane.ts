@@ -57,16 +57,20 @@ export interface ControlPlaneSettings {
 /** statfs(2)'s f_type of a tmpfs (linux/magic.h TMPFS_MAGIC). */
 const TMPFS_MAGIC = 0x01021994;
 const SHM = '/dev/shm';
+/** Free space the tmpfs must have: etcd preallocates 64 MiB per WAL file (a container's /dev/shm is often 64 MiB in all). */
+const SHM_MIN_FREE = 512 * 1024 * 1024;
 
 /**
  * Where the scale lab's etcd keeps its data: on the tmpfs at /dev/shm when there is one, so that
  * a put's commit is not this VM's disk flush (etcd fsyncs its log on every commit; in slow
  * stretches of this shared disk the flush alone had a p99 above 100 ms, which then was every
- * put → route sample's tail). undefined: none here, the lab's own directory (on disk).
+ * put → route sample's tail). undefined: none here (or under 512 MiB free on it), the lab's own
+ * directory (on disk).
  */
 export function scaleEtcdDataRoot(): string | undefined {
   try {
-    return statfsSync(SHM).type === TMPFS_MAGIC ? SHM : undefined;
+    const st = statfsSync(SHM);
+    return st.type === TMPFS_MAGIC && st.bavail * st.bsize >= SHM_MIN_FREE ? SHM : undefined;
   } catch {
     return undefined;
   }
