@@ -66,7 +66,7 @@ export interface LabOptions {
   etcdMembers?: 1 | 3;
   /**
    * The directory under which etcd keeps its data (a directory of its own, removed with the lab).
-   * Default the lab's directory. The bench's scale lab uses a tmpfs (bench/etcd-data.ts).
+   * Default the lab's directory. The bench's scale lab uses a tmpfs (bench/control-plane.ts scaleEtcdDataRoot).
    */
   etcdDataRoot?: string;
   /** Give each host `default via 192.0.2.1 dev eth0` (the agent picks its interface from it). Default true. */

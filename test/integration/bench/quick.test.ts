@@ -87,7 +87,7 @@ test('the JSON has every data path, each with numeric figures or a reason, and t
   }
   assert.is(c.propagation.samples + c.propagation.missing, c.propagation.puts * 3);
   assert.type(c.propagation.p50Ms, 'number');
-  // Where etcd kept its data: the tmpfs wherever /dev/shm is one (it is on every machine here).
+  // Where etcd kept its data: the tmpfs where /dev/shm is one with room, else the lab's directory.
   assert.is(c.etcdData, scaleEtcdDataRoot() ? 'tmpfs' : 'disk');
   // etcd's acknowledgement of each put, beside it.
   assert.ok(c.propagation.ackP50Ms > 0 && c.propagation.ackP99Ms >= c.propagation.ackP50Ms, JSON.stringify(c.propagation));
