@@ -19,7 +19,7 @@ import { Backoff, sleep } from '../lib/backoff.js';
 import { isRetryable } from '../lib/errors.js';
 import type { Logger } from '../lib/log.js';
 import { decodeLeaseAttrs, encodeLeaseAttrs, type Lease, type LeaseAttrs } from './lease.js';
-import type { RawKV } from './lease-table.js';
+import { createdAt, type RawKV } from './lease-table.js';
 import type { Registry, SubnetWatchHandlers } from './registry.js';
 import { BACKOFF_MAX_MS, BACKOFF_MIN_MS } from './watch.js';
 
@@ -205,7 +205,7 @@ export class LeaseKeeper {
       }
       const id = this.leaseId ?? '0';
       const { kv } = await this.d.reg.getKey(this.cur.key);
-      if (kv && kv.value === this.value && kv.leaseId === id) return this.giveWayIfOverlapping(previous, kv.createRevision ?? kv.modRevision, id);
+      if (kv && kv.value === this.value && kv.leaseId === id) return this.giveWayIfOverlapping(previous, createdAt(kv), id);
       const theirs = kv && this.otherHost(kv);
       if (theirs) {
         this.d.log.warn('another host now holds our subnet; leasing a new one and reconfiguring in place', { key: this.cur.key, holder: theirs });

@@ -39,6 +39,9 @@ export interface RawKV {
   readonly leaseId: string;
 }
 
+/** The revision that created kv's key (its modRevision when etcd did not say). */
+export const createdAt = (kv: RawKV): number => kv.createRevision ?? kv.modRevision;
+
 /** This host's own lease, as the table must know it: filtered out, and what it claims reserved. */
 export interface OwnLease {
   readonly key: string;
@@ -65,7 +68,7 @@ function leaseFromParts(space: SubnetSpace, parsed: { subnet: Prefix; ipv6Subnet
     attrs,
     key: kv.key,
     modRevision: kv.modRevision,
-    createRevision: kv.createRevision ?? kv.modRevision,
+    createRevision: createdAt(kv),
     ...(hasLease ? { leaseId: kv.leaseId } : {}),
   });
 }

@@ -8,10 +8,9 @@ import { sleep } from '../lib/backoff.js';
 import { errorKind } from '../lib/errors.js';
 import { Prefix, isIp } from '../lib/ip.js';
 import { type Lease, type LeaseAttrs, decodeLeaseAttrs, encodeLeaseAttrs, leaseKeySuffix, parseLeaseKeySuffix } from './lease.js';
-import type { LeaseBatch, RawKV } from './lease-table.js';
+import { createdAt, type LeaseBatch, type OwnLease, type RawKV } from './lease-table.js';
 import { Registry } from './registry.js';
 import { type KeeperOptions, LeaseKeeper } from './lease-keeper.js';
-import type { OwnLease } from './lease-table.js';
 import { type ManagerStats, runLeaseWatch } from './watch.js';
 
 export interface SubnetManagerOptions {
@@ -114,7 +113,7 @@ export class SubnetManager {
         let mine: { kv: RawKV; subnet: Prefix; ipv6Subnet?: Prefix } | null = null;
         const better = (kv: RawKV, sn: Prefix) => !mine ||
           (req.previousSubnet !== undefined && sn.equals(req.previousSubnet) && !mine.subnet.equals(req.previousSubnet)) ||
-          (!(req.previousSubnet !== undefined && mine.subnet.equals(req.previousSubnet)) && (kv.createRevision ?? kv.modRevision) < (mine.kv.createRevision ?? mine.kv.modRevision));
+          (!(req.previousSubnet !== undefined && mine.subnet.equals(req.previousSubnet)) && createdAt(kv) < createdAt(mine.kv));
         for (const kv of kvs) {
           const [sn, sn6] = this.takenSubnets(kv.key);
           if (sn) taken.push(sn);
@@ -133,7 +132,7 @@ export class SubnetManager {
           const fits = v4Fits && (isReservation && space6 ? !!mine.ipv6Subnet && space6.network.containsNet(mine.ipv6Subnet) : v6Fits(mine.ipv6Subnet));
           // Two hosts on one subnet (an IPv6 half taken twice before weft checked for it, a copy):
           // the older key keeps it, as every watcher's lease table decides; ours is given up.
-          const rival = isReservation ? undefined : this.earlierOverlapIn(kvs, mine.kv.key, mine.subnet, mine.ipv6Subnet, mine.kv.createRevision ?? mine.kv.modRevision);
+          const rival = isReservation ? undefined : this.earlierOverlapIn(kvs, mine.kv.key, mine.subnet, mine.ipv6Subnet, createdAt(mine.kv));
           if (rival !== undefined) {
             this.log.warn('our old lease overlaps a lease created before it, releasing it', { key: mine.kv.key, rival });
             await this.reg.deleteIfLease(mine.kv.key, mine.kv.leaseId);
@@ -278,7 +277,7 @@ export class SubnetManager {
   /** earlierOverlap in a listing. */
   private earlierOverlapIn(kvs: readonly RawKV[], key: string, sn: Prefix, sn6: Prefix | undefined, revision: number): string | undefined {
     for (const kv of kvs) {
-      if (kv.key === key || (kv.createRevision ?? kv.modRevision) >= revision) continue;
+      if (kv.key === key || createdAt(kv) >= revision) continue;
       const [o, o6] = this.takenSubnets(kv.key);
       if ((o && o.overlaps(sn)) || (o6 && sn6 && o6.overlaps(sn6))) return kv.key;
     }
