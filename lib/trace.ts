@@ -26,10 +26,12 @@ export const wallMs = (): number => performance.timeOrigin + performance.now();
 // The first line maps this process's monotonic clock (CPU profiles' timestamps, µs) to wall time.
 trace('trace.open', { monoUs: Number(process.hrtime.bigint() / 1000n) });
 
+/** Appends {t, pid, what, ...fields}; a field named t, pid or what does not replace the line's own. */
 export function trace(what: string, fields: Record<string, unknown> = {}): void {
   if (fd === undefined) return;
   try {
-    writeSync(fd, `${JSON.stringify({ t: Number(wallMs().toFixed(3)), pid: process.pid, what, ...fields })}\n`);
+    const head = { t: Number(wallMs().toFixed(3)), pid: process.pid, what };
+    writeSync(fd, `${JSON.stringify(Object.assign({ ...head }, fields, head))}\n`);
   } catch {
     closeSync(fd);
     fd = undefined;
