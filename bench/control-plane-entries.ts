@@ -20,11 +20,11 @@ export interface WantedEntry { readonly subnet: string; readonly vtep: string; r
 export const subnetKey = (address: number, prefixLen: number): number => address * 64 + prefixLen;
 
 /**
- * Calls visit(added, subnetKey) for each IPv4 route notification of the main table in a
- * monitor datagram, reading only the rtmsg and its RTA_DST/RTA_TABLE attributes (the full
- * decoder built a Route and its texts for each of the 10,000 routes per host of a burst:
- * ~11 µs each in the bench, on the CPUs the agents use). Returns whether the datagram held any
- * IPv4 route notification.
+ * Calls visit(added, subnetKey) for each IPv4 route notification of the main table in monitor
+ * datagrams (one, or several concatenated: NetlinkMonitor.pollRaw), reading only the rtmsg and
+ * its RTA_DST/RTA_TABLE attributes (the full decoder built a Route and its texts for each of the
+ * 10,000 routes per host of a burst: ~11 µs each in the bench, on the CPUs the agents use).
+ * Returns whether they held any IPv4 route notification.
  */
 export function mainTableRoutes(d: Buffer, visit: (added: boolean, key: number) => void): boolean {
   let any = false;
@@ -81,11 +81,11 @@ export class HostEntries {
       else this.routes.delete(key);
     };
     for (;;) {
-      const { datagrams, overruns } = this.mon.pollDatagrams(0, 4096);
+      const { data, datagrams, overruns } = this.mon.pollRaw(4096);
       this.overruns += overruns;
       if (overruns > 0) changed = true;
-      for (const d of datagrams) if (mainTableRoutes(d, count)) changed = true;
-      if (datagrams.length === 0 && overruns === 0) break;
+      if (mainTableRoutes(data, count)) changed = true;
+      if (datagrams === 0 && overruns === 0) break;
     }
     if (changed) this.lastChange = performance.now();
     return this.routes.size;

@@ -11,6 +11,8 @@ export interface NetlinkSocket {
   send(msg: Buffer): void;
   /** One datagram, or null when none arrived within timeoutMs (0 polls). */
   recv(timeoutMs: number): Buffer | null;
+  /** The datagrams queued now, without waiting, concatenated (native recvBatch); overruns: ENOBUFS seen. Native sockets have it. */
+  recvBatch?(maxDatagrams: number): { data: Buffer; datagrams: number; overruns: number };
   close(): void;
 }
 
@@ -75,6 +77,10 @@ function openNetlinkSocket(protocol: number, what: string, opts: { groups?: numb
     recv(timeoutMs) {
       if (fd < 0) throw new NetlinkError('netlink recv', 9, { detail: 'socket is closed' });
       return n.netlink.recv(fd, Math.max(-1, Math.min(Math.floor(timeoutMs), 0x7fffffff)));
+    },
+    recvBatch(maxDatagrams) {
+      if (fd < 0) throw new NetlinkError('netlink recv', 9, { detail: 'socket is closed' });
+      return n.netlink.recvBatch(fd, maxDatagrams);
     },
     close() {
       if (fd >= 0) {

@@ -1,14 +1,15 @@
 // The native receive path of a netlink socket against a real kernel, in a
 // throwaway namespace: dump parts arrive whole and large (the socket tells the
 // kernel it reads up to 64 KiB at once), nothing is lost or repeated, and an
-// empty queue answers null at once or after the timeout. Needs root.
+// empty queue answers null at once or after the timeout; a monitor's batched read
+// (pollRaw) takes thousands of notifications a few calls at a time. Needs root.
 import { execFileSync, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import {
-  decodeNeigh, NetlinkHandle, neighDumpRequest, neighReplaceRequest, NLMSG_DONE, type NetlinkSocket, openRouteSocket, parseMessages,
-  RTM_NEWNEIGH, toMessage,
+  decodeNeigh, NetlinkHandle, NetlinkMonitor, neighDumpRequest, neighReplaceRequest, NLMSG_DONE, type NetlinkSocket, openRouteSocket,
+  parseMessages, RTMGRP_NEIGH, RTM_NEWNEIGH, toMessage,
 } from '../../../netlink/index.js';
 import { registerNetns } from '../../../lab/netns.js';
 
@@ -85,6 +86,39 @@ test(`a dump of ${ENTRIES} neighbours: every entry once, in parts larger than a 
   assert.ok(sizes.length < 30, `${sizes.length} parts`);
   // Nothing left over: the last datagram was taken off the queue, not only peeked at.
   assert.is(sock!.recv(0), null);
+});
+
+test('a monitor\'s batched read: 1000 neighbour notifications, each once, at most maxDatagrams a call, then nothing', async () => {
+  const mon = NetlinkMonitor.open({ netns: NS, groups: RTMGRP_NEIGH });
+  try {
+    const index = h!.linkByName('d0')!.index;
+    const reqs = [];
+    for (let i = 0; i < 1000; i++) reqs.push(neighReplaceRequest({ index, ip: `10.8.${i >> 8}.${i & 255}`, mac: `02:00:00:01:${(i >> 8).toString(16).padStart(2, '0')}:${(i & 255).toString(16).padStart(2, '0')}` }));
+    assert.equal((await h!.batch(reqs)).filter((e) => e !== undefined), []);
+    const seen = new Set<string>();
+    let calls = 0;
+    for (;;) {
+      const { data, datagrams, overruns } = mon.pollRaw(300);
+      assert.is(overruns, 0);
+      assert.ok(datagrams <= 300, `${datagrams} datagrams in one call`);
+      assert.is(data.length % 4, 0, 'datagrams start 4-aligned');
+      if (datagrams === 0) {
+        assert.is(data.length, 0);
+        break;
+      }
+      calls++;
+      for (const m of parseMessages(data)) {
+        const n = m.type === RTM_NEWNEIGH ? decodeNeigh(m) : undefined;
+        if (!n?.ip.startsWith('10.8.')) continue;
+        assert.not.ok(seen.has(n.ip), `${n.ip} twice`);
+        seen.add(n.ip);
+      }
+    }
+    assert.is(seen.size, 1000);
+    assert.ok(calls >= 4, `${calls} calls for 1000 notifications at most 300 a call`);
+  } finally {
+    mon.close();
+  }
 });
 
 test.run();

@@ -5,7 +5,7 @@ import * as assert from 'uvu/assert';
 import {
   attrStr, attrU32, encodeIfInfoMsg, encodeMessage, isNotFound, NetlinkError, NetlinkHandle, NetlinkMonitor,
   type NetlinkSocket, NLMSGERR_ATTR_MSG, NLMSG_DONE, NLMSG_ERROR, NLM_F_ACK, NLM_F_ACK_TLVS, NLM_F_CAPPED, NLM_F_DUMP,
-  NLM_F_DUMP_INTR, NLM_F_MULTI, NLM_F_REQUEST, RTM_DELLINK, RTM_NEWLINK,
+  NLM_F_DUMP_INTR, NLM_F_MULTI, NLM_F_REQUEST, parseMessages, RTM_DELLINK, RTM_NEWLINK,
 } from '../../../netlink/index.js';
 
 const PORT = 4242;
@@ -185,6 +185,27 @@ test('NetlinkMonitor.poll drains, decodes, reports overruns, stops when empty', 
   assert.equal(mon.poll(), []);
   mon.close();
   assert.throws(() => mon.poll(), /monitor is closed/);
+});
+
+test('NetlinkMonitor.pollRaw over a socket without batched reads: datagrams concatenated 4-aligned, overruns counted', () => {
+  const overrun = Object.assign(new Error('netlink recv: No buffer space available'), { code: 'ENOBUFS', errno: 105 });
+  const sock = new FakeSocket(() => []);
+  // A message whose length is not a multiple of 4: its last attribute (the name, 9 bytes) without its padding.
+  const odd = encodeMessage(RTM_NEWLINK, 0, 0, PORT, encodeIfInfoMsg({ index: 6 }), attrStr(3, 'mon1')).subarray(0, -3);
+  odd.writeUInt32LE(odd.length, 0);
+  assert.is.not(odd.length % 4, 0);
+  sock.queue.push(odd, overrun, link(0, 5, 'mon0', 0, RTM_DELLINK), link(0, 7, 'mon2', 0));
+  const mon = new NetlinkMonitor(sock);
+  const first = mon.pollRaw(2);
+  assert.is(first.overruns, 1);
+  assert.is(first.data.length % 4, 0);
+  assert.equal(parseMessages(first.data).map((m) => m.type), [RTM_NEWLINK]);
+  const second = mon.pollRaw(10);
+  assert.equal([second.datagrams, second.overruns], [2, 0]);
+  assert.equal(parseMessages(second.data).map((m) => m.type), [RTM_DELLINK, RTM_NEWLINK]);
+  assert.equal(mon.pollRaw(10).datagrams, 0);
+  mon.close();
+  assert.throws(() => mon.pollRaw(), /monitor is closed/);
 });
 
 test.run();
