@@ -42,10 +42,12 @@ test('1000 puts in one transaction over the unix socket: all there, at the revis
   }
 });
 
-test('transactions in flight together over TCP: each its own revision, every put there', async () => {
+test('transactions encoded ahead (as a burst\'s are) in flight together over TCP: each its own revision, every put there', async () => {
   const bulk = new EtcdBulk({ endpoint: etcd.members[0]!.endpoint, socketPath: undefined });
   bulks.push(bulk);
-  const revs = await Promise.all([0, 1, 2, 3].map((k) => bulk.txn(puts(k * 300, 300, 'tcp'))));
+  const encoded = [0, 1, 2, 3].map((k) => EtcdBulk.encode(puts(k * 300, 300, 'tcp')));
+  assert.is(Number(await client.getAll().prefix(`${P}tcp/`).count()), 0, 'encoding sends nothing');
+  const revs = await Promise.all(encoded.map((t) => bulk.txn(t)));
   assert.is(new Set(revs).size, 4);
   assert.is(Number((await client.getAll().prefix(`${P}tcp/`).count())), 1200);
 });
@@ -64,11 +66,14 @@ test('deletes in one transaction: those keys gone, the others kept, at the revis
 test("etcd's refusal (more puts than --max-txn-ops) is an error with gRPC's status and etcd's reason", async () => {
   const bulk = new EtcdBulk(etcd.members[0]!);
   bulks.push(bulk);
-  try {
-    await bulk.txn(puts(0, 1001, 'toomany'));
-    assert.unreachable('etcd took 1001 puts');
-  } catch (e) {
-    assert.match((e as Error).message, /^etcd unix:\S+ Txn of 1001 puts: gRPC status 3 \(etcdserver: too many operations in txn request\)$/);
+  const ops = puts(0, 1001, 'toomany');
+  for (const t of [ops, EtcdBulk.encode(ops)]) {
+    try {
+      await bulk.txn(t);
+      assert.unreachable('etcd took 1001 puts');
+    } catch (e) {
+      assert.match((e as Error).message, /^etcd unix:\S+ Txn of 1001 puts: gRPC status 3 \(etcdserver: too many operations in txn request\)$/);
+    }
   }
   assert.is(Number(await client.getAll().prefix(`${P}toomany/`).count()), 0);
 });
