@@ -41,7 +41,7 @@ test('with the policy the young generation grows to semi-spaces of 8 MiB and no 
 test('an operator\'s own sizes stand, each for its part of the heap', () => {
   const young = `young generation held at ${YOUNG_SEMI_SPACE_MIB} MiB semi-spaces`;
   assert.equal(applyHeapPolicy([], ''), [...HEAP_FLAGS.map((h) => h.flag), young]);
-  assert.equal(applyHeapPolicy(['--max-semi-space-size=4'], ''), ['--heap-growing-percent=50']);
+  assert.equal(applyHeapPolicy(['--max-semi-space-size=4'], ''), ['--heap-growing-percent=100']);
   assert.equal(applyHeapPolicy([], '--max-old-space-size=512'), [young]);
   assert.equal(applyHeapPolicy(['--max-semi-space-size=4', '--max-old-space-size=512'], ''), []);
   assert.is(spaces(true, ['--max-semi-space-size=4']).young, 8, 'the command line\'s semi-space size is used');
