@@ -23,6 +23,8 @@ export interface PingOptions {
   intervalMs?: number;
   /** How long to wait for a reply after the last packet (ping -W). Default 1. */
   timeoutS?: number;
+  /** The echo requests' TTL, or hop limit over IPv6 (ping -t). Default: the system's. */
+  ttl?: number;
 }
 
 /** Parses iputils `ping -n` output, or busybox ping's (in the runtimes' containers): replies and the statistics block. */
@@ -50,7 +52,7 @@ export async function ping(from: string | Exec, dstIp: string, opts: PingOptions
   const timeoutS = opts.timeoutS ?? 1;
   // busybox ping (containers) has no -n and prints numbers anyway; -W there is the wait after the last packet too.
   const busybox = typeof from !== 'string';
-  const args = [...(busybox ? [] : ['-n']), '-c', String(count), '-i', (intervalMs / 1000).toFixed(3), '-W', String(timeoutS), dstIp];
+  const args = [...(busybox ? [] : ['-n']), '-c', String(count), '-i', (intervalMs / 1000).toFixed(3), '-W', String(timeoutS), ...(opts.ttl === undefined ? [] : ['-t', String(opts.ttl)]), dstIp];
   const run: Exec = typeof from === 'string' ? (c, a, o) => execIn(from, c, a, o) : from;
   const r = await run('ping', args, { timeoutMs: count * intervalMs + timeoutS * 1000 + 5000 });
   // Exit 1 = no reply (still prints statistics); 2 = another error (bad address, no route).

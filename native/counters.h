@@ -39,7 +39,7 @@ struct PeerCounters {
 
 struct alignas(64) Counters {
   Counter txPackets{0}, txBytes{0}, rxPackets{0}, rxBytes{0};
-  // ICMP net-unreachable written into the TUN, and those the rate limit held back.
+  // ICMP errors (net unreachable, time exceeded) written into the TUN, and those the rate limit held back.
   Counter icmpSent{0}, icmpSuppressed{0};
   Counter drops[kDropCount] = {};
   // The first error that ended a thread (errno); 0 while healthy. The last errno of a failed send / TUN write.

@@ -5,7 +5,8 @@
 // direction:
 //   TUN -> UDP (tun-to-udp.cc): drain the TUN queue in batches, longest-prefix
 //               match of the inner IPv4 destination -> peer, TTL - 1, sendmmsg. No
-//               route -> ICMP net-unreachable back into the TUN (rate-limited).
+//               route -> ICMP net-unreachable, TTL run out -> ICMP time exceeded,
+//               back into the TUN (rate-limited; ICMPv6 likewise).
 //   UDP -> TUN (udp-to-tun.cc): recvmmsg in batches; write to the TUN only what
 //               a known peer sent from inside its subnet to inside ours.
 // A flow stays on one worker, so TCP never sees its segments reordered: the
@@ -114,7 +115,7 @@ class Forwarder {
   std::atomic<bool> stopping_{false};
   bool stopped_ = false;
   std::vector<std::thread> threads_;
-  std::mutex icmpMu_;  // only the no-route path takes it
+  std::mutex icmpMu_;  // only the ICMP error path (no route, TTL run out) takes it
   TokenBucket icmp_{1000, 50};
 };
 

@@ -191,11 +191,14 @@ export interface NativeIpv4 {
   checkDatagram(pkt: Buffer, fromIp: string, routes: readonly NativeForwarderRoute[], ownSubnets: readonly NativePrefix[]): NativeDropReason | null;
   /** The verdict on a packet read from the TUN, and the packet after it (TTL decremented on a send). */
   routeFromTun(pkt: Buffer, routes: readonly NativeForwarderRoute[]): { drop: NativeDropReason | null; peer: string | null; icmp: boolean; pkt: Buffer };
-  buildNetUnreachable(pkt: Buffer, ownIp: string): Buffer;
+  /**
+   * The ICMP error the forwarder writes into the TUN about a packet it dropped for `drop`: net
+   * unreachable or time exceeded, from ownIp; for an IPv6 packet ICMPv6 no route to destination or
+   * hop limit exceeded, from ownIp6 (empty without it). native/ipv4.h BuildTunError.
+   */
+  buildTunError(drop: 'no_route' | 'ttl', pkt: Buffer, ownIp: string, ownIp6?: string): Buffer;
   icmpAllowed(pkt: Buffer): boolean;
   decrementTtl(pkt: Buffer): Buffer;
-  /** ICMPv6 no route to destination about an IPv6 packet, from ownIp6 (native/ipv6.h). */
-  buildNoRoute6(pkt: Buffer, ownIp6: string): Buffer;
   icmp6Allowed(pkt: Buffer): boolean;
 }
 

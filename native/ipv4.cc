@@ -32,7 +32,7 @@ bool IcmpAllowed(const uint8_t* ip, size_t len) {
   return true;
 }
 
-size_t BuildNetUnreachable(const uint8_t* orig, size_t len, uint32_t ownIp, uint8_t* out) {
+size_t BuildIcmpError(const uint8_t* orig, size_t len, uint32_t ownIp, uint8_t type, uint8_t code, uint8_t* out) {
   size_t ihl = (orig[0] & 0x0f) * 4u;
   size_t quote = std::min(len, ihl + 8);
   size_t total = 20 + 8 + quote;
@@ -45,16 +45,23 @@ size_t BuildNetUnreachable(const uint8_t* orig, size_t len, uint32_t ownIp, uint
   Put32(out + 12, ownIp);
   std::memcpy(out + 16, orig + 12, 4);
   Put16(out + 10, Checksum(out, 20));
-  out[20] = 3;
-  out[21] = 0;
+  out[20] = type;
+  out[21] = code;
   std::memcpy(out + 28, orig, quote);
   Put16(out + 22, Checksum(out + 20, 8 + quote));
   return total;
 }
 
-size_t BuildNoRouteError(const uint8_t* p, size_t len, uint32_t ownIp, const uint8_t* ownIp6, uint8_t* out) {
-  if ((p[0] >> 4) == 6) return ownIp6 ? BuildNoRoute6(p, len, ownIp6, out) : 0;
-  return BuildNetUnreachable(p, len, ownIp, out);
+size_t BuildTunError(int drop, const uint8_t* p, size_t len, uint32_t ownIp, const uint8_t* ownIp6, uint8_t* out) {
+  if (drop != kNoRoute && drop != kTtl) return 0;
+  bool ttl = drop == kTtl;
+  if ((p[0] >> 4) == 6) {
+    if (!ownIp6) return 0;
+    return ttl ? BuildIcmp6Error(p, len, ownIp6, kIcmp6TimeExceeded, kIcmp6HopLimitExceeded, out)
+               : BuildIcmp6Error(p, len, ownIp6, kIcmp6DestUnreach, kIcmp6NoRoute, out);
+  }
+  return ttl ? BuildIcmpError(p, len, ownIp, kIcmpTimeExceeded, kIcmpTtlExceeded, out)
+             : BuildIcmpError(p, len, ownIp, kIcmpDestUnreach, kIcmpNetUnreach, out);
 }
 
 namespace {
@@ -72,6 +79,7 @@ TunVerdict RouteFromTun6(const Table& t, uint8_t* p, size_t len) {
   }
   if (p[7] <= 1) {
     v.drop = kTtl;
+    v.icmp = Icmp6Allowed(p, len);
     return v;
   }
   p[7]--;  // the hop limit: no header checksum to update
@@ -94,6 +102,7 @@ TunVerdict RouteFromTun(const Table& t, uint8_t* p, size_t len) {
   }
   if (p[8] <= 1) {
     v.drop = kTtl;
+    v.icmp = IcmpAllowed(p, len);
     return v;
   }
   DecrementTtl(p);

@@ -1,7 +1,7 @@
 // The forwarder's IP rules, as pure functions over byte buffers (no system
 // calls): the verdict on a packet read from the TUN (send to which peer?), the
 // checks on a datagram from the wire (deliver?), TTL decrement and the ICMP
-// net-unreachable. IPv4 here; the IPv6 specifics (hop limit, ICMPv6) are in
+// errors (net unreachable, time exceeded). IPv4 here; the IPv6 specifics (hop limit, ICMPv6) are in
 // ipv6.h, and RouteFromTun / CheckDatagram take both versions. agent/backend/packet.ts implements the same rules for the
 // dgram engine; test/unit/udp-packet-vectors.test.ts runs both on one set of vectors.
 #pragma once
@@ -21,21 +21,26 @@ void DecrementTtl(uint8_t* ip);
 // ICMP error, a non-first fragment, or a zero/multicast/broadcast address. len >= 20.
 bool IcmpAllowed(const uint8_t* ip, size_t len);
 
-// The largest ICMP error BuildNetUnreachable or BuildNoRouteError writes: the ICMPv6
+// The largest ICMP error BuildIcmpError or BuildTunError writes: the ICMPv6
 // error of an IPv6 packet fills the IPv6 minimum MTU (an IPv4 one is 20 + 8 + 60 + 8).
 constexpr size_t kMaxIcmpError = 1280;
-// ICMP destination unreachable (type 3, code 0) from `ownIp` to the packet's source,
-// quoting its IP header and the first 8 bytes of its payload. Returns the length.
-size_t BuildNetUnreachable(const uint8_t* orig, size_t len, uint32_t ownIp, uint8_t* out);
+// RFC 792's types and codes of the errors the forwarder sends.
+constexpr uint8_t kIcmpDestUnreach = 3, kIcmpNetUnreach = 0;
+constexpr uint8_t kIcmpTimeExceeded = 11, kIcmpTtlExceeded = 0;
+// An ICMP error (type, code) from `ownIp` to the packet's source, quoting its IP header
+// and the first 8 bytes of its payload (RFC 792). Returns the length.
+size_t BuildIcmpError(const uint8_t* orig, size_t len, uint32_t ownIp, uint8_t type, uint8_t code, uint8_t* out);
 
-// The no-route error about an IP packet read from the TUN: ICMP net unreachable from
-// ownIp (IPv4), or ICMPv6 no route to destination from ownIp6 (IPv6; 0 bytes when
-// ownIp6 is null: the network has no IPv6). out holds kMaxIcmpError bytes.
-size_t BuildNoRouteError(const uint8_t* p, size_t len, uint32_t ownIp, const uint8_t* ownIp6, uint8_t* out);
+// The ICMP error about an IP packet read from the TUN that the verdict `drop` answers:
+// kNoRoute with net unreachable (ICMPv6: no route to destination), kTtl with time
+// exceeded in transit (ICMPv6: hop limit exceeded); from ownIp (IPv4) or ownIp6 (IPv6;
+// 0 bytes when ownIp6 is null: the network has no IPv6), 0 bytes for another drop.
+// out holds kMaxIcmpError bytes.
+size_t BuildTunError(int drop, const uint8_t* p, size_t len, uint32_t ownIp, const uint8_t* ownIp6, uint8_t* out);
 
 // What to do with a packet read from the TUN. IPv4 or IPv6 (hop limit for TTL). drop < 0: send to route (TTL already
 // decremented in place). Else a Drop; route is set for ttl (the peer it was for),
-// icmp when a net-unreachable about it may go back into the TUN.
+// icmp when the ICMP error about it (BuildTunError: no route, or TTL exceeded) may go back into the TUN.
 struct TunVerdict {
   int drop = -1;
   const Route* route = nullptr;

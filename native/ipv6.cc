@@ -29,7 +29,7 @@ bool Icmp6Allowed(const uint8_t* ip, size_t len) {
   return true;
 }
 
-size_t BuildNoRoute6(const uint8_t* orig, size_t len, const uint8_t* ownIp6, uint8_t* out) {
+size_t BuildIcmp6Error(const uint8_t* orig, size_t len, const uint8_t* ownIp6, uint8_t type, uint8_t code, uint8_t* out) {
   size_t quote = std::min(len, kMinMtu6 - 48);
   size_t icmpLen = 8 + quote;
   std::memset(out, 0, 48);
@@ -39,8 +39,8 @@ size_t BuildNoRoute6(const uint8_t* orig, size_t len, const uint8_t* ownIp6, uin
   out[7] = 64;
   std::memcpy(out + 8, ownIp6, 16);
   std::memcpy(out + 24, orig + 8, 16);
-  out[40] = 1;  // destination unreachable
-  out[41] = 0;  // no route to destination
+  out[40] = type;
+  out[41] = code;
   std::memcpy(out + 48, orig, quote);
   Put16(out + 42, Checksum(out + 40, icmpLen, PseudoHeaderSumV6(out + 8, out + 24, kIpprotoIcmpv6, static_cast<uint32_t>(icmpLen))));
   return 40 + icmpLen;

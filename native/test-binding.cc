@@ -132,25 +132,22 @@ Napi::Value RouteFromTunOf(const Napi::CallbackInfo& info) {
   return o;
 }
 
-// buildNetUnreachable(pkt, ownIp) -> Buffer; pkt: a well-formed IPv4 packet
-Napi::Value BuildNetUnreachableOf(const Napi::CallbackInfo& info) {
+// buildTunError(drop, pkt, ownIp, ownIp6?) -> Buffer (empty: no error for that drop, or
+// an IPv6 packet without ownIp6); drop: 'no_route' or 'ttl'; pkt: a well-formed IPv4
+// packet, or an IPv6 packet of at least 40 bytes
+Napi::Value BuildTunErrorOf(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  std::vector<uint8_t> p = Bytes(info[0], "pkt");
-  if (p.size() < 20 || (p[0] & 0x0fu) * 4u > p.size()) throw Napi::RangeError::New(env, "pkt must hold a whole IPv4 header");
+  std::string drop = info[0].As<Napi::String>().Utf8Value();
+  int d = drop == "no_route" ? kNoRoute : drop == "ttl" ? kTtl : -1;
+  if (d < 0) throw Napi::RangeError::New(env, "drop must be no_route or ttl");
+  std::vector<uint8_t> p = Bytes(info[1], "pkt");
+  bool v6 = !p.empty() && (p[0] >> 4) == 6;
+  if (v6 ? p.size() < 40 : p.size() < 20 || (p[0] & 0x0fu) * 4u > p.size()) throw Napi::RangeError::New(env, "pkt must hold a whole IP header");
+  uint8_t own6[16];
+  bool has6 = info.Length() > 3 && info[3].IsString();
+  if (has6) ParseIp6(env, info[3], "ownIp6", own6);
   std::vector<uint8_t> out(kMaxIcmpError);
-  out.resize(BuildNetUnreachable(p.data(), p.size(), ParseIp(env, info[1], "ownIp"), out.data()));
-  return CopyOut(env, out);
-}
-
-// buildNoRoute6(pkt, ownIp6) -> Buffer; pkt: an IPv6 packet of at least 40 bytes
-Napi::Value BuildNoRoute6Of(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  std::vector<uint8_t> p = Bytes(info[0], "pkt");
-  if (p.size() < 40) throw Napi::RangeError::New(env, "pkt must hold an IPv6 header");
-  uint8_t own[16];
-  ParseIp6(env, info[1], "ownIp6", own);
-  std::vector<uint8_t> out(kMaxIcmpError);
-  out.resize(BuildNoRoute6(p.data(), p.size(), own, out.data()));
+  out.resize(BuildTunError(d, p.data(), p.size(), ParseIp(env, info[2], "ownIp"), has6 ? own6 : nullptr, out.data()));
   return CopyOut(env, out);
 }
 
@@ -272,10 +269,9 @@ void InitTesting(Napi::Env env, Napi::Object exports) {
   Napi::Object v4 = Napi::Object::New(env);
   v4.Set("checkDatagram", Napi::Function::New(env, CheckDatagramOf));
   v4.Set("routeFromTun", Napi::Function::New(env, RouteFromTunOf));
-  v4.Set("buildNetUnreachable", Napi::Function::New(env, BuildNetUnreachableOf));
+  v4.Set("buildTunError", Napi::Function::New(env, BuildTunErrorOf));
   v4.Set("icmpAllowed", Napi::Function::New(env, IcmpAllowedOf));
   v4.Set("decrementTtl", Napi::Function::New(env, DecrementTtlOf));
-  v4.Set("buildNoRoute6", Napi::Function::New(env, BuildNoRoute6Of));
   v4.Set("icmp6Allowed", Napi::Function::New(env, Icmp6AllowedOf));
   exports.Set("ipv4", v4);
   Napi::Object l = Napi::Object::New(env);

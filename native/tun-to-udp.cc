@@ -59,7 +59,7 @@ class TunToUdp {
   };
 
   bool ReadOne(const Table& t);  // false once the TUN is drained (or failed)
-  void NoRoute(const uint8_t* p, size_t len);
+  void IcmpError(int drop, const uint8_t* p, size_t len);
   // Queues one inner packet of len bytes for rt, made of 1 or 2 parts.
   void AddSegment(const Route* rt, const iovec* parts, size_t n, size_t len);
   void SendQueued();
@@ -127,7 +127,7 @@ bool TunToUdp::ReadOne(const Table& t) {
   TunVerdict v = RouteFromTun(t, p, len);
   if (v.drop >= 0) {
     c_.Dropped(static_cast<Drop>(v.drop), v.route ? v.route->counters.get() : nullptr);
-    if (v.drop == kNoRoute && v.icmp) NoRoute(p, len);
+    if (v.icmp) IcmpError(v.drop, p, len);
     return true;
   }
   PeerCounters* pc = v.route->counters.get();
@@ -170,14 +170,14 @@ bool TunToUdp::ReadOne(const Table& t) {
   return true;
 }
 
-void TunToUdp::NoRoute(const uint8_t* p, size_t len) {
+void TunToUdp::IcmpError(int drop, const uint8_t* p, size_t len) {
   if ((p[0] >> 4) == 6 && !cfg_.hasOwnIp6) return;  // no IPv6 in this network: nothing to answer from
   if (!f_.TakeIcmpToken()) {
     Add(c_.icmpSuppressed);
     return;
   }
   uint8_t icmp[kMaxIcmpError];
-  offload::Slice s{icmp, BuildNoRouteError(p, len, cfg_.ownIp, cfg_.ownIp6, icmp)};
+  offload::Slice s{icmp, BuildTunError(drop, p, len, cfg_.ownIp, cfg_.ownIp6, icmp)};
   if (f_.WriteTun(w_, nullptr, &s, 1) == 0) {
     Add(c_.icmpSent);
   } else {

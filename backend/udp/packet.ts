@@ -1,11 +1,12 @@
 // IP packet handling for the udp backend's forwarder, shared by the dgram
 // engine and the unit tests (native/forwarder.cc implements the same rules):
 // header parsing, the Internet checksum, TTL decrement with an incremental
-// checksum update, ICMP net-unreachable, and the verdicts on a packet read
-// from the TUN (send where?) and on a datagram from the wire (deliver?).
+// checksum update, the ICMP errors (net unreachable for no route, time exceeded
+// for a TTL that runs out here), and the verdicts on a packet read from the TUN
+// (send where?) and on a datagram from the wire (deliver?).
 // Both IP versions: IPv6 packets are routed by longest prefix match over the
-// peers' IPv6 subnets, hop limit - 1, ICMPv6 no route to destination (RFC 4443)
-// for no route (native/ipv6.cc).
+// peers' IPv6 subnets, hop limit - 1, ICMPv6 no route to destination and hop
+// limit exceeded (RFC 4443; native/ipv6.cc).
 
 import { mask4, mask6 } from '../../lib/ip.js';
 
@@ -16,7 +17,13 @@ export type DropReason = (typeof DROP_REASONS)[number];
 export const IPPROTO_ICMP = 1;
 export const ICMP_DEST_UNREACH = 3;
 export const ICMP_NET_UNREACH = 0;
+export const ICMP_TIME_EXCEEDED = 11;
+export const ICMP_EXC_TTL = 0;
 export const IPPROTO_ICMPV6 = 58;
+export const ICMPV6_DEST_UNREACH = 1;
+export const ICMPV6_NOROUTE = 0;
+export const ICMPV6_TIME_EXCEED = 3;
+export const ICMPV6_EXC_HOPLIMIT = 0;
 /** RFC 4443 2.4(c): an ICMPv6 error fills at most the IPv6 minimum MTU. */
 export const IPV6_MIN_MTU = 1280;
 
@@ -121,10 +128,11 @@ export function icmpErrorAllowed(ip: Uint8Array, h: Extract<IpHeader, { version:
 }
 
 /**
- * ICMP destination unreachable, code 0 (net unreachable), from ownIp to the packet's source,
- * quoting its IP header and the first 8 bytes of its payload (RFC 792).
+ * An ICMP error (type, code) from ownIp to the packet's source, quoting its IP header and the
+ * first 8 bytes of its payload (RFC 792): destination unreachable (net unreachable) for no route,
+ * time exceeded (in transit) for a TTL that runs out here.
  */
-export function buildNetUnreachable(orig: Uint8Array, ownIp: number): Buffer {
+export function buildIcmpError(orig: Uint8Array, ownIp: number, type: number, code: number): Buffer {
   const headerLen = (orig[0]! & 0x0f) * 4;
   const quote = Math.min(orig.length, headerLen + 8);
   const out = Buffer.alloc(28 + quote);
@@ -136,8 +144,8 @@ export function buildNetUnreachable(orig: Uint8Array, ownIp: number): Buffer {
   put32(out, 12, ownIp);
   out.set(orig.subarray(12, 16), 16);
   put16(out, 10, internetChecksum(out, 0, 20));
-  out[20] = ICMP_DEST_UNREACH;
-  out[21] = ICMP_NET_UNREACH;
+  out[20] = type;
+  out[21] = code;
   out.set(orig.subarray(0, quote), 28);
   put16(out, 22, internetChecksum(out, 20));
   return out;
@@ -156,11 +164,15 @@ export function icmp6ErrorAllowed(ip: Uint8Array, h: Extract<IpHeader, { version
   return true;
 }
 
+/** ICMP net unreachable about orig, from ownIp. */
+export const buildNetUnreachable = (orig: Uint8Array, ownIp: number): Buffer => buildIcmpError(orig, ownIp, ICMP_DEST_UNREACH, ICMP_NET_UNREACH);
+
 /**
- * ICMPv6 destination unreachable, code 0 (no route to destination), from ownIp6 to the packet's
- * source, quoting as much of it as fits in 1280 bytes (RFC 4443 3.1, 2.4(c)).
+ * An ICMPv6 error (type, code) from ownIp6 to the packet's source, quoting as much of it as fits
+ * in 1280 bytes (RFC 4443 2.4(c)): destination unreachable (no route to destination, 3.1) or time
+ * exceeded (hop limit exceeded in transit, 3.3).
  */
-export function buildNoRoute6(orig: Uint8Array, ownIp6: bigint): Buffer {
+export function buildIcmp6Error(orig: Uint8Array, ownIp6: bigint, type: number, code: number): Buffer {
   const quote = Math.min(orig.length, IPV6_MIN_MTU - 48);
   const icmpLen = 8 + quote;
   const out = Buffer.alloc(40 + icmpLen);
@@ -170,8 +182,8 @@ export function buildNoRoute6(orig: Uint8Array, ownIp6: bigint): Buffer {
   out[7] = 64;
   for (let i = 0; i < 4; i++) put32(out, 8 + 4 * i, Number((ownIp6 >> BigInt(96 - 32 * i)) & 0xffffffffn));
   out.set(orig.subarray(8, 24), 24);
-  out[40] = 1;
-  out[41] = 0;
+  out[40] = type;
+  out[41] = code;
   out.set(orig.subarray(0, quote), 48);
   // Pseudo-header (RFC 8200 8.1): source, destination, upper-layer length, next header.
   let pseudo = IPPROTO_ICMPV6 + (icmpLen >>> 16) + (icmpLen & 0xffff);
@@ -179,6 +191,9 @@ export function buildNoRoute6(orig: Uint8Array, ownIp6: bigint): Buffer {
   put16(out, 42, internetChecksum(out, 40, icmpLen, pseudo));
   return out;
 }
+
+/** ICMPv6 no route to destination about orig, from ownIp6. */
+export const buildNoRoute6 = (orig: Uint8Array, ownIp6: bigint): Buffer => buildIcmp6Error(orig, ownIp6, ICMPV6_DEST_UNREACH, ICMPV6_NOROUTE);
 
 /**
  * A token bucket: up to `burst` tokens, refilled at `perSecond`; take() spends one. The ICMP
@@ -252,9 +267,10 @@ export type TunVerdict<R> =
 
 /**
  * Decides where a packet read from the TUN goes; on 'send' the TTL has been decremented in place.
- * No route → a counted drop plus, where allowed, the ICMP net-unreachable to write into the TUN.
- * IPv6 likewise by v6 (hop limit, ICMPv6); without v6 (an IPv4-only network) IPv6 is a no_route
- * drop without ICMP.
+ * No route → a counted drop plus, where allowed, the ICMP net unreachable to write into the TUN; a
+ * TTL of 1 or 0 → a drop counted against the peer plus, where allowed, the ICMP time exceeded (as
+ * a router's hop: traceroute shows the forwarder). IPv6 likewise by v6 (hop limit, ICMPv6);
+ * without v6 (an IPv4-only network) IPv6 is a no_route drop without ICMP.
  */
 export function routeFromTun<R extends ForwardRoute>(p: Uint8Array, lookup: (dst: number) => R | undefined, ownIp: number, v6?: ForwardV6<R>): TunVerdict<R> {
   if (p.length > 0 && p[0]! >> 4 === 6) {
@@ -264,7 +280,9 @@ export function routeFromTun<R extends ForwardRoute>(p: Uint8Array, lookup: (dst
     if (!route) {
       return v6 && icmp6ErrorAllowed(p, h) ? { action: 'drop', reason: 'no_route', icmp: buildNoRoute6(p, v6.ownIp6) } : { action: 'drop', reason: 'no_route' };
     }
-    if (h.hopLimit <= 1) return { action: 'drop', reason: 'ttl', route };
+    if (h.hopLimit <= 1) {
+      return icmp6ErrorAllowed(p, h) ? { action: 'drop', reason: 'ttl', route, icmp: buildIcmp6Error(p, v6!.ownIp6, ICMPV6_TIME_EXCEED, ICMPV6_EXC_HOPLIMIT) } : { action: 'drop', reason: 'ttl', route };
+    }
     p[7] = h.hopLimit - 1;
     return { action: 'send', route };
   }
@@ -274,7 +292,9 @@ export function routeFromTun<R extends ForwardRoute>(p: Uint8Array, lookup: (dst
   if (!route) {
     return icmpErrorAllowed(p, h) ? { action: 'drop', reason: 'no_route', icmp: buildNetUnreachable(p, ownIp) } : { action: 'drop', reason: 'no_route' };
   }
-  if (h.ttl <= 1) return { action: 'drop', reason: 'ttl', route };
+  if (h.ttl <= 1) {
+    return icmpErrorAllowed(p, h) ? { action: 'drop', reason: 'ttl', route, icmp: buildIcmpError(p, ownIp, ICMP_TIME_EXCEEDED, ICMP_EXC_TTL) } : { action: 'drop', reason: 'ttl', route };
+  }
   decrementTtl(p);
   return { action: 'send', route };
 }

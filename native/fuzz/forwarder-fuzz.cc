@@ -345,7 +345,8 @@ void CheckSent(const ScriptedSyscalls& sys, const Underlay& u, uint64_t txPacket
 }
 
 void CheckIcmp(const Bytes& p) {
-  CHECK(p.size() >= 36 && p[0] == 0x45 && p[9] == 1 && p[20] == 3 && Be16(&p[2]) == p.size());
+  // Net unreachable (no route) or time exceeded (TTL run out), code 0 both.
+  CHECK(p.size() >= 36 && p[0] == 0x45 && p[9] == 1 && (p[20] == 3 || p[20] == 11) && p[21] == 0 && Be16(&p[2]) == p.size());
   CHECK(Be32(&p[12]) == kOwnIp && IpHdrOk(p));
   CHECK(Fold16(Sum16(p.data() + 20, p.size() - 20)) == 0xffff);
 }

@@ -4,7 +4,8 @@
 // underlay, one datagram per inner packet). Real pings over both families
 // (native <-> dgram included), a sha256-checked 10 MB TCP transfer over IPv6
 // on the native engine with offloads, ICMPv6 no route from the TUN's IPv6
-// address for an address outside every subnet (both engines), and a forged
+// address for an address outside every subnet (both engines), ICMP and ICMPv6
+// time exceeded from the TUN for a TTL that runs out there, and a forged
 // datagram with a spoofed inner IPv6 source dropped and counted.
 // Counters are read as an operator would: SIGUSR1 makes weftd log "stats".
 import { test } from 'uvu';
@@ -90,6 +91,30 @@ test('an IPv6 destination outside every subnet gets ICMPv6 no route from the TUN
     const after = await stats(u.agent);
     assert.is(after.drops.no_route - before.drops.no_route, 2, u.host.name);
     assert.is(after.icmpSent - before.icmpSent, 2, u.host.name);
+  }
+});
+
+test('a TTL (hop limit) that runs out at the forwarder gets ICMP time exceeded from the TUN\'s address, counted as ttl (both engines, both families)', async () => {
+  // TTL 2: the host's kernel forwards the echo from the bridge into the TUN with TTL 1; the forwarder,
+  // a router's hop as flannel's is, may not send it on.
+  for (const i of [0, 2]) {
+    const u = agents[i]!;
+    const c = containers[i]!;
+    const peer = containers[(i + 1) % 3]!;
+    for (const [family, dst, from, said] of [
+      [4, peer.ip, u.ready.subnet.replace(/\/24$/, ''), 'Time to live exceeded'],
+      [6, peer.ipv6!, u.ready.ipv6!.subnet.replace(/\/64$/, ''), 'Time exceeded: Hop limit'],
+    ] as const) {
+      const before = await stats(u.agent);
+      const r = await ping(c.ns, dst, { count: 2, intervalMs: 200, timeoutS: 1, ttl: 2 });
+      assert.is(r.received, 0, r.output);
+      assert.match(r.output, new RegExp(`From ${from.replace(/\./g, '\\.')}.*icmp_seq=1 ${said}`), r.output);
+      const after = await stats(u.agent);
+      assert.is(after.drops.ttl - before.drops.ttl, 2, `${u.host.name} IPv${family}`);
+      assert.is(after.icmpSent - before.icmpSent, 2, `${u.host.name} IPv${family}`);
+      // Three hops on the way (this host, its forwarder, the peer's host): TTL 4 gets there.
+      assert.is((await ping(c.ns, dst, { count: 1, timeoutS: 2, ttl: 4 })).received, 1, `${u.host.name} IPv${family} with TTL 4`);
+    }
   }
 });
 

@@ -4,7 +4,9 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { native, type NativeForwarderRoute } from '../../../../native/index.js';
-import { buildNetUnreachable, checkDatagram, decrementTtl, icmpErrorAllowed, parseIpHeader, routeFromTun, type Net4 } from '../../../../backend/udp/packet.js';
+import {
+  buildIcmpError, buildNetUnreachable, checkDatagram, decrementTtl, ICMP_EXC_TTL, ICMP_TIME_EXCEEDED, icmpErrorAllowed, parseIpHeader, routeFromTun, type Net4,
+} from '../../../../backend/udp/packet.js';
 import { ForwardingTable } from '../../../../backend/udp/table.js';
 import { formatIP4, parseIP4 } from '../../../../lib/ip.js';
 import { pattern, tcp4, udp4 } from '../../native/packet-builders.js';
@@ -105,18 +107,19 @@ for (const [what, pkt] of fromTun) {
       { drop: ts.action === 'drop' ? ts.reason : null, peer: tsRoute, icmp: ts.action === 'drop' && ts.icmp !== undefined, pkt: tsPkt.toString('hex') },
       what,
     );
-    if (ts.action === 'drop' && ts.icmp) assert.is(v4.buildNetUnreachable(pkt, '10.244.1.0').toString('hex'), ts.icmp.toString('hex'), 'the ICMP bytes');
+    if (ts.action === 'drop' && ts.icmp) assert.is(v4.buildTunError(ts.reason as 'no_route' | 'ttl', pkt, '10.244.1.0').toString('hex'), ts.icmp.toString('hex'), 'the ICMP bytes');
   });
 }
 
-test('buildNetUnreachable, icmpAllowed and decrementTtl agree byte for byte', () => {
+test('the ICMP errors (net unreachable, time exceeded), icmpAllowed and decrementTtl agree byte for byte', () => {
   const quoted = [
     udp4({ src: '10.244.1.2', dst: '172.16.0.1', payload: pattern(100) }),
     udp4({ src: '10.244.1.2', dst: '172.16.0.1', payload: pattern(1) }),
     Buffer.concat([mutate(Buffer.alloc(24), (b) => { b[0] = 0x46; b.writeUInt16BE(34, 2); b[8] = 9; b[9] = 17; b.writeUInt32BE(parseIP4('10.244.1.9'), 12); }), pattern(10)]),
   ];
   for (const p of quoted) {
-    assert.is(v4.buildNetUnreachable(p, '10.244.1.0').toString('hex'), buildNetUnreachable(p, own).toString('hex'));
+    assert.is(v4.buildTunError('no_route', p, '10.244.1.0').toString('hex'), buildNetUnreachable(p, own).toString('hex'));
+    assert.is(v4.buildTunError('ttl', p, '10.244.1.0').toString('hex'), buildIcmpError(p, own, ICMP_TIME_EXCEEDED, ICMP_EXC_TTL).toString('hex'));
     assert.is(v4.icmpAllowed(p), icmpErrorAllowed(p, parseIpHeader(p) as Extract<ReturnType<typeof parseIpHeader>, { version: 4 }>));
   }
   let seed = 99;

@@ -10,7 +10,7 @@ import { test } from 'uvu';
 import { fc, property } from '../../property.js';
 import { native, type NativeForwarderRoute, type NativePrefix, type ScriptedDatagram } from '../../../../native/index.js';
 import {
-  buildNetUnreachable, buildNoRoute6, checkDatagram, datagramTarget, decrementTtl, icmp6ErrorAllowed, icmpErrorAllowed, parseIpHeader, routeFromTun, type Net4, type Net6,
+  buildIcmp6Error, buildIcmpError, buildNetUnreachable, buildNoRoute6, checkDatagram, datagramTarget, decrementTtl, icmp6ErrorAllowed, icmpErrorAllowed, parseIpHeader, routeFromTun, type Net4, type Net6,
 } from '../../../../backend/udp/packet.js';
 import { ForwardingTable } from '../../../../backend/udp/table.js';
 import { formatIP4, formatIpNumber, ipNumber, parseIP4 } from '../../../../lib/ip.js';
@@ -126,7 +126,7 @@ property('send: routeFromTun (TypeScript) and the C++ verdict agree on drop reas
     { drop: ts.action === 'drop' ? ts.reason : null, peer: ts.route ? `${ts.route.peerIp}:${ts.route.port}` : null, icmp: ts.action === 'drop' && ts.icmp !== undefined, pkt: tsPkt.toString('hex') },
   );
   if (ts.action === 'drop' && ts.icmp) {
-    const cIcmp = pkt[0]! >> 4 === 6 ? v4.buildNoRoute6(pkt, OWN_IP6) : v4.buildNetUnreachable(pkt, '10.244.1.0');
+    const cIcmp = v4.buildTunError(ts.reason as 'no_route' | 'ttl', pkt, '10.244.1.0', OWN_IP6);
     assert.is(cIcmp.toString('hex'), ts.icmp.toString('hex'));
   }
 }));
@@ -134,13 +134,15 @@ property('send: routeFromTun (TypeScript) and the C++ verdict agree on drop reas
 property('ICMPv6 rules and the error built agree byte for byte on any IPv6 header', fc.property(packet.filter((p) => typeof parseIpHeader(p) !== 'string' && p[0]! >> 4 === 6), (pkt) => {
   const h = parseIpHeader(pkt) as Extract<ReturnType<typeof parseIpHeader>, { version: 6 }>;
   assert.is(v4.icmp6Allowed(pkt), icmp6ErrorAllowed(pkt, h));
-  assert.is(v4.buildNoRoute6(pkt, OWN_IP6).toString('hex'), buildNoRoute6(pkt, ipNumber(OWN_IP6).n).toString('hex'));
+  assert.is(v4.buildTunError('no_route', pkt, '10.244.1.0', OWN_IP6).toString('hex'), buildNoRoute6(pkt, ipNumber(OWN_IP6).n).toString('hex'));
+  assert.is(v4.buildTunError('ttl', pkt, '10.244.1.0', OWN_IP6).toString('hex'), buildIcmp6Error(pkt, ipNumber(OWN_IP6).n, 3, 0).toString('hex'));
 }));
 
 property('ICMP rules, the error built and the TTL decrement agree byte for byte on any IPv4 header', fc.property(packet.filter((p) => typeof parseIpHeader(p) !== 'string' && p[0]! >> 4 === 4), (pkt) => {
   const h = parseIpHeader(pkt) as Extract<ReturnType<typeof parseIpHeader>, { version: 4 }>;
   assert.is(v4.icmpAllowed(pkt), icmpErrorAllowed(pkt, h));
-  assert.is(v4.buildNetUnreachable(pkt, '10.244.1.0').toString('hex'), buildNetUnreachable(pkt, parseIP4('10.244.1.0')).toString('hex'));
+  assert.is(v4.buildTunError('no_route', pkt, '10.244.1.0').toString('hex'), buildNetUnreachable(pkt, parseIP4('10.244.1.0')).toString('hex'));
+  assert.is(v4.buildTunError('ttl', pkt, '10.244.1.0').toString('hex'), buildIcmpError(pkt, parseIP4('10.244.1.0'), 11, 0).toString('hex'));
   if (h.ttl > 1) {
     const ts = Buffer.from(pkt);
     decrementTtl(ts);
@@ -191,7 +193,7 @@ test('the generators reach every receive verdict and every send outcome', () => 
     seen.add(fam + (v.action === 'send' ? 'send' : `${v.reason}${v.icmp ? '+icmp' : ''}`));
   }
   for (const fam of ['', '6:']) {
-    for (const k of ['null', 'malformed', 'unknown_peer', 'spoofed_source', 'wrong_destination', 'send', 'no_route', 'no_route+icmp', 'ttl']) assert.ok(seen.has(fam + k), `${fam}${k} never generated`);
+    for (const k of ['null', 'malformed', 'unknown_peer', 'spoofed_source', 'wrong_destination', 'send', 'no_route', 'no_route+icmp', 'ttl+icmp']) assert.ok(seen.has(fam + k), `${fam}${k} never generated`);
   }
 });
 

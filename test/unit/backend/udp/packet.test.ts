@@ -163,13 +163,24 @@ test('routeFromTun: a routed packet is sent with TTL - 1 and a valid checksum', 
   assert.is(referenceChecksum(p.subarray(0, 20)), 0);
 });
 
-test('routeFromTun: TTL 1 and 0 are ttl drops, untouched', () => {
+test('routeFromTun: TTL 1 and 0 are ttl drops, untouched, with an ICMP time exceeded back to the sender; none about an ICMP error', () => {
   for (const ttl of [0, 1]) {
-    const p = ipv4('10.244.1.2', '10.244.2.3', { ttl });
+    const p = ipv4('10.244.1.2', '10.244.2.3', { ttl, payload: hex('0800 f7ff 0000 0000 aabb') });
     const copy = Buffer.from(p);
-    assert.equal(routeFromTun(p, lookup, own), { action: 'drop', reason: 'ttl', route: table.routesOf('192.0.2.12')![0] }, 'counted against the peer it was for');
+    const v = routeFromTun(p, lookup, own) as { action: string; reason: string; route: unknown; icmp?: Buffer };
+    assert.equal({ ...v, icmp: undefined }, { action: 'drop', reason: 'ttl', route: table.routesOf('192.0.2.12')![0], icmp: undefined }, 'counted against the peer it was for');
     assert.equal(p, copy);
+    const icmp = v.icmp!;
+    assert.is(icmp.length, 20 + 8 + 20 + 8, 'its header and 8 bytes quoted');
+    assert.is(icmp.readUInt32BE(12), own, 'from the TUN\'s address');
+    assert.is(icmp.readUInt32BE(16), parseIP4('10.244.1.2'), 'to the sender');
+    assert.equal([icmp[20], icmp[21]], [11, 0], 'time exceeded in transit');
+    assert.equal(icmp.subarray(28), p.subarray(0, 28));
+    assert.is(referenceChecksum(icmp.subarray(0, 20)), 0);
+    assert.is(referenceChecksum(icmp.subarray(20)), 0);
   }
+  const err = ipv4('10.244.1.2', '10.244.2.3', { ttl: 1, proto: 1, payload: hex('0b00 0000 0000 0000') });
+  assert.equal(routeFromTun(err, lookup, own), { action: 'drop', reason: 'ttl', route: table.routesOf('192.0.2.12')![0] });
 });
 
 test('routeFromTun: no route -> no_route with an ICMP net unreachable back to the sender; none for ICMP errors or IPv6', () => {

@@ -36,7 +36,7 @@ function send(p: Buffer) {
   const cc = c.routeFromTun(Buffer.from(p), routes);
   const tsView = { drop: v.action === 'drop' ? v.reason : null, peer: v.route ? `${v.route.peerIp}:${v.route.port}` : null, icmp: v.action === 'drop' && !!v.icmp, pkt: ts.toString('hex') };
   assert.equal({ ...cc, pkt: cc.pkt.toString('hex') }, tsView, 'C++ and TypeScript agree');
-  if (v.action === 'drop' && v.icmp) assert.is(c.buildNoRoute6(p, OWN6).toString('hex'), v.icmp.toString('hex'), 'the same ICMPv6 bytes');
+  if (v.action === 'drop' && v.icmp) assert.is(c.buildTunError(v.reason as 'no_route' | 'ttl', p, '10.244.1.0', OWN6).toString('hex'), v.icmp.toString('hex'), 'the same ICMPv6 bytes');
   return { v, after: ts };
 }
 
@@ -72,12 +72,18 @@ test('routeFromTun IPv6: sent with hop limit - 1 and every other byte unchanged'
   assert.equal(after, expect);
 });
 
-test('routeFromTun IPv6: hop limit 1 and 0 are ttl drops against the peer, untouched', () => {
+test('routeFromTun IPv6: hop limit 1 and 0 are ttl drops against the peer, untouched, with an ICMPv6 hop limit exceeded back', () => {
   for (const hopLimit of [0, 1]) {
     const p = udp6({ src: 'fd00:0:0:1::2', dst: 'fd00:0:0:2::3', hopLimit, payload: Buffer.alloc(8) });
     const { v, after } = send(p);
-    assert.equal(v, { action: 'drop', reason: 'ttl', route: table.routesOf('192.0.2.12')![1] });
+    const icmp = (v as { icmp: Buffer }).icmp;
+    assert.equal({ ...v, icmp: undefined }, { action: 'drop', reason: 'ttl', route: table.routesOf('192.0.2.12')![1], icmp: undefined });
     assert.equal(after, p);
+    assert.equal(icmp.subarray(8, 24), ipNumberBytes(OWN6), 'from the TUN\'s IPv6 address');
+    assert.equal(icmp.subarray(24, 40), p.subarray(8, 24), 'to the sender');
+    assert.equal([icmp[40], icmp[41]], [3, 0], 'time exceeded, hop limit exceeded in transit');
+    assert.equal(icmp.subarray(48), p, 'the whole packet quoted');
+    assert.is(fold(sum16(icmp, 40, icmp.length, pseudo6(icmp, 58, icmp.length - 40))), 0xffff, 'the checksum verifies');
   }
 });
 
@@ -105,7 +111,7 @@ test('ICMPv6 error quotes at most up to the 1280-byte minimum MTU', () => {
   assert.is(icmp.length, 1280);
   assert.equal(icmp.subarray(48), big.subarray(0, 1232));
   assert.is(fold(sum16(icmp, 40, icmp.length, pseudo6(icmp, 58, icmp.length - 40))), 0xffff);
-  assert.is(c.buildNoRoute6(big, OWN6).toString('hex'), icmp.toString('hex'));
+  assert.is(c.buildTunError('no_route', big, '10.244.1.0', OWN6).toString('hex'), icmp.toString('hex'));
 });
 
 test('no ICMPv6 error about an ICMPv6 error, to multicast, or from ::, ::1, multicast or link-local; echo gets one', () => {
