@@ -15,9 +15,9 @@ export interface NativeNetlink {
   /** One datagram from the kernel, or null when none arrived within timeoutMs (-1: wait forever). */
   recv(fd: number, timeoutMs: number): Buffer | null;
   /**
-   * The datagrams queued now (no waiting), up to maxDatagrams (and 1 MiB), their messages
-   * concatenated in `data`, each datagram 4-aligned; `overruns`: ENOBUFS seen meanwhile. Throws on
-   * a datagram over 64 KiB (it is lost: read such sockets with recv).
+   * The datagrams queued now (no waiting), up to maxDatagrams reads (an overrun counts as one) and
+   * 1 MiB, their messages concatenated in `data`, each datagram 4-aligned; `overruns`: ENOBUFS seen
+   * meanwhile. Throws on a datagram over 64 KiB (it is lost: read such sockets with recv).
    */
   recvBatch(fd: number, maxDatagrams: number): { data: Buffer; datagrams: number; overruns: number };
   /** SO_ATTACH_FILTER: a classic BPF program, its sock_filter array in host byte order (netlink/monitor-filter.ts). */

@@ -154,7 +154,8 @@ Napi::Value Recv(const Napi::CallbackInfo& info) {
 constexpr size_t kBatch = 1024 * 1024;
 
 // recvBatch(fd, maxDatagrams) -> { data, datagrams, overruns }: the datagrams queued now,
-// without waiting, up to maxDatagrams (and what fits kBatch), one recv each (no peek) and
+// without waiting, up to maxDatagrams reads (an overrun counts as one, as in the monitor's
+// one-at-a-time reads) and what fits kBatch, one recv each (no peek) and
 // their messages concatenated in one Buffer, each datagram starting 4-aligned (its last
 // message padded with zero bytes, which parseMessages steps over as nlmsg alignment).
 // overruns: ENOBUFS seen (the socket's buffer overflowed: notifications were lost).
@@ -168,7 +169,7 @@ Napi::Value RecvBatch(const Napi::CallbackInfo& info) {
   size_t off = 0;
   int64_t count = 0;
   uint32_t overruns = 0;
-  while (count < max && buf.size() - off >= kScratch) {
+  while (count + overruns < max && buf.size() - off >= kScratch) {
     ssize_t n = recv(fd, buf.data() + off, kScratch, MSG_DONTWAIT | MSG_TRUNC);
     if (n < 0) {
       if (errno == EINTR) continue;

@@ -10,6 +10,7 @@
 #include "scripted-syscalls.h"
 #include "udp-batch.h"
 
+#include <algorithm>
 #include <arpa/inet.h>
 #include <string>
 #include <vector>
@@ -138,8 +139,8 @@ Napi::Value RouteFromTunOf(const Napi::CallbackInfo& info) {
 Napi::Value BuildTunErrorOf(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   std::string drop = info[0].As<Napi::String>().Utf8Value();
-  int d = drop == "no_route" ? kNoRoute : drop == "ttl" ? kTtl : -1;
-  if (d < 0) throw Napi::RangeError::New(env, "drop must be no_route or ttl");
+  int d = static_cast<int>(std::find(kDropNames, kDropNames + kDropCount, drop) - kDropNames);
+  if (d != kNoRoute && d != kTtl) throw Napi::RangeError::New(env, "drop must be no_route or ttl");
   std::vector<uint8_t> p = Bytes(info[1], "pkt");
   bool v6 = !p.empty() && (p[0] >> 4) == 6;
   if (v6 ? p.size() < 40 : p.size() < 20 || (p[0] & 0x0fu) * 4u > p.size()) throw Napi::RangeError::New(env, "pkt must hold a whole IP header");

@@ -144,8 +144,8 @@ export class NetlinkMonitor {
     // A socket without batched reads (a test's): one datagram at a time, each padded to 4 bytes as recvBatch does.
     const parts: Buffer[] = [];
     let overruns = 0;
-    const datagrams = this.receive(0, maxDatagrams, (d) => { parts.push(d, Buffer.alloc(-d.length & 3)); }, () => { overruns++; });
-    return { data: Buffer.concat(parts), datagrams, overruns };
+    this.receive(0, maxDatagrams, (d) => { parts.push(d, Buffer.alloc(-d.length & 3)); }, () => { overruns++; });
+    return { data: Buffer.concat(parts), datagrams: parts.length / 2, overruns };
   }
 
   private read(timeoutMs: number, maxDatagrams: number, want?: (type: number) => boolean): { notes: Notification[]; datagrams: number } {

@@ -265,6 +265,11 @@ export type TunVerdict<R> =
   | { action: 'send'; route: R }
   | { action: 'drop'; reason: DropReason; icmp?: Buffer; route?: R };
 
+/** A drop verdict: against the peer it was for (route) and with the ICMP error to write back (icmp), when there are. */
+function dropped<R>(reason: DropReason, route: R | undefined, icmp: Buffer | undefined): TunVerdict<R> {
+  return { action: 'drop', reason, ...(route === undefined ? {} : { route }), ...(icmp === undefined ? {} : { icmp }) };
+}
+
 /**
  * Decides where a packet read from the TUN goes; on 'send' the TTL has been decremented in place.
  * No route → a counted drop plus, where allowed, the ICMP net unreachable to write into the TUN; a
@@ -277,24 +282,16 @@ export function routeFromTun<R extends ForwardRoute>(p: Uint8Array, lookup: (dst
     const h = parseIpHeader(p);
     if (typeof h === 'string' || h.version !== 6) return { action: 'drop', reason: 'malformed' };
     const route = v6?.lookup6(h.dst);
-    if (!route) {
-      return v6 && icmp6ErrorAllowed(p, h) ? { action: 'drop', reason: 'no_route', icmp: buildNoRoute6(p, v6.ownIp6) } : { action: 'drop', reason: 'no_route' };
-    }
-    if (h.hopLimit <= 1) {
-      return icmp6ErrorAllowed(p, h) ? { action: 'drop', reason: 'ttl', route, icmp: buildIcmp6Error(p, v6!.ownIp6, ICMPV6_TIME_EXCEED, ICMPV6_EXC_HOPLIMIT) } : { action: 'drop', reason: 'ttl', route };
-    }
+    if (!v6 || !route) return dropped<R>('no_route', undefined, v6 && icmp6ErrorAllowed(p, h) ? buildNoRoute6(p, v6.ownIp6) : undefined);
+    if (h.hopLimit <= 1) return dropped('ttl', route, icmp6ErrorAllowed(p, h) ? buildIcmp6Error(p, v6.ownIp6, ICMPV6_TIME_EXCEED, ICMPV6_EXC_HOPLIMIT) : undefined);
     p[7] = h.hopLimit - 1;
     return { action: 'send', route };
   }
   const h = parseIpHeader(p);
   if (typeof h === 'string' || h.version !== 4) return { action: 'drop', reason: 'malformed' };
   const route = lookup(h.dst);
-  if (!route) {
-    return icmpErrorAllowed(p, h) ? { action: 'drop', reason: 'no_route', icmp: buildNetUnreachable(p, ownIp) } : { action: 'drop', reason: 'no_route' };
-  }
-  if (h.ttl <= 1) {
-    return icmpErrorAllowed(p, h) ? { action: 'drop', reason: 'ttl', route, icmp: buildIcmpError(p, ownIp, ICMP_TIME_EXCEEDED, ICMP_EXC_TTL) } : { action: 'drop', reason: 'ttl', route };
-  }
+  if (!route) return dropped<R>('no_route', undefined, icmpErrorAllowed(p, h) ? buildNetUnreachable(p, ownIp) : undefined);
+  if (h.ttl <= 1) return dropped('ttl', route, icmpErrorAllowed(p, h) ? buildIcmpError(p, ownIp, ICMP_TIME_EXCEEDED, ICMP_EXC_TTL) : undefined);
   decrementTtl(p);
   return { action: 'send', route };
 }
